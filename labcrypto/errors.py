@@ -1,0 +1,82 @@
+"""Every error the lab raises, under one root: ``LabCryptoError``.
+
+Catch ``LabCryptoError`` to handle anything the lab reports; catch a
+subclass to handle one cause. Each message says what went wrong and, where
+it can, what to do next. Only the CLI turns these into exit codes and only
+the widgets turn them into red text.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChannelClosed",
+    "ConnectionLost",
+    "DecryptionFailed",
+    "FrameTooLarge",
+    "HandshakeError",
+    "InvalidPublicValue",
+    "KeyFileError",
+    "KeyNotAllowed",
+    "LabCryptoError",
+    "PoolExhausted",
+    "ProtocolError",
+    "ServerKeyChanged",
+    "UnexpectedMessage",
+    "UnknownGroup",
+]
+
+
+class LabCryptoError(Exception):
+    """Root of every error raised by labcrypto."""
+
+
+class InvalidPublicValue(LabCryptoError, ValueError):
+    """A Diffie-Hellman public value that must not be used (0, 1, p-1, too big...)."""
+
+
+class UnknownGroup(LabCryptoError, LookupError):
+    """A group name that the lab does not know."""
+
+
+class KeyFileError(LabCryptoError):
+    """A key file that is missing, corrupt, truncated or does not match its partner."""
+
+
+class ProtocolError(LabCryptoError):
+    """The peer sent bytes that break the protocol (bad frame, bad message)."""
+
+
+class FrameTooLarge(ProtocolError):
+    """A frame's declared length is above the limit; refused before reading it."""
+
+
+class HandshakeError(ProtocolError):
+    """The handshake could not complete."""
+
+
+class UnexpectedMessage(HandshakeError):
+    """A handshake message arrived in the wrong state (out of order, or twice)."""
+
+
+class KeyNotAllowed(HandshakeError):
+    """The server does not have the client's public key on its allowlist."""
+
+
+class ServerKeyChanged(HandshakeError):
+    """The server presented a public key other than the one we expected (pinned)."""
+
+
+class DecryptionFailed(ProtocolError):
+    """A frame failed authentication: tampered, replayed, reordered, or the wrong key."""
+
+
+class ChannelClosed(LabCryptoError):
+    """The peer closed the conversation cleanly; there is nothing more to read."""
+
+
+class ConnectionLost(ProtocolError):
+    """The connection ended in the middle of a frame or without a clean close."""
+
+
+class PoolExhausted(LabCryptoError):
+    """Every port of the pool is leased; try again when one is released."""

@@ -1,0 +1,347 @@
+"""Long-term key pairs, kept in text files you can open and read (task 1).
+
+A key pair is a secret exponent ``private`` and the public value
+``public = g^private mod p`` in a named group. It is saved as two files:
+
+``NAME.key`` — the private key. Created with mode 0600 (only you can read
+it). Anyone holding it can pretend to be you, so never share or commit it::
+
+    # labcrypto private key "alice": keep it secret, never share or commit it.
+    version: 1
+    group: ffdhe2048
+    private: 0x5d1c...
+    public: 0x9a0b...
+
+``NAME.pub`` — the public key, one line in the style of ssh's ``.pub``
+files: a format tag, the group, the public value in hex, and a comment::
+
+    labcrypto-dh1 ffdhe2048 0x9a0b... alice
+
+The same one-line text (without the comment) is what the allowlist CSV
+stores. Numbers are written in hex with a ``0x`` prefix; when reading, a
+plain run of digits is read as decimal, and case, leading zeros and spaces
+do not matter — one key spelled two ways is the same key.
+
+A fingerprint (``alice.fingerprint``) is the first 16 hex digits of the
+SHA-256 of the group name and the public value: short enough to read out
+loud and compare, like the fingerprints ssh shows.
+
+Used from notebook 01 on; ``labcrypto keygen`` is the command-line twin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InvalidPublicValue, KeyFileError, LabCryptoError
+from .groups import FFDHE2048, Group, get_group, validate_public
+
+__all__ = [
+    "PUBLIC_TAG",
+    "KeyPair",
+    "PublicKey",
+    "generate",
+    "key_paths",
+    "load",
+    "load_or_create",
+    "load_public",
+    "parse_number",
+    "save",
+]
+
+#: The first word of a public key's text form; the "1" is the format version.
+PUBLIC_TAG = "labcrypto-dh1"
+_PRIVATE_VERSION = "1"
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+
+
+def parse_number(text: str) -> int:
+    """Read a non-negative integer written as ``0x...`` hex or plain decimal.
+
+    Spaces, ``_`` and case are ignored: ``"0x00FF"``, ``"0xff"`` and ``"255"``
+    are all 255. Anything else raises ``ValueError`` saying why.
+    """
+    cleaned = re.sub(r"[\s_]", "", text).lower()
+    if cleaned.startswith("0x"):
+        digits, base = cleaned[2:], 16
+        ok = re.fullmatch(r"[0-9a-f]+", digits)
+    else:
+        digits, base = cleaned, 10
+        ok = re.fullmatch(r"[0-9]+", digits)
+        if not ok and re.fullmatch(r"[0-9a-f]+", digits):
+            raise ValueError(f"{text!r} looks like hex: write hex numbers with a 0x prefix")
+    if not ok:
+        raise ValueError(f"{text!r} is not a number (expected 0x-prefixed hex or decimal)")
+    return int(digits, base)
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A public value in a named group: what you can show the world.
+
+    Two ``PublicKey`` objects are equal when group and value are equal,
+    however they were spelled in a file.
+    """
+
+    group: Group
+    value: int
+
+    def __post_init__(self) -> None:
+        validate_public(self.group, self.value)
+
+    @property
+    def fingerprint(self) -> str:
+        """16 hex digits that identify this key (SHA-256 of group name and value)."""
+        data = self.group.name.encode() + b":" + self.value.to_bytes(self.group.byte_length, "big")
+        return hashlib.sha256(data).hexdigest()[:16]
+
+    def to_text(self, comment: str = "") -> str:
+        """The one-line text form: ``labcrypto-dh1 GROUP 0xHEX [comment]``."""
+        line = f"{PUBLIC_TAG} {self.group.name} {self.value:#x}"
+        return f"{line} {comment}".rstrip()
+
+    @classmethod
+    def from_text(cls, text: str) -> PublicKey:
+        """Parse the one-line text form (a trailing comment is ignored)."""
+        words = text.split()
+        if len(words) < 3 or words[0].lower() != PUBLIC_TAG:
+            raise ValueError(
+                f"not a labcrypto public key: expected '{PUBLIC_TAG} GROUP 0xHEX', "
+                f"got {text.strip()[:40]!r}"
+            )
+        group = get_group(words[1])
+        return cls(group, parse_number(words[2]))
+
+    def __repr__(self) -> str:
+        return f"PublicKey({self.group.name}, fingerprint={self.fingerprint})"
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A private exponent and its public value ``g^private mod p``.
+
+    ``repr()`` never shows the private number, so printing a key pair in a
+    notebook does not leak it.
+    """
+
+    group: Group
+    private: int = field(repr=False)
+    public: int
+
+    @property
+    def public_key(self) -> PublicKey:
+        """The public half, safe to share."""
+        return PublicKey(self.group, self.public)
+
+    @property
+    def fingerprint(self) -> str:
+        """Fingerprint of the public half (see ``PublicKey.fingerprint``)."""
+        return self.public_key.fingerprint
+
+    def shared_secret(self, peer: PublicKey | int) -> int:
+        """Diffie-Hellman: ``K = peer^private mod p``, after validating ``peer``."""
+        value = peer.value if isinstance(peer, PublicKey) else peer
+        if isinstance(peer, PublicKey) and peer.group != self.group:
+            raise InvalidPublicValue(
+                f"the peer's key is in group {peer.group.name}, ours in {self.group.name}"
+            )
+        validate_public(self.group, value)
+        return pow(value, self.private, self.group.p)
+
+    def __repr__(self) -> str:
+        return f"KeyPair({self.group.name}, fingerprint={self.fingerprint})"
+
+
+def generate(group: Group = FFDHE2048) -> KeyPair:
+    """Make a fresh key pair with a secret exponent from ``secrets`` (never ``random``)."""
+    while True:
+        private = group.random_exponent(secrets.randbelow)
+        public = pow(group.g, private, group.p)
+        if public not in (1, group.p - 1):  # only possible in tiny toy groups
+            return KeyPair(group, private, public)
+
+
+# --- files ---------------------------------------------------------------------
+
+
+def key_paths(name: str, folder: str | os.PathLike[str] = "keys") -> tuple[Path, Path]:
+    """The two files of key ``name``: ``(folder/NAME.key, folder/NAME.pub)``."""
+    if not _NAME_RE.match(name):
+        raise ValueError(
+            f"key name {name!r} is not allowed: use letters, digits, '_', '-' or '.', "
+            "at most 64 characters, not starting with '.' or '-'"
+        )
+    base = Path(folder)
+    return base / f"{name}.key", base / f"{name}.pub"
+
+
+def _private_text(name: str, pair: KeyPair) -> str:
+    return (
+        f'# labcrypto private key "{name}": keep it secret, never share or commit it.\n'
+        f"# Its public half is in {name}.pub.\n"
+        f"version: {_PRIVATE_VERSION}\n"
+        f"group: {pair.group.name}\n"
+        f"private: {pair.private:#x}\n"
+        f"public: {pair.public:#x}\n"
+    )
+
+
+def _write_text(path: Path, text: str, mode: int, overwrite: bool) -> None:
+    """Write ``text`` to ``path`` with permissions ``mode``, atomically.
+
+    The data goes to a temporary file created with ``mode`` from the
+    start (so a private key is never readable by others, not even for a
+    moment), then is renamed into place. Without ``overwrite`` an existing
+    file is never replaced.
+    """
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)  # the umask may have removed bits; set exactly what we asked
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails with FileExistsError instead of replacing
+            os.unlink(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save(
+    pair: KeyPair, name: str, folder: str | os.PathLike[str] = "keys", *, overwrite: bool = False
+) -> tuple[Path, Path]:
+    """Write ``NAME.key`` (mode 0600) and ``NAME.pub``; return their paths.
+
+    Refuses to replace existing files unless ``overwrite=True``: losing a
+    private key that the server's allowlist knows locks you out.
+    """
+    key_path, pub_path = key_paths(name, folder)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    if not overwrite:
+        for path in (key_path, pub_path):
+            if path.exists():
+                raise KeyFileError(
+                    f"{path} already exists; refusing to overwrite a key "
+                    "(pass overwrite=True, or --force on the command line, if you mean it)"
+                )
+    try:
+        _write_text(key_path, _private_text(name, pair), 0o600, overwrite)
+        _write_text(pub_path, pair.public_key.to_text(name) + "\n", 0o644, overwrite)
+    except FileExistsError as exc:
+        raise KeyFileError(f"{exc.filename} appeared while saving; refusing to overwrite") from exc
+    return key_path, pub_path
+
+
+def _read_fields(path: Path) -> dict[str, str]:
+    """Read ``field: value`` lines, skipping blank lines and ``#`` comments."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise KeyFileError(f"{path}: no such key file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"{path}: cannot read the key file ({exc})") from exc
+    fields: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise KeyFileError(f"{path}, line {number}: expected 'field: value', got {line[:40]!r}")
+        fields[name.strip().lower()] = value.strip()
+    return fields
+
+
+def load_public(path: str | os.PathLike[str]) -> PublicKey:
+    """Read a ``.pub`` file (the first line that is not blank or a ``#`` comment)."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError as exc:
+        raise KeyFileError(f"{path}: no such public key file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"{path}: cannot read the public key file ({exc})") from exc
+    for line in lines:
+        if line.strip() and not line.lstrip().startswith("#"):
+            try:
+                return PublicKey.from_text(line)
+            except (ValueError, LabCryptoError) as exc:
+                raise KeyFileError(f"{path}: {exc}") from exc
+    raise KeyFileError(f"{path}: the file is empty; expected '{PUBLIC_TAG} GROUP 0xHEX'")
+
+
+def load(name: str, folder: str | os.PathLike[str] = "keys") -> KeyPair:
+    """Read ``NAME.key`` (and check ``NAME.pub`` against it, if present).
+
+    Every problem names the file: missing fields, numbers that do not
+    parse, an unknown group, or a public value that does not match the
+    private one (a truncated or hand-edited file, or two files mixed up).
+    """
+    key_path, pub_path = key_paths(name, folder)
+    fields = _read_fields(key_path)
+    missing = [f for f in ("version", "group", "private", "public") if f not in fields]
+    if missing:
+        raise KeyFileError(f"{key_path}: missing field(s) {', '.join(missing)} (truncated file?)")
+    if fields["version"] != _PRIVATE_VERSION:
+        raise KeyFileError(f"{key_path}: unsupported key file version {fields['version']!r}")
+    try:
+        group = get_group(fields["group"])
+        private = parse_number(fields["private"])
+        public = parse_number(fields["public"])
+    except (ValueError, LabCryptoError) as exc:
+        raise KeyFileError(f"{key_path}: {exc}") from exc
+    if not 1 < private < group.q:
+        raise KeyFileError(f"{key_path}: the private number is out of range for {group.name}")
+    if pow(group.g, private, group.p) != public:
+        raise KeyFileError(
+            f"{key_path}: the public value does not match the private one "
+            "(the file is corrupt or was edited by hand)"
+        )
+    pair = KeyPair(group, private, public)
+    if pub_path.exists() and load_public(pub_path) != pair.public_key:
+        raise KeyFileError(
+            f"{pub_path} does not belong to {key_path} (different public value): "
+            "the two files were mixed up"
+        )
+    return pair
+
+
+def load_or_create(
+    name: str, folder: str | os.PathLike[str] = "keys", group: Group = FFDHE2048
+) -> KeyPair:
+    """Load key ``name`` if it exists, otherwise generate and save it (task 1).
+
+    Run it twice and you get the same key: that is what lets the server's
+    allowlist recognise you tomorrow. It never replaces an existing key:
+    if only ``NAME.pub`` exists, or the key is in another group, it raises
+    instead of guessing. A missing ``NAME.pub`` is rewritten from the key.
+    """
+    key_path, pub_path = key_paths(name, folder)
+    if key_path.exists():
+        pair = load(name, folder)
+        if pair.group != group:
+            raise KeyFileError(
+                f"{key_path} holds a {pair.group.name} key, not {group.name}: "
+                "choose another name, or delete the old files if you mean to replace them"
+            )
+        if not pub_path.exists():
+            _write_text(pub_path, pair.public_key.to_text(name) + "\n", 0o644, overwrite=False)
+        return pair
+    if pub_path.exists():
+        raise KeyFileError(
+            f"{pub_path} exists but {key_path} does not: the private key is lost or elsewhere. "
+            "Refusing to make a new key under the same name"
+        )
+    pair = generate(group)
+    save(pair, name, folder)
+    return pair
