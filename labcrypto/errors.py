@@ -9,6 +9,7 @@ the widgets turn them into red text.
 from __future__ import annotations
 
 __all__ = [
+    "AllowlistError",
     "ChannelClosed",
     "ConnectionLost",
     "DecryptionFailed",
@@ -18,24 +19,19 @@ __all__ = [
     "KeyFileError",
     "KeyNotAllowed",
     "LabCryptoError",
+    "MalformedMessage",
+    "NameNotOnAllowlist",
     "PoolExhausted",
     "ProtocolError",
     "ServerKeyChanged",
     "UnexpectedMessage",
     "UnknownGroup",
+    "VersionMismatch",
 ]
 
 
 class LabCryptoError(Exception):
     """Root of every error raised by labcrypto."""
-
-
-class InvalidPublicValue(LabCryptoError, ValueError):
-    """A Diffie-Hellman public value that must not be used (0, 1, p-1, too big...)."""
-
-
-class UnknownGroup(LabCryptoError, LookupError):
-    """A group name that the lab does not know."""
 
 
 class KeyFileError(LabCryptoError):
@@ -52,6 +48,22 @@ class FrameTooLarge(ProtocolError):
 
 class HandshakeError(ProtocolError):
     """The handshake could not complete."""
+
+
+class InvalidPublicValue(HandshakeError, ValueError):
+    """A Diffie-Hellman public value that must not be used (0, 1, p-1, too big...)."""
+
+
+class UnknownGroup(HandshakeError, LookupError):
+    """A group name that the lab does not know, or that this side does not accept."""
+
+
+class VersionMismatch(HandshakeError):
+    """The peer speaks another version of the protocol, or another mode."""
+
+
+class MalformedMessage(HandshakeError):
+    """A handshake message that is not the JSON object the protocol expects."""
 
 
 class UnexpectedMessage(HandshakeError):
@@ -80,3 +92,11 @@ class ConnectionLost(ProtocolError):
 
 class PoolExhausted(LabCryptoError):
     """Every port of the pool is leased; try again when one is released."""
+
+
+class AllowlistError(LabCryptoError, ValueError):
+    """A change to the allowlist that was refused: a bad name, or a name or key already there."""
+
+
+class NameNotOnAllowlist(AllowlistError, LookupError):
+    """A name that is not on the allowlist (for example in ``remove``)."""

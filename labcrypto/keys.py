@@ -144,13 +144,19 @@ class KeyPair:
         return self.public_key.fingerprint
 
     def shared_secret(self, peer: PublicKey | int) -> int:
-        """Diffie-Hellman: ``K = peer^private mod p``, after validating ``peer``."""
-        value = peer.value if isinstance(peer, PublicKey) else peer
-        if isinstance(peer, PublicKey) and peer.group != self.group:
-            raise InvalidPublicValue(
-                f"the peer's key is in group {peer.group.name}, ours in {self.group.name}"
-            )
-        validate_public(self.group, value)
+        """Diffie-Hellman: ``K = peer^private mod p``, after validating ``peer``.
+
+        A ``PublicKey`` was validated when it was made; a bare ``int`` is
+        validated here.
+        """
+        if isinstance(peer, PublicKey):
+            if peer.group != self.group:
+                raise InvalidPublicValue(
+                    f"the peer's key is in group {peer.group.name}, ours in {self.group.name}"
+                )
+            value = peer.value
+        else:
+            value = validate_public(self.group, peer)
         return pow(value, self.private, self.group.p)
 
     def __repr__(self) -> str:

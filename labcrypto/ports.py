@@ -1,0 +1,334 @@
+"""A pool of TCP ports for the conversation port of task 4.
+
+In task 4 the handshake happens on one well-known port, and the rest of
+the conversation on a second port that the server picks for this client
+and sends as its first encrypted message. The second port comes from a
+small range, the pool, so the firewall and the instructor know where to
+look::
+
+    pool = PortPool(50100, 50109)
+    with pool.lease(ttl=30) as lease:      # a listening socket, ready to accept
+        send_port_number(lease.port)       # inside the encrypted channel
+        conn, addr = lease.socket.accept()
+        ...                                # the port goes back when the block ends
+
+Why the pool binds the socket itself (mistake #10 of the course). The
+tempting way is "find a free port, close the test socket, tell the caller
+the number, let the caller bind it": between the close and the second bind
+any other program (or another thread of the same server) can take the
+port, and then the client is told a port that belongs to someone else. And
+a loop that returns the first port of the range when every bind failed
+hands out a port that is certainly taken. Here a port counts as leased only
+once *our* socket is bound to it and listening, and that very socket is
+what the lease gives you: nothing to race with. A port that another
+program holds is skipped.
+
+Every wait is bounded: ``lease(timeout=...)`` waits at most that many
+seconds for a port to come back, then raises ``PoolExhausted`` with a
+message the client can show ("try again in a moment"). A lease may carry
+a time to live (``ttl``); a lease whose time has passed is reclaimed by the
+pool (its socket closed, the port returned), so a client that never comes
+back to the second port cannot leak it.
+
+Used by notebook 04_two_ports and by the servers of notebooks 04 and 05.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import socket
+import threading
+import time
+from types import TracebackType
+
+from .errors import PoolExhausted
+
+__all__ = ["Lease", "PortPool"]
+
+#: How often a waiting ``lease`` tries again the ports that other programs hold
+#: (nothing tells us when they let go, unlike our own releases).
+_RETRY_BUSY_SECONDS = 0.05
+
+#: bind() errors that mean "this port is taken", so the pool skips it.
+_IN_USE_ERRNOS = {
+    errno.EADDRINUSE,
+    errno.EACCES,  # a port below 1024 without privileges, or reserved by the system
+    10048,  # WSAEADDRINUSE (Windows)
+    10013,  # WSAEACCES (Windows)
+}
+
+
+def _listening_socket(host: str, port: int) -> socket.socket | None:
+    """Bind a TCP socket to ``(host, port)`` and listen; None if the port is taken.
+
+    ``SO_REUSEADDR`` lets us reuse a port whose last connection is still in
+    TIME_WAIT, but on Linux and macOS it never lets us share a port that
+    another socket is listening on. On Windows the same option *would*
+    allow stealing a port, so there we ask for the opposite,
+    ``SO_EXCLUSIVEADDRUSE``. Any other error (an address that is not on
+    this machine, say) is raised: skipping would hide a mistake.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if hasattr(socket, "SO_EXCLUSIVEADDRUSE"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1)
+    except OSError as exc:
+        sock.close()
+        if exc.errno in _IN_USE_ERRNOS:
+            return None
+        raise OSError(
+            exc.errno,
+            f"cannot listen on {host}:{port} ({exc.strerror}); is {host!r} an "
+            "address of this machine? Use '127.0.0.1' for the lab",
+        ) from exc
+    return sock
+
+
+def _close_quietly(sock: socket.socket) -> None:
+    """Close a listening socket, waking a thread blocked in ``accept()`` on it."""
+    with contextlib.suppress(OSError):  # not connected, or already closed
+        sock.shutdown(socket.SHUT_RDWR)  # close() alone does not wake accept() on Linux
+    sock.close()
+
+
+class Lease:
+    """One port of the pool, bound and listening, until you ``release()`` it.
+
+    ``port`` is the number to tell the client; ``socket`` is the listening
+    socket to ``accept()`` on (it is yours: set a timeout on it, but do not
+    close it yourself, ``release()`` does). ``expires_at`` is a
+    ``time.monotonic()`` time after which the pool takes the port back, or
+    None. Use it in a ``with`` block so the port always comes back. Made by
+    ``PortPool.lease``, not by hand.
+    """
+
+    def __init__(
+        self, pool: PortPool, port: int, sock: socket.socket, expires_at: float | None
+    ) -> None:
+        self._pool = pool
+        self.port = port
+        self.socket = sock
+        self.expires_at = expires_at
+        self._returned = False  # set by the pool, under its lock
+
+    @property
+    def released(self) -> bool:
+        """Has the port gone back to the pool (released, reclaimed, or the pool closed)?"""
+        return self._returned
+
+    @property
+    def expired(self) -> bool:
+        """Has the time to live passed? (False for a lease without ttl.)"""
+        return self.expires_at is not None and time.monotonic() >= self.expires_at
+
+    def release(self) -> None:
+        """Close the socket and give the port back; calling it again does nothing.
+
+        If the pool already took the port back (the ttl passed, or the pool
+        was closed), this does nothing either: the port may by now belong to
+        another lease, and it must not be returned twice.
+        """
+        self._pool._give_back(self)
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        if self._returned:
+            state = "returned"
+        elif self.expires_at is None:
+            state = "no ttl"
+        else:
+            state = f"expires in {self.expires_at - time.monotonic():.1f} s"
+        return f"Lease(port={self.port}, {state})"
+
+
+class PortPool:
+    """The ports ``first`` to ``last`` (both included) on ``host``, leased one at a time.
+
+    Safe to use from several threads: each port is leased to at most one
+    holder at a time, and every port comes back (on ``release``, at the end
+    of a ``with`` block, when its ttl passes, or on ``close``).
+    """
+
+    def __init__(self, first: int, last: int, host: str = "127.0.0.1") -> None:
+        for label, value in (("first", first), ("last", last)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{label} must be a port number (int), got {value!r}")
+            if not 1 <= value <= 65535:
+                raise ValueError(f"{label} must be a port between 1 and 65535, got {value}")
+        if first > last:
+            raise ValueError(f"the range is empty: first ({first}) is above last ({last})")
+        if not isinstance(host, str) or not host:
+            raise ValueError(f"host must be an address such as '127.0.0.1', got {host!r}")
+        self.first = first
+        self.last = last
+        self.host = host
+        self._cond = threading.Condition(threading.Lock())
+        self._free: collections.deque[int] = collections.deque(range(first, last + 1))
+        self._leases: dict[int, Lease] = {}
+        self._busy = 0  # ports skipped in the last search because other programs hold them
+        self._closed = False
+
+    @property
+    def size(self) -> int:
+        """How many ports the pool has."""
+        return self.last - self.first + 1
+
+    # --- leasing ----------------------------------------------------------------
+
+    def lease(self, timeout: float | None = 0, ttl: float | None = None) -> Lease:
+        """Take a free port: bound, listening, yours until you release it.
+
+        ``timeout`` is how many seconds to wait when every port is in use:
+        0 (the default) means do not wait. ``None`` is refused with
+        ``ValueError``: waiting forever would hang a notebook cell or a
+        server thread, so every wait here has a limit. When the wait is
+        over, ``PoolExhausted`` says which range is full.
+
+        ``ttl`` (seconds, or None for no limit) is how long the lease lasts;
+        after that the pool closes the socket and takes the port back.
+        """
+        if timeout is None:
+            raise ValueError(
+                "timeout=None would wait forever; pass the most seconds to wait (0 = no wait)"
+            )
+        if timeout < 0:
+            raise ValueError(f"timeout must be 0 or more seconds, got {timeout}")
+        if ttl is not None and ttl <= 0:
+            raise ValueError(f"ttl must be more than 0 seconds (or None for no limit), got {ttl}")
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise PoolExhausted(
+                        f"the port pool {self._range()} is closed; make a new PortPool "
+                        "(re-run the cell that creates it)"
+                    )
+                self._reclaim_expired()
+                lease = self._take_one(ttl)
+                if lease is not None:
+                    return lease
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise PoolExhausted(self._exhausted_message())
+                self._cond.wait(self._wait_slice(remaining))
+
+    def _take_one(self, ttl: float | None) -> Lease | None:
+        """Try each free port once, in turn; lease the first we can listen on (lock held)."""
+        self._busy = 0
+        for _ in range(len(self._free)):
+            port = self._free.popleft()
+            try:
+                sock = _listening_socket(self.host, port)
+            except BaseException:
+                self._free.appendleft(port)
+                raise
+            if sock is None:
+                self._free.append(port)  # taken by another program: try it again later
+                self._busy += 1
+                continue
+            expires_at = None if ttl is None else time.monotonic() + ttl
+            lease = Lease(self, port, sock, expires_at)
+            self._leases[port] = lease
+            return lease
+        return None
+
+    def _wait_slice(self, remaining: float) -> float:
+        """How long to sleep before looking again (lock held)."""
+        wait = remaining
+        if self._busy:
+            wait = min(wait, _RETRY_BUSY_SECONDS)
+        expiries = [
+            lease.expires_at for lease in self._leases.values() if lease.expires_at is not None
+        ]
+        if expiries:
+            wait = min(wait, max(0.0, min(expiries) - time.monotonic()) + 0.001)
+        return wait
+
+    def _range(self) -> str:
+        return f"{self.host}:{self.first}-{self.last}"
+
+    def _exhausted_message(self) -> str:
+        busy = f", {self._busy} held by other programs" if self._busy else ""
+        return (
+            f"no free port in {self._range()} ({self.size} port(s): "
+            f"{len(self._leases)} leased{busy}); try again in a moment"
+        )
+
+    # --- giving back --------------------------------------------------------------
+
+    def _give_back(self, lease: Lease) -> None:
+        with self._cond:
+            self._return(lease)
+
+    def _return(self, lease: Lease) -> None:
+        """Close the lease's socket and free its port, exactly once (lock held)."""
+        if lease._returned or self._leases.get(lease.port) is not lease:
+            return
+        lease._returned = True
+        del self._leases[lease.port]
+        _close_quietly(lease.socket)
+        self._free.append(lease.port)  # to the back: the next lease gets another port
+        self._cond.notify()
+
+    def _reclaim_expired(self) -> None:
+        """Take back every lease whose ttl has passed (lock held)."""
+        for lease in list(self._leases.values()):
+            if lease.expired:
+                self._return(lease)
+
+    # --- looking ----------------------------------------------------------------
+
+    def leased(self) -> list[int]:
+        """The ports leased right now, smallest first."""
+        with self._cond:
+            self._reclaim_expired()
+            return sorted(self._leases)
+
+    @property
+    def available(self) -> int:
+        """How many ports are not leased (a few may still be held by other programs)."""
+        with self._cond:
+            self._reclaim_expired()
+            return self.size - len(self._leases)
+
+    def close(self) -> None:
+        """Release every lease and refuse new ones; threads waiting in ``lease`` get an error."""
+        with self._cond:
+            for lease in list(self._leases.values()):
+                self._return(lease)
+            self._closed = True
+            self._cond.notify_all()
+
+    def __enter__(self) -> PortPool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        with self._cond:
+            leased = len(self._leases)
+        state = "closed" if self._closed else f"{leased} of {self.size} leased"
+        return f"PortPool({self._range()}, {state})"
