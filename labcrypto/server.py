@@ -1,0 +1,327 @@
+"""A threaded TCP server that behaves inside a Jupyter kernel.
+
+The course's earlier lab built an echo server with one thread per client.
+This is the same idea with the lifecycle a notebook needs:
+
+* ``start()`` returns as soon as the socket listens. ``port=0`` asks the
+  OS for a free port; ``server.port`` tells you which one you got.
+* Re-running the cell that starts a server on the same port *replaces* the
+  old server of this kernel (it is stopped and joined first) instead of
+  failing with "Address already in use". A port held by another program
+  is a clear ``PortInUse`` error.
+* ``stop()`` closes the listening socket and every connection and joins
+  every thread, within a bounded time. ``with Server(...) as s:`` stops it
+  for you, and every server still running is stopped when the kernel exits.
+* Threads never ``print`` (the text would land in whatever cell runs at
+  that moment); they log, and keep recent events in ``server.events``
+  for widgets to show.
+* ``running_servers()`` lists what this kernel holds; ``stop_all()`` stops it.
+
+Subclasses override ``handle(conn, address)``: it runs in its own thread
+for each connection, with a socket that already has a timeout.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import errno
+import itertools
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import LabCryptoError
+
+__all__ = [
+    "Event",
+    "PortInUse",
+    "ThreadedServer",
+    "connect",
+    "running_servers",
+    "stop_all",
+]
+
+log = logging.getLogger("labcrypto.server")
+
+
+class PortInUse(LabCryptoError):
+    """The port is taken by another program (not by a server of this kernel)."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a server did, for logs and widgets: ``(time, kind, text)``."""
+
+    time: float
+    kind: str
+    text: str
+
+
+# The servers this process (this kernel) is running. It is the one piece of
+# global state in the package, on purpose: it is what lets a re-run cell find
+# and stop the server the previous run started.
+_running: dict[int, ThreadedServer] = {}
+_running_lock = threading.Lock()
+_ids = itertools.count(1)
+
+
+def running_servers() -> list[ThreadedServer]:
+    """Every server of this process that is listening now."""
+    with _running_lock:
+        return list(_running.values())
+
+
+def stop_all(timeout: float = 5.0) -> int:
+    """Stop every server of this process; return how many were stopped."""
+    servers = running_servers()
+    for server in servers:
+        server.stop(timeout)
+    return len(servers)
+
+
+atexit.register(stop_all)
+
+
+def connect(host: str, port: int, timeout: float = 5.0) -> socket.socket:
+    """Open a TCP connection with a timeout and ``TCP_NODELAY``.
+
+    Errors say what to do next: "connection refused" means nothing listens
+    on that port (is the server cell running? is the port right?).
+    """
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except ConnectionRefusedError:
+        raise ConnectionRefusedError(
+            f"nothing is listening on {host}:{port}. Is the server cell running, "
+            "and is this the port it printed?"
+        ) from None
+    except TimeoutError:
+        raise TimeoutError(
+            f"no answer from {host}:{port} within {timeout} s: check the host and port"
+        ) from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+class ThreadedServer:
+    """Listens on ``(host, port)`` and runs ``handle`` in a thread per connection.
+
+    ``connection_timeout`` bounds every blocking operation on a client's
+    socket (a client that goes silent is dropped after that long);
+    ``max_connections`` bounds how many clients are served at once (a
+    student's runaway loop cannot exhaust the server's threads).
+    """
+
+    #: How often the accept loop wakes up to check whether it should stop.
+    poll_interval = 0.1
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        name: str | None = None,
+        connection_timeout: float = 30.0,
+        max_connections: int = 200,
+    ) -> None:
+        self.host = host
+        self.requested_port = port
+        self.name = name or f"{type(self).__name__}-{next(_ids)}"
+        self.connection_timeout = connection_timeout
+        self.max_connections = max_connections
+        self.events: deque[Event] = deque(maxlen=1000)
+        self.listeners: list[Callable[[Event], None]] = []
+        self._listener: socket.socket | None = None
+        self._stopping = threading.Event()
+        self._accept_thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._connections: dict[socket.socket, threading.Thread] = {}
+        self._conn_ids = itertools.count(1)
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The port we listen on (the real one, also when you asked for port 0)."""
+        if self._listener is None:
+            raise RuntimeError("the server is not running: call start() first")
+        return self._listener.getsockname()[1]
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)`` to give to clients."""
+        return self.host, self.port
+
+    @property
+    def running(self) -> bool:
+        """True between ``start()`` and ``stop()``."""
+        return self._listener is not None and not self._stopping.is_set()
+
+    def start(self) -> ThreadedServer:
+        """Bind, listen, start the accept thread; return once clients can connect."""
+        if self.running:
+            return self
+        if self.requested_port:
+            self._replace_previous_server()
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((self.host, self.requested_port))
+        except OSError as exc:
+            listener.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(
+                    f"port {self.requested_port} on {self.host} is used by another program "
+                    "(not by a server of this notebook). Choose another port, or port=0 "
+                    "for a free one."
+                ) from None
+            raise
+        listener.listen(64)
+        listener.settimeout(self.poll_interval)
+        self._listener = listener
+        self._stopping.clear()
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, name=f"{self.name}-accept", daemon=True
+        )
+        with _running_lock:
+            _running[id(self)] = self
+        self._accept_thread.start()
+        self.emit("start", f"{self.name} listening on {self.host}:{self.port}")
+        return self
+
+    def _replace_previous_server(self) -> None:
+        """Stop a server of this process on our port: the re-run-the-cell case."""
+        for other in running_servers():
+            if other is not self and other.running and other.port == self.requested_port:
+                other.stop()
+                self.emit("replace", f"stopped the previous {other.name} on this port")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the listener and every connection; join every thread.
+
+        Returns within about ``timeout`` seconds even if a handler is stuck;
+        such a thread is named in a warning in the log (it is a daemon
+        thread, so it cannot keep the kernel from exiting).
+        """
+        if self._listener is None:
+            return
+        self._stopping.set()
+        deadline = time.monotonic() + timeout
+        if self._accept_thread is not None:
+            self._accept_thread.join(max(0.0, deadline - time.monotonic()))
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        self.on_stop()
+        with self._lock:
+            connections = list(self._connections.items())
+        for conn, _ in connections:
+            _shutdown(conn)
+        for _, thread in connections:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning("%s: thread %s did not stop in time", self.name, thread.name)
+        with _running_lock:
+            _running.pop(id(self), None)
+        self.emit("stop", f"{self.name} stopped")
+        self._listener = None
+
+    def on_stop(self) -> None:
+        """Hook for subclasses: release what they hold (ports, files) when stopping."""
+
+    def __enter__(self) -> ThreadedServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # --- connections --------------------------------------------------------------
+
+    @property
+    def connection_count(self) -> int:
+        """How many clients are connected right now."""
+        with self._lock:
+            return len(self._connections)
+
+    def threads(self) -> list[threading.Thread]:
+        """The threads this server runs now (accept loop and connections)."""
+        with self._lock:
+            threads = list(self._connections.values())
+        if self._accept_thread is not None and self._accept_thread.is_alive():
+            threads.insert(0, self._accept_thread)
+        return threads
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stopping.is_set():
+            try:
+                conn, address = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stopping.is_set():
+                    break
+                time.sleep(self.poll_interval)  # e.g. out of file descriptors: back off
+                continue
+            self._start_connection(conn, address)
+
+    def _start_connection(self, conn: socket.socket, address: tuple[str, int]) -> None:
+        conn.settimeout(self.connection_timeout)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            if len(self._connections) >= self.max_connections:
+                conn.close()
+                self.emit("refused", f"{address[0]}:{address[1]} refused: server full")
+                return
+            thread = threading.Thread(
+                target=self._run_handler,
+                args=(conn, address),
+                name=f"{self.name}-conn-{next(self._conn_ids)}",
+                daemon=True,
+            )
+            self._connections[conn] = thread
+        thread.start()
+
+    def _run_handler(self, conn: socket.socket, address: tuple[str, int]) -> None:
+        try:
+            self.handle(conn, address)
+        except Exception as exc:  # a handler bug must not kill the server
+            if not self._stopping.is_set():
+                self.emit("error", f"{address[0]}:{address[1]}: {type(exc).__name__}: {exc}")
+                log.debug("handler error", exc_info=True)
+        finally:
+            _shutdown(conn)
+            with self._lock:
+                self._connections.pop(conn, None)
+
+    def handle(self, conn: socket.socket, address: tuple[str, int]) -> None:
+        """Serve one connection. Override this; the default just closes it."""
+
+    # --- events -------------------------------------------------------------------
+
+    def emit(self, kind: str, text: str) -> None:
+        """Record an event: logged, kept in ``events``, passed to each listener."""
+        event = Event(time.time(), kind, text)
+        self.events.append(event)
+        log.info("%s: %s", self.name, text)
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:  # a broken widget must not break the server
+                log.debug("event listener failed", exc_info=True)
+
+    def __repr__(self) -> str:
+        where = f"{self.host}:{self.port}" if self.running else "stopped"
+        return f"<{type(self).__name__} {self.name} {where}, {self.connection_count} connected>"
+
+
+def _shutdown(conn: socket.socket) -> None:
+    """Shut a socket down (waking a thread blocked on it) and close it."""
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        conn.close()
