@@ -10,9 +10,11 @@ from __future__ import annotations
 
 __all__ = [
     "AllowlistError",
+    "BadPathName",
     "ChannelClosed",
     "ConnectionLost",
     "DecryptionFailed",
+    "FileServiceError",
     "FrameTooLarge",
     "HandshakeError",
     "InvalidPublicValue",
@@ -21,11 +23,16 @@ __all__ = [
     "LabCryptoError",
     "MalformedMessage",
     "NameNotOnAllowlist",
+    "PathOutsideHome",
+    "PathRefused",
     "PoolExhausted",
     "ProtocolError",
+    "QuotaExceeded",
     "ServerKeyChanged",
+    "TransferFailed",
     "UnexpectedMessage",
     "UnknownGroup",
+    "UploadTooLarge",
     "VersionMismatch",
 ]
 
@@ -100,3 +107,31 @@ class AllowlistError(LabCryptoError, ValueError):
 
 class NameNotOnAllowlist(AllowlistError, LookupError):
     """A name that is not on the allowlist (for example in ``remove``)."""
+
+
+class FileServiceError(LabCryptoError):
+    """A file-service command the server refused or could not do (not found, exists...)."""
+
+
+class PathRefused(FileServiceError):
+    """A path the file service will not use; the request touched nothing."""
+
+
+class PathOutsideHome(PathRefused):
+    """A path that would lead outside the user's home (``..`` above it, a symbolic link)."""
+
+
+class BadPathName(PathRefused, ValueError):
+    """A path with characters or a length the file service refuses (NUL, ``\\``, look-alikes)."""
+
+
+class TransferFailed(FileServiceError):
+    """A transfer that did not arrive whole (digest or size mismatch); nothing was kept."""
+
+
+class UploadTooLarge(FileServiceError):
+    """An upload over the server's size limit, refused before any data was sent."""
+
+
+class QuotaExceeded(FileServiceError):
+    """An upload that would take the user's home over its quota."""
