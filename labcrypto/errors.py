@@ -16,6 +16,7 @@ __all__ = [
     "DecryptionFailed",
     "FileServiceError",
     "FrameTooLarge",
+    "HandoffFailed",
     "HandshakeError",
     "InvalidPublicValue",
     "KeyFileError",
@@ -135,3 +136,8 @@ class UploadTooLarge(FileServiceError):
 
 class QuotaExceeded(FileServiceError):
     """An upload that would take the user's home over its quota."""
+
+
+class HandoffFailed(HandshakeError):
+    """The move to the data port (task 4) failed: no client came with the ticket in time,
+    or the server did not accept our ticket."""
