@@ -1,0 +1,546 @@
+"""The home-directory jail of the file service (task 5): paths that cannot leave.
+
+Every user of the file service lives in a home folder, ``root/<name>``, and
+sees it as ``/``. "Ideally the user should not even suspect anything is
+outside" (the course's FTP lab). The classic ways students get this wrong
+(course mistake 13):
+
+* ``os.chdir(home)`` in a server thread. The working directory belongs to
+  the whole *process*, not to a thread: two clients served at once walk
+  each other's folders. This module never changes directory.
+* ``if real_path.startswith(home)``: the home ``/srv/alice`` is a string
+  prefix of ``/srv/alice2``, so Alice can read Bob's files if Bob is
+  called ``alice2``. This module never compares paths as strings.
+* Checking a path, then using it: between ``os.path.realpath`` and
+  ``open``, another process can swap a folder for a symbolic link to
+  ``/etc``. A check that is not the use itself is a race.
+
+What this module does instead, in two steps:
+
+1. **Read the path as words** (``split_path``). A path is split on ``/``
+   into names, ``.`` is dropped and ``..`` removes the previous name; a
+   ``..`` with nothing left to remove would climb out of the home, and is
+   refused. Names with a NUL byte, a backslash, control characters, Unicode
+   look-alikes of ``/`` (``∕`` U+2215, ``⁄`` U+2044, ``／`` U+FF0F...), or
+   characters that Unicode folds into others (NFKC) are refused, and so
+   are names over 255 bytes and paths over 4096 bytes.
+2. **Walk the names one at a time from an open home folder**, each step
+   relative to the folder opened before (``os.open(name, dir_fd=...)``,
+   the ``openat`` system call), with ``O_NOFOLLOW``: a symbolic link is
+   never followed, wherever it points and whenever it appeared. The file
+   that is checked is the file that is used, because both are the same
+   open file descriptor.
+
+``AtomicFile`` writes a file the safe way: into a temporary file next to
+the target, flushed to disk, then renamed into place in one step, so a
+reader sees the old file or the new one, never half of one.
+
+Used by ``ftp`` (the file service of notebook 05_ftp).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .errors import BadPathName, FileServiceError, PathOutsideHome
+
+__all__ = [
+    "MAX_LISTING",
+    "MAX_NAME_BYTES",
+    "MAX_PATH_BYTES",
+    "SLASH_LOOKALIKES",
+    "AtomicFile",
+    "FileInfo",
+    "Jail",
+    "check_name",
+    "open_directory",
+    "show_path",
+    "split_path",
+]
+
+#: The longest single name Linux allows (``NAME_MAX``), in UTF-8 bytes.
+MAX_NAME_BYTES = 255
+#: The longest path we accept (``PATH_MAX``), in UTF-8 bytes.
+MAX_PATH_BYTES = 4096
+#: Characters that look like ``/`` or ``\`` but are not: refused in names, so a
+#: listing never shows ``docs∕secret`` that reads as a folder and is not.
+SLASH_LOOKALIKES = frozenset(
+    "\u2044"  # ⁄ FRACTION SLASH
+    "\u2215"  # ∕ DIVISION SLASH
+    "\u2216"  # ∖ SET MINUS
+    "\u2571"  # ╱ BOX DRAWINGS LIGHT DIAGONAL
+    "\u2572"  # ╲ BOX DRAWINGS LIGHT DIAGONAL (the other way)
+    "\u27cb"  # ⟋ MATHEMATICAL RISING DIAGONAL
+    "\u27cd"  # ⟍ MATHEMATICAL FALLING DIAGONAL
+    "\u29f5"  # ⧵ REVERSE SOLIDUS OPERATOR
+    "\u29f8"  # ⧸ BIG SOLIDUS
+    "\u29f9"  # ⧹ BIG REVERSE SOLIDUS
+    "\u2afb"  # ⫻ TRIPLE SOLIDUS BINARY RELATION
+    "\u2afd"  # ⫽ DOUBLE SOLIDUS OPERATOR
+    "\ufe68"  # ﹨ SMALL REVERSE SOLIDUS
+    "\uff0f"  # ／ FULLWIDTH SOLIDUS
+    "\uff3c"  # ＼ FULLWIDTH REVERSE SOLIDUS
+)
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_TEMP_PREFIX = ".labcrypto-upload-"
+#: ``ls`` of a folder with more entries than this shows only the first ones.
+MAX_LISTING = 10_000
+
+
+# --- step 1: paths as words ------------------------------------------------------
+
+
+def check_name(name: str) -> None:
+    """Refuse a single name (no ``/`` in it) that the jail will not use."""
+    if "\x00" in name:
+        raise BadPathName("a path cannot contain a NUL byte")
+    if "\\" in name:
+        raise BadPathName(
+            f"{name[:60]!r} contains a backslash: use '/' between folders, "
+            "and no backslashes in names"
+        )
+    for char in name:
+        if char in SLASH_LOOKALIKES:
+            raise BadPathName(
+                f"{name[:60]!r} contains {char!r} (U+{ord(char):04X}), which looks like a "
+                "slash but is not one: rename it with plain characters"
+            )
+        if unicodedata.category(char).startswith(("C", "Z")) and char != " ":
+            raise BadPathName(
+                f"{name[:60]!r} contains the invisible or control character "
+                f"U+{ord(char):04X}: use visible characters"
+            )
+    if unicodedata.normalize("NFKC", name) != name:
+        raise BadPathName(
+            f"{name[:60]!r} contains characters that Unicode treats as look-alikes of "
+            f"others (it normalises to {unicodedata.normalize('NFKC', name)[:60]!r}): "
+            "use that spelling instead"
+        )
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise BadPathName(
+            f"a name of {len(name.encode('utf-8'))} bytes is too long: "
+            f"at most {MAX_NAME_BYTES} bytes per name"
+        )
+
+
+def split_path(path: str, cwd: str = "/") -> tuple[str, ...]:
+    """The names that lead from the home to ``path``, read from folder ``cwd``.
+
+    ``/`` is the home itself, so ``split_path("/docs/a.txt") == ("docs",
+    "a.txt")``; a relative path starts at ``cwd``. ``..`` above the home
+    raises ``PathOutsideHome``; bad characters raise ``BadPathName``.
+    Nothing on disk is looked at: this is only reading words.
+    """
+    if not isinstance(path, str) or not isinstance(cwd, str):
+        raise BadPathName("a path must be text")
+    if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise BadPathName(f"the path is too long: at most {MAX_PATH_BYTES} bytes")
+    names: list[str] = [] if path.startswith("/") else list(_words(cwd, "/"))
+    for word in path.split("/"):
+        _step(names, word, path)
+    return tuple(names)
+
+
+def _words(path: str, shown: str) -> list[str]:
+    names: list[str] = []
+    for word in path.split("/"):
+        _step(names, word, shown)
+    return names
+
+
+def _step(names: list[str], word: str, shown: str) -> None:
+    """Apply one word of a path to the list of names walked so far."""
+    if word in ("", "."):
+        return
+    if word == "..":
+        if not names:
+            raise PathOutsideHome(
+                f"{shown[:80]!r} climbs above your home folder with '..': "
+                "'/' is the top of your home, there is nothing above it for you"
+            )
+        names.pop()
+        return
+    check_name(word)
+    names.append(word)
+
+
+def show_path(names: tuple[str, ...] | list[str]) -> str:
+    """How the user sees a path: ``("docs", "a.txt")`` → ``/docs/a.txt``."""
+    return "/" + "/".join(names)
+
+
+# --- step 2: walking from the home, one name at a time ------------------------------
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """One entry of a listing: what ``ls`` returns for each name."""
+
+    name: str
+    kind: str  # "file", "dir", "link" or "other"
+    size: int
+    mtime: float
+
+    @classmethod
+    def from_stat(cls, name: str, info: os.stat_result) -> FileInfo:
+        """Describe ``info`` (from ``os.stat(..., follow_symlinks=False)``)."""
+        if stat.S_ISDIR(info.st_mode):
+            kind = "dir"
+        elif stat.S_ISREG(info.st_mode):
+            kind = "file"
+        elif stat.S_ISLNK(info.st_mode):
+            kind = "link"
+        else:
+            kind = "other"
+        return cls(name, kind, info.st_size if kind == "file" else 0, info.st_mtime)
+
+
+def _refusal(exc: OSError, names: tuple[str, ...] | list[str]) -> FileServiceError:
+    """Turn an ``OSError`` into a message about the user's path (never the real one)."""
+    shown = show_path(names)
+    code = exc.errno
+    if code == errno.ELOOP:
+        return PathOutsideHome(
+            f"{shown} is (or goes through) a symbolic link: the file service never follows "
+            "links, they could lead outside your home"
+        )
+    if code == errno.ENAMETOOLONG:
+        return BadPathName(f"{shown[:80]}... is longer than the system allows: use shorter names")
+    texts = {
+        errno.ENOENT: f"{shown}: no such file or folder (try ls)",
+        errno.EEXIST: f"{shown} already exists",
+        errno.ENOTDIR: f"{shown}: a part of this path is a file, not a folder",
+        errno.EISDIR: f"{shown} is a folder (use rmdir for folders)",
+        errno.ENOTEMPTY: f"{shown}: the folder is not empty (remove what is inside first)",
+        errno.EACCES: f"{shown}: permission denied on the server",
+        errno.EPERM: f"{shown}: permission denied on the server",
+        errno.ENOSPC: "the server's disk is full: ask the instructor",
+        errno.EDQUOT: "the server's disk quota is full: ask the instructor",
+        errno.EINVAL: f"{shown}: cannot move a folder inside itself",
+    }
+    return FileServiceError(texts.get(code, f"{shown}: {os.strerror(code or 0)}"))
+
+
+def open_directory(name: str, dir_fd: int | None = None) -> int:
+    """Open a folder (not a link to one) for use as ``dir_fd``; the caller closes it."""
+    return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+
+
+class Jail:
+    """One user's home folder, open, and every file operation inside it.
+
+    Each method takes the *names* from ``split_path`` and walks them from
+    the open home folder without following links. Errors are
+    ``FileServiceError`` subclasses whose messages show the user's path
+    (``/docs/a.txt``), never where the home really is on the server.
+    ``with Jail.open(root, "alice") as jail: ...`` closes the folder at the end.
+    """
+
+    def __init__(self, home_fd: int, name: str) -> None:
+        self.home_fd = home_fd
+        self.name = name
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str], name: str) -> Jail:
+        """Open ``root/name``, creating it (mode 0700) on first use."""
+        if not name or name in (".", "..") or "/" in name or "\x00" in name:
+            raise ValueError(f"{name!r} cannot be a home folder name")
+        root_fd = open_directory(os.fspath(root))
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o700, dir_fd=root_fd)
+            return cls(open_directory(name, root_fd), name)
+        finally:
+            os.close(root_fd)
+
+    def close(self) -> None:
+        """Close the home folder. Idempotent."""
+        if self.home_fd >= 0:
+            os.close(self.home_fd)
+            self.home_fd = -1
+
+    def __enter__(self) -> Jail:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- walking ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def directory(self, names: tuple[str, ...]) -> Iterator[int]:
+        """An open descriptor of the folder ``names`` (the home for ``()``)."""
+        fd = os.dup(self.home_fd)
+        try:
+            for depth, name in enumerate(names):
+                try:
+                    next_fd = open_directory(name, fd)
+                except OSError as exc:
+                    raise _refusal(exc, names[: depth + 1]) from None
+                os.close(fd)
+                fd = next_fd
+            yield fd
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def parent(self, names: tuple[str, ...], what: str) -> Iterator[tuple[int, str]]:
+        """``(folder descriptor, last name)`` for an operation on ``names`` itself."""
+        if not names:
+            raise PathOutsideHome(f"cannot {what} your home folder itself")
+        with self.directory(names[:-1]) as fd:
+            yield fd, names[-1]
+
+    def _lstat(self, fd: int, name: str, names: tuple[str, ...]) -> os.stat_result:
+        try:
+            return os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except OSError as exc:
+            raise _refusal(exc, names) from None
+
+    def exists(self, names: tuple[str, ...]) -> bool:
+        """Is there anything (a file, folder or link) at ``names``?"""
+        if not names:
+            return True
+        with self.directory(names[:-1]) as fd:
+            try:
+                os.stat(names[-1], dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return False
+            except OSError as exc:
+                raise _refusal(exc, names) from None
+            return True
+
+    # --- commands ---------------------------------------------------------------
+
+    def stat(self, names: tuple[str, ...]) -> FileInfo:
+        """What is at ``names`` (links are described, not followed)."""
+        if not names:
+            return FileInfo.from_stat("/", os.fstat(self.home_fd))
+        with self.parent(names, "describe") as (fd, name):
+            return FileInfo.from_stat(name, self._lstat(fd, name, names))
+
+    def listdir(self, names: tuple[str, ...]) -> list[FileInfo]:
+        """The entries of folder ``names`` sorted by name (or the one file, like ``ls file``)."""
+        if names and self.stat(names).kind != "dir":
+            return [self.stat(names)]
+        entries: list[FileInfo] = []
+        with self.directory(names) as fd, os.scandir(fd) as listing:
+            for entry in listing:
+                if len(entries) >= MAX_LISTING:
+                    break
+                if entry.name.startswith(_TEMP_PREFIX):
+                    continue  # uploads in progress are not files yet
+                with contextlib.suppress(FileNotFoundError):  # removed while we list
+                    info = entry.stat(follow_symlinks=False)
+                    entries.append(FileInfo.from_stat(entry.name, info))
+        return sorted(entries, key=lambda e: e.name)
+
+    def is_dir(self, names: tuple[str, ...]) -> bool:
+        """Is ``names`` a folder (not a link to one)?"""
+        with contextlib.suppress(FileServiceError), self.directory(names):
+            return True
+        return False
+
+    def mkdir(self, names: tuple[str, ...]) -> None:
+        """Make the folder ``names`` (its parent must exist)."""
+        with self.parent(names, "create") as (fd, name):
+            try:
+                os.mkdir(name, 0o755, dir_fd=fd)
+            except OSError as exc:
+                raise _refusal(exc, names) from None
+
+    def rmdir(self, names: tuple[str, ...]) -> None:
+        """Remove the empty folder ``names``."""
+        with self.parent(names, "remove") as (fd, name):
+            try:
+                os.rmdir(name, dir_fd=fd)
+            except OSError as exc:
+                raise _refusal(exc, names) from None
+
+    def remove(self, names: tuple[str, ...]) -> None:
+        """Remove the file ``names`` (a link is removed itself; its target is untouched)."""
+        with self.parent(names, "remove") as (fd, name):
+            if self._lstat(fd, name, names).st_mode & stat.S_IFMT == stat.S_IFDIR:
+                raise FileServiceError(f"{show_path(names)} is a folder: use rmdir")
+            try:
+                os.unlink(name, dir_fd=fd)
+            except OSError as exc:
+                raise _refusal(exc, names) from None
+
+    def rename(self, old: tuple[str, ...], new: tuple[str, ...], overwrite: bool = False) -> None:
+        """Move ``old`` to ``new``; an existing ``new`` is replaced only if ``overwrite``."""
+        with (
+            self.parent(old, "rename") as (old_fd, old_name),
+            self.parent(new, "replace") as (new_fd, new_name),
+        ):
+            self._lstat(old_fd, old_name, old)
+            if not overwrite and self.exists(new):
+                raise FileServiceError(
+                    f"{show_path(new)} already exists: choose another name, or overwrite"
+                )
+            try:
+                os.rename(old_name, new_name, src_dir_fd=old_fd, dst_dir_fd=new_fd)
+            except OSError as exc:
+                raise _refusal(exc, new if exc.errno == errno.EEXIST else old) from None
+
+    def open_file(self, names: tuple[str, ...]) -> int:
+        """Open the regular file ``names`` for reading; the caller closes the descriptor.
+
+        ``O_NONBLOCK`` so that a named pipe cannot make the server wait
+        forever; anything that is not a regular file is refused.
+        """
+        with self.parent(names, "read") as (fd, name):
+            try:
+                file_fd = os.open(name, _READ_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                raise _refusal(exc, names) from None
+        if not stat.S_ISREG(os.fstat(file_fd).st_mode):
+            os.close(file_fd)
+            raise FileServiceError(f"{show_path(names)} is not a regular file")
+        os.set_blocking(file_fd, True)
+        return file_fd
+
+    def usage(self, limit_entries: int = 1_000_000) -> int:
+        """Bytes used by the files of the home (for the quota). Links are not followed."""
+        total = 0
+        seen = 0
+        for _, _, files, dir_fd in os.fwalk(".", dir_fd=self.home_fd, follow_symlinks=False):
+            for name in files:
+                seen += 1
+                if seen > limit_entries:
+                    return total
+                with contextlib.suppress(OSError):
+                    info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                    if stat.S_ISREG(info.st_mode):
+                        total += info.st_size
+        return total
+
+    def writer(self, names: tuple[str, ...], overwrite: bool = False) -> AtomicFile:
+        """An ``AtomicFile`` that will become ``names`` (see ``AtomicFile``)."""
+        with self.parent(names, "replace") as (fd, name):
+            if not overwrite and self.exists(names):
+                raise FileServiceError(
+                    f"{show_path(names)} already exists: choose another name, or overwrite"
+                )
+            if self.exists(names) and self.stat(names).kind != "file":
+                raise FileServiceError(f"{show_path(names)} exists and is not a file")
+            return AtomicFile(fd, name, overwrite=overwrite, shown=show_path(names))
+
+    def __repr__(self) -> str:
+        return f"Jail({self.name!r}, {'open' if self.home_fd >= 0 else 'closed'})"
+
+
+class AtomicFile:
+    """A file written beside its final place, then renamed there in one step.
+
+    ``write`` appends to a new temporary file (``O_EXCL``: never someone
+    else's file, never through a link) in the target's folder. ``commit``
+    flushes it to disk (``fsync``) and renames it to the target: readers
+    see the old version or the new one, never a mix. ``abort`` (also
+    called by ``close``, and by ``with`` on an error) removes the
+    temporary file, so an interrupted transfer leaves nothing behind.
+
+    With ``overwrite=False`` the rename is a hard link, which fails if
+    the target appeared in the meantime: no-clobber without a race.
+    """
+
+    def __init__(
+        self, dir_fd: int, name: str, *, overwrite: bool = False, shown: str | None = None
+    ) -> None:
+        self.dir_fd = os.dup(dir_fd)
+        self.name = name
+        self.overwrite = overwrite
+        self.shown = shown or name
+        self.size = 0
+        self.temp_name = ""
+        self.fd = -1
+        try:
+            for _ in range(10):  # a random name clashes with ~zero chance; bounded anyway
+                candidate = f"{_TEMP_PREFIX}{secrets.token_hex(8)}.part"
+                try:
+                    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+                    self.fd = os.open(candidate, flags, 0o644, dir_fd=self.dir_fd)
+                except FileExistsError:
+                    continue
+                self.temp_name = candidate
+                break
+            else:
+                raise FileServiceError("could not create a temporary file: try again")
+        except BaseException:
+            os.close(self.dir_fd)
+            raise
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Append ``data`` to the temporary file."""
+        view = memoryview(data)
+        while view:  # os.write may write less than asked; bounded by len(data)
+            written = os.write(self.fd, view)
+            view = view[written:]
+            self.size += written
+
+    def commit(self) -> None:
+        """Flush to disk and put the file in its place (atomically)."""
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        try:
+            if self.overwrite:
+                os.replace(
+                    self.temp_name, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd
+                )
+            else:
+                os.link(
+                    self.temp_name,
+                    self.name,
+                    src_dir_fd=self.dir_fd,
+                    dst_dir_fd=self.dir_fd,
+                    follow_symlinks=False,
+                )
+                os.unlink(self.temp_name, dir_fd=self.dir_fd)
+        except FileExistsError:
+            raise FileServiceError(
+                f"{self.shown} already exists (it appeared during the transfer): "
+                "choose another name, or overwrite"
+            ) from None
+        except OSError as exc:
+            raise FileServiceError(
+                f"{self.shown}: could not put the file in place ({os.strerror(exc.errno or 0)})"
+            ) from None
+        self.temp_name = ""
+        os.fsync(self.dir_fd)  # the rename itself survives a crash too
+        self.close()
+
+    def abort(self) -> None:
+        """Forget the temporary file (nothing of it stays on disk)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self.temp_name:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.temp_name, dir_fd=self.dir_fd)
+            self.temp_name = ""
+
+    def close(self) -> None:
+        """Abort if not committed, and release the folder. Idempotent."""
+        self.abort()
+        if self.dir_fd >= 0:
+            os.close(self.dir_fd)
+            self.dir_fd = -1
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"AtomicFile({self.shown!r}, {self.size} bytes written)"
