@@ -27,6 +27,7 @@ connection cut by an attacker or a crash (``ConnectionLost``).
 
 from __future__ import annotations
 
+import copy
 import struct
 import threading
 from collections.abc import Callable, Iterator
@@ -133,33 +134,32 @@ class FrameReader:
     def __init__(self, max_size: int = DEFAULT_MAX_FRAME) -> None:
         self.max_size = max_size
         self._header = bytearray(HEADER.size)
-        self._header_filled = 0
-        self._payload: bytearray | None = None
-        self._payload_filled = 0
+        self._payload: bytearray | None = None  # None while we are reading a header
+        self._filled = 0  # bytes of the current buffer (header or payload) read so far
 
-    def _fill(self, stream: ByteStream, buffer: bytearray, filled: int) -> int:
-        """Read into ``buffer[filled:]`` until full; return the new fill level."""
+    def _fill(self, stream: ByteStream, buffer: bytearray) -> None:
+        """Read into ``buffer`` until it is full, remembering progress in ``_filled``."""
         view = memoryview(buffer)
-        while filled < len(buffer):
-            n = stream.recv_into(view[filled:])
+        while self._filled < len(buffer):
+            n = stream.recv_into(view[self._filled :])
             if n == 0:
-                at_boundary = buffer is self._header and filled == 0
-                raise ChannelClosed("end of stream") if at_boundary else ConnectionLost(
-                    f"the connection closed in the middle of a frame ({filled} of "
+                if buffer is self._header and self._filled == 0:
+                    raise ChannelClosed("end of stream")
+                raise ConnectionLost(
+                    f"the connection closed in the middle of a frame ({self._filled} of "
                     f"{len(buffer)} bytes read)"
                 )
-            filled += n
-        return filled
+            self._filled += n
 
     def read(self, stream: ByteStream) -> bytearray:
         """The next frame's payload. ``ChannelClosed`` at a clean end of stream."""
         if self._payload is None:
-            self._header_filled = self._fill(stream, self._header, self._header_filled)
+            self._fill(stream, self._header)
             (length,) = HEADER.unpack(self._header)
             _check_length(length, self.max_size)
-            self._payload, self._payload_filled = bytearray(length), 0
-        self._payload_filled = self._fill(stream, self._payload, self._payload_filled)
-        payload, self._payload, self._header_filled = self._payload, None, 0
+            self._payload, self._filled = bytearray(length), 0
+        self._fill(stream, self._payload)
+        payload, self._payload, self._filled = self._payload, None, 0
         return payload
 
 
@@ -354,6 +354,44 @@ class SecureChannel:
     def recv_text(self, timeout: float | None = None) -> str:
         """The next message, decoded from UTF-8."""
         return self.recv(timeout).decode("utf-8", errors="replace")
+
+    # --- moving to another stream (task 4: the data port) ------------------------
+
+    def open_candidate(self, payload: bytes, check: Callable[[bytes], bool]) -> bytes | None:
+        """Try ``payload`` as the next message we receive; keep it only if it is good.
+
+        The server of task 4 uses this on the first frame of each connection
+        to its data port. The frame counts only if it decrypts as this
+        session's next message *and* ``check(message)`` is true (the ticket
+        matches); then the receive counter moves on and the message is
+        returned. Otherwise nothing changes and ``None`` is returned, so a
+        stranger's frame cannot use up the real client's session.
+        """
+        with self._recv_lock:
+            trial = copy.copy(self._opener)  # same key, its own copy of the counter
+            try:
+                message = trial.open(bytes(payload))
+            except ProtocolError:
+                return None
+            if not message or not check(message):
+                return None
+            self._opener = trial
+            return message
+
+    def rebind(self, stream: ByteStream) -> None:
+        """Carry on this conversation over another stream (task 4's data port).
+
+        The keys and message counters come along: the next frame sent or
+        received on ``stream`` is simply the session's next message, so the
+        new connection is bound to this session without a new handshake.
+        The old stream is not closed (close it yourself) and bytes of a
+        partial frame read from it are dropped.
+        """
+        with self._send_lock, self._recv_lock:
+            if self.closed:
+                raise ChannelClosed("this channel is closed; open a new connection")
+            self.stream = stream
+            self._reader = FrameReader(self.max_frame)
 
     def __iter__(self) -> Iterator[bytes]:
         """Yield messages until the peer closes cleanly."""

@@ -500,7 +500,11 @@ class ServerHandshake(_Handshake):
         elif self.require_ephemeral:
             raise MalformedMessage("this server needs a fresh ephemeral key on every request")
         if client_key == self.static.public_key:
-            raise KeyNotAllowed("the client presented the server's own public key")
+            raise KeyNotAllowed(
+                "the client presented the server's own public key (a reflection attack; "
+                "in the toy group, with only 20 possible keys, it also happens by chance: "
+                "make another key)"
+            )
         self.client_key = client_key
         self.transcript.append(("client", message))
         if self.allow is not None and not self.allow(client_key):

@@ -28,12 +28,18 @@ def secure_keys() -> Callable[[str], keys.KeyPair]:
 
 @pytest.fixture(scope="session")
 def toy_keys() -> Callable[[str], keys.KeyPair]:
-    """``toy_keys("alice")``: a toy-group key pair, the same one for a name all session."""
+    """``toy_keys("alice")``: a toy-group key pair, the same one for a name all session.
+
+    The toy group has only 20 usable public values, so two random keys
+    collide often; these are kept distinct, like different people's keys.
+    """
     made: dict[str, keys.KeyPair] = {}
 
     def get(name: str) -> keys.KeyPair:
-        if name not in made:
-            made[name] = keys.generate(groups.TOY)
+        while name not in made:
+            pair = keys.generate(groups.TOY)
+            if all(pair.public != other.public for other in made.values()):
+                made[name] = pair
         return made[name]
 
     return get
