@@ -1,0 +1,313 @@
+"""The two-port handoff (task 4): handshake on one port, conversation on another.
+
+Notebook 04_two_ports tells the story. The server listens on one well-known
+*handshake port*. After a client finishes the handshake there, the server:
+
+1. leases a port from its ``PortPool`` — the lease is a socket that is
+   already bound and listening, so no other program can grab the port
+   between "pick a port" and "listen on it" (course mistake 10);
+2. sends, as the FIRST encrypted message of the session::
+
+       {"type": "port", "port": 9107, "ticket": "<64 hex digits>", "expires_in": 10}
+
+   (an exhausted pool sends ``{"type": "busy", "text": ...}`` instead and
+   closes: the client raises ``PoolExhausted``, it never hangs);
+3. waits, for at most ``expires_in`` seconds, for ONE connection on that
+   port whose first frame is the encrypted message ``{"type": "ticket",
+   "ticket": ...}`` with the same ticket.
+
+Why the ticket is safe: the data-port connection does not start a new
+handshake. It *continues the session*: the client's first frame there is
+sealed as the session's next client-to-server message (AES-GCM with the
+next counter nonce), so only the client that did the handshake can make a
+frame that even decrypts. The ticket inside adds a check that also works
+in toy mode (a Caesar cipher cannot tell a stranger from the client).
+Tickets are compared with ``hmac.compare_digest`` (no timing hints).
+
+A stranger who connects first is dropped and does not use up the session:
+its frame is tried on a *copy* of the receive counter
+(``SecureChannel.open_candidate``), and the server keeps waiting for the
+real client until the ticket expires. Once the real client is in, the
+port accepts nobody else (a replayed ticket finds the door shut). When
+the ticket expires or the conversation ends, the port goes back to the
+pool, exactly once (``Lease.release``).
+
+After a successful handoff the server speaks first (the chat server sends
+its welcome), and only then does the client close its handshake
+connection; until then the server watches that connection, so a client
+that gives up early frees the port at once.
+
+This module has both halves: ``offer_data_port`` for the server and
+``present_ticket`` for the client. ``labcrypto.client.open_channel`` uses
+the client half for you.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import secrets
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+from .channel import FrameDecoder, SecureChannel
+from .errors import HandoffFailed, LabCryptoError, PoolExhausted, ProtocolError
+from .handshake import decode_message, encode_message
+from .ports import Lease, PortPool
+from .server import connect
+
+__all__ = [
+    "DEFAULT_TICKET_TIMEOUT",
+    "TICKET_BYTES",
+    "busy_message",
+    "offer_data_port",
+    "port_message",
+    "present_ticket",
+    "ticket_message",
+]
+
+#: A ticket is 32 random bytes from ``secrets`` (64 hex digits).
+TICKET_BYTES = 32
+#: How long the client has to come to the data port.
+DEFAULT_TICKET_TIMEOUT = 10.0
+#: A ticket frame is about 120 bytes; a candidate that sends more is not our client.
+_MAX_TICKET_FRAME = 1024
+#: At most this many strangers are held at once while we wait for the real client.
+_MAX_CANDIDATES = 16
+#: How often the wait wakes up to check the deadline and the server's stop flag.
+_POLL_SECONDS = 0.1
+
+
+# --- the messages ----------------------------------------------------------------
+
+
+def port_message(port: int, ticket: str, expires_in: float) -> bytes:
+    """The server's first encrypted message: where to go, and the ticket to show there."""
+    return encode_message(
+        {"type": "port", "port": port, "ticket": ticket, "expires_in": expires_in}
+    )
+
+
+def busy_message(text: str) -> bytes:
+    """The server's first encrypted message when its pool has no free port."""
+    return encode_message({"type": "busy", "text": text})
+
+
+def ticket_message(ticket: str) -> bytes:
+    """The client's first encrypted message on the data port."""
+    return encode_message({"type": "ticket", "ticket": ticket})
+
+
+def _ticket_checker(ticket: str) -> Callable[[bytes], bool]:
+    """A function that says whether a decrypted message carries exactly ``ticket``."""
+    expected = ticket.encode("ascii")
+
+    def check(message: bytes) -> bool:
+        try:
+            fields = decode_message(message)
+        except ProtocolError:
+            return False
+        shown = fields.get("ticket")
+        if fields["type"] != "ticket" or not isinstance(shown, str):
+            return False
+        return hmac.compare_digest(shown.encode("utf-8", "replace"), expected)
+
+    return check
+
+
+# --- the server's half -------------------------------------------------------------
+
+
+def offer_data_port(
+    channel: SecureChannel,
+    control: socket.socket,
+    pool: PortPool,
+    *,
+    ticket_timeout: float = DEFAULT_TICKET_TIMEOUT,
+    lease_wait: float = 0.0,
+    stopping: threading.Event | None = None,
+    on_event: Callable[[str, str], None] | None = None,
+) -> tuple[Lease, socket.socket]:
+    """Move a freshly opened ``channel`` from ``control`` to a port of ``pool``.
+
+    Returns ``(lease, data_socket)``: the channel now talks over
+    ``data_socket``, and the caller must ``lease.release()`` when the
+    conversation ends (a ``with lease:`` block does it). ``control`` is left
+    open; close it once you have sent your first message on the data port.
+
+    Raises ``PoolExhausted`` after telling the client "busy", or
+    ``HandoffFailed`` when the ticket expired, the client left, or the
+    server is stopping (``stopping`` set); the port is back in the pool then.
+    ``on_event(kind, text)`` hears about strangers and the port used.
+    """
+    emit = on_event or (lambda kind, text: None)
+    try:
+        lease = pool.lease(timeout=lease_wait)
+    except PoolExhausted as exc:
+        with contextlib.suppress(OSError, LabCryptoError):
+            channel.send(busy_message(f"server busy: {exc}"))
+        raise
+    try:
+        ticket = secrets.token_hex(TICKET_BYTES)
+        channel.send(port_message(lease.port, ticket, ticket_timeout))
+        emit("pool", f"port {lease.port} leased ({len(pool.leased())} of {pool.size} in use)")
+        deadline = time.monotonic() + ticket_timeout
+        data = _wait_for_ticket(channel, lease, ticket, control, deadline, stopping, emit)
+    except BaseException:
+        lease.release()
+        raise
+    channel.rebind(data)
+    _refuse_further_connections(lease.socket)
+    return lease, data
+
+
+def _refuse_further_connections(listener: socket.socket) -> None:
+    """Stop listening (a replayed ticket finds the door shut) but keep the port leased.
+
+    On Linux, ``shutdown`` on a listening socket stops it listening while it
+    stays bound; elsewhere late comers wait in the backlog until the lease
+    is released.
+    """
+    with contextlib.suppress(OSError):
+        listener.shutdown(socket.SHUT_RDWR)
+
+
+def _wait_for_ticket(
+    channel: SecureChannel,
+    lease: Lease,
+    ticket: str,
+    control: socket.socket,
+    deadline: float,
+    stopping: threading.Event | None,
+    emit: Callable[[str, str], None],
+) -> socket.socket:
+    """Accept connections on the lease until one shows the ticket; return that socket.
+
+    One thread watches everything with ``selectors``: the listening socket,
+    each candidate connection (a stranger who connects and says nothing
+    cannot block the real client), and the handshake connection (if the
+    client hangs up there, it is not coming).
+    """
+    check = _ticket_checker(ticket)
+    candidates: dict[socket.socket, FrameDecoder] = {}
+    lease.socket.setblocking(False)
+    selector = selectors.DefaultSelector()
+    selector.register(lease.socket, selectors.EVENT_READ)
+    selector.register(control, selectors.EVENT_READ)
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise HandoffFailed(
+                    f"nobody came to port {lease.port} with the ticket in time; port released"
+                )
+            if stopping is not None and stopping.is_set():
+                raise HandoffFailed("the server is stopping")
+            for key, _ in selector.select(min(remaining, _POLL_SECONDS)):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                if sock is lease.socket:
+                    _accept_candidate(sock, selector, candidates, emit)
+                elif sock is control:
+                    raise HandoffFailed("the client hung up before coming to the data port")
+                else:
+                    verdict = _read_candidate(sock, candidates[sock], channel, check)
+                    if verdict == "wait":
+                        continue
+                    selector.unregister(sock)
+                    del candidates[sock]
+                    if verdict == "ticket":
+                        sock.setblocking(True)
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                        return sock
+                    _drop(sock)
+                    emit("stranger", f"port {lease.port}: dropped a connection without the ticket")
+    finally:
+        for sock in candidates:
+            with contextlib.suppress(OSError):
+                sock.close()
+        selector.close()
+
+
+def _accept_candidate(
+    listener: socket.socket,
+    selector: selectors.BaseSelector,
+    candidates: dict[socket.socket, FrameDecoder],
+    emit: Callable[[str, str], None],
+) -> None:
+    """Accept one connection on the data port and start watching it."""
+    try:
+        conn, address = listener.accept()
+    except (BlockingIOError, TimeoutError, InterruptedError):
+        return
+    if len(candidates) >= _MAX_CANDIDATES:
+        conn.close()
+        emit("stranger", f"{address[0]}:{address[1]} dropped: too many connections waiting")
+        return
+    conn.setblocking(False)
+    candidates[conn] = FrameDecoder(_MAX_TICKET_FRAME)
+    selector.register(conn, selectors.EVENT_READ)
+
+
+def _read_candidate(
+    conn: socket.socket,
+    decoder: FrameDecoder,
+    channel: SecureChannel,
+    check: Callable[[bytes], bool],
+) -> str:
+    """Read what ``conn`` sent and judge it: ``"ticket"``, ``"wait"`` or ``"drop"``.
+
+    ``"ticket"``: its one frame is the ticket, sealed as the session's next
+    message (the channel has taken it). ``"wait"``: part of a frame so far.
+    ``"drop"``: it hung up, sent too much, or sent anything else.
+    """
+    try:
+        data = conn.recv(4096)
+        frames = decoder.feed(data) if data else None
+    except (BlockingIOError, InterruptedError):
+        return "wait"
+    except (OSError, ProtocolError):
+        return "drop"
+    if frames == []:
+        return "wait"
+    if frames is None or len(frames) != 1 or decoder.pending:
+        return "drop"  # the real client sends its ticket, then waits for the server
+    return "ticket" if channel.open_candidate(frames[0], check) is not None else "drop"
+
+
+def _drop(conn: socket.socket) -> None:
+    """Close a stranger's connection."""
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
+    conn.close()
+
+
+# --- the client's half ----------------------------------------------------------
+
+
+def present_ticket(
+    channel: SecureChannel, host: str, port: int, ticket: str, timeout: float = 5.0
+) -> socket.socket:
+    """Connect to the data port, move ``channel`` there and show the ticket.
+
+    Returns the new socket (the channel already uses it). The server's
+    answer is the next message on the channel; if the server did not accept
+    the ticket it closes the connection, and that ``recv`` fails.
+    """
+    try:
+        data = connect(host, port, timeout)
+    except ConnectionRefusedError:
+        raise HandoffFailed(
+            f"the server sent us to port {port}, but nothing listens there: the ticket "
+            "may have expired (connect again), or a firewall blocks the data ports"
+        ) from None
+    try:
+        channel.rebind(data)
+        channel.send(ticket_message(ticket))
+    except BaseException:
+        data.close()
+        raise
+    return data
