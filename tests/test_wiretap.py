@@ -15,7 +15,9 @@ import pytest
 from conftest import wait_until
 
 from labcrypto import groups, keys
+from labcrypto.allowlist import Allowlist
 from labcrypto.channel import SecureChannel
+from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.errors import (
     ChannelClosed,
     ConnectionLost,
@@ -378,3 +380,42 @@ def test_dropped_frame_is_caught(keyring, no_leaks) -> None:
             with pytest.raises(DecryptionFailed):
                 channel.recv(timeout=5)  # message 1 arrives where message 0 was expected
     assert next(f.verdict for f in tap.frames(S2C) if f.kind == "data") == "dropped"
+
+
+# --- against the real chat room -------------------------------------------------------------
+
+
+def chat_room_lab(keyring, mode: str, allowlist_path=None) -> ChatServer:
+    allowlist = None
+    if allowlist_path is not None:
+        allowlist = Allowlist(allowlist_path)
+        allowlist.add("alice", keyring(mode, "alice").public_key)
+    return ChatServer(keyring(mode, "server"), allowlist, mode=mode, connection_timeout=5.0)
+
+
+def test_man_in_the_middle_reads_the_chat_room_in_toy_mode(keyring, no_leaks) -> None:
+    mitm = ManInTheMiddle(attacker_key(keyring, "toy"))
+    with chat_room_lab(keyring, "toy") as room, Wiretap(room.address, policy=mitm) as tap:
+        host, port = tap.address
+        alice = keyring("toy", "alice")
+        with ChatClient.connect(host, port, alice, mode="toy", known_servers=False) as client:
+            client.send("the exam is on friday")
+            mine = next(m for m in client.iter_messages(5) if m.kind == "message")
+        assert mine.text == "the exam is on friday"
+        assert wait_until(lambda: any("friday" in t for t in mitm.stolen_text(S2C)))
+    assert any("friday" in text for text in mitm.stolen_text(C2S))
+    assert any('"welcome"' in text for text in mitm.stolen_text(S2C))  # sent before Alice spoke
+
+
+def test_man_in_the_middle_fails_against_the_chat_room_with_pin_and_allowlist(
+    keyring, tmp_path, no_leaks
+) -> None:
+    mitm = ManInTheMiddle()
+    room = chat_room_lab(keyring, "secure", tmp_path / "allowlist.csv")
+    with room, Wiretap(room.address, policy=mitm) as tap:
+        host, port = tap.address
+        server_pub = keyring("secure", "server").public_key
+        with pytest.raises((KeyNotAllowed, ServerKeyChanged)):
+            ChatClient.connect(host, port, keyring("secure", "alice"), server_key=server_pub)
+        assert wait_until(lambda: any(e.kind == "rejected" for e in room.events))
+    assert not mitm.stolen and not mitm.succeeded
