@@ -1,0 +1,304 @@
+"""The checks behind the notebooks' exercises: feedback in plain words.
+
+Each ``check_...`` function takes the function a student wrote, runs it on
+cases the reference implementation answers, and either prints one short
+line saying what passed, or raises ``CheckFailed`` — an ``AssertionError``,
+so nbgrader counts it as a failed test — whose message says what was
+expected, what came back, and which known mistake of this lab it looks
+like (the numbers refer to the mistakes list of the course notes: "mistake
+8" is a key file overwritten on every run, and so on).
+
+The checks never need a network or a server, and each finishes in well
+under a second, so a graded cell can never hang. Used by notebooks
+01_keys (public value, shared secret, key file) and 02_exchange (framing,
+breaking the toy cipher, the message loop).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import secrets
+import stat
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .errors import LabCryptoError
+from .groups import FFDHE2048, TOY, Group, small_safe_prime_group
+from .keys import generate
+
+__all__ = [
+    "CheckFailed",
+    "check_load_or_create_key",
+    "check_public_value",
+    "check_shared_secret",
+]
+
+
+class CheckFailed(LabCryptoError, AssertionError):
+    """An exercise check that did not pass; the message says why and what to try."""
+
+
+def _fail(message: str) -> CheckFailed:
+    return CheckFailed("\n" + message.strip())
+
+
+def _passed(message: str) -> None:
+    # The one place the package prints: a check's result, in the notebook's own
+    # thread, in the check cell the student just ran.
+    print(f"✔ {message}")
+
+
+def _code_of(func: Callable[..., Any]) -> str:
+    """The source of ``func`` without comments and docstrings ("" if unavailable)."""
+    try:
+        source = inspect.getsource(func)
+    except (OSError, TypeError):
+        return ""
+    source = re.sub(r'("""|\'\'\')(.|\n)*?\1', "", source)
+    return "\n".join(line.split("#", 1)[0] for line in source.splitlines())
+
+
+def _call(func: Callable[..., Any], *args: Any) -> Any:
+    """Call the student's function; turn "not written yet" into a friendly failure."""
+    try:
+        return func(*args)
+    except NotImplementedError:
+        raise _fail(
+            f"{func.__name__} is not written yet: replace `raise NotImplementedError()` "
+            "with your code, run that cell, then run this one again."
+        ) from None
+
+
+# --- notebook 01: public value ---------------------------------------------------
+
+
+def check_public_value(public_value: Callable[[Group, int], int]) -> None:
+    """``public_value(group, a)`` must return ``g^a mod p``, fast, for any group."""
+    if re.search(r"\*\*", _code_of(public_value)):
+        raise _fail(
+            "Your code uses `**`. `g ** a % p` first computes the whole power g^a and only "
+            "then reduces it: for a real 256-bit secret that number has about 10^76 digits, "
+            "and the cell would never finish. Use pow(g, a, p): it reduces at every step."
+        )
+    cases = [(TOY, a) for a in range(2, TOY.q)]
+    small = small_safe_prime_group(32)
+    cases += [(small, small.random_exponent(secrets.randbelow)) for _ in range(3)]
+    cases += [(FFDHE2048, FFDHE2048.random_exponent(secrets.randbelow))]
+    for group, a in cases:
+        p, g = group.p, group.g
+        got = _call(public_value, group, a)
+        want = pow(g, a, p)
+        if got == want:
+            continue
+        where = f"public_value({group!r}, a={a if a < 10**6 else 'a big secret'})"
+        if not isinstance(got, int):
+            raise _fail(f"{where} returned {type(got).__name__} {got!r:.60}; expected an int.")
+        hints = [
+            (
+                pow(a, g, p),
+                "you computed a^g mod p: the base and exponent are swapped. "
+                "A = g^a mod p: the public g is the base, your secret a the exponent.",
+            ),
+            (a, "you returned the secret a itself: never send a, send A = g^a mod p."),
+            (g * a % p, "you multiplied g·a; A is a power, g^a mod p."),
+            (pow(g, a, p - 1), "you reduced mod p-1; A = g^a mod p."),
+        ]
+        if a < 200:
+            hints.append(
+                (g**a, "the result is not reduced mod p: forgot `% p` (or pow's 3rd argument)?")
+            )
+        hint = next((text for value, text in hints if got == value), "")
+        shown = got if abs(got) < 10**12 else f"a {got.bit_length()}-bit number"
+        raise _fail(
+            f"{where} returned {shown}, expected {want if want < 10**12 else 'g^a mod p'}.\n"
+            + (f"It looks like {hint}" if hint else "Check: A = pow(group.g, a, group.p).")
+        )
+    _passed(f"public_value is right on {len(cases)} cases, from p = 23 up to 2048 bits.")
+
+
+# --- notebook 01: shared secret ---------------------------------------------------
+
+
+def _invalid_values(group: Group) -> list[tuple[int, str]]:
+    values = [
+        (0, "0 makes K = 0"),
+        (1, "1 makes K = 1 whatever your secret"),
+        (group.p - 1, "p-1 makes K = ±1"),
+        (group.p, "p is out of range"),
+        (group.p + 7, "a number ≥ p is out of range"),
+    ]
+    if group.q == (group.p - 1) // 2:
+        # A non-square lies outside the prime-order subgroup (small-subgroup attack).
+        outsider = next(y for y in range(2, 1000) if pow(y, group.q, group.p) != 1)
+        values.append((outsider, f"{outsider} is not in the subgroup generated by g"))
+    return values
+
+
+def check_shared_secret(shared_secret: Callable[[Group, int, int], int]) -> None:
+    """``shared_secret(group, my_secret, peer_public)`` must return ``peer^my mod p``,
+    the same number on both sides, and refuse public values that must not be used."""
+    trials = [(TOY, 6, 15)]  # the textbook example: A = 8, B = 19, K = 2
+    # keys.generate never makes a public value of 1 or p-1 (they would be refused).
+    trials += [(TOY, generate(TOY).private, generate(TOY).private) for _ in range(5)]
+    big_a, big_b = generate(FFDHE2048), generate(FFDHE2048)
+    trials.append((FFDHE2048, big_a.private, big_b.private))
+    for group, a, b in trials:
+        p, g = group.p, group.g
+        public_a, public_b = pow(g, a, p), pow(g, b, p)
+        want = pow(public_b, a, p)
+        got_alice = _call(shared_secret, group, a, public_b)
+        got_bob = _call(shared_secret, group, b, public_a)
+        small = p < 1000
+        where = (
+            f"with p = {p}, a = {a}, b = {b} (A = {public_a}, B = {public_b})"
+            if small
+            else "in the 2048-bit group"
+        )
+        if got_alice == want and got_bob == want:
+            continue
+        got = got_alice if got_alice != want else got_bob
+        mine, peer = (a, public_b) if got_alice != want else (b, public_a)
+        if not isinstance(got, int):
+            raise _fail(
+                f"shared_secret returned {type(got).__name__} {got!r:.60} {where}; "
+                "expected an int (K)."
+            )
+        hints = [
+            (
+                pow(g, mine, p),
+                "you computed your own public value g^a mod p. K uses the "
+                "*peer's* public value as the base: K = B^a mod p.",
+            ),
+            (
+                pow(mine, peer, p),
+                "the peer's public value is used as the exponent (course "
+                "mistake 4). K = B^a mod p: the base is the peer's B, the exponent your a.",
+            ),
+            (peer * mine % p, "you multiplied B·a; K is a power: B^a mod p."),
+            (peer, "you returned the peer's public value itself."),
+        ]
+        if small:
+            hints.append((peer**mine, "K is not reduced mod p (forgot `% p`?)."))
+        hint = next((text for value, text in hints if got == value), "")
+        shown_want = want if small else "B^a mod p"
+        shown_got = got if small or abs(got) < 10**12 else f"a {got.bit_length()}-bit number"
+        raise _fail(
+            f"shared_secret gave {shown_got} {where}; expected K = {shown_want}, and the same "
+            "number on both sides.\n" + (f"It looks like {hint}" if hint else "")
+        )
+    for group in (TOY, FFDHE2048):
+        for value, why in _invalid_values(group):
+            try:
+                result = shared_secret(group, 6, value)
+            except NotImplementedError:
+                raise _fail("shared_secret is not written yet.") from None
+            except ValueError:
+                continue  # refused, as it should (InvalidPublicValue is a ValueError)
+            shown = "p-1" if value == group.p - 1 else ("p" if value == group.p else value)
+            shown = shown if not isinstance(shown, int) or shown < 10**6 else "a big number"
+            raise _fail(
+                f"shared_secret({group.name}, a, {shown}) returned "
+                f"{result if isinstance(result, int) and result < 10**6 else 'a number'} "
+                f"instead of refusing it: {why}. An attacker who sends this value knows K "
+                "without any private key (course mistake 1: public values never checked).\n"
+                "Call groups.validate_public(group, peer_public) first: it raises "
+                "InvalidPublicValue, a ValueError."
+            )
+    _passed(
+        f"shared_secret agrees on both sides in {len(trials)} exchanges (up to 2048 "
+        "bits) and refuses the 0, 1, p-1, out-of-range and out-of-subgroup values."
+    )
+
+
+# --- notebook 01: the key file ------------------------------------------------------
+
+
+def _numbers_in(text: str) -> set[int]:
+    """Every hex (0x...) or decimal number written in ``text``."""
+    found = {int(h, 16) for h in re.findall(r"0[xX]([0-9a-fA-F]+)", text)}
+    found |= {int(d) for d in re.findall(r"(?<![0-9a-fA-FxX])([0-9]+)(?![0-9a-fA-FxX])", text)}
+    found |= {int(h, 16) for h in re.findall(r"\b([0-9a-fA-F]{16,})\b", text)}
+    return found
+
+
+def check_load_or_create_key(load_or_create_key: Callable[[Path], Any]) -> None:
+    """``load_or_create_key(path)`` must keep one private key in a private text file."""
+    with tempfile.TemporaryDirectory(prefix="labcrypto-check-") as tmp:
+        path = Path(tmp) / "student.key"
+        first = _call(load_or_create_key, path)
+        for attr in ("private", "public", "group"):
+            if not hasattr(first, attr):
+                raise _fail(
+                    f"load_or_create_key returned {type(first).__name__}; return the "
+                    "KeyPair (keys.generate(group) makes one)."
+                )
+        group = first.group
+        if pow(group.g, first.private, group.p) != first.public:
+            raise _fail(
+                "The key pair returned does not fit together: public != g^private "
+                "mod p. Build it with keys.generate(group), or KeyPair(group, private, "
+                "pow(group.g, private, group.p)) after loading."
+            )
+        if not path.exists():
+            files = sorted(f.name for f in Path(tmp).iterdir())
+            raise _fail(
+                f"Nothing was saved at the path you were given ({path.name}); "
+                f"the folder holds {files or 'nothing'}. Write the key to `path`."
+            )
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise _fail(
+                f"The key file has mode {mode:#o} ({stat.filemode(path.stat().st_mode)}): other "
+                "users of the machine can read your private key (course mistake 8).\n"
+                "Create it private from the start: "
+                "fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600); "
+                "then open(fd, 'w').\n(path.chmod(0o600) after writing leaves a moment "
+                "when others could read it.)"
+            )
+        text = path.read_text(encoding="utf-8", errors="replace")
+        numbers = _numbers_in(text)
+        if first.private not in numbers:
+            saved_public = first.public in numbers
+            raise _fail(
+                "The file does not contain your private number a"
+                + (
+                    " — it holds the public value A, which cannot be turned back into a"
+                    if saved_public
+                    else ""
+                )
+                + ". A key file must keep a (not A, and never a shared secret K: K "
+                "changes with every peer and session; course mistake 8). Write it as text, "
+                "e.g. f'private: {pair.private:#x}'."
+            )
+        second = _call(load_or_create_key, path)
+        if path.read_text(encoding="utf-8", errors="replace") != text:
+            raise _fail(
+                "The second call rewrote the key file. It must reuse the key that is "
+                "there: a key overwritten on every run (course mistake 8) means the "
+                "server's allowlist no longer knows you tomorrow."
+            )
+        if getattr(second, "private", None) != first.private:
+            raise _fail(
+                "The second call returned a different key than the first, although "
+                "the file was there: load it instead of generating a new one "
+                "(course mistake 8: a new key on every run)."
+            )
+        other = _call(load_or_create_key, Path(tmp) / "other.key")
+        if other.private == first.private:
+            raise _fail(
+                "Two different key files got the same private number: the secret is "
+                "a constant (course mistake 2). Use keys.generate(group), which draws "
+                "it from `secrets`."
+            )
+        if group.bits < 2048:
+            raise _fail(
+                f"The key is in {group.name} ({group.bits} bits): a real key belongs in "
+                "the 2048-bit group (groups.FFDHE2048, the default of keys.generate)."
+            )
+    _passed(
+        "load_or_create_key keeps one private key in a file only you can read, reuses it "
+        "on the next run, and makes a different one for another file."
+    )

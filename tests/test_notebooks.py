@@ -1,0 +1,254 @@
+"""The notebooks: clean in git, well-formed for nbgrader, and they run.
+
+* Every notebook in ``notebooks/`` is stored without outputs, and is exactly
+  what ``tools/build_notebooks.py`` builds from ``notebooks/src/``.
+* The nbgrader metadata is well formed: unique grade ids, points on every
+  check cell, a solution region in every exercise cell, each exercise
+  followed by its check.
+* The instructor's version (solutions and hidden tests in place) runs top to
+  bottom headless without a single error.
+* The student's version — solutions cleared and hidden tests removed by
+  nbgrader's own preprocessors, as ``nbgrader generate_assignment`` does —
+  runs too, and the only cells that fail are the exercise checks (each with
+  a friendly ``CheckFailed``, not a bare traceback), never a demo cell.
+
+Each notebook runs in a temporary copy of ``notebooks/``, so the key files
+it writes land in the temporary folder, with a kernel of this interpreter.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+CELL_TIMEOUT = 60  # seconds; nbgrader's own default is 30
+RUN_LIMIT = 45  # seconds for a whole notebook (the goal is under 30)
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _ids(paths: list[Path]) -> list[str]:
+    return [p.stem for p in paths]
+
+
+def _grading(cell: nbformat.NotebookNode) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def _is_exercise_cell(cell: nbformat.NotebookNode) -> bool:
+    meta = _grading(cell)
+    return bool(meta.get("grade") or meta.get("solution"))
+
+
+@pytest.fixture(scope="module")
+def kernel_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``python3`` kernelspec that runs *this* interpreter, first on JUPYTER_PATH.
+
+    A user-wide ``python3`` kernelspec (say, from another Python) would
+    otherwise win, and the notebooks would run without this venv.
+    """
+    base = tmp_path_factory.mktemp("jupyter")
+    spec_dir = base / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (labcrypto tests)",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+    return base
+
+
+def _execute(
+    nb: nbformat.NotebookNode, workdir: Path, kernel_env: Path, allow_errors: bool
+) -> float:
+    """Run ``nb`` in place with cwd ``workdir``; return the seconds it took."""
+    from nbclient import NotebookClient
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("JUPYTER_PATH", str(kernel_env))
+    mp.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    try:
+        client = NotebookClient(
+            nb,
+            timeout=CELL_TIMEOUT,
+            kernel_name="python3",
+            allow_errors=allow_errors,
+            resources={"metadata": {"path": str(workdir)}},
+        )
+        start = time.perf_counter()
+        client.execute()
+        return time.perf_counter() - start
+    finally:
+        mp.undo()
+
+
+def _workdir(tmp_path: Path) -> Path:
+    """A copy of notebooks/ without key files: what a student starts with."""
+    work = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOK_DIR, work, ignore=shutil.ignore_patterns("keys", ".ipynb_*"))
+    return work
+
+
+def _errors(nb: nbformat.NotebookNode) -> list[tuple[int, nbformat.NotebookNode, dict]]:
+    found = []
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                found.append((index, cell, output))
+    return found
+
+
+def _describe(index: int, cell: nbformat.NotebookNode, output: dict) -> str:
+    source = cell.source if len(cell.source) < 400 else cell.source[:400] + "…"
+    return f"cell {index}:\n{source}\n→ {output.get('ename')}: {output.get('evalue')}"
+
+
+def _thread_noise(nb: nbformat.NotebookNode) -> list[str]:
+    """stderr text that means a background thread printed or died (threads must not print)."""
+    noise = []
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                text = output.get("text", "")
+                if "Traceback" in text or "Exception in thread" in text:
+                    noise.append(f"cell {index}: {text[:300]}")
+    return noise
+
+
+# --- stored form ---------------------------------------------------------------------
+
+
+def test_the_lab_has_its_notebooks() -> None:
+    names = {p.stem for p in NOTEBOOKS}
+    assert "01_keys" in names, f"notebooks found: {sorted(names)}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_stored_without_outputs(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    dirty = [
+        i
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
+    ]
+    assert not dirty, f"{path.name}: cells {dirty} carry outputs; strip them before committing"
+
+
+def test_notebooks_are_built_from_their_sources() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "build_notebooks", ROOT / "tools" / "build_notebooks.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sources = {p.stem for p in (NOTEBOOK_DIR / "src").glob("*.py")}
+    assert sources == {p.stem for p in NOTEBOOKS}, "every notebook needs a source, and vice versa"
+    assert module.build_all(check=True) == [], (
+        "a notebook differs from its source: run `python tools/build_notebooks.py`"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_nbgrader_metadata_is_well_formed(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    grade_ids = [_grading(c)["grade_id"] for c in nb.cells if _grading(c)]
+    assert len(grade_ids) == len(set(grade_ids)), f"duplicate grade_id in {grade_ids}"
+    exercises = 0
+    for index, cell in enumerate(nb.cells):
+        meta = _grading(cell)
+        where = f"{path.name} cell {index} ({meta.get('grade_id', 'no grade_id')})"
+        has_solution = "### BEGIN SOLUTION" in cell.source
+        has_hidden = "### BEGIN HIDDEN TESTS" in cell.source
+        assert has_solution == bool(meta.get("solution")), f"{where}: solution region vs metadata"
+        assert not has_hidden or meta.get("grade"), f"{where}: hidden tests outside a check cell"
+        if not meta:
+            continue
+        assert meta.get("schema_version") == 3, where
+        assert cell.cell_type == "code", where
+        if meta.get("solution"):
+            exercises += 1
+            assert cell.source.count("### BEGIN SOLUTION") == cell.source.count("### END SOLUTION")
+            assert not meta.get("locked") and not meta.get("grade"), where
+            following = nb.cells[index + 1] if index + 1 < len(nb.cells) else None
+            assert following is not None and _grading(following).get("grade"), (
+                f"{where}: an exercise must be followed by its check cell"
+            )
+        if meta.get("grade"):
+            assert meta.get("locked") is True, f"{where}: check cells are locked"
+            points = meta.get("points")
+            assert isinstance(points, int | float) and points > 0, f"{where}: points {points!r}"
+            assert "exercises.check_" in cell.source, f"{where}: call a friendly check"
+            assert cell.source.count("### BEGIN HIDDEN TESTS") == 1, f"{where}: hidden tests"
+    assert 2 <= exercises <= 4, f"{path.name} has {exercises} exercises (2 to 4 wanted)"
+
+
+# --- running -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_instructor_version_runs_clean(path: Path, tmp_path: Path, kernel_env: Path) -> None:
+    work = _workdir(tmp_path)
+    nb = nbformat.read(work / path.name, as_version=4)
+    seconds = _execute(nb, work, kernel_env, allow_errors=True)
+    errors = _errors(nb)
+    assert not errors, "\n\n".join(_describe(*e) for e in errors)
+    assert not _thread_noise(nb), _thread_noise(nb)
+    graded = [c for c in nb.cells if _grading(c).get("grade")]
+    for cell in graded:
+        text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+        assert "✔" in text, f"{_grading(cell)['grade_id']}: no success line printed"
+    assert seconds < RUN_LIMIT, f"{path.name} took {seconds:.1f} s"
+    print(f"{path.name}: instructor version ran in {seconds:.1f} s")
+
+
+def _student_version(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """What ``nbgrader generate_assignment`` hands out: solutions and hidden tests removed."""
+    from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
+
+    nb = copy.deepcopy(nb)
+    nb, _ = ClearSolutions().preprocess(nb, {})
+    nb, _ = ClearHiddenTests().preprocess(nb, {})
+    return nb
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_student_version_fails_only_in_exercises(
+    path: Path, tmp_path: Path, kernel_env: Path
+) -> None:
+    work = _workdir(tmp_path)
+    nb = _student_version(nbformat.read(work / path.name, as_version=4))
+    for cell in nb.cells:
+        assert "BEGIN SOLUTION" not in cell.source and "HIDDEN TESTS" not in cell.source
+    seconds = _execute(nb, work, kernel_env, allow_errors=True)
+    errors = _errors(nb)
+    demo_errors = [e for e in errors if not _is_exercise_cell(e[1])]
+    assert not demo_errors, "a demo cell fails without the solutions:\n\n" + "\n\n".join(
+        _describe(*e) for e in demo_errors
+    )
+    failed = {index for index, _, _ in errors}
+    for index, cell in enumerate(nb.cells):
+        if not _grading(cell).get("grade"):
+            continue
+        grade_id = _grading(cell)["grade_id"]
+        assert index in failed, f"{grade_id} passes with no solution written: it checks nothing"
+        (output,) = [o for o in cell.outputs if o.get("output_type") == "error"]
+        assert output["ename"] == "CheckFailed", (
+            f"{grade_id}: an unsolved exercise should fail with a friendly CheckFailed, "
+            f"got {output['ename']}: {output['evalue']}"
+        )
+        assert "not written yet" in output["evalue"], output["evalue"]
+    print(f"{path.name}: student version ran in {seconds:.1f} s")
