@@ -1,0 +1,492 @@
+"""The chat room on real TCP (loopback): one port, both modes.
+
+Several clients in one room, the operator's messages, the allowlist
+refusing a key before anything encrypted is sent, server-key pinning and
+trust on first use, clear errors, re-running "start" on one port, stop()
+under load, and clients that misbehave (cut a frame, send garbage, never
+read) while the others keep chatting. The two-port handoff is in
+``test_handoff.py``.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import wait_until
+
+from labcrypto import keys
+from labcrypto.allowlist import Allowlist
+from labcrypto.channel import FrameDecoder, SecureChannel, encode_frame, write_frame
+from labcrypto.chat import SERVER_NAME, ChatClient, ChatMessage, ChatServer
+from labcrypto.errors import (
+    ChannelClosed,
+    ConnectionLost,
+    KeyNotAllowed,
+    LabCryptoError,
+    ServerKeyChanged,
+)
+from labcrypto.groups import TOY
+from labcrypto.handshake import ClientHandshake, decode_message, encode_message
+from labcrypto.known_servers import KnownServers
+from labcrypto.server import running_servers
+
+HOST = "127.0.0.1"
+NAMES = ["server", "alice", "bob", "carol", "dave", "mallory", "server2"]
+
+Keyring = Callable[[str], keys.KeyPair]
+
+
+@pytest.fixture(params=["secure", "toy"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def keyring(mode: str, secure_keys: Keyring) -> Keyring:
+    """Distinct key pairs by name. Toy keys use fixed exponents: the toy group has
+    only 20 public values, so random toy keys would often collide."""
+    if mode == "secure":
+        return secure_keys
+
+    def toy(name: str) -> keys.KeyPair:
+        x = 2 + NAMES.index(name)
+        return keys.KeyPair(TOY, x, pow(TOY.g, x, TOY.p))
+
+    return toy
+
+
+@pytest.fixture
+def allowlist(tmp_path: Path, keyring: Keyring) -> Allowlist:
+    """alice, bob, carol and dave are allowed; mallory is not."""
+    allow = Allowlist(tmp_path / "allowlist.csv")
+    for name in ("alice", "bob", "carol", "dave"):
+        allow.add(name, keyring(name).public_key)
+    return allow
+
+
+@pytest.fixture
+def known(tmp_path: Path) -> KnownServers:
+    return KnownServers(tmp_path / "known_servers.csv")
+
+
+@pytest.fixture
+def server(mode: str, keyring: Keyring, allowlist: Allowlist, no_leaks: None):
+    srv = ChatServer(keyring("server"), allowlist, mode=mode).start()
+    yield srv
+    srv.stop()
+
+
+def join(srv: ChatServer, name: str, keyring: Keyring, known: KnownServers, **kw) -> ChatClient:
+    return ChatClient.connect(
+        HOST, srv.port, keyring(name), mode=srv.mode, known_servers=known, timeout=5.0, **kw
+    )
+
+
+def lines(client: ChatClient, count: int, timeout: float = 5.0) -> list[ChatMessage]:
+    """The next ``count`` chat lines (notices skipped), waiting at most ``timeout`` in all."""
+    got: list[ChatMessage] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count:
+        message = client.recv(max(0.01, deadline - time.monotonic()))
+        if message.kind == "message":
+            got.append(message)
+    return got
+
+
+def raw_session(srv: ChatServer, key: keys.KeyPair) -> tuple[socket.socket, SecureChannel]:
+    """A hand-made client: handshake, read the welcome, hand back the raw socket too."""
+    sock = socket.create_connection((HOST, srv.port), timeout=5.0)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    channel = SecureChannel.client(sock, key, srv.mode, timeout=5.0)
+    assert decode_message(channel.recv(5.0))["type"] == "welcome"
+    return sock, channel
+
+
+# --- the room ---------------------------------------------------------------------
+
+
+def test_messages_reach_everyone_tagged_with_allowlist_names(server, keyring, known):
+    names = ["alice", "bob", "carol"]
+    clients = [join(server, name, keyring, known) for name in names]
+    try:
+        assert [c.name for c in clients] == names
+        assert wait_until(lambda: sorted(server.members()) == names)
+        for client in clients:
+            client.send(f"hello from {client.name}")
+        for client in clients:
+            got = lines(client, 3)
+            assert sorted((m.sender, m.text) for m in got) == [
+                (name, f"hello from {name}") for name in names
+            ]
+            assert all(abs(m.time - time.time()) < 30 for m in got)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_the_sender_gets_its_own_line_back_as_confirmation(server, keyring, known):
+    with join(server, "alice", keyring, known) as alice:
+        alice.send("only me here")
+        (line,) = lines(alice, 1)
+        assert (line.sender, line.text) == ("alice", "only me here")
+
+
+def test_operator_message_reaches_everyone_and_the_hooks(server, keyring, known):
+    heard: list[ChatMessage] = []
+    server.on_message = heard.append
+    events: list[str] = []
+    server.listeners.append(lambda event: events.append(event.kind))
+    widget: list[ChatMessage] = []
+    alice = join(server, "alice", keyring, known, on_message=widget.append)
+    bob = join(server, "bob", keyring, known)
+    try:
+        assert wait_until(lambda: len(server.members()) == 2)
+        sent = server.say("the lab closes at six")
+        for client in (alice, bob):
+            (line,) = lines(client, 1)
+            assert (line.sender, line.text) == (SERVER_NAME, "the lab closes at six")
+        assert heard == [sent] and list(server.history) == [sent]
+        assert "message" in events
+        assert wait_until(lambda: any(m.text == "the lab closes at six" for m in widget))
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_joins_and_leaves_are_announced_and_logged(server, keyring, known):
+    alice = join(server, "alice", keyring, known)
+    with join(server, "bob", keyring, known):
+        notice = alice.recv(5.0)
+        while notice.text != "bob joined":
+            notice = alice.recv(5.0)
+        assert notice.kind == "notice" and notice.sender == SERVER_NAME
+    notice = alice.recv(5.0)
+    assert (notice.kind, notice.text) == ("notice", "bob left")
+    alice.close()
+    kinds = [event.kind for event in server.events]
+    assert kinds.count("join") == 2
+    assert wait_until(lambda: [e.kind for e in server.events].count("leave") == 2)
+
+
+def test_members_and_iteration_end_after_the_timeout(server, keyring, known):
+    with join(server, "alice", keyring, known) as alice:
+        alice.send("one")
+        alice.send("two")
+        got = [m.text for m in alice.iter_messages(timeout=0.3) if m.kind == "message"]
+        assert got == ["one", "two"]
+        assert server.members() == ["alice"]
+    assert wait_until(lambda: server.members() == [])
+
+
+def test_recv_times_out_and_reports_the_end_of_the_chat(mode, keyring, allowlist, known, no_leaks):
+    srv = ChatServer(keyring("server"), allowlist, mode=mode).start()
+    alice = join(srv, "alice", keyring, known)
+    with pytest.raises(TimeoutError, match=r"within 0\.1 s"):
+        for _ in range(10):
+            alice.recv(0.1)  # skip the join notice, then time out
+    srv.stop()
+    with pytest.raises((ChannelClosed, ConnectionLost)):
+        for _ in range(10):
+            alice.recv(5.0)
+    assert not alice.connected
+    with pytest.raises(ChannelClosed, match="connect again"):
+        alice.send("anyone?")
+    alice.close()
+
+
+# --- the allowlist ----------------------------------------------------------------
+
+
+def test_unknown_key_refused_before_any_encrypted_byte(server, keyring, known):
+    mallory = keyring("mallory")
+    sock = socket.create_connection((HOST, server.port), timeout=5.0)
+    received = b""
+    try:
+        handshake = ClientHandshake(mallory, server.mode)
+        write_frame(sock, handshake.start())
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # read everything until the server hangs up
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    finally:
+        sock.close()
+    frames = FrameDecoder().feed(received)
+    # Every byte the server sent is one plain JSON error: no server_hello, nothing encrypted.
+    assert [decode_message(frame)["type"] for frame in frames] == ["error"]
+    assert decode_message(frames[0])["code"] == "not_allowed"
+    with pytest.raises(KeyNotAllowed, match="allowlist"):
+        join(server, "mallory", keyring, known)
+
+    def rejected() -> list[str]:
+        return [e.text for e in server.events if e.kind == "rejected"]
+
+    assert wait_until(lambda: len(rejected()) == 2)
+    assert all(mallory.fingerprint in text for text in rejected())
+    assert server.members() == []
+
+
+def test_a_key_removed_from_the_allowlist_is_refused_next_time(server, keyring, known, allowlist):
+    with join(server, "dave", keyring, known) as dave:
+        assert dave.name == "dave"
+    allowlist.remove("dave")
+    with pytest.raises(KeyNotAllowed):
+        join(server, "dave", keyring, known)
+
+
+def test_without_allowlist_everyone_is_named_by_fingerprint(mode, keyring, known, no_leaks):
+    with (
+        ChatServer(keyring("server"), None, mode=mode) as srv,
+        join(srv, "mallory", keyring, known) as client,
+    ):
+        assert client.name == keyring("mallory").fingerprint
+
+
+# --- knowing the server ------------------------------------------------------------
+
+
+def test_trust_on_first_use_records_then_refuses_a_changed_key(mode, keyring, allowlist, known):
+    first = ChatServer(keyring("server"), allowlist, mode=mode).start()
+    port = first.port
+    try:
+        with join(first, "alice", keyring, known):
+            pass
+        assert known.get(HOST, port) == keyring("server").public_key
+        with join(first, "alice", keyring, known):  # same key: accepted quietly
+            pass
+    finally:
+        first.stop()
+    impostor = ChatServer(keyring("server2"), allowlist, mode=mode, port=port).start()
+    try:
+        with pytest.raises(ServerKeyChanged) as caught:
+            join(impostor, "alice", keyring, known)
+        text = str(caught.value)
+        assert keyring("server").fingerprint in text
+        assert keyring("server2").fingerprint in text
+        assert str(known.path) in text
+        assert wait_until(lambda: impostor.members() == [])
+        assert known.forget(HOST, port)  # what the student does once the change is confirmed
+        with join(impostor, "alice", keyring, known):
+            pass
+    finally:
+        impostor.stop()
+
+
+@pytest.mark.parametrize("form", ["PublicKey", "pub file", "fingerprint"])
+def test_pinned_server_key_in_each_form(server, keyring, form, tmp_path):
+    server_pair = keyring("server")
+    if form == "PublicKey":
+        pin: object = server_pair.public_key
+    elif form == "pub file":
+        pin = keys.save(server_pair, "server", tmp_path / "k")[1]
+    else:
+        fp = server_pair.fingerprint
+        pin = ":".join(fp[i : i + 4] for i in range(0, 16, 4)).upper()
+    with ChatClient.connect(HOST, server.port, keyring("alice"), mode=server.mode, server_key=pin):
+        pass
+    with pytest.raises(ServerKeyChanged, match="expected"):
+        ChatClient.connect(
+            HOST, server.port, keyring("alice"), mode=server.mode,
+            server_key=keyring("server2").public_key,
+        )  # fmt: skip
+
+
+# --- errors a student meets ---------------------------------------------------------
+
+
+def test_connection_refused_says_what_to_check(mode, keyring, known):
+    probe = socket.socket()
+    probe.bind((HOST, 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+    with pytest.raises(ConnectionRefusedError, match="server cell running"):
+        ChatClient.connect(HOST, port, keyring("alice"), mode=mode, known_servers=known)
+
+
+def test_wrong_mode_is_a_clear_handshake_error(mode, keyring, allowlist, known, no_leaks):
+    with ChatServer(keyring("server"), allowlist, mode=mode) as srv:
+        other = "toy" if mode == "secure" else "secure"
+        with pytest.raises(ValueError, match="mode"):
+            ChatServer(keyring("server"), allowlist, mode=other)
+        sock = socket.create_connection((HOST, srv.port), timeout=5.0)
+        try:
+            hello = ClientHandshake(keyring("alice"), mode).start()
+            bad = decode_message(hello) | {"mode": other}
+            write_frame(sock, encode_message(bad))
+            reply = decode_message(FrameDecoder().feed(sock.recv(65536))[0])
+            assert reply["type"] == "error" and mode in reply["message"]
+        finally:
+            sock.close()
+
+
+def test_a_server_that_never_answers_times_out_clearly(mode, keyring, known, no_leaks):
+    silent = socket.socket()
+    silent.bind((HOST, 0))
+    silent.listen(1)
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="labcrypto server"):
+            ChatClient.connect(
+                HOST, silent.getsockname()[1], keyring("alice"), mode=mode,
+                known_servers=known, timeout=0.3,
+            )  # fmt: skip
+        assert time.monotonic() - started < 3
+    finally:
+        silent.close()
+
+
+# --- in a kernel: re-run and stop ----------------------------------------------------
+
+
+def test_rerunning_start_twenty_times_on_one_port(mode, keyring, allowlist, known, no_leaks):
+    port = ChatServer(keyring("server"), allowlist, mode=mode).start()
+    fixed = port.port
+    port.stop()
+    threads_before = threading.active_count()
+    for round_number in range(20):
+        srv = ChatServer(keyring("server"), allowlist, mode=mode, port=fixed).start()
+        assert srv.port == fixed
+        assert [s for s in running_servers() if s.running] == [srv]
+        if round_number % 5 == 0:
+            client = join(srv, "alice", keyring, known)
+            client.send(f"round {round_number}")
+            assert lines(client, 1)[0].text == f"round {round_number}"
+            client.close()
+    srv.stop()
+    assert wait_until(lambda: threading.active_count() <= threads_before)
+
+
+def test_stop_under_load_returns_in_bounded_time(mode, keyring, allowlist, known, no_leaks):
+    srv = ChatServer(keyring("server"), allowlist, mode=mode).start()
+    clients = [join(srv, name, keyring, known) for name in ("alice", "bob", "carol", "dave")]
+    go = threading.Event()
+    errors: list[BaseException] = []
+
+    def chatter(client: ChatClient) -> None:
+        go.wait(5)
+        for i in range(100_000):  # bounded; ends when the server is gone
+            try:
+                client.send(f"{client.name} {i}")
+            except LabCryptoError:
+                return
+            except BaseException as exc:  # anything else is a bug
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=chatter, args=(c,)) for c in clients]
+    for thread in threads:
+        thread.start()
+    go.set()
+    assert wait_until(lambda: len(srv.history) > 50)
+    started = time.monotonic()
+    srv.stop(timeout=5.0)
+    assert time.monotonic() - started < 5.0
+    assert srv.threads() == []
+    for thread in threads:
+        thread.join(10)
+        assert not thread.is_alive()
+    for client in clients:
+        client.close()
+    assert errors == []
+
+
+# --- clients that misbehave -----------------------------------------------------------
+
+
+def test_a_client_cut_mid_frame_is_dropped_and_the_room_goes_on(server, keyring, known):
+    alice = join(server, "alice", keyring, known)
+    bob = join(server, "bob", keyring, known)
+    sock, _channel = raw_session(server, keyring("carol"))
+    assert wait_until(lambda: "carol" in server.members())
+    sock.sendall(encode_frame(b"x" * 100)[:30])  # 30 of 104 bytes, then gone
+    sock.close()
+    assert wait_until(lambda: "carol" not in server.members())
+    alice.send("still here?")
+    bob.send("yes")
+    for client in (alice, bob):
+        assert sorted(m.text for m in lines(client, 2)) == ["still here?", "yes"]
+    alice.close()
+    bob.close()
+
+
+def test_a_garbage_sending_client_is_dropped_while_others_chat(server, keyring, known):
+    alice = join(server, "alice", keyring, known)
+    bob = join(server, "bob", keyring, known)
+    sock, _channel = raw_session(server, keyring("carol"))
+
+    def talk(client: ChatClient) -> None:
+        for i in range(20):
+            client.send(f"{client.name} {i}")
+            time.sleep(0.005)
+
+    talkers = [threading.Thread(target=talk, args=(c,)) for c in (alice, bob)]
+    for thread in talkers:
+        thread.start()
+    try:
+        sock.sendall(encode_frame(b"\x00not a message\xff" * 4) * 3)
+        sock.settimeout(5.0)
+        # The server hangs up on carol (it may first send her lines that were queued).
+        assert wait_until(lambda: "carol" not in server.members())
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and sock.recv(65536):
+            pass
+    finally:
+        for thread in talkers:
+            thread.join(10)
+        sock.close()
+    for client in (alice, bob):
+        got = lines(client, 40)
+        for name in ("alice", "bob"):
+            assert [m.text for m in got if m.sender == name] == [f"{name} {i}" for i in range(20)]
+    assert any(e.kind == "leave" and "carol" in e.text for e in server.events)
+    alice.close()
+    bob.close()
+
+
+def test_a_client_breaking_the_chat_protocol_is_dropped(server, keyring, known):
+    sock, channel = raw_session(server, keyring("carol"))
+    channel.send(encode_message({"type": "shout", "text": "hi"}))
+    assert wait_until(lambda: "carol" not in server.members())
+    assert any("broke the chat protocol" in e.text for e in server.events)
+    sock.close()
+
+
+def test_a_client_that_never_reads_is_dropped_not_waited_for(
+    mode, keyring, allowlist, known, no_leaks
+):
+    srv = ChatServer(
+        keyring("server"), allowlist, mode=mode, send_timeout=0.3, outbox_size=32
+    ).start()
+    try:
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.settimeout(5.0)
+        slow.connect((HOST, srv.port))
+        SecureChannel.client(slow, keyring("carol"), mode, timeout=5.0)  # then never reads
+        alice = join(srv, "alice", keyring, known)
+        assert wait_until(lambda: "carol" in srv.members())
+        text = "z" * 3000
+        started = time.monotonic()
+        for i in range(3000):  # about 9 MB at most: more than any socket buffer
+            alice.send(f"{i} {text}")
+            assert lines(alice, 1)[0].text.startswith(f"{i} ")  # alice reads; carol never does
+            if "carol" not in srv.members():
+                break
+        assert "carol" not in srv.members()
+        assert time.monotonic() - started < 10
+        reason = next(e.text for e in srv.events if e.kind == "leave" and "carol" in e.text)
+        assert "too slow" in reason or "sending failed" in reason
+        alice.send("the room goes on")
+        deadline = time.monotonic() + 10
+        while alice.recv(max(0.01, deadline - time.monotonic())).text != "the room goes on":
+            pass
+        alice.close()
+        slow.close()
+    finally:
+        srv.stop()
