@@ -1,0 +1,641 @@
+"""The instructor's command line: ``labcrypto ...`` (or ``python -m labcrypto ...``).
+
+Everything the notebooks do in cells, from a terminal, for running the lab
+in front of a class::
+
+    labcrypto keygen server                      # the server's key pair (task 1)
+    labcrypto keygen alice                       # a student's key pair
+    labcrypto allow add alice keys/alice.pub     # let alice in (task 3)
+    labcrypto serve                              # the chat room, until Ctrl-C (tasks 2-4)
+    labcrypto chat --key alice --message "hi"    # say hi, print what comes back, exit
+    labcrypto ftp-serve                          # the encrypted file service (task 5)
+    labcrypto ftp --key alice -c "ls" -c "put notes.txt"
+
+Every command has ``--help`` with an example. This module is the only
+place that turns the lab's errors into exit codes: a ``LabCryptoError``
+(or a refused connection, a timeout, a bad argument value) prints
+``error: <what went wrong and what to do>`` on stderr and exits with 1;
+a command line argparse cannot read exits with 2; success is 0.
+
+``serve`` prints ``listening on HOST:PORT`` as its first line (so scripts
+and tests can use ``--port 0`` and read the real port), then logs joins,
+leaves, refused keys and pool use on stderr until Ctrl-C (or SIGTERM),
+which stops it cleanly with exit code 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+
+from . import keys
+from .allowlist import Allowlist
+from .chat import ChatClient, ChatMessage, ChatServer
+from .errors import LabCryptoError
+from .ftp import FileClient, FileServer, run_command
+from .groups import GROUPS
+from .handshake import MODES
+from .known_servers import KnownServers
+from .ports import PortPool
+
+__all__ = ["build_parser", "main"]
+
+DEFAULT_KEYS_DIR = "keys"
+DEFAULT_CHAT_PORT = 9090
+DEFAULT_POOL = "9100-9199"
+DEFAULT_FTP_PORT = 9091
+
+log = logging.getLogger("labcrypto.cli")
+
+
+class UsageError(LabCryptoError, ValueError):
+    """An argument value the command cannot use (argparse could read it, but it is wrong)."""
+
+
+# --- small helpers ---------------------------------------------------------------
+
+
+def _out(text: str = "") -> None:
+    """A line for stdout, flushed at once (a script may be waiting for it)."""
+    print(text, flush=True)
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _mode_of(pair: keys.KeyPair) -> str:
+    """The mode a key pair belongs to (its group decides: toy23 → toy, ffdhe2048 → secure)."""
+    for mode, group in MODES.items():
+        if group == pair.group:
+            return mode
+    raise UsageError(
+        f"a {pair.group.name} key cannot chat: the chat uses "
+        + " or ".join(f"{g.name} ({m} mode)" for m, g in MODES.items())
+        + ". Make one with: labcrypto keygen NAME --group ffdhe2048"
+    )
+
+
+def _load_key(name: str, folder: str) -> keys.KeyPair:
+    """Load key ``name``, or say how to make it."""
+    key_path, _ = keys.key_paths(name, folder)
+    if not key_path.exists():
+        raise UsageError(
+            f"no key file {key_path}: make one with 'labcrypto keygen {name} --dir {folder}' "
+            "and ask the instructor to put the .pub on the allowlist"
+        )
+    return keys.load(name, folder)
+
+
+def _server_key_arg(value: str | None) -> Path | str | None:
+    """``--server-key``: a ``.pub`` file (any name) or a 16-digit fingerprint."""
+    if value is None:
+        return None
+    path = Path(value)
+    return path if path.exists() else value
+
+
+def _parse_pool(text: str) -> tuple[int, int] | None:
+    """``"9100-9199"`` → (9100, 9199); ``"none"`` → one port only (no handoff)."""
+    if text.strip().lower() in ("none", "off", "no", ""):
+        return None
+    first, sep, last = text.partition("-")
+    try:
+        low, high = int(first), int(last if sep else first)
+    except ValueError:
+        raise UsageError(f"--pool {text!r}: expected FIRST-LAST, e.g. 9100-9199, or none") from None
+    if not 1 <= low <= high <= 65535:
+        raise UsageError(f"--pool {text!r}: expected 1 <= FIRST <= LAST <= 65535")
+    return low, high
+
+
+def _allowlist_path(args: argparse.Namespace) -> Path:
+    if args.allowlist is not None:
+        return Path(args.allowlist)
+    return Path(getattr(args, "keys_dir", DEFAULT_KEYS_DIR)) / "allowlist.csv"
+
+
+@contextlib.contextmanager
+def _logging_to_stderr() -> Iterator[None]:
+    """Show the servers' events (joins, leaves, refusals, pool use) on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("labcrypto")
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by Ctrl-C (SIGINT) or SIGTERM; the old handlers come back after."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    wanted = [signal.SIGINT, signal.SIGTERM]
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # signals only reach the main thread; the caller sets the event
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in wanted}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _wait_until_stopped(stop: threading.Event, is_running: Callable[[], bool]) -> None:
+    """Block until a signal (or the server stopped by itself), waking twice a second."""
+    while not stop.wait(0.5):
+        if not is_running():
+            return
+
+
+# --- keygen ----------------------------------------------------------------------
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    """Write NAME.key and NAME.pub; refuse to overwrite without --force."""
+    pair = keys.generate(GROUPS[args.group])
+    key_path, pub_path = keys.save(pair, args.name, args.dir, overwrite=args.force)
+    _out(f"wrote {key_path}  (private: keep it secret, never share or commit it)")
+    _out(f"wrote {pub_path}  (public: give this file to the instructor)")
+    _out(f"fingerprint: {pair.fingerprint}  ({pair.group.name})")
+    return 0
+
+
+# --- allow -----------------------------------------------------------------------
+
+
+def cmd_allow_add(args: argparse.Namespace) -> int:
+    allowlist = Allowlist(_allowlist_path(args))
+    entry = allowlist.add(args.name, keys.load_public(args.pubfile), args.comment)
+    _out(f"added {entry.name} ({entry.key.fingerprint}) to {allowlist.path}, line {entry.line}")
+    return 0
+
+
+def cmd_allow_list(args: argparse.Namespace) -> int:
+    allowlist = Allowlist(_allowlist_path(args))
+    entries = allowlist.entries()
+    for problem in allowlist.problems:
+        _err(f"warning: {problem}")
+    if not entries:
+        _out(f"(nobody is on the allowlist {allowlist.path} yet)")
+        return 0
+    width = max(len(e.name) for e in entries)
+    for entry in entries:
+        comment = f"  {entry.comment}" if entry.comment else ""
+        _out(f"{entry.name:<{width}}  {entry.key.fingerprint}  {entry.key.group.name}{comment}")
+    return 0
+
+
+def cmd_allow_remove(args: argparse.Namespace) -> int:
+    allowlist = Allowlist(_allowlist_path(args))
+    entry = allowlist.remove(args.name)
+    shown = f" ({entry.key.fingerprint})" if entry is not None else " (an unusable row)"
+    _out(f"removed {args.name}{shown} from {allowlist.path}")
+    return 0
+
+
+# --- serve -----------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the chat room until Ctrl-C or SIGTERM."""
+    key_name = args.key or ("server" if args.mode == "secure" else "server-toy")
+    pair = keys.load_or_create(key_name, args.keys_dir, MODES[args.mode])
+    allowlist = None if args.no_allowlist else Allowlist(_allowlist_path(args))
+    pool_range = _parse_pool(args.pool)
+    pool = PortPool(*pool_range, host=args.host) if pool_range else None
+    server = ChatServer(pair, allowlist, mode=args.mode, pool=pool, host=args.host, port=args.port)
+    with _logging_to_stderr(), _stop_on_signals() as stop:
+        try:
+            server.start()
+            _out(f"listening on {args.host}:{server.port}")
+            _describe_server(pair, key_name, args, allowlist, pool_range)
+            if sys.stdin is not None and sys.stdin.isatty():
+                _start_operator_console(server)
+            _wait_until_stopped(stop, lambda: server.running)
+        finally:
+            server.stop()
+            if pool is not None:
+                pool.close()
+    _err("stopped")
+    return 0
+
+
+def _describe_server(
+    pair: keys.KeyPair,
+    key_name: str,
+    args: argparse.Namespace,
+    allowlist: Allowlist | None,
+    pool_range: tuple[int, int] | None,
+) -> None:
+    """The lines an instructor reads out or projects: fingerprint, mode, who is allowed."""
+    _out(f"server key: {args.keys_dir}/{key_name}.pub, fingerprint {pair.fingerprint}")
+    ports = f"conversation ports {pool_range[0]}-{pool_range[1]}" if pool_range else "one port"
+    _out(f"mode: {args.mode}, {ports}")
+    if allowlist is None:
+        _err("warning: no allowlist: every key gets in (demo only)")
+        return
+    for problem in allowlist.problems:
+        _err(f"warning: {problem}")
+    count = len(allowlist)
+    _out(f"allowlist: {allowlist.path} ({count} key{'s' if count != 1 else ''})")
+    if not count:
+        _err("warning: nobody is allowed yet: labcrypto allow add NAME keys/NAME.pub")
+
+
+def _start_operator_console(server: ChatServer) -> None:
+    """Lines typed on the server's terminal go to the room, tagged "server"."""
+
+    def read_lines() -> None:
+        for line in sys.stdin:  # ends at EOF (Ctrl-D); a daemon thread, gone at exit
+            text = line.strip()
+            if text:
+                with contextlib.suppress(ValueError):
+                    server.say(text)
+
+    threading.Thread(target=read_lines, name="operator-console", daemon=True).start()
+
+
+# --- chat ------------------------------------------------------------------------
+
+
+def _format_line(message: ChatMessage) -> str:
+    """``alice: hi`` for what people say, ``* bob joined`` for the server's notices."""
+    if message.kind == "notice":
+        return f"* {message.text}"
+    return f"{message.sender}: {message.text}"
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """Join the room; send --message lines (waiting for each echo), or chat interactively."""
+    pair = _load_key(args.key, args.keys_dir)
+    known = args.known_servers or Path(args.keys_dir) / "known_servers.csv"
+    client = ChatClient.connect(
+        args.host,
+        args.port,
+        pair,
+        server_key=_server_key_arg(args.server_key),
+        known_servers=known,
+        mode=_mode_of(pair),
+        timeout=args.timeout,
+        on_message=None if args.message else lambda m: _out(_format_line(m)),
+    )
+    with client:
+        where = f", data port {client.data_port}" if client.data_port else ""
+        _err(f"joined {args.host}:{args.port} as {client.name}{where}")
+        if args.message:
+            for text in args.message:
+                _send_and_wait_for_echo(client, text, args.timeout)
+            return 0
+        return _interactive_chat(client)
+
+
+def _send_and_wait_for_echo(client: ChatClient, text: str, timeout: float) -> None:
+    """Send one line and print what arrives until our own line comes back (the receipt)."""
+    client.send(text)
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"the server did not send our message back within {timeout} s")
+        try:
+            message = client.recv(remaining)
+        except TimeoutError:
+            continue  # the deadline check above ends the wait
+        _out(_format_line(message))
+        if (message.kind, message.sender, message.text) == ("message", client.name, text):
+            return
+
+
+def _interactive_chat(client: ChatClient) -> int:
+    """Read lines from the keyboard and send them; incoming lines are printed by the reader."""
+    _err("type a line and press Enter to send it; Ctrl-D or /quit to leave")
+    try:
+        for line in sys.stdin:
+            text = line.strip()
+            if text == "/quit":
+                break
+            if text:
+                client.send(text)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+# --- ftp -------------------------------------------------------------------------
+
+
+def cmd_ftp_serve(args: argparse.Namespace) -> int:
+    """Run the encrypted file service until Ctrl-C or SIGTERM."""
+    key_name = args.key or "server"
+    pair = keys.load_or_create(key_name, args.keys_dir, MODES["secure"])
+    allowlist = Allowlist(_allowlist_path(args))
+    options = {} if args.max_upload is None else {"max_upload": args.max_upload}
+    server = FileServer(
+        pair, allowlist, args.root, host=args.host, port=args.port, quota=args.quota, **options
+    )
+    with _logging_to_stderr(), _stop_on_signals() as stop:
+        try:
+            server.start()
+            _out(f"listening on {args.host}:{server.port}")
+            _out(f"server key: {args.keys_dir}/{key_name}.pub, fingerprint {pair.fingerprint}")
+            _out(f"homes under {server.root}, one per allowlist name ({allowlist.path})")
+            for problem in allowlist.problems:
+                _err(f"warning: {problem}")
+            _wait_until_stopped(stop, lambda: server.running)
+        finally:
+            server.stop()
+    _err("stopped")
+    return 0
+
+
+def cmd_ftp(args: argparse.Namespace) -> int:
+    """Run -c commands one by one (stop at the first error), or an interactive shell."""
+    pair = _load_key(args.key, args.keys_dir)
+    known = KnownServers(args.known_servers or Path(args.keys_dir) / "known_servers.csv")
+    pinned = _server_key_arg(args.server_key)
+    if isinstance(pinned, Path):
+        server_key: keys.PublicKey | None = keys.load_public(pinned)
+    elif pinned is not None:
+        raise UsageError("ftp --server-key takes the server's .pub file")
+    else:
+        server_key = known.get(args.host, args.port)  # trusted on an earlier visit
+    client = FileClient(args.host, args.port, pair, server_key, timeout=args.timeout)
+    if args.command:
+        for line in args.command:
+            _run_ftp_line(client, line, known, args)
+        return 0
+    return _ftp_shell(client, known, args)
+
+
+def _run_ftp_line(
+    client: FileClient, line: str, known: KnownServers, args: argparse.Namespace
+) -> None:
+    """One shell line; the server's key is checked against (or added to) known servers."""
+    text = run_command(client, line)
+    if client.server_key is not None:
+        known.check(args.host, args.port, client.server_key)
+    if text:
+        _out(text)
+
+
+def _ftp_shell(client: FileClient, known: KnownServers, args: argparse.Namespace) -> int:
+    """``ftp:/path> `` prompts until ``exit``, ``quit`` or Ctrl-D; errors do not end it."""
+    _err("commands: ls pwd cd mkdir rmdir rm rename cat put get help; exit to leave")
+    while True:
+        try:
+            line = input(f"ftp:{client.cwd}> ")
+        except (EOFError, KeyboardInterrupt):
+            _err("")
+            return 0
+        if line.strip() in ("exit", "quit", "bye"):
+            return 0
+        try:
+            _run_ftp_line(client, line, known, args)
+        except (LabCryptoError, OSError, ValueError) as exc:
+            _err(f"error: {exc}")
+
+
+# --- the parser ------------------------------------------------------------------
+
+
+def _command(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    summary: str,
+    example: str,
+    handler: Callable[[argparse.Namespace], int] | None,
+) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        name,
+        help=summary,
+        description=summary,
+        epilog="example:\n" + example,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if handler is not None:
+        parser.set_defaults(handler=handler)
+    return parser
+
+
+def _add_keys_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keys-dir", default=DEFAULT_KEYS_DIR, help="folder of the key files (default: keys)"
+    )
+
+
+def _add_allowlist(
+    parser: argparse.ArgumentParser, default_text: str, *, inherited: bool = False
+) -> None:
+    """``--allowlist CSV``. ``inherited``: also accepted after ``allow``'s action; SUPPRESS
+    keeps the sub-parser from overwriting a value given before the action with its default."""
+    parser.add_argument(
+        "--allowlist",
+        default=argparse.SUPPRESS if inherited else None,
+        metavar="CSV",
+        help=f"allowlist file (default: {default_text})",
+    )
+
+
+def _add_keygen(sub: argparse._SubParsersAction) -> None:
+    p = _command(
+        sub,
+        "keygen",
+        "make a key pair: NAME.key (private, mode 0600) and NAME.pub (public)",
+        "  labcrypto keygen alice                 # keys/alice.key, keys/alice.pub\n"
+        "  labcrypto keygen server --dir keys\n"
+        "  labcrypto keygen eve --group toy23     # for toy mode (p = 23)",
+        cmd_keygen,
+    )
+    p.add_argument("name", help="the key's name (letters, digits, _ - .)")
+    p.add_argument("--dir", default=DEFAULT_KEYS_DIR, help="where to write (default: keys)")
+    p.add_argument(
+        "--group", default="ffdhe2048", choices=sorted(GROUPS), help="default: ffdhe2048"
+    )
+    p.add_argument("--force", action="store_true", help="replace existing files of that name")
+
+
+def _add_allow(sub: argparse._SubParsersAction) -> None:
+    p = _command(
+        sub,
+        "allow",
+        "edit the allowlist of client keys (a CSV file)",
+        "  labcrypto allow add alice keys/alice.pub\n"
+        "  labcrypto allow list\n"
+        "  labcrypto allow remove alice",
+        None,
+    )
+    _add_allowlist(p, "keys/allowlist.csv")
+    actions = p.add_subparsers(dest="action", metavar="{add,list,remove}", required=True)
+    add = _command(
+        actions,
+        "add",
+        "put a public key on the allowlist under a name",
+        "  labcrypto allow add alice keys/alice.pub --comment 'group A'",
+        cmd_allow_add,
+    )
+    add.add_argument("name", help="the name the server will know this key by")
+    add.add_argument("pubfile", help="the student's .pub file")
+    add.add_argument("--comment", default="", help="a note for the third column")
+    _add_allowlist(add, "keys/allowlist.csv", inherited=True)
+    show = _command(
+        actions, "list", "show who is allowed", "  labcrypto allow list", cmd_allow_list
+    )
+    _add_allowlist(show, "keys/allowlist.csv", inherited=True)
+    remove = _command(
+        actions,
+        "remove",
+        "take a name off the allowlist (their next connection is refused)",
+        "  labcrypto allow remove alice",
+        cmd_allow_remove,
+    )
+    remove.add_argument("name")
+    _add_allowlist(remove, "keys/allowlist.csv", inherited=True)
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = _command(
+        sub,
+        "serve",
+        "run the chat server until Ctrl-C (logs joins, leaves, refusals on stderr)",
+        "  labcrypto serve                          # 127.0.0.1:9090, ports 9100-9199\n"
+        "  labcrypto serve --port 0 --pool none     # any free port, no second port\n"
+        "  labcrypto serve --mode toy --no-allowlist  # notebook 03's insecure demo",
+        cmd_serve,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=DEFAULT_CHAT_PORT, help="handshake port (0: any)")
+    p.add_argument(
+        "--pool",
+        default=DEFAULT_POOL,
+        metavar="FIRST-LAST",
+        help=f"conversation ports (task 4), or 'none' for one port (default: {DEFAULT_POOL})",
+    )
+    p.add_argument("--key", default=None, help="server key name (default: server; toy: server-toy)")
+    _add_keys_dir(p)
+    _add_allowlist(p, "KEYS_DIR/allowlist.csv")
+    p.add_argument("--no-allowlist", action="store_true", help="let every key in (demo only)")
+    p.add_argument("--mode", default="secure", choices=sorted(MODES), help="default: secure")
+
+
+def _add_chat(sub: argparse._SubParsersAction) -> None:
+    p = _command(
+        sub,
+        "chat",
+        "join the chat room: interactive, or send --message lines and exit",
+        "  labcrypto chat --key alice\n"
+        "  labcrypto chat --key alice --server-key keys/server.pub --message hi --message bye",
+        cmd_chat,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="the server (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=DEFAULT_CHAT_PORT, help="default: 9090")
+    p.add_argument("--key", required=True, metavar="NAME", help="your key (KEYS_DIR/NAME.key)")
+    _add_keys_dir(p)
+    p.add_argument(
+        "--server-key",
+        metavar="FILE",
+        help="pin the server: its .pub file or fingerprint (else trust on first use)",
+    )
+    p.add_argument("--known-servers", metavar="CSV", help="default: KEYS_DIR/known_servers.csv")
+    p.add_argument(
+        "--message",
+        action="extend",
+        nargs="+",
+        metavar="TEXT",
+        help="send each TEXT, print what comes back until it returns, then exit",
+    )
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default: 5)")
+
+
+def _add_ftp(sub: argparse._SubParsersAction) -> None:
+    p = _command(
+        sub,
+        "ftp-serve",
+        "run the encrypted file service (fresh keys on every request) until Ctrl-C",
+        "  labcrypto ftp-serve --root ftp-homes     # 127.0.0.1:9091, a home per allowed name",
+        cmd_ftp_serve,
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=DEFAULT_FTP_PORT, help="default: 9091 (0: any)")
+    p.add_argument("--root", default="ftp-homes", help="folder of the homes (default: ftp-homes)")
+    p.add_argument("--key", default=None, help="server key name (default: server)")
+    _add_keys_dir(p)
+    _add_allowlist(p, "KEYS_DIR/allowlist.csv")
+    p.add_argument("--quota", type=int, default=None, metavar="BYTES", help="per home (no limit)")
+    p.add_argument("--max-upload", type=int, default=None, metavar="BYTES", help="per file")
+
+    c = _command(
+        sub,
+        "ftp",
+        "use the encrypted file service: -c commands, or an interactive shell",
+        "  labcrypto ftp --key alice                       # shell: ls, cd, put, get, ...\n"
+        "  labcrypto ftp --key alice -c 'mkdir docs' -c 'put notes.txt docs/notes.txt'",
+        cmd_ftp,
+    )
+    c.add_argument("--host", default="127.0.0.1")
+    c.add_argument("--port", type=int, default=DEFAULT_FTP_PORT)
+    c.add_argument("--key", required=True, metavar="NAME", help="your key (KEYS_DIR/NAME.key)")
+    _add_keys_dir(c)
+    c.add_argument("--server-key", metavar="FILE", help="pin the server's .pub file")
+    c.add_argument("--known-servers", metavar="CSV", help="default: KEYS_DIR/known_servers.csv")
+    c.add_argument("-c", "--command", action="append", metavar="LINE", help="run LINE; repeatable")
+    c.add_argument("--timeout", type=float, default=10.0, help="seconds (default: 10)")
+
+
+_OVERVIEW = """\
+a class in five commands:
+  labcrypto keygen server                      # the server's key pair (task 1)
+  labcrypto keygen alice                       # a student's key pair
+  labcrypto allow add alice keys/alice.pub     # let alice in (task 3)
+  labcrypto serve                              # the chat room, until Ctrl-C
+  labcrypto chat --key alice --message hi      # say hi, print what comes back
+
+'labcrypto COMMAND --help' shows each command's options and an example."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``labcrypto`` parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="labcrypto",
+        description="Key exchange and secure channels: the lab's command line.",
+        epilog=_OVERVIEW,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", required=True)
+    _add_keygen(sub)
+    _add_allow(sub)
+    _add_serve(sub)
+    _add_chat(sub)
+    _add_ftp(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return the exit code (0 ok, 1 error, 2 bad command line)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (LabCryptoError, OSError, ValueError) as exc:
+        _err(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130

@@ -1,0 +1,304 @@
+"""The ``labcrypto`` command line: fast commands in-process, the class scenario as processes."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labcrypto import keys
+from labcrypto.allowlist import Allowlist
+from labcrypto.chat import ChatServer
+from labcrypto.cli import build_parser, main
+from labcrypto.ftp import FileServer
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``main(argv)`` in this process: (exit code, stdout, stderr)."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --- keygen ----------------------------------------------------------------------
+
+
+def test_keygen_writes_both_files_and_prints_the_fingerprint(tmp_path, capsys) -> None:
+    code, out, _ = run(capsys, "keygen", "alice", "--dir", str(tmp_path))
+    assert code == 0
+    pair = keys.load("alice", tmp_path)  # loads, and checks .pub against .key
+    assert f"fingerprint: {pair.fingerprint}" in out
+    assert str(tmp_path / "alice.key") in out and str(tmp_path / "alice.pub") in out
+    assert (tmp_path / "alice.key").stat().st_mode & 0o777 == 0o600
+    assert pair.group.name == "ffdhe2048"
+
+
+def test_keygen_refuses_to_overwrite_without_force(tmp_path, capsys) -> None:
+    run(capsys, "keygen", "alice", "--dir", str(tmp_path))
+    before = keys.load("alice", tmp_path)
+    code, out, err = run(capsys, "keygen", "alice", "--dir", str(tmp_path))
+    assert code == 1 and out == ""
+    assert err.startswith("error: ") and "--force" in err
+    assert keys.load("alice", tmp_path) == before  # untouched
+    code, out, _ = run(capsys, "keygen", "alice", "--dir", str(tmp_path), "--force")
+    assert code == 0
+    after = keys.load("alice", tmp_path)
+    assert after != before and after.fingerprint in out
+
+
+def test_keygen_toy_group_and_bad_arguments(tmp_path, capsys) -> None:
+    assert run(capsys, "keygen", "eve", "--dir", str(tmp_path), "--group", "toy23")[0] == 0
+    assert keys.load("eve", tmp_path).group.name == "toy23"
+    code, _, err = run(capsys, "keygen", "../evil", "--dir", str(tmp_path))
+    assert code == 1 and "not allowed" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["keygen", "x", "--group", "rsa"])
+    assert exit_info.value.code == 2
+
+
+# --- allow -----------------------------------------------------------------------
+
+
+def test_allow_add_list_remove(tmp_path, capsys) -> None:
+    csv = str(tmp_path / "allow.csv")
+    for name in ("alice", "bob"):
+        run(capsys, "keygen", name, "--dir", str(tmp_path))
+    alice = keys.load("alice", tmp_path)
+
+    code, out, _ = run(
+        capsys, "allow", "--allowlist", csv, "add", "alice", str(tmp_path / "alice.pub")
+    )
+    assert code == 0 and alice.fingerprint in out
+    assert Allowlist(csv).name_of(alice.public_key) == "alice"
+    pub = str(tmp_path / "bob.pub")
+    assert (
+        run(capsys, "allow", "add", "bob", pub, "--allowlist", csv, "--comment", "group B")[0] == 0
+    )
+
+    code, out, _ = run(capsys, "allow", "list", "--allowlist", csv)
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 2
+    assert lines[0].split()[:2] == ["alice", alice.fingerprint]
+    assert lines[1].startswith("bob") and lines[1].endswith("group B")
+
+    code, _, err = run(capsys, "allow", "add", "carol", pub, "--allowlist", csv)
+    assert code == 1 and "already on the allowlist as 'bob'" in err  # one key is one person
+
+    assert run(capsys, "allow", "remove", "alice", "--allowlist", csv)[0] == 0
+    assert not Allowlist(csv).is_allowed(alice.public_key)
+    code, _, err = run(capsys, "allow", "remove", "alice", "--allowlist", csv)
+    assert code == 1 and err.startswith("error: ") and "not on the allowlist" in err
+
+
+def test_allow_list_of_a_missing_file_says_nobody(tmp_path, capsys) -> None:
+    code, out, _ = run(capsys, "allow", "list", "--allowlist", str(tmp_path / "none.csv"))
+    assert code == 0 and "nobody" in out
+
+
+# --- help ------------------------------------------------------------------------
+
+
+def _commands() -> list[list[str]]:
+    return [
+        [],
+        ["keygen"],
+        ["allow"],
+        ["allow", "add"],
+        ["allow", "list"],
+        ["allow", "remove"],
+        ["serve"],
+        ["chat"],
+        ["ftp-serve"],
+        ["ftp"],
+    ]
+
+
+@pytest.mark.parametrize("command", _commands(), ids=lambda c: " ".join(c) or "labcrypto")
+def test_every_command_has_help_with_an_example(command, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    assert "labcrypto " + " ".join(command) in out  # the example uses the command itself
+    assert "example:" in out or "five commands" in out
+
+
+def test_missing_required_argument_exits_2(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["chat", "--message", "hi"])  # no --key
+    assert exit_info.value.code == 2
+    assert "--key" in capsys.readouterr().err
+    for command in ("keygen", "allow", "serve", "chat", "ftp-serve", "ftp"):
+        assert command in build_parser().format_help()
+
+
+# --- chat and ftp against servers in this process ---------------------------------
+
+
+@pytest.fixture
+def classroom(tmp_path: Path, secure_keys) -> Iterator[Path]:
+    """keys/ with server, alice (allowed) and bob (not), in ``tmp_path``."""
+    folder = tmp_path / "keys"
+    for name in ("server", "alice", "bob"):
+        keys.save(secure_keys(name), name, folder)
+    Allowlist(folder / "allowlist.csv").add("alice", secure_keys("alice").public_key)
+    yield folder
+
+
+def test_chat_messages_come_back_and_exit_0(classroom, secure_keys, capsys, no_leaks) -> None:
+    allowlist = Allowlist(classroom / "allowlist.csv")
+    with ChatServer(secure_keys("server"), allowlist) as server:
+        code, out, err = run(
+            capsys,
+            "chat",
+            "--port", str(server.port),
+            "--key", "alice",
+            "--keys-dir", str(classroom),
+            "--server-key", str(classroom / "server.pub"),
+            "--message", "first", "second",
+        )  # fmt: skip
+        assert code == 0, err
+        lines = out.splitlines()
+        assert "alice: first" in lines and "alice: second" in lines
+        assert lines.index("alice: first") < lines.index("alice: second")
+        assert [m.text for m in server.history] == ["first", "second"]
+
+
+def test_chat_failures_are_one_line_errors(classroom, secure_keys, capsys, no_leaks) -> None:
+    errors = []
+    with ChatServer(secure_keys("server"), Allowlist(classroom / "allowlist.csv")) as server:
+        base = ["chat", "--port", str(server.port), "--keys-dir", str(classroom), "--message", "x"]
+        errors.append((run(capsys, *base, "--key", "bob"), "allowlist"))
+        wrong_pin = ["--server-key", str(classroom / "bob.pub")]  # not the server's key
+        errors.append((run(capsys, *base, "--key", "alice", *wrong_pin), "fingerprint"))
+        errors.append((run(capsys, *base, "--key", "nobody"), "labcrypto keygen nobody"))
+    # The server is gone now: same command, nothing listens on that port any more.
+    errors.append((run(capsys, *base, "--key", "alice"), "nothing is listening"))
+    for (code, out, err), wanted in errors:
+        assert code == 1, (wanted, err)
+        assert wanted in err
+        assert err.startswith("error: ") and err.count("\n") == 1  # one line
+        assert out == ""
+
+
+def test_chat_trusts_on_first_use_and_records_the_server(
+    classroom, secure_keys, capsys, no_leaks
+) -> None:
+    with ChatServer(secure_keys("server"), Allowlist(classroom / "allowlist.csv")) as server:
+        port = server.port
+        argv = ["chat", "--port", str(port), "--key", "alice"]
+        code, _, err = run(capsys, *argv, "--keys-dir", str(classroom), "--message", "hi")
+        assert code == 0, err
+    known = (classroom / "known_servers.csv").read_text()
+    assert f"127.0.0.1:{port}" in known
+    assert secure_keys("server").public_key.to_text() in known
+
+
+def test_ftp_commands(classroom, secure_keys, tmp_path, capsys, no_leaks) -> None:
+    allowlist = Allowlist(classroom / "allowlist.csv")
+    local = tmp_path / "notes.txt"
+    local.write_text("bring coffee\n")
+    with FileServer(secure_keys("server"), allowlist, tmp_path / "homes") as server:
+        argv = ["ftp", "--port", str(server.port), "--keys-dir", str(classroom)]
+        code, out, err = run(
+            capsys, *argv, "--key", "alice",
+            "-c", "mkdir docs", "-c", f"put {local} docs/notes.txt", "-c", "cat docs/notes.txt",
+        )  # fmt: skip
+        assert code == 0, err
+        assert "bring coffee" in out
+        assert (tmp_path / "homes" / "alice" / "docs" / "notes.txt").read_text() == "bring coffee\n"
+        code, _, err = run(capsys, *argv, "--key", "alice", "-c", "cat ../../etc/passwd")
+        assert code == 1 and err.startswith("error: ")
+        code, _, err = run(capsys, *argv, "--key", "bob", "-c", "ls")
+        assert code == 1 and "allowlist" in err
+
+
+# --- the class, end to end, as separate processes -----------------------------------------
+
+
+def cli(*argv: str, cwd: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """``python -m labcrypto ...`` in ``cwd``, as a student's terminal would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "labcrypto", *argv],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+def _first_line(process: subprocess.Popen[str], timeout: float) -> str:
+    """The server's first stdout line, waited for at most ``timeout`` seconds."""
+    lines: queue.Queue[str] = queue.Queue()
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True)
+    reader.start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"the server printed nothing within {timeout} s") from None
+
+
+def test_class_scenario_end_to_end(tmp_path) -> None:
+    """keygen two students and a server, allow one, serve, chat, refuse, Ctrl-C."""
+    for name in ("alice", "bob", "server"):
+        assert cli("keygen", name, cwd=tmp_path).returncode == 0
+    added = cli("allow", "add", "alice", "keys/alice.pub", cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+
+    log = (tmp_path / "serve.log").open("w")
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "labcrypto", "serve", "--port", "0"],
+        cwd=tmp_path,
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    try:
+        first = _first_line(serve, timeout=20)
+        assert first.startswith("listening on 127.0.0.1:"), first
+        port = first.strip().rsplit(":", 1)[1]
+
+        alice = cli(
+            "chat", "--port", port, "--key", "alice", "--server-key", "keys/server.pub",
+            "--message", "hello class", cwd=tmp_path,
+        )  # fmt: skip
+        assert alice.returncode == 0, alice.stderr
+        assert "alice: hello class" in alice.stdout.splitlines()
+
+        bob = cli("chat", "--port", port, "--key", "bob", "--message", "hi", cwd=tmp_path)
+        assert bob.returncode != 0
+        assert bob.stderr.startswith("error: ") and "allowlist" in bob.stderr
+        assert "bob" not in bob.stdout
+
+        serve.send_signal(signal.SIGINT)
+        assert serve.wait(timeout=10) == 0
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait(timeout=5)
+        if serve.stdout is not None:
+            serve.stdout.close()
+        log.close()
+    events = (tmp_path / "serve.log").read_text()
+    assert "alice joined" in events and "alice left" in events
+    assert "is not allowed" in events  # bob's refusal, with his key's fingerprint
+    assert keys.load("bob", tmp_path / "keys").fingerprint in events
