@@ -302,3 +302,37 @@ def test_class_scenario_end_to_end(tmp_path) -> None:
     assert "alice joined" in events and "alice left" in events
     assert "is not allowed" in events  # bob's refusal, with his key's fingerprint
     assert keys.load("bob", tmp_path / "keys").fingerprint in events
+
+
+def test_file_service_end_to_end_and_sigterm(tmp_path) -> None:
+    """ftp-serve and ftp as processes; SIGTERM stops the server cleanly (exit 0)."""
+    for name in ("alice", "server"):
+        assert cli("keygen", name, cwd=tmp_path).returncode == 0
+    assert cli("allow", "add", "alice", "keys/alice.pub", cwd=tmp_path).returncode == 0
+    (tmp_path / "notes.txt").write_text("bring coffee\n")
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "labcrypto", "ftp-serve", "--port", "0", "--root", "homes"],
+        cwd=tmp_path,
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        port = _first_line(serve, timeout=20).strip().rsplit(":", 1)[1]
+        done = cli(
+            "ftp", "--port", port, "--key", "alice", "--server-key", "keys/server.pub",
+            "-c", "put notes.txt", "-c", "ls", cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "notes.txt" in done.stdout.splitlines()[-1]
+        assert (tmp_path / "homes" / "alice" / "notes.txt").read_text() == "bring coffee\n"
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=10) == 0
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait(timeout=5)
+        if serve.stdout is not None:
+            serve.stdout.close()
