@@ -230,6 +230,15 @@ def _refusal(exc: OSError, names: tuple[str, ...] | list[str]) -> FileServiceErr
     return FileServiceError(texts.get(code, f"{shown}: {os.strerror(code or 0)}"))
 
 
+def _link_or(exc: OSError, dir_fd: int, name: str) -> OSError:
+    """``O_DIRECTORY | O_NOFOLLOW`` on a link fails with ENOTDIR: say "link" instead."""
+    if exc.errno == errno.ENOTDIR:
+        with contextlib.suppress(OSError):
+            if stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                return OSError(errno.ELOOP, os.strerror(errno.ELOOP))
+    return exc
+
+
 def open_directory(name: str, dir_fd: int | None = None) -> int:
     """Open a folder (not a link to one) for use as ``dir_fd``; the caller closes it."""
     return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
@@ -285,7 +294,7 @@ class Jail:
                 try:
                     next_fd = open_directory(name, fd)
                 except OSError as exc:
-                    raise _refusal(exc, names[: depth + 1]) from None
+                    raise _refusal(_link_or(exc, fd, name), names[: depth + 1]) from None
                 os.close(fd)
                 fd = next_fd
             yield fd
@@ -369,7 +378,7 @@ class Jail:
     def remove(self, names: tuple[str, ...]) -> None:
         """Remove the file ``names`` (a link is removed itself; its target is untouched)."""
         with self.parent(names, "remove") as (fd, name):
-            if self._lstat(fd, name, names).st_mode & stat.S_IFMT == stat.S_IFDIR:
+            if stat.S_ISDIR(self._lstat(fd, name, names).st_mode):
                 raise FileServiceError(f"{show_path(names)} is a folder: use rmdir")
             try:
                 os.unlink(name, dir_fd=fd)
