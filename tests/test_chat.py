@@ -452,9 +452,11 @@ def test_a_garbage_sending_client_is_dropped_while_others_chat(server, keyring, 
 def test_a_client_breaking_the_chat_protocol_is_dropped(server, keyring, known):
     sock, channel = raw_session(server, keyring("carol"))
     channel.send(encode_message({"type": "shout", "text": "hi"}))
-    assert wait_until(lambda: "carol" not in server.members())
-    assert any("broke the chat protocol" in e.text for e in server.events)
-    sock.close()
+    try:
+        assert wait_until(lambda: any("broke the chat protocol" in e.text for e in server.events))
+        assert "carol" not in server.members()
+    finally:
+        sock.close()
 
 
 def test_a_client_that_never_reads_is_dropped_not_waited_for(
@@ -463,6 +465,8 @@ def test_a_client_that_never_reads_is_dropped_not_waited_for(
     srv = ChatServer(
         keyring("server"), allowlist, mode=mode, send_timeout=0.3, outbox_size=32
     ).start()
+    alice: ChatClient | None = None
+    slow: socket.socket | None = None
     try:
         slow = socket.socket()
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -480,13 +484,19 @@ def test_a_client_that_never_reads_is_dropped_not_waited_for(
                 break
         assert "carol" not in srv.members()
         assert time.monotonic() - started < 10
-        reason = next(e.text for e in srv.events if e.kind == "leave" and "carol" in e.text)
+
+        def leaves() -> list[str]:
+            return [e.text for e in srv.events if e.kind == "leave" and "carol" in e.text]
+
+        assert wait_until(lambda: leaves() != [])
+        reason = leaves()[0]
         assert "too slow" in reason or "sending failed" in reason
         alice.send("the room goes on")
         deadline = time.monotonic() + 10
         while alice.recv(max(0.01, deadline - time.monotonic())).text != "the room goes on":
             pass
-        alice.close()
-        slow.close()
     finally:
+        for thing in (alice, slow):
+            if thing is not None:
+                thing.close()
         srv.stop()
