@@ -19,19 +19,26 @@ from __future__ import annotations
 import inspect
 import re
 import secrets
+import socket
 import stat
+import struct
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import LabCryptoError
+from .ciphers import CaesarCipher
+from .errors import ChannelClosed, ConnectionLost, LabCryptoError
 from .groups import FFDHE2048, TOY, Group, small_safe_prime_group
 from .keys import generate
 
 __all__ = [
     "CheckFailed",
+    "check_break_caesar",
+    "check_framing",
     "check_load_or_create_key",
+    "check_message_loop",
     "check_public_value",
     "check_shared_secret",
 ]
@@ -301,4 +308,377 @@ def check_load_or_create_key(load_or_create_key: Callable[[Path], Any]) -> None:
     _passed(
         "load_or_create_key keeps one private key in a file only you can read, reuses it "
         "on the next run, and makes a different one for another file."
+    )
+
+
+# --- notebook 02: framing ------------------------------------------------------------
+
+_HEADER = struct.Struct("!I")
+_WAIT = 2.0  # seconds a check waits for the student's code on a socket
+
+
+def _in_thread(func: Callable[..., Any], *args: Any, timeout: float = _WAIT) -> tuple[str, Any]:
+    """Run ``func(*args)`` in a helper thread: ``("ok", result)``, ``("error", exc)`` or
+    ``("stuck", None)`` if it did not return within ``timeout`` (the caller then closes
+    the sockets, which ends any loop still reading them)."""
+    outcome: list[tuple[str, Any]] = []
+
+    def run() -> None:
+        try:
+            outcome.append(("ok", func(*args)))
+        except BaseException as exc:  # handed to the main thread, which explains it
+            outcome.append(("error", exc))
+
+    worker = threading.Thread(target=run, name="exercise-check", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return outcome[0] if outcome else ("stuck", None)
+
+
+def _pair() -> tuple[socket.socket, socket.socket]:
+    left, right = socket.socketpair()
+    left.settimeout(_WAIT)
+    right.settimeout(_WAIT)
+    return left, right
+
+
+def _close_all(*socks: socket.socket) -> None:
+    for sock in socks:
+        sock.close()
+
+
+def _read_raw(sock: socket.socket, limit: int = 1 << 16) -> bytes:
+    """Everything available on ``sock`` within a short wait."""
+    sock.settimeout(0.3)
+    data = b""
+    try:
+        while len(data) < limit:
+            chunk = sock.recv(limit)
+            if not chunk:
+                break
+            data += chunk
+    except TimeoutError:
+        pass
+    sock.settimeout(_WAIT)
+    return data
+
+
+def _receive(recv_msg: Callable[[socket.socket], bytes], sock: socket.socket, what: str) -> bytes:
+    status, value = _in_thread(recv_msg, sock)
+    if status == "stuck":
+        raise _fail(
+            f"recv_msg did not return within {_WAIT:.0f} s when {what}. It is still "
+            "waiting for bytes that never come (or loops forever)."
+        )
+    if status == "error":
+        if isinstance(value, NotImplementedError):
+            raise _fail("recv_msg is not written yet: replace `raise NotImplementedError()`.")
+        if isinstance(value, TimeoutError):
+            raise _fail(
+                f"recv_msg waited for more bytes than were sent when {what}: read "
+                "exactly 4 header bytes, then exactly `length` bytes."
+            )
+        raise _fail(
+            f"recv_msg raised {type(value).__name__}: {value} when {what}. TCP may deliver "
+            "fewer bytes than recv() asked for: loop until you have all 4 header bytes, then "
+            "all `length` payload bytes (course mistake 6)."
+        )
+    return value
+
+
+def check_framing(
+    send_msg: Callable[[socket.socket, bytes], None],
+    recv_msg: Callable[[socket.socket], bytes],
+    max_message: int = 1 << 20,
+) -> None:
+    """``send_msg``/``recv_msg`` must keep message boundaries on a TCP-like stream."""
+    left, right = _pair()
+    try:
+        _call(send_msg, left, b"hello")
+        raw = _read_raw(right)
+        want = _HEADER.pack(5) + b"hello"
+        if raw != want:
+            hint = ""
+            if raw.startswith(b"hello"):
+                hint = (
+                    "there is no length in front: the receiver cannot know where the "
+                    "message ends (course mistake 6). "
+                )
+            elif raw[:4] == (5).to_bytes(4, "little"):
+                hint = "the length is little-endian; the network order is big-endian ('!I'). "
+            raise _fail(
+                f"send_msg(sock, b'hello') put {raw!r} on the wire; expected {want!r} "
+                f"(4-byte big-endian length, then the bytes). {hint}"
+                "Use struct.pack('!I', len(data)) + data, in one sendall."
+            )
+        for payload, what in [
+            (b"two\nlines", "the message holds a newline"),
+            (bytes(range(256)), "the message holds every byte value"),
+            (b"x" * 100_000, "the message is 100 kB long"),
+            (b"", "the message is empty"),
+        ]:
+            sender = threading.Thread(
+                target=_in_thread, args=(send_msg, left, payload), daemon=True
+            )
+            sender.start()
+            got = _receive(recv_msg, right, what)
+            sender.join(_WAIT)
+            if got != payload:
+                shown = f"{len(got)} bytes" if isinstance(got, bytes | bytearray) else repr(got)
+                hint = (
+                    " A delimiter such as '\\n' can occur inside the data: only a length "
+                    "works for any bytes (course mistake 6)."
+                    if b"\n" in payload
+                    else ""
+                )
+                hint += (
+                    " One recv() returns whatever has arrived, not the whole message: "
+                    "loop until you have `length` bytes (course mistake 6)."
+                    if len(payload) > 60000
+                    else ""
+                )
+                raise _fail(
+                    f"When {what}, recv_msg returned {shown} instead of the "
+                    f"{len(payload)} bytes sent.{hint}"
+                )
+
+        message = b"split into single bytes"
+        frame = _HEADER.pack(len(message)) + message
+
+        def dribble() -> None:
+            try:
+                for i in range(len(frame)):
+                    left.sendall(frame[i : i + 1])
+                    threading.Event().wait(0.002)
+            except OSError:
+                pass  # the check gave up and closed the socket
+
+        dribbler = threading.Thread(target=dribble, daemon=True)
+        dribbler.start()
+        got = _receive(recv_msg, right, "the message arrived one byte at a time")
+        dribbler.join(_WAIT)
+        if got != message:
+            raise _fail(
+                f"The message arrived one byte at a time, and recv_msg returned {got!r}. "
+                "TCP may cut a message anywhere: one recv(1024) is not one message "
+                "(course mistake 6). Loop until you have all 4 header bytes, then all "
+                "`length` payload bytes."
+            )
+
+        left.sendall(_HEADER.pack(3) + b"one" + _HEADER.pack(3) + b"two")
+        first = _receive(recv_msg, right, "two messages arrived in one piece")
+        second = _receive(recv_msg, right, "reading the second of two messages sent together")
+        if (first, second) != (b"one", b"two"):
+            raise _fail(
+                f"Two messages arrived in one piece; recv_msg returned {first!r} and then "
+                f"{second!r}, expected b'one' and b'two'. Read exactly `length` bytes, "
+                "never more: the rest belongs to the next message."
+            )
+
+        left.sendall(_HEADER.pack(0xFFFF_FFF0))
+        status, value = _in_thread(recv_msg, right)
+        if status != "error" or not isinstance(value, ValueError | LabCryptoError):
+            raise _fail(
+                f"A peer announced a message of 4 GB (more than max_message = {max_message}); "
+                + (
+                    "recv_msg kept waiting for it"
+                    if status == "stuck"
+                    else f"recv_msg {'returned' if status == 'ok' else 'raised'} "
+                    f"{type(value).__name__}"
+                )
+                + ". Check the length against the limit *before* reading, and raise "
+                "ValueError: otherwise four bytes from anyone make you allocate 4 GB."
+            )
+    finally:
+        _close_all(left, right)
+
+    left, right = _pair()
+    try:
+        left.sendall(_HEADER.pack(10) + b"abc")
+        left.close()
+        status, value = _in_thread(recv_msg, right)
+        if status == "stuck":
+            raise _fail(
+                "The peer closed after 3 of 10 bytes and recv_msg never returned. "
+                "recv() returning b'' means the connection is closed: raise "
+                "ConnectionError then, do not loop forever."
+            )
+        if status == "ok":
+            raise _fail(
+                f"The peer closed after 3 of 10 bytes, and recv_msg returned {value!r} "
+                "as if it were a whole message. Raise ConnectionError instead."
+            )
+        if not isinstance(value, ConnectionError | EOFError | ConnectionLost | ChannelClosed):
+            raise _fail(
+                f"The peer closed after 3 of 10 bytes; recv_msg raised "
+                f"{type(value).__name__}: {value}. Raise ConnectionError."
+            )
+    finally:
+        _close_all(left, right)
+    _passed(
+        "send_msg/recv_msg keep every message whole: split into single bytes, two in one "
+        "piece, newlines and binary data, 100 kB; a 4 GB length and a cut connection "
+        "are refused."
+    )
+
+
+# --- notebook 02: breaking the toy cipher ---------------------------------------------
+
+_PLAINTEXTS = [
+    "meet me at the library at noon, and bring the notes",
+    "the password for the lab machines is on the whiteboard",
+    '{"type":"say","text":"did anyone finish the second task yet?"}',
+    "Caesar had only twenty five keys; this toy cipher has two hundred and fifty six",
+    "attack at dawn",
+]
+
+
+def check_break_caesar(break_caesar: Callable[[bytes], bytes]) -> None:
+    """``break_caesar(ciphertext)`` must find the plaintext of a toy-mode frame, with no key."""
+    for text in _PLAINTEXTS:
+        plaintext = text.encode()
+        shift = 1 + secrets.randbelow(255)
+        ciphertext = CaesarCipher(shift).seal(plaintext)
+        got = _call(break_caesar, ciphertext)
+        if got == plaintext:
+            continue
+        if isinstance(got, str):
+            raise _fail(
+                "break_caesar returned a str; return the bytes (plaintext.decode() "
+                "is for showing them)."
+            )
+        hint = ""
+        if got == ciphertext:
+            hint = "It returned the ciphertext unchanged."
+        elif isinstance(got, bytes | bytearray) and got == bytes(
+            (b + shift) % 256 for b in ciphertext
+        ):
+            hint = "It shifted the wrong way: undo the shift with (b - k) % 256."
+        raise _fail(
+            f"For a message shifted by {shift}, break_caesar returned "
+            f"{bytes(got)[:24]!r}… instead of {plaintext[:40]!r}… {hint}\n"
+            "Try all 256 shifts, score each candidate (+1 per lowercase letter or space, -1 per "
+            "byte outside printable ASCII), and keep the best. Remember % 256: shifts wrap."
+        )
+    _passed(f"break_caesar read {len(_PLAINTEXTS)} toy-mode messages without the key.")
+
+
+# --- notebook 02: the message loop ---------------------------------------------------
+
+
+class _OnlySendRecv:
+    """A stand-in channel with only ``send``/``recv``/``recv_text``: anything else is a fail."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self._pending: list[bytes] = []
+
+    def send(self, message: bytes | str) -> None:
+        data = message.encode() if isinstance(message, str) else bytes(message)
+        self.calls.append(("send", data))
+        self._pending.append(b"echo: " + data)
+
+    def recv(self, timeout: float | None = None) -> bytes:
+        self.calls.append(("recv", timeout))
+        if not self._pending:
+            raise _fail(
+                "The loop called recv() with nothing sent that could be answered: send a "
+                "line, then receive its reply (here recv would wait forever)."
+            )
+        return self._pending.pop(0)
+
+    def recv_text(self, timeout: float | None = None) -> str:
+        return self.recv(timeout).decode()
+
+    def __getattr__(self, name: str) -> Any:
+        raise _fail(
+            f"The loop used channel.{name}. The message loop may only call channel.send(...) "
+            "and channel.recv(...) / recv_text(...): keys, ciphers, frames and sockets are the "
+            "channel's business, not the loop's (task 2)."
+        )
+
+
+_FORBIDDEN = {
+    "pickle": "pickle (course mistake 7: unpickling network bytes runs the sender's code)",
+    "socket": "sockets (the channel owns the socket)",
+    "seal": "the cipher's seal/open (the channel encrypts)",
+    "cipher": "ciphers (the channel encrypts)",
+    "pow(": "pow (key exchange belongs to the handshake, not the loop)",
+    "key": "keys (the loop should know nothing about keys)",
+}
+
+
+def _echo_server(channel_factory: Callable[[], Any], ready: list[Any]) -> None:
+    try:
+        channel = channel_factory()
+    except (LabCryptoError, OSError) as exc:
+        ready.append(exc)
+        return
+    ready.append(channel)
+    for _ in range(100):  # bounded: a check sends a handful of lines
+        try:
+            data = channel.recv(timeout=_WAIT)
+        except (LabCryptoError, OSError):
+            break
+        try:
+            channel.send(b"echo: " + data)
+        except (LabCryptoError, OSError):
+            break
+    channel.close()
+
+
+def check_message_loop(chat_loop: Callable[[Any, list[str]], list[str]]) -> None:
+    """``chat_loop(channel, lines)`` sends each line, collects each reply, uses only send/recv."""
+    code = _code_of(chat_loop)
+    body = code.split(":", 1)[1] if ":" in code else code
+    for token, what in _FORBIDDEN.items():
+        if token in body.lower():
+            raise _fail(
+                f"The loop mentions {what}. It should only call channel.send and "
+                "channel.recv: that separation is task 2."
+            )
+    lines = ["hello", "how are you?", "bye"]
+    fake = _OnlySendRecv()
+    replies = _call(chat_loop, fake, list(lines))
+    want = [f"echo: {line}" for line in lines]
+    if replies != want:
+        if isinstance(replies, list) and replies and isinstance(replies[0], bytes | bytearray):
+            raise _fail(
+                "The replies are bytes; return them as text (channel.recv_text(), or .decode())."
+            )
+        raise _fail(
+            f"With lines {lines} and a server that answers 'echo: <line>', the loop "
+            f"returned {replies!r}; expected {want!r}."
+        )
+    sent = [data for kind, data in fake.calls if kind == "send"]
+    if sent != [line.encode() for line in lines]:
+        raise _fail(f"The loop sent {sent!r}; send each line once, in order.")
+
+    # The same loop over a real encrypted channel (toy keys: fast), with a real server thread.
+    from .channel import SecureChannel  # here, not at the top: the check imports lazily
+
+    client_key, server_key = generate(TOY), generate(TOY)
+    left, right = _pair()
+    ready: list[Any] = []
+    server = threading.Thread(
+        target=_echo_server,
+        args=(lambda: SecureChannel.server(right, server_key, "toy", timeout=_WAIT), ready),
+        daemon=True,
+    )
+    server.start()
+    channel = None
+    try:
+        channel = SecureChannel.client(left, client_key, "toy", timeout=_WAIT)
+        status, value = _in_thread(chat_loop, channel, ["over a real channel", "done"], timeout=5)
+        if status != "ok" or value != ["echo: over a real channel", "echo: done"]:
+            shown = "did not finish" if status == "stuck" else repr(value)
+            raise _fail(f"Over a real SecureChannel the loop {status}: {shown}.")
+    finally:
+        if channel is not None:
+            channel.close()
+        left.close()
+        server.join(_WAIT)
+        right.close()
+    _passed(
+        "chat_loop talks through channel.send/recv only, and works over a real encrypted channel."
     )

@@ -215,9 +215,7 @@ def caesar_scores(scores: Sequence[float], best: int | None = None) -> Figure:
         color="tab:red",
         fontsize=9,
     )
-    ax.set(
-        title="Trying all 256 shifts", xlabel="shift tried", ylabel="share of letters and spaces"
-    )
+    ax.set(title="Trying all 256 shifts", xlabel="shift tried", ylabel="share of lowercase letters")
     fig.tight_layout()
     return fig
 

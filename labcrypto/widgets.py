@@ -25,8 +25,9 @@ from __future__ import annotations
 import html
 import stat
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import ipywidgets as ipw
 from IPython.display import HTML
@@ -40,6 +41,8 @@ __all__ = [
     "file_view",
     "key_exchange_sliders",
     "progress",
+    "side_by_side",
+    "table",
 ]
 
 _CELL = "padding:2px 12px;text-align:left"
@@ -132,9 +135,15 @@ class ChatPanel:
     """
 
     def __init__(
-        self, send: Callable[[str], object], title: str = "chat", max_lines: int = 200
+        self,
+        send: Callable[[str], object],
+        title: str = "chat",
+        max_lines: int = 200,
+        *,
+        echo: bool = True,
     ) -> None:
         self._send = send
+        self.echo = echo
         self._lock = threading.Lock()
         self._lines: list[str] = []
         self.max_lines = max_lines
@@ -160,6 +169,19 @@ class ChatPanel:
         if isinstance(text, str) and text.strip():
             self.submit(text)
 
+    @classmethod
+    def for_client(cls, client: Any, title: str | None = None) -> ChatPanel:
+        """A panel wired to a ``chat.ChatClient``: Send calls ``client.send``, and
+        every message the room delivers (our own lines come back as the server's
+        confirmation) is added from the client's reader thread."""
+        panel = cls(client.send, title or f"chat as {client.name}", echo=False)
+
+        def show(message: Any) -> None:
+            panel.add(message.sender, message.text)
+
+        client.on_message = show
+        return panel
+
     @property
     def lines(self) -> list[str]:
         """The conversation so far, as plain text lines."""
@@ -176,7 +198,8 @@ class ChatPanel:
         except Exception as exc:  # shown to the student, in the panel, in red
             self.add("error", f"{type(exc).__name__}: {exc}")
             return False
-        self.add("you", text)
+        if self.echo:
+            self.add("you", text)
         self.box.unobserve(self._on_enter, names="value")
         self.box.value = ""
         self.box.observe(self._on_enter, names="value")
@@ -220,6 +243,13 @@ class WireView:
         )
         self.widget = ipw.VBox([ipw.HTML(f"<b>{html.escape(title)}</b>"), self.log])
 
+    @classmethod
+    def for_channel(cls, channel: Any, title: str = "what Eve sees on the wire") -> WireView:
+        """A view fed by ``channel.on_wire``: every frame it sends or receives, as sent."""
+        view = cls(title)
+        channel.on_wire = view.add
+        return view
+
     def add(self, direction: str, frame: bytes) -> None:
         """Record one frame seen going ``direction`` ("sent"/"received", or a name)."""
         with self._lock:
@@ -235,3 +265,27 @@ class WireView:
                 f"<span style='color:#777'>as text: {html.escape(printable[:60])}</span></div>"
             )
         self.log.value = "<div style='font-size:85%'>" + "".join(rows) + "</div>"
+
+
+def side_by_side(*panels: Any) -> ipw.HBox:
+    """Show panels (anything with ``.widget``, or widgets) next to each other."""
+    items = [getattr(p, "widget", p) for p in panels]
+    for item in items:
+        item.layout.width = f"{96 // max(1, len(items))}%"
+    return ipw.HBox(items)
+
+
+def table(rows: Sequence[Mapping[str, Any]], max_width: int = 70) -> HTML:
+    """A list of dicts (one per row, same keys) as a small HTML table."""
+    if not rows:
+        return HTML("<i>(nothing)</i>")
+    columns = list(rows[0])
+    head = "".join(f"<th style='{_CELL}'>{html.escape(str(c))}</th>" for c in columns)
+
+    def cell(value: Any) -> str:
+        text = str(value)
+        text = text if len(text) <= max_width else text[: max_width - 1] + "…"
+        return f"<td style='{_CELL};font-family:monospace;font-size:85%'>{html.escape(text)}</td>"
+
+    body = "".join("<tr>" + "".join(cell(r.get(c, "")) for c in columns) + "</tr>" for r in rows)
+    return HTML(f"<table><tr>{head}</tr>{body}</table>")

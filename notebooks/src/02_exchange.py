@@ -1,0 +1,460 @@
+# Source of notebooks/02_exchange.ipynb — build it with `python tools/build_notebooks.py`.
+# md/code/solution/tests are provided by the build script (one call per cell).
+
+md("""
+# 02 · An encrypted conversation
+
+*The handshake step by step, then a chat that Eve cannot read — with the crypto kept out of the message loop (task 2).*
+
+**After this notebook you will be able to**
+
+1. step through a handshake by hand and say what each message carries and what Eve learns from it;
+2. frame messages on a TCP stream so that none is ever cut or glued to the next;
+3. break the course's Caesar-keyed chat from captured bytes, and show why AES-GCM resists the same attack and catches tampering;
+4. write a message loop that only calls `send` and `recv`, with keys and ciphers kept out of it.
+
+**You need:** notebook 01 and the threaded-server lab. **Time:** about 45 minutes.
+""")
+
+md("""
+**Run this cell first.** It only imports what the notebook uses.
+""")
+
+code("""
+import socket
+import struct
+import threading
+from pathlib import Path
+
+from labcrypto import ciphers, exercises, groups, keys, plots, widgets, wiretap
+from labcrypto.channel import SecureChannel
+from labcrypto.chat import ChatClient, ChatServer
+from labcrypto.errors import DecryptionFailed
+from labcrypto.handshake import ClientHandshake, ServerHandshake
+""")
+
+md("""
+## The cast
+
+| | knows | sends |
+|---|---|---|
+| **Alice** (the client) | her secret `a`; `p`, `g` | `A = g^a mod p`, then encrypted messages |
+| **Bob** (the server) | his secret `b`; `p`, `g` | `B = g^b mod p`, then encrypted messages |
+| **Eve** (on the wire) | everything that is sent: `p`, `g`, `A`, `B`, every ciphertext byte | nothing (for now) |
+
+Alice and Bob each end up with `K`; Eve does not. Let us watch it happen.
+""")
+
+md("""
+## 1 · The handshake by hand
+
+The handshake lives in two objects that take bytes in and give bytes out, with no sockets.
+*We* carry the bytes between them, one cell at a time.
+Toy mode first (`p = 23`), so that every number is small enough to read.
+""")
+
+code("""
+alice_toy = keys.generate(groups.TOY)
+bob_toy = keys.generate(groups.TOY)
+client = ClientHandshake(alice_toy, mode="toy")
+server = ServerHandshake(bob_toy, mode="toy")
+""")
+
+code("""
+hello = client.start()
+hello               # exactly these bytes travel: readable JSON, with A in "static"
+""")
+
+md("""
+The course's starter code sent `(p, g, A)` with `pickle`. Here it is JSON:
+unpickling bytes from the network runs whatever code the sender put in them (course mistake 7).
+(The course text writes "(p, q, A)": it means `(p, g, A)`. Here the group's name stands for `p` and `g`.)
+""")
+
+code("""
+server_hello, server_finished = server.receive(hello)
+server_hello        # B and a fresh random nonce
+""")
+
+code("""
+server_finished     # a proof (HMAC) that Bob derived the keys
+""")
+
+code("""
+[client_finished] = client.receive(server_hello) + client.receive(server_finished)
+server.receive(client_finished)
+client.session.numbers, server.session.numbers
+""")
+
+md("""
+Both sides hold the same `K`, and it never travelled.
+
+> **Reading the course text.** "The client encrypts with its private key and the server's public key;
+> the server decrypts first with its private key, then with the client's public key" sounds like
+> RSA's double encryption. What really happens: each side combines **its own private key** with
+> **the other's public key** into the same `K` (`K = B^a = A^b mod p`), derives a symmetric key from `K`,
+> and encrypts **once** with it.
+
+In toy mode that symmetric key is the course's Caesar shift, `K mod 256`:
+""")
+
+code("""
+alice_sends, _ = client.session.ciphers()
+_, bob_reads = server.session.ciphers()
+captured = alice_sends.seal(b"meet me at the library at noon")
+captured
+""")
+
+code("""
+bob_reads.open(captured)
+""")
+
+md("""
+## 2 · Exercise: frames on a stream
+
+TCP carries a stream of bytes, not messages. One `send` can arrive as three `recv` results,
+and two sends can arrive as one. Taking one `recv(1024)` as one message is the most common bug
+in this lab (course mistake 6). A delimiter such as `\\n` fails too, because it can occur inside the data.
+
+The fix is a frame: a 4-byte big-endian length, then the bytes.
+Write `send_msg(sock, data)` (one `sendall` of header + data) and `recv_msg(sock)`.
+`recv_msg` must:
+
+* read exactly 4 header bytes, then exactly `length` bytes, looping over `recv` as needed;
+* raise `ValueError` if `length > MAX_MESSAGE` *before* reading the payload;
+* raise `ConnectionError` if `recv` returns `b""` (the peer closed) in the middle.
+
+The check runs your pair over `socket.socketpair()` against a hostile peer.
+""")
+
+solution("framing", """
+MAX_MESSAGE = 1 << 20    # 1 MiB
+HEADER = struct.Struct("!I")
+
+
+def send_msg(sock, data):
+    \"\"\"Send one message: a 4-byte big-endian length, then the bytes (one sendall).\"\"\"
+    ### BEGIN SOLUTION
+    sock.sendall(HEADER.pack(len(data)) + data)
+    ### END SOLUTION
+
+
+def recv_msg(sock):
+    \"\"\"Receive one whole message sent by send_msg.\"\"\"
+    ### BEGIN SOLUTION
+    def recv_exactly(count):
+        buffer = bytearray()
+        while len(buffer) < count:
+            chunk = sock.recv(count - len(buffer))
+            if not chunk:
+                raise ConnectionError(f"connection closed after {len(buffer)} of {count} bytes")
+            buffer += chunk
+        return bytes(buffer)
+
+    (length,) = HEADER.unpack(recv_exactly(HEADER.size))
+    if length > MAX_MESSAGE:
+        raise ValueError(f"a {length}-byte message is over the {MAX_MESSAGE}-byte limit")
+    return recv_exactly(length)
+    ### END SOLUTION
+""")
+
+tests("check_framing", 3, """
+\"\"\"Check send_msg/recv_msg: split bytes, glued messages, binary data, a huge length, a cut.\"\"\"
+exercises.check_framing(send_msg, recv_msg, MAX_MESSAGE)
+### BEGIN HIDDEN TESTS
+_a, _b = socket.socketpair()
+_a.settimeout(2)
+_b.settimeout(2)
+send_msg(_a, b"\\x00\\x00\\x00\\x05 looks like a header")
+assert recv_msg(_b) == b"\\x00\\x00\\x00\\x05 looks like a header"
+_a.close()
+_b.close()
+### END HIDDEN TESTS
+""")
+
+md("""
+## 3 · For real: a chat server, a client, and Eve
+
+The chat server runs in a background thread and returns as soon as it listens.
+Port 0 asks the system for any free port, so classmates on one machine never collide
+(the cell shows which port it got). The last cell of the notebook stops every server it started.
+Keys come from `keys/`, as in notebook 01.
+""")
+
+code("""
+key_dir = Path("keys")
+server_key = keys.load_or_create("chat-server", key_dir)
+alice_key = keys.load_or_create("alice", key_dir)
+room = ChatServer(server_key, port=0).start()      # secure mode is the default
+room
+""")
+
+md("""
+Eve taps the wire: a relay that passes every byte on unchanged and writes it down.
+Alice connects to the tap, which forwards to the server.
+She pins the server's key (`server_key=`), so a man in the middle would be caught (notebook 03 shows how).
+""")
+
+code("""
+tap = wiretap.Wiretap(room.address).start()
+alice = ChatClient.connect(*tap.address, alice_key, server_key=server_key.public_key)
+alice
+""")
+
+md("""
+The chat panel on the left, what Eve sees on the right. Type a message and press Send:
+the server sends it back to everyone in the room, you included, and that is your confirmation.
+The panel is updated from the client's background thread, which only changes widget values and never prints.
+""")
+
+code("""
+panel = widgets.ChatPanel.for_client(alice)
+eve_view = widgets.WireView.for_channel(alice.channel)
+widgets.side_by_side(panel, eve_view)
+""")
+
+md("""
+If this notebook runs without a browser, nobody presses Send. The next cell sends a line
+through exactly the code the button uses, then shows what the room sent back.
+""")
+
+code("""
+panel.submit("hello from the notebook: can anyone read this?")
+room.say("welcome, Alice")
+[f"{m.sender}: {m.text}" for m in alice.iter_messages(timeout=0.5)]
+""")
+
+md("""
+Eve's view of the whole connection, handshake included.
+She sees every public value; after the handshake she sees only ciphertext:
+""")
+
+code("""
+widgets.table(wiretap.eavesdropper_view(tap.frames()))
+""")
+
+md("""
+## 4 · Attack, then fix
+
+### The toy chat falls to a glance
+
+Same room, same client code, `mode="toy"`. The only change is the Caesar cipher keyed by a small `K`:
+""")
+
+code("""
+toy_server_key = keys.generate(groups.TOY)
+toy_room = ChatServer(toy_server_key, mode="toy", port=0).start()
+toy_tap = wiretap.Wiretap(toy_room.address).start()
+bob = ChatClient.connect(*toy_tap.address, keys.generate(groups.TOY), mode="toy",
+                         server_key=toy_server_key.public_key)
+bob.send("the exam password is swordfish, do not tell anyone")
+[m.text for m in bob.iter_messages(timeout=0.5)]
+""")
+
+code("""
+toy_frames = [f for f in toy_tap.frames(wiretap.C2S) if f.kind == "data"]
+stolen = toy_frames[0].payload
+stolen              # what Eve captured: Caesar-shifted JSON
+""")
+
+md("""
+### Exercise: read it without the key
+
+Write `break_caesar(ciphertext)`, which returns the plaintext bytes.
+Eve does not know `K`, but the cipher shifts every byte by `K mod 256`, so there are only 256 keys.
+Try them all, give each candidate a score for how much it looks like text, and keep the best.
+A score that works: +1 for every lowercase letter or space, −1 for every byte that is not printable ASCII (below 32 or above 126).
+Remember that shifts wrap around: `(byte - k) % 256`.
+""")
+
+solution("break_caesar", """
+def break_caesar(ciphertext):
+    \"\"\"The plaintext of a toy-mode frame, found without the key.\"\"\"
+    ### BEGIN SOLUTION
+    def looks_like_text(data):
+        good = sum(97 <= byte <= 122 or byte == 32 for byte in data)
+        return good - sum(byte < 32 or byte > 126 for byte in data)
+
+    candidates = [bytes((b - k) % 256 for b in ciphertext) for k in range(256)]
+    return max(candidates, key=looks_like_text)
+    ### END SOLUTION
+""")
+
+tests("check_break_caesar", 2, """
+\"\"\"Check break_caesar: toy-mode messages read without the key.\"\"\"
+exercises.check_break_caesar(break_caesar)
+### BEGIN HIDDEN TESTS
+_secret = b"nobody should be able to read this sentence"
+assert break_caesar(ciphers.CaesarCipher(77).seal(_secret)) == _secret
+### END HIDDEN TESTS
+""")
+
+md("""
+Eve's own version (the package's `wiretap.crack_caesar`), and the score of every shift.
+One shift stands out, and that shift is the key:
+""")
+
+code("""
+shift, plaintext = wiretap.crack_caesar(stolen)
+lowercase_share = [sum(97 <= (b - k) % 256 <= 122 for b in stolen) / len(stolen) for k in range(256)]
+plots.caesar_scores(lowercase_share, best=shift);
+""")
+
+code("""
+plaintext
+""")
+
+md("""
+She did not even need the shift: with `p = 23` she can take `A` and `B` from the hellos
+and find `K` by trying all 22 exponents, as in notebook 01:
+""")
+
+code("""
+wiretap.recover_toy_secret(toy_tap.frames()) % 256 == shift
+""")
+
+md("""
+### Secure mode: nothing to count
+
+Send one long message in each room and compare the bytes on the wire.
+Caesar only moves the letters' pile of counts somewhere else. AES-GCM output spreads evenly over all 256 byte values:
+""")
+
+code("""
+long_text = " ".join(["the quick brown fox jumps over the lazy dog"] * 60)
+bob.send(long_text)
+alice.send(long_text)
+[len(m.text) for m in bob.iter_messages(timeout=0.5)], [len(m.text) for m in alice.iter_messages(timeout=0.5)]
+""")
+
+code("""
+def last_data_frame(tap):
+    return [f for f in tap.frames(wiretap.C2S) if f.kind == "data"][-1].payload
+
+plots.byte_histograms({
+    "plaintext": long_text.encode(),
+    "toy (Caesar)": last_data_frame(toy_tap),
+    "secure (AES-GCM)": last_data_frame(tap),
+});
+""")
+
+md("""
+And a flipped byte? In toy mode it silently changes the message.
+In secure mode the 16-byte tag no longer matches and the receiver refuses the frame (`DecryptionFailed`):
+""")
+
+code("""
+toy_cipher = ciphers.CaesarCipher(42)
+tampered = bytearray(toy_cipher.seal(b"pay 10 euros to bob"))
+tampered[5] ^= 0x01                     # Eve flips one bit of "10"
+toy_cipher.open(bytes(tampered))        # no error, a different message
+""")
+
+code("""
+c, s = ClientHandshake(alice_key), ServerHandshake(server_key)    # a secure handshake by hand
+s_hello, s_finished = s.receive(c.start())
+[c_finished] = c.receive(s_hello) + c.receive(s_finished)
+s.receive(c_finished)
+alice_seals, bob_opens = c.session.ciphers()[0], s.session.ciphers()[1]
+""")
+
+code("""
+tampered = bytearray(alice_seals.seal(b"pay 10 euros to bob"))
+tampered[5] ^= 0x01                     # the same bit flip
+try:
+    bob_opens.open(bytes(tampered))
+except DecryptionFailed as exc:
+    refused = exc
+refused
+""")
+
+md("""
+## 5 · This session, drawn from what just ran
+
+The handshake messages come from the client's session transcript, and the data frames from Eve's tap.
+""")
+
+code("""
+steps = plots.transcript_steps(alice.channel.session.transcript)
+steps += [("client" if f.direction == wiretap.C2S else "server", f"{len(f.payload)} bytes of ciphertext")
+          for f in tap.frames() if f.kind == "data"][:6]
+plots.sequence_diagram(steps);
+""")
+
+md("""
+## 6 · Exercise: a message loop that knows nothing about keys (task 2)
+
+Task 2 asks to separate key generation and encryption from the message exchange.
+The layers: the loop on top sees only `send` and `recv`.
+""")
+
+code("""
+plots.layers();
+""")
+
+md("""
+Write `chat_loop(channel, lines)`: for each line, `channel.send(line)`, then receive the reply
+with `channel.recv_text(timeout=5)`; return the list of replies.
+Use nothing but the channel's `send`/`recv`/`recv_text`: no sockets, keys, ciphers or `pickle`.
+The check runs it against a stand-in channel that has nothing else, then over a real `SecureChannel`.
+""")
+
+solution("chat_loop", """
+def chat_loop(channel, lines):
+    \"\"\"Send each line and collect the reply to each; return the replies as text.\"\"\"
+    ### BEGIN SOLUTION
+    replies = []
+    for line in lines:
+        channel.send(line)
+        replies.append(channel.recv_text(timeout=5))
+    return replies
+    ### END SOLUTION
+""")
+
+tests("check_chat_loop", 2, """
+\"\"\"Check chat_loop: only send/recv, replies in order, works over a real channel.\"\"\"
+exercises.check_message_loop(chat_loop)
+### BEGIN HIDDEN TESTS
+class _Echo:
+    def __init__(self):
+        self.sent = []
+    def send(self, message):
+        self.sent.append(message)
+    def recv_text(self, timeout=None):
+        return "re: " + self.sent[-1]
+    def recv(self, timeout=None):
+        return self.recv_text(timeout).encode()
+assert chat_loop(_Echo(), ["a", "b"]) == ["re: a", "re: b"]
+assert chat_loop(_Echo(), []) == []
+### END HIDDEN TESTS
+""")
+
+md("""
+## Summary
+
+* A handshake is a few readable messages: public values, nonces and proofs. `K` itself never travels, and `p`, `g`, `A`, `B` are public.
+* TCP is a stream: every message needs a frame (length + bytes) and a receiver that loops until the frame is whole.
+* A Caesar shift keyed by a small `K` is read by anyone who tries 256 shifts. AES-GCM with keys derived by HKDF looks like noise and rejects a single flipped bit.
+* Key exchange and encryption live in the channel; the message loop only calls `send` and `recv` (task 2).
+
+**Control questions this prepares for.** *How does SSL work in practice?* TLS does what you just stepped through:
+a ClientHello and ServerHello carrying Diffie-Hellman key shares and random nonces, keys derived with HKDF from the shared secret and the transcript,
+*Finished* messages that prove both sides derived the same keys, then records encrypted with an AEAD such as AES-GCM.
+What TLS adds is a certificate that binds the server's key to its name (notebook 03).
+Also from the previous lab: *which attacks exist on classical ciphers?* Brute force over a small key space and frequency analysis, both shown above.
+
+**Clean up.** Close the clients and stop the servers and taps this notebook started:
+""")
+
+code("""
+from labcrypto.server import running_servers, stop_all
+
+alice.close()
+bob.close()
+stop_all()              # every server and tap of this kernel, including ones from re-run cells
+running_servers()
+""")
+
+md("""
+**Next:** [03 · Who may join: the allowlist](03_allowlist.ipynb) — the server checks every client's key, and Eve's man in the middle fails.
+""")

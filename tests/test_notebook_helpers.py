@@ -1,0 +1,193 @@
+"""The notebooks' helpers, headless: figures (Agg), widgets, and the exercise checks.
+
+The checks must pass the reference answers and fail, with ``CheckFailed``
+and a message naming the mistake, on the mistakes students make.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pytest
+
+from labcrypto import exercises, groups, keys, plots, widgets, wiretap
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _labelled(fig) -> None:
+    titled = [ax for ax in fig.axes if ax.get_title() or fig._suptitle is not None]
+    assert titled, "every figure has a title"
+
+
+def test_figures_draw_headless() -> None:
+    figs = [
+        plots.powers(groups.TOY, big=groups.small_safe_prime_group(16)),
+        plots.brute_force_times([10, 12, 14, 16], [0.001, 0.004, 0.016, 0.064]),
+        plots.byte_histograms({"a": b"hello world", "b": os.urandom(500)}),
+        plots.caesar_scores([0.1] * 255 + [0.9]),
+        plots.sequence_diagram([("client", "hello"), ("server", "hi")]),
+        plots.layers(),
+    ]
+    for fig in figs:
+        _labelled(fig)
+        fig.canvas.draw()
+    axes = figs[1].axes[0]
+    assert axes.get_xlabel() and axes.get_ylabel()
+
+
+def test_extrapolation_follows_a_doubling_trend() -> None:
+    bits = [10, 12, 14, 16]
+    seconds = [2.0 ** (b - 20) for b in bits]
+    log10 = plots.extrapolate_log10_seconds(bits, seconds, 40)
+    assert log10 == pytest.approx(20 * 0.30103, rel=1e-6)
+    assert "years" in plots.format_log10_seconds(600)
+    assert plots.format_log10_seconds(-3).endswith("ms")
+
+
+def test_transcript_steps_name_each_message(secure_keys) -> None:
+    from labcrypto.handshake import ClientHandshake, ServerHandshake
+
+    c, s = ClientHandshake(secure_keys("a")), ServerHandshake(secure_keys("b"))
+    hello, finished = s.receive(c.start())
+    s.receive((c.receive(hello) + c.receive(finished))[0])
+    steps = plots.transcript_steps(c.transcript)
+    assert [label.split()[0] for _, label in steps] == [
+        "client_hello",
+        "server_hello",
+        "server_finished",
+        "client_finished",
+    ]
+
+
+def test_chat_panel_sends_like_the_button_and_shows_errors() -> None:
+    sent = []
+    panel = widgets.ChatPanel(sent.append, echo=True)
+    assert panel.submit("  hi  ") and sent == ["hi"]
+    assert panel.lines == ["you: hi"]
+
+    def broken(_text: str) -> None:
+        raise ConnectionError("server gone")
+
+    failing = widgets.ChatPanel(broken)
+    assert not failing.submit("hello")
+    assert "server gone" in failing.lines[-1] and "server gone" in failing.log.value
+
+
+def test_wire_view_and_tables_escape_html() -> None:
+    view = widgets.WireView()
+    view.add("sent", struct.pack("!I", 5) + b"<b>x</b>")
+    assert "&lt;b&gt;" in view.log.value and len(view.frames) == 1
+    assert "&lt;" in widgets.table([{"a": "<script>"}]).data
+
+
+def test_exchange_table_shows_the_same_k() -> None:
+    html = widgets.exchange_table(6, 15).data
+    assert "= <b>8</b>" in html and "= <b>19</b>" in html and "= <b>2</b>" in html
+    box = widgets.key_exchange_sliders(a=6, b=15)
+    slider_a = box.children[0].children[0]
+    slider_a.value = 7
+    assert f"= <b>{pow(5, 7, 23)}</b>" in box.children[1].value
+
+
+def _fails(check, func, *words: str) -> str:
+    with pytest.raises(exercises.CheckFailed) as info:
+        check(func)
+    message = str(info.value)
+    for word in words:
+        assert word in message, message
+    return message
+
+
+def test_public_value_check() -> None:
+    exercises.check_public_value(lambda grp, a: pow(grp.g, a, grp.p))
+    _fails(exercises.check_public_value, lambda grp, a: pow(a, grp.g, grp.p), "swapped")
+    _fails(exercises.check_public_value, lambda grp, a: grp.g**a % grp.p, "pow(g, a, p)")
+
+
+def test_shared_secret_check() -> None:
+    def good(grp, a, peer):
+        groups.validate_public(grp, peer)
+        return pow(peer, a, grp.p)
+
+    exercises.check_shared_secret(good)
+    _fails(exercises.check_shared_secret, lambda grp, a, peer: pow(peer, a, grp.p), "mistake 1")
+    _fails(exercises.check_shared_secret, lambda grp, a, peer: pow(a, peer, grp.p), "mistake 4")
+
+
+def _key_file(mode: int = 0o600, reuse: bool = True):
+    def load_or_create_key(path, group=groups.FFDHE2048):
+        path = Path(path)
+        if reuse and path.exists():
+            private = keys.parse_number(path.read_text().split(":", 1)[1])
+            return keys.KeyPair(group, private, pow(group.g, private, group.p))
+        pair = keys.generate(group)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        os.fchmod(fd, mode)
+        with open(fd, "w") as file:
+            file.write(f"private: {pair.private:#x}\n")
+        return pair
+
+    return load_or_create_key
+
+
+def test_key_file_check() -> None:
+    exercises.check_load_or_create_key(_key_file())
+    _fails(exercises.check_load_or_create_key, _key_file(mode=0o644), "mistake 8", "0o644")
+    _fails(exercises.check_load_or_create_key, _key_file(reuse=False), "mistake 8")
+
+
+def test_framing_check() -> None:
+    def send_msg(sock, data):
+        sock.sendall(struct.pack("!I", len(data)) + data)
+
+    def recv_exactly(sock, count):
+        buffer = b""
+        while len(buffer) < count:
+            chunk = sock.recv(count - len(buffer))
+            if not chunk:
+                raise ConnectionError("closed")
+            buffer += chunk
+        return buffer
+
+    def recv_msg(sock):
+        (length,) = struct.unpack("!I", recv_exactly(sock, 4))
+        if length > 1 << 20:
+            raise ValueError("too big")
+        return recv_exactly(sock, length)
+
+    exercises.check_framing(send_msg, recv_msg)
+    with pytest.raises(exercises.CheckFailed, match="mistake 6"):
+        exercises.check_framing(send_msg, lambda sock: sock.recv(1024)[4:])
+
+
+def test_break_caesar_check() -> None:
+    exercises.check_break_caesar(lambda ct: wiretap.crack_caesar(ct)[1])
+    _fails(exercises.check_break_caesar, lambda ct: ct, "unchanged")
+
+
+def test_message_loop_check(no_leaks) -> None:
+    def good(channel, lines):
+        replies = []
+        for line in lines:
+            channel.send(line)
+            replies.append(channel.recv_text(timeout=5))
+        return replies
+
+    exercises.check_message_loop(good)
+    _fails(
+        exercises.check_message_loop,
+        lambda channel, lines: [channel.stream for _ in lines],
+        "channel.stream",
+    )
