@@ -8,7 +8,9 @@ This is the same idea with the lifecycle a notebook needs:
 * Re-running the cell that starts a server on the same port *replaces* the
   old server of this kernel (it is stopped and joined first) instead of
   failing with "Address already in use". A port held by another program
-  is a clear ``PortInUse`` error.
+  is a clear ``PortInUse`` error. With ``port=0`` give the server a
+  ``name``: starting a server replaces the running one of the same name,
+  so re-running a cell never leaves an orphan behind.
 * ``stop()`` closes the listening socket and every connection and joins
   every thread, within a bounded time. ``with Server(...) as s:`` stops it
   for you, and every server still running is stopped when the kernel exits.
@@ -131,6 +133,7 @@ class ThreadedServer:
     ) -> None:
         self.host = host
         self.requested_port = port
+        self.named = name is not None
         self.name = name or f"{type(self).__name__}-{next(_ids)}"
         self.connection_timeout = connection_timeout
         self.max_connections = max_connections
@@ -166,8 +169,7 @@ class ThreadedServer:
         """Bind, listen, start the accept thread; return once clients can connect."""
         if self.running:
             return self
-        if self.requested_port:
-            self._replace_previous_server()
+        self._replace_previous_server()
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -195,11 +197,15 @@ class ThreadedServer:
         return self
 
     def _replace_previous_server(self) -> None:
-        """Stop a server of this process on our port: the re-run-the-cell case."""
+        """Stop a server of this process on our port, or with our name: the re-run case."""
         for other in running_servers():
-            if other is not self and other.running and other.port == self.requested_port:
+            if other is self or not other.running:
+                continue
+            same_port = self.requested_port != 0 and other.port == self.requested_port
+            same_name = self.named and other.named and other.name == self.name
+            if same_port or same_name:
                 other.stop()
-                self.emit("replace", f"stopped the previous {other.name} on this port")
+                self.emit("replace", f"stopped the previous {other.name} (re-run cell)")
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close the listener and every connection; join every thread.
