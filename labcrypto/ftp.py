@@ -71,7 +71,7 @@ from .errors import (
     TransferFailed,
     UploadTooLarge,
 )
-from .jail import AtomicFile, FileInfo, Jail, open_directory, show_path, split_path
+from .jail import AtomicFile, FileInfo, Jail, show_path, split_path
 from .keys import KeyPair, PublicKey
 from .server import ThreadedServer, connect
 
@@ -696,14 +696,11 @@ class FileClient:
                 f"{local_path} already exists here: choose another name, or overwrite=True"
             )
         started = time.perf_counter()
-        dir_fd = open_directory(os.fspath(local_path.parent))
+        # The local side is the user's own computer: links there are followed.
+        dir_fd = os.open(local_path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            with (
-                AtomicFile(dir_fd, local_path.name, overwrite=overwrite, shown=str(local_path)) as (
-                    target
-                ),
-                self._request("get", path=remote) as (channel, reply),
-            ):
+            target = AtomicFile(dir_fd, local_path.name, overwrite=overwrite, shown=str(local_path))
+            with target, self._request("get", path=remote) as (channel, reply):
                 size = _arg(reply, "size", int)
                 try:
                     digest = _receive_file(channel, target.write, size, progress)
