@@ -10,12 +10,17 @@ like (the numbers refer to the mistakes list of the course notes: "mistake
 
 The checks never need a network or a server, and each finishes in well
 under a second, so a graded cell can never hang. Used by notebooks
-01_keys (public value, shared secret, key file) and 02_exchange (framing,
-breaking the toy cipher, the message loop).
+01_keys (public value, shared secret, key file), 02_exchange (framing,
+breaking the toy cipher, the message loop), 03_allowlist (the CSV check, a
+new student), 04_two_ports (the client's handoff, a port pool) and 05_ftp
+(the home-folder path check, a recursive ``du``). The checks of 03-05 run
+the student's code against real servers on 127.0.0.1, each bounded by
+timeouts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 import secrets
@@ -37,10 +42,13 @@ __all__ = [
     "CheckFailed",
     "check_break_caesar",
     "check_framing",
+    "check_is_allowed",
+    "check_join_as_new_student",
     "check_load_or_create_key",
     "check_message_loop",
     "check_public_value",
     "check_shared_secret",
+    "free_port_range",
 ]
 
 
@@ -658,6 +666,10 @@ def check_message_loop(chat_loop: Callable[[Any, list[str]], list[str]]) -> None
     from .channel import SecureChannel  # here, not at the top: the check imports lazily
 
     client_key, server_key = generate(TOY), generate(TOY)
+    for _ in range(100):  # the toy group has only 20 keys: two draws often collide
+        if server_key.public != client_key.public:
+            break
+        server_key = generate(TOY)
     left, right = _pair()
     ready: list[Any] = []
     server = threading.Thread(
@@ -682,3 +694,210 @@ def check_message_loop(chat_loop: Callable[[Any, list[str]], list[str]]) -> None
     _passed(
         "chat_loop talks through channel.send/recv only, and works over a real encrypted channel."
     )
+
+
+# --- shared by the checks of notebooks 03-05 -------------------------------------------
+
+
+def free_port_range(size: int, tries: int = 50) -> int:
+    """The first of ``size`` consecutive ports that are free on 127.0.0.1 right now.
+
+    For the port pools of notebook 04 and its checks. The range is drawn
+    below Linux's ephemeral ports (32768-60999), so the system does not hand
+    one of them to an outgoing connection meanwhile; a port that still gets
+    taken later is simply skipped by ``PortPool``. Raises ``RuntimeError``
+    if ``tries`` random ranges were all partly busy.
+    """
+    for _ in range(tries):
+        first = 20000 + secrets.randbelow(12000 - size)
+        held: list[socket.socket] = []
+        try:
+            for port in range(first, first + size):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                held.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            _close_all(*held)
+        return first
+    raise RuntimeError(f"found no {size} consecutive free ports on 127.0.0.1; try again")
+
+
+def _refused_as(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:160]}"
+
+
+# --- notebook 03: the allowlist check ---------------------------------------------------
+
+
+def _prefix_pair() -> tuple[Any, Any]:
+    """Two valid 2048-bit public keys whose hex texts start alike: ``0xV`` and ``0xVk``."""
+    from .groups import validate_public
+    from .keys import PublicKey
+
+    for _ in range(1000):  # about 1 in 2 candidates is a valid value: ends in a few tries
+        short = secrets.randbelow(FFDHE2048.p >> 4)
+        for digit in range(16):
+            try:
+                validate_public(FFDHE2048, short)
+                validate_public(FFDHE2048, short * 16 + digit)
+            except ValueError:
+                continue
+            return PublicKey(FFDHE2048, short), PublicKey(FFDHE2048, short * 16 + digit)
+    raise RuntimeError("could not make two keys with a common prefix")
+
+
+def check_is_allowed(is_allowed: Callable[[Path, Any], bool]) -> None:
+    """``is_allowed(path, key)`` must read the CSV on every call and compare keys by value."""
+
+    alice, bob, carol, dave = (generate(FFDHE2048).public_key for _ in range(4))
+    listed, prefix_of_it = _prefix_pair()  # "0xV" is a prefix of "0xVk" as text
+    upper = f"0x{alice.value:0{2 * FFDHE2048.byte_length}X}"  # leading zeros, capitals
+    with tempfile.TemporaryDirectory(prefix="labcrypto-check-") as tmp:
+        path = Path(tmp) / "allowlist.csv"
+        rows = [
+            "name,public_key,comment",
+            f"alice,  labcrypto-dh1   ffdhe2048   {upper}  ,written with capitals",
+            f'bob,{bob.to_text()},"group A, lab 2"',
+            "",
+            f"# carol,{carol.to_text()},revoked: commented out by the instructor",
+            "eve,not a key at all,a row that cannot be read",
+            f'frank,{prefix_of_it.to_text()},"dave sent {dave.to_text()} by mail; not added"',
+            "",
+        ]
+        path.write_text("\n".join(rows), encoding="utf-8")
+        cases = [
+            (alice, True, "alice's row spells her key in capital hex digits, with extra spaces"),
+            (bob, True, "bob's row is plain (its comment contains a comma, in quotes)"),
+            (
+                carol,
+                False,
+                "carol's row starts with '#': the instructor commented it out (revoked)",
+            ),
+            (dave, False, "dave's key appears only inside frank's comment, not as a key"),
+            (listed, False, "this key's text is the start of frank's key text, a different key"),
+            (prefix_of_it, True, "frank's key is on the list"),
+        ]
+        for key, want, why in cases:
+            try:
+                got = _call(is_allowed, path, key)
+            except CheckFailed:
+                raise
+            except Exception as exc:
+                raise _fail(
+                    f"is_allowed raised {_refused_as(exc)} on a file with a header, a comment "
+                    "line, a blank line and an unreadable row ('eve,not a key at all'). Skip "
+                    "what cannot be read (try/except around PublicKey.from_text): one bad row "
+                    "must not lock the whole class out."
+                ) from None
+            if got is want:
+                continue
+            if got not in (True, False):
+                raise _fail(f"is_allowed returned {got!r}; return True or False.")
+            hints = {
+                "capital": "Compare keys, not text: PublicKey.from_text(cell) == key. "
+                "0x00ab, 0xAB and 171 are the same number, so the same key.",
+                "commented": "Lines starting with '#' are comments: skip them. A revoked "
+                "student whose row was commented out must not get in.",
+                "comment,": "A key mentioned somewhere in the file is not on the list: only "
+                "the public_key column counts. Searching the file's text for the key "
+                "(`key.to_text() in text`) is the bug.",
+                "start": "Searching for the key's text finds it inside a longer key: "
+                "'0x12' is in '0x123'. Parse each row's key and compare with ==.",
+            }
+            hint = next((h for word, h in hints.items() if word in why), "")
+            if "quotes" in why:
+                hint = "Read the file with the csv module (csv.reader), which handles quotes."
+            raise _fail(
+                f"is_allowed(path, key) returned {got} for a key where {why}; expected {want}."
+                f"\n{hint}"
+            )
+        # Revocation: the file changes, the answer must change with it.
+        path.write_text("\n".join(r for r in rows if not r.startswith("bob,")), encoding="utf-8")
+        if _call(is_allowed, path, bob) is not False:
+            raise _fail(
+                "After bob's row was deleted from the file, is_allowed still said True: read "
+                "the file on every call (or when it changed). A cached list makes revocation "
+                "need a server restart."
+            )
+    _passed(
+        "is_allowed compares keys by value (any spelling), reads only the key column, skips "
+        "comments and bad rows, and sees a revocation at once."
+    )
+
+
+# --- notebook 03: a new student ----------------------------------------------------------
+
+
+def check_join_as_new_student(join: Callable[..., Any]) -> None:
+    """``join(name, key_dir, allowlist_path, address, server_key)`` must enrol and connect."""
+    from .allowlist import Allowlist
+    from .chat import ChatServer
+    from .keys import load
+
+    with tempfile.TemporaryDirectory(prefix="labcrypto-check-") as tmp:
+        key_dir, path = Path(tmp) / "keys", Path(tmp) / "allowlist.csv"
+        server_key, alice = generate(FFDHE2048), generate(FFDHE2048)
+        Allowlist(path).add("alice", alice.public_key, "already here")
+        room = ChatServer(
+            server_key, Allowlist(path), name="check-join-room", connection_timeout=5.0
+        ).start()
+        clients: list[Any] = []
+        try:
+            for attempt in ("first", "second"):
+                try:
+                    client = _call(join, "dave", key_dir, path, room.address, server_key.public_key)
+                except CheckFailed:
+                    raise
+                except Exception as exc:
+                    raise _fail(_join_hint(exc, attempt, path)) from None
+                clients.append(client)
+                if getattr(client, "name", None) != "dave":
+                    raise _fail(
+                        f"On the {attempt} call the function returned {client!r:.80}; return the "
+                        "ChatClient that ChatClient.connect(...) gave you (its .name is the name "
+                        "the server knows you by: 'dave')."
+                    )
+            key_file = key_dir / "dave.key"
+            if not key_file.exists():
+                raise _fail(f"There is no {key_file.name} in key_dir: save dave's key there.")
+            dave = load("dave", key_dir)
+            entries = {e.name: e for e in Allowlist(path).entries()}
+            if "alice" not in entries:
+                raise _fail(
+                    "alice's row is gone from the allowlist: add a row, do not rewrite the file."
+                )
+            if entries.get("dave") is None or entries["dave"].key != dave.public_key:
+                raise _fail("The allowlist has no row 'dave' with the key in dave.key.")
+            if stat.S_IMODE(key_file.stat().st_mode) & 0o077:
+                raise _fail("dave.key can be read by others: use keys.load_or_create / keys.save.")
+        finally:
+            for client in clients:
+                with contextlib.suppress(OSError, LabCryptoError):
+                    client.close()
+            room.stop()
+    _passed(
+        "dave got a key, a row on the allowlist (alice's row kept) and into the room — twice, "
+        "reusing his key and row the second time."
+    )
+
+
+def _join_hint(exc: BaseException, attempt: str, path: Path) -> str:
+    from .errors import AllowlistError, KeyNotAllowed
+
+    text = f"On the {attempt} call, the function raised {_refused_as(exc)}.\n"
+    if isinstance(exc, KeyNotAllowed):
+        return text + (
+            "The server does not know the key dave connected with. Add dave's *public* key to "
+            "the allowlist file you were given (allowlist_path), and connect with the same key "
+            "pair (a new key on every run is course mistake 8)."
+        )
+    if isinstance(exc, AllowlistError) and attempt == "second":
+        return text + (
+            "The first call worked; the second must too (a re-run cell). Add the row only if "
+            "the key is not on the list yet: Allowlist(path).is_allowed(key.public_key)."
+        )
+    if isinstance(exc, AllowlistError | OSError) and "exists" in str(exc):
+        return text + "Reuse dave's key if it is there: keys.load_or_create(name, key_dir)."
+    return text + f"(The allowlist file is {path.name}; the server is at the address given.)"

@@ -191,3 +191,80 @@ def test_message_loop_check(no_leaks) -> None:
         lambda channel, lines: [channel.stream for _ in lines],
         "channel.stream",
     )
+
+
+# --- notebook 03 -----------------------------------------------------------------------
+
+
+def _reference_is_allowed(path, key):
+    import csv
+
+    from labcrypto.errors import LabCryptoError
+    from labcrypto.keys import PublicKey
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        for row in csv.reader(handle):
+            if len(row) < 2 or row[0].lstrip().startswith("#"):
+                continue
+            try:
+                if PublicKey.from_text(row[1]) == key:
+                    return True
+            except (ValueError, LabCryptoError):
+                continue
+    return False
+
+
+def test_is_allowed_check() -> None:
+    from labcrypto.allowlist import Allowlist
+
+    exercises.check_is_allowed(_reference_is_allowed)
+    exercises.check_is_allowed(lambda path, key: Allowlist(path).is_allowed(key))
+    _fails(
+        exercises.check_is_allowed,
+        lambda path, key: key.to_text() in Path(path).read_text(),
+        "not text",
+    )
+
+    def no_comments(path, key):
+        import csv
+
+        from labcrypto.keys import PublicKey
+
+        for row in csv.reader(Path(path).read_text().splitlines()):
+            try:
+                if PublicKey.from_text(row[1]) == key:
+                    return True
+            except (ValueError, IndexError, exercises.LabCryptoError):
+                continue
+        return False
+
+    _fails(exercises.check_is_allowed, no_comments, "'#'")
+
+    _fails(exercises.check_is_allowed, lambda path, key: 1 / 0, "one bad row")
+
+
+def test_join_as_new_student_check(no_leaks) -> None:
+    from labcrypto.allowlist import Allowlist
+    from labcrypto.chat import ChatClient
+
+    def good(name, key_dir, allowlist_path, address, server_key):
+        key = keys.load_or_create(name, key_dir)
+        listed = Allowlist(allowlist_path)
+        if not listed.is_allowed(key.public_key):
+            listed.add(name, key.public_key)
+        return ChatClient.connect(*address, key, server_key=server_key, timeout=5)
+
+    exercises.check_join_as_new_student(good)
+
+    def forgets_the_list(name, key_dir, allowlist_path, address, server_key):
+        key = keys.load_or_create(name, key_dir)
+        return ChatClient.connect(*address, key, server_key=server_key, timeout=5)
+
+    _fails(exercises.check_join_as_new_student, forgets_the_list, "does not know the key")
+
+    def adds_twice(name, key_dir, allowlist_path, address, server_key):
+        key = keys.load_or_create(name, key_dir)
+        Allowlist(allowlist_path).add(name, key.public_key)
+        return ChatClient.connect(*address, key, server_key=server_key, timeout=5)
+
+    _fails(exercises.check_join_as_new_student, adds_twice, "second must too")

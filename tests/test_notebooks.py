@@ -51,6 +51,12 @@ def _is_exercise_cell(cell: nbformat.NotebookNode) -> bool:
     return bool(meta.get("grade") or meta.get("solution"))
 
 
+def _is_manual_answer(cell: nbformat.NotebookNode) -> bool:
+    """A free-text answer graded by a person: a markdown cell that is solution and grade."""
+    meta = _grading(cell)
+    return cell.cell_type == "markdown" and bool(meta.get("grade") and meta.get("solution"))
+
+
 @pytest.fixture(scope="module")
 def kernel_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ``python3`` kernelspec that runs *this* interpreter, first on JUPYTER_PATH.
@@ -173,11 +179,19 @@ def test_nbgrader_metadata_is_well_formed(path: Path) -> None:
         where = f"{path.name} cell {index} ({meta.get('grade_id', 'no grade_id')})"
         has_solution = "### BEGIN SOLUTION" in cell.source
         has_hidden = "### BEGIN HIDDEN TESTS" in cell.source
-        assert has_solution == bool(meta.get("solution")), f"{where}: solution region vs metadata"
+        if not _is_manual_answer(cell):
+            assert has_solution == bool(meta.get("solution")), f"{where}: solution region vs meta"
         assert not has_hidden or meta.get("grade"), f"{where}: hidden tests outside a check cell"
         if not meta:
             continue
         assert meta.get("schema_version") == 3, where
+        if _is_manual_answer(cell):
+            exercises += 1
+            assert not meta.get("locked") and meta.get("task") is False, where
+            points = meta.get("points")
+            assert isinstance(points, int | float) and points > 0, f"{where}: points {points!r}"
+            assert cell.source.strip(), f"{where}: give the model answer for the instructor"
+            continue
         assert cell.cell_type == "code", where
         if meta.get("solution"):
             exercises += 1
@@ -207,7 +221,7 @@ def test_instructor_version_runs_clean(path: Path, tmp_path: Path, kernel_env: P
     errors = _errors(nb)
     assert not errors, "\n\n".join(_describe(*e) for e in errors)
     assert not _thread_noise(nb), _thread_noise(nb)
-    graded = [c for c in nb.cells if _grading(c).get("grade")]
+    graded = [c for c in nb.cells if _grading(c).get("grade") and c.cell_type == "code"]
     for cell in graded:
         text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
         assert "✔" in text, f"{_grading(cell)['grade_id']}: no success line printed"
@@ -242,6 +256,9 @@ def test_student_version_fails_only_in_exercises(
     failed = {index for index, _, _ in errors}
     for index, cell in enumerate(nb.cells):
         if not _grading(cell).get("grade"):
+            continue
+        if _is_manual_answer(cell):
+            assert cell.source.strip() == "YOUR ANSWER HERE", "the model answer was handed out"
             continue
         grade_id = _grading(cell)["grade_id"]
         assert index in failed, f"{grade_id} passes with no solution written: it checks nothing"

@@ -6,6 +6,9 @@ A source is a Python file that calls four functions, one per cell, in order:
     code(text)                       a code cell (a demo: it must run with no exercise solved)
     solution(grade_id, text)         an exercise cell: text holds ### BEGIN/END SOLUTION
     tests(grade_id, points, text)    the check cell right after it (may hold hidden tests)
+    answer(grade_id, points, text)   a free-text answer (markdown), graded by hand: text is
+                                     the model answer, which nbgrader replaces with
+                                     "YOUR ANSWER HERE" in the student's version
 
 Text is dedented and stripped, so sources read like the notebook. The
 built notebooks carry no outputs and no execution counts, and cell ids are
@@ -81,6 +84,21 @@ def build(source: Path) -> nbformat.NotebookNode:
         }
         cells.append(cell)
 
+    def answer(grade_id: str, points: int, text: str) -> None:
+        # nbgrader's "manually graded answer": a markdown cell that is both a
+        # solution (cleared for students) and graded (points, by a person).
+        cell = new_markdown_cell(_text(text))
+        cell.metadata["nbgrader"] = {
+            "grade": True,
+            "solution": True,
+            "locked": False,
+            "task": False,
+            "points": points,
+            "grade_id": grade_id,
+            "schema_version": 3,
+        }
+        cells.append(cell)
+
     runpy.run_path(
         str(source),
         init_globals={
@@ -88,6 +106,7 @@ def build(source: Path) -> nbformat.NotebookNode:
             "code": code,
             "solution": solution,
             "tests": tests,
+            "answer": answer,
         },
     )
     for index, cell in enumerate(cells):
