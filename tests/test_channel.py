@@ -45,6 +45,9 @@ class Conversation:
             self.client = channel.SecureChannel.client(
                 self.client_sock, client_key, mode, timeout=5, **client_options
             )
+        except Exception:
+            self.client_sock.close()  # the server thread sees the end and stops waiting
+            raise
         finally:
             thread.join(10)
 
