@@ -286,6 +286,27 @@ _JS_KERNEL_READY = """() => {
   return !!k && k.status === 'idle' && k.connectionStatus === 'connected';
 }"""
 
+_JS_RUN = """([first, last]) => {
+  const app = window.jupyterapp, nb = app.shell.currentWidget.content;
+  if (first === 0 && last === null) { void app.commands.execute('notebook:run-all-cells'); return; }
+  nb.activeCellIndex = first;
+  nb.deselectAll();
+  if (last === null) { void app.commands.execute('notebook:run-all-below'); return; }
+  nb.extendContiguousSelectionTo(last);
+  void app.commands.execute('notebook:run-cell');
+}"""
+
+# Per cell: is it code with source, its execution count, does it show an error
+# (not counting cells tagged raises-exception).
+_JS_CELL_STATES = """() => JSON.stringify(
+  window.jupyterapp.shell.currentWidget.context.model.toJSON().cells.map(c => {
+    const src = Array.isArray(c.source) ? c.source.join('') : c.source;
+    const tags = (c.metadata && c.metadata.tags) || [];
+    return {code: c.cell_type === 'code' && src.trim() !== '', count: c.execution_count ?? null,
+            error: !tags.includes('raises-exception')
+                   && (c.outputs || []).some(o => o.output_type === 'error')};
+  }))"""
+
 _JS_MODEL = "() => JSON.stringify(window.jupyterapp.shell.currentWidget.context.model.toJSON())"
 
 _JS_BUSY_CELLS = """() => Array.from(document.querySelectorAll(
@@ -403,20 +424,30 @@ class NotebookPage:
         return json.loads(self.page.evaluate(_JS_MODEL))
 
     def run_all(self, timeout: float) -> None:
-        """Run all cells; return when each has run and the kernel is idle, or an error shows."""
-        self.page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        """Run > Run All Cells; return when each has run and the kernel is idle."""
+        self.run_cells(0, None, timeout)
+
+    def run_cells(self, first: int, last: int | None, timeout: float) -> None:
+        """Run cells ``first``..``last`` (notebook indices, inclusive; None: to the end).
+
+        Uses the menu's commands: Run All Cells, Run Selected Cell and Below, or
+        Run Selected Cells for a range. Returns when every code cell of the range
+        has an execution count and the kernel is idle, or as soon as one shows an
+        error (running stops there; the checks say which).
+        """
+        self.page.evaluate(_JS_RUN, [first, last])
+        ranged = slice(first, None if last is None else last + 1)
 
         def finished() -> bool:
-            cells = code_cells(self.model())
-            if any(error_outputs(cell) for cell in cells):
-                return True  # Run All stops at an error; the checks will say which
-            if any(cell.get("execution_count") is None for cell in cells):
+            cells = json.loads(self.page.evaluate(_JS_CELL_STATES))[ranged]
+            if any(cell["error"] for cell in cells):
+                return True
+            if any(cell["code"] and cell["count"] is None for cell in cells):
                 return False
-            busy = self.page.evaluate(_JS_BUSY_CELLS)
-            return busy == 0 and self.lab.kernel_idle(self.name)
+            return self.page.evaluate(_JS_BUSY_CELLS) == 0 and self.lab.kernel_idle(self.name)
 
-        self._poll(finished, timeout, step=0.25, what=f"all cells of {self.name} to run")
-        # The server can lag the browser by a message: ask twice, a moment apart.
+        self._poll(finished, timeout, step=0.25, what=f"cells {first}..{last} of {self.name}")
+        # The server can lag the browser by a message: ask again, a moment later.
         self.page.wait_for_timeout(300)
         self._poll(lambda: self.lab.kernel_idle(self.name), timeout, what="the kernel to be idle")
 
@@ -470,11 +501,14 @@ class NotebookPage:
         send.click()
 
         def replied() -> list[str] | None:
+            # Our message is in the log, and a line the panel did not write itself
+            # ("you: ..." is its local echo) arrived: the other side answered, or the
+            # room relayed our line back to us.
             lines = panel.inner_text().splitlines()
             new = [line for line in lines if line not in before]
             ours = [line for line in new if message in line]
-            others = [line for line in new if message not in line]
-            return new if ours and others else None
+            answers = [line for line in new if not line.startswith("you:")]
+            return new if ours and answers else None
 
         try:
             new_lines = self._poll(replied, timeout, step=0.1, what="the reply in the chat log")
@@ -485,29 +519,27 @@ class NotebookPage:
     # --- screenshots --------------------------------------------------------
 
     def screenshot_full(self, path: Path) -> list[Path]:
-        """The whole notebook, every cell, in one or more tall screenshots."""
+        """The whole notebook, every cell, in one tall screenshot (more if very long)."""
         scroller = self.page.evaluate_handle(f"() => {_SCROLLER_EXPR}")
-        extra = self.page.evaluate("(s) => s.scrollHeight - s.clientHeight", scroller)
-        height = VIEWPORT["height"] + max(0, extra)
+        # How far the last cell reaches below the visible part, seen from the top.
+        self.page.evaluate("(s) => { s.scrollTop = 0; }", scroller)
+        below = self.page.evaluate(_JS_BELOW_LAST_CELL, scroller)
+        height = VIEWPORT["height"] + max(0, int(below)) + 40
         shots: list[Path] = []
         try:
             self.page.set_viewport_size(
                 {"width": VIEWPORT["width"], "height": min(height, MAX_SHOT_HEIGHT)}
             )
             self.page.evaluate("(s) => { s.scrollTop = 0; }", scroller)
-            part = 0
-            while True:
+            for part in range(10):
                 self.page.wait_for_timeout(300)  # let the layout settle after resize/scroll
                 target = path if part == 0 else path.with_name(f"{path.stem}-{part}{path.suffix}")
-                self.page.screenshot(path=str(target), full_page=True)
+                self.page.screenshot(path=str(target))
                 shots.append(target)
-                done = self.page.evaluate(
-                    "(s) => s.scrollTop + s.clientHeight >= s.scrollHeight - 2", scroller
-                )
-                if done or part >= 10:
+                below = self.page.evaluate(_JS_BELOW_LAST_CELL, scroller)
+                if below <= 0:
                     break
                 self.page.evaluate("(s) => { s.scrollTop += s.clientHeight - 40; }", scroller)
-                part += 1
         finally:
             self.page.set_viewport_size(VIEWPORT)
         return shots
@@ -520,6 +552,12 @@ class NotebookPage:
         self.page.screenshot(path=str(path))
         return path
 
+
+_JS_BELOW_LAST_CELL = """(s) => {
+  const cells = s.querySelectorAll('.jp-Cell');
+  if (!cells.length) return 0;
+  return cells[cells.length - 1].getBoundingClientRect().bottom - s.getBoundingClientRect().bottom;
+}"""
 
 _SCROLLER_EXPR = (
     "document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer')"

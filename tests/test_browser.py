@@ -34,6 +34,7 @@ CI (``CI=true``) a missing browser is a failure.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -77,6 +78,9 @@ class Expect:
 EXPECTED: dict[str, Expect] = {
     # key_exchange_sliders, the brute-force progress bar; plots.powers, plots.brute_force_times
     "01_keys.ipynb": Expect(widgets=2, plots=2),
+    # side_by_side(chat panel, Eve's wire view) is one view; plots.caesar_scores,
+    # byte_histograms, sequence_diagram, layers; the chat panel for Alice's client
+    "02_exchange.ipynb": Expect(widgets=1, plots=4, chats=1),
     # our own tiny notebook: a slider, two chat panels; one plot
     SELF_CHECK: Expect(widgets=3, plots=1, chats=2),
 }
@@ -148,13 +152,22 @@ def _self_check_notebook() -> nbformat.NotebookNode:
     return notebook
 
 
+MAKES_CHAT_PANEL = re.compile(r"ChatPanel(\.\w+)?\(|description=['\"]Send['\"]")
+
+
 def _chat_panels_in_source(model: dict[str, Any]) -> int:
-    """Chat panels the code makes: ChatPanel(...) calls, or a Button(description='Send')."""
+    """Chat panels the code makes: ChatPanel(...) / ChatPanel.for_client(...), or a Send button."""
     total = 0
     for cell in code_cells(model):
         source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-        total += source.count("ChatPanel(") + source.count("description='Send'")
+        total += len(MAKES_CHAT_PANEL.findall(source))
     return total
+
+
+def _chat_cells(model: dict[str, Any]) -> list[int]:
+    """Indices (among all cells) of the code cells that make a chat panel."""
+    return [index for index, cell in enumerate(model["cells"])
+            if cell["cell_type"] == "code" and _chat_panels_in_source({"cells": [cell]})]
 
 
 def _say(capsys: pytest.CaptureFixture[str], text: str) -> None:
@@ -177,8 +190,22 @@ def _run_notebook(session: Session, name: str, capsys: pytest.CaptureFixture[str
     try:
         notebook.open()
         timings["open"] = time.monotonic() - start
-        notebook.run_all(timeout=RUN_ALL_SECONDS)
-        timings["run all"] = time.monotonic() - start - timings["open"]
+        # Run All, but pause after each cell that makes a chat panel and chat there,
+        # as a student does: the notebook's last cell closes the connections.
+        stops = _chat_cells(notebook.model())
+        first, replies, chat_seconds = 0, [], 0.0
+        deadline = time.monotonic() + RUN_ALL_SECONDS
+        for stop in [*stops, None]:
+            notebook.run_cells(first, stop, timeout=max(1.0, deadline - time.monotonic()))
+            if any(error_outputs(cell) for cell in code_cells(notebook.model())):
+                break
+            for index in range(len(replies), notebook.chat_panels()):
+                message = f"hello from the browser test {index} ✓ {os.getpid()}"
+                replies.append(notebook.chat(index, message))
+                chat_seconds += replies[-1].seconds
+            first = (stop or 0) + 1
+        timings["run all"] = time.monotonic() - start - timings["open"] - chat_seconds
+        timings["chat"] = chat_seconds
 
         model = notebook.model()
         cells = code_cells(model)
@@ -226,15 +253,11 @@ def _run_notebook(session: Session, name: str, capsys: pytest.CaptureFixture[str
         )
         chats = notebook.chat_panels()
         assert chats == expect.chats, f"{name}: the page shows {chats} chat panels"
-        replies = []
-        for index in range(chats):
-            message = f"hello from the browser test {index} ✓ {os.getpid()}"
-            result = notebook.chat(index, message)
+        assert len(replies) == chats, f"{name}: chatted in {len(replies)} of {chats} panels"
+        for index, result in enumerate(replies):
             bad = [line for line in result.new_lines
                    if line.lower().startswith("error") or "Traceback" in line]
             assert not bad, f"{name}: chat panel {index} answered with an error: {bad}"
-            replies.append(result)
-        timings["chat"] = sum(result.seconds for result in replies)
 
         shots = notebook.screenshot_full(session.shots / f"{stem}-full.png")
         focus = "[data-lab-chat]" if chats else ".jp-OutputArea-output > .jupyter-widgets"
