@@ -81,6 +81,8 @@ EXPECTED: dict[str, Expect] = {
     # side_by_side(chat panel, Eve's wire view) is one view; plots.caesar_scores,
     # byte_histograms, sequence_diagram, layers; the chat panel for Alice's client
     "02_exchange.ipynb": Expect(widgets=1, plots=4, chats=1),
+    # file views and event tables are HTML, not widgets; two sequence diagrams
+    "03_allowlist.ipynb": Expect(widgets=0, plots=2),
     # our own tiny notebook: a slider, two chat panels; one plot
     SELF_CHECK: Expect(widgets=3, plots=1, chats=2),
 }
