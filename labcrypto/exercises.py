@@ -36,16 +36,18 @@ from typing import Any
 from .ciphers import CaesarCipher
 from .errors import ChannelClosed, ConnectionLost, LabCryptoError
 from .groups import FFDHE2048, TOY, Group, small_safe_prime_group
-from .keys import generate
+from .keys import KeyPair, generate
 
 __all__ = [
     "CheckFailed",
     "check_break_caesar",
+    "check_follow_handoff",
     "check_framing",
     "check_is_allowed",
     "check_join_as_new_student",
     "check_load_or_create_key",
     "check_message_loop",
+    "check_port_pool",
     "check_public_value",
     "check_shared_secret",
     "free_port_range",
@@ -901,3 +903,291 @@ def _join_hint(exc: BaseException, attempt: str, path: Path) -> str:
     if isinstance(exc, AllowlistError | OSError) and "exists" in str(exc):
         return text + "Reuse dave's key if it is there: keys.load_or_create(name, key_dir)."
     return text + f"(The allowlist file is {path.name}; the server is at the address given.)"
+
+
+# --- notebook 04: the client's half of the handoff -----------------------------------
+
+
+def _handoff_room(pool_size: int) -> tuple[Any, Any, Any, KeyPair]:
+    """A reference chat room with a pool, on 127.0.0.1: ``(room, pool, alice_key, server_key)``."""
+    from .allowlist import Allowlist
+    from .chat import ChatServer
+    from .ports import PortPool
+
+    tmp = tempfile.mkdtemp(prefix="labcrypto-check-")
+    server_key, alice = generate(FFDHE2048), generate(FFDHE2048)
+    allowlist = Allowlist(Path(tmp) / "allowlist.csv")
+    allowlist.add("alice", alice.public_key)
+    first = free_port_range(pool_size)
+    pool = PortPool(first, first + pool_size - 1)
+    room = ChatServer(
+        server_key, allowlist, pool=pool, ticket_timeout=3.0, name="check-handoff-room",
+        connection_timeout=5.0,
+    ).start()  # fmt: skip
+    return room, pool, alice, server_key
+
+
+def _handshake_with(room: Any, alice: KeyPair, server_key: KeyPair) -> tuple[Any, socket.socket]:
+    from .channel import SecureChannel
+    from .server import connect
+
+    control = connect(*room.address, timeout=_WAIT)
+    try:
+        channel = SecureChannel.client(
+            control, alice, expected_server_key=server_key.public_key, timeout=_WAIT
+        )
+    except BaseException:
+        control.close()
+        raise
+    return channel, control
+
+
+def _wait_for_event(server: Any, kind: str, seconds: float = 1.0) -> bool:
+    """Has ``server`` logged an event of ``kind`` (waiting up to ``seconds`` for it)?"""
+    for _ in range(int(seconds / 0.05)):
+        if any(e.kind == kind for e in list(server.events)):
+            return True
+        threading.Event().wait(0.05)
+    return False
+
+
+def check_follow_handoff(follow_handoff: Callable[[Any, str], Any]) -> None:
+    """``follow_handoff(channel, host)`` must read the port offer, move, show the ticket."""
+    from .errors import PoolExhausted
+
+    room, pool, alice, server_key = _handoff_room(2)
+    try:
+        channel, control = _handshake_with(room, alice, server_key)
+        try:
+            status, value = _in_thread(follow_handoff, channel, "127.0.0.1", timeout=8.0)
+            if status == "error" and isinstance(value, NotImplementedError):
+                raise _fail(
+                    "follow_handoff is not written yet: replace `raise NotImplementedError()` "
+                    "with your code, run that cell, then run this one again."
+                )
+            if status == "stuck":
+                raise _fail(
+                    "follow_handoff did not return within 8 s. Every recv needs a timeout "
+                    "(channel.recv(timeout=5)); after sending the ticket, the next message on "
+                    "the channel is the server's welcome."
+                )
+            if status == "error":
+                hint = ""
+                if _wait_for_event(room, "stranger"):
+                    hint = (
+                        "The server dropped your data-port connection as a stranger: the ticket "
+                        "must travel inside the encrypted channel — channel.rebind(new_socket), "
+                        "then channel.send(ticket message) — not as plain bytes on the socket."
+                    )
+                elif isinstance(value, ConnectionRefusedError):
+                    hint = (
+                        "Nothing listened where you connected: use the port from the server's "
+                        "message (course mistake 10: a client that ignores the port it was sent)."
+                    )
+                raise _fail(f"follow_handoff raised {_refused_as(value)}.\n{hint}")
+            if isinstance(value, bytes | bytearray):
+                raise _fail("follow_handoff returned bytes; return the decoded message (a dict).")
+            if not isinstance(value, dict) or value.get("type") != "welcome":
+                shown = value.get("type") if isinstance(value, dict) else repr(value)[:60]
+                hint = (
+                    " That is the server's offer itself: connect to its port and show its ticket."
+                    if shown == "port"
+                    else ""
+                )
+                raise _fail(
+                    f"follow_handoff returned {shown!r}; expected the first message on the data "
+                    f"port, the room's welcome (a dict with type 'welcome').{hint}"
+                )
+            if channel.stream is control:
+                raise _fail(
+                    "The channel still uses the handshake socket: call channel.rebind(new_socket)."
+                )
+            _wait_for_event(room, "join")  # logged just after the welcome is queued
+            joined = [e.text for e in room.events if e.kind == "join"]
+            if not any(f"port {p}" in " ".join(joined) for p in range(pool.first, pool.last + 1)):
+                raise _fail(f"The room did not see you join on a data port (events: {joined}).")
+        finally:
+            channel.close()
+            control.close()
+
+        # An exhausted pool: the offer is "busy", and the client must say so, not hang.
+        held = [pool.lease(timeout=_WAIT) for _ in range(pool.size)]  # ours come back soon
+        try:
+            channel, control = _handshake_with(room, alice, server_key)
+            try:
+                status, value = _in_thread(follow_handoff, channel, "127.0.0.1", timeout=8.0)
+            finally:
+                channel.close()
+                control.close()
+        finally:
+            for lease in held:
+                lease.release()
+        if status != "error" or not isinstance(value, PoolExhausted):
+            got = {"ok": "returned " + repr(value)[:80], "stuck": "never returned"}.get(
+                status, f"raised {_refused_as(value)}"
+            )
+            raise _fail(
+                "With every port of the pool in use the server answers "
+                '{"type": "busy", "text": ...} instead of a port; follow_handoff '
+                f"{got}. Raise PoolExhausted(text) then, so the caller can wait and retry."
+            )
+    finally:
+        room.stop()
+        pool.close()
+    _passed(
+        "follow_handoff reads the port and ticket, moves the channel to the data port, shows "
+        "the ticket there and gets the welcome; a busy pool raises PoolExhausted."
+    )
+
+
+# --- notebook 04: a port pool ---------------------------------------------------------------
+
+
+def _lease_of(pool: Any) -> tuple[int, socket.socket]:
+    got = pool.lease()
+    if not (isinstance(got, tuple) and len(got) == 2 and isinstance(got[1], socket.socket)):
+        raise _fail(
+            f"lease() returned {got!r:.80}; return (port, sock): the port number and the "
+            "socket you bound and listen on."
+        )
+    return got
+
+
+def check_port_pool(pool_class: Callable[..., Any]) -> None:
+    """A pool class with ``lease() -> (port, sock)`` and ``release(port, sock)``, hammered."""
+    from .errors import PoolExhausted
+
+    size = 6
+    first = free_port_range(size + 1)
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    blocker.bind(("127.0.0.1", first))  # another program holds the first port
+    blocker.listen(1)
+    try:
+        pool = _call(pool_class, first, first + size, "127.0.0.1")
+        leased: list[tuple[int, socket.socket]] = []
+        try:
+            for _ in range(size):
+                status, value = _in_thread(_lease_of, pool)
+                if status == "error" and isinstance(value, NotImplementedError):
+                    raise _fail(
+                        "The pool is not written yet: replace `raise NotImplementedError()`."
+                    )
+                if status == "error" and isinstance(value, CheckFailed):
+                    raise value
+                if status != "ok":
+                    what = "never returned" if status == "stuck" else "raised " + _refused_as(value)
+                    raise _fail(
+                        f"lease() {what} "
+                        f"with {size - len(leased)} free ports left (one port of the range, "
+                        f"{first}, is held by another program: skip it)."
+                    )
+                port, sock = value
+                leased.append(value)
+                if port == first:
+                    raise _fail(
+                        f"lease() returned port {first}, which another program holds: binding "
+                        "it failed, and a port you could not bind is not yours (course mistake "
+                        "10). Skip it and try the next."
+                    )
+                if not first <= port <= first + size:
+                    raise _fail(f"lease() returned port {port}, outside the range given.")
+                if sock.getsockname()[1] != port:
+                    raise _fail(
+                        f"lease() returned port {port} with a socket bound to "
+                        f"{sock.getsockname()[1]}: return the socket you bound to that port, "
+                        "still open (bind, close and bind again is a race: course mistake 10)."
+                    )
+                try:
+                    probe = socket.create_connection(("127.0.0.1", port), timeout=_WAIT)
+                    probe.close()
+                except OSError:
+                    raise _fail(
+                        f"Nothing listens on leased port {port}: call sock.listen() before "
+                        "returning it, so the client's connection is not refused."
+                    ) from None
+            ports = [p for p, _ in leased]
+            if len(set(ports)) != len(ports):
+                raise _fail(f"lease() handed out the same port twice: {sorted(ports)}.")
+            status, value = _in_thread(pool.lease)
+            if status == "stuck":
+                raise _fail("With every port leased, lease() waited forever: raise PoolExhausted.")
+            if status != "error" or not isinstance(value, PoolExhausted):
+                got = "returned " + repr(value)[:60] if status == "ok" else _refused_as(value)
+                raise _fail(
+                    f"With every port leased, lease() {got}; it must raise PoolExhausted "
+                    "(with a message such as 'no free port, try again in a moment')."
+                )
+        finally:
+            for port, sock in leased:
+                with contextlib.suppress(Exception):
+                    pool.release(port, sock)
+        _hammer(pool, first, size)
+    finally:
+        blocker.close()
+    _passed(
+        "The pool skips a busy port, returns listening sockets, refuses when full, and "
+        "survived 16 threads: no port leased twice, none lost."
+    )
+
+
+def _hammer(pool: Any, first: int, size: int) -> None:
+    """16 threads lease and release at once; no double lease, and every port comes back."""
+    from .errors import PoolExhausted
+
+    holding: set[int] = set()
+    lock = threading.Lock()
+    problems: list[str] = []
+
+    def worker() -> None:
+        for _ in range(30):
+            try:
+                port, sock = pool.lease()
+            except PoolExhausted:
+                threading.Event().wait(0.001)
+                continue
+            except Exception as exc:  # reported to the student below
+                problems.append(f"lease() raised {_refused_as(exc)}")
+                return
+            with lock:
+                if port in holding:
+                    problems.append(f"port {port} was leased to two threads at once")
+                holding.add(port)
+            threading.Event().wait(0.0005)
+            with lock:
+                holding.discard(port)
+            try:
+                pool.release(port, sock)
+            except Exception as exc:
+                problems.append(f"release() raised {_refused_as(exc)}")
+                return
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    if any(thread.is_alive() for thread in threads):
+        raise _fail(
+            "16 threads leasing and releasing did not finish within 10 s: a lease or release "
+            "waits forever (a lock never released? a wait without a timeout?)."
+        )
+    if problems:
+        raise _fail(
+            f"With 16 threads at once: {problems[0]}. Guard the list of free ports with a "
+            "threading.Lock, held while you take a port from it and while you give it back."
+        )
+    again: list[tuple[int, socket.socket]] = []
+    try:
+        for _ in range(size):
+            try:
+                again.append(pool.lease())
+            except PoolExhausted:
+                raise _fail(
+                    f"After the threads released everything, only {len(again)} of {size} "
+                    "ports could be leased again: a port got lost (released twice, or "
+                    "never put back)."
+                ) from None
+    finally:
+        for port, sock in again:
+            with contextlib.suppress(Exception):
+                pool.release(port, sock)

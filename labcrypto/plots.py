@@ -9,7 +9,8 @@ repr)::
 
 The figures are drawn from data the notebook just produced (timings it
 measured, bytes it captured, the transcript of the session it ran), never
-from a stored picture. Used by notebooks 01_keys and 02_exchange.
+from a stored picture. Used by notebooks 01_keys, 02_exchange, 04_two_ports
+(the pool's timeline) and 05_ftp (the session keys of each request).
 
 This module imports matplotlib; ``import labcrypto`` does not, so the
 package works on a server with no plotting library installed.
@@ -18,6 +19,7 @@ package works on a server with no plotting library installed.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -33,8 +35,11 @@ __all__ = [
     "byte_histograms",
     "caesar_scores",
     "extrapolate_log10_seconds",
+    "fingerprint_grid",
     "format_log10_seconds",
     "layers",
+    "lease_intervals",
+    "pool_timeline",
     "powers",
     "sequence_diagram",
     "transcript_steps",
@@ -293,5 +298,131 @@ def layers() -> Figure:
         ax.text(0.05, y + 0.28, detail, fontsize=8.5, va="center", family="monospace")
     ax.set(xlim=(0, 1), ylim=(0, len(boxes)), title="Who knows what (task 2)")
     ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+# --- notebook 04: the port pool ------------------------------------------------------
+
+_LEASED = re.compile(r"port (\d+) leased")
+_RETURNED = re.compile(r"port (\d+) returned to the pool")
+
+
+def lease_intervals(
+    events: Sequence[Any], since: float = 0.0
+) -> tuple[list[tuple[int, float, float | None]], list[float]]:
+    """Read a chat server's events: ``([(port, start, end), ...], [busy times])``.
+
+    ``events`` are ``server.events`` (objects with ``time``, ``kind`` and
+    ``text``): a ``pool`` event "port N leased ..." opens an interval,
+    "port N returned to the pool" closes it (``end`` is None while the port
+    is still leased), and a ``busy`` event is a client turned away. Only
+    events at or after ``since`` count.
+    """
+    open_since: dict[int, float] = {}
+    intervals: list[tuple[int, float, float | None]] = []
+    busy: list[float] = []
+    for event in events:
+        if event.time < since:
+            continue
+        if event.kind == "busy":
+            busy.append(event.time)
+        if event.kind != "pool":
+            continue
+        if match := _LEASED.search(event.text):
+            open_since[int(match.group(1))] = event.time
+        elif (match := _RETURNED.search(event.text)) and int(match.group(1)) in open_since:
+            port = int(match.group(1))
+            intervals.append((port, open_since.pop(port), event.time))
+    intervals += [(port, start, None) for port, start in open_since.items()]
+    return sorted(intervals, key=lambda item: item[1]), busy
+
+
+def pool_timeline(
+    intervals: Sequence[tuple[int, float, float | None]],
+    busy: Sequence[float] = (),
+    ports: Sequence[int] | None = None,
+    title: str = "Ports of the pool over time",
+) -> Figure:
+    """Which port was leased when (top), and how many at once (bottom).
+
+    ``intervals`` and ``busy`` come from ``lease_intervals``; ``ports`` is
+    the pool's range (every port gets a row, also the ones never used).
+    Red marks are clients turned away because every port was in use.
+    """
+    times = [t for _, start, end in intervals for t in (start, end) if t is not None]
+    times += list(busy)
+    start = min(times, default=0.0)
+    stop = max(times, default=start + 1.0)
+    rows = sorted(set(ports or []) | {port for port, _, _ in intervals})
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(_SMALL[0] + 1.5, 2.0 + 0.25 * len(rows) + 1.8), sharex=True,
+        gridspec_kw={"height_ratios": [max(1, len(rows)), 3]},
+    )  # fmt: skip
+    for port, begin, end in intervals:
+        finish = stop if end is None else end
+        top.barh(rows.index(port), finish - begin, left=begin - start, height=0.7, color="tab:blue")
+    top.set_yticks(range(len(rows)), [str(p) for p in rows], fontsize=8)
+    top.set(ylabel="port", title=title)
+    top.invert_yaxis()
+    changes = sorted(
+        [(b - start, 1) for _, b, _ in intervals]
+        + [(e - start, -1) for _, _, e in intervals if e is not None]
+    )
+    xs, ys, level = [0.0], [0], 0
+    for when, step in changes:
+        level += step
+        xs.append(when)
+        ys.append(level)
+    xs.append(stop - start)
+    ys.append(level)
+    bottom.step(xs, ys, where="post", color="tab:blue", label="ports in use")
+    if ports:
+        bottom.axhline(len(ports), color="gray", ls="--", lw=1, label=f"pool size ({len(ports)})")
+    if busy:
+        bottom.plot(
+            [b - start for b in busy], [len(ports or rows)] * len(busy), "x", color="tab:red",
+            label=f"turned away: busy ({len(busy)})",
+        )  # fmt: skip
+    bottom.set(xlabel="seconds", ylabel="in use", ylim=(0, len(ports or rows) + 1))
+    bottom.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --- notebook 05: fresh keys for every request -------------------------------------------
+
+
+def fingerprint_grid(
+    sessions: Sequence[str],
+    static: str | None = None,
+    title: str = "Session keys of each request",
+) -> Figure:
+    """One row per request: the bytes of its session fingerprint as colours.
+
+    Every row looks different when every request had keys of its own. With
+    ``static`` (the fingerprint of your long-term key), a second panel shows
+    it for comparison: the same row every time.
+    """
+
+    def as_bytes(text: str) -> list[int]:
+        return list(bytes.fromhex(text))
+
+    panels = 2 if static else 1
+    fig, axes = plt.subplots(
+        1, panels, figsize=(_SMALL[0] + 1.0, 1.2 + 0.18 * max(1, len(sessions))),
+        gridspec_kw={"width_ratios": [1, 1][:panels]}, squeeze=False,
+    )  # fmt: skip
+    grid = [as_bytes(s) for s in sessions] or [[0] * 8]
+    axes[0][0].imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=255)
+    axes[0][0].set(
+        title=title, xlabel="byte of the fingerprint", ylabel="request",
+        yticks=range(len(grid)), yticklabels=[str(i + 1) for i in range(len(grid))],
+    )  # fmt: skip
+    axes[0][0].tick_params(axis="y", labelsize=7)
+    if static:
+        axes[0][1].imshow([as_bytes(static)] * len(grid), aspect="auto", cmap="viridis",
+                          vmin=0, vmax=255)  # fmt: skip
+        axes[0][1].set(title="your long-term key", xlabel="byte of the fingerprint", yticks=[])
     fig.tight_layout()
     return fig

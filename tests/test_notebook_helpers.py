@@ -268,3 +268,121 @@ def test_join_as_new_student_check(no_leaks) -> None:
         return ChatClient.connect(*address, key, server_key=server_key, timeout=5)
 
     _fails(exercises.check_join_as_new_student, adds_twice, "second must too")
+
+
+# --- notebook 04 -----------------------------------------------------------------------
+
+
+def test_pool_timeline_reads_the_servers_events() -> None:
+    from labcrypto.server import Event
+
+    events = [
+        Event(10.0, "pool", "port 9100 leased (1 of 2 in use)"),
+        Event(10.5, "pool", "port 9101 leased (2 of 2 in use)"),
+        Event(10.7, "busy", "alice (127.0.0.1:5) turned away, pool busy: no free port"),
+        Event(11.0, "pool", "port 9100 returned to the pool"),
+        Event(11.2, "join", "bob joined"),
+    ]
+    intervals, busy = plots.lease_intervals(events, since=9.0)
+    assert intervals == [(9100, 10.0, 11.0), (9101, 10.5, None)]
+    assert busy == [10.7]
+    assert plots.lease_intervals(events, since=10.6) == ([], [10.7])
+    fig = plots.pool_timeline(intervals, busy, ports=range(9100, 9103))
+    _labelled(fig)
+    fig.canvas.draw()
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["9100", "9101", "9102"]
+
+
+def _reference_follow_handoff(channel, host):
+    import json
+
+    from labcrypto.errors import PoolExhausted
+    from labcrypto.server import connect
+
+    offer = json.loads(channel.recv(timeout=5))
+    if offer["type"] == "busy":
+        raise PoolExhausted(offer.get("text", "busy"))
+    channel.rebind(connect(host, offer["port"], timeout=5))
+    channel.send(json.dumps({"type": "ticket", "ticket": offer["ticket"]}))
+    return json.loads(channel.recv(timeout=5))
+
+
+def test_follow_handoff_check(no_leaks) -> None:
+    import json
+
+    from labcrypto.server import connect
+
+    exercises.check_follow_handoff(_reference_follow_handoff)
+
+    def plain_ticket(channel, host):
+        offer = json.loads(channel.recv(timeout=5))
+        sock = connect(host, offer["port"], timeout=5)
+        sock.sendall(json.dumps({"type": "ticket", "ticket": offer["ticket"]}).encode())
+        channel.rebind(sock)
+        return json.loads(channel.recv(timeout=5))
+
+    _fails(exercises.check_follow_handoff, plain_ticket, "inside the encrypted channel")
+    _fails(exercises.check_follow_handoff, lambda ch, host: json.loads(ch.recv(5)), "'port'")
+
+    def ignores_busy(channel, host):
+        try:
+            return _reference_follow_handoff(channel, host)
+        except exercises.LabCryptoError:
+            return {"type": "busy"}
+
+    _fails(exercises.check_follow_handoff, ignores_busy, "Raise PoolExhausted")
+
+
+def test_port_pool_check() -> None:
+    import socket
+    import threading
+
+    from labcrypto.errors import PoolExhausted
+
+    class Good:
+        def __init__(self, first, last, host="127.0.0.1"):
+            self.host, self.free, self.lock = host, list(range(first, last + 1)), threading.Lock()
+
+        def lease(self):
+            with self.lock:
+                for _ in range(len(self.free)):
+                    port = self.free.pop(0)
+                    sock = socket.socket()
+                    try:
+                        sock.bind((self.host, port))
+                        sock.listen()
+                    except OSError:
+                        sock.close()
+                        self.free.append(port)
+                        continue
+                    return port, sock
+            raise PoolExhausted("full")
+
+        def release(self, port, sock):
+            sock.close()
+            with self.lock:
+                self.free.append(port)
+
+    exercises.check_port_pool(Good)
+
+    class FirstEvenIfBusy(Good):
+        def lease(self):
+            with self.lock:
+                if not self.free:
+                    raise PoolExhausted("full")
+                port = self.free.pop(0)
+                sock = socket.socket()
+                try:
+                    sock.bind((self.host, port))
+                    sock.listen()
+                except OSError:
+                    pass
+                return port, sock
+
+    _fails(exercises.check_port_pool, FirstEvenIfBusy, "mistake 10")
+
+    class LosesPorts(Good):
+        def release(self, port, sock):
+            sock.close()
+
+    _fails(exercises.check_port_pool, LosesPorts, "lost")
