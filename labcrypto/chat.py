@@ -608,8 +608,15 @@ class ChatClient:
         if self._closing.is_set():
             return
         self._closing.set()
-        self.channel.close()
+        # Wake the reader first and wait for it, *then* close the socket: closing
+        # a socket that another thread is about to read lets the OS give its
+        # number to the next socket opened, and the reader would wait on that one.
+        shutdown = getattr(self.channel.stream, "shutdown", None)
+        if shutdown is not None:
+            with contextlib.suppress(OSError):
+                shutdown(socket.SHUT_RD)  # reading ends; the goodbye can still be sent
         self._reader.join(self.timeout + 1.0)
+        self.channel.close()
 
     def __enter__(self) -> ChatClient:
         return self

@@ -151,6 +151,7 @@ def offer_data_port(
             channel.send(busy_message(f"server busy: {exc}"))
         raise
     try:
+        lease.socket.listen(_MAX_CANDIDATES)  # a few strangers must not crowd out the client
         ticket = secrets.token_hex(TICKET_BYTES)
         channel.send(port_message(lease.port, ticket, ticket_timeout))
         emit("pool", f"port {lease.port} leased ({len(pool.leased())} of {pool.size} in use)")
@@ -158,6 +159,7 @@ def offer_data_port(
         data = _wait_for_ticket(channel, lease, ticket, control, deadline, stopping, emit)
     except BaseException:
         lease.release()
+        emit("pool", f"port {lease.port} returned to the pool")
         raise
     channel.rebind(data)
     _refuse_further_connections(lease.socket)

@@ -1,0 +1,384 @@
+"""The two-port handoff (task 4) on loopback, in both modes.
+
+The chat server leases a port from its pool after the handshake, sends it
+with a one-time ticket as the first encrypted message, and continues the
+session there. Checked here: the conversation really moves; strangers on
+the data port are dropped without using up the session; a replayed or
+wrong ticket fails; an unused ticket expires and its port comes back; an
+exhausted pool says "busy" at once and recovers; and afterwards no port
+stays leased and no thread stays running.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import wait_until
+
+from labcrypto import keys
+from labcrypto.allowlist import Allowlist
+from labcrypto.channel import SecureChannel, encode_frame
+from labcrypto.chat import ChatClient, ChatServer
+from labcrypto.errors import HandoffFailed, PoolExhausted, ProtocolError
+from labcrypto.groups import TOY
+from labcrypto.handoff import present_ticket, ticket_message
+from labcrypto.handshake import decode_message, encode_message
+from labcrypto.known_servers import KnownServers
+from labcrypto.ports import PortPool
+
+HOST = "127.0.0.1"
+NAMES = ["server", "alice", "bob", "carol", "dave"]
+
+Keyring = Callable[[str], keys.KeyPair]
+
+
+def free_range(count: int) -> int:
+    """The first of ``count`` consecutive free ports below Linux's ephemeral range."""
+    rng = random.Random()
+    for _ in range(200):
+        first = rng.randrange(20000, 32700 - count)
+        held: list[socket.socket] = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                held.append(sock)
+                sock.bind((HOST, port))
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+        return first
+    pytest.skip(f"found no {count} consecutive free ports")
+
+
+@pytest.fixture(params=["secure", "toy"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def keyring(mode: str, secure_keys: Keyring) -> Keyring:
+    """Distinct key pairs by name (fixed exponents in the 20-value toy group)."""
+    if mode == "secure":
+        return secure_keys
+
+    def toy(name: str) -> keys.KeyPair:
+        x = 2 + NAMES.index(name)
+        return keys.KeyPair(TOY, x, pow(TOY.g, x, TOY.p))
+
+    return toy
+
+
+@pytest.fixture
+def known(tmp_path: Path) -> KnownServers:
+    return KnownServers(tmp_path / "known_servers.csv")
+
+
+@pytest.fixture
+def start(mode: str, keyring: Keyring, tmp_path: Path, no_leaks: None) -> Iterator:
+    """``start(pool_size, **options)``: a chat server with a fresh pool; both are
+    stopped at the end, and the test fails if a port is still leased then."""
+    allow = Allowlist(tmp_path / "allowlist.csv")
+    for name in NAMES[1:]:
+        allow.add(name, keyring(name).public_key)
+    made: list[tuple[ChatServer, PortPool]] = []
+
+    def make(pool_size: int = 4, **options: object) -> ChatServer:
+        first = free_range(pool_size)
+        pool = PortPool(first, first + pool_size - 1, HOST)
+        server = ChatServer(keyring("server"), allow, mode=mode, pool=pool, **options)
+        made.append((server.start(), pool))
+        return server
+
+    yield make
+    for server, pool in made:
+        server.stop()
+        assert pool.leased() == [], f"ports still leased after stop: {pool.leased()}"
+        pool.close()
+
+
+def join(server: ChatServer, name: str, keyring: Keyring, known: KnownServers) -> ChatClient:
+    return ChatClient.connect(
+        HOST, server.port, keyring(name), mode=server.mode, known_servers=known
+    )
+
+
+def echo(client: ChatClient, text: str) -> None:
+    """Send ``text`` and wait (bounded) until it comes back from the server."""
+    client.send(text)
+    deadline = time.monotonic() + 5
+    while client.recv(max(0.01, deadline - time.monotonic())).text != text:
+        pass
+
+
+def open_by_hand(
+    server: ChatServer, key: keys.KeyPair
+) -> tuple[socket.socket, SecureChannel, dict]:
+    """Handshake without following the handoff: return the port message too."""
+    sock = socket.create_connection((HOST, server.port), timeout=5.0)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    channel = SecureChannel.client(sock, key, server.mode, timeout=5.0)
+    first = decode_message(channel.recv(5.0))
+    assert first["type"] == "port"
+    return sock, channel, first
+
+
+def returned(server: ChatServer, port: int) -> int:
+    """How many times the server logged giving ``port`` back to the pool."""
+    return sum(1 for e in server.events if e.text == f"port {port} returned to the pool")
+
+
+def dropped(sock: socket.socket, timeout: float = 5.0) -> bool:
+    """Did the other end close ``sock`` (EOF or reset), waiting at most ``timeout``?"""
+    sock.settimeout(timeout)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not sock.recv(4096):
+                return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    return False
+
+
+# --- the normal path ----------------------------------------------------------------
+
+
+def test_the_conversation_moves_to_a_pool_port(start, keyring, known):
+    server = start(3)
+    pool = server.pool
+    with join(server, "alice", keyring, known) as alice:
+        assert pool.first <= alice.data_port <= pool.last
+        assert pool.leased() == [alice.data_port]
+        assert alice.channel.stream.getpeername()[1] == alice.data_port
+        echo(alice, "hello over the data port")
+        port = alice.data_port
+    assert wait_until(lambda: pool.leased() == [])
+    assert wait_until(lambda: returned(server, port) == 1)
+    time.sleep(0.1)
+    assert returned(server, port) == 1  # exactly once
+
+
+def test_clients_on_different_ports_share_one_room(start, keyring, known):
+    server = start(4)
+    clients = [join(server, name, keyring, known) for name in ("alice", "bob", "carol")]
+    try:
+        ports = [c.data_port for c in clients]
+        assert len(set(ports)) == 3 and sorted(server.pool.leased()) == sorted(ports)
+        clients[0].send("across ports")
+        for client in clients:
+            deadline = time.monotonic() + 5
+            line = client.recv(5)
+            while line.kind != "message" and time.monotonic() < deadline:
+                line = client.recv(5)
+            assert (line.sender, line.text) == ("alice", "across ports")
+    finally:
+        for client in clients:
+            client.close()
+    assert wait_until(lambda: server.pool.leased() == [])
+
+
+# --- strangers and tickets ------------------------------------------------------------
+
+
+def test_strangers_on_the_data_port_do_not_consume_the_session(start, keyring):
+    server = start(2)
+    control, channel, first = open_by_hand(server, keyring("alice"))
+    port, ticket = first["port"], first["ticket"]
+    strangers = []
+    for payload in (
+        encode_frame(b"\x17\x03 not a ticket " * 3),  # garbage
+        encode_frame(ticket_message(ticket)),  # the right ticket, but not encrypted
+        encode_frame(b"x" * 5000)[:2000],  # too big for a ticket
+        None,  # says nothing at all
+    ):
+        stranger = socket.create_connection((HOST, port), timeout=5.0)
+        if payload is not None:
+            stranger.sendall(payload)
+        strangers.append(stranger)
+    try:
+        for stranger in strangers[:3]:
+            assert dropped(stranger), "a stranger with a bad first frame must be dropped"
+        assert server.pool.leased() == [port]  # still waiting for alice
+        data = present_ticket(channel, HOST, port, ticket)
+        welcome = decode_message(channel.recv(5.0))
+        assert welcome["type"] == "welcome" and welcome["name"] == "alice"
+        assert dropped(strangers[3])  # the silent one is let go once alice is in
+        channel.send(encode_message({"type": "say", "text": "made it"}))
+        texts = []
+        for _ in range(5):
+            line = decode_message(channel.recv(5.0))
+            texts.append(line.get("text"))
+            if line.get("text") == "made it":
+                break
+        assert "made it" in texts
+        assert sum(e.kind == "stranger" for e in server.events) >= 3
+        channel.close()
+        data.close()
+    finally:
+        control.close()
+        for stranger in strangers:
+            stranger.close()
+    assert wait_until(lambda: server.pool.leased() == [])
+
+
+def test_a_replayed_ticket_frame_fails_and_the_session_goes_on(start, keyring):
+    server = start(2)
+    control, channel, first = open_by_hand(server, keyring("alice"))
+    sent: list[bytes] = []
+    channel.on_wire = lambda direction, frame: sent.append(frame) if direction == "sent" else None
+    data = present_ticket(channel, HOST, first["port"], first["ticket"])
+    assert decode_message(channel.recv(5.0))["type"] == "welcome"
+    control.close()
+    recorded = sent[0]  # the ticket frame exactly as it crossed the wire
+    try:
+        replay = socket.create_connection((HOST, first["port"]), timeout=2.0)
+    except ConnectionRefusedError:
+        pass  # Linux: the data port stops listening once its client is in
+    else:
+        replay.sendall(recorded)
+        assert dropped(replay, 1.0) or not _answers(replay)
+        replay.close()
+    channel.send(encode_message({"type": "say", "text": "still mine"}))
+    for _ in range(5):
+        if decode_message(channel.recv(5.0)).get("text") == "still mine":
+            break
+    else:
+        pytest.fail("the real session stopped working after the replay")
+    channel.close()
+    data.close()
+    assert wait_until(lambda: server.pool.leased() == [])
+
+
+def _answers(sock: socket.socket) -> bool:
+    sock.settimeout(0.5)
+    try:
+        return bool(sock.recv(4096))
+    except (TimeoutError, OSError):
+        return False
+
+
+def test_a_ticket_from_another_session_is_refused(start, keyring):
+    server = start(2, ticket_timeout=2.0)
+    control1, channel1, first1 = open_by_hand(server, keyring("alice"))
+    control2, channel2, first2 = open_by_hand(server, keyring("bob"))
+    try:
+        assert first1["ticket"] != first2["ticket"]
+        # bob brings alice's ticket (sealed under bob's own session keys) to his port.
+        data2 = present_ticket(channel2, HOST, first2["port"], first1["ticket"])
+        with pytest.raises((ProtocolError, OSError)):
+            channel2.recv(3.0)
+        data2.close()
+        # alice, with her own ticket, is not disturbed.
+        data1 = present_ticket(channel1, HOST, first1["port"], first1["ticket"])
+        assert decode_message(channel1.recv(5.0))["name"] == "alice"
+        channel1.close()
+        data1.close()
+        # bob's port comes back when his ticket expires.
+        assert wait_until(lambda: server.pool.leased() == [], timeout=4)
+        assert any(e.kind == "handoff-failed" and "bob" in e.text for e in server.events)
+    finally:
+        control1.close()
+        control2.close()
+
+
+# --- expiry, hang-ups, stop --------------------------------------------------------------
+
+
+def test_an_unused_ticket_expires_and_the_port_comes_back(start, keyring):
+    server = start(2, ticket_timeout=0.3)
+    control, channel, first = open_by_hand(server, keyring("alice"))
+    try:
+        assert server.pool.leased() == [first["port"]]
+        started = time.monotonic()
+        assert wait_until(lambda: server.pool.leased() == [], timeout=3)
+        assert time.monotonic() - started < 2
+        assert any("in time" in e.text for e in server.events if e.kind == "handoff-failed")
+        assert returned(server, first["port"]) == 1
+        with pytest.raises((ConnectionRefusedError, HandoffFailed)):
+            present_ticket(channel, HOST, first["port"], first["ticket"])
+    finally:
+        control.close()
+
+
+def test_a_client_that_hangs_up_frees_its_port_at_once(start, keyring):
+    server = start(2, ticket_timeout=30)
+    control, _channel, first = open_by_hand(server, keyring("alice"))
+    control.close()
+    started = time.monotonic()
+    assert wait_until(lambda: server.pool.leased() == [], timeout=5)
+    assert time.monotonic() - started < 2, "should not wait for the 30 s ticket timeout"
+    assert any("hung up" in e.text for e in server.events)
+    assert returned(server, first["port"]) == 1
+
+
+def test_stop_while_waiting_for_the_data_port_is_quick(start, keyring):
+    server = start(2, ticket_timeout=30)
+    control, _channel, _first = open_by_hand(server, keyring("alice"))
+    try:
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 2
+        assert server.pool.leased() == []
+    finally:
+        control.close()
+
+
+# --- an exhausted pool ----------------------------------------------------------------
+
+
+def test_an_exhausted_pool_says_busy_at_once_and_recovers(start, keyring, known):
+    server = start(1)
+    alice = join(server, "alice", keyring, known)
+    try:
+        started = time.monotonic()
+        with pytest.raises(PoolExhausted, match="busy") as caught:
+            join(server, "bob", keyring, known)
+        assert "moment" in str(caught.value)
+        assert time.monotonic() - started < 2, "busy must be immediate, never a hang"
+        assert wait_until(lambda: any(e.kind == "busy" and "bob" in e.text for e in server.events))
+        echo(alice, "alice is not disturbed")
+    finally:
+        alice.close()
+    assert wait_until(lambda: server.pool.leased() == [])
+    with join(server, "bob", keyring, known) as bob:
+        echo(bob, "my turn")
+    assert wait_until(lambda: server.pool.leased() == [])
+
+
+def test_many_clients_at_once_then_nothing_left(start, keyring, known):
+    server = start(4)
+    threads_before = threading.active_count()
+    results: list[object] = []
+    lock = threading.Lock()
+
+    def one(name: str) -> None:
+        try:
+            with join(server, name, keyring, known) as client:
+                echo(client, f"hi from {name}")
+                with lock:
+                    results.append(client.data_port)
+        except Exception as exc:
+            with lock:
+                results.append(exc)
+
+    for _round in range(3):
+        workers = [threading.Thread(target=one, args=(n,)) for n in NAMES[1:]]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(20)
+    assert all(isinstance(r, int) for r in results), results
+    assert len(results) == 12
+    assert wait_until(lambda: server.pool.leased() == [])
+    assert wait_until(lambda: threading.active_count() <= threads_before)
+    assert wait_until(lambda: len(server.threads()) == 1)  # the accept loop only
