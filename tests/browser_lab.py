@@ -508,7 +508,8 @@ class NotebookPage:
             new = [line for line in lines if line not in before]
             ours = [line for line in new if message in line]
             answers = [line for line in new if not line.startswith("you:")]
-            return new if ours and answers else None
+            failed = [line for line in new if line.lower().startswith("error")]
+            return new if (ours and answers) or failed else None
 
         try:
             new_lines = self._poll(replied, timeout, step=0.1, what="the reply in the chat log")

@@ -211,10 +211,11 @@ def _run_notebook(session: Session, name: str, capsys: pytest.CaptureFixture[str
 
         model = notebook.model()
         cells = code_cells(model)
-        errors = {index: found for index, cell in enumerate(cells)
+        errors = {index: found for index, cell in enumerate(model["cells"])
                   if (found := error_outputs(cell))}
-        assert not errors, f"{name}: cells (code cell index) show errors: {errors}"
-        not_run = [index for index, cell in enumerate(cells) if cell.get("execution_count") is None]
+        assert not errors, f"{name}: cells show errors (cell index: error): {errors}"
+        not_run = [index for index, cell in enumerate(model["cells"])
+                   if cell in cells and cell.get("execution_count") is None]
         assert not not_run, f"{name}: code cells {not_run} never ran"
         shown = notebook.stderr_outputs()
         tracebacks = [out for out in shown
