@@ -27,8 +27,11 @@ messages end with the tail of the hub's log).
 from __future__ import annotations
 
 import contextlib
+import html
+import http.cookiejar
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -302,6 +305,33 @@ class Hub:
             method, f"{self.base}/hub/api{path}", self.token, body, timeout, log=self.log_tail
         )
 
+    def login(self, name: str, password: str) -> bool:
+        """Log in through the hub's login form, as a student's browser does; True if let in.
+
+        Redirects are not followed: a successful login answers 302 and sets the
+        ``jupyterhub-hub-login`` cookie (following it would start the user's server);
+        a wrong password answers 403.
+        """
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect())
+        url = f"{self.base}/hub/login"
+        with opener.open(url, timeout=15) as response:
+            page = response.read().decode(errors="replace")
+        match = re.search(r'name="_xsrf"[^>]*value="([^"]+)"', page)
+        if match is None:
+            raise HubError(f"no _xsrf field on the hub's login page:\n{page[:500]}")
+        form = {"username": name, "password": password, "_xsrf": html.unescape(match[1])}
+        data = urllib.parse.urlencode(form).encode()
+        try:
+            with opener.open(urllib.request.Request(url, data=data), timeout=15):
+                return False  # 200: the login page again
+        except urllib.error.HTTPError as exc:
+            if exc.code == 302:
+                return any(cookie.name == "jupyterhub-hub-login" for cookie in jar)
+            if exc.code == 403:
+                return False
+            raise HubError(f"login as {name} → {exc.code}\n{self.log_tail()}") from None
+
     # --- users and their servers ----------------------------------------------------------
 
     def create_users(self, names: list[str]) -> None:
@@ -385,6 +415,13 @@ class Hub:
         if self.process is not None and self.process.poll() is None:
             self.process.wait(timeout=5)
         return left
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Hand a redirect back as an HTTPError instead of following it."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 def each(names: list[str], action: Callable[[str], Any]) -> list[Any]:
@@ -486,8 +523,6 @@ class CellResult:
         """The error as a student would read it (name, value, traceback without colours)."""
         if self.error is None:
             return ""
-        import re
-
         trace = "\n".join(self.error.get("traceback", []))
         trace = re.sub(r"\x1b\[[0-9;]*m", "", trace)
         return f"{self.error.get('ename')}: {self.error.get('evalue')}\n{trace}"
@@ -506,8 +541,11 @@ class Kernel:
         self.ws = websocket.create_connection(
             ws_url, header=[f"Authorization: token {server.hub.token}"], timeout=timeout
         )
-        # the kernel answers kernel_info once it is up: our "ready" signal
-        self._request("kernel_info_request", {}, timeout)
+        try:  # the kernel answers kernel_info once it is up: our "ready" signal
+            self._request("kernel_info_request", {}, timeout)
+        except BaseException:
+            self.close()
+            raise
 
     def _message(self, kind: str, content: dict[str, Any]) -> dict[str, Any]:
         header = {

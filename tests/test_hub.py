@@ -7,7 +7,9 @@ SimpleLocalProcessSpawner with a home folder per user, configurable-http-proxy,
 an admin service token) and drives it only through HTTP, as an admin script
 and the students' browsers do:
 
-1. create five users through the REST API and start their servers at once;
+1. create five users through the REST API (a student can log in with the
+   class's shared password, not with a wrong one) and start their servers
+   at once;
 2. in every user's kernel at once, make the user's key pair in their own
    home (``keys.load_or_create``);
 3. collect the students' ``.pub`` files through the contents API into the
@@ -330,6 +332,9 @@ def test_a_class_of_five_on_jupyterhub(hub: Hub) -> None:
     with _explained(hub):
         hub_seconds = hub.start(HUB_START_LIMIT)
         hub.create_users(USERS)
+        # the class password lets a student in (as that student), a wrong one does not
+        assert hub.login(STUDENTS[0], hub.password), "the shared class password was refused"
+        assert not hub.login(STUDENTS[0], hub.password + "x"), "a wrong password let us in"
         spawn_seconds = hub.spawn(USERS, SPAWN_LIMIT)
 
         # The leak check below is only worth something if it sees what the hub started.
