@@ -546,9 +546,9 @@ class NotebookPage:
         return shots
 
     def screenshot_at(self, selector: str, path: Path) -> Path:
-        """One screen, scrolled so the first element matching ``selector`` is at the top."""
+        """One screen, scrolled so the cell holding ``selector`` (code and output) is at the top."""
         element = self.page.locator(selector).first
-        element.evaluate("(e) => e.scrollIntoView({block: 'start'})")
+        element.evaluate("(e) => (e.closest('.jp-Cell') || e).scrollIntoView({block: 'start'})")
         self.page.wait_for_timeout(300)
         self.page.screenshot(path=str(path))
         return path

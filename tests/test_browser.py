@@ -60,7 +60,7 @@ NOTEBOOK_NAMES = sorted(path.name for path in NOTEBOOKS.glob("*.ipynb"))
 IN_CI = os.environ.get("CI", "").lower() in {"true", "1", "yes"}
 SELF_CHECK = "_harness_self_check.ipynb"
 
-RUN_ALL_SECONDS = 90  # the longest notebook runs in about ... s here; see the report
+RUN_ALL_SECONDS = 90  # for one notebook's cells; the longest takes about 10 s here
 pytestmark = pytest.mark.timeout(170)
 
 
