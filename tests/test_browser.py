@@ -85,6 +85,8 @@ EXPECTED: dict[str, Expect] = {
     "03_allowlist.ipynb": Expect(widgets=0, plots=2),
     # the "ports in use" gauge while 16 visitors come and go; plots.pool_timeline
     "04_two_ports.ipynb": Expect(widgets=1, plots=1),
+    # the upload and download progress bars; plots.fingerprint_grid
+    "05_ftp.ipynb": Expect(widgets=2, plots=1),
     # our own tiny notebook: a slider, two chat panels; one plot
     SELF_CHECK: Expect(widgets=3, plots=1, chats=2),
 }
