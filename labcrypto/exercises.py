@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import re
 import secrets
 import socket
@@ -41,6 +42,7 @@ from .keys import KeyPair, generate
 __all__ = [
     "CheckFailed",
     "check_break_caesar",
+    "check_du",
     "check_follow_handoff",
     "check_framing",
     "check_is_allowed",
@@ -49,6 +51,7 @@ __all__ = [
     "check_message_loop",
     "check_port_pool",
     "check_public_value",
+    "check_safe_path",
     "check_shared_secret",
     "free_port_range",
 ]
@@ -1191,3 +1194,160 @@ def _hammer(pool: Any, first: int, size: int) -> None:
         for port, sock in again:
             with contextlib.suppress(Exception):
                 pool.release(port, sock)
+
+
+# --- notebook 05: the path check ----------------------------------------------------------
+
+
+def _same_place(got: Any, want: Path) -> bool:
+    try:
+        return os.path.realpath(os.fspath(got)) == os.path.realpath(want)
+    except TypeError:
+        return False
+
+
+def check_safe_path(safe_path: Callable[[Path, str], Any]) -> None:
+    """``safe_path(home, requested)`` maps a client's path into the home or refuses it."""
+    with tempfile.TemporaryDirectory(prefix="labcrypto-check-") as tmp:
+        root = Path(tmp)
+        home, sibling = root / "alice", root / "alice2"
+        (home / "docs").mkdir(parents=True)
+        sibling.mkdir()
+        (home / "docs" / "a.txt").write_text("alice's notes")
+        (sibling / "secret.txt").write_text("alice2's secret")
+        (home / "out").symlink_to(sibling)  # a link inside the home that leads out
+        (home / "docs" / "system").symlink_to("/etc")
+        inside = [
+            ("/", home, ""),
+            ("docs/a.txt", home / "docs" / "a.txt", ""),
+            ("/docs/./a.txt", home / "docs" / "a.txt", ""),
+            ("docs/../docs/a.txt", home / "docs" / "a.txt", ""),
+            ("new/file.txt", home / "new" / "file.txt", "a path that does not exist yet"),
+            (
+                "/etc/passwd",
+                home / "etc" / "passwd",
+                "A leading '/' means the top of the home, not of the server's disk: "
+                "strip it (requested.lstrip('/')) before joining it under the home.",
+            ),
+        ]
+        for requested, want, hint in inside:
+            try:
+                got = _call(safe_path, home, requested)
+            except CheckFailed:
+                raise
+            except Exception as exc:
+                raise _fail(
+                    f"safe_path(home, {requested!r}) raised {_refused_as(exc)}, but that path "
+                    f"is inside the home ({want.relative_to(root)}). {hint}"
+                ) from None
+            if not _same_place(got, want):
+                if requested.startswith("/") and _same_place(got, Path(requested)):
+                    hint = inside[-1][2]  # home / "/x" is "/x": the leading slash won
+                raise _fail(
+                    f"safe_path(home, {requested!r}) returned {got!r:.100}; expected the place "
+                    f"{want.relative_to(root)} under the home. {hint}"
+                )
+        outside = [
+            ("..", ""),
+            ("../alice2/secret.txt", "sibling"),
+            ("/../alice2/secret.txt", "sibling"),
+            ("docs/../../alice2/secret.txt", "sibling"),
+            ("out/secret.txt", "link"),
+            ("docs/system/passwd", "link"),
+        ]
+        for requested, kind in outside:
+            try:
+                got = _call(safe_path, home, requested)
+            except CheckFailed:
+                raise
+            except (PermissionError, ValueError, LabCryptoError):
+                continue  # refused, as it should
+            except Exception as exc:
+                raise _fail(
+                    f"safe_path(home, {requested!r}) raised {_refused_as(exc)}; refuse a path "
+                    "outside the home with PermissionError (or ValueError)."
+                ) from None
+            hint = {
+                "sibling": "The sibling folder 'alice2' starts with the home's name 'alice': a "
+                "string test such as str(path).startswith(str(home)) lets it in (course "
+                "mistake 13). Compare path components: Path.is_relative_to(home).",
+                "link": "The path goes through a symbolic link that leads out of the home. "
+                "Resolve links first (Path.resolve() / os.path.realpath), then check.",
+            }.get(kind, "Resolve '..' first (Path.resolve()), then check it is under the home.")
+            raise _fail(
+                f"safe_path(home, {requested!r}) returned {got!r:.100} instead of refusing: it "
+                f"leads outside the home.\n{hint}"
+            )
+    _passed(
+        "safe_path keeps every path in the home ('/' is its top) and refuses '..', the "
+        "sibling alice2, and links that lead out."
+    )
+
+
+# --- notebook 05: a recursive du ------------------------------------------------------------
+
+
+def check_du(du: Callable[[Any, str], int]) -> None:
+    """``du(client, path)``: total bytes of the files under ``path``, via ``client.ls``."""
+    from .allowlist import Allowlist
+    from .ftp import FileClient, FileServer
+
+    with tempfile.TemporaryDirectory(prefix="labcrypto-check-") as tmp:
+        server_key, alice = generate(FFDHE2048), generate(FFDHE2048)
+        allowlist = Allowlist(Path(tmp) / "allowlist.csv")
+        allowlist.add("alice", alice.public_key)
+        home = Path(tmp) / "homes" / "alice"
+        sizes = {
+            "top.txt": 100,
+            "docs/a.txt": 1000,
+            "docs/b.bin": 2345,
+            "docs/old/c.txt": 30,
+            "docs/old/deeper/d.txt": 7,
+            "music/song.mp3": 5000,
+        }
+        for name, size in sizes.items():
+            (home / name).parent.mkdir(parents=True, exist_ok=True)
+            (home / name).write_bytes(b"x" * size)
+        (home / "empty").mkdir()
+        (home / "docs" / "etc").symlink_to("/etc")  # ls shows it as a "link"
+        server = FileServer(
+            server_key, allowlist, Path(tmp) / "homes", name="check-du-server",
+            connection_timeout=5.0,
+        ).start()  # fmt: skip
+        try:
+            client = FileClient(*server.address, alice, server_key.public_key, timeout=5.0)
+            for path, want in [("/", sum(sizes.values())), ("/docs", 1000 + 2345 + 30 + 7)]:
+                status, got = _in_thread(du, client, path, timeout=10.0)
+                if status == "error" and isinstance(got, NotImplementedError):
+                    raise _fail(
+                        "du is not written yet: replace `raise NotImplementedError()` with your "
+                        "code, run that cell, then run this one again."
+                    )
+                if status == "stuck":
+                    raise _fail("du did not finish within 10 s: does it recurse forever?")
+                if status == "error":
+                    hint = (
+                        " ls on a link is refused (the jail never follows links): count only "
+                        "entries of kind 'file', recurse into kind 'dir', skip the rest."
+                        if "link" in str(got)
+                        else ""
+                    )
+                    raise _fail(f"du(client, {path!r}) raised {_refused_as(got)}.{hint}")
+                if got == want:
+                    continue
+                top_level = sum(s for n, s in sizes.items() if "/" not in n)
+                hint = ""
+                if path == "/" and got == top_level:
+                    hint = "Only the files at the top were counted: recurse into every folder."
+                raise _fail(
+                    f"du(client, {path!r}) returned {got!r}; the files under {path} hold {want} "
+                    f"bytes.\n{hint} Build each sub-path as path.rstrip('/') + '/' + entry.name."
+                )
+            if client.cwd != "/":
+                raise _fail(
+                    f"After du, the client's working folder is {client.cwd!r}: do not cd; pass "
+                    "full paths to ls instead (a helper must not move the user)."
+                )
+        finally:
+            server.stop()
+    _passed("du adds up every file under a folder, recursing through the API, skipping links.")

@@ -386,3 +386,74 @@ def test_port_pool_check() -> None:
             sock.close()
 
     _fails(exercises.check_port_pool, LosesPorts, "lost")
+
+
+# --- notebook 05 -----------------------------------------------------------------------
+
+
+def test_fingerprint_grid_draws_one_row_per_request() -> None:
+    sessions = [os.urandom(8).hex() for _ in range(5)]
+    fig = plots.fingerprint_grid(sessions, static=os.urandom(8).hex())
+    _labelled(fig)
+    fig.canvas.draw()
+    assert len(fig.axes) == 2
+    assert fig.axes[0].images[0].get_array().shape == (5, 8)
+
+
+def test_safe_path_check() -> None:
+    def good(home, requested):
+        home = Path(home).resolve()
+        target = (home / requested.lstrip("/")).resolve()
+        if not target.is_relative_to(home):
+            raise PermissionError(requested)
+        return target
+
+    exercises.check_safe_path(good)
+
+    def prefix(home, requested):
+        target = os.path.realpath(os.path.join(home, requested.lstrip("/")))
+        if not target.startswith(str(home)):
+            raise PermissionError(requested)
+        return target
+
+    _fails(exercises.check_safe_path, prefix, "alice2", "mistake 13")
+
+    def no_links(home, requested):
+        target = Path(os.path.normpath(Path(home) / requested.lstrip("/")))
+        if not target.is_relative_to(home):
+            raise PermissionError(requested)
+        return target
+
+    _fails(exercises.check_safe_path, no_links, "symbolic link")
+    _fails(exercises.check_safe_path, lambda home, requested: Path(home) / requested, "leading '/'")
+
+
+def test_du_check(no_leaks) -> None:
+    def good(client, path="/"):
+        total = 0
+        for entry in client.ls(path):
+            if entry.kind == "file":
+                total += entry.size
+            elif entry.kind == "dir":
+                total += good(client, path.rstrip("/") + "/" + entry.name)
+        return total
+
+    exercises.check_du(good)
+    _fails(
+        exercises.check_du, lambda client, path="/": sum(e.size for e in client.ls(path)), "recurse"
+    )
+
+    def follows_links(client, path="/"):
+        total = 0
+        for entry in client.ls(path):
+            sub = path.rstrip("/") + "/" + entry.name
+            total += entry.size if entry.kind == "file" else follows_links(client, sub)
+        return total
+
+    _fails(exercises.check_du, follows_links, "kind 'file'")
+
+    def moves(client, path="/"):
+        client.cd("/docs")
+        return good(client, path)
+
+    _fails(exercises.check_du, moves, "do not cd")
