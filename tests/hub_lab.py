@@ -184,12 +184,12 @@ c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = {public_port}
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = {hub_port}
-c.JupyterHub.db_url = "sqlite:///{work}/jupyterhub.sqlite"
-c.JupyterHub.cookie_secret_file = "{work}/cookie_secret"
+c.JupyterHub.db_url = {db_url!r}
+c.JupyterHub.cookie_secret_file = {cookie_secret!r}
 c.JupyterHub.cleanup_servers = True
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{api_port}"
 c.ConfigurableHTTPProxy.command = [{proxy!r}]
-c.ConfigurableHTTPProxy.pid_file = "{work}/proxy.pid"
+c.ConfigurableHTTPProxy.pid_file = {proxy_pid!r}
 
 # Everyone logs in with one class password (never in production).
 c.JupyterHub.authenticator_class = "shared-password"
@@ -198,7 +198,7 @@ c.Authenticator.allow_all = True
 
 # One server per user, all as this Unix user, each in its own home folder.
 c.JupyterHub.spawner_class = "simple"
-c.SimpleLocalProcessSpawner.home_dir_template = "{homes}/{{username}}"
+c.SimpleLocalProcessSpawner.home_dir_template = {home_template!r}
 c.Spawner.cmd = [{singleuser!r}]
 c.Spawner.args = {args!r}
 c.Spawner.environment = {environment!r}
@@ -244,8 +244,10 @@ class Hub:
             environment["JUPYTER_PATH"] = str(self.kernels_path)
         args = ["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []
         return _CONFIG.format(
-            work=self.work,
-            homes=self.homes,
+            db_url=f"sqlite:///{self.work / 'jupyterhub.sqlite'}",
+            cookie_secret=str(self.work / "cookie_secret"),
+            proxy_pid=str(self.work / "proxy.pid"),
+            home_template=str(self.homes / "{username}"),
             hub_port=self.hub_port,
             api_port=self.api_port,
             public_port=self.public_port,
@@ -266,7 +268,8 @@ class Hub:
         env[MARKER_VAR] = self.marker
         # the venv first (jupyterhub-singleuser, python), and node for the proxy
         env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", "/usr/bin:/bin")])
-        env.pop("JUPYTERHUB_API_TOKEN", None)
+        for name in [name for name in env if name.startswith("JUPYTERHUB_")]:
+            del env[name]  # when the tests themselves run inside a hub's server
         started = time.perf_counter()
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(

@@ -359,6 +359,9 @@ def test_a_class_of_five_on_jupyterhub(hub: Hub) -> None:
         stop_started = time.perf_counter()
         hub.stop_servers(USERS, STOP_LIMIT)
         hub.stop(STOP_LIMIT)
+        assert hub.process is not None and hub.process.returncode == 0, (
+            f"the hub exited with {hub.process.returncode}"
+        )
         stop_seconds = time.perf_counter() - stop_started
         deadline = time.monotonic() + 10
         while hub.processes() and time.monotonic() < deadline:
