@@ -35,7 +35,7 @@ from pathlib import Path
 
 from labcrypto import groups, keys
 from labcrypto.allowlist import Allowlist
-from labcrypto.chat import ChatClient, ChatServer
+from labcrypto.chat import ChatClient, ChatMessage, ChatServer
 from labcrypto.ports import PortPool
 
 HOST = "127.0.0.1"
@@ -87,9 +87,21 @@ def student(
     everyone_in: threading.Barrier,
     results: dict[str, list],
 ) -> None:
-    """One student: join, wait for the class, then ``args.rounds`` round trips."""
+    """One student: join, wait for the class, then ``args.rounds`` round trips.
+
+    The student watches for its own line with the ``on_message`` hook (the
+    one widgets use) rather than reading every line of the room itself.
+    """
     client = None
+    expected = [""]
+    echoed = threading.Event()
+
+    def watch(message: ChatMessage) -> None:
+        if message.text == expected[0]:
+            echoed.set()
+
     try:
+        time.sleep(args.ramp * index / max(1, args.clients))  # a class does not join in 1 ms
         started = time.perf_counter()
         port, server_public = address
         client = ChatClient.connect(
@@ -99,17 +111,19 @@ def student(
             server_key=server_public,
             mode=args.mode,
             timeout=args.timeout,
+            on_message=watch,
         )
         results["handshake"].append(time.perf_counter() - started)
-        everyone_in.wait(args.timeout * 4)
+        everyone_in.wait(args.timeout * 4 + args.ramp)
         for round_number in range(args.rounds):
-            text = f"{index}:{round_number}"
+            expected[0] = f"{index}:{round_number}"
+            echoed.clear()
             sent = time.perf_counter()
-            client.send(text)
-            deadline = time.monotonic() + args.timeout
-            while client.recv(max(0.001, deadline - time.monotonic())).text != text:
-                pass
+            client.send(expected[0])
+            if not echoed.wait(args.timeout):
+                raise TimeoutError(f"no echo of {expected[0]!r} within {args.timeout} s")
             results["round_trip"].append(time.perf_counter() - sent)
+            time.sleep(args.think / 1000)
     except Exception as exc:
         results["errors"].append(f"student {index}: {type(exc).__name__}: {exc}")
         everyone_in.abort()
@@ -248,7 +262,13 @@ def report(
     ms = 1000.0
     print(
         f"classroom: {args.clients} clients x {args.rounds} round trips, {args.mode} mode, "
-        f"two-port handoff, everyone hears everyone"
+        f"two-port handoff, everyone hears everyone; joining over {args.ramp} s, "
+        f"{args.think} ms between lines, clients in "
+        + (
+            f"{args.client_processes} other process(es)"
+            if args.client_processes
+            else "the server's process"
+        )
     )
     for label, key in (("handshake+handoff", "handshake"), ("round trip", "round_trip")):
         values = results[key]
@@ -286,6 +306,12 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="processes the clients run in (1: apart from the server, as on other "
         "machines; 0: in the server's process, as in one notebook kernel)",
+    )
+    parser.add_argument(
+        "--ramp", type=float, default=0.0, help="seconds over which the class joins (0)"
+    )
+    parser.add_argument(
+        "--think", type=float, default=0.0, help="ms each student waits between lines (0)"
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per wait (10)")
     return run(parser.parse_args(argv))

@@ -266,9 +266,7 @@ class SecureChannel:
         the client one plain ``error`` message and re-raises, so the caller
         can log it and close the connection. Nothing encrypted was sent.
         """
-        handshake = ServerHandshake(
-            static, mode, allow=allow, require_ephemeral=require_ephemeral
-        )
+        handshake = ServerHandshake(static, mode, allow=allow, require_ephemeral=require_ephemeral)
         _set_timeout(stream, timeout)
         reader = FrameReader(max_frame)
         while not handshake.done:
@@ -312,6 +310,27 @@ class SecureChannel:
                 "split it into several messages"
             )
         self._send_sealed(data)
+
+    def seal_frame(self, message: bytes | str) -> bytes:
+        """Encrypt one message into a whole frame, *without* sending it.
+
+        For servers that do their own writing: the chat room seals a line
+        for each member and hands it to that member's socket without
+        waiting for it. Send the frames in the order they were sealed (each
+        carries the next message counter) and do not mix with ``send``.
+        """
+        data = message.encode("utf-8") if isinstance(message, str) else bytes(message)
+        if not data:
+            raise ValueError("cannot seal an empty message (empty means 'goodbye' on the wire)")
+        if len(data) > self.max_message:
+            raise FrameTooLarge(f"a {len(data)}-byte message is over the {self.max_message} limit")
+        with self._send_lock:
+            if self.closed:
+                raise ChannelClosed("this channel is closed; open a new connection")
+            frame = encode_frame(self._sealer.seal(data), self.max_frame)
+            if self.on_wire is not None:
+                self.on_wire("sent", frame)
+            return frame
 
     def _send_sealed(self, data: bytes) -> None:
         with self._send_lock:

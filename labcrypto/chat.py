@@ -24,9 +24,11 @@ How the room works:
                         {"type": "message", "from": "alice", "text": "hi", "time": ...}
                         {"type": "notice",  "from": "server", "text": "bob joined", ...}
 
-* Each member has an *outbox* (a bounded queue) and a writer thread, so
-  one slow or dead client never blocks the room: its sends time out, or
-  its outbox fills up, and it is dropped while everyone else chats on.
+* A line is handed to each member's socket without waiting for it; what
+  a member's socket cannot take at once waits in that member's buffer for
+  its own writer thread. So one slow or dead client never blocks the
+  room: its writer times out, or its buffer overflows, and it is dropped
+  while everyone else chats on.
   A client that sends garbage or disconnects in the middle of a frame is
   dropped too.
 
@@ -127,47 +129,77 @@ def _decode_line(data: bytes) -> ChatMessage:
 
 
 class _Member:
-    """One connected client on the server side: its channel, name and outbox.
+    """One connected client on the server side: its channel, name and send buffer.
 
-    Only the writer thread sends on the channel; everyone else puts frames
-    in the outbox, which never blocks (a full outbox means "too slow").
+    A line for this member is sealed and handed to its socket at once if
+    the socket takes it without waiting (almost always: the kernel keeps a
+    send buffer). Whatever does not fit waits in ``pending``, in order,
+    for the member's writer thread, which has ``send_timeout`` to get it
+    out. So nobody ever waits for a slow member; a member whose pending
+    bytes pass ``max_pending``, or whose writer times out, is dropped.
     """
 
     def __init__(
-        self, name: str, channel: SecureChannel, stream: socket.socket, who: str, size: int
+        self, name: str, channel: SecureChannel, stream: socket.socket, who: str, max_pending: int
     ) -> None:
         self.name = name
         self.channel = channel
         self.stream = stream
         self.who = who
-        self.outbox: queue.Queue[bytes | None] = queue.Queue(size)
+        self.max_pending = max_pending
         self.alive = True
         self.reason = ""
+        self._pending = bytearray()
+        self._writing = False
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        # A second handle on the same connection that never waits. (A socket
+        # with a timeout first waits until it can send; this one sends what
+        # fits at once, or raises BlockingIOError.) The reader keeps ``stream``.
+        self._now = stream.dup()
+        self._now.setblocking(False)
         self.writer = threading.Thread(
             target=self._write_loop, name=f"chat-out-{name}", daemon=True
         )
 
-    def offer(self, payload: bytes) -> bool:
-        """Queue a frame for this member; False if its outbox is full."""
-        try:
-            self.outbox.put_nowait(payload)
-        except queue.Full:
-            return False
-        return True
+    def offer(self, message: bytes) -> bool:
+        """Seal ``message`` for this member and send it, or queue it; False if too slow."""
+        with self._lock:
+            if not self.alive:
+                return True
+            try:
+                frame = self.channel.seal_frame(message)
+                sent = 0
+                if not self._pending and not self._writing:
+                    sent = self._now.send(frame)
+            except (BlockingIOError, InterruptedError):
+                sent = 0  # the socket's buffer is full: the writer will wait for it
+            except (OSError, LabCryptoError):
+                return True  # the connection is gone; its reader notices and cleans up
+            frame = frame[sent:]
+            if frame:
+                self._pending += frame
+                self._wake.notify()
+            return len(self._pending) <= self.max_pending
 
     def _write_loop(self) -> None:
+        """Send what ``offer`` could not, in order; bounded by ``alive`` and the socket timeout."""
         while self.alive:
+            with self._lock:
+                if not self._pending:
+                    self._wake.wait(0.5)
+                    continue
+                chunk = bytes(self._pending)
+                self._pending.clear()
+                self._writing = True
             try:
-                payload = self.outbox.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if payload is None:
-                return
-            try:
-                self.channel.send(payload)
-            except (OSError, LabCryptoError) as exc:
+                self.stream.sendall(chunk)
+            except OSError as exc:
                 self.drop(f"sending failed ({type(exc).__name__}: {exc})")
                 return
+            finally:
+                with self._lock:
+                    self._writing = False
 
     def drop(self, reason: str) -> None:
         """Mark the member gone and wake its reader (which then cleans up)."""
@@ -183,11 +215,12 @@ class _Member:
 
     def finish(self, timeout: float) -> None:
         """Stop the writer thread and wait for it (at most ``timeout`` seconds)."""
-        self.alive = False
-        with contextlib.suppress(queue.Full):
-            self.outbox.put_nowait(None)
+        with self._lock:
+            self.alive = False
+            self._wake.notify()
         if self.writer.ident is not None:
             self.writer.join(timeout)
+        self._now.close()
 
 
 class ChatServer(ThreadedServer):
@@ -200,8 +233,8 @@ class ChatServer(ThreadedServer):
     two-port handoff (notebook 04), with ``ticket_timeout`` seconds for the
     client to come to its data port.
     ``send_timeout``: a member that does not take a message within this
-    time is dropped; ``outbox_size``: messages queued per member before it
-    counts as too slow. ``idle_timeout``: drop a member silent this long
+    time is dropped; ``max_pending``: bytes waiting for one member before
+    it counts as too slow. ``idle_timeout``: drop a member silent this long
     (None: never). The rest is ``ThreadedServer``'s.
     """
 
@@ -215,7 +248,7 @@ class ChatServer(ThreadedServer):
         ticket_timeout: float = DEFAULT_TICKET_TIMEOUT,
         handshake_timeout: float = 10.0,
         send_timeout: float = 2.0,
-        outbox_size: int = 256,
+        max_pending: int = 1 << 20,
         idle_timeout: float | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -244,7 +277,7 @@ class ChatServer(ThreadedServer):
         self.ticket_timeout = ticket_timeout
         self.handshake_timeout = handshake_timeout
         self.send_timeout = send_timeout
-        self.outbox_size = outbox_size
+        self.max_pending = max_pending
         self.idle_timeout = idle_timeout
         #: Called with every ``ChatMessage`` the room delivers (from a server thread).
         self.on_message: Callable[[ChatMessage], None] | None = None
@@ -341,11 +374,12 @@ class ChatServer(ThreadedServer):
         control: socket.socket | None,
     ) -> None:
         stream.settimeout(self.send_timeout)
-        member = _Member(name, channel, stream, who, self.outbox_size)
+        member = _Member(name, channel, stream, who, self.max_pending)
         welcome = {"type": "welcome", "name": name, "members": [*self.members(), name]}
         member.offer(encode_message(welcome))
         with self._room_lock:
             if self._stopping.is_set():
+                member.finish(0)
                 return
             self._room.append(member)
         member.writer.start()
@@ -416,7 +450,7 @@ class ChatServer(ThreadedServer):
             room = list(self._room)
         for member in room:
             if member.alive and not member.offer(payload):
-                member.drop(f"too slow: {self.outbox_size} messages waiting")
+                member.drop(f"too slow: over {self.max_pending} bytes waiting")
 
     def _notice(self, text: str) -> None:
         self._deliver(ChatMessage(SERVER_NAME, text, time.time(), "notice"))

@@ -463,7 +463,7 @@ def test_a_client_that_never_reads_is_dropped_not_waited_for(
     mode, keyring, allowlist, known, no_leaks
 ):
     srv = ChatServer(
-        keyring("server"), allowlist, mode=mode, send_timeout=0.3, outbox_size=32
+        keyring("server"), allowlist, mode=mode, send_timeout=0.3, max_pending=64 * 1024
     ).start()
     alice: ChatClient | None = None
     slow: socket.socket | None = None
