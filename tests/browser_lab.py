@@ -354,6 +354,19 @@ _JS_ERRORS = """() => Array.from(document.querySelectorAll('.jp-Notebook .jp-Cel
       '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'))
     .map(o => ({cell: index, text: (o.textContent || '').slice(0, 2000)})))"""
 
+# Slider panels: top-level widget views with a slider and some HTML that depends on it.
+_JS_MARK_SLIDER_PANELS = """() => {
+  let n = 0;
+  const views = '.jp-Notebook .jp-OutputArea-output > .jupyter-widgets';
+  for (const v of document.querySelectorAll(views)) {
+    if (!v.querySelector('.widget-slider .noUi-handle')) continue;
+    if (!v.querySelector('.widget-html')) continue;
+    v.setAttribute('data-lab-sliders', String(n));
+    n += 1;
+  }
+  return n;
+}"""
+
 # Chat panels: a widget box that holds a text box and a button labelled "Send".
 _JS_MARK_CHATS = """() => {
   let n = 0;
@@ -469,6 +482,34 @@ class NotebookPage:
     def stderr_outputs(self) -> list[dict[str, Any]]:
         """Every stderr output shown in a cell (tracebacks, warnings, stray log lines)."""
         return self.page.evaluate(_JS_ERRORS)
+
+    def nudge_sliders(self, timeout: float = 10.0) -> list[tuple[str, str]]:
+        """Move the first slider of each panel that also shows HTML one step right.
+
+        Returns (before, after) of the panel's HTML text for each: the text
+        changes only if the kernel got the new value and answered.
+        """
+        changes = []
+        for index in range(self.page.evaluate(_JS_MARK_SLIDER_PANELS)):
+            view = self.page.locator(f"[data-lab-sliders='{index}']")
+            html = view.locator(".widget-html")
+            before = "\n".join(html.all_inner_texts())
+            handle = view.locator(".widget-slider .noUi-handle").first
+            handle.scroll_into_view_if_needed()
+            handle.focus()
+            handle.press("ArrowRight")
+
+            def moved(html: Any = html, before: str = before) -> str | None:
+                now = "\n".join(html.all_inner_texts())
+                return now if now != before else None
+
+            try:
+                after = self._poll(moved, timeout, step=0.1,
+                                   what=f"slider panel {index} to answer a slider move")
+            except TimeoutError as exc:
+                raise TimeoutError(f"{exc}; it still shows:\n{before[:500]}") from None
+            changes.append((before, after))
+        return changes
 
     def chat_panels(self) -> int:
         """How many chat panels (text box + Send button + log) the page shows."""

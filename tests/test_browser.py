@@ -10,6 +10,8 @@ it by its URL, wait for its kernel's real state, Run All, and check:
 * every widget the kernel displayed rendered as a widget (not "Error
   displaying widget"), and as many as ``EXPECTED`` says;
 * every plot rendered as an image, as many as ``EXPECTED`` says;
+* a panel where a slider drives some HTML: move the slider one step, and the
+  HTML must change (the kernel got the value and answered);
 * in a notebook with a chat panel: type, wait until the kernel holds the
   text, press Send, and the reply appears in the conversation log.
 
@@ -87,7 +89,7 @@ EXPECTED: dict[str, Expect] = {
     "04_two_ports.ipynb": Expect(widgets=1, plots=1),
     # the upload and download progress bars; plots.fingerprint_grid
     "05_ftp.ipynb": Expect(widgets=2, plots=1),
-    # our own tiny notebook: a slider, two chat panels; one plot
+    # our own tiny notebook: a slider panel, two chat panels; one plot
     SELF_CHECK: Expect(widgets=3, plots=1, chats=2),
 }
 
@@ -137,7 +139,10 @@ def _self_check_notebook() -> nbformat.NotebookNode:
     cells = [
         "import threading\nimport ipywidgets as ipw\nimport matplotlib.pyplot as plt\n"
         "from labcrypto.widgets import ChatPanel",
-        "ipw.IntSlider(value=3, description='a')",
+        # A slider whose label the kernel rewrites: a move must come back changed.
+        "slider = ipw.IntSlider(value=3, description='a')\nlabel = ipw.HTML('a = 3')\n"
+        "slider.observe(lambda change: setattr(label, 'value', f'a = {change.new}'), 'value')\n"
+        "ipw.VBox([slider, label])",
         "fig, ax = plt.subplots(figsize=(4, 3))\nax.plot([1, 2, 3], [1, 4, 9]);",
         # The lab's panel; the reply comes from another thread, as from a real server.
         "panel = ChatPanel(lambda text: threading.Timer(0.2, panel.add,"
@@ -243,6 +248,9 @@ def _run_notebook(session: Session, name: str, capsys: pytest.CaptureFixture[str
             f"{name}: a widget view has no size: {widgets['views']}"
         )
 
+        # A slider that drives a table: move it, and the table must follow (via the kernel).
+        nudged = notebook.nudge_sliders()
+
         images = notebook.images()
         assert sent["images"] == expect.plots, (
             f"{name}: the kernel sent {sent['images']} images, EXPECTED says {expect.plots}"
@@ -276,7 +284,8 @@ def _run_notebook(session: Session, name: str, capsys: pytest.CaptureFixture[str
         sizes = ", ".join(f"{image['width']:.0f}x{image['height']:.0f}" for image in images)
         report = [f"\n[browser] {name}: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()),
                   f"[browser]   widgets {len(widgets['views'])}, images {len(images)} "
-                  f"({sizes}), chat panels {chats}"]
+                  f"({sizes}), chat panels {chats}, slider panels that followed a move "
+                  f"{len(nudged)}"]
         report += [f"[browser]   chat {i}: kernel had the text before the click: "
                    f"{r.kernel_had_text_before_click}; new log lines {r.new_lines}"
                    for i, r in enumerate(replies)]
@@ -288,7 +297,8 @@ def _run_notebook(session: Session, name: str, capsys: pytest.CaptureFixture[str
             report.append(f"[browser]   console errors: {notebook.console_errors[:5]}")
         report += [f"[browser]   screenshot {path}" for path in shots]
         _say(capsys, "\n".join(report))
-        return {"cells": cells, "stderr": shown, "replies": replies, "timings": timings}
+        return {"cells": cells, "stderr": shown, "replies": replies, "timings": timings,
+                "nudged": nudged}
     finally:
         page.close()
         session.lab.close_sessions(name)
@@ -308,6 +318,7 @@ def test_harness_sees_widgets_plots_chat_and_errors(
     # The last cell divides by zero on purpose (tagged raises-exception): the page must
     # show its traceback, or the error checks above are blind.
     assert any("ZeroDivisionError" in out["text"] for out in seen["stderr"]), seen["stderr"]
+    assert seen["nudged"] == [("a = 3", "a = 4")], seen["nudged"]
     live = seen["replies"][1]
     assert live.kernel_had_text_before_click, "the live-typing box never reached the kernel"
     # And the page cannot reach the Internet: the request is refused, and recorded.
