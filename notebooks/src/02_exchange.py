@@ -56,6 +56,10 @@ Toy mode first (`p = 23`), so that every number is small enough to read.
 code("""
 alice_toy = keys.generate(groups.TOY)
 bob_toy = keys.generate(groups.TOY)
+for _ in range(100):                 # the toy group has only 20 keys: draw again if they match
+    if bob_toy.public != alice_toy.public:
+        break
+    bob_toy = keys.generate(groups.TOY)
 client = ClientHandshake(alice_toy, mode="toy")
 server = ServerHandshake(bob_toy, mode="toy")
 """)
@@ -185,7 +189,7 @@ code("""
 key_dir = Path("keys")
 server_key = keys.load_or_create("chat-server", key_dir)
 alice_key = keys.load_or_create("alice", key_dir)
-room = ChatServer(server_key, port=0).start()      # secure mode is the default
+room = ChatServer(server_key, port=0, name="02-room").start()      # secure mode is the default
 room
 """)
 
@@ -196,7 +200,7 @@ She pins the server's key (`server_key=`), so a man in the middle would be caugh
 """)
 
 code("""
-tap = wiretap.Wiretap(room.address).start()
+tap = wiretap.Wiretap(room.address, name="02-tap").start()
 alice = ChatClient.connect(*tap.address, alice_key, server_key=server_key.public_key)
 alice
 """)
@@ -243,9 +247,14 @@ Same room, same client code, `mode="toy"`. The only change is the Caesar cipher 
 
 code("""
 toy_server_key = keys.generate(groups.TOY)
-toy_room = ChatServer(toy_server_key, mode="toy", port=0).start()
-toy_tap = wiretap.Wiretap(toy_room.address).start()
-bob = ChatClient.connect(*toy_tap.address, keys.generate(groups.TOY), mode="toy",
+bob_toy_key = keys.generate(groups.TOY)
+for _ in range(100):                 # only 20 toy keys: keep bob's different from the server's
+    if bob_toy_key.public != toy_server_key.public:
+        break
+    bob_toy_key = keys.generate(groups.TOY)
+toy_room = ChatServer(toy_server_key, mode="toy", port=0, name="02-toy-room").start()
+toy_tap = wiretap.Wiretap(toy_room.address, name="02-toy-tap").start()
+bob = ChatClient.connect(*toy_tap.address, bob_toy_key, mode="toy",
                          server_key=toy_server_key.public_key)
 bob.send("the exam password is swordfish, do not tell anyone")
 [m.text for m in bob.iter_messages(timeout=0.5)]

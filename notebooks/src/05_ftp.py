@@ -280,8 +280,8 @@ widgets.table([attempt(how, path) for how, path in [
     ("down, then up twice", "docs/../../bob/private.txt"),
     ("an absolute path", "/etc/passwd"),
     ("through a symbolic link", "system/passwd"),
-    ("Windows separators", "..\\bob\\private.txt"),
-    ("a look-alike slash (U+2215)", "..\u2215bob\u2215private.txt"),
+    ("Windows separators", "..\\\\bob\\\\private.txt"),
+    ("a look-alike slash (U+2215)", "..\\u2215bob\\u2215private.txt"),
 ]], max_width=130)
 """)
 
