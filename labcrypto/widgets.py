@@ -120,6 +120,23 @@ def progress(total: int, description: str = "") -> ipw.IntProgress:
 
 # --- the chat ------------------------------------------------------------------
 
+#: ipywidgets gives HTML widgets a 28 px line height; logs read better tighter.
+_LOG_STYLE = "line-height:1.4"
+
+
+def _log_widget() -> ipw.HTML:
+    """A bordered log box that scrolls instead of growing past 300 px."""
+    return ipw.HTML(
+        layout=ipw.Layout(
+            border="1px solid #ccc",
+            padding="4px",
+            min_height="80px",
+            max_height="300px",
+            overflow="auto",
+            width="98%",
+        )
+    )
+
 
 class ChatPanel:
     """A chat panel: a text box, a Send button, and a log of the conversation.
@@ -151,23 +168,30 @@ class ChatPanel:
             placeholder="type a message, press Enter or Send", layout=ipw.Layout(width="70%")
         )
         self.button = ipw.Button(description="Send", button_style="primary")
-        self.log = ipw.HTML(
-            layout=ipw.Layout(
-                border="1px solid #ccc", padding="4px", min_height="80px", width="98%"
-            )
-        )
+        self.log = _log_widget()
         self.title = ipw.HTML(f"<b>{html.escape(title)}</b>")
-        self.button.on_click(lambda _button: self.submit(self.box.value))
+        self.button.on_click(self._on_button)
         # Enter in the box: ipywidgets 8 sets ``value`` when Enter is pressed
-        # if continuous_update is off, so we observe the value (on_submit is deprecated).
+        # if continuous_update is off, so we observe the value (on_submit is
+        # deprecated). The same happens when the box loses focus, so clicking
+        # Send first delivers the text through this path, then the click.
         self.box.continuous_update = False
         self.box.observe(self._on_enter, names="value")
+        self._just_handled: str | None = None
         self.widget = ipw.VBox([self.title, self.log, ipw.HBox([self.box, self.button])])
 
     def _on_enter(self, change: Mapping[str, object]) -> None:
         text = change.get("new")
         if isinstance(text, str) and text.strip():
+            self._just_handled = text
             self.submit(text)
+
+    def _on_button(self, _button: object) -> None:
+        text = self.box.value
+        if text == self._just_handled:  # the focus change already sent (or tried) it
+            self._just_handled = None
+            return
+        self.submit(text)
 
     @classmethod
     def for_client(cls, client: Any, title: str | None = None) -> ChatPanel:
@@ -203,6 +227,7 @@ class ChatPanel:
         self.box.unobserve(self._on_enter, names="value")
         self.box.value = ""
         self.box.observe(self._on_enter, names="value")
+        self._just_handled = None
         return True
 
     def add(self, who: str, text: str) -> None:
@@ -211,7 +236,9 @@ class ChatPanel:
             self._lines.append(f"{who}: {text}")
             del self._lines[: -self.max_lines]
             rows = [self._render(line) for line in self._lines]
-        self.log.value = "<div style='font-family:monospace'>" + "<br>".join(rows) + "</div>"
+        self.log.value = (
+            f"<div style='font-family:monospace;{_LOG_STYLE}'>" + "<br>".join(rows) + "</div>"
+        )
 
     @staticmethod
     def _render(line: str) -> str:
@@ -236,11 +263,7 @@ class WireView:
         self._lock = threading.Lock()
         self.frames: list[tuple[str, bytes]] = []
         self.max_lines = max_lines
-        self.log = ipw.HTML(
-            layout=ipw.Layout(
-                border="1px solid #ccc", padding="4px", min_height="80px", width="98%"
-            )
-        )
+        self.log = _log_widget()
         self.widget = ipw.VBox([ipw.HTML(f"<b>{html.escape(title)}</b>"), self.log])
 
     @classmethod
@@ -264,7 +287,7 @@ class WireView:
                 f"<code>{html.escape(_hex_preview(data))}</code><br>"
                 f"<span style='color:#777'>as text: {html.escape(printable[:60])}</span></div>"
             )
-        self.log.value = "<div style='font-size:85%'>" + "".join(rows) + "</div>"
+        self.log.value = f"<div style='font-size:85%;{_LOG_STYLE}'>" + "".join(rows) + "</div>"
 
 
 def side_by_side(*panels: Any) -> ipw.HBox:
