@@ -21,7 +21,9 @@ timeouts.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
+import json
 import os
 import re
 import secrets
@@ -31,17 +33,21 @@ import struct
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .ciphers import CaesarCipher
 from .errors import ChannelClosed, ConnectionLost, LabCryptoError
-from .groups import FFDHE2048, TOY, Group, small_safe_prime_group
+from .groups import FFDHE2048, TOY, Group, is_probable_prime, small_safe_prime_group
 from .keys import KeyPair, generate
 
 __all__ = [
+    "SECTIONS",
     "CheckFailed",
+    "DhOutcome",
     "check_break_caesar",
+    "check_dh_client",
     "check_du",
     "check_follow_handoff",
     "check_framing",
@@ -49,12 +55,61 @@ __all__ = [
     "check_join_as_new_student",
     "check_load_or_create_key",
     "check_message_loop",
+    "check_my_numbers",
     "check_port_pool",
     "check_public_value",
     "check_safe_path",
     "check_shared_secret",
     "free_port_range",
+    "run_dh_server",
+    "tcp_pair",
 ]
+
+#: Where each exercise is explained: check cell grade id -> (notebook, section heading).
+#: A failing check ends with a pointer to that section (tests/test_grading.py checks that
+#: every heading is really in its notebook).
+SECTIONS: dict[str, tuple[str, str]] = {
+    "check_public_value": ("01_keys", "2 · Exercise: compute a public value"),
+    "check_shared_secret": ("01_keys", "3 · Exercise: the shared secret, and values to refuse"),
+    "check_my_numbers": ("01_keys", "Exercise: your own numbers"),
+    "check_load_or_create_key": ("01_keys", "6 · Exercise: a key file of your own"),
+    "check_framing": ("02_exchange", "2 · Exercise: frames on a stream"),
+    "check_dh_client": ("02_exchange", "Exercise: the course's exchange over TCP, done right"),
+    "check_break_caesar": ("02_exchange", "Exercise: read it without the key"),
+    "check_chat_loop": (
+        "02_exchange",
+        "6 · Exercise: a message loop that knows nothing about keys (task 2)",
+    ),
+    "check_is_allowed": ("03_allowlist", "6 · Exercise: the allowlist check"),
+    "check_join_as_new_student": ("03_allowlist", "7 · Exercise: a new student joins"),
+    "check_follow_handoff": ("04_two_ports", "3 · Exercise: the client's half of the handoff"),
+    "check_port_pool": ("04_two_ports", "5 · Exercise: a port pool"),
+    "check_safe_path": ("05_ftp", "5 · Exercise: the path check"),
+    "check_du": ("05_ftp", "6 · Exercise: `du` on the API"),
+}
+
+_Check = TypeVar("_Check", bound=Callable[..., None])
+
+
+def _explained_in(grade_id: str) -> Callable[[_Check], _Check]:
+    """Decorate a check: its failures end with the section that explains the exercise."""
+    notebook, heading = SECTIONS[grade_id]
+    pointer = f"\n→ Explained in notebook {notebook}, section «{heading}»."
+
+    def decorate(check: _Check) -> _Check:
+        @functools.wraps(check)
+        def wrapper(*args: Any, **kwargs: Any) -> None:
+            try:
+                check(*args, **kwargs)
+            except CheckFailed as failure:
+                text = str(failure)
+                if "→ Explained in" in text:
+                    raise
+                raise CheckFailed(text + pointer) from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 class CheckFailed(LabCryptoError, AssertionError):
@@ -95,6 +150,7 @@ def _call(func: Callable[..., Any], *args: Any) -> Any:
 # --- notebook 01: public value ---------------------------------------------------
 
 
+@_explained_in("check_public_value")
 def check_public_value(public_value: Callable[[Group, int], int]) -> None:
     """``public_value(group, a)`` must return ``g^a mod p``, fast, for any group."""
     if re.search(r"\*\*", _code_of(public_value)):
@@ -157,6 +213,7 @@ def _invalid_values(group: Group) -> list[tuple[int, str]]:
     return values
 
 
+@_explained_in("check_shared_secret")
 def check_shared_secret(shared_secret: Callable[[Group, int, int], int]) -> None:
     """``shared_secret(group, my_secret, peer_public)`` must return ``peer^my mod p``,
     the same number on both sides, and refuse public values that must not be used."""
@@ -233,6 +290,75 @@ def check_shared_secret(shared_secret: Callable[[Group, int, int], int]) -> None
     )
 
 
+# --- notebook 01: your own numbers ----------------------------------------------------
+
+
+@_explained_in("check_my_numbers")
+def check_my_numbers(my: Any, my_A: Any, my_K: Any) -> None:
+    """``my_A = g^a mod p`` and ``my_K = B^a mod p`` in the student's own group ``my``.
+
+    The expected numbers are never shown: only which step looks wrong.
+    """
+    if my_A is None or my_K is None:
+        raise _fail(
+            "my_A and my_K are not written yet: replace the `None`s (and the "
+            "`raise NotImplementedError()`) with your computation, run that cell, then this one."
+        )
+    p, g, a, big_b = my.p, my.g, my.a, my.B
+    for name, value in (("my_A", my_A), ("my_K", my_K)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _fail(f"{name} is {type(value).__name__} {value!r:.40}; it should be an int.")
+        if not 0 < value < p:
+            raise _fail(
+                f"{name} = {value} is not between 1 and p-1 = {p - 1}: it does not fit your group "
+                "at all. Either it is not reduced mod p, or it was computed for another student's "
+                "numbers (copied?). Compute it from `my`, which comes from your student id."
+            )
+    if my_A != pow(g, a, p):
+        hints = [
+            (
+                pow(a, g, p),
+                "the base and exponent are swapped: A = g^a mod p, pow(my.g, my.a, my.p).",
+            ),
+            (g * a % p, "you multiplied g·a; A is a power: pow(my.g, my.a, my.p)."),
+            (pow(big_b, a, p), "that is K, not A: A uses g as the base."),
+        ]
+        hint = next((text for value, text in hints if my_A == value), "")
+        raise _fail(
+            f"my_A = {my_A} is not g^a mod p for your group (p = {p}, g = {g}, a = {a}).\n"
+            + (
+                f"It looks like {hint}"
+                if hint
+                else "Did you use your own group `my` (not the toy p = 23)?"
+            )
+        )
+    if my_K != pow(big_b, a, p):
+        hints = [
+            (
+                pow(my_A, a, p),
+                "you used your own public value A as the base; K = B^a mod p uses Bob's B.",
+            ),
+            (
+                pow(a, big_b, p),
+                "Bob's public value is used as the exponent (course mistake 4): K = B^a mod p.",
+            ),
+            (my_A, "my_K equals my_A: that is your public value, not the shared key."),
+            (big_b, "my_K is Bob's public value itself."),
+            (big_b * a % p, "you multiplied B·a; K is a power: pow(my.B, my.a, my.p)."),
+        ]
+        hint = next((text for value, text in hints if my_K == value), "")
+        raise _fail(
+            f"my_K = {my_K} is not the key you share with Bob (B = {big_b}, your a = {a}).\n"
+            + (f"It looks like {hint}" if hint else "K = pow(B, a, p).")
+        )
+    who = (
+        f"student id {my.student_id!r}"
+        if my.student_id
+        else ("no student id (set STUDENT_ID in the first cell: your instructor grades with yours)")
+    )
+    _passed(f"my_A and my_K are right for your group p = {p}, g = {g} ({who}).")
+
+
 # --- notebook 01: the key file ------------------------------------------------------
 
 
@@ -244,6 +370,7 @@ def _numbers_in(text: str) -> set[int]:
     return found
 
 
+@_explained_in("check_load_or_create_key")
 def check_load_or_create_key(load_or_create_key: Callable[[Path], Any]) -> None:
     """``load_or_create_key(path)`` must keep one private key in a private text file."""
     with tempfile.TemporaryDirectory(prefix="labcrypto-check-") as tmp:
@@ -296,9 +423,10 @@ def check_load_or_create_key(load_or_create_key: Callable[[Path], Any]) -> None:
         second = _call(load_or_create_key, path)
         if path.read_text(encoding="utf-8", errors="replace") != text:
             raise _fail(
-                "The second call rewrote the key file. It must reuse the key that is "
-                "there: a key overwritten on every run (course mistake 8) means the "
-                "server's allowlist no longer knows you tomorrow."
+                "The second call rewrote the key file: the key file was overwritten, so every "
+                "run makes you a new person (course mistake 8). Reuse the key that is there; "
+                "a key overwritten on every run means the server's allowlist no longer knows "
+                "you tomorrow."
             )
         if getattr(second, "private", None) != first.private:
             raise _fail(
@@ -348,6 +476,39 @@ def _in_thread(func: Callable[..., Any], *args: Any, timeout: float = _WAIT) -> 
     return outcome[0] if outcome else ("stuck", None)
 
 
+#: The words for course mistake 6, used by every check that catches it.
+RECV_AS_MESSAGE = (
+    "your function read one recv(1024) as one message — TCP does not keep message "
+    "boundaries (course mistake 6)"
+)
+
+
+def tcp_pair(timeout: float = _WAIT) -> tuple[socket.socket, socket.socket]:
+    """Two ends of one real TCP connection on 127.0.0.1, each with ``timeout`` and NODELAY.
+
+    The checks act as the network peer on one end: with ``TCP_NODELAY``, bytes
+    sent a few milliseconds apart leave as separate TCP segments, as they
+    would across a real network.
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(timeout)
+        left = socket.create_connection(listener.getsockname(), timeout=timeout)
+        try:
+            right, _ = listener.accept()
+        except BaseException:
+            left.close()
+            raise
+    finally:
+        listener.close()
+    for sock in (left, right):
+        sock.settimeout(timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return left, right
+
+
 def _pair() -> tuple[socket.socket, socket.socket]:
     left, right = socket.socketpair()
     left.settimeout(_WAIT)
@@ -360,9 +521,9 @@ def _close_all(*socks: socket.socket) -> None:
         sock.close()
 
 
-def _read_raw(sock: socket.socket, limit: int = 1 << 16) -> bytes:
+def _read_raw(sock: socket.socket, limit: int = 1 << 16, wait: float = 0.3) -> bytes:
     """Everything available on ``sock`` within a short wait."""
-    sock.settimeout(0.3)
+    sock.settimeout(wait)
     data = b""
     try:
         while len(data) < limit:
@@ -399,13 +560,14 @@ def _receive(recv_msg: Callable[[socket.socket], bytes], sock: socket.socket, wh
     return value
 
 
+@_explained_in("check_framing")
 def check_framing(
     send_msg: Callable[[socket.socket, bytes], None],
     recv_msg: Callable[[socket.socket], bytes],
     max_message: int = 1 << 20,
 ) -> None:
-    """``send_msg``/``recv_msg`` must keep message boundaries on a TCP-like stream."""
-    left, right = _pair()
+    """``send_msg``/``recv_msg`` must keep message boundaries on a real TCP connection."""
+    left, right = tcp_pair()
     try:
         _call(send_msg, left, b"hello")
         raw = _read_raw(right)
@@ -445,8 +607,8 @@ def check_framing(
                     else ""
                 )
                 hint += (
-                    " One recv() returns whatever has arrived, not the whole message: "
-                    "loop until you have `length` bytes (course mistake 6)."
+                    f" It looks like {RECV_AS_MESSAGE}: one recv() returns whatever has "
+                    "arrived, not the whole message. Loop until you have `length` bytes."
                     if len(payload) > 60000
                     else ""
                 )
@@ -472,10 +634,9 @@ def check_framing(
         dribbler.join(_WAIT)
         if got != message:
             raise _fail(
-                f"The message arrived one byte at a time, and recv_msg returned {got!r}. "
-                "TCP may cut a message anywhere: one recv(1024) is not one message "
-                "(course mistake 6). Loop until you have all 4 header bytes, then all "
-                "`length` payload bytes."
+                f"The message arrived one byte per TCP segment, and recv_msg returned {got!r}: "
+                f"{RECV_AS_MESSAGE}. TCP may cut a message anywhere. Loop until you have all "
+                "4 header bytes, then all `length` payload bytes."
             )
 
         left.sendall(_HEADER.pack(3) + b"one" + _HEADER.pack(3) + b"two")
@@ -483,9 +644,9 @@ def check_framing(
         second = _receive(recv_msg, right, "reading the second of two messages sent together")
         if (first, second) != (b"one", b"two"):
             raise _fail(
-                f"Two messages arrived in one piece; recv_msg returned {first!r} and then "
-                f"{second!r}, expected b'one' and b'two'. Read exactly `length` bytes, "
-                "never more: the rest belongs to the next message."
+                f"Two messages arrived in one TCP segment; recv_msg returned {first!r} and then "
+                f"{second!r}, expected b'one' and b'two': {RECV_AS_MESSAGE}. Read exactly "
+                "`length` bytes, never more: the rest belongs to the next message."
             )
 
         left.sendall(_HEADER.pack(0xFFFF_FFF0))
@@ -505,7 +666,7 @@ def check_framing(
     finally:
         _close_all(left, right)
 
-    left, right = _pair()
+    left, right = tcp_pair()
     try:
         left.sendall(_HEADER.pack(10) + b"abc")
         left.close()
@@ -535,6 +696,263 @@ def check_framing(
     )
 
 
+# --- notebook 02: the course's exchange over TCP ----------------------------------------
+
+
+@dataclass
+class DhOutcome:
+    """What happened when a student's ``dh_client`` met the check's server."""
+
+    status: str  #: "ok" (returned), "error" (raised) or "stuck" (did not return in time)
+    value: Any  #: what it returned, or the exception it raised
+    sent: bytes  #: every byte the client sent to the server
+    shared: int | None = None  #: the server's K, if the client sent a usable A
+    A: int | None = None  #: the client's public value as read from its frame
+    problems: list[str] = field(default_factory=list)  #: what the server could not read
+
+    @property
+    def secret_on_wire(self) -> bool:
+        """Did the server's K travel over the wire (in decimal, hex or as raw bytes)?"""
+        k = self.shared
+        if k is None or k < 1 << 16:
+            return False
+        text = self.sent.decode("latin-1").lower()
+        raw = k.to_bytes((k.bit_length() + 7) // 8, "big")
+        return str(k) in text or f"{k:x}" in text or raw in self.sent
+
+
+def _frame_json(data: dict[str, Any]) -> bytes:
+    body = json.dumps(data).encode()
+    return _HEADER.pack(len(body)) + body
+
+
+def run_dh_server(
+    dh_client: Callable[..., int],
+    group: Group,
+    *,
+    p: int | None = None,
+    g: int | None = None,
+    B: int | None = None,
+    min_bits: int | None = None,
+    split: bool = False,
+    glued: bool = False,
+    header: bytes | None = None,
+    timeout: float = _WAIT,
+) -> DhOutcome:
+    """Be the server for one run of ``dh_client(sock, min_bits)`` over TCP on 127.0.0.1.
+
+    The server speaks first: one frame ``{"p": ..., "g": ..., "B": ...}`` (JSON,
+    numbers as ints). ``p``/``g``/``B`` replace the fair values to play a hostile
+    server; ``split`` sends the frame one byte per TCP segment; ``glued`` sends a
+    second frame in the same segment; ``header`` sends only these bytes (say, an
+    oversized length). Then it reads what the client sent back.
+    """
+    p = group.p if p is None else p
+    g = group.g if g is None else g
+    b = group.random_exponent(secrets.randbelow)
+    big_b = pow(g, b, p) if B is None else B
+    wire = _frame_json({"p": p, "g": g, "B": big_b})
+    if glued:
+        wire += _frame_json({"type": "note", "text": "a second message, in the same segment"})
+    if header is not None:
+        wire = header
+    server, client = tcp_pair(timeout)
+    dribbler = None
+    try:
+        if split:
+
+            def dribble() -> None:
+                try:
+                    for i in range(len(wire)):
+                        server.sendall(wire[i : i + 1])
+                        threading.Event().wait(0.002)
+                except OSError:
+                    pass  # the check gave up and closed the socket
+
+            dribbler = threading.Thread(target=dribble, name="exercise-check-dribble", daemon=True)
+            dribbler.start()
+        else:
+            server.sendall(wire)
+        status, value = _in_thread(dh_client, client, min_bits or group.bits, timeout=timeout)
+        if dribbler is not None:
+            dribbler.join(timeout)
+        sent = _read_raw(server, wait=0.05)  # the client has returned: its bytes are here
+    finally:
+        _close_all(server, client)
+        if dribbler is not None:
+            dribbler.join(timeout)
+    outcome = DhOutcome(status, value, sent)
+    if len(sent) >= 4:
+        (length,) = _HEADER.unpack(sent[:4])
+        try:
+            message = json.loads(sent[4 : 4 + length])
+            public = message["A"] if isinstance(message, dict) else None
+        except (ValueError, KeyError):
+            public = None
+            outcome.problems.append('its message was not a JSON object with an "A"')
+        if isinstance(public, int) and 1 < public < p - 1:
+            outcome.A = public
+            outcome.shared = pow(public, b, p)
+    return outcome
+
+
+def _dh_case_failed(outcome: DhOutcome, what: str) -> CheckFailed:
+    """The failure for a run of the fair server that did not give the same K on both sides."""
+    if outcome.status == "stuck":
+        return _fail(
+            f"dh_client did not return within {_WAIT:.0f} s when {what}. It is waiting for bytes "
+            f"that never come: {RECV_AS_MESSAGE}? Read exactly 4 header bytes, then `length`."
+        )
+    sent = outcome.sent
+    if sent.startswith(b"\x80") or sent[4:5] == b"\x80":
+        return _fail(
+            "dh_client sent a pickle (course mistake 7): the receiver would run pickle.loads on "
+            "bytes from the network, which lets the sender run any code on its machine. Send "
+            'JSON: write_frame(sock, json.dumps({"A": A}).encode()).'
+        )
+    if sent[:1] == b"{":
+        return _fail(
+            "dh_client sent JSON with no length in front: the server cannot know where your "
+            "message ends (course mistake 6). Send it as a frame: write_frame(sock, data)."
+        )
+    if outcome.status == "error":
+        exc = outcome.value
+        if isinstance(exc, ValueError | KeyError | IndexError | UnicodeDecodeError):
+            return _fail(
+                f"When {what}, dh_client raised {_refused_as(exc)}. The server's hello was fair; "
+                f"it looks like {RECV_AS_MESSAGE}: read the frame with read_frame(sock) (or "
+                "your recv_msg), which returns exactly one message however it arrives."
+            )
+        return _fail(f"When {what}, dh_client raised {_refused_as(exc)} on a fair server.")
+    if outcome.problems or outcome.A is None:
+        return _fail(
+            "The server could not read your public value: send one frame holding "
+            '{"A": A} as JSON, with A = g^a mod p (an int between 2 and p-2).'
+        )
+    got = outcome.value
+    if got != outcome.shared:
+        hint = ""
+        if got == outcome.A:
+            hint = " It returned its own public value A: K = B^a mod p."
+        return _fail(
+            f"dh_client returned {got!r:.60}, but the server computed another K from your A: "
+            f"both sides must get the same number.{hint} Use the same secret a for A = g^a mod p "
+            "and for K = B^a mod p."
+        )
+    return _fail("unreachable")  # pragma: no cover
+
+
+def _composite(bits: int) -> tuple[int, tuple[int, int]]:
+    """An odd composite number of ``bits`` bits, the product of two primes of half the size."""
+    for seed in range(1000):
+        low = small_safe_prime_group(bits // 2, seed).p
+        other = small_safe_prime_group(bits - bits // 2, seed + 1).p
+        if (low * other).bit_length() == bits:
+            return low * other, (low, other)
+    raise RuntimeError("no composite found")  # pragma: no cover
+
+
+def _prime_not_safe(bits: int) -> int:
+    """A prime ``p`` of ``bits`` bits with ``(p-1)/2`` not prime."""
+    rng = secrets.SystemRandom()
+    for _ in range(100_000):
+        p = rng.getrandbits(bits) | (1 << (bits - 1)) | 1
+        if is_probable_prime(p) and not is_probable_prime((p - 1) // 2):
+            return p
+    raise RuntimeError("no such prime found")  # pragma: no cover
+
+
+@_explained_in("check_dh_client")
+def check_dh_client(dh_client: Callable[..., int]) -> None:
+    """``dh_client(sock, min_bits)``: the client's half of the course's exchange, done right.
+
+    The check is the server, over TCP on 127.0.0.1: first fair (the hello whole,
+    cut into single-byte segments, glued to a second message), then hostile
+    (p not prime, p not safe, p too small, g of order 2, B = 1, a 4 GB length).
+    """
+    group = small_safe_prime_group(64, seed=secrets.randbelow(10_000))
+    fair = [
+        ("the server's hello arrived whole", {}),
+        ("the server's hello arrived one byte per TCP segment", {"split": True}),
+        ("the server's hello and a second message arrived in one TCP segment", {"glued": True}),
+    ]
+    for what, how in fair:
+        outcome = run_dh_server(dh_client, group, **how)
+        if outcome.status == "error" and isinstance(outcome.value, NotImplementedError):
+            raise _fail(
+                "dh_client is not written yet: replace `raise NotImplementedError()` with your "
+                "code, run that cell, then run this one again."
+            )
+        if outcome.secret_on_wire:
+            raise _fail(
+                "The shared secret was sent on the wire (course mistake 3): the bytes your "
+                "client sent contain K. Eve reads everything on the wire; each side computes K, "
+                "nobody sends it (notebook 01, section «1 · The idea in small numbers»). Send "
+                "only A."
+            )
+        if outcome.status != "ok" or outcome.value != outcome.shared:
+            raise _dh_case_failed(outcome, what)
+
+    (composite, factors), not_safe = _composite(64), _prime_not_safe(64)
+    hostile = [
+        (
+            {"p": composite, "g": 2},
+            f"p is not prime: p = {composite} = {factors[0]} × {factors[1]}, and with a "
+            "composite p the discrete logarithm is easy. Check "
+            "groups.is_probable_prime(p) (course mistake 1: p = 123456, 54, 42).",
+        ),
+        (
+            {"p": not_safe, "g": 2},
+            f"p is prime but not a safe prime: (p-1)/2 = {(not_safe - 1) // 2} is not prime, "
+            "so g may generate a small subgroup. Check that q = (p-1)/2 is prime too.",
+        ),
+        (
+            {"p": 23, "g": 5},
+            "p = 23 is a toy group (5 bits), far below min_bits: refuse groups with "
+            "p.bit_length() < min_bits (course mistake 1: p = 7, 23, 151).",
+        ),
+        (
+            {"g": group.p - 1},
+            "g = p-1: its only powers are 1 and p-1, so K is one of two numbers anyone can "
+            "guess (g never checked: course mistake 1). Check g like a public value: "
+            "groups.validate_public(group, g).",
+        ),
+        (
+            {"B": 1},
+            "B = 1 makes K = 1 whatever your secret: validate the server's B with "
+            "groups.validate_public(group, B) before using it.",
+        ),
+        (
+            {"header": _HEADER.pack(0xFFFF_FFF0)},
+            "The server announced a message of 4 GB: check the length against a limit before "
+            "reading (read_frame does), or four bytes from anyone make you allocate 4 GB.",
+        ),
+    ]
+    for how, why in hostile:
+        outcome = run_dh_server(dh_client, group, **how)
+        refused = outcome.status == "error" and isinstance(
+            outcome.value, ValueError | LabCryptoError | ConnectionError
+        )
+        if refused and not outcome.sent:
+            continue
+        if outcome.status == "stuck":
+            done = "kept waiting"
+        elif outcome.sent:
+            done = "answered with its public value"
+        elif outcome.status == "ok":
+            done = f"returned {outcome.value!r:.40}"
+        else:
+            done = f"raised {_refused_as(outcome.value)}"
+        raise _fail(
+            f"A hostile server: your client {done}; it must refuse (raise ValueError) before "
+            f"sending anything.\n{why}"
+        )
+    _passed(
+        "dh_client agrees on K with the server whatever the TCP segments, never sends K, and "
+        "refuses a composite p, an unsafe p, a toy p, g = p-1, B = 1 and a 4 GB length."
+    )
+
+
 # --- notebook 02: breaking the toy cipher ---------------------------------------------
 
 _PLAINTEXTS = [
@@ -546,6 +964,7 @@ _PLAINTEXTS = [
 ]
 
 
+@_explained_in("check_break_caesar")
 def check_break_caesar(break_caesar: Callable[[bytes], bytes]) -> None:
     """``break_caesar(ciphertext)`` must find the plaintext of a toy-mode frame, with no key."""
     for text in _PLAINTEXTS:
@@ -640,6 +1059,7 @@ def _echo_server(channel_factory: Callable[[], Any], ready: list[Any]) -> None:
     channel.close()
 
 
+@_explained_in("check_chat_loop")
 def check_message_loop(chat_loop: Callable[[Any, list[str]], list[str]]) -> None:
     """``chat_loop(channel, lines)`` sends each line, collects each reply, uses only send/recv."""
     code = _code_of(chat_loop)
@@ -753,6 +1173,7 @@ def _prefix_pair() -> tuple[Any, Any]:
     raise RuntimeError("could not make two keys with a common prefix")
 
 
+@_explained_in("check_is_allowed")
 def check_is_allowed(is_allowed: Callable[[Path, Any], bool]) -> None:
     """``is_allowed(path, key)`` must read the CSV on every call and compare keys by value."""
 
@@ -835,6 +1256,7 @@ def check_is_allowed(is_allowed: Callable[[Path, Any], bool]) -> None:
 # --- notebook 03: a new student ----------------------------------------------------------
 
 
+@_explained_in("check_join_as_new_student")
 def check_join_as_new_student(join: Callable[..., Any]) -> None:
     """``join(name, key_dir, allowlist_path, address, server_key)`` must enrol and connect."""
     from .allowlist import Allowlist
@@ -954,6 +1376,7 @@ def _wait_for_event(server: Any, kind: str, seconds: float = 1.0) -> bool:
     return False
 
 
+@_explained_in("check_follow_handoff")
 def check_follow_handoff(follow_handoff: Callable[[Any, str], Any]) -> None:
     """``follow_handoff(channel, host)`` must read the port offer, move, show the ticket."""
     from .errors import PoolExhausted
@@ -1013,6 +1436,8 @@ def check_follow_handoff(follow_handoff: Callable[[Any, str], Any]) -> None:
             channel.close()
             control.close()
 
+        _second_handoff(follow_handoff, room, pool, alice, server_key, joined)
+
         # An exhausted pool: the offer is "busy", and the client must say so, not hang.
         held = [pool.lease(timeout=_WAIT) for _ in range(pool.size)]  # ours come back soon
         try:
@@ -1043,6 +1468,59 @@ def check_follow_handoff(follow_handoff: Callable[[Any, str], Any]) -> None:
     )
 
 
+def _second_handoff(
+    follow_handoff: Callable[[Any, str], Any],
+    room: Any,
+    pool: Any,
+    alice: KeyPair,
+    server_key: KeyPair,
+    joined: list[str],
+) -> None:
+    """A second session on a *different* port with a new ticket: nothing may be remembered."""
+    used = {int(m) for text in joined for m in re.findall(r"port (\d+)", text)}
+    for _ in range(40):  # the first session's port comes back when its conversation ends
+        if not pool.leased():
+            break
+        threading.Event().wait(0.05)
+    held = [pool.lease(timeout=_WAIT) for _ in range(pool.size)]
+    keep = [lease for lease in held if lease.port in used] or held[:1]
+    for lease in held:
+        if lease not in keep:
+            lease.release()  # the only free port now is one the first session did not use
+    try:
+        channel, control = _handshake_with(room, alice, server_key)
+        try:
+            status, value = _in_thread(follow_handoff, channel, "127.0.0.1", timeout=8.0)
+        finally:
+            channel.close()
+            control.close()
+    finally:
+        for lease in keep:
+            lease.release()
+    if status == "ok" and isinstance(value, dict) and value.get("type") == "welcome":
+        return
+    if _wait_for_event(room, "stranger", 0.5):
+        hint = (
+            "The server dropped the data connection as a stranger: it showed a reused ticket. "
+            "A ticket is good for one session only; read the ticket from each new offer."
+        )
+    elif status == "error" and isinstance(value, ConnectionRefusedError | TimeoutError):
+        hint = (
+            "Nothing answered where you connected: it looks like the port of the first session "
+            "(course mistake 10: a client that ignores the port it was sent). Use the port "
+            "from each offer."
+        )
+    else:
+        hint = "Read the port and the ticket from each offer; remember nothing between calls."
+    got = {"ok": "returned " + repr(value)[:60], "stuck": "never returned"}.get(
+        status, f"raised {_refused_as(value)}"
+    )
+    raise _fail(
+        "The first handoff worked. A second session was offered a different port and a new "
+        f"ticket, and follow_handoff {got}.\n{hint}"
+    )
+
+
 # --- notebook 04: a port pool ---------------------------------------------------------------
 
 
@@ -1056,6 +1534,7 @@ def _lease_of(pool: Any) -> tuple[int, socket.socket]:
     return got
 
 
+@_explained_in("check_port_pool")
 def check_port_pool(pool_class: Callable[..., Any]) -> None:
     """A pool class with ``lease() -> (port, sock)`` and ``release(port, sock)``, hammered."""
     from .errors import PoolExhausted
@@ -1206,6 +1685,7 @@ def _same_place(got: Any, want: Path) -> bool:
         return False
 
 
+@_explained_in("check_safe_path")
 def check_safe_path(safe_path: Callable[[Path, str], Any]) -> None:
     """``safe_path(home, requested)`` maps a client's path into the home or refuses it."""
     with tempfile.TemporaryDirectory(prefix="labcrypto-check-") as tmp:
@@ -1287,6 +1767,7 @@ def check_safe_path(safe_path: Callable[[Path, str], Any]) -> None:
 # --- notebook 05: a recursive du ------------------------------------------------------------
 
 
+@_explained_in("check_du")
 def check_du(du: Callable[[Any, str], int]) -> None:
     """``du(client, path)``: total bytes of the files under ``path``, via ``client.ls``."""
     from .allowlist import Allowlist
