@@ -375,12 +375,14 @@ class ChatServer(ThreadedServer):
     ) -> None:
         stream.settimeout(self.send_timeout)
         member = _Member(name, channel, stream, who, self.max_pending)
-        welcome = {"type": "welcome", "name": name, "members": [*self.members(), name]}
-        member.offer(encode_message(welcome))
-        with self._room_lock:
+        with self._room_lock:  # welcome first, then every line said after it, none lost
             if self._stopping.is_set():
                 member.finish(0)
                 return
+            members = [m.name for m in self._room if m.alive]
+            member.offer(
+                encode_message({"type": "welcome", "name": name, "members": [*members, name]})
+            )
             self._room.append(member)
         member.writer.start()
         if control is not None:
