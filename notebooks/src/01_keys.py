@@ -25,7 +25,19 @@ import os
 import time
 from pathlib import Path
 
-from labcrypto import exercises, groups, keys, plots, widgets
+from labcrypto import exercises, grading, groups, keys, plots, widgets
+""")
+
+md("""
+**Your student id.** Type it once between the quotes, exactly as your instructor knows you, and run the cell.
+Some exercises use numbers made from it, so yours differ from your neighbour's; the autograder makes the same numbers from the same id
+(when it grades, it uses the id your submission was collected under). Compute your answers in the notebook: a pasted number fits only one id.
+""")
+
+code("""
+STUDENT_ID = ""        # for example "s1234567"
+my = grading.variant(grading.student_id(STUDENT_ID))
+my
 """)
 
 md("""
@@ -112,8 +124,7 @@ tests("check_public_value", 1, """
 \"\"\"Check public_value: A = g^a mod p, from p = 23 up to 2048 bits.\"\"\"
 exercises.check_public_value(public_value)
 ### BEGIN HIDDEN TESTS
-assert public_value(groups.TOY, 6) == 8
-assert public_value(groups.FFDHE2048, 2**200 + 1) == pow(2, 2**200 + 1, groups.FFDHE2048.p)
+grading.hidden_public_value(public_value, STUDENT_ID)
 ### END HIDDEN TESTS
 """)
 
@@ -141,15 +152,36 @@ tests("check_shared_secret", 2, """
 \"\"\"Check shared_secret: both sides get the same K, and bad public values are refused.\"\"\"
 exercises.check_shared_secret(shared_secret)
 ### BEGIN HIDDEN TESTS
-assert shared_secret(groups.TOY, 6, 19) == 2
-assert shared_secret(groups.TOY, 15, 8) == 2
-for _bad in (0, 1, 22, 23):
-    try:
-        shared_secret(groups.TOY, 6, _bad)
-    except ValueError:
-        pass
-    else:
-        raise AssertionError(f"shared_secret accepted the public value {_bad}")
+grading.hidden_shared_secret(shared_secret, STUDENT_ID)
+### END HIDDEN TESTS
+""")
+
+md("""
+### Exercise: your own numbers
+
+`my` (from the cell at the top) holds **your** toy group `my.p`, `my.g`, your secret `my.a`, and the public value `my.B` that Bob sent you.
+Compute your public value `my_A` and the key `my_K` you share with Bob, from `my`'s numbers (by hand with `pow`, or with your functions above).
+""")
+
+code("""
+my.p, my.g, my.a, my.B
+""")
+
+solution("my_numbers", """
+my_A = None    # your public value in your group
+my_K = None    # the key you share with Bob
+### BEGIN SOLUTION
+my_A = pow(my.g, my.a, my.p)
+my_K = pow(my.B, my.a, my.p)
+### END SOLUTION
+my_A, my_K
+""")
+
+tests("check_my_numbers", 1, """
+\"\"\"Check my_A and my_K: your public value and your key with Bob, in your own group.\"\"\"
+exercises.check_my_numbers(my, my_A, my_K)
+### BEGIN HIDDEN TESTS
+grading.hidden_my_numbers(STUDENT_ID, my_A, my_K)
 ### END HIDDEN TESTS
 """)
 
@@ -325,12 +357,7 @@ tests("check_load_or_create_key", 2, """
 \"\"\"Check load_or_create_key: private file, reused on the next run, a different key per file.\"\"\"
 exercises.check_load_or_create_key(load_or_create_key)
 ### BEGIN HIDDEN TESTS
-import tempfile
-with tempfile.TemporaryDirectory() as _tmp:
-    _first = load_or_create_key(Path(_tmp) / "hidden.key")
-    assert load_or_create_key(Path(_tmp) / "hidden.key").private == _first.private
-    assert (Path(_tmp) / "hidden.key").stat().st_mode & 0o077 == 0
-    assert pow(_first.group.g, _first.private, _first.group.p) == _first.public
+grading.hidden_key_file(load_or_create_key)
 ### END HIDDEN TESTS
 """)
 

@@ -21,16 +21,28 @@ md("""
 """)
 
 code("""
+import json
+import secrets
 import socket
 import struct
 import threading
 from pathlib import Path
 
-from labcrypto import ciphers, exercises, groups, keys, plots, widgets, wiretap
-from labcrypto.channel import SecureChannel
+from labcrypto import ciphers, exercises, grading, groups, keys, plots, widgets, wiretap
+from labcrypto.channel import SecureChannel, read_frame, write_frame
 from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.errors import DecryptionFailed
 from labcrypto.handshake import ClientHandshake, ServerHandshake
+""")
+
+md("""
+**Your student id**, as in notebook 01 (one exercise uses a message made from it):
+""")
+
+code("""
+STUDENT_ID = ""        # the same id as in notebook 01
+my = grading.variant(grading.student_id(STUDENT_ID))
+my
 """)
 
 md("""
@@ -128,7 +140,7 @@ Write `send_msg(sock, data)` (one `sendall` of header + data) and `recv_msg(sock
 * raise `ValueError` if `length > MAX_MESSAGE` *before* reading the payload;
 * raise `ConnectionError` if `recv` returns `b""` (the peer closed) in the middle.
 
-The check runs your pair over `socket.socketpair()` against a hostile peer.
+The check runs your pair over a real TCP connection on 127.0.0.1 against a hostile peer.
 """)
 
 solution("framing", """
@@ -166,13 +178,51 @@ tests("check_framing", 3, """
 \"\"\"Check send_msg/recv_msg: split bytes, glued messages, binary data, a huge length, a cut.\"\"\"
 exercises.check_framing(send_msg, recv_msg, MAX_MESSAGE)
 ### BEGIN HIDDEN TESTS
-_a, _b = socket.socketpair()
-_a.settimeout(2)
-_b.settimeout(2)
-send_msg(_a, b"\\x00\\x00\\x00\\x05 looks like a header")
-assert recv_msg(_b) == b"\\x00\\x00\\x00\\x05 looks like a header"
-_a.close()
-_b.close()
+grading.hidden_framing(send_msg, recv_msg)
+### END HIDDEN TESTS
+""")
+
+md("""
+### Exercise: the course's exchange over TCP, done right
+
+The course's starter code sends `(p, g, A)` with `pickle` and reads the answer with a single `recv(1024)`, with `p = 7`.
+Here is the same exchange done right, from the client's side. The server speaks first, with one frame of JSON: `{"p": ..., "g": ..., "B": ...}`.
+Write `dh_client(sock, min_bits=2048)`, which
+
+1. reads that frame (`read_frame(sock)`, the package's version of your `recv_msg`) and `json.loads` it;
+2. refuses, with `ValueError`, a group it must not use: `p` shorter than `min_bits` bits, `p` not prime or `(p-1)/2` not prime
+   (`groups.is_probable_prime`), and a `g` or `B` that `groups.validate_public` refuses, with `group = groups.Group("offered", p, g, (p - 1) // 2)`;
+3. draws its secret with `secrets` (`group.random_exponent(secrets.randbelow)`) and sends `{"A": A}` as one JSON frame (`write_frame(sock, data)`);
+4. returns `K = B^a mod p`. Never send `K`: each side computes it.
+
+The check is the server, over TCP on 127.0.0.1: fair first (its hello whole, then one byte per TCP segment, then glued to a second message in one segment),
+then hostile (a `p` that is not prime, a toy `p`, `g = p-1`, `B = 1`, a 4 GB length).
+""")
+
+solution("dh_client", """
+def dh_client(sock, min_bits=2048):
+    \"\"\"The client's half of the exchange: read (p, g, B), check them, send A, return K.\"\"\"
+    ### BEGIN SOLUTION
+    hello = json.loads(read_frame(sock))
+    p, g, B = hello["p"], hello["g"], hello["B"]
+    if p.bit_length() < min_bits:
+        raise ValueError(f"a {p.bit_length()}-bit p is too small (at least {min_bits} bits)")
+    if not groups.is_probable_prime(p) or not groups.is_probable_prime((p - 1) // 2):
+        raise ValueError("p is not a safe prime")
+    group = groups.Group("offered", p, g, (p - 1) // 2)
+    groups.validate_public(group, g)
+    groups.validate_public(group, B)
+    a = group.random_exponent(secrets.randbelow)
+    write_frame(sock, json.dumps({"A": pow(g, a, p)}).encode())
+    return pow(B, a, p)
+    ### END SOLUTION
+""")
+
+tests("check_dh_client", 3, """
+\"\"\"Check dh_client against a server on 127.0.0.1: cut and glued segments, K never sent, hostile groups refused.\"\"\"
+exercises.check_dh_client(dh_client)
+### BEGIN HIDDEN TESTS
+grading.hidden_dh_client(dh_client)
 ### END HIDDEN TESTS
 """)
 
@@ -293,8 +343,7 @@ tests("check_break_caesar", 2, """
 \"\"\"Check break_caesar: toy-mode messages read without the key.\"\"\"
 exercises.check_break_caesar(break_caesar)
 ### BEGIN HIDDEN TESTS
-_secret = b"nobody should be able to read this sentence"
-assert break_caesar(ciphers.CaesarCipher(77).seal(_secret)) == _secret
+grading.hidden_break_caesar(break_caesar, STUDENT_ID)
 ### END HIDDEN TESTS
 """)
 
@@ -424,17 +473,7 @@ tests("check_chat_loop", 2, """
 \"\"\"Check chat_loop: only send/recv, replies in order, works over a real channel.\"\"\"
 exercises.check_message_loop(chat_loop)
 ### BEGIN HIDDEN TESTS
-class _Echo:
-    def __init__(self):
-        self.sent = []
-    def send(self, message):
-        self.sent.append(message)
-    def recv_text(self, timeout=None):
-        return "re: " + self.sent[-1]
-    def recv(self, timeout=None):
-        return self.recv_text(timeout).encode()
-assert chat_loop(_Echo(), ["a", "b"]) == ["re: a", "re: b"]
-assert chat_loop(_Echo(), []) == []
+grading.hidden_chat_loop(chat_loop)
 ### END HIDDEN TESTS
 """)
 

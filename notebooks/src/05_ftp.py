@@ -31,7 +31,7 @@ from pathlib import Path
 
 from IPython.display import display
 
-from labcrypto import ciphers, exercises, keys, plots, widgets, wiretap
+from labcrypto import ciphers, exercises, grading, keys, plots, widgets, wiretap
 from labcrypto.allowlist import Allowlist
 from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.errors import DecryptionFailed, FileServiceError
@@ -319,14 +319,7 @@ tests("check_safe_path", 2, """
 \"\"\"Check safe_path: inside paths mapped under the home; '..', the sibling alice2 and links refused.\"\"\"
 exercises.check_safe_path(safe_path)
 ### BEGIN HIDDEN TESTS
-_home = lab / "homes" / "alice"
-assert safe_path(_home, "/") == _home.resolve()
-for _escape in ("../bob/private.txt", "system/passwd", "docs/../../bob"):
-    try:
-        safe_path(_home, _escape)
-    except PermissionError:
-        continue
-    raise AssertionError(f"{_escape} was not refused")
+grading.hidden_safe_path(safe_path, lab / "homes" / "alice")
 ### END HIDDEN TESTS
 """)
 
@@ -361,8 +354,7 @@ tests("check_du", 2, """
 \"\"\"Check du: every file under the folder, recursing through ls, links skipped, no cd.\"\"\"
 exercises.check_du(du)
 ### BEGIN HIDDEN TESTS
-assert du(alice, "/") == sum(p.stat().st_size for p in (lab / "homes" / "alice").rglob("*")
-                             if p.is_file() and not p.is_symlink())
+grading.hidden_du(du, alice, lab / "homes" / "alice")
 ### END HIDDEN TESTS
 """)
 
