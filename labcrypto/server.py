@@ -225,12 +225,17 @@ class ThreadedServer:
         self.on_stop()
         with self._lock:
             connections = list(self._connections.items())
+        # Shut down (do not close) each connection: that wakes a handler blocked in
+        # recv, and its own thread closes the socket. Closing it from here could
+        # free the file descriptor number while the handler is still using it.
         for conn, _ in connections:
-            _shutdown(conn)
-        for _, thread in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for conn, thread in connections:
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 log.warning("%s: thread %s did not stop in time", self.name, thread.name)
+                _shutdown(conn)
         with _running_lock:
             _running.pop(id(self), None)
         self.emit("stop", f"{self.name} stopped")
