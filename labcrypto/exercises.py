@@ -971,7 +971,15 @@ def check_break_caesar(break_caesar: Callable[[bytes], bytes]) -> None:
         plaintext = text.encode()
         shift = 1 + secrets.randbelow(255)
         ciphertext = CaesarCipher(shift).seal(plaintext)
-        got = _call(break_caesar, ciphertext)
+        try:
+            got = _call(break_caesar, ciphertext)
+        except ValueError as exc:
+            if "range(0, 256)" not in str(exc):
+                raise
+            raise _fail(
+                f"break_caesar raised {_refused_as(exc)}: a shifted byte went below 0 or above "
+                "255, so the shift does not wrap around. Undo a shift with (b - k) % 256."
+            ) from None
         if got == plaintext:
             continue
         if isinstance(got, str):

@@ -1,0 +1,495 @@
+"""Grading with the real nbgrader: release, autograde, export — as an instructor would.
+
+A throwaway nbgrader course is built from ``notebooks/`` with
+``tools/release.py`` (one assignment per notebook), ``nbgrader
+generate_assignment`` makes the students' version, and four simulated
+students hand in every notebook:
+
+* ``full`` — the instructor's version itself: full marks on every auto-graded cell;
+* ``blank`` — the release untouched: zero on every auto-graded cell, and the
+  notebook still runs to its last cell;
+* ``mistakes-a`` / ``mistakes-b`` — the release with the solutions filled in,
+  except a typical wrong answer (one per exercise, from the course's list of
+  mistakes) in every other exercise: ``a`` the 1st, 3rd, …, ``b`` the 2nd, 4th, ….
+  Each loses exactly the points of its wrong exercises, and each wrong cell's
+  feedback names the known mistake.
+
+``nbgrader autograde`` runs once per notebook for all students, and ``nbgrader
+export`` writes the CSV whose scores are checked. The per-cell scores come
+from nbgrader's gradebook. Smaller, faster tests check the release itself and
+that hidden tests never show their cases.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from labcrypto import exercises, grading, groups
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+STUDENTS = ["full", "blank", "mistakes-a", "mistakes-b"]
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def _load_release_tool() -> Any:
+    spec = importlib.util.spec_from_file_location("release", ROOT / "tools" / "release.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+release = _load_release_tool()
+
+# One typical wrong answer per exercise (by the grade id of its solution cell), and a
+# phrase its check's feedback must contain: the known mistake, in the student's words.
+WRONG: dict[str, tuple[str, str]] = {
+    "public_value": (
+        "def public_value(group, a):\n    return pow(a, group.g, group.p)\n",
+        "swapped",
+    ),
+    "shared_secret": (
+        "def shared_secret(group, my_secret, peer_public):\n"
+        "    return pow(peer_public, my_secret, group.p)\n",
+        "public values never checked",
+    ),
+    "my_numbers": (
+        "my_A = pow(my.g, my.a, my.p)\nmy_K = pow(my.a, my.B, my.p)\n",
+        "course mistake 4",
+    ),
+    "load_or_create_key": (
+        "def load_or_create_key(path, group=groups.FFDHE2048):\n"
+        "    pair = keys.generate(group)\n"
+        "    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)\n"
+        "    with open(fd, 'w') as file:\n"
+        "        file.write(f'private: {pair.private:#x}')\n"
+        "    return pair\n",
+        "the key file was overwritten",
+    ),
+    "framing": (
+        "MAX_MESSAGE = 1 << 20\n"
+        "def send_msg(sock, data):\n"
+        "    sock.sendall(struct.pack('!I', len(data)) + data)\n"
+        "def recv_msg(sock):\n"
+        "    return sock.recv(1024)[4:]\n",
+        "TCP does not keep message boundaries",
+    ),
+    "dh_client": (
+        "def dh_client(sock, min_bits=2048):\n"
+        "    hello = json.loads(read_frame(sock))\n"
+        "    p, g, B = hello['p'], hello['g'], hello['B']\n"
+        "    a = secrets.randbelow(p - 3) + 2\n"
+        "    K = pow(B, a, p)\n"
+        "    write_frame(sock, json.dumps({'A': pow(g, a, p), 'K': K}).encode())\n"
+        "    return K\n",
+        "The shared secret was sent on the wire",
+    ),
+    "break_caesar": (
+        "def break_caesar(ciphertext):\n"
+        "    def score(data):\n"
+        "        return sum(97 <= b <= 122 or b == 32 for b in data)\n"
+        "    return max((bytes(b - k for b in ciphertext) for k in range(256)), key=score)\n",
+        "does not wrap around",
+    ),
+    "chat_loop": (
+        "import pickle\n"
+        "def chat_loop(channel, lines):\n"
+        "    replies = []\n"
+        "    for line in lines:\n"
+        "        channel.send(pickle.dumps(line))\n"
+        "        replies.append(channel.recv_text(timeout=5))\n"
+        "    return replies\n",
+        "course mistake 7",
+    ),
+    "is_allowed": (
+        "def is_allowed(path, key):\n    return key.to_text() in Path(path).read_text()\n",
+        "Compare keys, not text",
+    ),
+    "join_as_new_student": (
+        "def join_as_new_student(name, key_dir, allowlist_path, address, server_key):\n"
+        "    key = keys.generate()\n"
+        "    keys.save(key, name, key_dir, overwrite=True)\n"
+        "    if Allowlist(allowlist_path).name_of(key.public_key) is None:\n"
+        "        cli.main(['allow', 'add', name, str(Path(key_dir) / (name + '.pub')),\n"
+        "                  '--allowlist', str(allowlist_path)])\n"
+        "    return ChatClient.connect(*address, key, server_key=server_key, timeout=5)\n",
+        "On the second call",
+    ),
+    "follow_handoff": (
+        "def follow_handoff(channel, host):\n"
+        "    offer = json.loads(channel.recv(timeout=5))\n"
+        "    sock = connect(host, offer['port'], timeout=5)\n"
+        "    sock.sendall(json.dumps({'type': 'ticket', 'ticket': offer['ticket']}).encode())\n"
+        "    channel.rebind(sock)\n"
+        "    return json.loads(channel.recv(timeout=5))\n",
+        "inside the encrypted channel",
+    ),
+    "port_pool": (
+        "class MyPortPool:\n"
+        "    def __init__(self, first, last, host='127.0.0.1'):\n"
+        "        self.host, self.free = host, list(range(first, last + 1))\n"
+        "        self.lock = threading.Lock()\n"
+        "    def lease(self):\n"
+        "        with self.lock:\n"
+        "            if not self.free:\n"
+        "                raise PoolExhausted('no free port')\n"
+        "            port = self.free.pop(0)\n"
+        "        sock = socket.socket()\n"
+        "        try:\n"
+        "            sock.bind((self.host, port))\n"
+        "            sock.listen()\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "        return port, sock\n"
+        "    def release(self, port, sock):\n"
+        "        sock.close()\n"
+        "        with self.lock:\n"
+        "            self.free.append(port)\n",
+        "course mistake 10",
+    ),
+    "safe_path": (
+        "def safe_path(home, requested):\n"
+        "    target = (Path(home) / requested.lstrip('/')).resolve()\n"
+        "    if not str(target).startswith(str(Path(home).resolve())):\n"
+        "        raise PermissionError(requested)\n"
+        "    return target\n",
+        "mistake 13",
+    ),
+    "du": (
+        "def du(client, path='/'):\n"
+        "    return sum(e.size for e in client.ls(path) if e.kind == 'file')\n",
+        "Only the files at the top were counted",
+    ),
+}
+
+
+def _meta(cell: Any) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def _exercises(nb: Any) -> list[str]:
+    """Grade ids of the code exercises (solution cells), in order."""
+    return [
+        _meta(c)["grade_id"]
+        for c in nb.cells
+        if c.cell_type == "code" and _meta(c).get("solution") and not _meta(c).get("grade")
+    ]
+
+
+def _check_of(nb: Any, solution_id: str) -> Any:
+    """The check cell right after the solution cell ``solution_id``."""
+    for index, cell in enumerate(nb.cells):
+        if _meta(cell).get("grade_id") == solution_id:
+            return nb.cells[index + 1]
+    raise KeyError(solution_id)
+
+
+def _wrong_ids(nb: Any, student: str) -> set[str]:
+    ids = _exercises(nb)
+    if student == "mistakes-a":
+        return set(ids[0::2])
+    if student == "mistakes-b":
+        return set(ids[1::2])
+    return set()
+
+
+def _submission(source: Any, released: Any, student: str) -> Any:
+    """What ``student`` hands in for one notebook."""
+    if student == "full":
+        return copy.deepcopy(source)
+    nb = copy.deepcopy(released)
+    if student == "blank":
+        return nb
+    answers = {_meta(c)["grade_id"]: c.source for c in source.cells if _meta(c).get("solution")}
+    wrong = _wrong_ids(nb, student)
+    for cell in nb.cells:
+        meta = _meta(cell)
+        if not meta.get("solution"):
+            continue
+        grade_id = meta["grade_id"]
+        cell.source = WRONG[grade_id][0] if grade_id in wrong else answers[grade_id]
+    return nb
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [*release.nbgrader_command(), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=800,
+        check=False,
+    )
+    assert result.returncode == 0, f"nbgrader {' '.join(args)}:\n{result.stdout}{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A course, released, four students' submissions autograded, grades exported."""
+    base = tmp_path_factory.mktemp("grading")
+    kernels = base / "jupyter" / "kernels" / "python3"
+    kernels.mkdir(parents=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (labcrypto grading test)",
+        "language": "python",
+    }
+    (kernels / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+    env = release.nbgrader_env()
+    env["JUPYTER_PATH"] = str(base / "jupyter")
+    env["MPLBACKEND"] = "Agg"
+    for name in ("LABCRYPTO_STUDENT_ID", "JUPYTERHUB_USER"):
+        env.pop(name, None)
+
+    course = base / "course"
+    ids = release.write_course(course)
+    seconds: dict[str, float] = {}
+    for assignment in ids:
+        released_dir = release.generate(course, assignment)
+        source = nbformat.read(course / "source" / assignment / f"{assignment}.ipynb", 4)
+        released = nbformat.read(released_dir / f"{assignment}.ipynb", 4)
+        for student in STUDENTS:
+            folder = course / "submitted" / student / assignment
+            folder.mkdir(parents=True)
+            nbformat.write(
+                _submission(source, released, student), folder / f"{assignment}.ipynb"
+            )
+        start = time.perf_counter()
+        _run(["autograde", assignment, "--force"], course, env)
+        seconds[assignment] = time.perf_counter() - start
+    _run(["export", "--to", str(base / "grades.csv")], course, env)
+    with open(base / "grades.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    for assignment, spent in seconds.items():
+        sys.stderr.write(
+            f"autograde {assignment}: {spent:.1f} s for {len(STUDENTS)} submissions\n"
+        )
+    return {"course": course, "ids": ids, "rows": rows, "seconds": seconds}
+
+
+def _cell_scores(course: Path, assignment: str, student: str) -> dict[str, tuple[float, float]]:
+    """grade id -> (auto score, max score) of every auto-graded cell, from the gradebook."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        notebook = gb.find_submission_notebook(assignment, assignment, student)
+        return {
+            grade.name: (grade.auto_score or 0.0, grade.max_score)
+            for grade in notebook.grades
+            if grade.cell.cell_type == "code"
+        }
+
+
+def _autograded(course: Path, assignment: str, student: str) -> Any:
+    path = course / "autograded" / student / assignment / f"{assignment}.ipynb"
+    return nbformat.read(path, 4)
+
+
+def _error_text(cell: Any) -> str:
+    return "\n".join(
+        "\n".join(out.get("traceback", [])) + out.get("evalue", "")
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "error"
+    )
+
+
+# --- the release ---------------------------------------------------------------------
+
+
+def test_release_is_what_students_should_get(tmp_path: Path) -> None:
+    written = release.release_to(tmp_path / "release")
+    assert {p.stem for p in written} == {p.stem for p in NOTEBOOK_DIR.glob("0*.ipynb")}
+    for path in written:
+        student = nbformat.read(path, 4)
+        source = nbformat.read(NOTEBOOK_DIR / path.name, 4)
+        assert len(student.cells) == len(source.cells), path.name
+        for mine, theirs in zip(student.cells, source.cells, strict=True):
+            meta = _meta(theirs)
+            assert "BEGIN SOLUTION" not in mine.source and "HIDDEN TESTS" not in mine.source
+            assert mine.cell_type != "code" or not mine.outputs, "outputs cleared"
+            if not meta:
+                assert mine.source == theirs.source, "demo cells unchanged"
+                continue
+            kept = _meta(mine)
+            for field in ("grade_id", "grade", "solution", "points"):
+                assert kept.get(field) == meta.get(field), (path.name, meta["grade_id"], field)
+            if meta.get("grade") and mine.cell_type == "code":
+                assert kept.get("locked") and kept.get("checksum"), "check cells locked"
+                assert "exercises.check_" in mine.source, "the visible check stays"
+                assert "grading.hidden_" not in mine.source, "the hidden test is gone"
+            elif meta.get("solution") and mine.cell_type == "code":
+                assert "raise NotImplementedError()" in mine.source
+            elif meta.get("solution"):
+                assert mine.source.strip() == "YOUR ANSWER HERE"
+
+
+# --- autograde ------------------------------------------------------------------------
+
+
+def test_the_source_version_gets_full_marks(graded: dict[str, Any]) -> None:
+    for assignment in graded["ids"]:
+        scores = _cell_scores(graded["course"], assignment, "full")
+        assert scores, assignment
+        lost = {gid: s for gid, s in scores.items() if s[0] != s[1]}
+        assert not lost, f"{assignment}: the instructor's answers lost points in {lost}"
+
+
+def test_the_untouched_release_gets_zero_and_runs_to_the_end(graded: dict[str, Any]) -> None:
+    for assignment in graded["ids"]:
+        scores = _cell_scores(graded["course"], assignment, "blank")
+        assert all(auto == 0 for auto, _ in scores.values()), (assignment, scores)
+        nb = _autograded(graded["course"], assignment, "blank")
+        last_code = [c for c in nb.cells if c.cell_type == "code"][-1]
+        assert last_code.execution_count is not None, f"{assignment} stopped before its end"
+        assert not _error_text(last_code), f"{assignment}: the clean-up cell failed"
+        for cell in nb.cells:
+            if _meta(cell).get("grade") and cell.cell_type == "code":
+                assert "not written yet" in _error_text(cell), (assignment, cell.source[:80])
+
+
+@pytest.mark.parametrize("student", ["mistakes-a", "mistakes-b"])
+def test_each_typical_mistake_loses_exactly_its_points(
+    graded: dict[str, Any], student: str
+) -> None:
+    for assignment in graded["ids"]:
+        nb = _autograded(graded["course"], assignment, student)
+        wrong = _wrong_ids(nb, student)
+        scores = _cell_scores(graded["course"], assignment, student)
+        for solution_id in _exercises(nb):
+            check = _check_of(nb, solution_id)
+            auto, most = scores[_meta(check)["grade_id"]]
+            if solution_id in wrong:
+                assert auto == 0, f"{assignment}: the wrong {solution_id} still scored {auto}"
+                feedback = _error_text(check)
+                phrase = WRONG[solution_id][1]
+                assert phrase in feedback, f"{solution_id}: {phrase!r} not in\n{feedback}"
+                heading = exercises.SECTIONS[_meta(check)["grade_id"]][1]
+                assert heading in feedback, f"{solution_id}: no pointer to its section"
+            else:
+                assert auto == most, f"{assignment}: the right {solution_id} lost points"
+
+
+def test_exported_grades(graded: dict[str, Any]) -> None:
+    rows = {(r["assignment"], r["student_id"]): r for r in graded["rows"]}
+    assert len(rows) == len(graded["ids"]) * len(STUDENTS)
+    for assignment in graded["ids"]:
+        source = nbformat.read(NOTEBOOK_DIR / f"{assignment}.ipynb", 4)
+        points = {
+            _meta(c)["grade_id"]: _meta(c)["points"]
+            for c in source.cells
+            if _meta(c).get("grade") and c.cell_type == "code"
+        }
+        manual = sum(
+            _meta(c)["points"]
+            for c in source.cells
+            if _meta(c).get("grade") and c.cell_type == "markdown"
+        )
+        auto_total = sum(points.values())
+        assert float(rows[(assignment, "full")]["max_score"]) == auto_total + manual
+        expected = {"full": auto_total, "blank": 0}
+        for student in ("mistakes-a", "mistakes-b"):
+            lost = sum(
+                points[_meta(_check_of(source, sid))["grade_id"]]
+                for sid in _wrong_ids(source, student)
+            )
+            expected[student] = auto_total - lost
+        for student, score in expected.items():
+            assert float(rows[(assignment, student)]["score"]) == score, (assignment, student)
+
+
+def test_no_feedback_shows_a_hidden_test(graded: dict[str, Any]) -> None:
+    """Tracebacks in the graded notebooks show the grading call, never a test's cases."""
+    for assignment in graded["ids"]:
+        for student in STUDENTS:
+            nb = _autograded(graded["course"], assignment, student)
+            for cell in nb.cells:
+                text = _error_text(cell)
+                assert "assert " not in text and "_expect(" not in text, (assignment, text)
+
+
+def test_autograde_time_per_notebook(graded: dict[str, Any]) -> None:
+    for assignment, spent in graded["seconds"].items():
+        # Four submissions each; nbgrader's per-cell timeout (30 s) never came close.
+        assert spent < 40 * len(STUDENTS), f"{assignment}: autograde took {spent:.0f} s"
+
+
+# --- per-student numbers and hidden tests, without nbgrader --------------------------------
+
+
+def test_variants_differ_between_students_and_repeat_for_one() -> None:
+    one, again, other = grading.variant("s1"), grading.variant("s1"), grading.variant("s2")
+    assert one == again
+    assert (one.p, one.a, one.B) != (other.p, other.a, other.B)
+    for mine in (one, other):
+        assert groups.is_probable_prime(mine.p) and groups.is_probable_prime(mine.group.q)
+        assert pow(mine.B, mine.group.q, mine.p) == 1
+    ps = {grading.variant(f"student{i}").p for i in range(30)}
+    assert len(ps) >= 25, "most students get a group of their own"
+
+
+def test_student_id_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("LABCRYPTO_STUDENT_ID", "NBGRADER_EXECUTION", "JUPYTERHUB_USER"):
+        monkeypatch.delenv(name, raising=False)
+    assert grading.student_id("") == ""
+    monkeypatch.setenv("JUPYTERHUB_USER", "hubuser")
+    assert grading.student_id("") == "hubuser"
+    assert grading.student_id(" typed ") == "typed"
+    graded_dir = tmp_path / "autograded" / "s42" / "01_keys"
+    graded_dir.mkdir(parents=True)
+    monkeypatch.chdir(graded_dir)
+    assert grading.student_id("typed") == "typed", "outside nbgrader the folder does not count"
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    assert grading.student_id("copied-from-a-friend") == "s42"
+    monkeypatch.setenv("LABCRYPTO_STUDENT_ID", "set-by-instructor")
+    assert grading.student_id("typed") == "set-by-instructor"
+
+
+def test_pasted_numbers_fail_for_another_student(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.delenv("LABCRYPTO_STUDENT_ID", raising=False)
+    friend = grading.variant("friend")
+    answers = pow(friend.g, friend.a, friend.p), pow(friend.B, friend.a, friend.p)
+    grading.hidden_my_numbers("friend", *answers)
+    with pytest.raises(exercises.CheckFailed):
+        grading.hidden_my_numbers("me", *answers)
+
+
+def test_hidden_failures_are_generic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Right on the visible check, wrong on this student's group: the message gives nothing away."""
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.setenv("LABCRYPTO_STUDENT_ID", "s7")
+    mine = grading.variant("s7")
+
+    def sneaky(group, a):
+        return pow(group.g, a, group.p) + (1 if group.p == mine.p else 0)
+
+    exercises.check_public_value(sneaky)
+    with pytest.raises(exercises.CheckFailed) as info:
+        grading.hidden_public_value(sneaky)
+    message = str(info.value)
+    assert "hidden test" in message and "2 · Exercise: compute a public value" in message
+    for secret in (mine.p, mine.a, pow(mine.g, mine.a, mine.p)):
+        assert str(secret) not in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_every_section_pointer_names_a_real_heading() -> None:
+    for grade_id, (notebook, heading) in exercises.SECTIONS.items():
+        text = (NOTEBOOK_DIR / "src" / f"{notebook}.py").read_text(encoding="utf-8")
+        assert f"# {heading}\n" in text, f"{grade_id}: no heading {heading!r} in {notebook}"
+        assert f'tests("{grade_id}"' in text, f"{grade_id} is not a check of {notebook}"

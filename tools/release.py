@@ -1,0 +1,171 @@
+"""Make the students' version of the notebooks with nbgrader's own ``generate_assignment``.
+
+The notebooks in ``notebooks/`` are the instructor's version (solutions and
+hidden tests in place). nbgrader turns each into what students get: every
+``### BEGIN SOLUTION`` region replaced by ``raise NotImplementedError()``,
+hidden tests removed, outputs cleared, the check cells locked, nbgrader's
+metadata (grade ids, points, checksums) kept so ``autograde`` can grade the
+submissions later. One notebook is one nbgrader assignment, named after it
+(``01_keys`` … ``05_ftp``): one assignment per class session.
+
+    python tools/release.py                  # release/01_keys.ipynb … (a throwaway course)
+    python tools/release.py --out DIR        # the same, into DIR
+    python tools/release.py --course DIR     # set up (or refresh) a real nbgrader course in DIR:
+                                             #   DIR/nbgrader_config.py, DIR/source/<id>/<id>.ipynb,
+                                             #   then generate_assignment → DIR/release/<id>/
+    python tools/release.py --course DIR --exchange EXCHANGE   # also set nbgrader's exchange folder
+
+It runs the ``nbgrader`` that sits next to this Python (``.venv/bin/nbgrader``),
+in the course folder, exactly as an instructor would type it. GRADING.md
+walks through the rest: collect, autograde, export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = [
+    "COURSE_ID",
+    "assignments",
+    "generate",
+    "main",
+    "nbgrader_command",
+    "nbgrader_env",
+    "release_to",
+    "write_course",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+COURSE_ID = "labcrypto"
+
+CONFIG = '''\
+# nbgrader settings for the labcrypto course (written by tools/release.py; edit freely).
+c = get_config()  # noqa: F821
+
+c.CourseDirectory.root = {root!r}
+c.CourseDirectory.course_id = {course_id!r}
+# One assignment per notebook, named after it: {assignments}
+# Each check finishes in a few seconds; nbgrader's default of 30 s per cell is plenty.
+c.Execute.timeout = 30
+{exchange}'''
+
+
+def assignments(notebook_dir: Path = NOTEBOOKS) -> list[str]:
+    """The assignment ids: one per notebook, ``01_keys`` … ``05_ftp``."""
+    return sorted(path.stem for path in notebook_dir.glob("[0-9][0-9]_*.ipynb"))
+
+
+def nbgrader_command() -> list[str]:
+    """How to run this environment's nbgrader (the script next to the interpreter)."""
+    script = Path(sys.executable).parent / "nbgrader"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "nbgrader"]
+
+
+def nbgrader_env() -> dict[str, str]:
+    """The environment for nbgrader: this interpreter's ``bin`` first on ``PATH``.
+
+    nbgrader runs the ``alembic`` command (its database migrations) by name, so
+    ``.venv/bin/nbgrader`` without an activated venv fails with "No such file or
+    directory: 'alembic'". Activating the venv (``source .venv/bin/activate``) does
+    the same as this.
+    """
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def write_course(
+    course: Path, notebook_dir: Path = NOTEBOOKS, exchange: Path | None = None
+) -> list[str]:
+    """Lay out an nbgrader course in ``course``: config and ``source/<id>/<id>.ipynb``.
+
+    Existing files in ``course`` (the gradebook, submissions, grades) are kept;
+    the source notebooks and the config are replaced. Returns the assignment ids.
+    """
+    course = Path(course).resolve()
+    ids = assignments(notebook_dir)
+    for assignment in ids:
+        folder = course / "source" / assignment
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(notebook_dir / f"{assignment}.ipynb", folder / f"{assignment}.ipynb")
+    exchange_line = ""
+    if exchange is not None:
+        exchange_line = f"c.Exchange.root = {str(Path(exchange).resolve())!r}\n"
+    (course / "nbgrader_config.py").write_text(
+        CONFIG.format(
+            root=str(course),
+            course_id=COURSE_ID,
+            assignments=", ".join(ids),
+            exchange=exchange_line,
+        ),
+        encoding="utf-8",
+    )
+    return ids
+
+
+def generate(course: Path, assignment: str) -> Path:
+    """``nbgrader generate_assignment ASSIGNMENT --force`` in ``course``; the release folder."""
+    course = Path(course).resolve()
+    result = subprocess.run(
+        [*nbgrader_command(), "generate_assignment", assignment, "--force"],
+        cwd=course,
+        env=nbgrader_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    released = course / "release" / assignment
+    if result.returncode != 0 or not (released / f"{assignment}.ipynb").exists():
+        raise RuntimeError(
+            f"nbgrader generate_assignment {assignment} failed (exit {result.returncode}):\n"
+            f"{result.stdout}{result.stderr}"
+        )
+    return released
+
+
+def release_to(out: Path, notebook_dir: Path = NOTEBOOKS) -> list[Path]:
+    """The students' notebooks, made in a throwaway course, copied flat into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with tempfile.TemporaryDirectory(prefix="labcrypto-course-") as tmp:
+        for assignment in write_course(Path(tmp), notebook_dir):
+            released = generate(Path(tmp), assignment) / f"{assignment}.ipynb"
+            target = out / released.name
+            shutil.copyfile(released, target)
+            written.append(target)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, default=ROOT / "release", help="folder for the release")
+    where.add_argument("--course", type=Path, help="set up an nbgrader course folder here")
+    parser.add_argument("--exchange", type=Path, help="nbgrader exchange folder (with --course)")
+    args = parser.parse_args(argv)
+    if args.course is not None:
+        ids = write_course(args.course, exchange=args.exchange)
+        for assignment in ids:
+            released = generate(args.course, assignment)
+            sys.stderr.write(f"released {assignment}: {released}\n")
+        sys.stderr.write(
+            f"course ready in {args.course.resolve()} (nbgrader_config.py, source/, release/, "
+            "gradebook.db); next: see GRADING.md\n"
+        )
+        return 0
+    for path in release_to(args.out):
+        sys.stderr.write(f"wrote {path}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
