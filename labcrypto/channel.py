@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
@@ -39,6 +40,7 @@ from .errors import (
     ConnectionLost,
     FrameTooLarge,
     LabCryptoError,
+    PeerTooSlow,
     ProtocolError,
 )
 from .handshake import ClientHandshake, ServerHandshake, Session
@@ -129,18 +131,44 @@ class FrameReader:
     If the stream times out in the middle of a frame, the part already read
     is kept and the next ``read`` continues from there, so a timeout never
     shifts the stream out of step.
+
+    A socket timeout bounds each ``recv``, not a whole frame: a peer that
+    sends one byte a second ("slowloris") would never trip it. So a frame
+    that has begun must be whole within ``frame_timeout`` seconds (None: no
+    limit), or ``PeerTooSlow`` is raised; ``read(..., deadline=)`` bounds
+    one whole read (the handshake uses it).
     """
 
-    def __init__(self, max_size: int = DEFAULT_MAX_FRAME) -> None:
+    def __init__(
+        self, max_size: int = DEFAULT_MAX_FRAME, frame_timeout: float | None = None
+    ) -> None:
         self.max_size = max_size
+        self.frame_timeout = frame_timeout
         self._header = bytearray(HEADER.size)
         self._payload: bytearray | None = None  # None while we are reading a header
         self._filled = 0  # bytes of the current buffer (header or payload) read so far
+        self._started = 0.0  # time.monotonic() when the current frame's first byte came
 
-    def _fill(self, stream: ByteStream, buffer: bytearray) -> None:
+    def _check_time(self, stream: ByteStream, buffer: bytearray, deadline: float | None) -> None:
+        """Before each ``recv``: is the read's deadline or the frame's time up?"""
+        now = time.monotonic()
+        if deadline is not None:
+            if now >= deadline:
+                raise TimeoutError("the peer did not send what it had to in time")
+            _set_timeout(stream, deadline - now)  # the last recv may not overshoot
+        begun = buffer is not self._header or self._filled > 0
+        if begun and self.frame_timeout is not None and now - self._started > self.frame_timeout:
+            raise PeerTooSlow(
+                f"a frame took over {self.frame_timeout} s to arrive: the peer stalled "
+                "(or sends a byte now and then to hold the connection); dropped"
+            )
+
+    def _fill(self, stream: ByteStream, buffer: bytearray, deadline: float | None) -> None:
         """Read into ``buffer`` until it is full, remembering progress in ``_filled``."""
         view = memoryview(buffer)
         while self._filled < len(buffer):
+            if deadline is not None or self.frame_timeout is not None:
+                self._check_time(stream, buffer, deadline)
             n = stream.recv_into(view[self._filled :])
             if n == 0:
                 if buffer is self._header and self._filled == 0:
@@ -149,16 +177,19 @@ class FrameReader:
                     f"the connection closed in the middle of a frame ({self._filled} of "
                     f"{len(buffer)} bytes read)"
                 )
+            if self._filled == 0 and buffer is self._header:
+                self._started = time.monotonic()
             self._filled += n
 
-    def read(self, stream: ByteStream) -> bytearray:
-        """The next frame's payload. ``ChannelClosed`` at a clean end of stream."""
+    def read(self, stream: ByteStream, deadline: float | None = None) -> bytearray:
+        """The next frame's payload. ``ChannelClosed`` at a clean end of stream;
+        ``TimeoutError`` if it is not whole by ``deadline`` (a ``time.monotonic()``)."""
         if self._payload is None:
-            self._fill(stream, self._header)
+            self._fill(stream, self._header, deadline)
             (length,) = HEADER.unpack(self._header)
             _check_length(length, self.max_size)
             self._payload, self._filled = bytearray(length), 0
-        self._fill(stream, self._payload)
+        self._fill(stream, self._payload, deadline)
         payload, self._payload, self._filled = self._payload, None, 0
         return payload
 
@@ -232,17 +263,19 @@ class SecureChannel:
             static, mode, ephemeral=ephemeral, expected_server_key=expected_server_key
         )
         _set_timeout(stream, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
         write_frame(stream, handshake.start())
         reader = FrameReader(max_frame)
         while not handshake.done:
             try:
-                data = bytes(reader.read(stream))
+                data = bytes(reader.read(stream, deadline))
             except ChannelClosed:
                 raise ConnectionLost(
                     "the server closed the connection during the handshake"
                 ) from None
             for reply in handshake.receive(data):
                 write_frame(stream, reply)
+        _set_timeout(stream, timeout)  # the deadline shortened it
         assert handshake.session is not None
         channel = cls(stream, handshake.session, max_frame=max_frame)
         channel._reader = reader
@@ -259,8 +292,14 @@ class SecureChannel:
         require_ephemeral: bool = False,
         timeout: float | None = 10.0,
         max_frame: int = DEFAULT_MAX_FRAME,
+        frame_timeout: float | None = None,
     ) -> SecureChannel:
         """Run the server handshake over ``stream``; return the open channel.
+
+        ``timeout`` bounds the *whole* handshake, not just each ``recv``: a
+        client that sends a byte a second is cut off all the same
+        (``TimeoutError``). ``frame_timeout``: afterwards, each frame must
+        arrive whole within that many seconds (``PeerTooSlow``; None: no limit).
 
         On a refused client (not allowed, bad value, wrong version) it sends
         the client one plain ``error`` message and re-raises, so the caller
@@ -268,10 +307,11 @@ class SecureChannel:
         """
         handshake = ServerHandshake(static, mode, allow=allow, require_ephemeral=require_ephemeral)
         _set_timeout(stream, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
         reader = FrameReader(max_frame)
         while not handshake.done:
             try:
-                data = bytes(reader.read(stream))
+                data = bytes(reader.read(stream, deadline))
             except ChannelClosed:
                 raise ConnectionLost(
                     "the client closed the connection during the handshake"
@@ -287,8 +327,10 @@ class SecureChannel:
             if replies:
                 # One sendall for both hello and finished: one packet, no Nagle stall.
                 stream.sendall(b"".join(encode_frame(r, max_frame) for r in replies))
+        _set_timeout(stream, timeout)  # the deadline shortened it
         assert handshake.session is not None
         channel = cls(stream, handshake.session, max_frame=max_frame)
+        reader.frame_timeout = frame_timeout
         channel._reader = reader
         return channel
 
@@ -410,7 +452,7 @@ class SecureChannel:
             if self.closed:
                 raise ChannelClosed("this channel is closed; open a new connection")
             self.stream = stream
-            self._reader = FrameReader(self.max_frame)
+            self._reader = FrameReader(self.max_frame, self._reader.frame_timeout)
 
     def __iter__(self) -> Iterator[bytes]:
         """Yield messages until the peer closes cleanly."""

@@ -235,7 +235,10 @@ class ChatServer(ThreadedServer):
     ``send_timeout``: a member that does not take a message within this
     time is dropped; ``max_pending``: bytes waiting for one member before
     it counts as too slow. ``idle_timeout``: drop a member silent this long
-    (None: never). The rest is ``ThreadedServer``'s.
+    (None: never). ``handshake_timeout`` bounds the whole handshake and
+    ``frame_timeout`` each message from its first byte to its last, so a
+    client that sends a byte a second is dropped too. The rest is
+    ``ThreadedServer``'s.
     """
 
     def __init__(
@@ -247,6 +250,7 @@ class ChatServer(ThreadedServer):
         pool: PortPool | None = None,
         ticket_timeout: float = DEFAULT_TICKET_TIMEOUT,
         handshake_timeout: float = 10.0,
+        frame_timeout: float = 10.0,
         send_timeout: float = 2.0,
         max_pending: int = 1 << 20,
         idle_timeout: float | None = None,
@@ -276,6 +280,7 @@ class ChatServer(ThreadedServer):
         self.pool = pool
         self.ticket_timeout = ticket_timeout
         self.handshake_timeout = handshake_timeout
+        self.frame_timeout = frame_timeout
         self.send_timeout = send_timeout
         self.max_pending = max_pending
         self.idle_timeout = idle_timeout
@@ -350,7 +355,12 @@ class ChatServer(ThreadedServer):
 
         try:
             return SecureChannel.server(
-                conn, self.key, self.mode, allow=allow, timeout=self.handshake_timeout
+                conn,
+                self.key,
+                self.mode,
+                allow=allow,
+                timeout=self.handshake_timeout,
+                frame_timeout=self.frame_timeout,
             )
         except KeyNotAllowed as exc:
             key = f"key {offered[-1].fingerprint}" if offered else "a key"

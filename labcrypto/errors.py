@@ -26,6 +26,7 @@ __all__ = [
     "NameNotOnAllowlist",
     "PathOutsideHome",
     "PathRefused",
+    "PeerTooSlow",
     "PoolExhausted",
     "ProtocolError",
     "QuotaExceeded",
@@ -141,3 +142,8 @@ class QuotaExceeded(FileServiceError):
 class HandoffFailed(HandshakeError):
     """The move to the data port (task 4) failed: no client came with the ticket in time,
     or the server did not accept our ticket."""
+
+
+class PeerTooSlow(ProtocolError):
+    """A frame that began but did not arrive whole in time: a stalled or "slowloris"
+    peer that sends a byte now and then to hold a connection open. It is dropped."""

@@ -43,6 +43,7 @@ Used by notebook 05_ftp and by ``labcrypto ftp-serve`` / ``labcrypto ftp``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import hmac
 import json
@@ -98,6 +99,9 @@ DEFAULT_MAX_CAT = 1 << 20
 
 #: How long a transfer's two threads wait for each other before giving up (s).
 _PIPELINE_TIMEOUT = 60.0
+
+#: The errors of a full disk (or a full disk quota) on the server.
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 #: ``progress(done_bytes, total_bytes)``, called after every frame of a transfer.
 Progress = Callable[[int, int], None]
@@ -302,6 +306,52 @@ def _receive_file(
     return digest
 
 
+class _UploadStore:
+    """Writes an upload into its temporary file, and survives a full disk.
+
+    If the disk fills up (``ENOSPC``), the temporary file is removed at
+    once (giving the space back) and the rest of the upload is read and
+    dropped, so the conversation stays in step and the client gets a clear
+    "disk full" reply instead of a cut connection. ``check`` raises it.
+    """
+
+    def __init__(self, target: AtomicFile) -> None:
+        self.target = target
+        self.full: OSError | None = None
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``, unless the disk was found full before."""
+        if self.full is not None:
+            return
+        try:
+            self.target.write(data)
+        except OSError as exc:
+            if exc.errno not in _DISK_FULL:
+                raise
+            self.full = exc
+            self.target.abort()
+
+    def check(self) -> None:
+        """Raise ``FileServiceError`` if the disk was full: nothing was kept."""
+        if self.full is not None:
+            raise FileServiceError(
+                f"the server's disk is full ({os.strerror(self.full.errno or 0)}): the upload "
+                "was not kept and your previous version is untouched. Tell the instructor"
+            )
+
+    def commit(self) -> None:
+        """Put the file in place; a disk that fills up while flushing counts as full."""
+        self.check()
+        try:
+            self.target.commit()
+        except OSError as exc:
+            if exc.errno not in _DISK_FULL:
+                raise
+            self.full = exc
+            self.target.abort()
+            self.check()
+
+
 # --- the server ----------------------------------------------------------------------
 
 
@@ -315,7 +365,9 @@ class FileServer(ThreadedServer):
     ``key`` is the server's long-term key pair, ``allowlist`` decides who may
     connect (and names their home), ``root`` holds the homes. Limits:
     ``max_upload`` bytes per file, ``quota`` bytes per home (``None``: no
-    quota), ``max_cat`` bytes for ``cat``. Start it like any
+    quota), ``max_cat`` bytes for ``cat``. ``connection_timeout`` bounds
+    each wait, the whole handshake, and each frame from its first byte to
+    its last (a client that trickles a byte a second is dropped). Start it like any
     ``ThreadedServer``: ``with FileServer(...) as server: server.port``.
     """
 
@@ -361,8 +413,9 @@ class FileServer(ThreadedServer):
                 allow=self.allowlist.is_allowed,
                 require_ephemeral=True,
                 timeout=self.connection_timeout,
+                frame_timeout=self.connection_timeout,
             )
-        except LabCryptoError as exc:
+        except (LabCryptoError, OSError) as exc:
             self.emit("refused", f"{who}: {exc}")
             return
         with channel:
@@ -487,8 +540,9 @@ class FileServer(ThreadedServer):
         self._check_limits(jail, names, size, overwrite)
         with jail.writer(names, overwrite=overwrite) as target:
             channel.send(_encode({"ok": True, "path": show_path(names)}))
-            digest = _receive_file(channel, target.write, size, None)
-            target.commit()
+            store = _UploadStore(target)
+            digest = _receive_file(channel, store.write, size, None)
+            store.commit()
         return {"result": {"path": show_path(names), "size": size, "sha256": digest}}
 
     def _check_limits(self, jail: Jail, names: tuple[str, ...], size: int, overwrite: bool) -> None:
