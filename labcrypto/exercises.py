@@ -517,7 +517,10 @@ def _pair() -> tuple[socket.socket, socket.socket]:
 
 
 def _close_all(*socks: socket.socket) -> None:
+    """Shut down, then close: ``shutdown`` wakes a thread still blocked in ``recv`` on it."""
     for sock in socks:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
         sock.close()
 
 
@@ -537,12 +540,14 @@ def _read_raw(sock: socket.socket, limit: int = 1 << 16, wait: float = 0.3) -> b
     return data
 
 
-def _receive(recv_msg: Callable[[socket.socket], bytes], sock: socket.socket, what: str) -> bytes:
+def _receive(
+    recv_msg: Callable[[socket.socket], bytes], sock: socket.socket, what: str, hint: str = ""
+) -> bytes:
     status, value = _in_thread(recv_msg, sock)
     if status == "stuck":
         raise _fail(
             f"recv_msg did not return within {_WAIT:.0f} s when {what}. It is still "
-            "waiting for bytes that never come (or loops forever)."
+            f"waiting for bytes that never come (or loops forever).{hint}"
         )
     if status == "error":
         if isinstance(value, NotImplementedError):
@@ -550,7 +555,7 @@ def _receive(recv_msg: Callable[[socket.socket], bytes], sock: socket.socket, wh
         if isinstance(value, TimeoutError):
             raise _fail(
                 f"recv_msg waited for more bytes than were sent when {what}: read "
-                "exactly 4 header bytes, then exactly `length` bytes."
+                f"exactly 4 header bytes, then exactly `length` bytes.{hint}"
             )
         raise _fail(
             f"recv_msg raised {type(value).__name__}: {value} when {what}. TCP may deliver "
@@ -641,7 +646,13 @@ def check_framing(
 
         left.sendall(_HEADER.pack(3) + b"one" + _HEADER.pack(3) + b"two")
         first = _receive(recv_msg, right, "two messages arrived in one piece")
-        second = _receive(recv_msg, right, "reading the second of two messages sent together")
+        second = _receive(
+            recv_msg,
+            right,
+            "reading the second of two messages sent together",
+            " Both arrived in one TCP segment, and the first call took the second message's "
+            f"bytes with it: {RECV_AS_MESSAGE}. Read exactly `length` bytes, never more.",
+        )
         if (first, second) != (b"one", b"two"):
             raise _fail(
                 f"Two messages arrived in one TCP segment; recv_msg returned {first!r} and then "
@@ -907,7 +918,7 @@ def check_dh_client(dh_client: Callable[..., int]) -> None:
             "so g may generate a small subgroup. Check that q = (p-1)/2 is prime too.",
         ),
         (
-            {"p": 23, "g": 5},
+            {"p": 23, "g": 2},
             "p = 23 is a toy group (5 bits), far below min_bits: refuse groups with "
             "p.bit_length() < min_bits (course mistake 1: p = 7, 23, 151).",
         ),

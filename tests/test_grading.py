@@ -266,9 +266,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         for student in STUDENTS:
             folder = course / "submitted" / student / assignment
             folder.mkdir(parents=True)
-            nbformat.write(
-                _submission(source, released, student), folder / f"{assignment}.ipynb"
-            )
+            nbformat.write(_submission(source, released, student), folder / f"{assignment}.ipynb")
         start = time.perf_counter()
         _run(["autograde", assignment, "--force"], course, env)
         seconds[assignment] = time.perf_counter() - start
@@ -276,9 +274,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     with open(base / "grades.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     for assignment, spent in seconds.items():
-        sys.stderr.write(
-            f"autograde {assignment}: {spent:.1f} s for {len(STUDENTS)} submissions\n"
-        )
+        sys.stderr.write(f"autograde {assignment}: {spent:.1f} s for {len(STUDENTS)} submissions\n")
     return {"course": course, "ids": ids, "rows": rows, "seconds": seconds}
 
 

@@ -145,7 +145,12 @@ def _key_file(mode: int = 0o600, reuse: bool = True):
 def test_key_file_check() -> None:
     exercises.check_load_or_create_key(_key_file())
     _fails(exercises.check_load_or_create_key, _key_file(mode=0o644), "mistake 8", "0o644")
-    _fails(exercises.check_load_or_create_key, _key_file(reuse=False), "mistake 8")
+    _fails(
+        exercises.check_load_or_create_key,
+        _key_file(reuse=False),
+        "the key file was overwritten",
+        "mistake 8",
+    )
 
 
 def test_framing_check() -> None:
@@ -168,13 +173,218 @@ def test_framing_check() -> None:
         return recv_exactly(sock, length)
 
     exercises.check_framing(send_msg, recv_msg)
-    with pytest.raises(exercises.CheckFailed, match="mistake 6"):
+    with pytest.raises(exercises.CheckFailed) as info:
         exercises.check_framing(send_msg, lambda sock: sock.recv(1024)[4:])
+    assert "read one recv(1024) as one message — TCP does not keep message boundaries" in str(
+        info.value
+    )
+    assert "section «2 · Exercise: frames on a stream»" in str(info.value)
+
+    def reads_too_much(sock):  # one message whole, but a glued second one is swallowed
+        (length,) = struct.unpack("!I", recv_exactly(sock, 4))
+        data = recv_exactly(sock, length)
+        sock.settimeout(0.05)
+        try:
+            sock.recv(1024)
+        except TimeoutError:
+            pass
+        finally:
+            sock.settimeout(2)
+        return data
+
+    _fails(lambda f: exercises.check_framing(send_msg, f), reads_too_much, "one TCP segment")
+
+    def no_limit(sock):
+        (length,) = struct.unpack("!I", recv_exactly(sock, 4))
+        return recv_exactly(sock, length)
+
+    _fails(lambda f: exercises.check_framing(send_msg, f), no_limit, "4 GB", "*before* reading")
 
 
 def test_break_caesar_check() -> None:
     exercises.check_break_caesar(lambda ct: wiretap.crack_caesar(ct)[1])
     _fails(exercises.check_break_caesar, lambda ct: ct, "unchanged")
+    _fails(
+        exercises.check_break_caesar,
+        lambda ct: max((bytes(b - k for b in ct) for k in range(256)), key=lambda d: d.count(32)),
+        "does not wrap around",
+    )
+
+
+# --- notebook 02: the course's exchange, against the check's server --------------------
+
+
+def _dh_reference(sock, min_bits=2048):
+    import json
+    import secrets
+
+    from labcrypto.channel import read_frame, write_frame
+
+    hello = json.loads(read_frame(sock))
+    p, g, big_b = hello["p"], hello["g"], hello["B"]
+    if p.bit_length() < min_bits:
+        raise ValueError("p too small")
+    if not groups.is_probable_prime(p) or not groups.is_probable_prime((p - 1) // 2):
+        raise ValueError("p is not a safe prime")
+    group = groups.Group("offered", p, g, (p - 1) // 2)
+    groups.validate_public(group, g)
+    groups.validate_public(group, big_b)
+    a = group.random_exponent(secrets.randbelow)
+    write_frame(sock, json.dumps({"A": pow(g, a, p)}).encode())
+    return pow(big_b, a, p)
+
+
+def _dh_variant(*, read=None, check=True, send_k=False, pickled=False, headerless=False):
+    """The reference client with one typical mistake switched on."""
+    import json
+    import pickle
+    import secrets
+
+    from labcrypto.channel import read_frame, write_frame
+
+    def client(sock, min_bits=2048):
+        data = read(sock) if read else read_frame(sock)
+        hello = json.loads(data)
+        p, g, big_b = hello["p"], hello["g"], hello["B"]
+        if check:
+            return _dh_reference_after_read(sock, p, g, big_b, min_bits)
+        a = 2 + secrets.randbelow(p - 4)
+        public = pow(g, a, p)
+        if pickled:
+            sock.sendall(pickle.dumps((p, g, public)))
+        elif headerless:
+            sock.sendall(json.dumps({"A": public}).encode())
+        else:
+            message = {"A": public, "K": pow(big_b, a, p)} if send_k else {"A": public}
+            write_frame(sock, json.dumps(message).encode())
+        return pow(big_b, a, p)
+
+    return client
+
+
+def _dh_reference_after_read(sock, p, g, big_b, min_bits):
+    import json
+    import secrets
+
+    from labcrypto.channel import write_frame
+
+    if p.bit_length() < min_bits or not groups.is_probable_prime(p):
+        raise ValueError("bad p")
+    if not groups.is_probable_prime((p - 1) // 2):
+        raise ValueError("p is not safe")
+    group = groups.Group("offered", p, g, (p - 1) // 2)
+    groups.validate_public(group, g)
+    groups.validate_public(group, big_b)
+    a = group.random_exponent(secrets.randbelow)
+    write_frame(sock, json.dumps({"A": pow(g, a, p)}).encode())
+    return pow(big_b, a, p)
+
+
+def test_dh_client_check_passes_the_reference_quickly(no_leaks) -> None:
+    import time
+
+    start = time.perf_counter()
+    exercises.check_dh_client(_dh_reference)
+    assert time.perf_counter() - start < 5
+
+
+def test_dh_client_check_names_each_known_mistake(no_leaks) -> None:
+    check = exercises.check_dh_client
+    _fails(check, _dh_variant(send_k=True, check=False), "The shared secret was sent on the wire", "mistake 3")
+    _fails(check, _dh_variant(check=False), "p is not prime", "mistake 1")
+    _fails(check, _dh_variant(pickled=True, check=False), "pickle", "mistake 7")
+    _fails(check, _dh_variant(headerless=True, check=False), "no length in front")
+    message = _fails(
+        check,
+        _dh_variant(read=lambda sock: sock.recv(1024)[4:]),
+        "read one recv(1024) as one message — TCP does not keep message boundaries",
+    )
+    assert "section «Exercise: the course's exchange over TCP, done right»" in message
+
+    def recv_all_then_split(sock):  # a whole recv(1024) taken as the message: glued frames
+        data = b""
+        while len(data) < 4 or len(data) < 4 + struct.unpack("!I", data[:4])[0]:
+            data += sock.recv(1024)
+        return data[4:]
+
+    _fails(check, _dh_variant(read=recv_all_then_split), "TCP does not keep message boundaries")
+
+    def lets_a_toy_group_in(sock, min_bits=2048):
+        return _dh_reference(sock, min_bits=2)
+
+    _fails(check, lets_a_toy_group_in, "p = 23 is a toy group")
+
+    def checks_only_p(sock, min_bits=2048):
+        import json
+
+        from labcrypto.channel import read_frame
+
+        hello = json.loads(read_frame(sock))
+        if not groups.is_probable_prime(hello["p"]):
+            raise ValueError("p is not prime")
+        raise ValueError("refuses everything else")
+
+    _fails(check, checks_only_p, "fair")
+
+
+def test_dh_client_check_ends_a_stuck_client_and_leaves_nothing(no_leaks) -> None:
+    import time
+
+    def waits_forever(sock, min_bits=2048):
+        sock.settimeout(None)
+        data = b""
+        while len(data) < 1 << 30:  # waits for far more than the server sends
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            data += chunk
+        return 0
+
+    start = time.perf_counter()
+    _fails(exercises.check_dh_client, waits_forever, "did not return within")
+    assert time.perf_counter() - start < 5
+
+
+def test_framing_check_ends_a_stuck_receiver_and_leaves_nothing(no_leaks) -> None:
+    import time
+
+    def send_msg(sock, data):
+        sock.sendall(struct.pack("!I", len(data)) + data)
+
+    def stuck(sock):
+        sock.settimeout(None)
+        data = b""
+        while len(data) < 1 << 30:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            data += chunk
+        return data
+
+    start = time.perf_counter()
+    _fails(lambda f: exercises.check_framing(send_msg, f), stuck, "did not return within")
+    assert time.perf_counter() - start < 5
+
+
+# --- notebook 01: your own numbers ---------------------------------------------------
+
+
+def test_my_numbers_check_never_shows_the_answer() -> None:
+    from labcrypto import grading
+
+    my = grading.variant("s1234567")
+    right_a, right_k = pow(my.g, my.a, my.p), pow(my.B, my.a, my.p)
+    exercises.check_my_numbers(my, right_a, right_k)
+    _fails(lambda f: exercises.check_my_numbers(my, None, None), None, "not written yet")
+    for wrong_a, wrong_k, phrase in [
+        (pow(my.a, my.g, my.p), right_k, "swapped"),
+        (right_a, pow(my.a, my.B, my.p), "mistake 4"),
+        (right_a, pow(right_a, my.a, my.p), "your own public value"),
+        (right_a, my.p + 5, "another student's numbers"),
+    ]:
+        message = _fails(lambda f: exercises.check_my_numbers(my, wrong_a, wrong_k), None, phrase)
+        assert str(right_k) not in message and (wrong_a == right_a or str(right_a) not in message)
+        assert "section «Exercise: your own numbers»" in message
 
 
 def test_message_loop_check(no_leaks) -> None:
@@ -331,6 +541,25 @@ def test_follow_handoff_check(no_leaks) -> None:
             return {"type": "busy"}
 
     _fails(exercises.check_follow_handoff, ignores_busy, "Raise PoolExhausted")
+
+    def remembering(what):
+        first_offer = {}
+
+        def follow(channel, host):
+            offer = json.loads(channel.recv(timeout=5))
+            if offer["type"] == "busy":
+                raise exercises.LabCryptoError("busy")
+            first_offer.setdefault("offer", offer)
+            port = first_offer["offer"]["port"] if what == "port" else offer["port"]
+            ticket = first_offer["offer"]["ticket"] if what == "ticket" else offer["ticket"]
+            channel.rebind(connect(host, port, timeout=5))
+            channel.send(json.dumps({"type": "ticket", "ticket": ticket}))
+            return json.loads(channel.recv(timeout=5))
+
+        return follow
+
+    _fails(exercises.check_follow_handoff, remembering("ticket"), "reused ticket")
+    _fails(exercises.check_follow_handoff, remembering("port"), "ignores the port it was sent")
 
 
 def test_port_pool_check() -> None:

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 COURSE_ID = "labcrypto"
 
-CONFIG = '''\
+CONFIG = """\
 # nbgrader settings for the labcrypto course (written by tools/release.py; edit freely).
 c = get_config()  # noqa: F821
 
@@ -54,7 +54,7 @@ c.CourseDirectory.course_id = {course_id!r}
 # One assignment per notebook, named after it: {assignments}
 # Each check finishes in a few seconds; nbgrader's default of 30 s per cell is plenty.
 c.Execute.timeout = 30
-{exchange}'''
+{exchange}"""
 
 
 def assignments(notebook_dir: Path = NOTEBOOKS) -> list[str]:
