@@ -290,7 +290,8 @@ def test_dh_client_check_passes_the_reference_quickly(no_leaks) -> None:
 
 def test_dh_client_check_names_each_known_mistake(no_leaks) -> None:
     check = exercises.check_dh_client
-    _fails(check, _dh_variant(send_k=True, check=False), "The shared secret was sent on the wire", "mistake 3")
+    sends_k = _dh_variant(send_k=True, check=False)
+    _fails(check, sends_k, "The shared secret was sent on the wire", "mistake 3")
     _fails(check, _dh_variant(check=False), "p is not prime", "mistake 1")
     _fails(check, _dh_variant(pickled=True, check=False), "pickle", "mistake 7")
     _fails(check, _dh_variant(headerless=True, check=False), "no length in front")
@@ -382,7 +383,9 @@ def test_my_numbers_check_never_shows_the_answer() -> None:
         (right_a, pow(right_a, my.a, my.p), "your own public value"),
         (right_a, my.p + 5, "another student's numbers"),
     ]:
-        message = _fails(lambda f: exercises.check_my_numbers(my, wrong_a, wrong_k), None, phrase)
+        message = _fails(
+            lambda f, a=wrong_a, k=wrong_k: exercises.check_my_numbers(my, a, k), None, phrase
+        )
         assert str(right_k) not in message and (wrong_a == right_a or str(right_a) not in message)
         assert "section «Exercise: your own numbers»" in message
 
