@@ -1,0 +1,388 @@
+"""The file service beside its peers: one file up and down through five systems.
+
+The same file (256 MiB by default), uploaded and then downloaded on
+loopback, each server in its own process (client and server each get a
+core, as on two machines), through:
+
+a. **labcrypto**: ``FileServer`` / ``FileClient`` — a fresh ephemeral key
+   exchange for the request, AES-256-GCM frames of 512 KiB, SHA-256 of the
+   whole file checked, temporary file + ``fsync`` + rename on arrival.
+b. **the same transfer without crypto**: the file service has no
+   "encryption off" switch, on purpose (a security lab's server must not
+   have one). So (b) is bench/ftp_throughput.py's plain copy: the same
+   chunk size, the file read and written the same way and ``fsync``-ed at
+   the end, over a plain socket — no handshake, no encryption, no digest.
+   The gap between (a) and (b) is the whole price of the security.
+c. **FTP**: pyftpdlib's server, ``ftplib`` client (binary mode, passive).
+d. **FTPS**: pyftpdlib with TLS on control and data (``PROT P``), ``ftplib.FTP_TLS``.
+e. **SFTP**: OpenSSH's ``sftp`` against a private ``sshd`` on a loopback
+   port (host and user keys made in a temporary folder; needs root for
+   ``sshd``), cipher ``aes256-gcm@openssh.com`` (the same AEAD as ours).
+
+Each transfer runs ``--runs`` times (3); the table shows the median MB/s
+(10^6 bytes per second) and each system's ratio to labcrypto. Missing
+tools are skipped with a note:
+
+    .venv/bin/pip install pyftpdlib pyopenssl          # (c) and (d), bench only
+    apt-get install -y openssh-server openssh-client    # (e)
+    .venv/bin/python bench/compare_transfer.py [--size-mib 256] [--runs 3]
+
+Fairness notes, printed with the table: labcrypto and the plain copy
+``fsync`` every upload on the server and every download on the client;
+pyftpdlib and sshd do not ``fsync`` what they receive (so they are favoured
+on uploads); the FTP/FTPS clients here ``fsync`` downloads like ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ftplib
+import hashlib
+import importlib.util
+import os
+import pwd
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ftp_throughput  # noqa: E402  (bench/ftp_throughput.py: the plain copy and helpers)
+
+from labcrypto import groups, keys  # noqa: E402
+from labcrypto.allowlist import Allowlist  # noqa: E402
+from labcrypto.ftp import CHUNK_SIZE, FileClient  # noqa: E402
+
+MIB = 1 << 20
+HOST = "127.0.0.1"
+SSHD = "/usr/sbin/sshd"
+FTP_USER, FTP_PASSWORD = "bench", "bench-password"
+
+#: (upload seconds, download seconds) of one run.
+Run = tuple[float, float]
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(MIB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((HOST, port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {HOST}:{port} after {timeout} s")
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --- (a) labcrypto and (b) the plain copy -----------------------------------------------------
+
+
+def run_labcrypto(workdir: Path, source: Path, size: int, runs: int) -> list[Run]:
+    client_key, server_key = keys.generate(groups.FFDHE2048), keys.generate(groups.FFDHE2048)
+    keys.save(server_key, "server", workdir / "keys", overwrite=True)
+    Allowlist(workdir / "keys" / "allowlist.csv").add("bench", client_key.public_key)
+    child, port = ftp_throughput.start_child(["--serve", str(workdir)])
+    results = []
+    try:
+        client = FileClient(HOST, port, client_key, timeout=120)
+        client.ls()
+        for _ in range(runs):
+            up = client.put(source, "big.bin", overwrite=True)
+            down = client.get("big.bin", workdir / "lab-back.bin", overwrite=True)
+            assert up.sha256 == down.sha256
+            results.append((up.seconds, down.seconds))
+    finally:
+        ftp_throughput.stop_child(child)
+        (workdir / "lab-back.bin").unlink(missing_ok=True)
+        shutil.rmtree(workdir / "root", ignore_errors=True)
+    return results
+
+
+def run_plain(workdir: Path, source: Path, size: int, runs: int) -> list[Run]:
+    assert source == workdir / "source.bin"  # plain_copy reads it from there
+    results = []
+    for _ in range(runs):
+        results.append(ftp_throughput.plain_copy(workdir, size))
+        for name in ("plain-up.bin", "plain-down.bin"):
+            (workdir / name).unlink(missing_ok=True)
+    return results
+
+
+# --- (c) FTP and (d) FTPS with pyftpdlib --------------------------------------------------------
+
+
+def make_certificate(folder: Path) -> Path:
+    """A self-signed certificate + key for localhost, as one PEM file."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    path = folder / "ftps.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+        + cert.public_bytes(serialization.Encoding.PEM)
+    )
+    return path
+
+
+def serve_ftp(home: str, port: int, certfile: str) -> None:
+    """Child process: pyftpdlib on ``port`` (FTPS when ``certfile`` is not "-")."""
+    import logging
+
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
+    from pyftpdlib.servers import FTPServer
+
+    logging.basicConfig(level=logging.WARNING)
+    authorizer = DummyAuthorizer()
+    authorizer.add_user(FTP_USER, FTP_PASSWORD, home, perm="elradfmw")
+    handler: type[FTPHandler] = FTPHandler
+    if certfile != "-":
+        handler = TLS_FTPHandler
+        handler.certfile = certfile
+        handler.tls_control_required = True
+        handler.tls_data_required = True
+    handler.authorizer = authorizer
+    handler.banner = "bench"
+    server = FTPServer((HOST, port), handler)
+    server.serve_forever(timeout=1.0, blocking=True)
+
+
+def run_ftp(workdir: Path, source: Path, size: int, runs: int, tls: bool) -> list[Run]:
+    home = workdir / ("ftps-home" if tls else "ftp-home")
+    home.mkdir(exist_ok=True)
+    certfile = make_certificate(workdir) if tls else None
+    port = free_port()
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve-ftp", str(home), str(port), str(certfile or "-")]
+    )
+    back = workdir / "ftp-back.bin"
+    results = []
+    try:
+        wait_for_port(port)
+        for _ in range(runs):
+            if tls:
+                context = ssl.create_default_context(cafile=str(certfile))
+                context.check_hostname = False  # the certificate names localhost, we use 127.0.0.1
+                ftp: ftplib.FTP = ftplib.FTP_TLS(context=context, timeout=120)
+            else:
+                ftp = ftplib.FTP(timeout=120)
+            ftp.connect(HOST, port)
+            ftp.login(FTP_USER, FTP_PASSWORD)
+            if isinstance(ftp, ftplib.FTP_TLS):
+                ftp.prot_p()
+            started = time.perf_counter()
+            with open(source, "rb") as handle:
+                ftp.storbinary("STOR big.bin", handle, blocksize=CHUNK_SIZE)
+            up = time.perf_counter() - started
+            started = time.perf_counter()
+            with open(back, "wb") as handle:
+                ftp.retrbinary("RETR big.bin", handle.write, blocksize=CHUNK_SIZE)
+                handle.flush()
+                os.fsync(handle.fileno())
+            down = time.perf_counter() - started
+            ftp.quit()
+            assert back.stat().st_size == size
+            results.append((up, down))
+        assert sha256_of(back) == sha256_of(source)
+    finally:
+        child.terminate()
+        child.wait(10)
+        back.unlink(missing_ok=True)
+        shutil.rmtree(home, ignore_errors=True)
+    return results
+
+
+# --- (e) OpenSSH sftp -------------------------------------------------------------------------
+
+
+def sftp_missing() -> str | None:
+    """Why (e) cannot run here, or None."""
+    if not os.path.exists(SSHD) or shutil.which("sftp") is None:
+        return "OpenSSH not installed (apt-get install -y openssh-server openssh-client)"
+    if os.geteuid() != 0:
+        return "sshd needs root to run on a private port here; run the bench as root"
+    return None
+
+
+def run_sftp(workdir: Path, source: Path, size: int, runs: int, cipher: str) -> list[Run]:
+    ssh = workdir / "ssh"
+    ssh.mkdir(mode=0o700, exist_ok=True)
+    for name in ("host", "user"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh / name)], check=True
+        )
+    shutil.copy(ssh / "user.pub", ssh / "authorized_keys")
+    port = free_port()
+    config = ssh / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress {HOST}\nHostKey {ssh / 'host'}\n"
+        f"AuthorizedKeysFile {ssh / 'authorized_keys'}\nPidFile {ssh / 'sshd.pid'}\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        "PermitRootLogin yes\nStrictModes no\nSubsystem sftp internal-sftp\n"
+        f"Ciphers {cipher}\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation folder
+    daemon = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
+    back = workdir / "sftp-back.bin"
+    remote = workdir / "sftp-remote.bin"
+    base = [
+        "sftp", "-q", "-P", str(port), "-i", str(ssh / "user"), "-c", cipher,
+        "-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={ssh / 'known_hosts'}",
+        "-o", "BatchMode=yes", "-b", "-", f"{pwd.getpwuid(os.geteuid()).pw_name}@{HOST}",
+    ]  # fmt: skip
+    results = []
+    try:
+        wait_for_port(port)
+        subprocess.run(base, input=b"pwd\n", check=True, capture_output=True, timeout=30)
+        for _ in range(runs):
+            started = time.perf_counter()
+            put = f"put {source} {remote}\n".encode()
+            subprocess.run(base, input=put, check=True, timeout=600, stdout=subprocess.DEVNULL)
+            up = time.perf_counter() - started
+            started = time.perf_counter()
+            get = f"get {remote} {back}\n".encode()
+            subprocess.run(base, input=get, check=True, timeout=600, stdout=subprocess.DEVNULL)
+            fsync_file(back)
+            down = time.perf_counter() - started
+            results.append((up, down))
+        assert back.stat().st_size == size and sha256_of(back) == sha256_of(source)
+    finally:
+        daemon.terminate()
+        daemon.wait(10)
+        back.unlink(missing_ok=True)
+        remote.unlink(missing_ok=True)
+    return results
+
+
+# --- the table ------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--dir", default=None, help="where to put the files (default: /tmp)")
+    parser.add_argument("--sftp-cipher", default="aes256-gcm@openssh.com")
+    args = parser.parse_args()
+    size = args.size_mib * MIB
+    have_ftpd = importlib.util.find_spec("pyftpdlib") is not None
+    have_openssl = importlib.util.find_spec("OpenSSL") is not None
+
+    systems: list[tuple[str, str, Callable[..., list[Run]] | None]] = [
+        ("labcrypto (encrypted)", "", run_labcrypto),
+        ("same path, no crypto", "", run_plain),
+        ("FTP (pyftpdlib)", "" if have_ftpd else "pip install pyftpdlib", None),
+        (
+            "FTPS (pyftpdlib+TLS)",
+            "" if have_ftpd and have_openssl else "pip install pyftpdlib pyopenssl",
+            None,
+        ),
+        (f"SFTP (OpenSSH, {args.sftp_cipher.split('@')[0]})", sftp_missing() or "", None),
+    ]
+    medians: dict[str, tuple[float, float] | str] = {}
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        workdir = Path(tmp)
+        source = workdir / "source.bin"
+        ftp_throughput.make_file(source, size)
+        ftp_throughput.warm_page_cache(workdir, 2 * size)
+        for index, (label, missing, _) in enumerate(systems):
+            if missing:
+                medians[label] = f"skipped: {missing}"
+                continue
+            print(f"running {label} ...", file=sys.stderr, flush=True)
+            if index == 0:
+                runs = run_labcrypto(workdir, source, size, args.runs)
+            elif index == 1:
+                runs = run_plain(workdir, source, size, args.runs)
+            elif index in (2, 3):
+                runs = run_ftp(workdir, source, size, args.runs, tls=index == 3)
+            else:
+                runs = run_sftp(workdir, source, size, args.runs, args.sftp_cipher)
+            mb = size / 1e6
+            medians[label] = (
+                mb / statistics.median(up for up, _ in runs),
+                mb / statistics.median(down for _, down in runs),
+            )
+            spread = ", ".join(f"{mb / u:.0f}/{mb / d:.0f}" for u, d in runs)
+            print(f"  {label}: runs up/down MB/s {spread}", file=sys.stderr, flush=True)
+    report(args, medians)
+    return 0
+
+
+def report(args: argparse.Namespace, medians: dict[str, tuple[float, float] | str]) -> None:
+    ours = medians[next(iter(medians))]
+    assert isinstance(ours, tuple)
+    print(
+        f"{args.size_mib} MiB up and down on loopback, servers in their own process, "
+        f"median of {args.runs} runs, MB/s = 10^6 bytes/s; ratio = system / labcrypto"
+    )
+    print(f"{'system':<34}{'up MB/s':>9}{'down MB/s':>11}{'up ratio':>10}{'down ratio':>12}")
+    for label, value in medians.items():
+        if isinstance(value, str):
+            print(f"{label:<34}  ({value})")
+            continue
+        up, down = value
+        print(f"{label:<34}{up:9.0f}{down:11.0f}{up / ours[0]:10.2f}{down / ours[1]:12.2f}")
+    print(
+        "fsync: labcrypto and the plain copy fsync uploads (server) and downloads (client); "
+        "pyftpdlib and sshd do not fsync uploads; the FTP/FTPS/SFTP downloads are fsync'ed "
+        "here (SFTP's inside the timed span, after sftp exits)."
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 4 and sys.argv[1] == "--serve-ftp":
+        serve_ftp(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    else:
+        sys.exit(main())
