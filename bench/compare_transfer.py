@@ -53,11 +53,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import ftp_throughput  # noqa: E402  (bench/ftp_throughput.py: the plain copy and helpers)
+import ftp_throughput  # bench/ftp_throughput.py: the plain copy, the server child, helpers
 
-from labcrypto import groups, keys  # noqa: E402
-from labcrypto.allowlist import Allowlist  # noqa: E402
-from labcrypto.ftp import CHUNK_SIZE, FileClient  # noqa: E402
+from labcrypto import groups, keys
+from labcrypto.allowlist import Allowlist
+from labcrypto.ftp import CHUNK_SIZE, FileClient
 
 MIB = 1 << 20
 HOST = "127.0.0.1"
@@ -152,7 +152,7 @@ def make_certificate(folder: Path) -> Path:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

@@ -1,19 +1,33 @@
-"""How long does a handshake cost each side? (issue 2's figure)
+"""How long does a handshake cost each side? (issues 2 and 8's figures)
 
-Runs the sans-IO handshake in memory (no sockets, so only the crypto and
-the message handling are measured) and prints p50/p99 per side, for
-secure mode, secure mode with ephemeral keys (the file service), and toy mode.
+1. Runs the sans-IO handshake in memory (no sockets, so only the crypto and
+   the message handling are measured) and prints p50/p99 per side, for
+   secure mode (static keys), secure mode with per-request ephemeral keys
+   (the file service), and toy mode.
+2. Per group (toy, and both 2048-bit groups, RFC 3526 modp2048 and RFC
+   7919 ffdhe2048): the Diffie-Hellman work of one side — make a key pair,
+   check the peer's public value, compute the shared secret. The handshake
+   itself uses ffdhe2048 in secure mode; modp2048 is there to compare.
+3. A small ``ls`` request's full latency against a ``FileServer`` in its
+   own process: TCP connect, a fresh ephemeral key exchange, the request
+   and its reply, close — what one file-service command costs a student.
 
-    .venv/bin/python bench/handshake.py [--rounds 200]
+    .venv/bin/python bench/handshake.py [--rounds 200] [--requests 200]
 """
 
 from __future__ import annotations
 
 import argparse
+import secrets
 import statistics
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 from labcrypto import groups, handshake, keys
+from labcrypto.allowlist import Allowlist
+from labcrypto.ftp import FileClient
 
 
 def one_handshake(client_key, server_key, mode: str, ephemeral: bool) -> tuple[float, float]:
@@ -46,9 +60,73 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def group_costs(group: groups.Group, rounds: int) -> dict[str, list[float]]:
+    """Seconds for one side's DH steps in ``group``: key pair, check, shared secret."""
+    peer = keys.generate(group)
+    times: dict[str, list[float]] = {"key pair": [], "check peer": [], "shared secret": []}
+    for _ in range(rounds):
+        t = time.perf_counter()
+        mine = keys.generate(group)
+        times["key pair"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        groups.validate_public(group, peer.public)
+        times["check peer"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        mine.shared_secret(peer.public_key)
+        times["shared secret"].append(time.perf_counter() - t)
+    return times
+
+
+def print_group_costs(rounds: int) -> None:
+    print()
+    print("one side's Diffie-Hellman work per group (ms)")
+    print(f"{'group':<12} {'step':<14} {'p50 ms':>8} {'p99 ms':>8}")
+    for group in (groups.TOY, groups.MODP2048, groups.FFDHE2048):
+        group_costs(group, 3)  # warm up
+        for step, values in group_costs(group, rounds).items():
+            ms = [v * 1000 for v in values]
+            print(
+                f"{group.name:<12} {step:<14} {percentile(ms, 0.5):8.3f} "
+                f"{percentile(ms, 0.99):8.3f}"
+            )
+
+
+def print_ls_latency(requests: int) -> None:
+    """``ls`` against a FileServer in a child process, each with a fresh key exchange."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import ftp_throughput  # bench/ftp_throughput.py runs the server child
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        client_key, server_key = keys.generate(groups.FFDHE2048), keys.generate(groups.FFDHE2048)
+        keys.save(server_key, "server", workdir / "keys")
+        Allowlist(workdir / "keys" / "allowlist.csv").add("bench", client_key.public_key)
+        child, port = ftp_throughput.start_child(["--serve", str(workdir)])
+        try:
+            client = FileClient("127.0.0.1", port, client_key, timeout=30)
+            for _ in range(5):
+                client.ls()  # warm up: the home is created, the server key pinned
+            latencies = []
+            for _ in range(requests):
+                t = time.perf_counter()
+                client.ls()
+                latencies.append((time.perf_counter() - t) * 1000)
+                time.sleep(secrets.randbelow(3) / 1000)  # do not march in step with the server
+        finally:
+            ftp_throughput.stop_child(child)
+    assert len(set(client.sessions)) == len(client.sessions)  # fresh keys every time
+    print()
+    print(
+        f"ls, full request (connect, fresh ephemeral key exchange, reply, close), server in "
+        f"its own process, {requests} requests: p50 {percentile(latencies, 0.5):.2f} ms, "
+        f"p99 {percentile(latencies, 0.99):.2f} ms, {1000 / statistics.fmean(latencies):.0f}/s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=200, help="ls requests (0: skip)")
     args = parser.parse_args()
     cases = [
         ("secure", False, groups.FFDHE2048),
@@ -69,6 +147,9 @@ def main() -> None:
                 f"{label:<18} {side:<7} {percentile(ms, 0.5):8.2f} {percentile(ms, 0.99):8.2f} "
                 f"{statistics.fmean(ms):8.2f}"
             )
+    print_group_costs(args.rounds)
+    if args.requests:
+        print_ls_latency(args.requests)
 
 
 if __name__ == "__main__":
