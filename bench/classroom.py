@@ -13,6 +13,22 @@ left after ``stop()``: threads and leased ports (must be 0).
     python bench/classroom.py                      # 50 clients, 20 rounds, secure
     python bench/classroom.py --mode toy
     python bench/classroom.py --clients 10 --rounds 100
+    python bench/classroom.py --mixed              # the mixed class below, 60 s
+
+``--mixed`` (issue 8) runs a mixed class for a bounded time instead: 40
+chat clients (join with the handoff, then say a line and wait for its echo,
+again and again) and 10 file clients (upload, download and check, list),
+plus a few hostile ones cycling through attacks (garbage and bad keys in
+the handshake, one byte a second, a flood of small frames then a cut,
+uploads cut in the middle, strangers on the data ports). The clients run
+in another process; the servers' process reports throughput, p50/p99
+latency per operation, errors by kind (well-behaved clients must see
+none; what the hostile ones met is listed apart), and its threads, open
+file descriptors, leased ports and RSS: idle before, peak, after the
+clients left, after stop. Exit status 1 if a well-behaved client saw an
+error or anything leaked.
+
+    python bench/classroom.py --mixed --duration 60 --chat 40 --files 10 --hostile 4
 
 Clients and server run in this one process (one GIL), as in a notebook
 where the instructor's kernel runs both: the figures include the clients'
@@ -22,9 +38,13 @@ own work. Not a pass/fail test; see tests/ for those.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
+import os
+import queue
 import random
 import resource
+import secrets
 import socket
 import statistics
 import sys
@@ -36,6 +56,9 @@ from pathlib import Path
 from labcrypto import groups, keys
 from labcrypto.allowlist import Allowlist
 from labcrypto.chat import ChatClient, ChatMessage, ChatServer
+from labcrypto.client import open_channel
+from labcrypto.ftp import FileClient, FileServer
+from labcrypto.handshake import ClientHandshake
 from labcrypto.ports import PortPool
 
 HOST = "127.0.0.1"
@@ -295,8 +318,450 @@ def report(
     )
 
 
+# --- the mixed class (issue 8) --------------------------------------------------------------
+
+
+def _rss() -> int:
+    """This process's resident memory in bytes (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _counts(servers: list, pool: PortPool) -> dict[str, int]:
+    """What the servers' process holds now: threads, fds, leased ports, connections, RSS."""
+    return {
+        "threads": threading.active_count(),
+        "fds": len(os.listdir("/proc/self/fd")),
+        "ports leased": len(pool.leased()),
+        "connections": sum(server.connection_count for server in servers),
+        "RSS MiB": round(_rss() / (1 << 20)),
+    }
+
+
+def _pair(numbers: tuple[int, int]) -> keys.KeyPair:
+    return keys.KeyPair(groups.FFDHE2048, numbers[0], numbers[1])
+
+
+class _Figures:
+    """What the client threads record, under one lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.latency: dict[str, list[float]] = {}
+        self.errors: dict[str, int] = {}
+        self.error_lines: list[str] = []
+        self.hostile: dict[str, int] = {}
+        self.bytes_moved = 0
+
+    def time(self, kind: str, seconds: float) -> None:
+        with self.lock:
+            self.latency.setdefault(kind, []).append(seconds)
+
+    def error(self, who: str, exc: BaseException) -> None:
+        kind = type(exc).__name__
+        with self.lock:
+            self.errors[kind] = self.errors.get(kind, 0) + 1
+            if len(self.error_lines) < 10:
+                self.error_lines.append(f"{who}: {kind}: {exc}")
+
+    def outcome(self, what: str) -> None:
+        with self.lock:
+            self.hostile[what] = self.hostile.get(what, 0) + 1
+
+    def plain(self) -> dict:
+        return {
+            "latency": self.latency,
+            "errors": self.errors,
+            "error_lines": self.error_lines,
+            "hostile": self.hostile,
+            "bytes": self.bytes_moved,
+        }
+
+
+def _chat_student(spec: dict, index: int, figures: _Figures, deadline: float) -> None:
+    """Join (handshake + handoff), then say a line and wait for its echo, until the deadline."""
+    echoed, wanted = threading.Event(), [""]
+
+    def watch(message: ChatMessage) -> None:
+        if message.text == wanted[0]:
+            echoed.set()
+
+    rng = random.Random(index)
+    time.sleep(rng.uniform(0, spec["ramp"]))
+    client = None
+    try:
+        started = time.perf_counter()
+        client = ChatClient.connect(
+            HOST, spec["chat_port"], _pair(spec["chat_keys"][index]),
+            server_key=keys.PublicKey.from_text(spec["server_public"]),
+            known_servers=False, timeout=spec["timeout"], on_message=watch,
+        )  # fmt: skip
+        figures.time("chat join", time.perf_counter() - started)
+        for line in range(100_000):  # bounded; ends at the deadline
+            if time.monotonic() > deadline:
+                break
+            wanted[0] = f"{index}:{line}"
+            echoed.clear()
+            sent = time.perf_counter()
+            client.send(wanted[0])
+            if not echoed.wait(spec["timeout"]):
+                raise TimeoutError(f"no echo of {wanted[0]!r} within {spec['timeout']} s")
+            figures.time("chat round trip", time.perf_counter() - sent)
+            time.sleep(rng.uniform(0.5, 1.5) * spec["think"])
+    except Exception as exc:
+        figures.error(f"chat student {index}", exc)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _file_student(spec: dict, index: int, figures: _Figures, deadline: float, tmp: Path) -> None:
+    """Upload, download and check, list; again and again until the deadline."""
+    rng = random.Random(1000 + index)
+    local = tmp / f"student{index}.bin"
+    local.write_bytes(rng.randbytes(spec["file_bytes"]))
+    back = tmp / f"student{index}-back.bin"
+    client = FileClient(
+        HOST, spec["file_port"], _pair(spec["file_keys"][index]),
+        keys.PublicKey.from_text(spec["server_public"]), timeout=spec["timeout"],
+    )  # fmt: skip
+    time.sleep(rng.uniform(0, spec["ramp"]))
+    try:
+        for _ in range(100_000):  # bounded; ends at the deadline
+            if time.monotonic() > deadline:
+                break
+            t = time.perf_counter()
+            up = client.put(local, "work.bin", overwrite=True)
+            figures.time("file put", time.perf_counter() - t)
+            t = time.perf_counter()
+            down = client.get("work.bin", back, overwrite=True)
+            figures.time("file get", time.perf_counter() - t)
+            if down.sha256 != up.sha256:
+                raise RuntimeError("the download differs from the upload")
+            t = time.perf_counter()
+            client.ls("/")
+            figures.time("file ls", time.perf_counter() - t)
+            with figures.lock:
+                figures.bytes_moved += up.size + down.size
+            time.sleep(rng.uniform(0.5, 1.5) * spec["think"])
+    except Exception as exc:
+        figures.error(f"file student {index}", exc)
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    """True if the peer closes ``sock`` within ``seconds`` (what it sends is dropped)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            if not sock.recv(65536):
+                return True
+        except TimeoutError:
+            return False
+        except OSError:
+            return True
+    return False
+
+
+def _bad_hello(spec: dict, rng: random.Random) -> tuple[str, bytes]:
+    """A first message the server must refuse: (name, frame bytes)."""
+    mallory = _pair(spec["mallory"])
+    p = groups.FFDHE2048.p
+    fields = {
+        "type": "client_hello", "version": 1, "mode": "secure", "group": "ffdhe2048",
+        "static": f"{mallory.public:#x}", "nonce": secrets.token_hex(32),
+    }  # fmt: skip
+    choices = {
+        "unknown key": fields,
+        "public value p-1": {**fields, "static": f"{p - 1:#x}"},
+        "public value 1": {**fields, "static": "0x1"},
+        "unknown version": {**fields, "version": 9},
+        "not json": b"{not json",
+        "4 GiB length": None,
+    }
+    name = rng.choice(sorted(choices))
+    value = choices[name]
+    if value is None:
+        return name, b"\xff\xff\xff\xff"
+    payload = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return name, len(payload).to_bytes(4, "big") + payload
+
+
+def _hostile(spec: dict, index: int, figures: _Figures, deadline: float) -> None:
+    """One hostile client: cycles through attacks until the deadline; records what it met."""
+    rng = random.Random(5000 + index)
+    intruder = _pair(spec["intruder"])
+    server_public = keys.PublicKey.from_text(spec["server_public"])
+    kinds = ["garbage", "slowloris", "flood", "cut upload", "stranger"]
+    for attempt in range(100_000):  # bounded; ends at the deadline
+        if time.monotonic() > deadline:
+            return
+        kind = kinds[(index + attempt) % len(kinds)]
+        try:
+            if kind == "garbage":
+                name, data = _bad_hello(spec, rng)
+                port = rng.choice([spec["chat_port"], spec["file_port"]])
+                with socket.create_connection((HOST, port), timeout=5) as sock:
+                    sock.sendall(data)
+                    ok = _closed_within(sock, 5.0)
+                figures.outcome(f"garbage ({name}): " + ("refused" if ok else "NOT refused"))
+            elif kind == "slowloris":
+                port = rng.choice([spec["chat_port"], spec["file_port"]])
+                hello = ClientHandshake(intruder, ephemeral=True).start()  # a real hello...
+                data = len(hello).to_bytes(4, "big") + hello
+                with socket.create_connection((HOST, port), timeout=5) as sock:
+                    started = time.monotonic()
+                    cut = False
+                    for byte in data[:120]:  # ...one byte a second, two minutes at most
+                        try:
+                            sock.sendall(bytes([byte]))
+                        except OSError:
+                            cut = True
+                            break
+                        if _closed_within(sock, 1.0):
+                            cut = True
+                            break
+                    waited = time.monotonic() - started
+                figures.outcome("slowloris: " + ("cut off" if cut else "NOT cut off"))
+                figures.time("hostile slowloris cut after", waited)
+            elif kind == "flood":
+                opened = open_channel(
+                    HOST, spec["chat_port"], intruder, server_key=server_public,
+                    known_servers=False, timeout=spec["timeout"],
+                )  # fmt: skip
+                sock, sent = opened.channel.stream, 0
+                sock.settimeout(2.0)
+                try:
+                    for i in range(3000):
+                        sock.sendall(opened.channel.seal_frame(json.dumps(
+                            {"type": "say", "text": f"flood {i}"})))  # fmt: skip
+                        sent += 1
+                except OSError:
+                    pass
+                finally:
+                    sock.close()  # no goodbye: a crash, as far as the server knows
+                figures.outcome("flood of small frames, then cut")
+                time.sleep(1.0)
+            elif kind == "cut upload":
+                _cut_upload(spec, intruder, server_public, rng)
+                figures.outcome("upload cut in the middle")
+            else:
+                figures.outcome(_stranger(spec, intruder, server_public))
+        except Exception as exc:  # the hostile ones are expected to meet errors
+            figures.outcome(f"{kind}: {type(exc).__name__}")
+
+
+def _stranger(spec: dict, key: keys.KeyPair, server_public: keys.PublicKey) -> str:
+    """Get a data port offered, send a stranger there, and never come with the ticket."""
+    from labcrypto.channel import SecureChannel
+
+    with socket.create_connection((HOST, spec["chat_port"]), timeout=5) as control:
+        channel = SecureChannel.client(control, key, expected_server_key=server_public, timeout=5)
+        offer = json.loads(channel.recv(5))
+        with socket.create_connection((HOST, offer["port"]), timeout=5) as sock:
+            sock.sendall(secrets.token_bytes(64))
+            dropped = _closed_within(sock, 5.0)
+    return "stranger on a data port: " + ("dropped" if dropped else "NOT dropped")
+
+
+def _cut_upload(
+    spec: dict, key: keys.KeyPair, server_public: keys.PublicKey, rng: random.Random
+) -> None:
+    """Start an upload by hand and drop the connection part way."""
+    from labcrypto.channel import SecureChannel
+
+    size = spec["file_bytes"]
+    with socket.create_connection((HOST, spec["file_port"]), timeout=5) as sock:
+        channel = SecureChannel.client(
+            sock, key, ephemeral=True, expected_server_key=server_public, timeout=5
+        )
+        args = {"path": "cut.bin", "size": size, "overwrite": True}
+        channel.send(json.dumps({"command": "put", "cwd": "/", "args": args}))
+        channel.recv(5)
+        data = secrets.token_bytes(size)
+        stop_at = rng.randrange(1, size)
+        for start in range(0, stop_at, 256 * 1024):
+            channel.send(data[start : min(stop_at, start + 256 * 1024)])
+
+
+def _mixed_clients(spec: dict, out: multiprocessing.Queue) -> None:
+    """The client process: every student and hostile client as a thread."""
+    figures = _Figures()
+    deadline = time.monotonic() + spec["duration"]
+    with tempfile.TemporaryDirectory() as folder:
+        workers = [
+            threading.Thread(target=_chat_student, args=(spec, i, figures, deadline))
+            for i in range(len(spec["chat_keys"]))
+        ]
+        workers += [
+            threading.Thread(target=_file_student, args=(spec, i, figures, deadline, Path(folder)))
+            for i in range(len(spec["file_keys"]))
+        ]
+        workers += [
+            threading.Thread(target=_hostile, args=(spec, i, figures, deadline))
+            for i in range(spec["hostile"])
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(spec["duration"] + 180)
+        stuck = sum(worker.is_alive() for worker in workers)
+    result = figures.plain()
+    result["stuck threads"] = stuck
+    out.put(json.dumps(result))
+
+
+def run_mixed(args: argparse.Namespace) -> int:
+    """Serve a mixed class from this process for ``args.duration`` seconds; print the figures."""
+    group = groups.FFDHE2048
+    server_key = keys.generate(group)
+    chat_keys = [keys.generate(group) for _ in range(args.chat)]
+    file_keys = [keys.generate(group) for _ in range(args.files)]
+    intruder, mallory = keys.generate(group), keys.generate(group)
+    idle: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        allowlist = Allowlist(Path(folder) / "allowlist.csv")
+        for prefix, pairs in (("chat", chat_keys), ("file", file_keys), ("intruder", [intruder])):
+            for index, pair in enumerate(pairs):
+                allowlist.add(f"{prefix}{index:03d}", pair.public_key)
+        pool_size = args.chat + 2 * args.hostile + 8
+        first = free_range(pool_size)
+        pool = PortPool(first, first + pool_size - 1, HOST)
+        context = multiprocessing.get_context("spawn")
+        out = context.Queue()  # its pipe is the bench's, not the servers': made before counting
+        threads_at_start = threading.active_count()
+        fds_at_start = len(os.listdir("/proc/self/fd"))
+        chat = ChatServer(
+            server_key, allowlist, pool=pool, max_connections=args.chat + 10 * args.hostile + 20,
+            handshake_timeout=5.0, frame_timeout=5.0, name="mixed-chat",
+        ).start()  # fmt: skip
+        files = FileServer(
+            server_key, allowlist, Path(folder) / "homes", max_upload=256 << 20,
+            connection_timeout=10.0, name="mixed-files",
+        ).start()  # fmt: skip
+        servers = [chat, files]
+        said = [0]
+        chat.on_message = lambda message: said.__setitem__(0, said[0] + 1)
+        idle = _counts(servers, pool)
+        peak = dict(idle)
+        spec = {
+            "chat_port": chat.port, "file_port": files.port,
+            "server_public": server_key.public_key.to_text(),
+            "chat_keys": [(k.private, k.public) for k in chat_keys],
+            "file_keys": [(k.private, k.public) for k in file_keys],
+            "intruder": (intruder.private, intruder.public),
+            "mallory": (mallory.private, mallory.public),
+            "pool": (first, first + pool_size - 1), "hostile": args.hostile,
+            "duration": args.duration, "timeout": args.timeout,
+            "think": max(args.think, 200.0) / 1000, "ramp": max(args.ramp, 2.0),
+            "file_bytes": args.file_kib * 1024,
+        }  # fmt: skip
+        process = context.Process(target=_mixed_clients, args=(spec, out))
+        started = time.perf_counter()
+        process.start()
+        result = None
+        while result is None:  # sample the peaks while the class runs
+            try:
+                result = json.loads(out.get(timeout=0.5))
+            except queue.Empty:
+                for name, value in _counts(servers, pool).items():
+                    peak[name] = max(peak[name], value)
+                if time.perf_counter() - started > args.duration + 300:
+                    process.kill()
+                    raise SystemExit("the client process did not finish") from None
+        wall = time.perf_counter() - started
+        process.join(30)
+        process.close()
+        # The clients are gone: everything must come back to idle (bounded wait).
+        settle_deadline = time.monotonic() + 20
+        while time.monotonic() < settle_deadline:
+            left = _counts(servers, pool)
+            if all(left[k] <= idle[k] for k in ("threads", "fds", "ports leased", "connections")):
+                break
+            time.sleep(0.1)
+        left = _counts(servers, pool)
+        stop_started = time.perf_counter()
+        for server in servers:
+            server.stop()
+        stop_time = time.perf_counter() - stop_started
+        time.sleep(0.2)
+        stopped = _counts(servers, pool)
+        stopped["threads"] -= threads_at_start
+        stopped["fds"] -= fds_at_start
+        pool.close()
+        out.close()
+        out.join_thread()
+    leaks = [k for k in ("threads", "fds", "ports leased", "connections") if left[k] > idle[k]]
+    leaks += [f"{k} after stop" for k in ("threads", "fds", "ports leased") if stopped[k] > 0]
+    _report_mixed(args, result, wall, said[0], idle, peak, left, stopped, stop_time, leaks)
+    ok = not result["errors"] and not leaks and not result["stuck threads"]
+    return 0 if ok else 1
+
+
+def _report_mixed(
+    args: argparse.Namespace,
+    result: dict,
+    wall: float,
+    said: int,
+    idle: dict[str, int],
+    peak: dict[str, int],
+    left: dict[str, int],
+    stopped: dict[str, int],
+    stop_time: float,
+    leaks: list[str],
+) -> None:
+    print(
+        f"mixed class: {args.chat} chat + {args.files} file + {args.hostile} hostile clients "
+        f"for {args.duration:.0f} s (wall {wall:.1f} s), secure mode, chat with the two-port "
+        f"handoff, uploads of {args.file_kib} KiB; clients in another process"
+    )
+    lines = len(result["latency"].get("chat round trip", []))
+    print(
+        f"  throughput: chat {said / wall:,.0f} lines said/s (each to every member: "
+        f"~{said * (args.chat + 1) / wall:,.0f} deliveries/s; {lines} timed round trips), "
+        f"files {result['bytes'] / 1e6 / wall:.1f} MB/s, "
+        f"{sum(len(result['latency'].get(k, [])) for k in ('file put', 'file get', 'file ls')) / wall:.1f} requests/s"  # noqa: E501
+    )
+    for kind in ("chat join", "chat round trip", "file put", "file get", "file ls"):
+        values = result["latency"].get(kind, [])
+        if values:
+            print(
+                f"  {kind:16s} p50 {percentile(values, 0.5) * 1000:8.1f} ms   "
+                f"p99 {percentile(values, 0.99) * 1000:8.1f} ms   n={len(values)}"
+            )
+    errors = result["errors"]
+    print(f"  well-behaved errors: {sum(errors.values())} {errors or ''}")
+    for line in result["error_lines"]:
+        print(f"    {line}")
+    print("  hostile clients met:")
+    for what, count in sorted(result["hostile"].items()):
+        print(f"    {count:5d}  {what}")
+    cut = result["latency"].get("hostile slowloris cut after", [])
+    if cut:
+        print(f"    slowloris cut after p50 {percentile(cut, 0.5):.1f} s, max {max(cut):.1f} s")
+    print(f"  server process: {'':14}{'idle':>8}{'peak':>8}{'after':>8}")
+    for name in ("threads", "fds", "ports leased", "connections", "RSS MiB"):
+        print(f"    {name:28s}{idle[name]:8d}{peak[name]:8d}{left[name]:8d}")
+    print(
+        f"  after stop ({stop_time * 1000:.0f} ms): threads {stopped['threads']:+d}, "
+        f"fds {stopped['fds']:+d} against before the servers started, ports leased "
+        f"{stopped['ports leased']}"
+    )
+    print(f"  leaks: {', '.join(leaks) if leaks else 'none'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mixed", action="store_true", help="the mixed class (chat+files+hostile)")
+    parser.add_argument("--duration", type=float, default=60.0, help="--mixed: seconds (60)")
+    parser.add_argument("--chat", type=int, default=40, help="--mixed: chat clients (40)")
+    parser.add_argument("--files", type=int, default=10, help="--mixed: file clients (10)")
+    parser.add_argument("--hostile", type=int, default=4, help="--mixed: hostile clients (4)")
+    parser.add_argument(
+        "--file-kib", type=int, default=1024, help="--mixed: size of each upload (1024 KiB)"
+    )
     parser.add_argument("--clients", type=int, default=50, help="students at once (50)")
     parser.add_argument("--rounds", type=int, default=20, help="round trips each (20)")
     parser.add_argument("--mode", choices=["secure", "toy"], default="secure")
@@ -314,7 +779,10 @@ def main(argv: list[str] | None = None) -> int:
         "--think", type=float, default=0.0, help="ms each student waits between lines (0)"
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per wait (10)")
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    if args.mixed:
+        return run_mixed(args)
+    return run(args)
 
 
 if __name__ == "__main__":
