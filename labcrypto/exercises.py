@@ -41,6 +41,7 @@ from .ciphers import CaesarCipher
 from .errors import ChannelClosed, ConnectionLost, LabCryptoError
 from .groups import FFDHE2048, TOY, Group, is_probable_prime, small_safe_prime_group
 from .keys import KeyPair, generate
+from .ports import free_port_range
 
 __all__ = [
     "SECTIONS",
@@ -1141,31 +1142,6 @@ def check_message_loop(chat_loop: Callable[[Any, list[str]], list[str]]) -> None
 
 
 # --- shared by the checks of notebooks 03-05 -------------------------------------------
-
-
-def free_port_range(size: int, tries: int = 50) -> int:
-    """The first of ``size`` consecutive ports that are free on 127.0.0.1 right now.
-
-    For the port pools of notebook 04 and its checks. The range is drawn
-    below Linux's ephemeral ports (32768-60999), so the system does not hand
-    one of them to an outgoing connection meanwhile; a port that still gets
-    taken later is simply skipped by ``PortPool``. Raises ``RuntimeError``
-    if ``tries`` random ranges were all partly busy.
-    """
-    for _ in range(tries):
-        first = 20000 + secrets.randbelow(12000 - size)
-        held: list[socket.socket] = []
-        try:
-            for port in range(first, first + size):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                held.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            _close_all(*held)
-        return first
-    raise RuntimeError(f"found no {size} consecutive free ports on 127.0.0.1; try again")
 
 
 def _refused_as(exc: BaseException) -> str:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import secrets
 import socket
 import threading
 import time
@@ -45,7 +46,7 @@ from types import TracebackType
 
 from .errors import PoolExhausted
 
-__all__ = ["Lease", "PortPool"]
+__all__ = ["Lease", "PortPool", "free_port_range"]
 
 #: How often a waiting ``lease`` tries again the ports that other programs hold
 #: (nothing tells us when they let go, unlike our own releases).
@@ -332,3 +333,29 @@ class PortPool:
             leased = len(self._leases)
         state = "closed" if self._closed else f"{leased} of {self.size} leased"
         return f"PortPool({self._range()}, {state})"
+
+
+def free_port_range(size: int, host: str = "127.0.0.1", tries: int = 50) -> int:
+    """The first of ``size`` consecutive ports that can all be bound on ``host`` right now.
+
+    For the port pools of notebook 04, its checks and the tests. The range
+    is drawn below Linux's ephemeral ports (32768-60999), so the system does
+    not hand one of them to an outgoing connection meanwhile; a port that
+    still gets taken later is simply skipped by ``PortPool``. Raises
+    ``RuntimeError`` if ``tries`` random ranges were all partly busy.
+    """
+    for _ in range(tries):
+        first = 20000 + secrets.randbelow(12000 - size)
+        held: list[socket.socket] = []
+        try:
+            for port in range(first, first + size):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                held.append(sock)
+                sock.bind((host, port))
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+        return first
+    raise RuntimeError(f"found no {size} consecutive free ports on {host}; try again")

@@ -11,7 +11,6 @@ stays leased and no thread stays running.
 
 from __future__ import annotations
 
-import random
 import socket
 import threading
 import time
@@ -30,7 +29,7 @@ from labcrypto.groups import TOY
 from labcrypto.handoff import present_ticket, ticket_message
 from labcrypto.handshake import decode_message, encode_message
 from labcrypto.known_servers import KnownServers
-from labcrypto.ports import PortPool
+from labcrypto.ports import PortPool, free_port_range
 
 HOST = "127.0.0.1"
 NAMES = ["server", "alice", "bob", "carol", "dave"]
@@ -39,23 +38,11 @@ Keyring = Callable[[str], keys.KeyPair]
 
 
 def free_range(count: int) -> int:
-    """The first of ``count`` consecutive free ports below Linux's ephemeral range."""
-    rng = random.Random()
-    for _ in range(200):
-        first = rng.randrange(20000, 32700 - count)
-        held: list[socket.socket] = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                held.append(sock)
-                sock.bind((HOST, port))
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-        return first
-    pytest.skip(f"found no {count} consecutive free ports")
+    """The first of ``count`` consecutive free ports on loopback (skip the test if none)."""
+    try:
+        return free_port_range(count, HOST)
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(params=["secure", "toy"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import socket
 import threading
 import time
@@ -11,33 +10,17 @@ from collections.abc import Iterator
 import pytest
 
 from labcrypto.errors import LabCryptoError, PoolExhausted
-from labcrypto.ports import Lease, PortPool
+from labcrypto.ports import Lease, PortPool, free_port_range
 
 HOST = "127.0.0.1"
 
 
 def free_range(count: int) -> int:
-    """The first of ``count`` consecutive ports that can all be bound on loopback right now.
-
-    Searched below Linux's ephemeral range (32768 and up), so outgoing
-    connections of other tests do not land in it by chance.
-    """
-    rng = random.Random()
-    for _ in range(200):
-        first = rng.randrange(20000, 32700 - count)
-        held: list[socket.socket] = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                held.append(sock)
-                sock.bind((HOST, port))
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-        return first
-    pytest.skip(f"found no {count} consecutive free ports on {HOST}")
+    """The first of ``count`` consecutive free ports on loopback (skip the test if none)."""
+    try:
+        return free_port_range(count, HOST)
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture
