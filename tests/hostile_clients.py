@@ -32,7 +32,7 @@ HOST = "127.0.0.1"
 #: People on the allowlist; "mallory" is not on it.
 STUDENTS = ("alice", "bob", "carol", "dave", "erin")
 #: Every timeout of the lab's servers: short, so a stalled client is cut off in seconds.
-TIMEOUT = 2.5
+TIMEOUT = 1.5
 #: How long a case may take to give back what it used.
 SETTLE = 10.0
 

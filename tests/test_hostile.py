@@ -20,6 +20,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import threading
 import time
@@ -368,7 +369,7 @@ def test_a_flood_of_small_frames_does_not_starve_the_others(lab: Lab) -> None:
     )  # fmt: skip
     try:
         flooder.start()
-        assert wait_until(lambda: sent[0] > 500, 5)
+        assert wait_until(lambda: sent[0] > 1000, 10), "the flood did not get going"
         round_trips = []
         for i in range(15):
             wanted[0] = f"polite {i}"
@@ -377,8 +378,7 @@ def test_a_flood_of_small_frames_does_not_starve_the_others(lab: Lab) -> None:
             client.send(wanted[0])
             assert echoed.wait(5.0), f"round trip {i} starved ({sent[0]} flood frames)"
             round_trips.append(time.monotonic() - started)
-        assert max(round_trips) < 2.0, round_trips
-        assert sent[0] > 1000  # it really was a flood
+        assert statistics.median(round_trips) < 0.5, round_trips  # every one within 5 s, above
     finally:
         stop.set()
         flooder.join(5)
