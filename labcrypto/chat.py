@@ -31,6 +31,12 @@ How the room works:
   while everyone else chats on.
   A client that sends garbage or disconnects in the middle of a frame is
   dropped too.
+* Every line costs the server one send per member, so one client in a
+  loop could flood the room. The room carries at most ``max_room_rate``
+  lines a second; each member may say an equal share of it (after a
+  burst of ``LINE_BURST`` lines). A member over its share is told to slow
+  down, and the server simply reads its next line later: nothing is lost,
+  and TCP makes the flooder wait while everyone else chats on.
 
 Threads never ``print``: the server reports joins, leaves, refusals and
 pool use through ``emit`` (``server.events``, ``server.listeners``), and
@@ -71,7 +77,7 @@ from .keys import KeyPair, PublicKey
 from .ports import PortPool
 from .server import ThreadedServer
 
-__all__ = ["MAX_TEXT", "SERVER_NAME", "ChatClient", "ChatMessage", "ChatServer"]
+__all__ = ["LINE_BURST", "MAX_TEXT", "SERVER_NAME", "ChatClient", "ChatMessage", "ChatServer"]
 
 log = logging.getLogger("labcrypto.chat")
 
@@ -79,6 +85,8 @@ log = logging.getLogger("labcrypto.chat")
 SERVER_NAME = "server"
 #: The longest chat message, in characters.
 MAX_TEXT = 4000
+#: Lines a member may say at once before its share of the room's rate applies.
+LINE_BURST = 50
 
 
 @dataclass(frozen=True)
@@ -149,6 +157,9 @@ class _Member:
         self.max_pending = max_pending
         self.alive = True
         self.reason = ""
+        self.tokens = float(LINE_BURST)  # lines it may say now (see ChatServer._throttle)
+        self.refilled = time.monotonic()
+        self.warned = 0.0  # when it was last told to slow down
         self._pending = bytearray()
         self._writing = False
         self._lock = threading.Lock()
@@ -235,7 +246,9 @@ class ChatServer(ThreadedServer):
     ``send_timeout``: a member that does not take a message within this
     time is dropped; ``max_pending``: bytes waiting for one member before
     it counts as too slow. ``idle_timeout``: drop a member silent this long
-    (None: never). ``handshake_timeout`` bounds the whole handshake and
+    (None: never). ``max_room_rate``: lines per second the whole room
+    carries, shared equally among the members (None: no limit).
+    ``handshake_timeout`` bounds the whole handshake and
     ``frame_timeout`` each message from its first byte to its last, so a
     client that sends a byte a second is dropped too. The rest is
     ``ThreadedServer``'s.
@@ -254,6 +267,7 @@ class ChatServer(ThreadedServer):
         send_timeout: float = 2.0,
         max_pending: int = 1 << 20,
         idle_timeout: float | None = None,
+        max_room_rate: float | None = 2000.0,
         host: str = "127.0.0.1",
         port: int = 0,
         name: str | None = None,
@@ -284,6 +298,7 @@ class ChatServer(ThreadedServer):
         self.send_timeout = send_timeout
         self.max_pending = max_pending
         self.idle_timeout = idle_timeout
+        self.max_room_rate = max_room_rate
         #: Called with every ``ChatMessage`` the room delivers (from a server thread).
         self.on_message: Callable[[ChatMessage], None] | None = None
         #: The last 1000 messages of the room, oldest first.
@@ -435,7 +450,40 @@ class ChatServer(ThreadedServer):
             if len(text) > MAX_TEXT or not text.strip():
                 self._tell(member, f"message refused: 1 to {MAX_TEXT} characters, please")
                 continue
+            if not self._throttle(member):
+                return
             self._deliver(ChatMessage(member.name, text, time.time()))
+
+    def _throttle(self, member: _Member) -> bool:
+        """Wait until ``member`` may say its next line; False if we are stopping meanwhile.
+
+        A token bucket: the member earns its share of ``max_room_rate``
+        lines each second, up to ``LINE_BURST``, and each line spends one.
+        While it waits, its reader does not read, so TCP slows the sender down.
+        """
+        if self.max_room_rate is None:
+            return True
+        with self._room_lock:
+            rate = self.max_room_rate / max(1, len(self._room))
+        now = time.monotonic()
+        member.tokens = min(LINE_BURST, member.tokens + (now - member.refilled) * rate)
+        member.refilled = now
+        if member.tokens < 1:
+            if now - member.warned > 10:
+                member.warned = now
+                self._tell(
+                    member,
+                    f"slow down: at most {rate:.0f} lines per second each in this room; "
+                    "your next lines wait",
+                )
+            deadline = now + (1 - member.tokens) / rate
+            while time.monotonic() < deadline:  # bounded by the deadline
+                if not member.alive or self._stopping.is_set():
+                    return False
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+            member.tokens, member.refilled = 1.0, time.monotonic()
+        member.tokens -= 1
+        return True
 
     @staticmethod
     def _parse_say(data: bytes) -> str:

@@ -47,7 +47,7 @@ from hostile_clients import (
 
 from labcrypto import groups, jail
 from labcrypto.channel import SecureChannel
-from labcrypto.chat import ChatClient, ChatMessage
+from labcrypto.chat import LINE_BURST, ChatClient, ChatMessage
 from labcrypto.errors import FileServiceError, HandoffFailed, LabCryptoError, PoolExhausted
 from labcrypto.ftp import FileClient, FileServer
 from labcrypto.handoff import ticket_message
@@ -384,6 +384,38 @@ def test_a_flood_of_small_frames_does_not_starve_the_others(lab: Lab) -> None:
         flooder.join(5)
         client.close()
         sock.close()
+
+
+def test_a_flooder_is_slowed_to_its_share_and_told_so(lab: Lab, watcher: Watcher) -> None:
+    lab.room.max_room_rate = 60.0  # carol and bob: 30 lines a second each, after a burst
+    sock, channel = chat_session(lab.room, lab.keyring("bob"))
+    try:
+        assert sorted(lab.room.members()) == ["bob", "carol"]
+        sock.settimeout(5.0)
+        started = time.monotonic()
+        sock.sendall(b"".join(channel.seal_frame(say(f"spam {i}")) for i in range(400)))
+        time.sleep(2.0)
+        got = len([t for t in watcher.texts if t.startswith("spam")])
+        elapsed = time.monotonic() - started
+        assert LINE_BURST <= got <= LINE_BURST + 30 * elapsed + 10, (got, elapsed)
+        notices = []
+        for _ in range(LINE_BURST + 10):  # bob's own copies come first, then the notice
+            text = json.loads(channel.recv(2.0))["text"]
+            if text.startswith("slow down"):
+                notices.append(text)
+                break
+        assert notices and "30 lines per second" in notices[0]
+        with lab.chat(lab.room, "alice") as alice:  # the room still answers at once
+            t = time.monotonic()
+            alice.send("not spam")
+            while alice.recv(5.0).text != "not spam":
+                pass
+            assert time.monotonic() - t < 1.0
+    finally:
+        sock.close()
+        lab.room.max_room_rate = 2000.0
+    spam = [t for t in watcher.texts if t.startswith("spam")]
+    assert spam == [f"spam {i}" for i in range(len(spam))]  # in order, none lost before the cut
 
 
 # --- the two-port handoff ----------------------------------------------------------------
