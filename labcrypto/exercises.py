@@ -763,6 +763,11 @@ def run_dh_server(
     g = group.g if g is None else g
     b = group.random_exponent(secrets.randbelow)
     big_b = pow(g, b, p) if B is None else B
+    for _ in range(20):  # with a hostile p or g, let the client fail on p or g, not on B = 1
+        if B is not None or big_b not in (0, 1, p - 1):
+            break
+        b = group.random_exponent(secrets.randbelow)
+        big_b = pow(g, b, p)
     wire = _frame_json({"p": p, "g": g, "B": big_b})
     if glued:
         wire += _frame_json({"type": "note", "text": "a second message, in the same segment"})

@@ -73,7 +73,7 @@ from .errors import (
     UnknownGroup,
     VersionMismatch,
 )
-from .groups import FFDHE2048, TOY, Group, validate_public
+from .groups import FFDHE2048, TOY, Group
 from .keys import KeyPair, PublicKey, generate, parse_number
 
 __all__ = [
@@ -142,8 +142,8 @@ def _field(message: dict[str, Any], name: str, kind: type) -> Any:
     return value
 
 
-def _number_field(message: dict[str, Any], name: str, group: Group) -> int:
-    """A public value sent as hex text, parsed and validated in ``group``."""
+def _public_field(message: dict[str, Any], name: str, group: Group) -> PublicKey:
+    """A public value sent as hex text, parsed and validated (once) in ``group``."""
     text = _field(message, name, str)
     if len(text) > 2 * group.byte_length + 2 + 16:
         raise InvalidPublicValue(f"{name}: a {len(text)}-character number is out of range")
@@ -151,7 +151,7 @@ def _number_field(message: dict[str, Any], name: str, group: Group) -> int:
         value = parse_number(text)
     except ValueError as exc:
         raise MalformedMessage(f"{message['type']}: field {name!r}: {exc}") from None
-    return validate_public(group, value)
+    return PublicKey(group, value)  # PublicKey validates the value when it is made
 
 
 def _nonce_field(message: dict[str, Any]) -> bytes:
@@ -273,7 +273,7 @@ class _Handshake:
         client_hello: bytes,
         server_hello: bytes,
         peer_static: PublicKey,
-        peer_ephemeral: int | None,
+        peer_ephemeral: PublicKey | None,
         client_nonce: bytes,
         server_nonce: bytes,
     ) -> tuple[SessionKeys, bytes, int]:
@@ -288,24 +288,28 @@ class _Handshake:
         return keys, th, static_secret
 
     def _make_session(
-        self, keys: SessionKeys, peer_static: PublicKey, secret: int, peer_eph: int | None
+        self,
+        keys: SessionKeys,
+        peer_static: PublicKey,
+        secret: int,
+        peer_eph: PublicKey | None,
     ) -> Session:
-        me, peer = self.static.public, peer_static.value
-        a, b = (me, peer) if self.role == "client" else (peer, me)
+        me = self.static.public_key
+        a, b = (me, peer_static) if self.role == "client" else (peer_static, me)
         if self.mode == "toy":
-            numbers: dict[str, Any] = {"p": self.group.p, "g": self.group.g, "A": a, "B": b}
-            numbers["K"] = secret
+            numbers: dict[str, Any] = {"p": self.group.p, "g": self.group.g}
+            numbers.update(A=a.value, B=b.value, K=secret)
         else:
             numbers = {
                 "group": self.group.name,
                 "p_bits": self.group.bits,
-                "A": PublicKey(self.group, a).fingerprint,
-                "B": PublicKey(self.group, b).fingerprint,
+                "A": a.fingerprint,
+                "B": b.fingerprint,
                 "K_bits": secret.bit_length(),
             }
             if self._eph is not None and peer_eph is not None:
                 mine = self._eph.fingerprint
-                theirs = PublicKey(self.group, peer_eph).fingerprint
+                theirs = peer_eph.fingerprint
                 numbers["A_ephemeral"], numbers["B_ephemeral"] = (
                     (mine, theirs) if self.role == "client" else (theirs, mine)
                 )
@@ -350,7 +354,7 @@ class ClientHandshake(_Handshake):
         self._keys: SessionKeys | None = None
         self._th = b""
         self._secret = 0
-        self._peer_eph: int | None = None
+        self._peer_eph: PublicKey | None = None
 
     def start(self) -> bytes:
         """The first message: ``client_hello``."""
@@ -391,13 +395,13 @@ class ClientHandshake(_Handshake):
     def _on_server_hello(self, data: bytes, message: dict[str, Any]) -> None:
         if _field(message, "version", int) != PROTOCOL_VERSION:
             raise VersionMismatch(f"the server speaks protocol {message['version']}")
-        server_key = PublicKey(self.group, _number_field(message, "static", self.group))
+        server_key = _public_field(message, "static", self.group)
         self._check_pin(server_key)
         if server_key == self.static.public_key:
             raise HandshakeError("the server presented our own public key (a reflection attack)")
         peer_eph = None
         if self._eph is not None:
-            peer_eph = _number_field(message, "ephemeral", self.group)
+            peer_eph = _public_field(message, "ephemeral", self.group)
         self.transcript.append(("server", message))
         self.server_key, self._server_hello, self._peer_eph = server_key, data, peer_eph
         self._keys, self._th, self._secret = self._derive(
@@ -492,11 +496,11 @@ class ServerHandshake(_Handshake):
         group_name = _field(message, "group", str)
         if group_name != self.group.name:
             raise UnknownGroup(f"this server uses group {self.group.name}, not {group_name[:40]!r}")
-        client_key = PublicKey(self.group, _number_field(message, "static", self.group))
+        client_key = _public_field(message, "static", self.group)
         client_nonce = _nonce_field(message)
         peer_eph = None
         if "ephemeral" in message:
-            peer_eph = _number_field(message, "ephemeral", self.group)
+            peer_eph = _public_field(message, "ephemeral", self.group)
         elif self.require_ephemeral:
             raise MalformedMessage("this server needs a fresh ephemeral key on every request")
         if client_key == self.static.public_key:

@@ -31,6 +31,7 @@ Used from notebook 01 on; ``labcrypto keygen`` is the command-line twin.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -133,9 +134,9 @@ class KeyPair:
     private: int = field(repr=False)
     public: int
 
-    @property
+    @functools.cached_property
     def public_key(self) -> PublicKey:
-        """The public half, safe to share."""
+        """The public half, safe to share (made, and validated, once per key pair)."""
         return PublicKey(self.group, self.public)
 
     @property
