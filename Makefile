@@ -29,8 +29,11 @@ $(CHP):
 	        configurable-http-proxy@5; \
 	else echo "npm not found: tests/test_hub.py will be skipped"; fi
 
+# Jupyter refuses to run as root unless told; root is common in containers and VMs.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: install
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $(ROOT_FLAG)
 
 test: install
 	$(VENV)/bin/ruff check .
