@@ -45,6 +45,7 @@ __all__ = [
     "ThreadedServer",
     "connect",
     "running_servers",
+    "status",
     "stop_all",
 ]
 
@@ -76,6 +77,27 @@ def running_servers() -> list[ThreadedServer]:
     """Every server of this process that is listening now."""
     with _running_lock:
         return list(_running.values())
+
+
+def status() -> list[dict[str, object]]:
+    """What this kernel holds: one row per running server (for a table or a widget).
+
+    Each row names the server, its address, how many clients are connected,
+    its threads, and the ports it has leased from a pool (if it has one).
+    """
+    rows: list[dict[str, object]] = []
+    for server in running_servers():
+        pool = getattr(server, "pool", None)
+        rows.append(
+            {
+                "server": server.name,
+                "address": f"{server.host}:{server.port}",
+                "connected": server.connection_count,
+                "threads": len(server.threads()),
+                "leased ports": pool.leased() if pool is not None else [],
+            }
+        )
+    return rows
 
 
 def stop_all(timeout: float = 5.0) -> int:

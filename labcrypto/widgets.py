@@ -32,6 +32,7 @@ from typing import Any
 import ipywidgets as ipw
 from IPython.display import HTML
 
+from . import server
 from .groups import TOY, Group
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "WireView",
     "exchange_table",
     "file_view",
+    "kernel_status",
     "key_exchange_sliders",
     "progress",
     "side_by_side",
@@ -312,3 +314,25 @@ def table(rows: Sequence[Mapping[str, Any]], max_width: int = 70) -> HTML:
 
     body = "".join("<tr>" + "".join(cell(r.get(c, "")) for c in columns) + "</tr>" for r in rows)
     return HTML(f"<table><tr>{head}</tr>{body}</table>")
+
+
+def kernel_status() -> ipw.VBox:
+    """A small panel: the servers this kernel runs, and a button that stops them all.
+
+    The table is read when the panel is made and after each click; run the
+    cell again to refresh it.
+    """
+    shown = ipw.HTML()
+    button = ipw.Button(description="Stop all servers", button_style="warning")
+
+    def refresh() -> None:
+        rows = server.status()
+        shown.value = table(rows).data if rows else "<i>no server is running in this kernel</i>"
+
+    def stop(_button: object) -> None:
+        server.stop_all()
+        refresh()
+
+    button.on_click(stop)
+    refresh()
+    return ipw.VBox([shown, button])

@@ -38,3 +38,24 @@ def test_the_button_alone_sends_and_the_log_scrolls():
     panel._on_button(panel.button)
     assert sent == ["typed"]
     assert panel.log.layout.max_height == "300px" and panel.log.layout.overflow == "auto"
+
+
+def test_kernel_status_lists_servers_with_their_ports_and_stops_them(no_leaks):
+    from labcrypto import server, widgets
+    from labcrypto.ports import PortPool, free_port_range
+
+    first = free_port_range(3)
+    with PortPool(first, first + 2) as pool:
+        demo = server.ThreadedServer(port=0, name="status-demo")
+        demo.pool = pool  # a chat server keeps its pool here
+        demo.start()
+        lease = pool.lease()
+        rows = server.status()
+        assert [row["server"] for row in rows] == ["status-demo"]
+        assert rows[0]["leased ports"] == [lease.port] and rows[0]["threads"] == 1
+        panel = widgets.kernel_status()
+        shown, button = panel.children
+        assert "status-demo" in shown.value
+        button.click()
+        assert not demo.running and "no server is running" in shown.value
+        lease.release()

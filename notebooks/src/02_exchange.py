@@ -495,6 +495,14 @@ Also from the previous lab: *which attacks exist on classical ciphers?* Brute fo
 """)
 
 code("""
+widgets.kernel_status()     # what this kernel runs now; the button stops it all
+""")
+
+md("""
+The panel above is the kernel's view: every server and tap this notebook started (re-running a cell *replaces* a named server, it never piles up a second one), its threads and the pool ports it holds. The next cell does what the button does, so the notebook also cleans up when nobody clicks:
+""")
+
+code("""
 from labcrypto.server import running_servers, stop_all
 
 alice.close()
