@@ -398,7 +398,14 @@ def _run_ftp_line(
 
 
 def _ftp_shell(client: FileClient, known: KnownServers, args: argparse.Namespace) -> int:
-    """``ftp:/path> `` prompts until ``exit``, ``quit`` or Ctrl-D; errors do not end it."""
+    """``ftp:/path> `` prompts until ``exit``, ``quit`` or Ctrl-D; errors do not end it.
+
+    On a terminal, the arrow keys edit the line and walk the history of this
+    session (the standard library's ``readline`` module, where the system has it).
+    """
+    if sys.stdin.isatty():
+        with contextlib.suppress(ImportError):  # not on Windows; the shell works without it
+            import readline  # noqa: F401  (importing it is what enables editing for input())
     _err("commands: ls pwd cd mkdir rmdir rm rename cat put get help; exit to leave")
     while True:
         try:

@@ -328,6 +328,18 @@ def test_file_service_end_to_end_and_sigterm(tmp_path) -> None:
         assert done.returncode == 0, done.stderr
         assert "notes.txt" in done.stdout.splitlines()[-1]
         assert (tmp_path / "homes" / "alice" / "notes.txt").read_text() == "bring coffee\n"
+
+        # The interactive shell, fed from a pipe: an error does not end it, exit does.
+        shell = subprocess.run(
+            [sys.executable, "-m", "labcrypto", "ftp", "--port", port, "--key", "alice",
+             "--server-key", "keys/server.pub"],
+            input="mkdir docs\ncd docs\npwd\ncat ../../etc/passwd\nput notes.txt\nls\nexit\n",
+            cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert shell.returncode == 0, shell.stderr
+        assert "ftp:/docs> /docs" in shell.stdout  # the prompt follows cd; pwd answers
+        assert "error:" in shell.stderr and "root:" not in shell.stdout
+        assert (tmp_path / "homes" / "alice" / "docs" / "notes.txt").exists()
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=10) == 0
     finally:
