@@ -59,7 +59,7 @@ from labcrypto.chat import ChatClient, ChatMessage, ChatServer
 from labcrypto.client import open_channel
 from labcrypto.ftp import FileClient, FileServer
 from labcrypto.handshake import ClientHandshake
-from labcrypto.ports import PortPool
+from labcrypto.ports import PortPool, free_port_range
 
 HOST = "127.0.0.1"
 
@@ -68,25 +68,6 @@ def percentile(values: list[float], fraction: float) -> float:
     """The value below which ``fraction`` of ``values`` lie (nearest rank)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
-
-
-def free_range(count: int) -> int:
-    """The first of ``count`` consecutive free ports on loopback, below the ephemeral range."""
-    for _ in range(200):
-        first = random.randrange(20000, 32700 - count)
-        held: list[socket.socket] = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                held.append(sock)
-                sock.bind((HOST, port))
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-        return first
-    raise SystemExit(f"no {count} consecutive free ports found on {HOST}")
 
 
 def make_keys(mode: str, count: int) -> tuple[keys.KeyPair, list[keys.KeyPair]]:
@@ -201,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
             allowlist = Allowlist(Path(folder) / "allowlist.csv")
             for index, key in enumerate(student_keys):
                 allowlist.add(f"student{index:03d}", key.public_key)
-        first = free_range(args.clients)
+        first = free_port_range(args.clients)
         pool = PortPool(first, first + args.clients - 1, HOST)
         threads_before = threading.active_count()
         server = ChatServer(
@@ -627,7 +608,7 @@ def run_mixed(args: argparse.Namespace) -> int:
             for index, pair in enumerate(pairs):
                 allowlist.add(f"{prefix}{index:03d}", pair.public_key)
         pool_size = args.chat + 2 * args.hostile + 8
-        first = free_range(pool_size)
+        first = free_port_range(pool_size)
         pool = PortPool(first, first + pool_size - 1, HOST)
         context = multiprocessing.get_context("spawn")
         out = context.Queue()  # its pipe is the bench's, not the servers': made before counting

@@ -26,7 +26,7 @@ from labcrypto.channel import HEADER, SecureChannel
 from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.ftp import FileClient, FileServer
 from labcrypto.handshake import decode_message, encode_message
-from labcrypto.ports import PortPool
+from labcrypto.ports import PortPool, free_port_range
 
 HOST = "127.0.0.1"
 #: People on the allowlist; "mallory" is not on it.
@@ -35,25 +35,6 @@ STUDENTS = ("alice", "bob", "carol", "dave", "erin")
 TIMEOUT = 1.5
 #: How long a case may take to give back what it used.
 SETTLE = 10.0
-
-
-def free_range(count: int) -> int:
-    """The first of ``count`` consecutive free ports on loopback, below the ephemeral range."""
-    for _ in range(200):
-        first = random.randrange(20000, 32700 - count)
-        held: list[socket.socket] = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                held.append(sock)
-                sock.bind((HOST, port))
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-        return first
-    raise RuntimeError(f"no {count} consecutive free ports on {HOST}")
 
 
 def open_fds() -> int:
@@ -94,7 +75,7 @@ class Lab:
         self.allowlist = Allowlist(root / "allowlist.csv")
         for name in STUDENTS:
             self.allowlist.add(name, keyring(name).public_key)
-        first = free_range(2)
+        first = free_port_range(2)
         self.pool = PortPool(first, first + 1)
         common: dict[str, Any] = {"handshake_timeout": TIMEOUT, "frame_timeout": TIMEOUT}
         self.room = ChatServer(self.server_key, self.allowlist, name="hostile-room", **common)
