@@ -1441,12 +1441,7 @@ def check_follow_handoff(follow_handoff: Callable[[Any, str], Any]) -> None:
         # An exhausted pool: the offer is "busy", and the client must say so, not hang.
         held = [pool.lease(timeout=_WAIT) for _ in range(pool.size)]  # ours come back soon
         try:
-            channel, control = _handshake_with(room, alice, server_key)
-            try:
-                status, value = _in_thread(follow_handoff, channel, "127.0.0.1", timeout=8.0)
-            finally:
-                channel.close()
-                control.close()
+            status, value = _one_handoff(follow_handoff, room, alice, server_key)
         finally:
             for lease in held:
                 lease.release()
@@ -1466,6 +1461,18 @@ def check_follow_handoff(follow_handoff: Callable[[Any, str], Any]) -> None:
         "follow_handoff reads the port and ticket, moves the channel to the data port, shows "
         "the ticket there and gets the welcome; a busy pool raises PoolExhausted."
     )
+
+
+def _one_handoff(
+    follow_handoff: Callable[[Any, str], Any], room: Any, alice: KeyPair, server_key: KeyPair
+) -> tuple[str, Any]:
+    """Handshake with ``room`` as alice, run the student's ``follow_handoff`` (bounded), close."""
+    channel, control = _handshake_with(room, alice, server_key)
+    try:
+        return _in_thread(follow_handoff, channel, "127.0.0.1", timeout=8.0)
+    finally:
+        channel.close()
+        control.close()
 
 
 def _second_handoff(
@@ -1488,12 +1495,7 @@ def _second_handoff(
         if lease not in keep:
             lease.release()  # the only free port now is one the first session did not use
     try:
-        channel, control = _handshake_with(room, alice, server_key)
-        try:
-            status, value = _in_thread(follow_handoff, channel, "127.0.0.1", timeout=8.0)
-        finally:
-            channel.close()
-            control.close()
+        status, value = _one_handoff(follow_handoff, room, alice, server_key)
     finally:
         for lease in keep:
             lease.release()

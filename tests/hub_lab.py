@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kernels import write_kernelspec  # re-exported: test_hub imports it from here
+
 __all__ = [
     "MARKER_VAR",
     "PROXY_PATHS",
@@ -156,23 +158,6 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
-
-
-def write_kernelspec(folder: Path) -> Path:
-    """A ``python3`` kernelspec for this venv's Python under ``folder``; return ``folder``.
-
-    Put it first on the servers' JUPYTER_PATH, so a ``python3`` kernelspec
-    installed elsewhere on the machine cannot win (as in tests/test_notebooks.py).
-    """
-    spec_dir = folder / "kernels" / "python3"
-    spec_dir.mkdir(parents=True, exist_ok=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (labcrypto)",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
-    return folder
 
 
 # --- the hub --------------------------------------------------------------------------

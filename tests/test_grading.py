@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import csv
 import importlib.util
-import json
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from kernels import write_kernelspec
 
 from labcrypto import exercises, grading, groups
 
@@ -242,16 +242,8 @@ def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Complete
 def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A course, released, four students' submissions autograded, grades exported."""
     base = tmp_path_factory.mktemp("grading")
-    kernels = base / "jupyter" / "kernels" / "python3"
-    kernels.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (labcrypto grading test)",
-        "language": "python",
-    }
-    (kernels / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
     env = release.nbgrader_env()
-    env["JUPYTER_PATH"] = str(base / "jupyter")
+    env["JUPYTER_PATH"] = str(write_kernelspec(base / "jupyter"))
     env["MPLBACKEND"] = "Agg"
     for name in ("LABCRYPTO_STUDENT_ID", "JUPYTERHUB_USER"):
         env.pop(name, None)

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
+from kernels import write_kernelspec
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -64,16 +63,7 @@ def kernel_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     A user-wide ``python3`` kernelspec (say, from another Python) would
     otherwise win, and the notebooks would run without this venv.
     """
-    base = tmp_path_factory.mktemp("jupyter")
-    spec_dir = base / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (labcrypto tests)",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
-    return base
+    return write_kernelspec(tmp_path_factory.mktemp("jupyter"))
 
 
 def _execute(
