@@ -22,6 +22,7 @@ __all__ = [
     "KeyFileError",
     "KeyNotAllowed",
     "LabCryptoError",
+    "MalformedJSON",
     "MalformedMessage",
     "NameNotOnAllowlist",
     "PathOutsideHome",
@@ -53,6 +54,11 @@ class ProtocolError(LabCryptoError):
 
 class FrameTooLarge(ProtocolError):
     """A frame's declared length is above the limit; refused before reading it."""
+
+
+class MalformedJSON(ProtocolError):
+    """A message that is not one well-formed JSON object: bad UTF-8, a duplicate key,
+    a lone surrogate, NaN, or too large. Raised by ``jsonwire.decode``."""
 
 
 class HandshakeError(ProtocolError):
