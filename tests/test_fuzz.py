@@ -31,6 +31,7 @@ from labcrypto.errors import (
     HandoffFailed,
     ProtocolError,
 )
+from labcrypto.ftp import wire as ftp_wire
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -201,7 +202,7 @@ def test_ticket_checker_only_ever_says_yes_or_no(data):
 @given(st.one_of(st.binary(max_size=200), json_values.map(_json_bytes)))
 def test_file_message_parser(data):
     try:
-        message = ftp._decode(data)
+        message = ftp_wire.decode(data)
     except ProtocolError:
         return
     assert isinstance(message, dict)
@@ -211,16 +212,16 @@ def test_file_message_parser(data):
 @given(st.dictionaries(st.sampled_from(["ok", "error", "message", "result"]), json_values))
 def test_file_reply_parser(reply):
     try:
-        assert ftp._raise_if_error(reply)["ok"] is True
+        assert ftp_wire.raise_if_error(reply)["ok"] is True
     except FileServiceError as exc:
-        assert type(exc) in ftp._WIRE_ERRORS.values()
+        assert type(exc) in ftp_wire.WIRE_ERRORS.values()
 
 
 @settings(max_examples=300, deadline=None)
 @given(json_values)
 def test_listing_entry_parser(item):
     try:
-        entry = ftp._entry(item)
+        entry = ftp_wire.listing_entry(item)
     except ProtocolError:
         return
     assert set(entry) == {"name", "kind", "size", "mtime"}
@@ -288,7 +289,7 @@ def test_file_requests_get_a_reply_or_a_clean_refusal(file_server, data):
         reply = json.loads(payload)
         assert isinstance(reply.get("ok"), bool)
         if reply["ok"] is False:
-            assert reply["error"] in ftp._WIRE_ERRORS
+            assert reply["error"] in ftp_wire.WIRE_ERRORS
     root = Path(file_server.root)
     assert sorted(p.name for p in root.iterdir()) == ["fuzz"]  # nothing outside the home
 

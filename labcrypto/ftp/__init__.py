@@ -1,0 +1,73 @@
+"""The encrypted file service (task 5): the course's FTP server, made secure.
+
+The course's file server works **one request per connection**: connect,
+send one command, get the reply, close. This one keeps that shape and
+puts a full key exchange in front of every request::
+
+    client                                         server
+    connect ──────────────────────────────────────► accept
+    handshake with a *fresh* ephemeral key pair ◄─► fresh pair too; static key
+                                                    checked against the allowlist
+    {"command": "ls", "cwd": "/docs", "args": {...}} ──►
+                                                ◄── {"ok": true, "result": [...]}
+    close                                           close
+
+* **New keys every time.** Both sides make new ephemeral Diffie-Hellman
+  key pairs for each request and mix them into the session keys, so every
+  request has its own keys (``FileClient.sessions`` lists their
+  fingerprints: they never repeat). Stealing a long-term key later does
+  not open recorded traffic (forward secrecy). Who you are still comes
+  from your long-term (static) key and the allowlist, checked on every
+  request.
+* **No session on the server.** The working directory is the client's:
+  it is sent with each request. ``cd`` only asks the server whether the
+  folder exists.
+* **A home you cannot leave.** Each user works in ``root/<name on the
+  allowlist>``, created on first use and shown as ``/``. The ``jail``
+  module refuses every way out (``..``, links, odd names).
+* **Whole files or nothing.** ``put`` and ``get`` stream the file in
+  frames of 512 KiB, never holding it in memory, and end with the
+  SHA-256 of the whole file, which the receiver checks. The receiver
+  writes into a temporary file and renames it into place only when it is
+  complete and verified: a transfer cut in the middle leaves the previous
+  version untouched and no half file.
+
+A transfer, on the wire (after the handshake; every frame is encrypted)::
+
+    put:  request {size} ──► ◄── {"ok": true}   data, data, ..., {"sha256"} ──► ◄── reply
+    get:  request ──► ◄── {"ok": true, "size"}   ◄── data, data, ..., {"sha256"}
+
+The package, one idea a module:
+
+* ``wire``     — requests and replies (JSON through ``labcrypto.jsonwire``),
+  the errors that may travel, the limits;
+* ``transfer`` — a whole file through a channel: data frames, then its
+  SHA-256, hashed in a second thread;
+* ``store``    — where an upload goes while it arrives (a temporary file,
+  committed only when whole);
+* ``server``   — ``FileServer``; ``client`` — ``FileClient`` and ``Transfer``;
+* ``shell``    — the text commands of ``labcrypto ftp`` (``run_command``).
+
+Used by notebook 05_ftp and by ``labcrypto ftp-serve`` / ``labcrypto ftp``.
+"""
+
+from __future__ import annotations
+
+from ..jail import FileInfo
+from .client import FileClient, Transfer
+from .server import FileServer
+from .shell import COMMANDS, run_command
+from .wire import CHUNK_SIZE, DEFAULT_MAX_CAT, DEFAULT_MAX_UPLOAD, Progress
+
+__all__ = [
+    "CHUNK_SIZE",
+    "COMMANDS",
+    "DEFAULT_MAX_CAT",
+    "DEFAULT_MAX_UPLOAD",
+    "FileClient",
+    "FileInfo",
+    "FileServer",
+    "Progress",
+    "Transfer",
+    "run_command",
+]

@@ -1,0 +1,273 @@
+"""The encrypted file server: one request per connection, a home per user.
+
+Each connection carries a handshake (with fresh ephemeral keys), one
+request, its reply, and the close. The server keeps no session: the
+client sends its working folder with each request. Every command runs
+inside the user's ``Jail`` (``root/<name on the allowlist>``, shown as
+``/``), and every failure a user can cause becomes a refusal with a
+message that says what to do next.
+
+Used by notebook 05_ftp and ``labcrypto ftp-serve``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..channel import SecureChannel
+from ..errors import (
+    ChannelClosed,
+    ConnectionLost,
+    FileServiceError,
+    LabCryptoError,
+    MalformedJSON,
+    ProtocolError,
+    QuotaExceeded,
+    UploadTooLarge,
+)
+from ..jail import Jail, show_path, split_path
+from ..keys import KeyPair, PublicKey
+from ..server import ThreadedServer
+from ..untrusted import quote
+from . import wire
+from .store import UploadStore
+from .transfer import receive_file, send_file
+from .wire import CHUNK_SIZE, DEFAULT_MAX_CAT, DEFAULT_MAX_UPLOAD, argument
+
+__all__ = ["FileServer"]
+
+
+class _Allowlist(Protocol):
+    """What the server needs from an allowlist (``allowlist.Allowlist`` has it)."""
+
+    def is_allowed(self, key: PublicKey) -> bool: ...
+    def name_of(self, key: PublicKey) -> str | None: ...
+
+
+class _StreamBroken(Exception):
+    """A download failed after its data began: the server just closes the channel."""
+
+
+class FileServer(ThreadedServer):
+    """The encrypted file server: one request per connection, a home per user.
+
+    ``key`` is the server's long-term key pair, ``allowlist`` decides who may
+    connect (and names their home), ``root`` holds the homes. Limits:
+    ``max_upload`` bytes per file, ``quota`` bytes per home (``None``: no
+    quota), ``max_cat`` bytes for ``cat``. ``connection_timeout`` bounds
+    each wait, the whole handshake, and each frame from its first byte to
+    its last (a client that trickles a byte a second is dropped). Start it like any
+    ``ThreadedServer``: ``with FileServer(...) as server: server.port``.
+    """
+
+    def __init__(
+        self,
+        key: KeyPair,
+        allowlist: _Allowlist,
+        root: str | os.PathLike[str],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        max_upload: int = DEFAULT_MAX_UPLOAD,
+        quota: int | None = None,
+        max_cat: int = DEFAULT_MAX_CAT,
+        chunk_size: int = CHUNK_SIZE,
+        name: str | None = None,
+        connection_timeout: float = 30.0,
+        max_connections: int = 64,
+    ) -> None:
+        super().__init__(
+            host,
+            port,
+            name=name,
+            connection_timeout=connection_timeout,
+            max_connections=max_connections,
+        )
+        self.key = key
+        self.allowlist = allowlist
+        self.root = Path(root).absolute()
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.max_upload = max_upload
+        self.quota = quota
+        self.max_cat = max_cat
+        self.chunk_size = chunk_size
+
+    def handle(self, conn: Any, address: tuple[str, int]) -> None:
+        """One request: handshake (fresh keys), one command, one reply, close."""
+        who = f"{address[0]}:{address[1]}"
+        try:
+            channel = SecureChannel.server(
+                conn,
+                self.key,
+                allow=self.allowlist.is_allowed,
+                require_ephemeral=True,
+                timeout=self.connection_timeout,
+                frame_timeout=self.connection_timeout,
+            )
+        except (LabCryptoError, OSError) as exc:
+            self.emit("refused", f"{who}: {exc}")
+            return
+        with channel:
+            user = self.allowlist.name_of(channel.session.peer_key)
+            if user is None:  # removed from the list during the handshake
+                refusal = wire.error_reply(FileServiceError("your key is not allowed"))
+                channel.send(wire.encode(refusal))
+                return
+            self._serve(channel, user)
+
+    def _serve(self, channel: SecureChannel, user: str) -> None:
+        """Read the request, run it inside the user's jail, send the reply."""
+        fingerprint = channel.session.fingerprint
+        try:
+            frame = channel.recv()
+        except (ProtocolError, ChannelClosed, OSError) as exc:
+            self.emit("error", f"{user}: no valid request ({exc})")
+            return
+        try:
+            request = wire.decode(frame)
+        except MalformedJSON as exc:
+            self.emit("denied", f"{user}: a malformed request ({exc})")
+            if wire.meant_as_object(frame):  # a request with a flaw: say which
+                self._refuse(channel, FileServiceError(f"bad request: {exc}"))
+            return  # not even an object: not our protocol, hang up
+        command = request.get("command")
+        shown = quote(command, limit=40)
+        try:
+            cwd = argument(request, "cwd", str, "/")
+            args = argument(request, "args", dict, {})
+            handler = self._commands().get(command) if isinstance(command, str) else None
+            if handler is None:
+                raise FileServiceError(f"unknown command {shown}: try help")
+            with Jail.open(self.root, user) as jail:
+                reply = handler(channel, jail, cwd, args)
+            if reply is not None:
+                channel.send(wire.encode({"ok": True, **reply}))
+            self.emit("request", f"{user}: {shown} ok (session {fingerprint})")
+        except FileServiceError as exc:
+            self.emit("denied", f"{user}: {shown}: {type(exc).__name__}: {exc}")
+            self._refuse(channel, exc)
+        except (ConnectionLost, ChannelClosed, OSError, _StreamBroken) as exc:
+            # The client went away mid-transfer, or the disk failed: nothing kept.
+            self.emit("error", f"{user}: {shown}: {type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _refuse(channel: SecureChannel, exc: FileServiceError) -> None:
+        """Send the refusal for ``exc``; a client that is already gone is not an error."""
+        with contextlib.suppress(OSError, LabCryptoError):
+            channel.send(wire.encode(wire.error_reply(exc)))
+
+    def _commands(self) -> dict[str, Callable[..., dict[str, Any] | None]]:
+        return {
+            "ls": self._ls,
+            "cd": self._cd,
+            "mkdir": self._mkdir,
+            "rmdir": self._rmdir,
+            "rm": self._rm,
+            "rename": self._rename,
+            "cat": self._cat,
+            "get": self._get,
+            "put": self._put,
+        }
+
+    # --- the commands (each runs inside the user's jail) -------------------------
+
+    @staticmethod
+    def _path(cwd: str, args: dict[str, Any], name: str = "path") -> tuple[str, ...]:
+        return split_path(argument(args, name, str, "."), cwd)
+
+    def _ls(self, channel: SecureChannel, jail: Jail, cwd: str, args: dict) -> dict:
+        names = self._path(cwd, args)
+        entries = jail.listdir(names)
+        return {"path": show_path(names), "result": [asdict(e) for e in entries]}
+
+    def _cd(self, channel: SecureChannel, jail: Jail, cwd: str, args: dict) -> dict:
+        names = self._path(cwd, args)
+        if not jail.is_dir(names):
+            jail.stat(names)  # raises the precise reason if it is missing or a link
+            raise FileServiceError(f"{show_path(names)} is not a folder")
+        return {"result": show_path(names)}
+
+    def _mkdir(self, channel: SecureChannel, jail: Jail, cwd: str, args: dict) -> dict:
+        names = self._path(cwd, args)
+        jail.mkdir(names)
+        return {"result": show_path(names)}
+
+    def _rmdir(self, channel: SecureChannel, jail: Jail, cwd: str, args: dict) -> dict:
+        names = self._path(cwd, args)
+        jail.rmdir(names)
+        return {"result": show_path(names)}
+
+    def _rm(self, channel: SecureChannel, jail: Jail, cwd: str, args: dict) -> dict:
+        names = self._path(cwd, args)
+        jail.remove(names)
+        return {"result": show_path(names)}
+
+    def _rename(self, channel: SecureChannel, jail: Jail, cwd: str, args: dict) -> dict:
+        old, new = self._path(cwd, args, "old"), self._path(cwd, args, "new")
+        if old and jail.is_dir(new):
+            new = (*new, old[-1])  # like mv: "rename a.txt docs" moves it into docs
+        jail.rename(old, new, overwrite=argument(args, "overwrite", bool, False))
+        return {"result": show_path(new)}
+
+    def _cat(self, channel: SecureChannel, jail: Jail, cwd: str, args: dict) -> None:
+        return self._get(channel, jail, cwd, args, limit=self.max_cat)
+
+    def _get(
+        self, channel: SecureChannel, jail: Jail, cwd: str, args: dict, limit: int | None = None
+    ) -> None:
+        names = self._path(cwd, args)
+        fd = jail.open_file(names)
+        try:
+            size = os.fstat(fd).st_size
+            if limit is not None and size > limit:
+                raise FileServiceError(
+                    f"{show_path(names)} has {size} bytes, over the {limit}-byte limit "
+                    "of cat: use get to download it"
+                )
+            channel.send(wire.encode({"ok": True, "path": show_path(names), "size": size}))
+            try:
+                digest = send_file(channel, fd, size, self.chunk_size, None)
+            except FileServiceError as exc:
+                # Data frames are under way: a JSON error now would read as data.
+                # Saying goodbye early is the signal; the client keeps nothing.
+                raise _StreamBroken(str(exc)) from None
+            channel.send(wire.encode({"sha256": digest}))
+        finally:
+            os.close(fd)
+        return None
+
+    def _put(self, channel: SecureChannel, jail: Jail, cwd: str, args: dict) -> dict:
+        names = self._path(cwd, args)
+        size = argument(args, "size", int)
+        overwrite = argument(args, "overwrite", bool, False)
+        self._check_limits(jail, names, size, overwrite)
+        with jail.writer(names, overwrite=overwrite) as target:
+            channel.send(wire.encode({"ok": True, "path": show_path(names)}))
+            store = UploadStore(target)
+            digest = receive_file(channel, store.write, size, None)
+            store.commit()
+        return {"result": {"path": show_path(names), "size": size, "sha256": digest}}
+
+    def _check_limits(self, jail: Jail, names: tuple[str, ...], size: int, overwrite: bool) -> None:
+        if size < 0:
+            raise FileServiceError("bad request: a negative size")
+        if size > self.max_upload:
+            raise UploadTooLarge(
+                f"{size} bytes is over this server's upload limit of {self.max_upload} bytes"
+            )
+        if self.quota is None:
+            return
+        replaced = 0
+        if overwrite and jail.exists(names) and jail.stat(names).kind == "file":
+            replaced = jail.stat(names).size
+        used = jail.usage()
+        if used - replaced + size > self.quota:
+            raise QuotaExceeded(
+                f"your home uses {used} of its {self.quota} bytes; {size} more do not fit. "
+                "Remove some files (rm) and try again"
+            )
