@@ -9,6 +9,7 @@ in front of a class::
     labcrypto serve                              # the chat room, until Ctrl-C (tasks 2-4)
     labcrypto chat --key alice --message "hi"    # say hi, print what comes back, exit
     labcrypto ftp-serve                          # the encrypted file service (task 5)
+    labcrypto ftp --key alice ls                 # one command, then exit
     labcrypto ftp --key alice -c "ls" -c "put notes.txt"
 
 Every command has ``--help`` with an example. This module is the only
@@ -40,7 +41,8 @@ from . import keys
 from .allowlist import Allowlist
 from .chat import ChatClient, ChatMessage, ChatServer
 from .errors import LabCryptoError
-from .ftp import FileClient, FileServer, run_command
+from .ftp import FileClient, FileServer
+from .ftp.shell import run_command, run_words
 from .groups import GROUPS
 from .handshake import MODES
 from .known_servers import KnownServers
@@ -368,7 +370,10 @@ def cmd_ftp_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_ftp(args: argparse.Namespace) -> int:
-    """Run -c commands one by one (stop at the first error), or an interactive shell."""
+    """Run ``COMMAND ARGS…`` once, or -c commands one by one (stop at the first error),
+    or, with neither, an interactive shell."""
+    if args.words and args.command:
+        raise UsageError("give either COMMAND ARGS... or -c LINE, not both")
     pair = _load_key(args.key, args.keys_dir)
     known = KnownServers(args.known_servers or Path(args.keys_dir) / "known_servers.csv")
     pinned = _server_key_arg(args.server_key)
@@ -379,6 +384,9 @@ def cmd_ftp(args: argparse.Namespace) -> int:
     else:
         server_key = known.get(args.host, args.port)  # trusted on an earlier visit
     client = FileClient(args.host, args.port, pair, server_key, timeout=args.timeout)
+    if args.words:  # the words as the shell split them: no second round of quoting
+        _run_ftp_words(client, args.words, known, args)
+        return 0
     if args.command:
         for line in args.command:
             _run_ftp_line(client, line, known, args)
@@ -390,7 +398,20 @@ def _run_ftp_line(
     client: FileClient, line: str, known: KnownServers, args: argparse.Namespace
 ) -> None:
     """One shell line; the server's key is checked against (or added to) known servers."""
-    text = run_command(client, line)
+    _show_ftp_result(client, run_command(client, line), known, args)
+
+
+def _run_ftp_words(
+    client: FileClient, words: list[str], known: KnownServers, args: argparse.Namespace
+) -> None:
+    """One command given as words on the command line (``ftp --key alice put a.txt``)."""
+    _show_ftp_result(client, run_words(client, words), known, args)
+
+
+def _show_ftp_result(
+    client: FileClient, text: str, known: KnownServers, args: argparse.Namespace
+) -> None:
+    """Check the server's key against (or add it to) known servers, then print ``text``."""
     if client.server_key is not None:
         known.check(args.host, args.port, client.server_key)
     if text:
@@ -592,8 +613,10 @@ def _add_ftp(sub: argparse._SubParsersAction) -> None:
     c = _command(
         sub,
         "ftp",
-        "use the encrypted file service: -c commands, or an interactive shell",
+        "use the encrypted file service: one COMMAND, -c commands, or an interactive shell",
         "  labcrypto ftp --key alice                       # shell: ls, cd, put, get, ...\n"
+        "  labcrypto ftp --key alice ls docs               # one command, then exit\n"
+        "  labcrypto ftp --key alice put -f notes.txt docs/notes.txt\n"
         "  labcrypto ftp --key alice -c 'mkdir docs' -c 'put notes.txt docs/notes.txt'",
         cmd_ftp,
     )
@@ -605,6 +628,14 @@ def _add_ftp(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--known-servers", metavar="CSV", help="default: KEYS_DIR/known_servers.csv")
     c.add_argument("-c", "--command", action="append", metavar="LINE", help="run LINE; repeatable")
     c.add_argument("--timeout", type=float, default=10.0, help="seconds (default: 10)")
+    # REMAINDER: everything after the command word belongs to it, "-f" included
+    # (options of ftp itself go before the command, as with ssh or sftp).
+    c.add_argument(
+        "words",
+        nargs=argparse.REMAINDER,
+        metavar="COMMAND ARGS",
+        help="run this one command and exit (ls, put -f LOCAL, ...; 'help' lists them)",
+    )
 
 
 _OVERVIEW = """\

@@ -348,3 +348,38 @@ def test_file_service_end_to_end_and_sigterm(tmp_path) -> None:
             serve.wait(timeout=5)
         if serve.stdout is not None:
             serve.stdout.close()
+
+
+def test_ftp_takes_one_command_as_words_like_the_tools_students_know(tmp_path) -> None:
+    """``labcrypto ftp --key alice ls``: the words after the options are one command."""
+    for name in ("alice", "server"):
+        assert cli("keygen", name, cwd=tmp_path).returncode == 0
+    assert cli("allow", "add", "alice", "keys/alice.pub", cwd=tmp_path).returncode == 0
+    (tmp_path / "notes.txt").write_text("bring coffee\n")
+    allowlist = Allowlist(tmp_path / "keys" / "allowlist.csv")
+    server_key = keys.load("server", tmp_path / "keys")
+    with FileServer(server_key, allowlist, tmp_path / "homes") as server:
+        base = ["ftp", "--port", str(server.port), "--key", "alice"]
+        pinned = [*base, "--server-key", "keys/server.pub"]
+        assert cli(*pinned, "mkdir", "docs", cwd=tmp_path).returncode == 0
+        # "-f" and a name with a space reach the command as the shell split them.
+        done = cli(*pinned, "put", "-f", "notes.txt", "docs/my notes.txt", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "notes.txt -> /docs/my notes.txt" in done.stdout
+        listing = cli(*pinned, "ls", "docs", cwd=tmp_path)
+        assert listing.returncode == 0, listing.stderr
+        assert listing.stdout.rstrip().endswith("my notes.txt")
+        shown = cli(*pinned, "cat", "docs/my notes.txt", cwd=tmp_path)
+        assert shown.stdout == "bring coffee\n\n"
+        assert (tmp_path / "homes" / "alice" / "docs" / "my notes.txt").exists()
+
+        refused = cli(*pinned, "cat", "../../etc/passwd", cwd=tmp_path)
+        assert refused.returncode == 1 and refused.stderr.startswith("error: ")
+        unknown = cli(*pinned, "frobnicate", cwd=tmp_path)
+        assert unknown.returncode == 1 and "unknown command 'frobnicate'" in unknown.stderr
+        both = cli(*pinned, "-c", "ls", "ls", cwd=tmp_path)
+        assert both.returncode == 1 and "not both" in both.stderr
+        # No --server-key: the first visit is remembered in known_servers, as with -c.
+        assert cli(*base, "pwd", cwd=tmp_path).stdout == "/\n"
+        known = (tmp_path / "keys" / "known_servers.csv").read_text()
+        assert server_key.public_key.to_text() in known
