@@ -59,7 +59,7 @@ from labcrypto.chat import ChatClient, ChatMessage, ChatServer
 from labcrypto.client import open_channel
 from labcrypto.ftp import FileClient, FileServer
 from labcrypto.handshake import ClientHandshake
-from labcrypto.ports import PortPool, free_port_range
+from labcrypto.ports import PortPool
 
 HOST = "127.0.0.1"
 
@@ -182,8 +182,7 @@ def run(args: argparse.Namespace) -> int:
             allowlist = Allowlist(Path(folder) / "allowlist.csv")
             for index, key in enumerate(student_keys):
                 allowlist.add(f"student{index:03d}", key.public_key)
-        first = free_port_range(args.clients)
-        pool = PortPool(first, first + args.clients - 1, HOST)
+        pool = PortPool.reserve(args.clients, HOST)
         threads_before = threading.active_count()
         server = ChatServer(
             server_key,
@@ -608,8 +607,7 @@ def run_mixed(args: argparse.Namespace) -> int:
             for index, pair in enumerate(pairs):
                 allowlist.add(f"{prefix}{index:03d}", pair.public_key)
         pool_size = args.chat + 2 * args.hostile + 8
-        first = free_port_range(pool_size)
-        pool = PortPool(first, first + pool_size - 1, HOST)
+        pool = PortPool.reserve(pool_size, HOST)
         context = multiprocessing.get_context("spawn")
         out = context.Queue()  # its pipe is the bench's, not the servers': made before counting
         threads_at_start = threading.active_count()
@@ -634,7 +632,7 @@ def run_mixed(args: argparse.Namespace) -> int:
             "file_keys": [(k.private, k.public) for k in file_keys],
             "intruder": (intruder.private, intruder.public),
             "mallory": (mallory.private, mallory.public),
-            "pool": (first, first + pool_size - 1), "hostile": args.hostile,
+            "pool": (pool.first, pool.last), "hostile": args.hostile,
             "duration": args.duration, "timeout": args.timeout,
             "think": max(args.think, 200.0) / 1000, "ramp": max(args.ramp, 2.0),
             "file_bytes": args.file_kib * 1024,

@@ -21,7 +21,6 @@ is built on it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ from .errors import (
     ConnectionLost,
     HandoffFailed,
     KeyFileError,
-    LabCryptoError,
     PoolExhausted,
     ProtocolError,
 )
@@ -43,6 +41,7 @@ from .handshake import decode_message
 from .keys import KeyPair, PublicKey, load_public
 from .known_servers import KnownServers
 from .server import connect
+from .streams import close_stream
 
 __all__ = ["Opened", "open_channel", "resolve_server_key"]
 
@@ -144,7 +143,7 @@ def open_channel(
         raise
     finally:
         if channel is None or channel.stream is not control:
-            _close(control)  # after a handoff (or a failure) it has done its job
+            close_stream(control)  # after a handoff (or a failure) it has done its job
 
 
 def _handshake(
@@ -193,9 +192,3 @@ def _port_fields(message: dict[str, Any]) -> tuple[int, str]:
     if not isinstance(ticket, str) or not ticket:
         raise HandoffFailed("the server's port message has no ticket")
     return port, ticket
-
-
-def _close(sock: socket.socket) -> None:
-    """Close a socket, ignoring that it may be closed already."""
-    with contextlib.suppress(OSError, LabCryptoError):
-        sock.close()

@@ -58,6 +58,7 @@ from .errors import HandoffFailed, LabCryptoError, PoolExhausted, ProtocolError
 from .handshake import decode_message, encode_message
 from .ports import Lease, PortPool
 from .server import connect
+from .streams import close_stream
 
 __all__ = [
     "DEFAULT_TICKET_TIMEOUT",
@@ -225,12 +226,11 @@ def _wait_for_ticket(
                         sock.setblocking(True)
                         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                         return sock
-                    _drop(sock)
+                    close_stream(sock)
                     emit("stranger", f"port {lease.port}: dropped a connection without the ticket")
     finally:
         for sock in candidates:
-            with contextlib.suppress(OSError):
-                sock.close()
+            close_stream(sock)
         selector.close()
 
 
@@ -278,13 +278,6 @@ def _read_candidate(
     if frames is None or len(frames) != 1 or decoder.pending:
         return "drop"  # the real client sends its ticket, then waits for the server
     return "ticket" if channel.open_candidate(frames[0], check) is not None else "drop"
-
-
-def _drop(conn: socket.socket) -> None:
-    """Close a stranger's connection."""
-    with contextlib.suppress(OSError):
-        conn.shutdown(socket.SHUT_RDWR)
-    conn.close()
 
 
 # --- the client's half ----------------------------------------------------------

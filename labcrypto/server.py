@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import LabCryptoError
+from .streams import close_stream
 
 __all__ = [
     "Event",
@@ -257,7 +258,7 @@ class ThreadedServer:
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 log.warning("%s: thread %s did not stop in time", self.name, thread.name)
-                _shutdown(conn)
+                close_stream(conn)
         with _running_lock:
             _running.pop(id(self), None)
         self.emit("stop", f"{self.name} stopped")
@@ -327,7 +328,7 @@ class ThreadedServer:
                 self.emit("error", f"{address[0]}:{address[1]}: {type(exc).__name__}: {exc}")
                 log.debug("handler error", exc_info=True)
         finally:
-            _shutdown(conn)
+            close_stream(conn)
             with self._lock:
                 self._connections.pop(conn, None)
 
@@ -350,11 +351,3 @@ class ThreadedServer:
     def __repr__(self) -> str:
         where = f"{self.host}:{self.port}" if self.running else "stopped"
         return f"<{type(self).__name__} {self.name} {where}, {self.connection_count} connected>"
-
-
-def _shutdown(conn: socket.socket) -> None:
-    """Shut a socket down (waking a thread blocked on it) and close it."""
-    with contextlib.suppress(OSError):
-        conn.shutdown(socket.SHUT_RDWR)
-    with contextlib.suppress(OSError):
-        conn.close()

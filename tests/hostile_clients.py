@@ -26,7 +26,7 @@ from labcrypto.channel import HEADER, SecureChannel
 from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.ftp import FileClient, FileServer
 from labcrypto.handshake import decode_message, encode_message
-from labcrypto.ports import PortPool, free_port_range
+from labcrypto.ports import PortPool
 
 HOST = "127.0.0.1"
 #: People on the allowlist; "mallory" is not on it.
@@ -75,8 +75,7 @@ class Lab:
         self.allowlist = Allowlist(root / "allowlist.csv")
         for name in STUDENTS:
             self.allowlist.add(name, keyring(name).public_key)
-        first = free_port_range(2)
-        self.pool = PortPool(first, first + 1)
+        self.pool = PortPool.reserve(2)
         common: dict[str, Any] = {"handshake_timeout": TIMEOUT, "frame_timeout": TIMEOUT}
         self.room = ChatServer(self.server_key, self.allowlist, name="hostile-room", **common)
         self.pooled = ChatServer(

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labcrypto import channel, chat, client, ftp, groups, handoff, handshake, keys
+from labcrypto import channel, chat, chat_messages, client, ftp, groups, handoff, handshake, keys
 from labcrypto.errors import (
     ChannelClosed,
     FileServiceError,
@@ -166,7 +166,7 @@ def test_chat_request_parser(data):
 )
 def test_chat_line_parser(data):
     try:
-        line = chat._decode_line(data)
+        line = chat_messages.decode_line(data)
     except ProtocolError:
         return
     assert isinstance(line.sender, str) and isinstance(line.text, str)

@@ -29,20 +29,12 @@ from labcrypto.groups import TOY
 from labcrypto.handoff import present_ticket, ticket_message
 from labcrypto.handshake import decode_message, encode_message
 from labcrypto.known_servers import KnownServers
-from labcrypto.ports import PortPool, free_port_range
+from labcrypto.ports import PortPool
 
 HOST = "127.0.0.1"
 NAMES = ["server", "alice", "bob", "carol", "dave"]
 
 Keyring = Callable[[str], keys.KeyPair]
-
-
-def free_range(count: int) -> int:
-    """The first of ``count`` consecutive free ports on loopback (skip the test if none)."""
-    try:
-        return free_port_range(count, HOST)
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
 
 
 @pytest.fixture(params=["secure", "toy"])
@@ -78,8 +70,7 @@ def start(mode: str, keyring: Keyring, tmp_path: Path, no_leaks: None) -> Iterat
     made: list[tuple[ChatServer, PortPool]] = []
 
     def make(pool_size: int = 4, **options: object) -> ChatServer:
-        first = free_range(pool_size)
-        pool = PortPool(first, first + pool_size - 1, HOST)
+        pool = PortPool.reserve(pool_size, HOST)
         server = ChatServer(keyring("server"), allow, mode=mode, pool=pool, **options)
         made.append((server.start(), pool))
         return server

@@ -25,6 +25,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -208,7 +209,7 @@ def test_a_client_that_stops_halfway_is_timed_out(lab: Lab) -> None:
 def test_one_byte_per_second_does_not_hold_the_handshake_open(lab: Lab) -> None:
     """A per-recv timeout alone never fires here: every byte comes within it."""
     data = frame(hello(lab.keyring("bob")))  # ~600 bytes: ten minutes at this pace
-    assert lab.room.send_timeout > 1.0
+    assert lab.room.settings.send_timeout > 1.0
     with raw_connect(lab.room.port) as sock:
         cut_after = trickle(sock, data, interval=1.0, limit=STALLED + 2)
     assert cut_after is not None and cut_after < TIMEOUT + 1.5, cut_after
@@ -387,7 +388,8 @@ def test_a_flood_of_small_frames_does_not_starve_the_others(lab: Lab) -> None:
 
 
 def test_a_flooder_is_slowed_to_its_share_and_told_so(lab: Lab, watcher: Watcher) -> None:
-    lab.room.max_room_rate = 60.0  # carol and bob: 30 lines a second each, after a burst
+    # carol and bob: 30 lines a second each, after a burst
+    lab.room.settings = replace(lab.room.settings, max_room_rate=60.0)
     sock, channel = chat_session(lab.room, lab.keyring("bob"))
     try:
         assert sorted(lab.room.members()) == ["bob", "carol"]
@@ -413,7 +415,7 @@ def test_a_flooder_is_slowed_to_its_share_and_told_so(lab: Lab, watcher: Watcher
             assert time.monotonic() - t < 1.0
     finally:
         sock.close()
-        lab.room.max_room_rate = 2000.0
+        lab.room.settings = replace(lab.room.settings, max_room_rate=2000.0)
     spam = [t for t in watcher.texts if t.startswith("spam")]
     assert spam == [f"spam {i}" for i in range(len(spam))]  # in order, none lost before the cut
 

@@ -15,22 +15,21 @@ from labcrypto.ports import Lease, PortPool, free_port_range
 HOST = "127.0.0.1"
 
 
-def free_range(count: int) -> int:
-    """The first of ``count`` consecutive free ports on loopback (skip the test if none)."""
-    try:
-        return free_port_range(count, HOST)
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
-
-
 @pytest.fixture
 def make_pool() -> Iterator:
-    """Make pools of ``size`` fresh ports; every pool is closed at the end of the test."""
+    """Make pools of ``size`` fresh ports; every pool is closed at the end of the test.
+
+    ``held=True`` (the default): ``PortPool.reserve``, which holds its free
+    ports. ``held=False``: a plain pool on a range that was free a moment
+    ago, for the cases where another program takes a port of the pool.
+    """
     pools: list[PortPool] = []
 
-    def make(size: int) -> PortPool:
-        first = free_range(size)
-        pool = PortPool(first, first + size - 1, HOST)
+    def make(size: int, held: bool = True) -> PortPool:
+        pool = PortPool.reserve(size, HOST)
+        if not held:
+            pool.close()
+            pool = PortPool(pool.first, pool.last, HOST)
         pools.append(pool)
         return pool
 
@@ -88,7 +87,7 @@ def test_size_counts_both_ends() -> None:
 
 
 def test_a_lease_is_a_listening_socket_on_its_port(make_pool) -> None:
-    pool = make_pool(3)
+    pool = make_pool(3, held=False)  # so that the port is free for anyone after release
     with pool.lease() as lease:
         assert lease.port in port_range(pool)
         assert lease.socket.getsockname() == (HOST, lease.port)
@@ -190,11 +189,72 @@ def test_waiting_forever_and_bad_durations_are_refused(make_pool) -> None:
     assert pool.available == 1
 
 
+def can_listen(port: int) -> bool:
+    """Could another program *listen* on ``port`` right now (a server, with SO_REUSEADDR)?"""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+            sock.listen(1)
+        except OSError:
+            return False
+        return True
+
+
+def test_a_reserved_pool_holds_its_free_ports_until_closed(make_pool) -> None:
+    pool = make_pool(4)
+    assert pool.hold
+    assert not any(can_listen(port) for port in port_range(pool))  # free, yet held
+    with pytest.raises(ConnectionRefusedError):  # held, but nobody listens yet
+        socket.create_connection((HOST, pool.first), timeout=5)
+    leases = [pool.lease() for _ in range(pool.size)]
+    for lease in leases:
+        lease.release()
+    assert not any(can_listen(lease.port) for lease in leases)  # held again once back
+    pool.close()
+    assert all(can_listen(port) for port in port_range(pool))
+
+
+def test_a_plain_pool_holds_its_ports_when_asked(make_pool) -> None:
+    first = make_pool(3, held=False).first
+    with PortPool(first, first + 2, HOST, hold=True) as pool:
+        assert not any(can_listen(port) for port in port_range(pool))
+        with pool.lease() as lease:
+            assert lease.socket.getsockname() == (HOST, lease.port)
+    assert all(can_listen(port) for port in port_range(pool))
+
+
+def test_leases_get_their_ports_in_an_order_nobody_can_predict(make_pool) -> None:
+    pool = make_pool(16)
+    orders = []
+    for _ in range(2):
+        leases = [pool.lease() for _ in range(pool.size)]
+        orders.append([lease.port for lease in leases])
+        for lease in leases:
+            lease.release()
+    assert sorted(orders[0]) == sorted(port_range(pool))
+    assert orders[0] != sorted(orders[0])  # not first to last (1 chance in 16! that it is)
+    assert orders[0] != orders[1]
+
+
+def test_free_port_range_is_on_its_way_out() -> None:
+    with pytest.warns(PendingDeprecationWarning, match="PortPool.reserve"):
+        first = free_port_range(2, HOST)
+    assert 1 <= first < 65535
+
+
+def test_reserve_says_when_it_finds_no_range() -> None:
+    with pytest.raises(ValueError, match="size"):
+        PortPool.reserve(0)
+    with pytest.raises(PoolExhausted, match="no 3 consecutive free ports"):
+        PortPool.reserve(3, HOST, tries=0)
+
+
 # --- ports other programs hold -------------------------------------------------------------
 
 
 def test_a_port_held_by_another_program_is_skipped(make_pool) -> None:
-    pool = make_pool(3)
+    pool = make_pool(3, held=False)
     outsider = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         outsider.bind((HOST, pool.first))
@@ -215,7 +275,7 @@ def test_a_port_held_by_another_program_is_skipped(make_pool) -> None:
 
 
 def test_a_waiting_lease_notices_when_another_program_lets_go(make_pool) -> None:
-    pool = make_pool(1)
+    pool = make_pool(1, held=False)
     outsider = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     outsider.bind((HOST, pool.first))
     outsider.listen(1)

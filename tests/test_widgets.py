@@ -42,10 +42,9 @@ def test_the_button_alone_sends_and_the_log_scrolls():
 
 def test_kernel_status_lists_servers_with_their_ports_and_stops_them(no_leaks):
     from labcrypto import server, widgets
-    from labcrypto.ports import PortPool, free_port_range
+    from labcrypto.ports import PortPool
 
-    first = free_port_range(3)
-    with PortPool(first, first + 2) as pool:
+    with PortPool.reserve(3) as pool:
         demo = server.ThreadedServer(port=0, name="status-demo")
         demo.pool = pool  # a chat server keeps its pool here
         demo.start()

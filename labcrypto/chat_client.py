@@ -1,0 +1,223 @@
+"""The chat room's client: ``ChatClient``, one member of a room (notebooks 02-05).
+
+The story of the room is in ``labcrypto.chat``. ``ChatClient.connect``
+opens the channel (``labcrypto.client.open_channel``: handshake, server
+key check, handoff) and starts one thread that reads the server's lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .channel import SecureChannel
+from .chat_messages import ChatMessage, check_text, decode_line
+from .client import Known, ServerKey, open_channel
+from .errors import ChannelClosed, ConnectionLost, LabCryptoError, MalformedMessage
+from .handshake import encode_message
+from .keys import KeyPair
+from .streams import set_timeout
+
+__all__ = ["ChatClient"]
+
+log = logging.getLogger("labcrypto.chat")
+
+_END = object()  # put in the queue when the conversation is over
+
+
+class ChatClient:
+    """One member of a chat room: ``send`` lines, ``recv`` or iterate what arrives.
+
+    Make one with ``ChatClient.connect(host, port, key, ...)``. A background
+    thread reads the server's messages and puts each ``ChatMessage`` in
+    ``messages`` (what ``recv`` reads) and, if set, calls
+    ``on_message(message)`` — from that thread, so a widget callback must
+    only update widget values, never ``print``. Your own lines come back
+    too: that is the server's confirmation. Use it in a ``with`` block, or
+    call ``close()``.
+    """
+
+    def __init__(
+        self,
+        channel: SecureChannel,
+        welcome: dict[str, Any],
+        *,
+        on_message: Callable[[ChatMessage], None] | None = None,
+        timeout: float = 5.0,
+        queue_size: int = 10_000,
+    ) -> None:
+        name, members = welcome.get("name"), welcome.get("members")
+        if welcome.get("type") != "welcome" or not isinstance(name, str):
+            raise MalformedMessage("the server did not welcome us to a chat: is it a chat server?")
+        self.channel = channel
+        #: Our name in the room, as the server's allowlist has it.
+        self.name = name
+        #: Who was in the room when we joined (ourselves included).
+        self.members_at_join = [m for m in members if isinstance(m, str)] if members else []
+        self.on_message = on_message
+        self.messages: queue.Queue[Any] = queue.Queue(queue_size)
+        self.timeout = timeout
+        self.data_port: int | None = None
+        self._error: LabCryptoError | None = None
+        self._closing = threading.Event()
+        set_timeout(channel.stream, timeout)
+        self._reader = threading.Thread(
+            target=self._read_loop, name=f"chat-client-{name}", daemon=True
+        )
+        self._reader.start()
+
+    @classmethod
+    def connect(
+        cls,
+        host: str,
+        port: int,
+        key: KeyPair,
+        *,
+        server_key: ServerKey = None,
+        known_servers: Known = None,
+        mode: str = "secure",
+        timeout: float = 5.0,
+        on_message: Callable[[ChatMessage], None] | None = None,
+    ) -> ChatClient:
+        """Join the chat at ``host:port`` with our ``key``; follow a handoff if offered.
+
+        ``server_key`` pins the server (a ``PublicKey``, a ``.pub`` path or a
+        fingerprint). Without it the key is checked against
+        ``known_servers`` (trust on first use; see ``labcrypto.client``).
+        Raises ``KeyNotAllowed``, ``ServerKeyChanged``, ``PoolExhausted``,
+        ``ConnectionRefusedError`` or ``TimeoutError``, each saying what to do.
+        """
+        opened = open_channel(
+            host,
+            port,
+            key,
+            server_key=server_key,
+            known_servers=known_servers,
+            mode=mode,
+            timeout=timeout,
+        )
+        try:
+            client = cls(opened.channel, opened.first, on_message=on_message, timeout=timeout)
+        except BaseException:
+            opened.channel.close()
+            raise
+        client.data_port = opened.data_port
+        return client
+
+    # --- talking ----------------------------------------------------------------------
+
+    def send(self, text: str) -> None:
+        """Send one line to the room (it comes back to us too, as confirmation)."""
+        check_text(text)
+        if self._closing.is_set() or self._error is not None:
+            raise ChannelClosed("this chat connection is closed; connect again")
+        try:
+            self.channel.send(encode_message({"type": "say", "text": text}))
+        except OSError as exc:
+            raise ConnectionLost(
+                f"could not send to the chat server ({exc}); connect again"
+            ) from None
+
+    def recv(self, timeout: float | None = 5.0) -> ChatMessage:
+        """The next incoming message; ``TimeoutError`` if none within ``timeout`` seconds.
+
+        Once the conversation is over (and everything that arrived has been
+        read), raises ``ChannelClosed`` or ``ConnectionLost`` saying why.
+        """
+        try:
+            item = self.messages.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no chat message arrived within {timeout} s") from None
+        if item is _END:
+            self._put(_END)  # keep telling later callers, too
+            assert self._error is not None
+            raise self._error
+        return item
+
+    def iter_messages(self, timeout: float = 5.0) -> Iterator[ChatMessage]:
+        """Yield incoming messages until none arrives for ``timeout`` s or the chat ends."""
+        while True:
+            try:
+                yield self.recv(timeout)
+            except (TimeoutError, ChannelClosed, ConnectionLost):
+                return
+
+    def __iter__(self) -> Iterator[ChatMessage]:
+        return self.iter_messages(self.timeout)
+
+    @property
+    def connected(self) -> bool:
+        """True until we close or the server ends the conversation."""
+        return self._error is None and not self._closing.is_set()
+
+    # --- the background reader ----------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        while not self._closing.is_set():
+            try:
+                message = decode_line(self.channel.recv())
+            except TimeoutError:
+                continue
+            except ChannelClosed:
+                self._finish(ChannelClosed("the server ended the chat (stopped, or dropped us)"))
+                return
+            except (LabCryptoError, OSError) as exc:
+                if self._closing.is_set():
+                    break
+                self._finish(ConnectionLost(f"lost the chat connection: {exc}; connect again"))
+                return
+            self._put(message)
+            if self.on_message is not None:
+                try:
+                    self.on_message(message)
+                except Exception:  # a broken widget must not stop the reader
+                    log.debug("on_message callback failed", exc_info=True)
+        self._finish(ChannelClosed("this chat connection is closed; connect again"))
+
+    def _finish(self, error: LabCryptoError) -> None:
+        if self._error is None:
+            self._error = error
+        self._put(_END)
+
+    def _put(self, item: object) -> None:
+        """Queue ``item``; when the queue is full, the oldest message makes room."""
+        for _ in range(3):
+            try:
+                self.messages.put_nowait(item)
+                return
+            except queue.Full:
+                with contextlib.suppress(queue.Empty):
+                    self.messages.get_nowait()
+
+    # --- closing ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Say goodbye, close the connection and stop the reader thread. Idempotent."""
+        if self._closing.is_set():
+            return
+        self._closing.set()
+        # Wake the reader first and wait for it, *then* close the socket: closing
+        # a socket that another thread is about to read lets the OS give its
+        # number to the next socket opened, and the reader would wait on that one.
+        shutdown = getattr(self.channel.stream, "shutdown", None)
+        if shutdown is not None:
+            with contextlib.suppress(OSError):
+                shutdown(socket.SHUT_RD)  # reading ends; the goodbye can still be sent
+        self._reader.join(self.timeout + 1.0)
+        self.channel.close()
+
+    def __enter__(self) -> ChatClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "closed"
+        port = f", data port {self.data_port}" if self.data_port else ""
+        return f"<ChatClient {self.name} {state}{port}>"

@@ -1,0 +1,453 @@
+"""The chat room's server: ``ChatServer`` and the settings it runs with (notebooks 02-05).
+
+The story of the room is in ``labcrypto.chat``; this module is the
+server's half: one thread per member reading what it says, a writer
+thread per member for what its socket cannot take at once, and the
+room's rate limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from .allowlist import Allowlist
+from .channel import SecureChannel
+from .chat_messages import MAX_TEXT, SERVER_NAME, ChatMessage, check_text, encode_line
+from .errors import (
+    ChannelClosed,
+    HandoffFailed,
+    KeyNotAllowed,
+    LabCryptoError,
+    MalformedMessage,
+    PoolExhausted,
+    ProtocolError,
+)
+from .handoff import DEFAULT_TICKET_TIMEOUT, offer_data_port
+from .handshake import MODES, decode_message, encode_message
+from .keys import KeyPair, PublicKey
+from .ports import PortPool
+from .server import ThreadedServer
+from .streams import close_stream
+
+__all__ = ["LINE_BURST", "ChatServer", "ChatSettings"]
+
+log = logging.getLogger("labcrypto.chat")
+
+#: Lines a member may say at once before its share of the room's rate applies.
+LINE_BURST = 50
+
+
+class _Member:
+    """One connected client on the server side: its channel, name and send buffer.
+
+    A line for this member is sealed and handed to its socket at once if
+    the socket takes it without waiting (almost always: the kernel keeps a
+    send buffer). Whatever does not fit waits in ``pending``, in order,
+    for the member's writer thread, which has ``send_timeout`` to get it
+    out. So nobody ever waits for a slow member; a member whose pending
+    bytes pass ``max_pending``, or whose writer times out, is dropped.
+    """
+
+    def __init__(
+        self, name: str, channel: SecureChannel, stream: socket.socket, who: str, max_pending: int
+    ) -> None:
+        self.name = name
+        self.channel = channel
+        self.stream = stream
+        self.who = who
+        self.max_pending = max_pending
+        self.alive = True
+        self.reason = ""
+        self.tokens = float(LINE_BURST)  # lines it may say now (see ChatServer._throttle)
+        self.refilled = time.monotonic()
+        self.warned = 0.0  # when it was last told to slow down
+        self._pending = bytearray()
+        self._writing = False
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        # A second handle on the same connection that never waits. (A socket
+        # with a timeout first waits until it can send; this one sends what
+        # fits at once, or raises BlockingIOError.) The reader keeps ``stream``.
+        self._now = stream.dup()
+        self._now.setblocking(False)
+        self.writer = threading.Thread(
+            target=self._write_loop, name=f"chat-out-{name}", daemon=True
+        )
+
+    def offer(self, message: bytes) -> bool:
+        """Seal ``message`` for this member and send it, or queue it; False if too slow."""
+        with self._lock:
+            if not self.alive:
+                return True
+            try:
+                frame = self.channel.seal_frame(message)
+                sent = 0
+                if not self._pending and not self._writing:
+                    sent = self._now.send(frame)
+            except (BlockingIOError, InterruptedError):
+                sent = 0  # the socket's buffer is full: the writer will wait for it
+            except (OSError, LabCryptoError):
+                return True  # the connection is gone; its reader notices and cleans up
+            frame = frame[sent:]
+            if frame:
+                self._pending += frame
+                self._wake.notify()
+            return len(self._pending) <= self.max_pending
+
+    def _write_loop(self) -> None:
+        """Send what ``offer`` could not, in order; bounded by ``alive`` and the socket timeout."""
+        while self.alive:
+            with self._lock:
+                if not self._pending:
+                    self._wake.wait(0.5)
+                    continue
+                chunk = bytes(self._pending)
+                self._pending.clear()
+                self._writing = True
+            try:
+                self.stream.sendall(chunk)
+            except OSError as exc:
+                self.drop(f"sending failed ({type(exc).__name__}: {exc})")
+                return
+            finally:
+                with self._lock:
+                    self._writing = False
+
+    def drop(self, reason: str) -> None:
+        """Mark the member gone and wake its reader (which then cleans up)."""
+        if self.alive:
+            self.alive, self.reason = False, reason
+        with contextlib.suppress(OSError):
+            self.stream.shutdown(socket.SHUT_RDWR)
+
+    def wake_reader(self) -> None:
+        """Make the reader's ``recv`` return, but keep the socket usable for a goodbye."""
+        with contextlib.suppress(OSError):
+            self.stream.shutdown(socket.SHUT_RD)
+
+    def finish(self, timeout: float) -> None:
+        """Stop the writer thread and wait for it (at most ``timeout`` seconds)."""
+        with self._lock:
+            self.alive = False
+            self._wake.notify()
+        if self.writer.ident is not None:
+            self.writer.join(timeout)
+        self._now.close()
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    """The limits and timeouts of a chat room, each with a default a class can live with.
+
+    Times are in seconds. ``ChatServer(key, allowlist, send_timeout=0.5)``
+    changes one of them for one server; ``ChatSettings(...)`` holds a set
+    you reuse (``ChatServer(key, allowlist, settings=strict)``).
+
+    ``ticket_timeout``: how long a client has to come to its data port
+    (with a ``PortPool``). ``handshake_timeout`` bounds the whole handshake
+    and ``frame_timeout`` each message from its first byte to its last, so
+    a client that sends a byte a second is dropped too.
+    ``send_timeout``: a member that does not take a message within this
+    time is dropped; ``max_pending``: bytes waiting for one member before
+    it counts as too slow. ``idle_timeout``: drop a member silent this
+    long (None: never). ``max_room_rate``: lines per second the whole room
+    carries, shared equally among the members (None: no limit).
+    ``connection_timeout`` and ``max_connections`` are ``ThreadedServer``'s.
+    """
+
+    ticket_timeout: float = DEFAULT_TICKET_TIMEOUT
+    handshake_timeout: float = 10.0
+    frame_timeout: float = 10.0
+    send_timeout: float = 2.0
+    max_pending: int = 1 << 20
+    idle_timeout: float | None = None
+    max_room_rate: float | None = 2000.0
+    connection_timeout: float = 30.0
+    max_connections: int = 200
+
+
+class ChatServer(ThreadedServer):
+    """A chat room over ``SecureChannel``, one thread per client (plus its writer).
+
+    ``key``: the server's static ``KeyPair`` (its group must match ``mode``).
+    ``allowlist``: who may join; None lets every valid key in, named by its
+    fingerprint (only for notebook 03's "what goes wrong" demo).
+    ``pool``: None for one port (notebook 02), or a ``PortPool`` for the
+    two-port handoff (notebook 04). ``host``, ``port`` and ``name`` are
+    ``ThreadedServer``'s. The limits and timeouts are a ``ChatSettings``
+    (``settings``); any of its fields may also be given by name, which
+    changes just that one: ``ChatServer(key, allowlist, idle_timeout=60)``.
+    """
+
+    def __init__(
+        self,
+        key: KeyPair,
+        allowlist: Allowlist | None = None,
+        *,
+        mode: str = "secure",
+        pool: PortPool | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        name: str | None = None,
+        settings: ChatSettings | None = None,
+        **changes: Any,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
+        if key.group != MODES[mode]:
+            raise ValueError(
+                f"{mode} mode uses group {MODES[mode].name}, but the server key is in "
+                f"{key.group.name}: load or make a key for this mode"
+            )
+        settings = _with_changes(settings or ChatSettings(), changes)
+        super().__init__(
+            host,
+            port,
+            name=name,
+            connection_timeout=settings.connection_timeout,
+            max_connections=settings.max_connections,
+        )
+        self.key = key
+        self.allowlist = allowlist
+        self.mode = mode
+        self.pool = pool
+        self.settings = settings
+        #: Called with every ``ChatMessage`` the room delivers (from a server thread).
+        self.on_message: Callable[[ChatMessage], None] | None = None
+        #: The last 1000 messages of the room, oldest first.
+        self.history: deque[ChatMessage] = deque(maxlen=1000)
+        self._room: list[_Member] = []
+        self._room_lock = threading.Lock()
+
+    # --- what the operator does -----------------------------------------------------
+
+    def say(self, text: str) -> ChatMessage:
+        """Send an operator message to everyone in the room, tagged ``"server"``."""
+        message = ChatMessage(SERVER_NAME, check_text(text), time.time())
+        self._deliver(message)
+        return message
+
+    def members(self) -> list[str]:
+        """The names of the connected clients, in the order they joined."""
+        with self._room_lock:
+            return [member.name for member in self._room if member.alive]
+
+    def on_stop(self) -> None:
+        """Wake every member's thread so ``stop()`` can join it quickly."""
+        with self._room_lock:
+            room = list(self._room)
+        for member in room:
+            member.wake_reader()
+
+    # --- one connection -------------------------------------------------------------
+
+    def handle(self, conn: socket.socket, address: tuple[str, int]) -> None:
+        """Handshake, (handoff), then chat until the client leaves."""
+        who = f"{address[0]}:{address[1]}"
+        channel = self._handshake(conn, who)
+        if channel is None:
+            return
+        name = self._name_of(channel.session.peer_key)
+        stream, lease = conn, None
+        try:
+            if self.pool is not None:
+                try:
+                    lease, stream = offer_data_port(
+                        channel,
+                        conn,
+                        self.pool,
+                        ticket_timeout=self.settings.ticket_timeout,
+                        stopping=self._stopping,
+                        on_event=self.emit,
+                    )
+                except PoolExhausted as exc:
+                    self.emit("busy", f"{name} ({who}) turned away, pool busy: {exc}")
+                    return
+                except HandoffFailed as exc:
+                    self.emit("handoff-failed", f"{name} ({who}): {exc}")
+                    return
+            self._chat(channel, stream, name, who, control=conn if lease else None)
+        finally:
+            channel.close()
+            if lease is not None:
+                lease.release()
+                self.emit("pool", f"port {lease.port} returned to the pool")
+
+    def _handshake(self, conn: socket.socket, who: str) -> SecureChannel | None:
+        """Run the handshake; None (and an event saying why) if the client is refused."""
+        offered: list[PublicKey] = []
+
+        def allow(key: PublicKey) -> bool:
+            offered.append(key)
+            return self.allowlist is None or self.allowlist.is_allowed(key)
+
+        try:
+            return SecureChannel.server(
+                conn,
+                self.key,
+                self.mode,
+                allow=allow,
+                timeout=self.settings.handshake_timeout,
+                frame_timeout=self.settings.frame_timeout,
+            )
+        except KeyNotAllowed as exc:
+            key = f"key {offered[-1].fingerprint}" if offered else "a key"
+            self.emit("rejected", f"{who} refused: {key} is not allowed ({exc})")
+        except (LabCryptoError, OSError) as exc:
+            if not self._stopping.is_set():
+                self.emit("handshake-failed", f"{who}: {type(exc).__name__}: {exc}")
+        return None
+
+    def _name_of(self, key: PublicKey) -> str:
+        """The allowlist name of ``key``, or its fingerprint without an allowlist."""
+        name = self.allowlist.name_of(key) if self.allowlist is not None else None
+        return name or key.fingerprint
+
+    def _chat(
+        self,
+        channel: SecureChannel,
+        stream: socket.socket,
+        name: str,
+        who: str,
+        control: socket.socket | None,
+    ) -> None:
+        stream.settimeout(self.settings.send_timeout)
+        member = _Member(name, channel, stream, who, self.settings.max_pending)
+        with self._room_lock:  # welcome first, then every line said after it, none lost
+            if self._stopping.is_set():
+                member.finish(0)
+                return
+            members = [m.name for m in self._room if m.alive]
+            member.offer(
+                encode_message({"type": "welcome", "name": name, "members": [*members, name]})
+            )
+            self._room.append(member)
+        member.writer.start()
+        if control is not None:
+            close_stream(control)  # the handshake port has done its job
+        where = f" on port {stream.getsockname()[1]}" if control is not None else ""
+        self.emit("join", f"{name} joined from {who}{where}")
+        self._notice(f"{name} joined")
+        try:
+            self._read_loop(member)
+        finally:
+            with self._room_lock:
+                self._room.remove(member)
+            member.finish(self.settings.send_timeout)
+            self.emit("leave", f"{name} left" + (f" ({member.reason})" if member.reason else ""))
+            if not self._stopping.is_set():
+                self._notice(f"{name} left")
+
+    def _read_loop(self, member: _Member) -> None:
+        """Deliver what ``member`` says until it leaves, breaks the protocol, or we stop."""
+        idle = self.settings.idle_timeout
+        last_heard = time.monotonic()
+        while member.alive and not self._stopping.is_set():
+            try:
+                data = member.channel.recv()
+            except TimeoutError:
+                if idle and time.monotonic() - last_heard > idle:
+                    member.drop(f"silent for {idle:.0f} s")
+                continue
+            except ChannelClosed:
+                return  # a clean goodbye
+            except (LabCryptoError, OSError) as exc:
+                if member.alive and not self._stopping.is_set():
+                    member.drop(f"{type(exc).__name__}: {exc}")
+                return
+            last_heard = time.monotonic()
+            try:
+                text = self._parse_say(data)
+            except ProtocolError as exc:
+                member.drop(f"broke the chat protocol: {exc}")
+                return
+            if len(text) > MAX_TEXT or not text.strip():
+                self._tell(member, f"message refused: 1 to {MAX_TEXT} characters, please")
+                continue
+            if not self._throttle(member):
+                return
+            self._deliver(ChatMessage(member.name, text, time.time()))
+
+    def _throttle(self, member: _Member) -> bool:
+        """Wait until ``member`` may say its next line; False if we are stopping meanwhile.
+
+        A token bucket: the member earns its share of ``max_room_rate``
+        lines each second, up to ``LINE_BURST``, and each line spends one.
+        While it waits, its reader does not read, so TCP slows the sender down.
+        """
+        if self.settings.max_room_rate is None:
+            return True
+        with self._room_lock:
+            rate = self.settings.max_room_rate / max(1, len(self._room))
+        now = time.monotonic()
+        member.tokens = min(LINE_BURST, member.tokens + (now - member.refilled) * rate)
+        member.refilled = now
+        if member.tokens < 1:
+            if now - member.warned > 10:
+                member.warned = now
+                self._tell(
+                    member,
+                    f"slow down: at most {rate:.0f} lines per second each in this room; "
+                    "your next lines wait",
+                )
+            deadline = now + (1 - member.tokens) / rate
+            while time.monotonic() < deadline:  # bounded by the deadline
+                if not member.alive or self._stopping.is_set():
+                    return False
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+            member.tokens, member.refilled = 1.0, time.monotonic()
+        member.tokens -= 1
+        return True
+
+    @staticmethod
+    def _parse_say(data: bytes) -> str:
+        fields = decode_message(data)
+        text = fields.get("text")
+        if fields["type"] != "say" or not isinstance(text, str):
+            raise MalformedMessage(f"expected a 'say' message with text, got {data[:80]!r}")
+        return text
+
+    # --- delivering -------------------------------------------------------------------
+
+    def _deliver(self, message: ChatMessage) -> None:
+        """Give ``message`` to every member (and to ``history``, ``on_message``, events)."""
+        if message.kind == "message":
+            self.history.append(message)
+            self.emit("message", f"{message.sender}: {message.text}")
+            if self.on_message is not None:
+                try:
+                    self.on_message(message)
+                except Exception:  # a broken widget must not break the room
+                    log.debug("on_message callback failed", exc_info=True)
+        payload = encode_line(message)
+        with self._room_lock:
+            room = list(self._room)
+        for member in room:
+            if member.alive and not member.offer(payload):
+                member.drop(f"too slow: over {self.settings.max_pending} bytes waiting")
+
+    def _notice(self, text: str) -> None:
+        self._deliver(ChatMessage(SERVER_NAME, text, time.time(), "notice"))
+
+    def _tell(self, member: _Member, text: str) -> None:
+        member.offer(encode_line(ChatMessage(SERVER_NAME, text, time.time(), "notice")))
+
+
+def _with_changes(settings: ChatSettings, changes: dict[str, Any]) -> ChatSettings:
+    """``settings`` with the fields named in ``changes`` replaced; a wrong name says which."""
+    known = {field.name for field in fields(ChatSettings)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise TypeError(
+            f"ChatServer() got an unexpected keyword argument {unknown[0]!r}; "
+            f"its settings are {', '.join(sorted(known))}"
+        )
+    return replace(settings, **changes)
