@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CHP    := $(VENV)/node/node_modules/.bin/configurable-http-proxy
 
-.PHONY: lab test install lint bench clean
+.PHONY: lab test install lint bench clean catalog
 
 install: $(VENV)/.installed $(CHP)
 
@@ -38,6 +38,21 @@ lab: install
 test: install
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+
+# The messages' catalogs (labcrypto/i18n.py says how they are used). After adding or
+# changing a message in the code: `make catalog`, translate what is new or marked
+# fuzzy in the .po, `make catalog` again (it compiles the .mo that ships with the
+# package). tests/test_i18n.py fails until every message has its translation.
+LOCALE  := labcrypto/locale
+PYBABEL := $(VENV)/bin/pybabel
+UPDATE  := $(PYBABEL) -q update -D labcrypto -i $(LOCALE)/labcrypto.pot -d $(LOCALE) -l ru \
+           --init-missing --previous --ignore-obsolete --width 100
+catalog: install
+	$(PYBABEL) -q extract --project labcrypto --add-location file --sort-output --width 100 \
+	    --omit-header -o $(LOCALE)/labcrypto.pot labcrypto
+	@# Only rewrite the .po when a message changed (an update always moves its date).
+	$(UPDATE) --check --ignore-pot-creation-date 2>/dev/null || $(UPDATE)
+	$(PYBABEL) compile -D labcrypto -d $(LOCALE) --statistics
 
 bench: install
 	$(PY) bench/handshake.py

@@ -12,6 +12,10 @@ import pytest
 from labcrypto import groups, keys
 from labcrypto.server import running_servers, stop_all
 
+# The suite reads the English messages (a Russian locale on the machine would
+# otherwise translate them); tests of the Russian ones ask for it themselves.
+os.environ["LABCRYPTO_LANG"] = "en"
+
 
 @pytest.fixture(scope="session")
 def secure_keys() -> Callable[[str], keys.KeyPair]:

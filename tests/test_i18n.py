@@ -1,0 +1,278 @@
+"""Messages in two languages: choosing the language, and catalogs that stay complete.
+
+The catalog tests read the code the way ``make catalog`` does (Babel's
+extractor) and fail when a message has no Russian translation, when a
+translation lost or gained a placeholder, or when the compiled ``.mo`` that
+ships with the package no longer matches the ``.po`` it was built from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import fnmatch
+import gettext
+import re
+import string
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from babel.messages.catalog import Catalog, Message
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from labcrypto import i18n
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "labcrypto"
+PO = i18n.LOCALE_DIR / "ru" / "LC_MESSAGES" / "labcrypto.po"
+MO = PO.with_suffix(".mo")
+POT = i18n.LOCALE_DIR / "labcrypto.pot"
+
+
+@pytest.fixture
+def no_language_set(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """An environment with neither LABCRYPTO_LANG nor any locale variable."""
+    for var in (i18n.ENV_VAR, *i18n.LOCALE_VARS):
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch
+
+
+# --- choosing the language ------------------------------------------------------
+
+
+def test_english_is_the_default(no_language_set) -> None:
+    assert i18n.language() == "en"
+    assert i18n._("usage: ") == "usage: "
+
+
+def test_the_locale_chooses_in_gettext_order(no_language_set) -> None:
+    no_language_set.setenv("LANG", "ru_RU.UTF-8")
+    assert i18n.language() == "ru"
+    no_language_set.setenv("LC_ALL", "C.UTF-8")  # LC_ALL comes before LANG
+    assert i18n.language() == "en"
+    no_language_set.setenv("LANGUAGE", "de:ru:en")  # a list: the first we speak
+    assert i18n.language() == "ru"
+    no_language_set.setenv("LANGUAGE", "fr_FR")  # nothing we speak: English
+    assert i18n.language() == "en"
+
+
+def test_labcrypto_lang_wins_over_the_locale(no_language_set) -> None:
+    no_language_set.setenv("LANG", "ru_RU.UTF-8")
+    no_language_set.setenv(i18n.ENV_VAR, "en")
+    assert i18n.language() == "en"
+    no_language_set.setenv("LANG", "en_US.UTF-8")
+    no_language_set.setenv(i18n.ENV_VAR, "ru")
+    assert i18n.language() == "ru"
+    no_language_set.setenv(i18n.ENV_VAR, "klingon")  # unknown: English, never a crash
+    assert i18n.language() == "en"
+
+
+def test_set_language_is_what_a_russian_notebook_calls(no_language_set) -> None:
+    assert i18n.set_language("ru_RU") == "ru"
+    assert i18n.language() == "ru"
+    assert i18n._("usage: ") != "usage: "
+    # A command started from that notebook inherits the language.
+    out = subprocess.run(
+        [sys.executable, "-c", "from labcrypto import i18n; print(i18n.language())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "ru"
+    with pytest.raises(ValueError, match="'de' is not available"):
+        i18n.set_language("de")
+    assert i18n.language() == "ru"  # a refused choice changes nothing
+    i18n.set_language("en")
+    assert i18n._("usage: ") == "usage: "
+
+
+def test_placeholders_are_filled_after_translation(monkeypatch) -> None:
+    monkeypatch.setenv(i18n.ENV_VAR, "ru")
+    message = i18n._("%(prog)s: error: %(message)s\n") % {"prog": "labcrypto", "message": "x"}
+    assert message == "labcrypto: ошибка: x\n"
+
+
+def test_argparse_speaks_russian_only_inside_the_block(monkeypatch) -> None:
+    monkeypatch.setenv(i18n.ENV_VAR, "ru")
+    with i18n.argparse_in_language():
+        parser = argparse.ArgumentParser(prog="demo")
+        parser.add_argument("--count", type=int)
+        text = parser.format_help()
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--count", "many"])
+    assert "Использование: demo" in text and "параметры:" in text
+    assert "показать эту справку и выйти" in text
+    assert "usage:" not in text and "options:" not in text
+    # Outside the block argparse is back to its own words.
+    assert "usage: demo" in argparse.ArgumentParser(prog="demo").format_help()
+
+
+def test_importing_i18n_is_cheap() -> None:
+    code = (
+        "import sys; before = set(sys.modules); import labcrypto.i18n; "
+        "print(sorted(m for m in ('argparse', 'babel', 'locale', 'socket', 'threading') "
+        "if m in sys.modules and m not in before))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_protocol_core_does_not_import_i18n() -> None:
+    """Core errors stay English (see labcrypto/i18n.py): the core never looks up a language."""
+    code = (
+        "import sys; import labcrypto.groups, labcrypto.keys, labcrypto.ciphers, "
+        "labcrypto.handshake, labcrypto.channel; print('labcrypto.i18n' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# --- the catalogs ---------------------------------------------------------------
+
+
+def code_messages() -> dict[str, tuple[str, ...]]:
+    """Every message marked in the package's code, as ``make catalog`` extracts it.
+
+    Key: the msgid; value: (msgid,) or (msgid, msgid_plural) for ngettext.
+    """
+    found: dict[str, tuple[str, ...]] = {}
+    for _file, _line, message, _comments, _context in extract_from_dir(PACKAGE):
+        ids = (message,) if isinstance(message, str) else tuple(message)
+        found[ids[0]] = ids
+    return found
+
+
+def russian_catalog() -> Catalog:
+    with PO.open("rb") as f:
+        return read_po(f, locale="ru")
+
+
+_PERCENT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa%]")
+
+
+def placeholders(text: str) -> set[str]:
+    """The ``{name}`` fields and ``%(name)s``/``%s`` directives a message is filled with."""
+    fields = {f"{{{name}}}" for _, name, _, _ in string.Formatter().parse(text) if name}
+    return fields | {d for d in _PERCENT.findall(text) if d != "%%"}
+
+
+def translation_problems(message: Message) -> list[str]:
+    """What is wrong with one entry of the Russian catalog (nothing: an empty list)."""
+    ids = message.id if isinstance(message.id, tuple) else (message.id,)
+    texts = message.string if isinstance(message.string, tuple) else (message.string,)
+    if message.fuzzy:
+        return [f"{ids[0]!r}: marked fuzzy (check the translation, then remove the mark)"]
+    if not all(texts):
+        return [f"{ids[0]!r}: no Russian translation"]
+    wanted = set().union(*(placeholders(i) for i in ids))
+    problems = []
+    for text in texts:
+        # Every Russian form keeps every field: form 0 serves 1 but also 21, 31, ...
+        if placeholders(text) != wanted:
+            problems.append(
+                f"{ids[0]!r}: translation {text!r} has {sorted(placeholders(text))}, "
+                f"the message has {sorted(wanted)}"
+            )
+    return problems
+
+
+def test_every_message_in_the_code_has_a_russian_translation() -> None:
+    catalog = russian_catalog()
+    messages = code_messages()
+    assert len(messages) >= len(i18n.ARGPARSE_MESSAGES)  # the extractor found the marks
+    problems = []
+    for msgid in sorted(messages):
+        entry = catalog.get(msgid)
+        if entry is None:
+            problems.append(f"{msgid!r}: not in the .po (run `make catalog`, then translate)")
+        else:
+            problems += translation_problems(entry)
+    assert problems == []
+
+
+def test_translations_keep_their_placeholders() -> None:
+    problems = [p for entry in russian_catalog() if entry.id for p in translation_problems(entry)]
+    assert problems == []
+
+
+def test_the_placeholder_check_catches_a_lost_or_added_placeholder() -> None:
+    """The check above can fail: a translation that drops or invents a field is caught."""
+    good = Message("wrote {path}", "записан файл {path}")
+    lost = Message("wrote {path}", "файл записан")
+    added = Message("wrote {path}", "записан файл {path} ({size})")
+    renamed = Message("%(prog)s: error: %(message)s\n", "%(prog)s: ошибка: %(msg)s\n")
+    plural = Message(("{n} key", "{n} keys"), ("{n} ключ", "{n} ключа", "ключей"))
+    untranslated = Message("wrote {path}", "")
+    assert translation_problems(good) == []
+    for bad in (lost, added, renamed, plural, untranslated):
+        assert len(translation_problems(bad)) == 1, bad.id
+
+
+def test_the_template_lists_exactly_the_messages_in_the_code() -> None:
+    with POT.open("rb") as f:
+        template = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(f) if m.id}
+    assert template == set(code_messages()), "run `make catalog` to refresh labcrypto.pot"
+
+
+def test_the_compiled_catalog_matches_the_po() -> None:
+    """The .mo the package ships says exactly what the .po says (`make catalog` compiles it)."""
+    with MO.open("rb") as f:
+        compiled = dict(gettext.GNUTranslations(f)._catalog)  # type: ignore[attr-defined]
+    compiled.pop("", None)  # the header
+    expected: dict[object, str] = {}
+    for entry in russian_catalog():
+        if not entry.id or entry.fuzzy:
+            continue
+        if isinstance(entry.id, tuple):
+            for index, text in enumerate(entry.string):
+                expected[(entry.id[0], index)] = text
+        else:
+            expected[entry.id] = entry.string
+    assert compiled == expected, "the .mo is out of date: run `make catalog`"
+
+
+def test_russian_has_three_plural_forms() -> None:
+    with MO.open("rb") as f:
+        plural = gettext.GNUTranslations(f).plural  # type: ignore[attr-defined]
+    # 1 ключ, 2 ключа, 5 ключей, 11 ключей, 21 ключ, 22 ключа, 112 ключей
+    assert [plural(n) for n in (1, 2, 5, 11, 21, 22, 112)] == [0, 1, 2, 2, 0, 1, 2]
+
+
+def test_the_compiled_catalog_ships_with_the_package() -> None:
+    """pyproject's package data picks up the .mo (a wheel or `pip install .` carries it)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    patterns = project["tool"]["setuptools"]["package-data"]["labcrypto"]
+    relative = MO.relative_to(PACKAGE).as_posix()
+    assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns)
+
+
+def test_argparse_still_uses_the_words_we_translated() -> None:
+    """A Python whose argparse rewords a message would show the new words untranslated."""
+    source = Path(argparse.__file__).read_text(encoding="utf-8")
+    used = {
+        node.args[0].value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("_", "ngettext")
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    }
+    assert set(i18n.ARGPARSE_MESSAGES) <= used
+
+
+# --- JupyterLab itself ----------------------------------------------------------
+
+
+def test_jupyterlab_has_its_russian_language_pack() -> None:
+    """Settings → Language → Russian is there because the pack is in the requirements."""
+    from importlib.metadata import entry_points
+
+    packs = {e.name for e in entry_points(group="jupyterlab.languagepack")}
+    assert "ru_RU" in packs
+    requirements = (REPO / "requirements.txt").read_text()
+    assert re.search(r"^jupyterlab-language-pack-ru-ru\b", requirements, re.MULTILINE)
