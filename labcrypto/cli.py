@@ -50,7 +50,8 @@ from .ports import PortPool
 
 __all__ = ["build_parser", "main"]
 
-DEFAULT_KEYS_DIR = "keys"
+#: Where key files go unless --keys-dir/--dir says otherwise: see ``keys.default_dir()``.
+DEFAULT_KEYS_DIR = "$LABCRYPTO_KEYS, else ~/.labcrypto/keys"
 DEFAULT_CHAT_PORT = 9090
 DEFAULT_POOL = "9100-9199"
 DEFAULT_FTP_PORT = 9091
@@ -122,7 +123,7 @@ def _parse_pool(text: str) -> tuple[int, int] | None:
 def _allowlist_path(args: argparse.Namespace) -> Path:
     if args.allowlist is not None:
         return Path(args.allowlist)
-    return Path(getattr(args, "keys_dir", DEFAULT_KEYS_DIR)) / "allowlist.csv"
+    return Path(getattr(args, "keys_dir", None) or keys.default_dir()) / "allowlist.csv"
 
 
 @contextlib.contextmanager
@@ -466,7 +467,7 @@ def _command(
 
 def _add_keys_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--keys-dir", default=DEFAULT_KEYS_DIR, help="folder of the key files (default: keys)"
+        "--keys-dir", help=f"folder of the key files (default: {DEFAULT_KEYS_DIR})"
     )
 
 
@@ -488,13 +489,13 @@ def _add_keygen(sub: argparse._SubParsersAction) -> None:
         sub,
         "keygen",
         "make a key pair: NAME.key (private, mode 0600) and NAME.pub (public)",
-        "  labcrypto keygen alice                 # keys/alice.key, keys/alice.pub\n"
+        "  labcrypto keygen alice                 # ~/.labcrypto/keys/alice.key and .pub\n"
         "  labcrypto keygen server --dir keys\n"
         "  labcrypto keygen eve --group toy23     # for toy mode (p = 23)",
         cmd_keygen,
     )
     p.add_argument("name", help="the key's name (letters, digits, _ - .)")
-    p.add_argument("--dir", default=DEFAULT_KEYS_DIR, help="where to write (default: keys)")
+    p.add_argument("--dir", help=f"where to write (default: {DEFAULT_KEYS_DIR})")
     p.add_argument(
         "--group", default="ffdhe2048", choices=sorted(GROUPS), help="default: ffdhe2048"
     )
@@ -511,7 +512,7 @@ def _add_allow(sub: argparse._SubParsersAction) -> None:
         "  labcrypto allow remove alice",
         None,
     )
-    _add_allowlist(p, "keys/allowlist.csv")
+    _add_allowlist(p, "allowlist.csv in the keys folder")
     actions = p.add_subparsers(dest="action", metavar="{add,list,remove}", required=True)
     add = _command(
         actions,
@@ -523,11 +524,11 @@ def _add_allow(sub: argparse._SubParsersAction) -> None:
     add.add_argument("name", help="the name the server will know this key by")
     add.add_argument("pubfile", help="the student's .pub file")
     add.add_argument("--comment", default="", help="a note for the third column")
-    _add_allowlist(add, "keys/allowlist.csv", inherited=True)
+    _add_allowlist(add, "allowlist.csv in the keys folder", inherited=True)
     show = _command(
         actions, "list", "show who is allowed", "  labcrypto allow list", cmd_allow_list
     )
-    _add_allowlist(show, "keys/allowlist.csv", inherited=True)
+    _add_allowlist(show, "allowlist.csv in the keys folder", inherited=True)
     remove = _command(
         actions,
         "remove",
@@ -536,7 +537,7 @@ def _add_allow(sub: argparse._SubParsersAction) -> None:
         cmd_allow_remove,
     )
     remove.add_argument("name")
-    _add_allowlist(remove, "keys/allowlist.csv", inherited=True)
+    _add_allowlist(remove, "allowlist.csv in the keys folder", inherited=True)
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
@@ -670,6 +671,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return the exit code (0 ok, 1 error, 2 bad command line)."""
     args = build_parser().parse_args(argv)
     try:
+        for folder in ("keys_dir", "dir"):  # one keys folder per person, made on first use
+            if getattr(args, folder, "") is None:
+                setattr(args, folder, str(keys.default_dir()))
         return args.handler(args)
     except (LabCryptoError, OSError, ValueError) as exc:
         _err(f"error: {exc}")

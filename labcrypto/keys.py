@@ -43,9 +43,11 @@ from .errors import InvalidPublicValue, KeyFileError, LabCryptoError
 from .groups import FFDHE2048, Group, get_group, validate_public
 
 __all__ = [
+    "KEYS_ENV",
     "PUBLIC_TAG",
     "KeyPair",
     "PublicKey",
+    "default_dir",
     "generate",
     "key_paths",
     "load",
@@ -174,6 +176,28 @@ def generate(group: Group = FFDHE2048) -> KeyPair:
 
 
 # --- files ---------------------------------------------------------------------
+
+#: Set this environment variable to keep your keys somewhere else.
+KEYS_ENV = "LABCRYPTO_KEYS"
+
+
+def default_dir() -> Path:
+    """Where your keys live: ``$LABCRYPTO_KEYS``, else ``~/.labcrypto/keys``.
+
+    One folder per person, the same for every notebook and every command,
+    wherever they run from. It sits outside any notebook or assignment
+    folder on purpose: tools that copy a notebook's folder (nbgrader's
+    submit and feedback, a zip for e-mail, ``git add .``) never see your
+    private key, and the key you make in notebook 01 is the one 02–05 use.
+    A missing folder is created with mode 0700 (only you can even list it).
+    """
+    configured = os.environ.get(KEYS_ENV, "").strip()
+    folder = Path(configured).expanduser() if configured else Path.home() / ".labcrypto" / "keys"
+    if not folder.is_dir():
+        folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
 
 
 def key_paths(name: str, folder: str | os.PathLike[str] = "keys") -> tuple[Path, Path]:

@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,12 @@ from labcrypto.server import running_servers, stop_all
 # The suite reads the English messages (a Russian locale on the machine would
 # otherwise translate them); tests of the Russian ones ask for it themselves.
 os.environ["LABCRYPTO_LANG"] = "en"
+
+
+@pytest.fixture(autouse=True)
+def own_keys_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test's ``$LABCRYPTO_KEYS`` is its ``tmp_path/keys``: no test touches ~/.labcrypto."""
+    monkeypatch.setenv(keys.KEYS_ENV, str(tmp_path / "keys"))
 
 
 @pytest.fixture(scope="session")

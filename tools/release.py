@@ -54,6 +54,12 @@ c.CourseDirectory.course_id = {course_id!r}
 # One assignment per notebook, named after it: {assignments}
 # Each check finishes in a few seconds; nbgrader's default of 30 s per cell is plenty.
 c.Execute.timeout = 30
+# Private keys never travel through nbgrader (release, submit, collect, feedback):
+# the lab keeps them in ~/.labcrypto/keys, outside every assignment folder; this is
+# the second lock (the same list as hub/nbgrader_config.py).
+c.CourseDirectory.ignore = [
+    ".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.key", "keys"
+]
 {exchange}"""
 
 
