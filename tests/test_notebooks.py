@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -150,6 +151,7 @@ def test_notebooks_are_built_from_their_sources() -> None:
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     sources = {p.stem for p in (NOTEBOOK_DIR / "src").glob("*.py")}
     assert sources == {p.stem for p in NOTEBOOKS}, "every notebook needs a source, and vice versa"

@@ -1,21 +1,73 @@
 """Build the notebooks from their sources: ``notebooks/src/NAME.py`` → ``notebooks/NAME.ipynb``.
 
-A source is a Python file that calls four functions, one per cell, in order:
+A source is a plain Python file cut into cells by ``# %%`` markers, the
+"percent format" that VS Code, PyCharm, Spyder and jupytext all read, so an
+editor shows it as cells and ruff lints its code. The code cells are the
+file's code; a markdown cell is a block of comments (``# `` is taken off
+each line). Each marker names the cell's role and a stable id::
 
-    md(text)                         a markdown cell
-    code(text)                       a code cell (a demo: it must run with no exercise solved)
-    solution(grade_id, text)         an exercise cell: text holds ### BEGIN/END SOLUTION
-    tests(grade_id, points, text)    the check cell right after it (may hold hidden tests)
-    answer(grade_id, points, text)   a free-text answer (markdown), graded by hand: text is
-                                     the model answer, which nbgrader replaces with
-                                     "YOUR ANSWER HERE" in the student's version
+    # %% [markdown] id=intro                     a markdown cell
+    # %% id=imports                              a code cell (a demo: it must run
+                                                 with no exercise solved)
+    # %% solution grade_id=public_value          an exercise: holds ### BEGIN/END SOLUTION
+    # %% tests grade_id=check_public_value points=1
+                                                 the check cell right after it; hidden
+                                                 tests go inside it between
+                                                 ### BEGIN/END HIDDEN TESTS, as nbgrader
+                                                 wants them
+    # %% [markdown] answer grade_id=q_replay points=2
+                                                 a free-text answer graded by hand: the
+                                                 text is the model answer, which nbgrader
+                                                 replaces with "YOUR ANSWER HERE" for
+                                                 students
+    # %% locked grade_id=setup                   a cell students cannot edit (code or
+                                                 [markdown])
+    # %% [markdown] lang=ru id=intro             the Russian text of the markdown cell
+                                                 just above it (same id)
 
-Text is dedented and stripped, so sources read like the notebook. The
-built notebooks carry no outputs and no execution counts, and cell ids are
-derived from the cell's position, so building twice gives the same bytes.
+Every cell has exactly one id: ``grade_id=`` for the cells nbgrader grades or
+locks (it is both the nbgrader grade id and the notebook's cell id), ``id=``
+for the others. Ids are names, not positions: a new cell gets a new short id
+(letters, digits, ``-``, ``_``) and the others keep theirs, so a diff of the
+built notebook or of a translation shows only what changed. (The cells that
+existed when the sources became Python files kept their old ids,
+``cell-000``, ``cell-001``, …, so the built notebooks did not change.) Lines
+before the first marker are the file's own comments and are not built.
 
-    python tools/build_notebooks.py           # write every notebook
-    python tools/build_notebooks.py --check   # fail if a notebook differs from its source
+Two languages, one source. A markdown cell's Russian text is a
+``lang=ru`` twin written *immediately after* the English cell, with the same
+id. The alternative, a catalog of translations keyed by cell id (a ``.po``
+file), keeps the sources shorter, but the translator and the reviewer would
+no longer see the two texts side by side, and an English cell that changes
+would not show its twin in the same diff. Twins keep one place per cell; the
+id (checked against the cell above) makes a misplaced twin an error rather
+than a silent mix-up, and :func:`missing_translations` lists the English
+cells that have no twin yet (issue 16 turns that list into a failing test
+once the translation exists). Code cells, solution regions, grade ids and
+points have no twins: they are the same in both editions by construction.
+When a source has at least one Russian twin, the build also writes
+``notebooks/ru/NAME.ipynb``, where every markdown cell with a twin shows
+its Russian text (and, until the translation is complete, the others their
+English text).
+
+Why our own parser and not jupytext. The format is jupytext's percent
+format, so jupytext and the editors read these files; but the build reads
+them with the ~100 lines below because (1) the output must be byte-for-byte
+reproducible, and jupytext's notebook output (its own metadata, its cell-id
+policy) changes between its releases — one dependency fewer to pin; (2)
+nbgrader's metadata is a nested dictionary with a schema that jupytext's
+flat ``key="value"`` cell metadata would still need translating, with our
+checks (a solution cell holds a solution region, hidden tests only in check
+cells, points where nbgrader needs them); (3) bilingual twins are not a
+jupytext idea, and would need a second pass anyway; (4) errors name the
+file and line of the marker.
+
+The built notebooks carry no outputs and no execution counts, so building
+twice gives the same bytes.
+
+    python tools/build_notebooks.py             # write every notebook (both editions)
+    python tools/build_notebooks.py --check     # fail if a notebook differs from its source
+    python tools/build_notebooks.py --missing   # list the cells with no Russian text yet
 
 The exercise cells use nbgrader's metadata (schema 3), so an instructor can
 run ``nbgrader generate_assignment`` / ``autograde`` on them as they are.
@@ -24,129 +76,319 @@ run ``nbgrader generate_assignment`` / ``autograde`` on them as they are.
 from __future__ import annotations
 
 import argparse
-import runpy
+import re
 import sys
-import textwrap
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-__all__ = ["build", "build_all", "main"]
+__all__ = [
+    "Cell",
+    "SourceError",
+    "build",
+    "build_all",
+    "editions",
+    "main",
+    "missing_translations",
+    "parse",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "notebooks" / "src"
 NOTEBOOKS = ROOT / "notebooks"
 
+ENGLISH = "en"
+TRANSLATIONS = ("ru",)  # the languages a twin may have; each gets notebooks/LANG/
+
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 LANGUAGE_INFO = {"name": "python", "version": "3.11"}
 
+MARKER = re.compile(r"^# %%(?P<header>(?: .*)?)$")
+CELL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+POINTS = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
+ROLES = ("solution", "tests", "answer", "locked")
+KEYS = ("id", "grade_id", "points", "lang")
 
-def _text(text: str) -> str:
-    return textwrap.dedent(text).strip("\n")
+
+class SourceError(ValueError):
+    """A notebook source that does not follow the format; the message names file and line."""
 
 
-def build(source: Path) -> nbformat.NotebookNode:
-    """The notebook that ``source`` describes."""
-    cells: list[nbformat.NotebookNode] = []
+@dataclass
+class Cell:
+    """One cell of a source, with the translations of its text (markdown cells only)."""
 
-    def md(text: str) -> None:
-        cells.append(new_markdown_cell(_text(text)))
+    kind: str  # "markdown" or "code"
+    role: str | None  # one of ROLES, or None for a plain cell
+    id: str
+    points: int | float | None
+    text: str
+    line: int  # of the marker, for messages
+    translations: dict[str, str] = field(default_factory=dict)
 
-    def code(text: str) -> None:
-        cells.append(new_code_cell(_text(text)))
 
-    def solution(grade_id: str, text: str) -> None:
-        body = _text(text)
-        if "### BEGIN SOLUTION" not in body or "### END SOLUTION" not in body:
-            raise ValueError(f"{source.name}: solution cell {grade_id} has no solution region")
-        cell = new_code_cell(body)
-        cell.metadata["nbgrader"] = {
-            "grade": False,
-            "solution": True,
-            "locked": False,
-            "task": False,
-            "grade_id": grade_id,
-            "schema_version": 3,
-        }
+@dataclass
+class _Marker:
+    kind: str
+    role: str | None
+    id: str
+    graded: bool  # the id came as grade_id=
+    points: int | float | None
+    lang: str
+    line: int
+
+
+def _parse_marker(header: str, where: str, line: int) -> _Marker:
+    words = header.split()
+    kind = "code"
+    if words and words[0] == "[markdown]":
+        kind = "markdown"
+        words = words[1:]
+    role = None
+    values: dict[str, str] = {}
+    for word in words:
+        key, equals, value = word.partition("=")
+        if not equals:
+            if word not in ROLES:
+                raise SourceError(f"{where}: unknown word {word!r} (roles: {', '.join(ROLES)})")
+            if role is not None:
+                raise SourceError(f"{where}: two roles, {role} and {word}")
+            role = word
+        elif key not in KEYS:
+            raise SourceError(f"{where}: unknown key {key!r} (keys: {', '.join(KEYS)})")
+        elif key in values:
+            raise SourceError(f"{where}: {key} given twice")
+        else:
+            values[key] = value
+    if ("id" in values) == ("grade_id" in values):
+        raise SourceError(f"{where}: give the cell exactly one of id= and grade_id=")
+    cell_id = values.get("grade_id") or values["id"]
+    if not CELL_ID.match(cell_id):
+        raise SourceError(f"{where}: id {cell_id!r} is not 1-64 letters, digits, - or _")
+    lang = values.get("lang", ENGLISH)
+    if lang != ENGLISH:
+        if lang not in TRANSLATIONS:
+            raise SourceError(f"{where}: unknown language {lang!r} (known: {TRANSLATIONS})")
+        if kind != "markdown" or role or "points" in values:
+            raise SourceError(f"{where}: a lang={lang} twin is `# %% [markdown] lang={lang} id=…`")
+        return _Marker(kind, None, cell_id, "grade_id" in values, None, lang, line)
+    if role is not None and "grade_id" not in values:
+        raise SourceError(f"{where}: a {role} cell needs grade_id= (nbgrader's id for it)")
+    if role is None and "grade_id" in values:
+        raise SourceError(f"{where}: grade_id= belongs to solution/tests/answer/locked cells")
+    if role in ("solution", "tests") and kind != "code":
+        raise SourceError(f"{where}: a {role} cell is a code cell (drop [markdown])")
+    if role == "answer" and kind != "markdown":
+        raise SourceError(f"{where}: an answer cell is `# %% [markdown] answer …`")
+    points = None
+    if role in ("tests", "answer"):
+        text = values.get("points", "")
+        if not POINTS.match(text) or float(text) <= 0:
+            raise SourceError(f"{where}: a {role} cell needs points=N (a positive number)")
+        points = int(text) if text.isdigit() else float(text)
+    elif "points" in values:
+        raise SourceError(f"{where}: only tests and answer cells carry points")
+    return _Marker(kind, role, cell_id, "grade_id" in values, points, lang, line)
+
+
+def _strip_blank(lines: list[str]) -> list[str]:
+    while lines and not lines[0].strip():
+        lines = lines[1:]
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    return lines
+
+
+def _markdown(lines: list[str], where: str) -> str:
+    """The text of a markdown cell written as ``#`` comments."""
+    text = []
+    for offset, line in enumerate(lines):
+        if line == "#":
+            text.append("")
+        elif line.startswith("# "):
+            text.append(line[2:])
+        else:
+            raise SourceError(
+                f"{where} (+{offset + 1}): a markdown line is '# text' or a lone '#': {line!r}"
+            )
+    return "\n".join(text)
+
+
+def _check_regions(cell: Cell, where: str) -> None:
+    if cell.role == "solution" and not (
+        "### BEGIN SOLUTION" in cell.text and "### END SOLUTION" in cell.text
+    ):
+        raise SourceError(f"{where}: solution cell {cell.id} has no solution region")
+    if cell.role != "solution" and cell.kind == "code" and "### BEGIN SOLUTION" in cell.text:
+        raise SourceError(f"{where}: a solution region outside a solution cell")
+    if cell.role != "tests" and "### BEGIN HIDDEN TESTS" in cell.text:
+        raise SourceError(f"{where}: hidden tests belong in a tests cell")
+
+
+def parse(source: Path) -> list[Cell]:
+    """The cells of ``source``, in order, each with its translations."""
+    cells: list[Cell] = []
+    seen: set[str] = set()
+    blocks: list[tuple[_Marker, list[str]]] = []
+    for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
+        found = MARKER.match(line)
+        if found:
+            where = f"{source.name}:{number}"
+            blocks.append((_parse_marker(found["header"], where, number), []))
+        elif blocks:
+            blocks[-1][1].append(line)
+        elif line.strip() and not line.startswith("#"):
+            raise SourceError(f"{source.name}:{number}: code before the first `# %%` marker")
+    for marker, lines in blocks:
+        where = f"{source.name}:{marker.line}"
+        lines = _strip_blank(lines)
+        text = _markdown(lines, where) if marker.kind == "markdown" else "\n".join(lines)
+        if marker.lang != ENGLISH:
+            twin_of = cells[-1] if cells else None
+            if twin_of is None or twin_of.id != marker.id or twin_of.kind != "markdown":
+                raise SourceError(
+                    f"{where}: a lang={marker.lang} twin must follow the markdown cell "
+                    f"id={marker.id}"
+                )
+            if marker.lang in twin_of.translations:
+                raise SourceError(f"{where}: a second lang={marker.lang} text for {marker.id}")
+            twin_of.translations[marker.lang] = text
+            continue
+        if marker.id in seen:
+            raise SourceError(f"{where}: id {marker.id} is used twice")
+        seen.add(marker.id)
+        cell = Cell(marker.kind, marker.role, marker.id, marker.points, text, marker.line)
+        _check_regions(cell, where)
         cells.append(cell)
+    if not cells:
+        raise SourceError(f"{source.name}: no `# %%` cells")
+    return cells
 
-    def tests(grade_id: str, points: int, text: str) -> None:
-        cell = new_code_cell(_text(text))
-        cell.metadata["nbgrader"] = {
-            "grade": True,
-            "solution": False,
-            "locked": True,
-            "points": points,
-            "grade_id": grade_id,
-            "schema_version": 3,
-        }
-        cells.append(cell)
 
-    def answer(grade_id: str, points: int, text: str) -> None:
+def _nbgrader(cell: Cell) -> dict[str, Any] | None:
+    """nbgrader's metadata (schema 3) for the cell's role; None for a plain cell."""
+    if cell.role == "solution":
+        meta: dict[str, Any] = {"grade": False, "solution": True, "locked": False, "task": False}
+    elif cell.role == "tests":
+        meta = {"grade": True, "solution": False, "locked": True, "points": cell.points}
+    elif cell.role == "answer":
         # nbgrader's "manually graded answer": a markdown cell that is both a
         # solution (cleared for students) and graded (points, by a person).
-        cell = new_markdown_cell(_text(text))
-        cell.metadata["nbgrader"] = {
-            "grade": True,
-            "solution": True,
-            "locked": False,
-            "task": False,
-            "points": points,
-            "grade_id": grade_id,
-            "schema_version": 3,
-        }
-        cells.append(cell)
+        meta = {"grade": True, "solution": True, "locked": False, "task": False}
+        meta["points"] = cell.points
+    elif cell.role == "locked":
+        meta = {"grade": False, "solution": False, "locked": True, "task": False}
+    else:
+        return None
+    meta["grade_id"] = cell.id
+    meta["schema_version"] = 3
+    return meta
 
-    runpy.run_path(
-        str(source),
-        init_globals={
-            "md": md,
-            "code": code,
-            "solution": solution,
-            "tests": tests,
-            "answer": answer,
-        },
-    )
-    for index, cell in enumerate(cells):
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        cell["id"] = grade_id or f"cell-{index:03d}"
-    nb = new_notebook(cells=cells)
+
+def _notebook(cells: list[Cell], lang: str) -> nbformat.NotebookNode:
+    built = []
+    for cell in cells:
+        if cell.kind == "markdown":
+            node = new_markdown_cell(cell.translations.get(lang, cell.text))
+        else:
+            node = new_code_cell(cell.text)
+        meta = _nbgrader(cell)
+        if meta is not None:
+            node.metadata["nbgrader"] = meta
+        node["id"] = cell.id
+        built.append(node)
+    nb = new_notebook(cells=built)
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata["language_info"] = dict(LANGUAGE_INFO)
     nbformat.validate(nb)
     return nb
 
 
+def build(source: Path, lang: str = ENGLISH) -> nbformat.NotebookNode:
+    """The notebook that ``source`` describes, in ``lang`` (English unless told)."""
+    return _notebook(parse(source), lang)
+
+
+def editions(source: Path) -> dict[str, nbformat.NotebookNode]:
+    """Every edition of ``source`` by language: English, plus each language it has twins in."""
+    cells = parse(source)
+    langs = [ENGLISH] + [
+        lang for lang in TRANSLATIONS if any(lang in cell.translations for cell in cells)
+    ]
+    return {lang: _notebook(cells, lang) for lang in langs}
+
+
+def missing_translations(source: Path, lang: str = "ru") -> list[str]:
+    """``file:line id`` of each markdown cell of ``source`` with no ``lang`` twin yet."""
+    return [
+        f"{source.name}:{cell.line} {cell.id}"
+        for cell in parse(source)
+        if cell.kind == "markdown" and lang not in cell.translations
+    ]
+
+
+def target(source: Path, lang: str, notebooks: Path = NOTEBOOKS) -> Path:
+    """Where the ``lang`` edition of ``source`` is written."""
+    folder = notebooks if lang == ENGLISH else notebooks / lang
+    return folder / f"{source.stem}.ipynb"
+
+
 def _dump(nb: Any) -> str:
     return nbformat.writes(nb) + "\n"
 
 
-def build_all(check: bool = False) -> list[str]:
-    """Build (or with ``check``, compare) every notebook; return the names that differ."""
+def build_all(
+    check: bool = False, sources: Path = SOURCES, notebooks: Path = NOTEBOOKS
+) -> list[str]:
+    """Build (or with ``check``, compare) every edition; return the paths that differ.
+
+    A translated notebook whose source lost all its twins is stale too: it is
+    reported (and, when writing, removed), so no edition outlives its text.
+    """
     differ = []
-    for source in sorted(SOURCES.glob("*.py")):
-        target = NOTEBOOKS / f"{source.stem}.ipynb"
-        text = _dump(build(source))
-        current = target.read_text(encoding="utf-8") if target.exists() else None
-        if current != text:
-            differ.append(target.name)
-            if not check:
-                target.write_text(text, encoding="utf-8")
+    expected: set[Path] = set()
+    for source in sorted(sources.glob("*.py")):
+        for lang, nb in editions(source).items():
+            path = target(source, lang, notebooks)
+            expected.add(path)
+            text = _dump(nb)
+            current = path.read_text(encoding="utf-8") if path.exists() else None
+            if current != text:
+                differ.append(str(path.relative_to(notebooks.parent)))
+                if not check:
+                    path.parent.mkdir(exist_ok=True)
+                    path.write_text(text, encoding="utf-8")
+    for lang in TRANSLATIONS:
+        for path in sorted((notebooks / lang).glob("*.ipynb")):
+            if path not in expected:
+                differ.append(str(path.relative_to(notebooks.parent)))
+                if not check:
+                    path.unlink()
     return differ
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only compare, write nothing")
+    parser.add_argument(
+        "--missing", metavar="LANG", nargs="?", const="ru", help="list cells with no LANG text"
+    )
     args = parser.parse_args(argv)
+    if args.missing:
+        sources = sorted(SOURCES.glob("*.py"))
+        missing = [m for source in sources for m in missing_translations(source, args.missing)]
+        sys.stdout.write("".join(f"{m}\n" for m in missing))
+        sys.stderr.write(f"{len(missing)} markdown cells have no {args.missing} text\n")
+        return 1 if missing else 0
     differ = build_all(check=args.check)
     if args.check and differ:
         sys.stderr.write(f"out of date (run tools/build_notebooks.py): {', '.join(differ)}\n")
         return 1
     for name in differ:
-        sys.stderr.write(f"wrote notebooks/{name}\n")
+        sys.stderr.write(f"wrote {name}\n")
     return 0
 
 

@@ -1,173 +1,149 @@
-# Source of notebooks/01_keys.ipynb — build it with `python tools/build_notebooks.py`.
-# md/code/solution/tests are provided by the build script (one call per cell).
+# Source of notebooks/01_keys.ipynb: build it with `python tools/build_notebooks.py`.
+# Cells start at `# %%` markers; tools/build_notebooks.py explains their roles and ids.
 
-md("""
-# 01 · Keys: agreeing on a secret in public
+# %% [markdown] id=cell-000
+# # 01 · Keys: agreeing on a secret in public
+#
+# *Two strangers pick one shared number while everyone listens — and keep their keys on disk (task 1).*
+#
+# **After this notebook you will be able to**
+#
+# 1. compute a Diffie-Hellman public value `A = g^a mod p` and the shared secret `K = B^a mod p`, and say which numbers are secret;
+# 2. explain, with a measurement, why nobody can get `a` back from `A` in a 2048-bit group;
+# 3. refuse the public values an attacker would send (0, 1, p-1, …);
+# 4. keep a key pair in text files that are private and reused between runs.
+#
+# **You need:** Python functions, `%`, and the Caesar-cipher lab. **Time:** about 40 minutes.
 
-*Two strangers pick one shared number while everyone listens — and keep their keys on disk (task 1).*
+# %% [markdown] id=cell-001
+# **Run this cell first.** It only imports what the notebook uses.
 
-**After this notebook you will be able to**
-
-1. compute a Diffie-Hellman public value `A = g^a mod p` and the shared secret `K = B^a mod p`, and say which numbers are secret;
-2. explain, with a measurement, why nobody can get `a` back from `A` in a 2048-bit group;
-3. refuse the public values an attacker would send (0, 1, p-1, …);
-4. keep a key pair in text files that are private and reused between runs.
-
-**You need:** Python functions, `%`, and the Caesar-cipher lab. **Time:** about 40 minutes.
-""")
-
-md("""
-**Run this cell first.** It only imports what the notebook uses.
-""")
-
-code("""
+# %% id=cell-002
 import os
 import time
 from pathlib import Path
 
 from labcrypto import exercises, grading, groups, keys, plots, widgets
-""")
 
-md("""
-**Your student id.** Type it once between the quotes, exactly as your instructor knows you, and run the cell.
-Some exercises use numbers made from it, so yours differ from your neighbour's; the autograder makes the same numbers from the same id
-(when it grades, it uses the id your submission was collected under). Compute your answers in the notebook: a pasted number fits only one id.
-""")
+# %% [markdown] id=cell-003
+# **Your student id.** Type it once between the quotes, exactly as your instructor knows you, and run the cell.
+# Some exercises use numbers made from it, so yours differ from your neighbour's; the autograder makes the same numbers from the same id
+# (when it grades, it uses the id your submission was collected under). Compute your answers in the notebook: a pasted number fits only one id.
 
-code("""
+# %% id=cell-004
 STUDENT_ID = ""        # for example "s1234567"
 my = grading.variant(grading.student_id(STUDENT_ID))
 my
-""")
 
-md("""
-## 1 · The idea in small numbers
+# %% [markdown] id=cell-005
+# ## 1 · The idea in small numbers
+#
+# Alice and Bob want a shared secret key, but every byte between them can be read by Eve.
+# They first agree, in public, on two numbers: a prime `p` and a generator `g`.
+# The course uses `p = 23, g = 5`:
 
-Alice and Bob want a shared secret key, but every byte between them can be read by Eve.
-They first agree, in public, on two numbers: a prime `p` and a generator `g`.
-The course uses `p = 23, g = 5`:
-""")
-
-code("""
+# %% id=cell-006
 p, g = groups.TOY.p, groups.TOY.g
 p, g
-""")
 
-md("""
-Alice picks a **secret** exponent `a` and sends `A = g^a mod p`.
-Python's three-argument `pow(g, a, p)` computes it without ever building the huge number `g^a`.
-""")
+# %% [markdown] id=cell-007
+# Alice picks a **secret** exponent `a` and sends `A = g^a mod p`.
+# Python's three-argument `pow(g, a, p)` computes it without ever building the huge number `g^a`.
 
-code("""
+# %% id=cell-008
 a = 6                # Alice's secret: never leaves her computer
 A = pow(g, a, p)     # her public value: sent over the network
 A
-""")
 
-code("""
+# %% id=cell-009
 b = 15               # Bob's secret
 B = pow(g, b, p)     # Bob's public value
 B
-""")
 
-md("""
-Now each side combines **its own secret** with **the other's public value**:
-""")
+# %% [markdown] id=cell-010
+# Now each side combines **its own secret** with **the other's public value**:
 
-code("""
+# %% id=cell-011
 K_alice = pow(B, a, p)
 K_bob = pow(A, b, p)
 K_alice, K_bob
-""")
 
-md("""
-The same number, because `(g^b)^a = g^(a·b) = (g^a)^b (mod p)`. Nobody sent `K`:
-each side computed it. (Sending `K` "to compare" would hand it to Eve — a common mistake.)
-""")
+# %% [markdown] id=cell-012
+# The same number, because `(g^b)^a = g^(a·b) = (g^a)^b (mod p)`. Nobody sent `K`:
+# each side computed it. (Sending `K` "to compare" would hand it to Eve — a common mistake.)
 
-code("""
+# %% id=cell-013
 widgets.exchange_table(a, b)
-""")
 
-md("""
-> **Reading the course text.** It writes the client's public key as "(p, q, A)": it means **(p, g, A)**.
-> It also says only the client can decrypt "because only he knows the right p and q".
-> In fact **p and g are public** — the table above shows them to everyone.
-> The only secrets are the exponents `a` and `b`.
+# %% [markdown] id=cell-014
+# > **Reading the course text.** It writes the client's public key as "(p, q, A)": it means **(p, g, A)**.
+# > It also says only the client can decrypt "because only he knows the right p and q".
+# > In fact **p and g are public** — the table above shows them to everyone.
+# > The only secrets are the exponents `a` and `b`.
+#
+# Move the sliders: every choice of `a` and `b` gives both sides the same `K`.
 
-Move the sliders: every choice of `a` and `b` gives both sides the same `K`.
-""")
-
-code("""
+# %% id=cell-015
 widgets.key_exchange_sliders(a=6, b=15)
-""")
 
-md("""
-## 2 · Exercise: compute a public value
+# %% [markdown] id=cell-016
+# ## 2 · Exercise: compute a public value
+#
+# Write `public_value(group, a)`, which returns `A = g^a mod p`.
+# `group.p` and `group.g` are the public numbers.
+# It must also work in the real 2048-bit group, so use `pow` with three arguments.
+#
+# Example: `public_value(groups.TOY, 6)` should give `8`.
 
-Write `public_value(group, a)`, which returns `A = g^a mod p`.
-`group.p` and `group.g` are the public numbers.
-It must also work in the real 2048-bit group, so use `pow` with three arguments.
-
-Example: `public_value(groups.TOY, 6)` should give `8`.
-""")
-
-solution("public_value", """
+# %% solution grade_id=public_value
 def public_value(group, a):
-    \"\"\"Return A = g^a mod p for the secret exponent a.\"\"\"
+    """Return A = g^a mod p for the secret exponent a."""
     ### BEGIN SOLUTION
     return pow(group.g, a, group.p)
     ### END SOLUTION
-""")
 
-tests("check_public_value", 1, """
-\"\"\"Check public_value: A = g^a mod p, from p = 23 up to 2048 bits.\"\"\"
+# %% tests grade_id=check_public_value points=1
+"""Check public_value: A = g^a mod p, from p = 23 up to 2048 bits."""
 exercises.check_public_value(public_value)
 ### BEGIN HIDDEN TESTS
 grading.hidden_public_value(public_value, STUDENT_ID)
 ### END HIDDEN TESTS
-""")
 
-md("""
-## 3 · Exercise: the shared secret, and values to refuse
+# %% [markdown] id=cell-019
+# ## 3 · Exercise: the shared secret, and values to refuse
+#
+# Write `shared_secret(group, my_secret, peer_public)`, which returns `K = peer_public^my_secret mod p`.
+#
+# First check the peer's value. Some values let an attacker know `K` without any secret:
+# with `B = 1`, `K = 1` whatever `a` is, and 0 and `p-1` are just as bad.
+# Values outside the subgroup that `g` generates leak bits of your secret.
+# `groups.validate_public(group, peer_public)` checks all of these and raises `InvalidPublicValue`, a `ValueError`.
 
-Write `shared_secret(group, my_secret, peer_public)`, which returns `K = peer_public^my_secret mod p`.
-
-First check the peer's value. Some values let an attacker know `K` without any secret:
-with `B = 1`, `K = 1` whatever `a` is, and 0 and `p-1` are just as bad.
-Values outside the subgroup that `g` generates leak bits of your secret.
-`groups.validate_public(group, peer_public)` checks all of these and raises `InvalidPublicValue`, a `ValueError`.
-""")
-
-solution("shared_secret", """
+# %% solution grade_id=shared_secret
 def shared_secret(group, my_secret, peer_public):
-    \"\"\"Return K = peer_public^my_secret mod p; raise ValueError for a value we must not use.\"\"\"
+    """Return K = peer_public^my_secret mod p; raise ValueError for a value we must not use."""
     ### BEGIN SOLUTION
     groups.validate_public(group, peer_public)
     return pow(peer_public, my_secret, group.p)
     ### END SOLUTION
-""")
 
-tests("check_shared_secret", 2, """
-\"\"\"Check shared_secret: both sides get the same K, and bad public values are refused.\"\"\"
+# %% tests grade_id=check_shared_secret points=2
+"""Check shared_secret: both sides get the same K, and bad public values are refused."""
 exercises.check_shared_secret(shared_secret)
 ### BEGIN HIDDEN TESTS
 grading.hidden_shared_secret(shared_secret, STUDENT_ID)
 ### END HIDDEN TESTS
-""")
 
-md("""
-### Exercise: your own numbers
+# %% [markdown] id=cell-022
+# ### Exercise: your own numbers
+#
+# `my` (from the cell at the top) holds **your** toy group `my.p`, `my.g`, your secret `my.a`, and the public value `my.B` that Bob sent you.
+# Compute your public value `my_A` and the key `my_K` you share with Bob, from `my`'s numbers (by hand with `pow`, or with your functions above).
 
-`my` (from the cell at the top) holds **your** toy group `my.p`, `my.g`, your secret `my.a`, and the public value `my.B` that Bob sent you.
-Compute your public value `my_A` and the key `my_K` you share with Bob, from `my`'s numbers (by hand with `pow`, or with your functions above).
-""")
-
-code("""
+# %% id=cell-023
 my.p, my.g, my.a, my.B
-""")
 
-solution("my_numbers", """
+# %% solution grade_id=my_numbers
 my_A = None    # your public value in your group
 my_K = None    # the key you share with Bob
 ### BEGIN SOLUTION
@@ -175,66 +151,57 @@ my_A = pow(my.g, my.a, my.p)
 my_K = pow(my.B, my.a, my.p)
 ### END SOLUTION
 my_A, my_K
-""")
 
-tests("check_my_numbers", 1, """
-\"\"\"Check my_A and my_K: your public value and your key with Bob, in your own group.\"\"\"
+# %% tests grade_id=check_my_numbers points=1
+"""Check my_A and my_K: your public value and your key with Bob, in your own group."""
 exercises.check_my_numbers(my, my_A, my_K)
 ### BEGIN HIDDEN TESTS
 grading.hidden_my_numbers(STUDENT_ID, my_A, my_K)
 ### END HIDDEN TESTS
-""")
 
-md("""
-## 4 · Why Eve cannot go back from `A` to `a`
+# %% [markdown] id=cell-026
+# ## 4 · Why Eve cannot go back from `A` to `a`
+#
+# Eve knows `p`, `g` and `A`. To find `K` she needs `a`: the `x` with `g^x mod p = A`,
+# the *discrete logarithm*. Going forward is one `pow`. Going back, the values jump
+# around with no slope to follow:
 
-Eve knows `p`, `g` and `A`. To find `K` she needs `a`: the `x` with `g^x mod p = A`,
-the *discrete logarithm*. Going forward is one `pow`. Going back, the values jump
-around with no slope to follow:
-""")
-
-code("""
+# %% id=cell-027
 plots.powers(groups.TOY, big=groups.small_safe_prime_group(16));
-""")
 
-md("""
-Compare `x²`, which only grows: there you can find `x` from `x²` by bisection in a few steps.
-Here the only general plan is to try `x = 1, 2, 3, …` until the power matches:
-""")
+# %% [markdown] id=cell-028
+# Compare `x²`, which only grows: there you can find `x` from `x²` by bisection in a few steps.
+# Here the only general plan is to try `x = 1, 2, 3, …` until the power matches:
 
-code("""
+# %% id=cell-029
 def brute_force_log(group, y):
-    \"\"\"Find x with g^x mod p == y by trying x = 1, 2, 3, ... (Eve's plan).\"\"\"
+    """Find x with g^x mod p == y by trying x = 1, 2, 3, ... (Eve's plan)."""
     value = group.g
     for x in range(1, group.q + 1):
         if value == y:
             return x
         value = value * group.g % group.p
     raise ValueError("y is not a power of g")
-""")
 
-code("""
+# %% id=cell-030
 brute_force_log(groups.TOY, A)    # Eve recovers Alice's a = 6 at once
-""")
 
-md("""
-That is instant for `p = 23` — and for `p = 7`, `151` or any toy prime in the course's starter code.
-How does the time grow with the size of `p`?
-The next cell times the attack on groups of 8, 9, 10, … bits.
-Each run looks for the secret Eve would try last, so each time is "try every exponent".
-It stops after about 4 seconds.
-""")
+# %% [markdown] id=cell-031
+# That is instant for `p = 23` — and for `p = 7`, `151` or any toy prime in the course's starter code.
+# How does the time grow with the size of `p`?
+# The next cell times the attack on groups of 8, 9, 10, … bits.
+# Each run looks for the secret Eve would try last, so each time is "try every exponent".
+# It stops after about 4 seconds.
 
-code("""
+# %% id=cell-032
 def time_attack(bits):
     group = groups.small_safe_prime_group(bits)
     y = pow(group.g, group.q - 1, group.p)     # the secret that is tried last
     start = time.perf_counter()
     brute_force_log(group, y)
     return time.perf_counter() - start
-""")
 
-code("""
+# %% id=cell-033
 budget = 4.0                                    # seconds for the whole experiment
 bar = widgets.progress(total=40, description="4 s budget")
 display(bar)
@@ -246,99 +213,83 @@ for bits in range(8, 41):
     sizes.append(bits)
     bar.value = min(40, int(10 * sum(seconds)))
 f"timed {sizes[0]} to {sizes[-1]} bits in {sum(seconds):.1f} s"
-""")
 
-code("""
+# %% id=cell-034
 plots.brute_force_times(sizes, seconds, target_bits=2048);
-""")
 
-md("""
-On the left, a straight line on a log scale: **every extra bit doubles the time**.
-On the right, the same line carried on to a 2048-bit `p`:
-""")
+# %% [markdown] id=cell-035
+# On the left, a straight line on a log scale: **every extra bit doubles the time**.
+# On the right, the same line carried on to a 2048-bit `p`:
 
-code("""
+# %% id=cell-036
 plots.format_log10_seconds(plots.extrapolate_log10_seconds(sizes, seconds, 2048))
-""")
 
-md("""
-To be fair to Eve: real 2048-bit groups use 256-bit secrets (about 2^255 tries on average,
-still around 10^60 years), and there are smarter attacks than trying everything.
-The best known one (the number field sieve) needs about 2^112 steps for 2048 bits,
-which is why 2048 bits is today's minimum.
-Toy primes like 23 fall to any of them in microseconds.
-""")
+# %% [markdown] id=cell-037
+# To be fair to Eve: real 2048-bit groups use 256-bit secrets (about 2^255 tries on average,
+# still around 10^60 years), and there are smarter attacks than trying everything.
+# The best known one (the number field sieve) needs about 2^112 steps for 2048 bits,
+# which is why 2048 bits is today's minimum.
+# Toy primes like 23 fall to any of them in microseconds.
 
-md("""
-## 5 · Real keys, kept on disk (task 1)
+# %% [markdown] id=cell-038
+# ## 5 · Real keys, kept on disk (task 1)
+#
+# A real key lives in a 2048-bit group. We use `ffdhe2048` from RFC 7919, the same group TLS 1.3 offers.
+# `keys.load_or_create` loads the key `alice` if it exists and otherwise makes and saves it.
+# The files go to `keys/` next to this notebook (git ignores that folder).
 
-A real key lives in a 2048-bit group. We use `ffdhe2048` from RFC 7919, the same group TLS 1.3 offers.
-`keys.load_or_create` loads the key `alice` if it exists and otherwise makes and saves it.
-The files go to `keys/` next to this notebook (git ignores that folder).
-""")
-
-code("""
+# %% id=cell-039
 groups.FFDHE2048
-""")
 
-code("""
+# %% id=cell-040
 key_dir = Path("keys")
 alice = keys.load_or_create("alice", key_dir)
 alice
-""")
 
-md("""
-Two text files. The private key is readable only by you (`-rw-------`, mode 0600):
-""")
+# %% [markdown] id=cell-041
+# Two text files. The private key is readable only by you (`-rw-------`, mode 0600):
 
-code("""
+# %% id=cell-042
 widgets.file_view(key_dir / "alice.key")
-""")
 
-code("""
+# %% id=cell-043
 widgets.file_view(key_dir / "alice.pub")
-""")
 
-md("""
-A fresh object read from the files is the same key — the fingerprint
-(a short hash of the public value, as `ssh` shows) matches:
-""")
+# %% [markdown] id=cell-044
+# A fresh object read from the files is the same key — the fingerprint
+# (a short hash of the public value, as `ssh` shows) matches:
 
-code("""
+# %% id=cell-045
 reloaded = keys.load("alice", key_dir)
 {"fingerprint": reloaded.fingerprint, "same key": reloaded.fingerprint == alice.fingerprint}
-""")
 
-md("""
-Run the key cell again (or restart the kernel and run it): the key is *reused*, and the file is not even rewritten.
-That is what lets a server recognise Alice tomorrow (notebook 03).
-""")
+# %% [markdown] id=cell-046
+# Run the key cell again (or restart the kernel and run it): the key is *reused*, and the file is not even rewritten.
+# That is what lets a server recognise Alice tomorrow (notebook 03).
 
-code("""
+# %% id=cell-047
 written = (key_dir / "alice.key").stat().st_mtime_ns
 again = keys.load_or_create("alice", key_dir)
 {"same key": again.fingerprint == alice.fingerprint,
  "file untouched": (key_dir / "alice.key").stat().st_mtime_ns == written}
-""")
 
-md("""
-## 6 · Exercise: a key file of your own
+# %% [markdown] id=cell-048
+# ## 6 · Exercise: a key file of your own
+#
+# Write `load_or_create_key(path)`, the heart of `keys.load_or_create`:
+#
+# * if `path` exists, read the private number from it and rebuild the pair:
+#   `keys.KeyPair(group, private, pow(group.g, private, group.p))`;
+# * otherwise make a pair with `keys.generate(group)`, write its private number to `path`
+#   as text (for example `f"private: {pair.private:#x}"`) in a file **only you can read**, and return the pair.
+#
+# To create a file with mode 0600 from the start:
+# `os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)` gives a file descriptor; `open(fd, "w")` writes to it.
+# Known mistakes from earlier years: a new key on every run, a file that holds `K` or `A` instead of `a`, a key file anyone can read.
 
-Write `load_or_create_key(path)`, the heart of `keys.load_or_create`:
-
-* if `path` exists, read the private number from it and rebuild the pair:
-  `keys.KeyPair(group, private, pow(group.g, private, group.p))`;
-* otherwise make a pair with `keys.generate(group)`, write its private number to `path`
-  as text (for example `f"private: {pair.private:#x}"`) in a file **only you can read**, and return the pair.
-
-To create a file with mode 0600 from the start:
-`os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)` gives a file descriptor; `open(fd, "w")` writes to it.
-Known mistakes from earlier years: a new key on every run, a file that holds `K` or `A` instead of `a`, a key file anyone can read.
-""")
-
-solution("load_or_create_key", """
+# %% solution grade_id=load_or_create_key
 def load_or_create_key(path, group=groups.FFDHE2048):
-    \"\"\"Return the key pair kept in the text file `path`, creating the file if needed.\"\"\"
+    """Return the key pair kept in the text file `path`, creating the file if needed."""
     ### BEGIN SOLUTION
     path = Path(path)
     if path.exists():
@@ -348,40 +299,35 @@ def load_or_create_key(path, group=groups.FFDHE2048):
     pair = keys.generate(group)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with open(fd, "w") as file:
-        file.write(f"private: {pair.private:#x}\\n")
+        file.write(f"private: {pair.private:#x}\n")
     return pair
     ### END SOLUTION
-""")
 
-tests("check_load_or_create_key", 2, """
-\"\"\"Check load_or_create_key: private file, reused on the next run, a different key per file.\"\"\"
+# %% tests grade_id=check_load_or_create_key points=2
+"""Check load_or_create_key: private file, reused on the next run, a different key per file."""
 exercises.check_load_or_create_key(load_or_create_key)
 ### BEGIN HIDDEN TESTS
 grading.hidden_key_file(load_or_create_key)
 ### END HIDDEN TESTS
-""")
 
-md("""
-## Summary
+# %% [markdown] id=cell-051
+# ## Summary
+#
+# * `p` and `g` are public; each side's secret is its exponent (`a`, `b`). Only `A = g^a mod p` and `B = g^b mod p` travel.
+# * Each side combines its own secret with the other's public value, `K = B^a = A^b mod p`: the same number, never sent.
+# * Going back from `A` to `a` costs about twice as much per extra bit: instant for `p = 23`, hopeless for 2048 bits.
+# * A long-term key is a private file (mode 0600) that holds `a`, is reused on every run, and is never shared or committed.
+#
+# **Control questions this prepares for.** *How does SSL work in practice?* — the key-exchange half:
+# TLS 1.3 runs exactly this exchange (in `ffdhe2048` or, more often, on an elliptic curve) to agree on a key nobody sent.
+# Also: which numbers of Diffie-Hellman are secret, and why a 23 or a 7 is no protection.
+#
+# **Clean up.** This notebook started no servers; the cell below stops any that a re-run left behind (it is the same in every notebook).
+# Your key stays in `keys/` for the next notebooks.
 
-* `p` and `g` are public; each side's secret is its exponent (`a`, `b`). Only `A = g^a mod p` and `B = g^b mod p` travel.
-* Each side combines its own secret with the other's public value, `K = B^a = A^b mod p`: the same number, never sent.
-* Going back from `A` to `a` costs about twice as much per extra bit: instant for `p = 23`, hopeless for 2048 bits.
-* A long-term key is a private file (mode 0600) that holds `a`, is reused on every run, and is never shared or committed.
-
-**Control questions this prepares for.** *How does SSL work in practice?* — the key-exchange half:
-TLS 1.3 runs exactly this exchange (in `ffdhe2048` or, more often, on an elliptic curve) to agree on a key nobody sent.
-Also: which numbers of Diffie-Hellman are secret, and why a 23 or a 7 is no protection.
-
-**Clean up.** This notebook started no servers; the cell below stops any that a re-run left behind (it is the same in every notebook).
-Your key stays in `keys/` for the next notebooks.
-""")
-
-code("""
+# %% id=cell-052
 from labcrypto.server import stop_all
 stop_all()
-""")
 
-md("""
-**Next:** [02 · An encrypted conversation](02_exchange.ipynb) — the same exchange over a socket, then a chat that Eve cannot read.
-""")
+# %% [markdown] id=cell-053
+# **Next:** [02 · An encrypted conversation](02_exchange.ipynb) — the same exchange over a socket, then a chat that Eve cannot read.

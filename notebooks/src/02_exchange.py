@@ -1,26 +1,24 @@
-# Source of notebooks/02_exchange.ipynb — build it with `python tools/build_notebooks.py`.
-# md/code/solution/tests are provided by the build script (one call per cell).
+# Source of notebooks/02_exchange.ipynb: build it with `python tools/build_notebooks.py`.
+# Cells start at `# %%` markers; tools/build_notebooks.py explains their roles and ids.
 
-md("""
-# 02 · An encrypted conversation
+# %% [markdown] id=cell-000
+# # 02 · An encrypted conversation
+#
+# *The handshake step by step, then a chat that Eve cannot read — with the crypto kept out of the message loop (task 2).*
+#
+# **After this notebook you will be able to**
+#
+# 1. step through a handshake by hand and say what each message carries and what Eve learns from it;
+# 2. frame messages on a TCP stream so that none is ever cut or glued to the next;
+# 3. break the course's Caesar-keyed chat from captured bytes, and show why AES-GCM resists the same attack and catches tampering;
+# 4. write a message loop that only calls `send` and `recv`, with keys and ciphers kept out of it.
+#
+# **You need:** notebook 01 and the threaded-server lab. **Time:** about 45 minutes.
 
-*The handshake step by step, then a chat that Eve cannot read — with the crypto kept out of the message loop (task 2).*
+# %% [markdown] id=cell-001
+# **Run this cell first.** It only imports what the notebook uses.
 
-**After this notebook you will be able to**
-
-1. step through a handshake by hand and say what each message carries and what Eve learns from it;
-2. frame messages on a TCP stream so that none is ever cut or glued to the next;
-3. break the course's Caesar-keyed chat from captured bytes, and show why AES-GCM resists the same attack and catches tampering;
-4. write a message loop that only calls `send` and `recv`, with keys and ciphers kept out of it.
-
-**You need:** notebook 01 and the threaded-server lab. **Time:** about 45 minutes.
-""")
-
-md("""
-**Run this cell first.** It only imports what the notebook uses.
-""")
-
-code("""
+# %% id=cell-002
 import json
 import secrets
 import socket
@@ -33,39 +31,34 @@ from labcrypto.channel import SecureChannel, read_frame, write_frame
 from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.errors import DecryptionFailed
 from labcrypto.handshake import ClientHandshake, ServerHandshake
-""")
 
-md("""
-**Your student id**, as in notebook 01 (one exercise uses a message made from it):
-""")
+# %% [markdown] id=cell-003
+# **Your student id**, as in notebook 01 (one exercise uses a message made from it):
 
-code("""
+# %% id=cell-004
 STUDENT_ID = ""        # the same id as in notebook 01
 my = grading.variant(grading.student_id(STUDENT_ID))
 my
-""")
 
-md("""
-## The cast
+# %% [markdown] id=cell-005
+# ## The cast
+#
+# | | knows | sends |
+# |---|---|---|
+# | **Alice** (the client) | her secret `a`; `p`, `g` | `A = g^a mod p`, then encrypted messages |
+# | **Bob** (the server) | his secret `b`; `p`, `g` | `B = g^b mod p`, then encrypted messages |
+# | **Eve** (on the wire) | everything that is sent: `p`, `g`, `A`, `B`, every ciphertext byte | nothing (for now) |
+#
+# Alice and Bob each end up with `K`; Eve does not. Let us watch it happen.
 
-| | knows | sends |
-|---|---|---|
-| **Alice** (the client) | her secret `a`; `p`, `g` | `A = g^a mod p`, then encrypted messages |
-| **Bob** (the server) | his secret `b`; `p`, `g` | `B = g^b mod p`, then encrypted messages |
-| **Eve** (on the wire) | everything that is sent: `p`, `g`, `A`, `B`, every ciphertext byte | nothing (for now) |
+# %% [markdown] id=cell-006
+# ## 1 · The handshake by hand
+#
+# The handshake lives in two objects that take bytes in and give bytes out, with no sockets.
+# *We* carry the bytes between them, one cell at a time.
+# Toy mode first (`p = 23`), so that every number is small enough to read.
 
-Alice and Bob each end up with `K`; Eve does not. Let us watch it happen.
-""")
-
-md("""
-## 1 · The handshake by hand
-
-The handshake lives in two objects that take bytes in and give bytes out, with no sockets.
-*We* carry the bytes between them, one cell at a time.
-Toy mode first (`p = 23`), so that every number is small enough to read.
-""")
-
-code("""
+# %% id=cell-007
 alice_toy = keys.generate(groups.TOY)
 bob_toy = keys.generate(groups.TOY)
 for _ in range(100):                 # the toy group has only 20 keys: draw again if they match
@@ -74,89 +67,79 @@ for _ in range(100):                 # the toy group has only 20 keys: draw agai
     bob_toy = keys.generate(groups.TOY)
 client = ClientHandshake(alice_toy, mode="toy")
 server = ServerHandshake(bob_toy, mode="toy")
-""")
 
-code("""
+# %% id=cell-008
 hello = client.start()
 hello               # exactly these bytes travel: readable JSON, with A in "static"
-""")
 
-md("""
-The course's starter code sent `(p, g, A)` with `pickle`. Here it is JSON:
-unpickling bytes from the network runs whatever code the sender put in them (course mistake 7).
-(The course text writes "(p, q, A)": it means `(p, g, A)`. Here the group's name stands for `p` and `g`.)
-""")
+# %% [markdown] id=cell-009
+# The course's starter code sent `(p, g, A)` with `pickle`. Here it is JSON:
+# unpickling bytes from the network runs whatever code the sender put in them (course mistake 7).
+# (The course text writes "(p, q, A)": it means `(p, g, A)`. Here the group's name stands for `p` and `g`.)
 
-code("""
+# %% id=cell-010
 server_hello, server_finished = server.receive(hello)
 server_hello        # B and a fresh random nonce
-""")
 
-code("""
+# %% id=cell-011
 server_finished     # a proof (HMAC) that Bob derived the keys
-""")
 
-code("""
+# %% id=cell-012
 [client_finished] = client.receive(server_hello) + client.receive(server_finished)
 server.receive(client_finished)
 client.session.numbers, server.session.numbers
-""")
 
-md("""
-Both sides hold the same `K`, and it never travelled.
+# %% [markdown] id=cell-013
+# Both sides hold the same `K`, and it never travelled.
+#
+# > **Reading the course text.** "The client encrypts with its private key and the server's public key;
+# > the server decrypts first with its private key, then with the client's public key" sounds like
+# > RSA's double encryption. What really happens: each side combines **its own private key** with
+# > **the other's public key** into the same `K` (`K = B^a = A^b mod p`), derives a symmetric key from `K`,
+# > and encrypts **once** with it.
+#
+# In toy mode that symmetric key is the course's Caesar shift, `K mod 256`:
 
-> **Reading the course text.** "The client encrypts with its private key and the server's public key;
-> the server decrypts first with its private key, then with the client's public key" sounds like
-> RSA's double encryption. What really happens: each side combines **its own private key** with
-> **the other's public key** into the same `K` (`K = B^a = A^b mod p`), derives a symmetric key from `K`,
-> and encrypts **once** with it.
-
-In toy mode that symmetric key is the course's Caesar shift, `K mod 256`:
-""")
-
-code("""
+# %% id=cell-014
 alice_sends, _ = client.session.ciphers()
 _, bob_reads = server.session.ciphers()
 captured = alice_sends.seal(b"meet me at the library at noon")
 captured
-""")
 
-code("""
+# %% id=cell-015
 bob_reads.open(captured)
-""")
 
-md("""
-## 2 · Exercise: frames on a stream
+# %% [markdown] id=cell-016
+# ## 2 · Exercise: frames on a stream
+#
+# TCP carries a stream of bytes, not messages. One `send` can arrive as three `recv` results,
+# and two sends can arrive as one. Taking one `recv(1024)` as one message is the most common bug
+# in this lab (course mistake 6). A delimiter such as `\n` fails too, because it can occur inside the data.
+#
+# The fix is a frame: a 4-byte big-endian length, then the bytes.
+# Write `send_msg(sock, data)` (one `sendall` of header + data) and `recv_msg(sock)`.
+# `recv_msg` must:
+#
+# * read exactly 4 header bytes, then exactly `length` bytes, looping over `recv` as needed;
+# * raise `ValueError` if `length > MAX_MESSAGE` *before* reading the payload;
+# * raise `ConnectionError` if `recv` returns `b""` (the peer closed) in the middle.
+#
+# The check runs your pair over a real TCP connection on 127.0.0.1 against a hostile peer.
 
-TCP carries a stream of bytes, not messages. One `send` can arrive as three `recv` results,
-and two sends can arrive as one. Taking one `recv(1024)` as one message is the most common bug
-in this lab (course mistake 6). A delimiter such as `\\n` fails too, because it can occur inside the data.
-
-The fix is a frame: a 4-byte big-endian length, then the bytes.
-Write `send_msg(sock, data)` (one `sendall` of header + data) and `recv_msg(sock)`.
-`recv_msg` must:
-
-* read exactly 4 header bytes, then exactly `length` bytes, looping over `recv` as needed;
-* raise `ValueError` if `length > MAX_MESSAGE` *before* reading the payload;
-* raise `ConnectionError` if `recv` returns `b""` (the peer closed) in the middle.
-
-The check runs your pair over a real TCP connection on 127.0.0.1 against a hostile peer.
-""")
-
-solution("framing", """
+# %% solution grade_id=framing
 MAX_MESSAGE = 1 << 20    # 1 MiB
 HEADER = struct.Struct("!I")
 
 
 def send_msg(sock, data):
-    \"\"\"Send one message: a 4-byte big-endian length, then the bytes (one sendall).\"\"\"
+    """Send one message: a 4-byte big-endian length, then the bytes (one sendall)."""
     ### BEGIN SOLUTION
     sock.sendall(HEADER.pack(len(data)) + data)
     ### END SOLUTION
 
 
 def recv_msg(sock):
-    \"\"\"Receive one whole message sent by send_msg.\"\"\"
+    """Receive one whole message sent by send_msg."""
     ### BEGIN SOLUTION
     def recv_exactly(count):
         buffer = bytearray()
@@ -172,36 +155,33 @@ def recv_msg(sock):
         raise ValueError(f"a {length}-byte message is over the {MAX_MESSAGE}-byte limit")
     return recv_exactly(length)
     ### END SOLUTION
-""")
 
-tests("check_framing", 3, """
-\"\"\"Check send_msg/recv_msg: split bytes, glued messages, binary data, a huge length, a cut.\"\"\"
+# %% tests grade_id=check_framing points=3
+"""Check send_msg/recv_msg: split bytes, glued messages, binary data, a huge length, a cut."""
 exercises.check_framing(send_msg, recv_msg, MAX_MESSAGE)
 ### BEGIN HIDDEN TESTS
 grading.hidden_framing(send_msg, recv_msg)
 ### END HIDDEN TESTS
-""")
 
-md("""
-### Exercise: the course's exchange over TCP, done right
+# %% [markdown] id=cell-019
+# ### Exercise: the course's exchange over TCP, done right
+#
+# The course's starter code sends `(p, g, A)` with `pickle` and reads the answer with a single `recv(1024)`, with `p = 7`.
+# Here is the same exchange done right, from the client's side. The server speaks first, with one frame of JSON: `{"p": ..., "g": ..., "B": ...}`.
+# Write `dh_client(sock, min_bits=2048)`, which
+#
+# 1. reads that frame (`read_frame(sock)`, the package's version of your `recv_msg`) and `json.loads` it;
+# 2. refuses, with `ValueError`, a group it must not use: `p` shorter than `min_bits` bits, `p` not prime or `(p-1)/2` not prime
+#    (`groups.is_probable_prime`), and a `g` or `B` that `groups.validate_public` refuses, with `group = groups.Group("offered", p, g, (p - 1) // 2)`;
+# 3. draws its secret with `secrets` (`group.random_exponent(secrets.randbelow)`) and sends `{"A": A}` as one JSON frame (`write_frame(sock, data)`);
+# 4. returns `K = B^a mod p`. Never send `K`: each side computes it.
+#
+# The check is the server, over TCP on 127.0.0.1: fair first (its hello whole, then one byte per TCP segment, then glued to a second message in one segment),
+# then hostile (a `p` that is not prime, a toy `p`, `g = p-1`, `B = 1`, a 4 GB length).
 
-The course's starter code sends `(p, g, A)` with `pickle` and reads the answer with a single `recv(1024)`, with `p = 7`.
-Here is the same exchange done right, from the client's side. The server speaks first, with one frame of JSON: `{"p": ..., "g": ..., "B": ...}`.
-Write `dh_client(sock, min_bits=2048)`, which
-
-1. reads that frame (`read_frame(sock)`, the package's version of your `recv_msg`) and `json.loads` it;
-2. refuses, with `ValueError`, a group it must not use: `p` shorter than `min_bits` bits, `p` not prime or `(p-1)/2` not prime
-   (`groups.is_probable_prime`), and a `g` or `B` that `groups.validate_public` refuses, with `group = groups.Group("offered", p, g, (p - 1) // 2)`;
-3. draws its secret with `secrets` (`group.random_exponent(secrets.randbelow)`) and sends `{"A": A}` as one JSON frame (`write_frame(sock, data)`);
-4. returns `K = B^a mod p`. Never send `K`: each side computes it.
-
-The check is the server, over TCP on 127.0.0.1: fair first (its hello whole, then one byte per TCP segment, then glued to a second message in one segment),
-then hostile (a `p` that is not prime, a toy `p`, `g = p-1`, `B = 1`, a 4 GB length).
-""")
-
-solution("dh_client", """
+# %% solution grade_id=dh_client
 def dh_client(sock, min_bits=2048):
-    \"\"\"The client's half of the exchange: read (p, g, B), check them, send A, return K.\"\"\"
+    """The client's half of the exchange: read (p, g, B), check them, send A, return K."""
     ### BEGIN SOLUTION
     hello = json.loads(read_frame(sock))
     p, g, B = hello["p"], hello["g"], hello["B"]
@@ -216,86 +196,73 @@ def dh_client(sock, min_bits=2048):
     write_frame(sock, json.dumps({"A": pow(g, a, p)}).encode())
     return pow(B, a, p)
     ### END SOLUTION
-""")
 
-tests("check_dh_client", 3, """
-\"\"\"Check dh_client against a server on 127.0.0.1: cut and glued segments, K never sent, hostile groups refused.\"\"\"
+# %% tests grade_id=check_dh_client points=3
+"""Check dh_client against a server on 127.0.0.1: cut and glued segments, K never sent, hostile groups refused."""
 exercises.check_dh_client(dh_client)
 ### BEGIN HIDDEN TESTS
 grading.hidden_dh_client(dh_client)
 ### END HIDDEN TESTS
-""")
 
-md("""
-## 3 · For real: a chat server, a client, and Eve
+# %% [markdown] id=cell-022
+# ## 3 · For real: a chat server, a client, and Eve
+#
+# The chat server runs in a background thread and returns as soon as it listens.
+# Port 0 asks the system for any free port, so classmates on one machine never collide
+# (the cell shows which port it got). The last cell of the notebook stops every server it started.
+# Keys come from `keys/`, as in notebook 01.
 
-The chat server runs in a background thread and returns as soon as it listens.
-Port 0 asks the system for any free port, so classmates on one machine never collide
-(the cell shows which port it got). The last cell of the notebook stops every server it started.
-Keys come from `keys/`, as in notebook 01.
-""")
-
-code("""
+# %% id=cell-023
 key_dir = Path("keys")
 server_key = keys.load_or_create("chat-server", key_dir)
 alice_key = keys.load_or_create("alice", key_dir)
 room = ChatServer(server_key, port=0, name="02-room").start()      # secure mode is the default
 room
-""")
 
-md("""
-Eve taps the wire: a relay that passes every byte on unchanged and writes it down.
-Alice connects to the tap, which forwards to the server.
-She pins the server's key (`server_key=`), so a man in the middle would be caught (notebook 03 shows how).
-""")
+# %% [markdown] id=cell-024
+# Eve taps the wire: a relay that passes every byte on unchanged and writes it down.
+# Alice connects to the tap, which forwards to the server.
+# She pins the server's key (`server_key=`), so a man in the middle would be caught (notebook 03 shows how).
 
-code("""
+# %% id=cell-025
 tap = wiretap.Wiretap(room.address, name="02-tap").start()
 alice = ChatClient.connect(*tap.address, alice_key, server_key=server_key.public_key)
 alice
-""")
 
-md("""
-The chat panel on the left, what Eve sees on the right. Type a message and press Send:
-the server sends it back to everyone in the room, you included, and that is your confirmation.
-The panel is updated from the client's background thread, which only changes widget values and never prints.
-""")
+# %% [markdown] id=cell-026
+# The chat panel on the left, what Eve sees on the right. Type a message and press Send:
+# the server sends it back to everyone in the room, you included, and that is your confirmation.
+# The panel is updated from the client's background thread, which only changes widget values and never prints.
 
-code("""
+# %% id=cell-027
 panel = widgets.ChatPanel.for_client(alice)
 eve_view = widgets.WireView.for_channel(alice.channel)
 widgets.side_by_side(panel, eve_view)
-""")
 
-md("""
-If this notebook runs without a browser, nobody presses Send. The next cell sends a line
-through exactly the code the button uses, then shows what the room sent back.
-""")
+# %% [markdown] id=cell-028
+# If this notebook runs without a browser, nobody presses Send. The next cell sends a line
+# through exactly the code the button uses, then shows what the room sent back.
 
-code("""
+# %% id=cell-029
 panel.submit("hello from the notebook: can anyone read this?")
 room.say("welcome, Alice")
 [f"{m.sender}: {m.text}" for m in alice.iter_messages(timeout=0.5)]
-""")
 
-md("""
-Eve's view of the whole connection, handshake included.
-She sees every public value; after the handshake she sees only ciphertext:
-""")
+# %% [markdown] id=cell-030
+# Eve's view of the whole connection, handshake included.
+# She sees every public value; after the handshake she sees only ciphertext:
 
-code("""
+# %% id=cell-031
 widgets.table(wiretap.eavesdropper_view(tap.frames()))
-""")
 
-md("""
-## 4 · Attack, then fix
+# %% [markdown] id=cell-032
+# ## 4 · Attack, then fix
+#
+# ### The toy chat falls to a glance
+#
+# Same room, same client code, `mode="toy"`. The only change is the Caesar cipher keyed by a small `K`:
 
-### The toy chat falls to a glance
-
-Same room, same client code, `mode="toy"`. The only change is the Caesar cipher keyed by a small `K`:
-""")
-
-code("""
+# %% id=cell-033
 toy_server_key = keys.generate(groups.TOY)
 bob_toy_key = keys.generate(groups.TOY)
 for _ in range(100):                 # only 20 toy keys: keep bob's different from the server's
@@ -308,27 +275,24 @@ bob = ChatClient.connect(*toy_tap.address, bob_toy_key, mode="toy",
                          server_key=toy_server_key.public_key)
 bob.send("the exam password is swordfish, do not tell anyone")
 [m.text for m in bob.iter_messages(timeout=0.5)]
-""")
 
-code("""
+# %% id=cell-034
 toy_frames = [f for f in toy_tap.frames(wiretap.C2S) if f.kind == "data"]
 stolen = toy_frames[0].payload
 stolen              # what Eve captured: Caesar-shifted JSON
-""")
 
-md("""
-### Exercise: read it without the key
+# %% [markdown] id=cell-035
+# ### Exercise: read it without the key
+#
+# Write `break_caesar(ciphertext)`, which returns the plaintext bytes.
+# Eve does not know `K`, but the cipher shifts every byte by `K mod 256`, so there are only 256 keys.
+# Try them all, give each candidate a score for how much it looks like text, and keep the best.
+# A score that works: +1 for every lowercase letter or space, −1 for every byte that is not printable ASCII (below 32 or above 126).
+# Remember that shifts wrap around: `(byte - k) % 256`.
 
-Write `break_caesar(ciphertext)`, which returns the plaintext bytes.
-Eve does not know `K`, but the cipher shifts every byte by `K mod 256`, so there are only 256 keys.
-Try them all, give each candidate a score for how much it looks like text, and keep the best.
-A score that works: +1 for every lowercase letter or space, −1 for every byte that is not printable ASCII (below 32 or above 126).
-Remember that shifts wrap around: `(byte - k) % 256`.
-""")
-
-solution("break_caesar", """
+# %% solution grade_id=break_caesar
 def break_caesar(ciphertext):
-    \"\"\"The plaintext of a toy-mode frame, found without the key.\"\"\"
+    """The plaintext of a toy-mode frame, found without the key."""
     ### BEGIN SOLUTION
     def looks_like_text(data):
         good = sum(97 <= byte <= 122 or byte == 32 for byte in data)
@@ -337,55 +301,46 @@ def break_caesar(ciphertext):
     candidates = [bytes((b - k) % 256 for b in ciphertext) for k in range(256)]
     return max(candidates, key=looks_like_text)
     ### END SOLUTION
-""")
 
-tests("check_break_caesar", 2, """
-\"\"\"Check break_caesar: toy-mode messages read without the key.\"\"\"
+# %% tests grade_id=check_break_caesar points=2
+"""Check break_caesar: toy-mode messages read without the key."""
 exercises.check_break_caesar(break_caesar)
 ### BEGIN HIDDEN TESTS
 grading.hidden_break_caesar(break_caesar, STUDENT_ID)
 ### END HIDDEN TESTS
-""")
 
-md("""
-Eve's own version (the package's `wiretap.crack_caesar`), and the score of every shift.
-One shift stands out, and that shift is the key:
-""")
+# %% [markdown] id=cell-038
+# Eve's own version (the package's `wiretap.crack_caesar`), and the score of every shift.
+# One shift stands out, and that shift is the key:
 
-code("""
+# %% id=cell-039
 shift, plaintext = wiretap.crack_caesar(stolen)
 lowercase_share = [sum(97 <= (b - k) % 256 <= 122 for b in stolen) / len(stolen) for k in range(256)]
 plots.caesar_scores(lowercase_share, best=shift);
-""")
 
-code("""
+# %% id=cell-040
 plaintext
-""")
 
-md("""
-She did not even need the shift: with `p = 23` she can take `A` and `B` from the hellos
-and find `K` by trying all 22 exponents, as in notebook 01:
-""")
+# %% [markdown] id=cell-041
+# She did not even need the shift: with `p = 23` she can take `A` and `B` from the hellos
+# and find `K` by trying all 22 exponents, as in notebook 01:
 
-code("""
+# %% id=cell-042
 wiretap.recover_toy_secret(toy_tap.frames()) % 256 == shift
-""")
 
-md("""
-### Secure mode: nothing to count
+# %% [markdown] id=cell-043
+# ### Secure mode: nothing to count
+#
+# Send one long message in each room and compare the bytes on the wire.
+# Caesar only moves the letters' pile of counts somewhere else. AES-GCM output spreads evenly over all 256 byte values:
 
-Send one long message in each room and compare the bytes on the wire.
-Caesar only moves the letters' pile of counts somewhere else. AES-GCM output spreads evenly over all 256 byte values:
-""")
-
-code("""
+# %% id=cell-044
 long_text = " ".join(["the quick brown fox jumps over the lazy dog"] * 60)
 bob.send(long_text)
 alice.send(long_text)
 [len(m.text) for m in bob.iter_messages(timeout=0.5)], [len(m.text) for m in alice.iter_messages(timeout=0.5)]
-""")
 
-code("""
+# %% id=cell-045
 def last_data_frame(tap):
     return [f for f in tap.frames(wiretap.C2S) if f.kind == "data"][-1].payload
 
@@ -394,29 +349,25 @@ plots.byte_histograms({
     "toy (Caesar)": last_data_frame(toy_tap),
     "secure (AES-GCM)": last_data_frame(tap),
 });
-""")
 
-md("""
-And a flipped byte? In toy mode it silently changes the message.
-In secure mode the 16-byte tag no longer matches and the receiver refuses the frame (`DecryptionFailed`):
-""")
+# %% [markdown] id=cell-046
+# And a flipped byte? In toy mode it silently changes the message.
+# In secure mode the 16-byte tag no longer matches and the receiver refuses the frame (`DecryptionFailed`):
 
-code("""
+# %% id=cell-047
 toy_cipher = ciphers.CaesarCipher(42)
 tampered = bytearray(toy_cipher.seal(b"pay 10 euros to bob"))
 tampered[5] ^= 0x01                     # Eve flips one bit of "10"
 toy_cipher.open(bytes(tampered))        # no error, a different message
-""")
 
-code("""
+# %% id=cell-048
 c, s = ClientHandshake(alice_key), ServerHandshake(server_key)    # a secure handshake by hand
 s_hello, s_finished = s.receive(c.start())
 [c_finished] = c.receive(s_hello) + c.receive(s_finished)
 s.receive(c_finished)
 alice_seals, bob_opens = c.session.ciphers()[0], s.session.ciphers()[1]
-""")
 
-code("""
+# %% id=cell-049
 tampered = bytearray(alice_seals.seal(b"pay 10 euros to bob"))
 tampered[5] ^= 0x01                     # the same bit flip
 try:
@@ -424,42 +375,36 @@ try:
 except DecryptionFailed as exc:
     refused = exc
 refused
-""")
 
-md("""
-## 5 · This session, drawn from what just ran
+# %% [markdown] id=cell-050
+# ## 5 · This session, drawn from what just ran
+#
+# The handshake messages come from the client's session transcript, and the data frames from Eve's tap.
 
-The handshake messages come from the client's session transcript, and the data frames from Eve's tap.
-""")
-
-code("""
+# %% id=cell-051
 steps = plots.transcript_steps(alice.channel.session.transcript)
 steps += [("client" if f.direction == wiretap.C2S else "server", f"{len(f.payload)} bytes of ciphertext")
           for f in tap.frames() if f.kind == "data"][:6]
 plots.sequence_diagram(steps);
-""")
 
-md("""
-## 6 · Exercise: a message loop that knows nothing about keys (task 2)
+# %% [markdown] id=cell-052
+# ## 6 · Exercise: a message loop that knows nothing about keys (task 2)
+#
+# Task 2 asks to separate key generation and encryption from the message exchange.
+# The layers: the loop on top sees only `send` and `recv`.
 
-Task 2 asks to separate key generation and encryption from the message exchange.
-The layers: the loop on top sees only `send` and `recv`.
-""")
-
-code("""
+# %% id=cell-053
 plots.layers();
-""")
 
-md("""
-Write `chat_loop(channel, lines)`: for each line, `channel.send(line)`, then receive the reply
-with `channel.recv_text(timeout=5)`; return the list of replies.
-Use nothing but the channel's `send`/`recv`/`recv_text`: no sockets, keys, ciphers or `pickle`.
-The check runs it against a stand-in channel that has nothing else, then over a real `SecureChannel`.
-""")
+# %% [markdown] id=cell-054
+# Write `chat_loop(channel, lines)`: for each line, `channel.send(line)`, then receive the reply
+# with `channel.recv_text(timeout=5)`; return the list of replies.
+# Use nothing but the channel's `send`/`recv`/`recv_text`: no sockets, keys, ciphers or `pickle`.
+# The check runs it against a stand-in channel that has nothing else, then over a real `SecureChannel`.
 
-solution("chat_loop", """
+# %% solution grade_id=chat_loop
 def chat_loop(channel, lines):
-    \"\"\"Send each line and collect the reply to each; return the replies as text.\"\"\"
+    """Send each line and collect the reply to each; return the replies as text."""
     ### BEGIN SOLUTION
     replies = []
     for line in lines:
@@ -467,50 +412,43 @@ def chat_loop(channel, lines):
         replies.append(channel.recv_text(timeout=5))
     return replies
     ### END SOLUTION
-""")
 
-tests("check_chat_loop", 2, """
-\"\"\"Check chat_loop: only send/recv, replies in order, works over a real channel.\"\"\"
+# %% tests grade_id=check_chat_loop points=2
+"""Check chat_loop: only send/recv, replies in order, works over a real channel."""
 exercises.check_message_loop(chat_loop)
 ### BEGIN HIDDEN TESTS
 grading.hidden_chat_loop(chat_loop)
 ### END HIDDEN TESTS
-""")
 
-md("""
-## Summary
+# %% [markdown] id=cell-057
+# ## Summary
+#
+# * A handshake is a few readable messages: public values, nonces and proofs. `K` itself never travels, and `p`, `g`, `A`, `B` are public.
+# * TCP is a stream: every message needs a frame (length + bytes) and a receiver that loops until the frame is whole.
+# * A Caesar shift keyed by a small `K` is read by anyone who tries 256 shifts. AES-GCM with keys derived by HKDF looks like noise and rejects a single flipped bit.
+# * Key exchange and encryption live in the channel; the message loop only calls `send` and `recv` (task 2).
+#
+# **Control questions this prepares for.** *How does SSL work in practice?* TLS does what you just stepped through:
+# a ClientHello and ServerHello carrying Diffie-Hellman key shares and random nonces, keys derived with HKDF from the shared secret and the transcript,
+# *Finished* messages that prove both sides derived the same keys, then records encrypted with an AEAD such as AES-GCM.
+# What TLS adds is a certificate that binds the server's key to its name (notebook 03).
+# Also from the previous lab: *which attacks exist on classical ciphers?* Brute force over a small key space and frequency analysis, both shown above.
+#
+# **Clean up.** Close the clients and stop the servers and taps this notebook started:
 
-* A handshake is a few readable messages: public values, nonces and proofs. `K` itself never travels, and `p`, `g`, `A`, `B` are public.
-* TCP is a stream: every message needs a frame (length + bytes) and a receiver that loops until the frame is whole.
-* A Caesar shift keyed by a small `K` is read by anyone who tries 256 shifts. AES-GCM with keys derived by HKDF looks like noise and rejects a single flipped bit.
-* Key exchange and encryption live in the channel; the message loop only calls `send` and `recv` (task 2).
-
-**Control questions this prepares for.** *How does SSL work in practice?* TLS does what you just stepped through:
-a ClientHello and ServerHello carrying Diffie-Hellman key shares and random nonces, keys derived with HKDF from the shared secret and the transcript,
-*Finished* messages that prove both sides derived the same keys, then records encrypted with an AEAD such as AES-GCM.
-What TLS adds is a certificate that binds the server's key to its name (notebook 03).
-Also from the previous lab: *which attacks exist on classical ciphers?* Brute force over a small key space and frequency analysis, both shown above.
-
-**Clean up.** Close the clients and stop the servers and taps this notebook started:
-""")
-
-code("""
+# %% id=cell-058
 widgets.kernel_status()     # what this kernel runs now; the button stops it all
-""")
 
-md("""
-The panel above is the kernel's view: every server and tap this notebook started (re-running a cell *replaces* a named server, it never piles up a second one), its threads and the pool ports it holds. The next cell does what the button does, so the notebook also cleans up when nobody clicks:
-""")
+# %% [markdown] id=cell-059
+# The panel above is the kernel's view: every server and tap this notebook started (re-running a cell *replaces* a named server, it never piles up a second one), its threads and the pool ports it holds. The next cell does what the button does, so the notebook also cleans up when nobody clicks:
 
-code("""
+# %% id=cell-060
 from labcrypto.server import running_servers, stop_all
 
 alice.close()
 bob.close()
 stop_all()              # every server and tap of this kernel, including ones from re-run cells
 running_servers()
-""")
 
-md("""
-**Next:** [03 · Who may join: the allowlist](03_allowlist.ipynb) — the server checks every client's key, and Eve's man in the middle fails.
-""")
+# %% [markdown] id=cell-061
+# **Next:** [03 · Who may join: the allowlist](03_allowlist.ipynb) — the server checks every client's key, and Eve's man in the middle fails.

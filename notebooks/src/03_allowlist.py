@@ -1,26 +1,24 @@
-# Source of notebooks/03_allowlist.ipynb — build it with `python tools/build_notebooks.py`.
-# md/code/solution/tests/answer are provided by the build script (one call per cell).
+# Source of notebooks/03_allowlist.ipynb: build it with `python tools/build_notebooks.py`.
+# Cells start at `# %%` markers; tools/build_notebooks.py explains their roles and ids.
 
-md("""
-# 03 · Who may join: the allowlist
+# %% [markdown] id=cell-000
+# # 03 · Who may join: the allowlist
+#
+# *The server keeps a list of the public keys it will talk to, and drops everyone else before saying anything secret (task 3).*
+#
+# **After this notebook you will be able to**
+#
+# 1. keep an allowlist as a CSV file of public keys, add and revoke students while the server runs;
+# 2. say at which step of the handshake an unknown client is dropped, and show that nothing encrypted reached it;
+# 3. run a man-in-the-middle attack on an unauthenticated exchange, and show how pinning and the allowlist stop it;
+# 4. explain why holding a public key is not enough to pass as its owner.
+#
+# **You need:** notebooks 01 and 02. **Time:** about 45 minutes.
 
-*The server keeps a list of the public keys it will talk to, and drops everyone else before saying anything secret (task 3).*
+# %% [markdown] id=cell-001
+# **Run this cell first.** It only imports what the notebook uses.
 
-**After this notebook you will be able to**
-
-1. keep an allowlist as a CSV file of public keys, add and revoke students while the server runs;
-2. say at which step of the handshake an unknown client is dropped, and show that nothing encrypted reached it;
-3. run a man-in-the-middle attack on an unauthenticated exchange, and show how pinning and the allowlist stop it;
-4. explain why holding a public key is not enough to pass as its owner.
-
-**You need:** notebooks 01 and 02. **Time:** about 45 minutes.
-""")
-
-md("""
-**Run this cell first.** It only imports what the notebook uses.
-""")
-
-code("""
+# %% id=cell-002
 import csv
 import sys
 import time
@@ -33,88 +31,76 @@ from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.errors import HandshakeError, LabCryptoError
 from labcrypto.handshake import ClientHandshake, ServerHandshake, encode_message
 from labcrypto.keys import PublicKey
-""")
 
-md("""
-## The cast
+# %% [markdown] id=cell-003
+# ## The cast
+#
+# | | has | on the allowlist? |
+# |---|---|---|
+# | **the server** | its key pair, the allowlist file | — |
+# | **alice**, **bob** | their key pairs; gave the instructor their `.pub` files | yes |
+# | **carol** | her key pair; never sent her `.pub` | no |
+# | **mallory** (on the wire) | her own key pair, everybody's public keys | no |
+#
+# Every key lives in `keys/`, as in notebook 01: running the cell again reuses them.
 
-| | has | on the allowlist? |
-|---|---|---|
-| **the server** | its key pair, the allowlist file | — |
-| **alice**, **bob** | their key pairs; gave the instructor their `.pub` files | yes |
-| **carol** | her key pair; never sent her `.pub` | no |
-| **mallory** (on the wire) | her own key pair, everybody's public keys | no |
-
-Every key lives in `keys/`, as in notebook 01: running the cell again reuses them.
-""")
-
-code("""
+# %% id=cell-004
 key_dir = Path("keys")
 server_key = keys.load_or_create("chat-server", key_dir)
 people = {name: keys.load_or_create(name, key_dir) for name in ("alice", "bob", "carol", "mallory")}
 {name: pair.fingerprint for name, pair in people.items()}
-""")
 
-md("""
-## 1 · The allowlist is a file you can open
+# %% [markdown] id=cell-005
+# ## 1 · The allowlist is a file you can open
+#
+# A student gives the instructor a `.pub` file — the public half only, safe to send by mail:
 
-A student gives the instructor a `.pub` file — the public half only, safe to send by mail:
-""")
-
-code("""
+# %% id=cell-006
 widgets.file_view(key_dir / "alice.pub")
-""")
 
-md("""
-The instructor adds it to `keys/allowlist.csv`, one row per student: a name, the public key, a comment.
-This cell starts the list from scratch (so re-running it is safe) and adds alice and bob from their `.pub` files. Carol is not added.
-""")
+# %% [markdown] id=cell-007
+# The instructor adds it to `keys/allowlist.csv`, one row per student: a name, the public key, a comment.
+# This cell starts the list from scratch (so re-running it is safe) and adds alice and bob from their `.pub` files. Carol is not added.
 
-code("""
+# %% id=cell-008
 allow_path = key_dir / "allowlist.csv"
 allow_path.unlink(missing_ok=True)
 allowlist = Allowlist(allow_path)
 for name in ("alice", "bob"):
     allowlist.add(name, keys.load_public(key_dir / f"{name}.pub"), comment="lab group A")
 widgets.file_view(allow_path)
-""")
 
-md("""
-Open `keys/allowlist.csv` in the file browser on the left, or in a spreadsheet: it is plain CSV.
-The key column is what counts; the name is only a label (and, in notebook 05, the name of the home folder).
+# %% [markdown] id=cell-009
+# Open `keys/allowlist.csv` in the file browser on the left, or in a spreadsheet: it is plain CSV.
+# The key column is what counts; the name is only a label (and, in notebook 05, the name of the home folder).
+#
+# > **Why public keys, and not IP addresses or passwords?** An address says where packets came from, not who sent them:
+# > every client of a lab machine is `127.0.0.1` (course mistake 9). A list of shared secrets would be a list of passwords for anyone who reads it.
+# > A public key is safe to write down, and only the holder of the matching private key can finish a handshake with it.
+#
+# The same file from the instructor's command line:
 
-> **Why public keys, and not IP addresses or passwords?** An address says where packets came from, not who sent them:
-> every client of a lab machine is `127.0.0.1` (course mistake 9). A list of shared secrets would be a list of passwords for anyone who reads it.
-> A public key is safe to write down, and only the holder of the matching private key can finish a handshake with it.
-
-The same file from the instructor's command line:
-""")
-
-code("""
+# %% id=cell-010
 cli.main(["allow", "list", "--allowlist", str(allow_path)]);
-""")
 
-md("""
-## 2 · Three students knock at once
+# %% [markdown] id=cell-011
+# ## 2 · Three students knock at once
+#
+# The chat room of notebook 02, now with the allowlist. Eve's wiretap sits in front of it so that we can see each connection on the wire.
+# The server's key is pinned by every client (`server_key=`).
 
-The chat room of notebook 02, now with the allowlist. Eve's wiretap sits in front of it so that we can see each connection on the wire.
-The server's key is pinned by every client (`server_key=`).
-""")
-
-code("""
+# %% id=cell-012
 room = ChatServer(server_key, allowlist, name="03-room").start()
 tap = wiretap.Wiretap(room.address, name="03-tap").start()
 room, tap
-""")
 
-md("""
-Alice, bob and carol connect **at the same time**, each in a thread of its own (the assignment asks for several clients;
-the server runs one thread per connection). Each thread only returns what happened; nothing prints from a thread.
-""")
+# %% [markdown] id=cell-013
+# Alice, bob and carol connect **at the same time**, each in a thread of its own (the assignment asks for several clients;
+# the server runs one thread per connection). Each thread only returns what happened; nothing prints from a thread.
 
-code("""
+# %% id=cell-014
 def try_to_join(name):
-    \"\"\"Connect as `name` through the tap; return (client or None, error or None).\"\"\"
+    """Connect as `name` through the tap; return (client or None, error or None)."""
     try:
         client = ChatClient.connect(*tap.address, people[name], server_key=server_key.public_key, timeout=5)
     except LabCryptoError as exc:
@@ -126,16 +112,14 @@ names = ["alice", "bob", "carol"]
 with ThreadPoolExecutor(max_workers=3) as workers:
     outcome = dict(zip(names, workers.map(try_to_join, names)))
 outcome
-""")
 
-md("""
-What crossed the wire for each of them. The tap recorded every frame; the client's hello carries its public key,
-so we can tell whose connection is whose:
-""")
+# %% [markdown] id=cell-015
+# What crossed the wire for each of them. The tap recorded every frame; the client's hello carries its public key,
+# so we can tell whose connection is whose:
 
-code("""
+# %% id=cell-016
 def frames_of(name):
-    \"\"\"The frames of the tap connection whose client hello carries `name`'s public key.\"\"\"
+    """The frames of the tap connection whose client hello carries `name`'s public key."""
     wanted = f"{people[name].public:#x}"
     for conn in tap.connections:
         if any(f.message and f.message.get("static") == wanted for f in conn.frames):
@@ -156,88 +140,72 @@ widgets.table([{
     "handshake on the wire": step_of(frames_of(name)),
     "encrypted frames sent to them": sum(f.kind == "data" and f.direction == wiretap.S2C for f in frames_of(name)),
 } for name, (client, error) in outcome.items()])
-""")
 
-md("""
-Carol was dropped **at the first step**: the server read her hello, looked up her key, and answered with a plain `error` —
-no `server_hello`, no session keys, not one encrypted byte. Her client says why, in words:
-""")
+# %% [markdown] id=cell-017
+# Carol was dropped **at the first step**: the server read her hello, looked up her key, and answered with a plain `error` —
+# no `server_hello`, no session keys, not one encrypted byte. Her client says why, in words:
 
-code("""
+# %% id=cell-018
 outcome["carol"][1]
-""")
 
-md("""
-The server's log of the same moment (it logs the key's fingerprint, so the instructor can tell who tried):
-""")
+# %% [markdown] id=cell-019
+# The server's log of the same moment (it logs the key's fingerprint, so the instructor can tell who tried):
 
-code("""
+# %% id=cell-020
 widgets.table([{"kind": e.kind, "text": e.text} for e in room.events if e.kind in ("join", "rejected")], max_width=150)
-""")
 
-md("""
-The two conversations side by side: alice's full handshake, carol's two messages.
-""")
+# %% [markdown] id=cell-021
+# The two conversations side by side: alice's full handshake, carol's two messages.
 
-code("""
+# %% id=cell-022
 def wire_steps(frames, limit=6):
     return [("client" if f.direction == wiretap.C2S else "server",
              wiretap.describe(f.payload)[:70]) for f in frames[:limit]]
 
 plots.sequence_diagram(wire_steps(frames_of("carol")), title="carol: refused at her hello");
-""")
 
-code("""
+# %% id=cell-023
 plots.sequence_diagram(wire_steps(frames_of("alice")), title="alice: handshake, then ciphertext");
-""")
 
-md("""
-## 3 · Why bother? The man in the middle
+# %% [markdown] id=cell-024
+# ## 3 · Why bother? The man in the middle
+#
+# Turn the protection off for a moment: a room **without** an allowlist, and alice **without** a pinned server key.
+# Mallory's wiretap now plays the server to alice and alice to the server (`wiretap.ManInTheMiddle`): two handshakes, both with her own key.
+# Secure mode does not help: AES-GCM with a key shared with Mallory is a secret shared with Mallory.
 
-Turn the protection off for a moment: a room **without** an allowlist, and alice **without** a pinned server key.
-Mallory's wiretap now plays the server to alice and alice to the server (`wiretap.ManInTheMiddle`): two handshakes, both with her own key.
-Secure mode does not help: AES-GCM with a key shared with Mallory is a secret shared with Mallory.
-""")
-
-code("""
+# %% id=cell-025
 open_room = ChatServer(server_key, allowlist=None, name="03-open-room").start()
 mallory = wiretap.ManInTheMiddle(people["mallory"])      # she uses her own key pair
 mitm_tap = wiretap.Wiretap(open_room.address, policy=mallory, name="03-mitm-tap").start()
 alice = ChatClient.connect(*mitm_tap.address, people["alice"], known_servers=False, timeout=5)
 alice.send("my password for the lab machines is hunter2")
 [m.text for m in alice.iter_messages(timeout=0.5) if m.kind == "message"]
-""")
 
-md("""
-Alice got her own message back and noticed nothing. Mallory read everything, in both directions:
-""")
+# %% [markdown] id=cell-026
+# Alice got her own message back and noticed nothing. Mallory read everything, in both directions:
 
-code("""
+# %% id=cell-027
 mallory.stolen_text()
-""")
 
-md("""
-The clues were there: the key alice's client accepted is Mallory's, not the server's, and the room knows alice by Mallory's fingerprint.
-""")
+# %% [markdown] id=cell-028
+# The clues were there: the key alice's client accepted is Mallory's, not the server's, and the room knows alice by Mallory's fingerprint.
 
-code("""
+# %% id=cell-029
 {"server's real key": server_key.fingerprint,
  "key alice talked to": alice.channel.session.peer_key.fingerprint,
  "mallory's key": people["mallory"].fingerprint,
  "alice's name in the room": alice.name}
-""")
 
-code("""
+# %% id=cell-030
 alice.close()
-""")
 
-md("""
-### The same attack, with pinning and the allowlist on
+# %% [markdown] id=cell-031
+# ### The same attack, with pinning and the allowlist on
+#
+# Alice pins the server's key, and the room checks the allowlist. Each side reports exactly what went wrong:
 
-Alice pins the server's key, and the room checks the allowlist. Each side reports exactly what went wrong:
-""")
-
-code("""
+# %% id=cell-032
 mallory = wiretap.ManInTheMiddle(people["mallory"])
 mitm_tap = wiretap.Wiretap(room.address, policy=mallory, name="03-mitm-tap").start()
 try:
@@ -245,26 +213,23 @@ try:
 except LabCryptoError as exc:
     alice_error = exc
 alice_error
-""")
 
-code("""
+# %% id=cell-033
 time.sleep(0.2)
 {"the server logged": [e.text for e in room.events if e.kind == "rejected"][-1],
  "mallory's notes": mallory.failures,
  "mallory read": mallory.stolen_text()}
-""")
 
-md("""
-Look at the fingerprint in both messages: it is **Mallory's**, not alice's. To talk to the server at all, Mallory must run a handshake
-with her own key pair (she has nobody else's private key), and her key is not on the list.
-Pinning catches her from the other side: she would have to show alice the server's key, and she cannot finish a handshake with it.
+# %% [markdown] id=cell-034
+# Look at the fingerprint in both messages: it is **Mallory's**, not alice's. To talk to the server at all, Mallory must run a handshake
+# with her own key pair (she has nobody else's private key), and her key is not on the list.
+# Pinning catches her from the other side: she would have to show alice the server's key, and she cannot finish a handshake with it.
+#
+# All four combinations, each a fresh attempt:
 
-All four combinations, each a fresh attempt:
-""")
-
-code("""
+# %% id=cell-035
 def attack(pin, with_allowlist):
-    \"\"\"Alice talks to the server through Mallory; return a row: who noticed what.\"\"\"
+    """Alice talks to the server through Mallory; return a row: who noticed what."""
     target = ChatServer(server_key, allowlist if with_allowlist else None, name="03-target").start()
     eve = wiretap.ManInTheMiddle(people["mallory"])
     middle = wiretap.Wiretap(target.address, policy=eve, name="03-mitm-tap").start()
@@ -284,31 +249,27 @@ def attack(pin, with_allowlist):
             "mallory read": eve.stolen_text(wiretap.C2S) or "nothing"}
 
 widgets.table([attack(pin, listed) for pin in (False, True) for listed in (False, True)])
-""")
 
-md("""
-Either defence alone stops this attacker: pinning protects alice, the allowlist protects the server.
-Use both — an attacker who only wants to fool alice does not need the server at all, and then only pinning helps.
+# %% [markdown] id=cell-036
+# Either defence alone stops this attacker: pinning protects alice, the allowlist protects the server.
+# Use both — an attacker who only wants to fool alice does not need the server at all, and then only pinning helps.
+#
+# ### Malicious values: 1 and p−1
+#
+# Instead of her own key, Mallory could rewrite the public value in a hello to `1` or `p − 1`.
+# Then `K` is known without any private key:
 
-### Malicious values: 1 and p−1
-
-Instead of her own key, Mallory could rewrite the public value in a hello to `1` or `p − 1`.
-Then `K` is known without any private key:
-""")
-
-code("""
+# %% id=cell-037
 p = groups.FFDHE2048.p
 a = people["alice"].private
 pow(1, a, p), pow(p - 1, a, p) in (1, p - 1)
-""")
 
-md("""
-Both sides validate every public value before using it (`groups.validate_public`, notebook 01), so the handshake stops:
-""")
+# %% [markdown] id=cell-038
+# Both sides validate every public value before using it (`groups.validate_public`, notebook 01), so the handshake stops:
 
-code("""
+# %% id=cell-039
 def inject(value, direction):
-    \"\"\"Mallory replaces the public value in one hello; who refuses it?\"\"\"
+    """Mallory replaces the public value in one hello; who refuses it?"""
     middle = wiretap.Wiretap(room.address, policy=wiretap.InjectPublicValue(value, direction), name="03-inject-tap").start()
     try:
         ChatClient.connect(*middle.address, people["alice"], server_key=server_key.public_key, timeout=5)
@@ -319,107 +280,93 @@ def inject(value, direction):
     return {"value": value, "refused by": "nobody!"}
 
 widgets.table([inject(v, d) for v in (1, "p-1") for d in (wiretap.C2S, wiretap.S2C)], max_width=120)
-""")
 
-md("""
-## 4 · Knowing a public key is not enough
+# %% [markdown] id=cell-040
+# ## 4 · Knowing a public key is not enough
+#
+# Public keys are public: Mallory has alice's `alice.pub`. What if she presents **alice's** public key with her own private number?
+# The allowlist check passes — it *is* alice's key. Step by step, with the handshake objects of notebook 02:
 
-Public keys are public: Mallory has alice's `alice.pub`. What if she presents **alice's** public key with her own private number?
-The allowlist check passes — it *is* alice's key. Step by step, with the handshake objects of notebook 02:
-""")
-
-code("""
+# %% id=cell-041
 fake_alice = keys.KeyPair(groups.FFDHE2048, private=people["mallory"].private, public=people["alice"].public)
 fake_client = ClientHandshake(fake_alice, expected_server_key=server_key.public_key)
 real_server = ServerHandshake(server_key, allow=allowlist.is_allowed)
 server_hello, server_finished = real_server.receive(fake_client.start())
 real_server.client_key == people["alice"].public_key      # the server believes it is alice
-""")
 
-md("""
-Now each side computes `K`. The server: `K = A^b mod p` with alice's `A`. Mallory: `K = B^m mod p` with her own `m` —
-a different number, because only alice's secret `a` gives `B^a = A^b`. Mallory's client finds out first:
-the server's proof (an HMAC with keys from the server's `K`) does not match hers.
-""")
+# %% [markdown] id=cell-042
+# Now each side computes `K`. The server: `K = A^b mod p` with alice's `A`. Mallory: `K = B^m mod p` with her own `m` —
+# a different number, because only alice's secret `a` gives `B^a = A^b`. Mallory's client finds out first:
+# the server's proof (an HMAC with keys from the server's `K`) does not match hers.
 
-code("""
+# %% id=cell-043
 try:
     fake_client.receive(server_hello) + fake_client.receive(server_finished)
 except HandshakeError as exc:
     mallory_error = exc
 mallory_error
-""")
 
-md("""
-She can skip that check and send a made-up proof of her own. The server's check catches it:
-""")
+# %% [markdown] id=cell-044
+# She can skip that check and send a made-up proof of her own. The server's check catches it:
 
-code("""
+# %% id=cell-045
 try:
     real_server.receive(encode_message({"type": "client_finished", "confirm": "00" * 32}))
 except HandshakeError as exc:
     server_error = exc
 server_error
-""")
 
-md("""
-Over the network the same thing happens, and the server logs it. The server did send its hello and its proof,
-but no chat message: the room only starts after the client's proof.
-""")
+# %% [markdown] id=cell-046
+# Over the network the same thing happens, and the server logs it. The server did send its hello and its proof,
+# but no chat message: the room only starts after the client's proof.
 
-code("""
+# %% id=cell-047
 try:
     ChatClient.connect(*room.address, fake_alice, server_key=server_key.public_key, timeout=5)
 except LabCryptoError as exc:
     network_error = exc
 time.sleep(0.2)
 type(network_error).__name__, [e.text for e in room.events if e.kind == "handshake-failed"][-1:]
-""")
 
-md("""
-To pass as alice, Mallory needs alice's **private** key `a` — finding it from `A` is the discrete logarithm of notebook 01.
-That is why the private key file must stay private (mode `0600`, never committed), and why the allowlist can safely hold public keys.
+# %% [markdown] id=cell-048
+# To pass as alice, Mallory needs alice's **private** key `a` — finding it from `A` is the discrete logarithm of notebook 01.
+# That is why the private key file must stay private (mode `0600`, never committed), and why the allowlist can safely hold public keys.
+#
+# ## 5 · Revocation while the server runs
+#
+# Bob leaves the course. The instructor removes his row — here with the command line — and the server is **not** restarted:
 
-## 5 · Revocation while the server runs
-
-Bob leaves the course. The instructor removes his row — here with the command line — and the server is **not** restarted:
-""")
-
-code("""
+# %% id=cell-049
 cli.main(["allow", "remove", "bob", "--allowlist", str(allow_path)]);
-""")
 
-code("""
+# %% id=cell-050
 try:
     ChatClient.connect(*room.address, people["bob"], server_key=server_key.public_key, timeout=5)
 except LabCryptoError as exc:
     bob_error = exc
 bob_error
-""")
 
-code("""
+# %% id=cell-051
 room.running, room.port == tap.target[1], room.members()
-""")
 
-md("""
-The same room, the same port: it re-reads the CSV file whenever it changes on disk, so the next handshake sees the new list.
-Bob's connection from before is still in the room (the check runs at the handshake); to end it too, the server would
-have to drop members whose key left the list. Alice is not affected.
+# %% [markdown] id=cell-052
+# The same room, the same port: it re-reads the CSV file whenever it changes on disk, so the next handshake sees the new list.
+# Bob's connection from before is still in the room (the check runs at the handshake); to end it too, the server would
+# have to drop members whose key left the list. Alice is not affected.
+#
+# ## 6 · Exercise: the allowlist check
+#
+# Write `is_allowed(path, key)`: read the CSV file at `path` and return `True` if the `PublicKey` `key` is on it.
+#
+# * Use the `csv` module (a comment may contain commas inside quotes). Columns: `name,public_key,comment`.
+# * Skip the header, blank lines, lines starting with `#`, and any row whose key cannot be read — one bad row must not lock everyone out.
+# * Compare **keys, not text**: `PublicKey.from_text(cell) == key`. `0x00ab`, `0xAB` and `171` are one key; searching the file for the key's text
+#   finds it inside comments and inside longer keys.
+# * Read the file on every call, so that a revocation counts at once.
 
-## 6 · Exercise: the allowlist check
-
-Write `is_allowed(path, key)`: read the CSV file at `path` and return `True` if the `PublicKey` `key` is on it.
-
-* Use the `csv` module (a comment may contain commas inside quotes). Columns: `name,public_key,comment`.
-* Skip the header, blank lines, lines starting with `#`, and any row whose key cannot be read — one bad row must not lock everyone out.
-* Compare **keys, not text**: `PublicKey.from_text(cell) == key`. `0x00ab`, `0xAB` and `171` are one key; searching the file for the key's text
-  finds it inside comments and inside longer keys.
-* Read the file on every call, so that a revocation counts at once.
-""")
-
-solution("is_allowed", """
+# %% solution grade_id=is_allowed
 def is_allowed(path, key):
-    \"\"\"True if the public key `key` has a row in the allowlist CSV file at `path`.\"\"\"
+    """True if the public key `key` has a row in the allowlist CSV file at `path`."""
     ### BEGIN SOLUTION
     with open(path, newline="", encoding="utf-8") as handle:
         for row in csv.reader(handle):
@@ -433,34 +380,31 @@ def is_allowed(path, key):
                 return True
     return False
     ### END SOLUTION
-""")
 
-tests("check_is_allowed", 2, """
-\"\"\"Check is_allowed: canonical comparison, comments, bad rows, quotes, revocation.\"\"\"
+# %% tests grade_id=check_is_allowed points=2
+"""Check is_allowed: canonical comparison, comments, bad rows, quotes, revocation."""
 exercises.check_is_allowed(is_allowed)
 ### BEGIN HIDDEN TESTS
 grading.hidden_is_allowed(is_allowed, allow_path, people)
 ### END HIDDEN TESTS
-""")
 
-md("""
-## 7 · Exercise: a new student joins
+# %% [markdown] id=cell-055
+# ## 7 · Exercise: a new student joins
+#
+# Dave joins the course. Write `join_as_new_student(name, key_dir, allowlist_path, address, server_key)` that
+#
+# 1. makes the student's key pair in `key_dir`, or reuses it if it is there (`keys.load_or_create`);
+# 2. puts its public key on the allowlist at `allowlist_path`, unless it is already there —
+#    with the API (`Allowlist(path).add(name, public_key)`) or with the command line
+#    (`cli.main(["allow", "add", name, str(pub_file), "--allowlist", str(allowlist_path)])`, the same as `labcrypto allow add ...` in a terminal);
+# 3. connects to the chat room at `address` as that student, pinning `server_key`, and returns the `ChatClient`.
+#
+# Running it twice must work too: the second time, the key and the row are already there.
+# The check runs your function against a real room on 127.0.0.1 with a fresh allowlist.
 
-Dave joins the course. Write `join_as_new_student(name, key_dir, allowlist_path, address, server_key)` that
-
-1. makes the student's key pair in `key_dir`, or reuses it if it is there (`keys.load_or_create`);
-2. puts its public key on the allowlist at `allowlist_path`, unless it is already there —
-   with the API (`Allowlist(path).add(name, public_key)`) or with the command line
-   (`cli.main(["allow", "add", name, str(pub_file), "--allowlist", str(allowlist_path)])`, the same as `labcrypto allow add ...` in a terminal);
-3. connects to the chat room at `address` as that student, pinning `server_key`, and returns the `ChatClient`.
-
-Running it twice must work too: the second time, the key and the row are already there.
-The check runs your function against a real room on 127.0.0.1 with a fresh allowlist.
-""")
-
-solution("join_as_new_student", """
+# %% solution grade_id=join_as_new_student
 def join_as_new_student(name, key_dir, allowlist_path, address, server_key):
-    \"\"\"Enrol `name` (key pair + allowlist row) and return a ChatClient connected as them.\"\"\"
+    """Enrol `name` (key pair + allowlist row) and return a ChatClient connected as them."""
     ### BEGIN SOLUTION
     key = keys.load_or_create(name, key_dir)
     listed = Allowlist(allowlist_path)
@@ -468,43 +412,38 @@ def join_as_new_student(name, key_dir, allowlist_path, address, server_key):
         listed.add(name, key.public_key, comment="joined in notebook 03")
     return ChatClient.connect(*address, key, server_key=server_key, timeout=5)
     ### END SOLUTION
-""")
 
-tests("check_join_as_new_student", 2, """
-\"\"\"Check join_as_new_student: key reused, row added once (others kept), joins the room as the student.\"\"\"
+# %% tests grade_id=check_join_as_new_student points=2
+"""Check join_as_new_student: key reused, row added once (others kept), joins the room as the student."""
 exercises.check_join_as_new_student(join_as_new_student)
 ### BEGIN HIDDEN TESTS
 grading.hidden_join(join_as_new_student, key_dir, allow_path, room, server_key)
 ### END HIDDEN TESTS
-""")
 
-md("""
-## 8 · Exercise: in one sentence
+# %% [markdown] id=cell-058
+# ## 8 · Exercise: in one sentence
+#
+# Why does the allowlist stop the man in the middle of section 3? Write one sentence in the cell below (graded by your instructor).
 
-Why does the allowlist stop the man in the middle of section 3? Write one sentence in the cell below (graded by your instructor).
-""")
+# %% [markdown] answer grade_id=mitm_answer points=1
+# To talk to the server, the man in the middle must finish a handshake with his own key pair, because he holds no listed student's
+# private key; his public key is not on the allowlist, so the server drops him at his hello, before any session key exists.
 
-answer("mitm_answer", 1, """
-To talk to the server, the man in the middle must finish a handshake with his own key pair, because he holds no listed student's
-private key; his public key is not on the allowlist, so the server drops him at his hello, before any session key exists.
-""")
+# %% [markdown] id=cell-060
+# ## Summary
+#
+# * The allowlist is a CSV file of **public keys**; the server checks the client's key inside the handshake and drops an unknown client at its hello, before anything encrypted.
+# * Several clients connect at once, each in its own server thread; each is judged by its key, not by its address.
+# * Without authentication, Diffie-Hellman is a secret shared with whoever answered: a man in the middle reads everything, even in secure mode. Pinning (the client knows the server's key) and the allowlist (the server knows the clients' keys) stop him; validation stops 1 and p−1.
+# * A public key alone proves nothing: finishing the handshake needs the matching private key. Revoking a key is editing the file; the running server sees it at the next handshake.
+#
+# **Control question this prepares for: how does SSL work in practice?** A TLS server shows a **certificate**: its public key, its name, and the signature of a certificate authority
+# that the client already trusts, so the client can check the key without having pinned it in advance. Our allowlist and pinning skip that step: each side knows the other's raw key beforehand.
+# Client certificates (mutual TLS) are the certified version of this notebook's allowlist.
+#
+# **Clean up.** Close the clients and stop every server and tap this notebook started:
 
-md("""
-## Summary
-
-* The allowlist is a CSV file of **public keys**; the server checks the client's key inside the handshake and drops an unknown client at its hello, before anything encrypted.
-* Several clients connect at once, each in its own server thread; each is judged by its key, not by its address.
-* Without authentication, Diffie-Hellman is a secret shared with whoever answered: a man in the middle reads everything, even in secure mode. Pinning (the client knows the server's key) and the allowlist (the server knows the clients' keys) stop him; validation stops 1 and p−1.
-* A public key alone proves nothing: finishing the handshake needs the matching private key. Revoking a key is editing the file; the running server sees it at the next handshake.
-
-**Control question this prepares for: how does SSL work in practice?** A TLS server shows a **certificate**: its public key, its name, and the signature of a certificate authority
-that the client already trusts, so the client can check the key without having pinned it in advance. Our allowlist and pinning skip that step: each side knows the other's raw key beforehand.
-Client certificates (mutual TLS) are the certified version of this notebook's allowlist.
-
-**Clean up.** Close the clients and stop every server and tap this notebook started:
-""")
-
-code("""
+# %% id=cell-061
 from labcrypto.server import running_servers, stop_all
 
 for client, _ in outcome.values():
@@ -512,8 +451,6 @@ for client, _ in outcome.values():
         client.close()
 stop_all()
 running_servers()
-""")
 
-md("""
-**Next:** [04 · Two ports](04_two_ports.ipynb) — the handshake on one port, the conversation on another, with ports from a pool.
-""")
+# %% [markdown] id=cell-062
+# **Next:** [04 · Two ports](04_two_ports.ipynb) — the handshake on one port, the conversation on another, with ports from a pool.

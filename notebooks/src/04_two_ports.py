@@ -1,26 +1,24 @@
-# Source of notebooks/04_two_ports.ipynb — build it with `python tools/build_notebooks.py`.
-# md/code/solution/tests/answer are provided by the build script (one call per cell).
+# Source of notebooks/04_two_ports.ipynb: build it with `python tools/build_notebooks.py`.
+# Cells start at `# %%` markers; tools/build_notebooks.py explains their roles and ids.
 
-md("""
-# 04 · Two ports: handshake here, conversation there
+# %% [markdown] id=cell-000
+# # 04 · Two ports: handshake here, conversation there
+#
+# *The server answers on one well-known port, then moves each conversation to a port of its own, taken from a pool (task 4).*
+#
+# **After this notebook you will be able to**
+#
+# 1. follow the two-port handoff message by message: the port and ticket as the first encrypted message, the reconnect, the conversation;
+# 2. say why a stranger who connects to the data port first cannot steal the session;
+# 3. read a pool's occupancy from the server's own events, and handle a full pool ("busy, retry") without hanging;
+# 4. write the client's half of the handoff and a thread-safe port pool.
+#
+# **You need:** notebooks 02 and 03. **Time:** about 45 minutes.
 
-*The server answers on one well-known port, then moves each conversation to a port of its own, taken from a pool (task 4).*
+# %% [markdown] id=cell-001
+# **Run this cell first.** It only imports what the notebook uses.
 
-**After this notebook you will be able to**
-
-1. follow the two-port handoff message by message: the port and ticket as the first encrypted message, the reconnect, the conversation;
-2. say why a stranger who connects to the data port first cannot steal the session;
-3. read a pool's occupancy from the server's own events, and handle a full pool ("busy, retry") without hanging;
-4. write the client's half of the handoff and a thread-safe port pool.
-
-**You need:** notebooks 02 and 03. **Time:** about 45 minutes.
-""")
-
-md("""
-**Run this cell first.** It only imports what the notebook uses.
-""")
-
-code("""
+# %% id=cell-002
 import json
 import random
 import socket
@@ -39,17 +37,15 @@ from labcrypto.errors import PoolExhausted
 from labcrypto.handshake import decode_message, encode_message
 from labcrypto.ports import PortPool
 from labcrypto.server import connect
-""")
 
-md("""
-## The setup
+# %% [markdown] id=cell-003
+# ## The setup
+#
+# Keys from `keys/` (notebooks 01–03), an allowlist with alice and bob, and a **pool** of 6 ports.
+# `exercises.free_port_range(6)` finds 6 consecutive free ports, so that classmates on the same machine do not collide
+# (an instructor would fix a range such as 9100–9199 and open it in the firewall).
 
-Keys from `keys/` (notebooks 01–03), an allowlist with alice and bob, and a **pool** of 6 ports.
-`exercises.free_port_range(6)` finds 6 consecutive free ports, so that classmates on the same machine do not collide
-(an instructor would fix a range such as 9100–9199 and open it in the firewall).
-""")
-
-code("""
+# %% id=cell-004
 key_dir = Path("keys")
 server_key = keys.load_or_create("chat-server", key_dir)
 people = {name: keys.load_or_create(name, key_dir) for name in ("alice", "bob")}
@@ -60,107 +56,89 @@ for name, pair in people.items():
 first = exercises.free_port_range(6)
 pool = PortPool(first, first + 5)
 pool
-""")
 
-md("""
-The room of notebooks 02–03, now with the pool. `ticket_timeout=120` gives you two minutes between the cells below
-to come to the data port (the default is 10 seconds).
-""")
+# %% [markdown] id=cell-005
+# The room of notebooks 02–03, now with the pool. `ticket_timeout=120` gives you two minutes between the cells below
+# to come to the data port (the default is 10 seconds).
 
-code("""
+# %% id=cell-006
 room = ChatServer(server_key, allowlist, pool=pool, ticket_timeout=120, name="04-room").start()
 hs_tap = wiretap.Wiretap(room.address, name="04-tap-handshake").start()
 room.address, hs_tap.address
-""")
 
-md("""
-## 1 · The handoff, step by step
+# %% [markdown] id=cell-007
+# ## 1 · The handoff, step by step
+#
+# **Step 1: the handshake, on the public port** (through Eve's tap), exactly as in notebook 02:
 
-**Step 1: the handshake, on the public port** (through Eve's tap), exactly as in notebook 02:
-""")
-
-code("""
+# %% id=cell-008
 control = connect(*hs_tap.address, timeout=5)
 channel = SecureChannel.client(control, people["alice"], expected_server_key=server_key.public_key, timeout=5)
 channel
-""")
 
-md("""
-**Step 2: the first encrypted message.** The server leased a port from its pool and says where to go, with a ticket.
-Decrypted on the client side:
-""")
+# %% [markdown] id=cell-009
+# **Step 2: the first encrypted message.** The server leased a port from its pool and says where to go, with a ticket.
+# Decrypted on the client side:
 
-code("""
+# %% id=cell-010
 offer = decode_message(channel.recv(timeout=5))
 offer
-""")
 
-code("""
+# %% id=cell-011
 pool.leased()       # the server holds that port: bound and listening, for us only
-""")
 
-md("""
-**Step 3: the reconnect.** A new TCP connection to the data port — Eve taps that one too.
-The channel *moves* to the new socket (`rebind`): same keys, same message counters. The first frame there is the ticket, encrypted
-as the session's next message; `handoff.present_ticket` does both:
-""")
+# %% [markdown] id=cell-012
+# **Step 3: the reconnect.** A new TCP connection to the data port — Eve taps that one too.
+# The channel *moves* to the new socket (`rebind`): same keys, same message counters. The first frame there is the ticket, encrypted
+# as the session's next message; `handoff.present_ticket` does both:
 
-code("""
+# %% id=cell-013
 data_tap = wiretap.Wiretap(("127.0.0.1", offer["port"]), name="04-tap-data").start()
 data_sock = handoff.present_ticket(channel, *data_tap.address, offer["ticket"])
 welcome = decode_message(channel.recv(timeout=5))
 control.close()                                   # the handshake port has done its job
 welcome
-""")
 
-md("""
-**Step 4: the conversation**, on the data port:
-""")
+# %% [markdown] id=cell-014
+# **Step 4: the conversation**, on the data port:
 
-code("""
+# %% id=cell-015
 channel.send(encode_message({"type": "say", "text": "hello from the data port"}))
 [decode_message(channel.recv(timeout=5)) for _ in range(2)]
-""")
 
-md("""
-What Eve saw on **both** connections. On the public port: the handshake in readable JSON, then one ciphertext frame —
-the port and the ticket, which she cannot read. On the data port: only ciphertext, starting with the ticket.
-""")
+# %% [markdown] id=cell-016
+# What Eve saw on **both** connections. On the public port: the handshake in readable JSON, then one ciphertext frame —
+# the port and the ticket, which she cannot read. On the data port: only ciphertext, starting with the ticket.
 
-code("""
+# %% id=cell-017
 time.sleep(0.2)
 view = [dict(row, port="handshake port") for row in wiretap.eavesdropper_view(hs_tap.frames())]
 view += [dict(row, port=f"data port {offer['port']}") for row in wiretap.eavesdropper_view(data_tap.frames())]
 widgets.table([{k: row[k] for k in ("port", "direction", "kind", "bytes", "eve sees")} for row in view], max_width=90)
-""")
 
-md("""
-Eve can guess the data port from the next TCP connection she sees, but the ticket is inside the encryption,
-and (next section) a connection without it gets nowhere.
+# %% [markdown] id=cell-018
+# Eve can guess the data port from the next TCP connection she sees, but the ticket is inside the encryption,
+# and (next section) a connection without it gets nowhere.
+#
+# In practice, `ChatClient.connect` does all four steps for you, and says which port it moved to:
 
-In practice, `ChatClient.connect` does all four steps for you, and says which port it moved to:
-""")
-
-code("""
+# %% id=cell-019
 bob = ChatClient.connect(*room.address, people["bob"], server_key=server_key.public_key, timeout=5)
 bob, pool.leased()
-""")
 
-code("""
+# %% id=cell-020
 channel.close()
 bob.close()
 time.sleep(0.2)
 [e.text for e in room.events if e.kind in ("pool", "join", "leave")][-6:]
-""")
 
-md("""
-## 2 · A stranger on the data port
+# %% [markdown] id=cell-021
+# ## 2 · A stranger on the data port
+#
+# Mallory watches the wire. When alice gets her offer, Mallory connects to the data port **first** and sends a frame:
+# the ticket frame she recorded from alice's *previous* session (she cannot make a new one: it needs this session's key).
 
-Mallory watches the wire. When alice gets her offer, Mallory connects to the data port **first** and sends a frame:
-the ticket frame she recorded from alice's *previous* session (she cannot make a new one: it needs this session's key).
-""")
-
-code("""
+# %% id=cell-022
 control = connect(*room.address, timeout=5)
 channel = SecureChannel.client(control, people["alice"], expected_server_key=server_key.public_key, timeout=5)
 offer = decode_message(channel.recv(timeout=5))
@@ -169,53 +147,46 @@ recorded_ticket = [f.payload for f in data_tap.frames(wiretap.C2S)][0]     # fro
 stranger = connect("127.0.0.1", offer["port"], timeout=5)
 stranger.sendall(encode_frame(recorded_ticket))
 stranger.recv(100)      # b'' : the server hung up on her
-""")
 
-md("""
-The server tried her frame on a *copy* of the session's receive counter; it did not decrypt, so she was dropped,
-and the session is untouched. Alice comes second and still gets in:
-""")
+# %% [markdown] id=cell-023
+# The server tried her frame on a *copy* of the session's receive counter; it did not decrypt, so she was dropped,
+# and the session is untouched. Alice comes second and still gets in:
 
-code("""
+# %% id=cell-024
 data_sock = handoff.present_ticket(channel, "127.0.0.1", offer["port"], offer["ticket"])
 decode_message(channel.recv(timeout=5))["type"], [e.text for e in room.events if e.kind == "stranger"][-1:]
-""")
 
-md("""
-Once alice is in, the data port stops listening: a late comer is refused outright.
-""")
+# %% [markdown] id=cell-025
+# Once alice is in, the data port stops listening: a late comer is refused outright.
 
-code("""
+# %% id=cell-026
 try:
     connect("127.0.0.1", offer["port"], timeout=2)
 except ConnectionRefusedError as exc:
     late = exc
 late
-""")
 
-code("""
+# %% id=cell-027
 stranger.close()
 channel.close()
 control.close()
-""")
 
-md("""
-## 3 · Exercise: the client's half of the handoff
+# %% [markdown] id=cell-028
+# ## 3 · Exercise: the client's half of the handoff
+#
+# Write `follow_handoff(channel, host)`. The handshake is done; `channel` is open on the public port.
+#
+# 1. Receive the server's first message (`channel.recv(timeout=5)`, then `json.loads`).
+#    If its `type` is `"busy"`, raise `PoolExhausted(...)` with the server's text. Otherwise it is `{"type": "port", "port": ..., "ticket": ...}`.
+# 2. Connect to `host` at **that** port (`connect(host, port, timeout=5)`), and move the channel there: `channel.rebind(new_socket)`.
+# 3. Send the ticket **through the channel**: `channel.send(json.dumps({"type": "ticket", "ticket": ...}))`.
+# 4. Return the next message (the room's welcome) as a dict.
+#
+# The check runs your function against the reference chat server on 127.0.0.1: once with a free pool, once with a full one.
 
-Write `follow_handoff(channel, host)`. The handshake is done; `channel` is open on the public port.
-
-1. Receive the server's first message (`channel.recv(timeout=5)`, then `json.loads`).
-   If its `type` is `"busy"`, raise `PoolExhausted(...)` with the server's text. Otherwise it is `{"type": "port", "port": ..., "ticket": ...}`.
-2. Connect to `host` at **that** port (`connect(host, port, timeout=5)`), and move the channel there: `channel.rebind(new_socket)`.
-3. Send the ticket **through the channel**: `channel.send(json.dumps({"type": "ticket", "ticket": ...}))`.
-4. Return the next message (the room's welcome) as a dict.
-
-The check runs your function against the reference chat server on 127.0.0.1: once with a free pool, once with a full one.
-""")
-
-solution("follow_handoff", """
+# %% solution grade_id=follow_handoff
 def follow_handoff(channel, host):
-    \"\"\"Follow the server's port offer; return the first message on the data port (a dict).\"\"\"
+    """Follow the server's port offer; return the first message on the data port (a dict)."""
     ### BEGIN SOLUTION
     offer = json.loads(channel.recv(timeout=5))
     if offer.get("type") == "busy":
@@ -225,26 +196,23 @@ def follow_handoff(channel, host):
     channel.send(json.dumps({"type": "ticket", "ticket": offer["ticket"]}))
     return json.loads(channel.recv(timeout=5))
     ### END SOLUTION
-""")
 
-tests("check_follow_handoff", 3, """
-\"\"\"Check follow_handoff against the reference server: the port, the ticket, the welcome; busy raises.\"\"\"
+# %% tests grade_id=check_follow_handoff points=3
+"""Check follow_handoff against the reference server: the port, the ticket, the welcome; busy raises."""
 exercises.check_follow_handoff(follow_handoff)
 ### BEGIN HIDDEN TESTS
 grading.hidden_follow_handoff(follow_handoff, room, people["bob"], server_key)
 ### END HIDDEN TESTS
-""")
 
-md("""
-## 4 · The pool at work
+# %% [markdown] id=cell-031
+# ## 4 · The pool at work
+#
+# Sixteen visitors come and go: each connects (retrying after a short wait if the server says *busy*), says hello,
+# stays a moment, and leaves. The bar shows the ports in use, read from the pool while it happens.
 
-Sixteen visitors come and go: each connects (retrying after a short wait if the server says *busy*), says hello,
-stays a moment, and leaves. The bar shows the ports in use, read from the pool while it happens.
-""")
-
-code("""
+# %% id=cell-032
 def visit(number):
-    \"\"\"One visitor; returns how many times the server said busy (runs in a worker thread).\"\"\"
+    """One visitor; returns how many times the server said busy (runs in a worker thread)."""
     time.sleep(0.05 * number)
     for busy in range(20):
         try:
@@ -257,9 +225,8 @@ def visit(number):
         client.close()
         return busy
     return None
-""")
 
-code("""
+# %% id=cell-033
 gauge = widgets.progress(pool.size, "ports in use")
 display(gauge)
 started = time.time()
@@ -273,27 +240,23 @@ with ThreadPoolExecutor(max_workers=16) as workers:
 retries = [v.result() for v in visits]
 gauge.value = len(pool.leased())
 f"{len(retries)} visitors, {sum(retries)} busy answers, {len(pool.leased())} ports still leased"
-""")
 
-md("""
-The same story from the server's own log (`room.events`): each bar is one lease of one port, from the offer until the conversation ended;
-below, how many were in use at once, and the clients turned away because all 6 were taken.
-""")
+# %% [markdown] id=cell-034
+# The same story from the server's own log (`room.events`): each bar is one lease of one port, from the offer until the conversation ended;
+# below, how many were in use at once, and the clients turned away because all 6 were taken.
 
-code("""
+# %% id=cell-035
 intervals, busy = plots.lease_intervals(room.events, since=started)
 plots.pool_timeline(intervals, busy, ports=range(pool.first, pool.last + 1));
-""")
 
-md("""
-Every lease came back: the pool is leak-proof (a lease is released exactly once, when the conversation ends or the ticket expires).
+# %% [markdown] id=cell-036
+# Every lease came back: the pool is leak-proof (a lease is released exactly once, when the conversation ends or the ticket expires).
+#
+# ### A full pool, on purpose
+#
+# A pool of two ports, two clients that stay. The third is told, clearly and at once, that the server is busy:
 
-### A full pool, on purpose
-
-A pool of two ports, two clients that stay. The third is told, clearly and at once, that the server is busy:
-""")
-
-code("""
+# %% id=cell-037
 small_first = exercises.free_port_range(2)
 small_pool = PortPool(small_first, small_first + 1)
 small_room = ChatServer(server_key, allowlist, pool=small_pool, name="04-small-room").start()
@@ -304,13 +267,11 @@ try:
 except PoolExhausted as exc:
     turned_away = exc
 turned_away
-""")
 
-md("""
-One client leaves; its port goes back to the pool, and the retry works:
-""")
+# %% [markdown] id=cell-038
+# One client leaves; its port goes back to the pool, and the retry works:
 
-code("""
+# %% id=cell-039
 stayers[0].close()
 for attempt in range(20):
     try:
@@ -319,25 +280,23 @@ for attempt in range(20):
     except PoolExhausted:
         time.sleep(0.1)
 third, attempt
-""")
 
-md("""
-## 5 · Exercise: a port pool
+# %% [markdown] id=cell-040
+# ## 5 · Exercise: a port pool
+#
+# Write a class `MyPortPool(first, last, host)` with two methods:
+#
+# * `lease()` returns `(port, sock)`: a port of the range that is not leased, and **the socket you bound to it and listen on**.
+#   Skip a port whose `bind` fails (another program holds it). If no port is free, raise `PoolExhausted` at once — never wait forever.
+# * `release(port, sock)` closes the socket and puts the port back.
+#
+# Course mistake 10 names the traps: "bind, close, and bind again later" (another program can take the port in between: return the bound socket),
+# and returning a port even though binding failed. Keep the free ports in a list guarded by a `threading.Lock`:
+# the check hammers your pool from 16 threads at once and fails on a port leased twice or lost.
 
-Write a class `MyPortPool(first, last, host)` with two methods:
-
-* `lease()` returns `(port, sock)`: a port of the range that is not leased, and **the socket you bound to it and listen on**.
-  Skip a port whose `bind` fails (another program holds it). If no port is free, raise `PoolExhausted` at once — never wait forever.
-* `release(port, sock)` closes the socket and puts the port back.
-
-Course mistake 10 names the traps: "bind, close, and bind again later" (another program can take the port in between: return the bound socket),
-and returning a port even though binding failed. Keep the free ports in a list guarded by a `threading.Lock`:
-the check hammers your pool from 16 threads at once and fails on a port leased twice or lost.
-""")
-
-solution("port_pool", """
+# %% solution grade_id=port_pool
 class MyPortPool:
-    \"\"\"Ports first..last on host, leased one at a time, from many threads.\"\"\"
+    """Ports first..last on host, leased one at a time, from many threads."""
 
     def __init__(self, first, last, host="127.0.0.1"):
         ### BEGIN SOLUTION
@@ -347,7 +306,7 @@ class MyPortPool:
         ### END SOLUTION
 
     def lease(self):
-        \"\"\"(port, listening socket) for a free port; PoolExhausted if there is none.\"\"\"
+        """(port, listening socket) for a free port; PoolExhausted if there is none."""
         ### BEGIN SOLUTION
         with self.lock:
             for _ in range(len(self.free)):
@@ -365,38 +324,35 @@ class MyPortPool:
         ### END SOLUTION
 
     def release(self, port, sock):
-        \"\"\"Close the socket and give the port back.\"\"\"
+        """Close the socket and give the port back."""
         ### BEGIN SOLUTION
         sock.close()
         with self.lock:
             self.free.append(port)
         ### END SOLUTION
-""")
 
-tests("check_port_pool", 3, """
-\"\"\"Check MyPortPool: busy ports skipped, listening sockets, PoolExhausted when full, 16 threads.\"\"\"
+# %% tests grade_id=check_port_pool points=3
+"""Check MyPortPool: busy ports skipped, listening sockets, PoolExhausted when full, 16 threads."""
 exercises.check_port_pool(MyPortPool)
 ### BEGIN HIDDEN TESTS
 grading.hidden_port_pool(MyPortPool)
 ### END HIDDEN TESTS
-""")
 
-md("""
-## Summary
+# %% [markdown] id=cell-043
+# ## Summary
+#
+# * The handshake happens on one public port; the **first encrypted message** carries the data port and a ticket, so only the client that did the handshake learns them.
+# * The conversation continues on the data port with the same session keys: the ticket frame is the session's next message, so a stranger — even one replaying a recorded ticket — cannot produce it, is dropped, and does not use up the session.
+# * The pool hands out ports that are already bound and listening (no race), gives each back exactly once, and answers "busy" at once when it is empty; clients wait and retry.
+# * The server's own event log is enough to draw who held which port when.
+#
+# **Control question: how does SSL work in practice?** TLS keeps one connection, but the idea of this notebook is there too:
+# a session that outlives its connection. TLS *session resumption* gives the client a ticket (encrypted by the server, like ours) that lets it continue
+# the session on a new connection without a full handshake.
+#
+# **Clean up.** Close the clients, stop the servers and taps, and close the pools:
 
-* The handshake happens on one public port; the **first encrypted message** carries the data port and a ticket, so only the client that did the handshake learns them.
-* The conversation continues on the data port with the same session keys: the ticket frame is the session's next message, so a stranger — even one replaying a recorded ticket — cannot produce it, is dropped, and does not use up the session.
-* The pool hands out ports that are already bound and listening (no race), gives each back exactly once, and answers "busy" at once when it is empty; clients wait and retry.
-* The server's own event log is enough to draw who held which port when.
-
-**Control question: how does SSL work in practice?** TLS keeps one connection, but the idea of this notebook is there too:
-a session that outlives its connection. TLS *session resumption* gives the client a ticket (encrypted by the server, like ours) that lets it continue
-the session on a new connection without a full handshake.
-
-**Clean up.** Close the clients, stop the servers and taps, and close the pools:
-""")
-
-code("""
+# %% id=cell-044
 from labcrypto.server import running_servers, stop_all
 
 for client in [*stayers, third]:
@@ -405,8 +361,6 @@ stop_all()
 pool.close()
 small_pool.close()
 running_servers(), pool, small_pool
-""")
 
-md("""
-**Next:** [05 · An encrypted file server](05_ftp.ipynb) — fresh keys for every request, and a home folder nobody can leave.
-""")
+# %% [markdown] id=cell-045
+# **Next:** [05 · An encrypted file server](05_ftp.ipynb) — fresh keys for every request, and a home folder nobody can leave.

@@ -1,26 +1,24 @@
-# Source of notebooks/05_ftp.ipynb — build it with `python tools/build_notebooks.py`.
-# md/code/solution/tests/answer are provided by the build script (one call per cell).
+# Source of notebooks/05_ftp.ipynb: build it with `python tools/build_notebooks.py`.
+# Cells start at `# %%` markers; tools/build_notebooks.py explains their roles and ids.
 
-md("""
-# 05 · An encrypted file server
+# %% [markdown] id=cell-000
+# # 05 · An encrypted file server
+#
+# *The course's FTP-like server, with a full key exchange in front of every request, and a home folder nobody can leave (task 5).*
+#
+# **After this notebook you will be able to**
+#
+# 1. use an encrypted file service (`ls`, `mkdir`, `put`, `get`, `cat`, `rename`, `rm`) and check a transfer by its digest;
+# 2. show that every request runs on keys of its own, and explain why one request per connection makes that natural;
+# 3. demonstrate forward secrecy: a recording made with static keys is opened by a stolen key, one made with ephemeral keys is not;
+# 4. keep a client inside its home folder, against `..`, absolute paths, look-alike siblings and symbolic links.
+#
+# **You need:** notebooks 01–03 and the course's FTP lab. **Time:** about 50 minutes.
 
-*The course's FTP-like server, with a full key exchange in front of every request, and a home folder nobody can leave (task 5).*
+# %% [markdown] id=cell-001
+# **Run this cell first.** It only imports what the notebook uses.
 
-**After this notebook you will be able to**
-
-1. use an encrypted file service (`ls`, `mkdir`, `put`, `get`, `cat`, `rename`, `rm`) and check a transfer by its digest;
-2. show that every request runs on keys of its own, and explain why one request per connection makes that natural;
-3. demonstrate forward secrecy: a recording made with static keys is opened by a stolen key, one made with ephemeral keys is not;
-4. keep a client inside its home folder, against `..`, absolute paths, look-alike siblings and symbolic links.
-
-**You need:** notebooks 01–03 and the course's FTP lab. **Time:** about 50 minutes.
-""")
-
-md("""
-**Run this cell first.** It only imports what the notebook uses.
-""")
-
-code("""
+# %% id=cell-002
 import hashlib
 import json
 import os
@@ -36,16 +34,14 @@ from labcrypto.allowlist import Allowlist
 from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.errors import DecryptionFailed, FileServiceError
 from labcrypto.ftp import FileClient, FileServer
-""")
 
-md("""
-## 1 · A file server in a folder of its own
+# %% [markdown] id=cell-003
+# ## 1 · A file server in a folder of its own
+#
+# The server's files live in a fresh temporary folder: `homes/` holds one home per user (named from the allowlist), and
+# `alice-laptop/` plays alice's own computer. Keys come from `keys/`, as before. Re-running the cell makes a new folder.
 
-The server's files live in a fresh temporary folder: `homes/` holds one home per user (named from the allowlist), and
-`alice-laptop/` plays alice's own computer. Keys come from `keys/`, as before. Re-running the cell makes a new folder.
-""")
-
-code("""
+# %% id=cell-004
 key_dir = Path("keys")
 server_key = keys.load_or_create("ftp-server", key_dir)
 people = {name: keys.load_or_create(name, key_dir) for name in ("alice", "bob")}
@@ -57,116 +53,97 @@ for name, pair in people.items():
 laptop = lab / "alice-laptop"
 laptop.mkdir()
 lab
-""")
 
-code("""
+# %% id=cell-005
 server = FileServer(server_key, allowlist, lab / "homes", name="05-files").start()
 alice = FileClient(*server.address, people["alice"], server_key=server_key.public_key)
 server, alice
-""")
 
-md("""
-Every method of the client is one request: connect, handshake with fresh keys, one command, one reply, close —
-the course's one-request-per-connection design.
-""")
+# %% [markdown] id=cell-006
+# Every method of the client is one request: connect, handshake with fresh keys, one command, one reply, close —
+# the course's one-request-per-connection design.
 
-code("""
+# %% id=cell-007
 alice.mkdir("docs")
-(laptop / "notes.txt").write_text("Lab 3 notes: DH, then HKDF, then AES-GCM.\\n")
+(laptop / "notes.txt").write_text("Lab 3 notes: DH, then HKDF, then AES-GCM.\n")
 alice.put(laptop / "notes.txt", "docs/notes.txt")
 widgets.table([asdict(entry) for entry in alice.ls("docs")])
-""")
 
-code("""
+# %% id=cell-008
 alice.cat("docs/notes.txt")
-""")
 
-code("""
+# %% id=cell-009
 alice.rename("docs/notes.txt", "docs/lab3-notes.txt"), alice.cd("docs"), alice.pwd()
-""")
 
-code("""
+# %% id=cell-010
 alice.get("lab3-notes.txt", laptop / "copy.txt"), (laptop / "copy.txt").read_text()
-""")
 
-code("""
+# %% id=cell-011
 alice.rm("lab3-notes.txt"), alice.cd("/"), [entry.name for entry in alice.ls("docs")]
-""")
 
-md("""
-On the server's disk, alice's `/` is the folder `homes/alice`. She never sees that name, nor anything next to it:
-""")
+# %% [markdown] id=cell-012
+# On the server's disk, alice's `/` is the folder `homes/alice`. She never sees that name, nor anything next to it:
 
-code("""
+# %% id=cell-013
 sorted(str(p.relative_to(lab)) for p in (lab / "homes").rglob("*"))
-""")
 
-md("""
-### A larger file, with a progress bar and a digest
+# %% [markdown] id=cell-014
+# ### A larger file, with a progress bar and a digest
+#
+# The file travels in frames of 512 KiB, and ends with the SHA-256 of the whole file. The receiver computes its own,
+# and keeps the file only if both match (otherwise there is no file at all, not half of one).
 
-The file travels in frames of 512 KiB, and ends with the SHA-256 of the whole file. The receiver computes its own,
-and keeps the file only if both match (otherwise there is no file at all, not half of one).
-""")
-
-code("""
+# %% id=cell-015
 big = laptop / "dataset.bin"
 big.write_bytes(os.urandom(24 * 1024 * 1024))
 bar = widgets.progress(big.stat().st_size, "upload")
 display(bar)
 up = alice.put(big, "dataset.bin", progress=lambda done, total: setattr(bar, "value", done))
 up
-""")
 
-code("""
+# %% id=cell-016
 local_digest = hashlib.sha256(big.read_bytes()).hexdigest()
 {"our SHA-256": local_digest[:32] + "…", "server's SHA-256": up.sha256[:32] + "…",
  "match": local_digest == up.sha256, "MB/s": round(up.mb_per_s)}
-""")
 
-code("""
+# %% id=cell-017
 bar = widgets.progress(big.stat().st_size, "download")
 display(bar)
 down = alice.get("dataset.bin", laptop / "dataset-again.bin", progress=lambda done, total: setattr(bar, "value", done))
 down.sha256 == local_digest, hashlib.sha256((laptop / "dataset-again.bin").read_bytes()).hexdigest() == local_digest
-""")
 
-md("""
-## 2 · Fresh keys for every request
+# %% [markdown] id=cell-018
+# ## 2 · Fresh keys for every request
+#
+# Each request made a new ephemeral key pair on both sides, so each had its own session keys.
+# The client keeps each session's fingerprint (a hash of its keys, safe to show). Twenty more requests:
 
-Each request made a new ephemeral key pair on both sides, so each had its own session keys.
-The client keeps each session's fingerprint (a hash of its keys, safe to show). Twenty more requests:
-""")
-
-code("""
+# %% id=cell-019
 before = len(alice.sessions)
 for _ in range(20):
     alice.ls("/")
 twenty = list(alice.sessions)[before:]
 widgets.table([{"request": i + 1, "session keys": fp, "alice's long-term key": people["alice"].fingerprint}
                for i, fp in enumerate(twenty)])
-""")
 
-code("""
+# %% id=cell-020
 len(set(twenty)), len(twenty)
-""")
 
-code("""
+# %% id=cell-021
 plots.fingerprint_grid(twenty, static=people["alice"].fingerprint, title="Twenty requests, twenty sets of keys");
-""")
 
-md("""
-Every row different on the left; on the right, alice's long-term key, the same every time — it says **who** she is,
-and the server checks it against the allowlist on every request.
+# %% [markdown] id=cell-022
+# Every row different on the left; on the right, alice's long-term key, the same every time — it says **who** she is,
+# and the server checks it against the allowlist on every request.
+#
+# ## 3 · Forward secrecy, demonstrated
+#
+# Eve records everything, and waits. A year later a thief copies the `keys/` folder of the server. What can they read?
+#
+# **A static-key session.** The chat room of notebooks 02–04 uses only the long-term keys (`K = A^b`, plus public nonces).
+# Eve records alice's chat with it:
 
-## 3 · Forward secrecy, demonstrated
-
-Eve records everything, and waits. A year later a thief copies the `keys/` folder of the server. What can they read?
-
-**A static-key session.** The chat room of notebooks 02–04 uses only the long-term keys (`K = A^b`, plus public nonces).
-Eve records alice's chat with it:
-""")
-
-code("""
+# %% id=cell-023
 room = ChatServer(server_key, allowlist, name="05-static-room").start()
 room_tap = wiretap.Wiretap(room.address, name="05-tap-chat").start()
 chat = ChatClient.connect(*room_tap.address, people["alice"], server_key=server_key.public_key)
@@ -175,25 +152,21 @@ replies = [m.text for m in chat.iter_messages(timeout=0.3)]
 chat.close()
 recorded_chat = room_tap.frames()
 replies
-""")
 
-md("""
-**The theft.** The server's private key file, read from disk like any file:
-""")
+# %% [markdown] id=cell-024
+# **The theft.** The server's private key file, read from disk like any file:
 
-code("""
+# %% id=cell-025
 stolen = keys.load("ftp-server", key_dir)
 stolen
-""")
 
-md("""
-**Offline decryption.** The thief repeats the server's key schedule (`labcrypto/handshake.py`) with the stolen key and the recorded hellos:
-`K = A^b mod p`, the transcript hash of both hellos, HKDF (`ciphers.derive_session_keys`), then AES-GCM with the message counter as nonce.
-""")
+# %% [markdown] id=cell-026
+# **Offline decryption.** The thief repeats the server's key schedule (`labcrypto/handshake.py`) with the stolen key and the recorded hellos:
+# `K = A^b mod p`, the transcript hash of both hellos, HKDF (`ciphers.derive_session_keys`), then AES-GCM with the message counter as nonce.
 
-code("""
+# %% id=cell-027
 def transcript_hash(client_hello, server_hello):
-    \"\"\"SHA-256 over both hellos, each with its 4-byte length, exactly as sent (as in handshake.py).\"\"\"
+    """SHA-256 over both hellos, each with its 4-byte length, exactly as sent (as in handshake.py)."""
     digest = hashlib.sha256()
     for part in (client_hello, server_hello):
         digest.update(len(part).to_bytes(4, "big") + part)
@@ -201,7 +174,7 @@ def transcript_hash(client_hello, server_hello):
 
 
 def decrypt_recording(frames, stolen_key):
-    \"\"\"Everything said in one recorded connection, opened with the server's stolen private key.\"\"\"
+    """Everything said in one recorded connection, opened with the server's stolen private key."""
     hellos = {f.message["type"]: f.payload for f in frames if f.kind == "handshake"}
     client_hello = json.loads(hellos["client_hello"])
     server_hello = json.loads(hellos["server_hello"])
@@ -213,26 +186,22 @@ def decrypt_recording(frames, stolen_key):
     readers = {wiretap.C2S: ciphers.AeadCipher(session.client_to_server),
                wiretap.S2C: ciphers.AeadCipher(session.server_to_client)}
     return [(f.direction, readers[f.direction].open(f.payload)) for f in frames if f.kind == "data"]
-""")
 
-code("""
+# %% id=cell-028
 [text for direction, text in decrypt_recording(recorded_chat, stolen) if text][:4]
-""")
 
-md("""
-Every word, a year later. The recording was safe only as long as the long-term key was.
+# %% [markdown] id=cell-029
+# Every word, a year later. The recording was safe only as long as the long-term key was.
+#
+# **The per-request sessions.** Now Eve records alice's file requests (each one a connection of its own):
 
-**The per-request sessions.** Now Eve records alice's file requests (each one a connection of its own):
-""")
-
-code("""
+# %% id=cell-030
 ftp_tap = wiretap.Wiretap(server.address, name="05-tap-files").start()
 recorded_alice = FileClient(*ftp_tap.address, people["alice"], server_key=server_key.public_key)
 recorded_alice.put(laptop / "copy.txt", "docs/answers.txt")
 recorded_alice.cat("docs/answers.txt")
-""")
 
-code("""
+# %% id=cell-031
 def try_to_open(frames):
     try:
         said = decrypt_recording(frames, stolen)
@@ -243,30 +212,27 @@ def try_to_open(frames):
 widgets.table([{"connection": conn.id, "ephemeral keys in the hellos": "ephemeral" in (conn.frames[0].message or {}),
                 "the thief, with the stolen server key": try_to_open(conn.frames)}
                for conn in ftp_tap.connections], max_width=110)
-""")
 
-md("""
-The same stolen key, the same code: nothing opens. These sessions mixed a second secret into HKDF,
-`K' = B'^a' = A'^b'` from **ephemeral** key pairs made for that one request. `A'` and `B'` are in the recording,
-but `a'` and `b'` were never written anywhere and were forgotten when the request ended:
-getting them back from `A'` is the discrete logarithm of notebook 01. That is **forward secrecy**.
+# %% [markdown] id=cell-032
+# The same stolen key, the same code: nothing opens. These sessions mixed a second secret into HKDF,
+# `K' = B'^a' = A'^b'` from **ephemeral** key pairs made for that one request. `A'` and `B'` are in the recording,
+# but `a'` and `b'` were never written anywhere and were forgotten when the request ended:
+# getting them back from `A'` is the discrete logarithm of notebook 01. That is **forward secrecy**.
+#
+# The thief still learns *who* talked (alice's static key is in the hello) and how much (frame sizes), but not what.
+#
+# ## 4 · The jail: a home you cannot leave
+#
+# Bob stores a file in his home. Alice tries every way out of hers:
 
-The thief still learns *who* talked (alice's static key is in the hello) and how much (frame sizes), but not what.
-
-## 4 · The jail: a home you cannot leave
-
-Bob stores a file in his home. Alice tries every way out of hers:
-""")
-
-code("""
+# %% id=cell-033
 bob = FileClient(*server.address, people["bob"], server_key=server_key.public_key)
 (laptop / "bob.txt").write_text("bob's private notes")
 bob.put(laptop / "bob.txt", "private.txt")
 os.symlink("/etc", lab / "homes" / "alice" / "system")      # a link someone left in alice's home
 bob.ls("/")
-""")
 
-code("""
+# %% id=cell-034
 def attempt(how, path):
     try:
         result = f"allowed: {alice.cat(path)[:40]!r}"
@@ -280,32 +246,30 @@ widgets.table([attempt(how, path) for how, path in [
     ("down, then up twice", "docs/../../bob/private.txt"),
     ("an absolute path", "/etc/passwd"),
     ("through a symbolic link", "system/passwd"),
-    ("Windows separators", "..\\\\bob\\\\private.txt"),
-    ("a look-alike slash (U+2215)", "..\\u2215bob\\u2215private.txt"),
+    ("Windows separators", "..\\bob\\private.txt"),
+    ("a look-alike slash (U+2215)", "..\u2215bob\u2215private.txt"),
 ]], max_width=130)
-""")
 
-md("""
-`..` above the top of the home is refused before the disk is touched; `/etc/passwd` is *alice's* `/etc/passwd` (inside her home, and it does not exist —
-"ideally the user should not even suspect anything is outside"); the link is never followed; backslashes and look-alike slashes (`∕`, U+2215) are refused as names.
-The server does this without `os.chdir` (which would move every thread of the process at once, course mistake 13): it walks the path one name at a time
-from its open home folder (`labcrypto/jail.py`).
+# %% [markdown] id=cell-035
+# `..` above the top of the home is refused before the disk is touched; `/etc/passwd` is *alice's* `/etc/passwd` (inside her home, and it does not exist —
+# "ideally the user should not even suspect anything is outside"); the link is never followed; backslashes and look-alike slashes (`∕`, U+2215) are refused as names.
+# The server does this without `os.chdir` (which would move every thread of the process at once, course mistake 13): it walks the path one name at a time
+# from its open home folder (`labcrypto/jail.py`).
+#
+# ## 5 · Exercise: the path check
+#
+# Write `safe_path(home, requested)`. `requested` is a path as the client sends it, where `/` is the top of the home.
+# Return the real path on the server's disk, or raise `PermissionError` if it leads outside `home`.
+#
+# * Strip the leading `/` and join the rest under `home`; then resolve `..` and symbolic links (`Path.resolve()`).
+# * Check the result is `home` or inside it by **path components**: `target.is_relative_to(home)`.
+#   A string test (`str(target).startswith(str(home))`) lets the sibling folder `alice2` pass as inside `alice` (course mistake 13).
+#
+# The check tries a battery of escapes in a temporary folder that has a sibling `alice2` and links that lead out.
 
-## 5 · Exercise: the path check
-
-Write `safe_path(home, requested)`. `requested` is a path as the client sends it, where `/` is the top of the home.
-Return the real path on the server's disk, or raise `PermissionError` if it leads outside `home`.
-
-* Strip the leading `/` and join the rest under `home`; then resolve `..` and symbolic links (`Path.resolve()`).
-* Check the result is `home` or inside it by **path components**: `target.is_relative_to(home)`.
-  A string test (`str(target).startswith(str(home))`) lets the sibling folder `alice2` pass as inside `alice` (course mistake 13).
-
-The check tries a battery of escapes in a temporary folder that has a sibling `alice2` and links that lead out.
-""")
-
-solution("safe_path", """
+# %% solution grade_id=safe_path
 def safe_path(home, requested):
-    \"\"\"The real path of the client's `requested` path inside `home`; PermissionError if it leads out.\"\"\"
+    """The real path of the client's `requested` path inside `home`; PermissionError if it leads out."""
     ### BEGIN SOLUTION
     home = Path(home).resolve()
     target = (home / requested.lstrip("/")).resolve()
@@ -313,32 +277,29 @@ def safe_path(home, requested):
         raise PermissionError(f"{requested!r} leads outside your home folder")
     return target
     ### END SOLUTION
-""")
 
-tests("check_safe_path", 2, """
-\"\"\"Check safe_path: inside paths mapped under the home; '..', the sibling alice2 and links refused.\"\"\"
+# %% tests grade_id=check_safe_path points=2
+"""Check safe_path: inside paths mapped under the home; '..', the sibling alice2 and links refused."""
 exercises.check_safe_path(safe_path)
 ### BEGIN HIDDEN TESTS
 grading.hidden_safe_path(safe_path, lab / "homes" / "alice")
 ### END HIDDEN TESTS
-""")
 
-md("""
-## 6 · Exercise: `du` on the API
+# %% [markdown] id=cell-038
+# ## 6 · Exercise: `du` on the API
+#
+# The server has no `du` command, but the client can build one from `ls`. Write `du(client, path)`: the total size in bytes of all files
+# under `path`, in every folder below it.
+#
+# * `client.ls(path)` returns entries with `.name`, `.kind` (`"file"`, `"dir"`, `"link"` or `"other"`) and `.size`.
+# * Add the sizes of the files; for each folder, recurse with the path `path.rstrip("/") + "/" + entry.name`; skip everything else (the server refuses to follow links).
+# * Do not `cd`: the client's working folder must be the same afterwards.
+#
+# The check runs your `du` against a real file server with a known tree.
 
-The server has no `du` command, but the client can build one from `ls`. Write `du(client, path)`: the total size in bytes of all files
-under `path`, in every folder below it.
-
-* `client.ls(path)` returns entries with `.name`, `.kind` (`"file"`, `"dir"`, `"link"` or `"other"`) and `.size`.
-* Add the sizes of the files; for each folder, recurse with the path `path.rstrip("/") + "/" + entry.name`; skip everything else (the server refuses to follow links).
-* Do not `cd`: the client's working folder must be the same afterwards.
-
-The check runs your `du` against a real file server with a known tree.
-""")
-
-solution("du", """
+# %% solution grade_id=du
 def du(client, path="/"):
-    \"\"\"Total bytes of the files under `path` on the server, all folders included.\"\"\"
+    """Total bytes of the files under `path` on the server, all folders included."""
     ### BEGIN SOLUTION
     total = 0
     for entry in client.ls(path):
@@ -348,21 +309,18 @@ def du(client, path="/"):
             total += du(client, path.rstrip("/") + "/" + entry.name)
     return total
     ### END SOLUTION
-""")
 
-tests("check_du", 2, """
-\"\"\"Check du: every file under the folder, recursing through ls, links skipped, no cd.\"\"\"
+# %% tests grade_id=check_du points=2
+"""Check du: every file under the folder, recursing through ls, links skipped, no cd."""
 exercises.check_du(du)
 ### BEGIN HIDDEN TESTS
 grading.hidden_du(du, alice, lab / "homes" / "alice")
 ### END HIDDEN TESTS
-""")
 
-md("""
-Alice's home, measured with the reference version of the same idea (`ls` walked folder by folder):
-""")
+# %% [markdown] id=cell-041
+# Alice's home, measured with the reference version of the same idea (`ls` walked folder by folder):
 
-code("""
+# %% id=cell-042
 def walk(client, path="/"):
     for entry in client.ls(path):
         full = path.rstrip("/") + "/" + entry.name
@@ -371,45 +329,39 @@ def walk(client, path="/"):
             yield from walk(client, full)
 
 widgets.table([{"path": p, "kind": e.kind, "bytes": e.size} for p, e in walk(alice)])
-""")
 
-md("""
-## 7 · Exercise: in your own words
+# %% [markdown] id=cell-043
+# ## 7 · Exercise: in your own words
+#
+# Why does the course's **one-request-per-connection** design make fresh keys for every request natural? Answer in two or three sentences (graded by your instructor).
 
-Why does the course's **one-request-per-connection** design make fresh keys for every request natural? Answer in two or three sentences (graded by your instructor).
-""")
+# %% [markdown] answer grade_id=one_request_answer points=1
+# Every request already opens a new connection and runs a whole handshake before its one command, so making a new ephemeral key pair there
+# costs only a little more arithmetic and needs no state: nothing has to be kept between requests, and the keys can be thrown away when the
+# connection closes. A long-lived connection would have to re-key in the middle of a conversation to get the same effect; here each
+# request simply is its own session, so a stolen long-term key opens none of the recorded ones.
 
-answer("one_request_answer", 1, """
-Every request already opens a new connection and runs a whole handshake before its one command, so making a new ephemeral key pair there
-costs only a little more arithmetic and needs no state: nothing has to be kept between requests, and the keys can be thrown away when the
-connection closes. A long-lived connection would have to re-key in the middle of a conversation to get the same effect; here each
-request simply is its own session, so a stolen long-term key opens none of the recorded ones.
-""")
+# %% [markdown] id=cell-045
+# ## Summary
+#
+# * The file service keeps the course's design — one request per connection — and puts a full handshake in front of each: the allowlist is checked every time, and each request gets session keys of its own.
+# * Transfers stream in large frames and end with a SHA-256 digest; the receiver keeps the file only when it is whole and verified.
+# * With static keys only, a stolen private key opens every recording. With ephemeral keys mixed in, it opens none: forward secrecy.
+# * A home folder is a jail only if every path is read as names, `..` cannot climb above the top, links are never followed, and the check compares path components, not strings.
+#
+# **Control question: how does SSL work in practice?** TLS 1.3 allows **only** ephemeral Diffie-Hellman key exchanges (ECDHE or
+# finite-field DHE, like ours): the certificate's long-term key only *signs* the handshake, so stealing it later opens no recorded session.
+# TLS 1.2 still allowed "static RSA" key exchange, where the stolen server key decrypted everything — the first experiment of section 3.
+#
+# **Clean up.** Stop every server and tap of this notebook and delete its temporary folder:
 
-md("""
-## Summary
-
-* The file service keeps the course's design — one request per connection — and puts a full handshake in front of each: the allowlist is checked every time, and each request gets session keys of its own.
-* Transfers stream in large frames and end with a SHA-256 digest; the receiver keeps the file only when it is whole and verified.
-* With static keys only, a stolen private key opens every recording. With ephemeral keys mixed in, it opens none: forward secrecy.
-* A home folder is a jail only if every path is read as names, `..` cannot climb above the top, links are never followed, and the check compares path components, not strings.
-
-**Control question: how does SSL work in practice?** TLS 1.3 allows **only** ephemeral Diffie-Hellman key exchanges (ECDHE or
-finite-field DHE, like ours): the certificate's long-term key only *signs* the handshake, so stealing it later opens no recorded session.
-TLS 1.2 still allowed "static RSA" key exchange, where the stolen server key decrypted everything — the first experiment of section 3.
-
-**Clean up.** Stop every server and tap of this notebook and delete its temporary folder:
-""")
-
-code("""
+# %% id=cell-046
 from labcrypto.server import running_servers, stop_all
 
 stop_all()
 shutil.rmtree(lab, ignore_errors=True)
 running_servers(), lab.exists()
-""")
 
-md("""
-**That was the last notebook.** Back to the start: [01 · Keys](01_keys.ipynb). To run the lab from a terminal: `labcrypto --help`
-(`labcrypto ftp-serve`, `labcrypto ftp --key alice -c "ls"`).
-""")
+# %% [markdown] id=cell-047
+# **That was the last notebook.** Back to the start: [01 · Keys](01_keys.ipynb). To run the lab from a terminal: `labcrypto --help`
+# (`labcrypto ftp-serve`, `labcrypto ftp --key alice -c "ls"`).
