@@ -327,6 +327,7 @@ grading.hidden_key_file(load_or_create_key)
 
 # %% id=cell-052
 from labcrypto.server import stop_all
+
 stop_all()
 
 # %% [markdown] id=cell-053

@@ -21,13 +21,11 @@
 # %% id=cell-002
 import json
 import secrets
-import socket
 import struct
-import threading
 from pathlib import Path
 
 from labcrypto import ciphers, exercises, grading, groups, keys, plots, widgets, wiretap
-from labcrypto.channel import SecureChannel, read_frame, write_frame
+from labcrypto.channel import read_frame, write_frame
 from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.errors import DecryptionFailed
 from labcrypto.handshake import ClientHandshake, ServerHandshake

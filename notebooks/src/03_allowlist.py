@@ -20,7 +20,6 @@
 
 # %% id=cell-002
 import csv
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -110,7 +109,7 @@ def try_to_join(name):
 
 names = ["alice", "bob", "carol"]
 with ThreadPoolExecutor(max_workers=3) as workers:
-    outcome = dict(zip(names, workers.map(try_to_join, names)))
+    outcome = dict(zip(names, workers.map(try_to_join, names), strict=True))
 outcome
 
 # %% [markdown] id=cell-015

@@ -142,7 +142,7 @@ time.sleep(0.2)
 control = connect(*room.address, timeout=5)
 channel = SecureChannel.client(control, people["alice"], expected_server_key=server_key.public_key, timeout=5)
 offer = decode_message(channel.recv(timeout=5))
-recorded_ticket = [f.payload for f in data_tap.frames(wiretap.C2S)][0]     # from section 1
+recorded_ticket = next(f.payload for f in data_tap.frames(wiretap.C2S))     # from section 1
 
 stranger = connect("127.0.0.1", offer["port"], timeout=5)
 stranger.sendall(encode_frame(recorded_ticket))
