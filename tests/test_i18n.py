@@ -156,7 +156,11 @@ _PERCENT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa%]"
 
 def placeholders(text: str) -> set[str]:
     """The ``{name}`` fields and ``%(name)s``/``%s`` directives a message is filled with."""
-    fields = {f"{{{name}}}" for _, name, _, _ in string.Formatter().parse(text) if name}
+    fields = {
+        "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        for _, name, spec, conversion in string.Formatter().parse(text)
+        if name is not None
+    }
     return fields | {d for d in _PERCENT.findall(text) if d != "%%"}
 
 
@@ -205,10 +209,11 @@ def test_the_placeholder_check_catches_a_lost_or_added_placeholder() -> None:
     lost = Message("wrote {path}", "файл записан")
     added = Message("wrote {path}", "записан файл {path} ({size})")
     renamed = Message("%(prog)s: error: %(message)s\n", "%(prog)s: ошибка: %(msg)s\n")
+    unlimited = Message("returned {got!r:.60}", "вернула {got}")  # the repr and the limit
     plural = Message(("{n} key", "{n} keys"), ("{n} ключ", "{n} ключа", "ключей"))
     untranslated = Message("wrote {path}", "")
     assert translation_problems(good) == []
-    for bad in (lost, added, renamed, plural, untranslated):
+    for bad in (lost, added, renamed, unlimited, plural, untranslated):
         assert len(translation_problems(bad)) == 1, bad.id
 
 
