@@ -24,6 +24,9 @@ each line). Each marker names the cell's role and a stable id::
                                                  [markdown])
     # %% [markdown] lang=ru id=intro             the Russian text of the markdown cell
                                                  just above it (same id)
+    # %% lang=ru grade_id=public_value           the Russian comments and docstrings of
+                                                 the code cell just above it: the code
+                                                 itself must be the same
 
 Every cell has exactly one id: ``grade_id=`` for the cells nbgrader grades or
 locks (it is both the nbgrader grade id and the notebook's cell id), ``id=``
@@ -34,25 +37,29 @@ existed when the sources became Python files kept their old ids,
 ``cell-000``, ``cell-001``, …, so the built notebooks did not change.) Lines
 before the first marker are the file's own comments and are not built.
 
-Two languages, one source. A markdown cell's Russian text is a
-``lang=ru`` twin written *immediately after* the English cell, with the same
-id. The alternative, a catalog of translations keyed by cell id (a ``.po``
-file), keeps the sources shorter, but the translator and the reviewer would
-no longer see the two texts side by side, and an English cell that changes
-would not show its twin in the same diff. Twins keep one place per cell; the
-id (checked against the cell above) makes a misplaced twin an error rather
-than a silent mix-up, and :func:`missing_translations` lists the English
-cells that have no twin yet (issue 16 turns that list into a failing test
-once the translation exists). Code cells, solution regions, grade ids and
-points have no twins: they are the same in both editions by construction.
-When a source has at least one Russian twin, the build also writes
-``notebooks/ru/NAME.ipynb``, where every markdown cell with a twin shows
-its Russian text (and, until the translation is complete, the others their
-English text).
+Two languages, one source. A cell's Russian text is a ``lang=ru`` twin
+written *immediately after* the English cell, with the same id (``id=`` or
+``grade_id=``, as the English marker has it). The alternative, a catalog of
+translations keyed by cell id (a ``.po`` file), keeps the sources shorter,
+but the translator and the reviewer would no longer see the two texts side
+by side, and an English cell that changes would not show its twin in the
+same diff. Twins keep one place per cell; the id (checked against the cell
+above) makes a misplaced twin an error rather than a silent mix-up, and
+:func:`missing_translations` lists the English markdown cells that have no
+twin yet (issue 16 turns that list into a failing test once the translation
+exists). Roles, grade ids and points are written once, on the English
+marker, so they are the same in both editions by construction. A code cell
+may have a twin too, for the comments and docstrings a student reads; the
+build refuses a code twin whose code differs from the English cell in
+anything else (compared as Python syntax trees with the docstrings blanked,
+plus nbgrader's ``###`` region lines). When a source has at least one
+Russian twin, the build also writes ``notebooks/ru/NAME.ipynb``: every cell
+with a twin shows its Russian text, the others (until the translation is
+complete) their English text.
 
 Why our own parser and not jupytext. The format is jupytext's percent
 format, so jupytext and the editors read these files; but the build reads
-them with the ~100 lines below because (1) the output must be byte-for-byte
+them with the code below because (1) the output must be byte-for-byte
 reproducible, and jupytext's notebook output (its own metadata, its cell-id
 policy) changes between its releases — one dependency fewer to pin; (2)
 nbgrader's metadata is a nested dictionary with a schema that jupytext's
@@ -76,6 +83,7 @@ run ``nbgrader generate_assignment`` / ``autograde`` on them as they are.
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import sys
 from dataclasses import dataclass, field
@@ -119,7 +127,7 @@ class SourceError(ValueError):
 
 @dataclass
 class Cell:
-    """One cell of a source, with the translations of its text (markdown cells only)."""
+    """One cell of a source, with the translations of its text."""
 
     kind: str  # "markdown" or "code"
     role: str | None  # one of ROLES, or None for a plain cell
@@ -127,7 +135,7 @@ class Cell:
     points: int | float | None
     text: str
     line: int  # of the marker, for messages
-    translations: dict[str, str] = field(default_factory=dict)
+    translations: dict[str, str] = field(default_factory=dict)  # language → text
 
 
 @dataclass
@@ -172,8 +180,11 @@ def _parse_marker(header: str, where: str, line: int) -> _Marker:
     if lang != ENGLISH:
         if lang not in TRANSLATIONS:
             raise SourceError(f"{where}: unknown language {lang!r} (known: {TRANSLATIONS})")
-        if kind != "markdown" or role or "points" in values:
-            raise SourceError(f"{where}: a lang={lang} twin is `# %% [markdown] lang={lang} id=…`")
+        if role or "points" in values:
+            raise SourceError(
+                f"{where}: a twin carries only lang= and the id; its role and points are "
+                "those of the English cell above it"
+            )
         return _Marker(kind, None, cell_id, "grade_id" in values, None, lang, line)
     if role is not None and "grade_id" not in values:
         raise SourceError(f"{where}: a {role} cell needs grade_id= (nbgrader's id for it)")
@@ -217,6 +228,24 @@ def _markdown(lines: list[str], where: str) -> str:
     return "\n".join(text)
 
 
+def _code_shape(text: str, where: str) -> tuple[str, list[str]]:
+    """What a translation may not change in a code cell: its syntax tree with docstrings
+    blanked (comments are not in the tree), and nbgrader's ``###`` region lines."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError as exc:
+        raise SourceError(f"{where}: a translated code cell must be Python: {exc}") from None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstring = first.value
+                if isinstance(docstring.value, str):
+                    docstring.value = ""
+    regions = [line.strip() for line in text.splitlines() if line.strip().startswith("###")]
+    return ast.dump(tree), regions
+
+
 def _check_regions(cell: Cell, where: str) -> None:
     if cell.role == "solution" and not (
         "### BEGIN SOLUTION" in cell.text and "### END SOLUTION" in cell.text
@@ -248,13 +277,20 @@ def parse(source: Path) -> list[Cell]:
         text = _markdown(lines, where) if marker.kind == "markdown" else "\n".join(lines)
         if marker.lang != ENGLISH:
             twin_of = cells[-1] if cells else None
-            if twin_of is None or twin_of.id != marker.id or twin_of.kind != "markdown":
+            if twin_of is None or twin_of.id != marker.id or twin_of.kind != marker.kind:
                 raise SourceError(
-                    f"{where}: a lang={marker.lang} twin must follow the markdown cell "
-                    f"id={marker.id}"
+                    f"{where}: a lang={marker.lang} twin must follow the {marker.kind} cell "
+                    f"{marker.id} it translates"
                 )
             if marker.lang in twin_of.translations:
                 raise SourceError(f"{where}: a second lang={marker.lang} text for {marker.id}")
+            if marker.kind == "code" and _code_shape(text, where) != _code_shape(
+                twin_of.text, where
+            ):
+                raise SourceError(
+                    f"{where}: the lang={marker.lang} twin of {marker.id} changes the code; "
+                    "a translation changes only comments and docstrings"
+                )
             twin_of.translations[marker.lang] = text
             continue
         if marker.id in seen:
@@ -294,7 +330,7 @@ def _notebook(cells: list[Cell], lang: str) -> nbformat.NotebookNode:
         if cell.kind == "markdown":
             node = new_markdown_cell(cell.translations.get(lang, cell.text))
         else:
-            node = new_code_cell(cell.text)
+            node = new_code_cell(cell.translations.get(lang, cell.text))
         meta = _nbgrader(cell)
         if meta is not None:
             node.metadata["nbgrader"] = meta
@@ -388,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"out of date (run tools/build_notebooks.py): {', '.join(differ)}\n")
         return 1
     for name in differ:
-        sys.stderr.write(f"wrote {name}\n")
+        sys.stderr.write(f"{'wrote' if (ROOT / name).exists() else 'removed'} {name}\n")
     return 0
 
 

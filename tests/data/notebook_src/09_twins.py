@@ -1,0 +1,60 @@
+# A tiny notebook source with Russian twins, for tests/test_notebook_sources.py.
+# It holds one cell of each kind; all but `cleanup` and `outro` have a Russian twin.
+
+# %% [markdown] id=intro
+# # 09 · Twins
+#
+# Alice and Bob agree on a key.
+
+# %% [markdown] lang=ru id=intro
+# # 09 · Близнецы
+#
+# Алиса и Боб договариваются о ключе.
+
+# %% id=setup
+p, g = 23, 5  # the course's toy group
+p, g
+
+# %% lang=ru id=setup
+p, g = 23, 5  # учебная группа курса
+p, g
+
+# %% solution grade_id=public_value
+def public_value(a):
+    """Return A = g^a mod p."""
+    ### BEGIN SOLUTION
+    return pow(g, a, p)
+    ### END SOLUTION
+
+# %% lang=ru grade_id=public_value
+def public_value(a):
+    """Вернуть A = g^a mod p."""
+    ### BEGIN SOLUTION
+    return pow(g, a, p)
+    ### END SOLUTION
+
+# %% tests grade_id=check_public_value points=2
+"""Check public_value on the course's numbers."""
+assert public_value(6) == 8
+### BEGIN HIDDEN TESTS
+assert public_value(15) == 19
+### END HIDDEN TESTS
+
+# %% lang=ru grade_id=check_public_value
+"""Проверка public_value на числах из курса."""
+assert public_value(6) == 8
+### BEGIN HIDDEN TESTS
+assert public_value(15) == 19
+### END HIDDEN TESTS
+
+# %% [markdown] answer grade_id=why_secret points=1
+# Only `a` is secret: `p`, `g` and `A` travel in the open.
+
+# %% [markdown] lang=ru grade_id=why_secret
+# Секретно только `a`: `p`, `g` и `A` передаются открыто.
+
+# %% locked grade_id=cleanup
+del public_value
+
+# %% [markdown] id=outro
+# The end.

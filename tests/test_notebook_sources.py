@@ -1,0 +1,190 @@
+"""The notebook sources' format, and the two editions built from one source.
+
+``tools/build_notebooks.py`` reads ``# %%`` cell markers. These tests hold
+what the format promises: a marker that breaks a rule is refused with its
+file and line; a Russian twin translates the cell above it and nothing else
+(code, nbgrader roles, grade ids and points are identical in both editions);
+the cells still lacking Russian text are listed; and a stale or orphaned
+Russian notebook is caught like a stale English one.
+
+``tests/data/notebook_src/09_twins.py`` is a tiny source with one cell of
+each kind, all but two of them with a Russian twin.
+"""
+
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from notebook_builder import build_notebooks
+
+FIXTURES = Path(__file__).resolve().parent / "data" / "notebook_src"
+TWINS = FIXTURES / "09_twins.py"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    source = tmp_path / "01_case.py"
+    source.write_text(text, encoding="utf-8")
+    return source
+
+
+def _is_docstring(statement: ast.AST) -> bool:
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )
+
+
+def _code_without_prose(text: str) -> str:
+    """The code of a cell with comments and docstrings gone: what no translation may change."""
+    tree = ast.parse(text)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and _is_docstring(body[0]):
+            body.pop(0)
+    return ast.unparse(tree)
+
+
+# --- two editions ---------------------------------------------------------------------
+
+
+def test_the_editions_differ_only_in_prose() -> None:
+    editions = build_notebooks.editions(TWINS)
+    assert set(editions) == {"en", "ru"}
+    en, ru = editions["en"], editions["ru"]
+    assert [c.id for c in en.cells] == [c.id for c in ru.cells]
+    translated = set()
+    for english, russian in zip(en.cells, ru.cells, strict=True):
+        assert english.cell_type == russian.cell_type, english.id
+        assert english.metadata == russian.metadata, f"{english.id}: nbgrader metadata differs"
+        if english.cell_type == "code":
+            assert _code_without_prose(english.source) == _code_without_prose(russian.source)
+            regions = [line for line in english.source.splitlines() if "###" in line]
+            assert regions == [line for line in russian.source.splitlines() if "###" in line]
+        if english.source != russian.source:
+            translated.add(english.id)
+    # Each twin's text is in the Russian edition; the two cells without a twin stay English.
+    assert translated == {"intro", "setup", "public_value", "check_public_value", "why_secret"}
+    assert ru.cells[0].source.startswith("# 09 · Близнецы")
+    assert "учебная группа" in ru.cells[1].source and "toy group" in en.cells[1].source
+    assert ru.cells[-1].source == en.cells[-1].source == "The end."
+
+
+def test_the_editions_keep_nbgrader_roles_points_and_ids() -> None:
+    ru = build_notebooks.editions(TWINS)["ru"]
+    grading = {c.id: c.metadata.get("nbgrader") for c in ru.cells}
+    assert grading["public_value"]["solution"] is True
+    assert grading["check_public_value"]["points"] == 2
+    assert grading["why_secret"]["points"] == 1 and grading["why_secret"]["grade"] is True
+    assert grading["cleanup"]["locked"] is True and grading["cleanup"]["grade"] is False
+    assert grading["intro"] is None and grading["setup"] is None
+
+
+def test_missing_russian_text_is_listed() -> None:
+    assert build_notebooks.missing_translations(TWINS) == ["09_twins.py:59 outro"]
+
+
+def test_build_all_writes_and_checks_the_russian_edition(tmp_path: Path) -> None:
+    sources, notebooks = tmp_path / "src", tmp_path / "notebooks"
+    sources.mkdir()
+    notebooks.mkdir()
+    shutil.copy(TWINS, sources)
+    written = build_notebooks.build_all(sources=sources, notebooks=notebooks)
+    assert written == ["notebooks/09_twins.ipynb", "notebooks/ru/09_twins.ipynb"]
+    russian = notebooks / "ru" / "09_twins.ipynb"
+    assert "Близнецы" in russian.read_text(encoding="utf-8")
+    assert build_notebooks.build_all(check=True, sources=sources, notebooks=notebooks) == []
+
+    stored = russian.read_text(encoding="utf-8")
+    russian.write_text(stored.replace("Близнецы", "Близнец"), encoding="utf-8")
+    stale = build_notebooks.build_all(check=True, sources=sources, notebooks=notebooks)
+    assert stale == ["notebooks/ru/09_twins.ipynb"]
+
+    orphan = notebooks / "ru" / "08_gone.ipynb"
+    orphan.write_text(stored, encoding="utf-8")
+    russian.write_text(stored, encoding="utf-8")
+    orphaned = build_notebooks.build_all(check=True, sources=sources, notebooks=notebooks)
+    assert orphaned == ["notebooks/ru/08_gone.ipynb"]
+    build_notebooks.build_all(sources=sources, notebooks=notebooks)
+    assert not orphan.exists()
+
+
+def test_a_source_without_twins_has_only_the_english_edition(tmp_path: Path) -> None:
+    source = _write(tmp_path, "# %% [markdown] id=intro\n# Hello.\n\n# %% id=code\n1 + 1\n")
+    assert list(build_notebooks.editions(source)) == ["en"]
+    nb = build_notebooks.build(source)
+    assert [(c.cell_type, c.id, c.source) for c in nb.cells] == [
+        ("markdown", "intro", "Hello."),
+        ("code", "code", "1 + 1"),
+    ]
+
+
+def test_building_twice_gives_the_same_bytes() -> None:
+    first = nbformat.writes(build_notebooks.editions(TWINS)["ru"])
+    again = nbformat.writes(build_notebooks.editions(TWINS)["ru"])
+    assert first == again and '"outputs": []' in first
+
+
+# --- what the format refuses ------------------------------------------------------------
+
+BODY = "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n"
+SOLUTION = "# %% solution grade_id=f\n" + BODY
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("# %% [markdown] id=a\n# Hi\n\n# %% [markdown] lang=ru id=b\n# Привет\n", "must follow"),
+        ("# %% id=a\n1\n\n# %% [markdown] lang=ru id=a\n# Привет\n", "must follow"),
+        ("# %% id=a\nx = 1  # one\n\n# %% lang=ru id=a\nx = 2  # один\n", "changes the code"),
+        (
+            SOLUTION + "\n# %% lang=ru grade_id=f\ndef f():\n    return 1\n",
+            "changes the code",
+        ),
+        (SOLUTION + "\n# %% lang=ru grade_id=f points=1\n" + BODY, "only lang="),
+        ("# %% [markdown] id=a\n# Hi\n\n# %% [markdown] lang=de id=a\n# Hallo\n", "language"),
+        ("# %% id=a\n1\n\n# %% id=a\n2\n", "used twice"),
+        ("# %% id=a grade_id=b\n1\n", "exactly one of id= and grade_id="),
+        ("# %% id=a b\n1\n", "unknown word"),
+        ("# %% id=a colour=red\n1\n", "unknown key"),
+        ("# %% id=a b\n1\n", "roles:"),
+        ("# %% id=a\n1\n\n# %% id=b c\n2\n", "01_case.py:4:"),
+        ("# %% solution id=a\n1\n", "needs grade_id="),
+        ("# %% grade_id=a\n1\n", "grade_id= belongs"),
+        ("# %% solution grade_id=f\ndef f():\n    return 1\n", "no solution region"),
+        ("# %% tests grade_id=t\nassert True\n", "needs points=N"),
+        ("# %% tests grade_id=t points=0\nassert True\n", "needs points=N"),
+        ("# %% solution grade_id=f points=1\n" + BODY, "only tests and answer"),
+        ("# %% [markdown] solution grade_id=a\n# x\n", "is a code cell"),
+        ("# %% answer grade_id=a points=1\nx = 1\n", "[markdown] answer"),
+        ("# %% id=a\n### BEGIN HIDDEN TESTS\nassert True\n### END HIDDEN TESTS\n", "tests cell"),
+        ("# %% id=a\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n", "outside a solution"),
+        ("# %% [markdown] id=a\nHello\n", "a markdown line is '# text'"),
+        ("# %% [markdown] id=a\n#Hello\n", "a markdown line is '# text'"),
+        ("x = 1\n# %% id=a\n1\n", "before the first"),
+        ("# only a comment\n", "no `# %%` cells"),
+        ("# %% id=a/b\n1\n", "is not 1-64 letters"),
+    ],
+)
+def test_a_broken_source_is_refused_with_its_place(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    source = _write(tmp_path, text)
+    with pytest.raises(build_notebooks.SourceError, match=r"01_case\.py") as info:
+        build_notebooks.parse(source)
+    assert message in str(info.value)
+
+
+def test_a_code_twin_may_change_comments_and_docstrings(tmp_path: Path) -> None:
+    source = _write(
+        tmp_path,
+        SOLUTION.replace("def f():\n", 'def f():\n    """One."""  # the answer\n')
+        + '\n# %% lang=ru grade_id=f\ndef f():\n    """Один."""  # ответ\n'
+        + "    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n",
+    )
+    (cell,) = build_notebooks.parse(source)
+    assert '"""Один."""' in cell.translations["ru"] and '"""One."""' in cell.text
