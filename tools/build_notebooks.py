@@ -134,22 +134,25 @@ class Cell:
     id: str
     points: int | float | None
     text: str
-    line: int  # of the marker, for messages
+    where: str  # "NAME.py:LINE" of its marker, for messages
     translations: dict[str, str] = field(default_factory=dict)  # language → text
 
 
 @dataclass
 class _Marker:
+    """What a ``# %%`` line says, and the lines of its cell (numbered, for messages)."""
+
     kind: str
     role: str | None
     id: str
-    graded: bool  # the id came as grade_id=
     points: int | float | None
     lang: str
-    line: int
+    where: str  # "NAME.py:LINE" of the marker
+    lines: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _parse_marker(header: str, where: str, line: int) -> _Marker:
+def _split_header(header: str, where: str) -> tuple[str, str | None, dict[str, str]]:
+    """``[markdown] ROLE key=value …`` → (kind, role, values); unknown words are errors."""
     words = header.split()
     kind = "code"
     if words and words[0] == "[markdown]":
@@ -171,21 +174,22 @@ def _parse_marker(header: str, where: str, line: int) -> _Marker:
             raise SourceError(f"{where}: {key} given twice")
         else:
             values[key] = value
-    if ("id" in values) == ("grade_id" in values):
-        raise SourceError(f"{where}: give the cell exactly one of id= and grade_id=")
-    cell_id = values.get("grade_id") or values["id"]
-    if not CELL_ID.match(cell_id):
-        raise SourceError(f"{where}: id {cell_id!r} is not 1-64 letters, digits, - or _")
-    lang = values.get("lang", ENGLISH)
-    if lang != ENGLISH:
-        if lang not in TRANSLATIONS:
-            raise SourceError(f"{where}: unknown language {lang!r} (known: {TRANSLATIONS})")
-        if role or "points" in values:
-            raise SourceError(
-                f"{where}: a twin carries only lang= and the id; its role and points are "
-                "those of the English cell above it"
-            )
-        return _Marker(kind, None, cell_id, "grade_id" in values, None, lang, line)
+    return kind, role, values
+
+
+def _points(role: str | None, values: dict[str, str], where: str) -> int | float | None:
+    """The cell's points: required on tests and answer cells, refused elsewhere."""
+    if role not in ("tests", "answer"):
+        if "points" in values:
+            raise SourceError(f"{where}: only tests and answer cells carry points")
+        return None
+    text = values.get("points", "")
+    if not POINTS.match(text) or float(text) <= 0:
+        raise SourceError(f"{where}: a {role} cell needs points=N (a positive number)")
+    return int(text) if text.isdigit() else float(text)
+
+
+def _check_role(kind: str, role: str | None, values: dict[str, str], where: str) -> None:
     if role is not None and "grade_id" not in values:
         raise SourceError(f"{where}: a {role} cell needs grade_id= (nbgrader's id for it)")
     if role is None and "grade_id" in values:
@@ -194,37 +198,62 @@ def _parse_marker(header: str, where: str, line: int) -> _Marker:
         raise SourceError(f"{where}: a {role} cell is a code cell (drop [markdown])")
     if role == "answer" and kind != "markdown":
         raise SourceError(f"{where}: an answer cell is `# %% [markdown] answer …`")
-    points = None
-    if role in ("tests", "answer"):
-        text = values.get("points", "")
-        if not POINTS.match(text) or float(text) <= 0:
-            raise SourceError(f"{where}: a {role} cell needs points=N (a positive number)")
-        points = int(text) if text.isdigit() else float(text)
-    elif "points" in values:
-        raise SourceError(f"{where}: only tests and answer cells carry points")
-    return _Marker(kind, role, cell_id, "grade_id" in values, points, lang, line)
 
 
-def _strip_blank(lines: list[str]) -> list[str]:
-    while lines and not lines[0].strip():
-        lines = lines[1:]
-    while lines and not lines[-1].strip():
-        lines = lines[:-1]
-    return lines
+def _parse_marker(header: str, where: str) -> _Marker:
+    kind, role, values = _split_header(header, where)
+    if ("id" in values) == ("grade_id" in values):
+        raise SourceError(f"{where}: give the cell exactly one of id= and grade_id=")
+    cell_id = values.get("grade_id") or values["id"]
+    if not CELL_ID.match(cell_id):
+        raise SourceError(f"{where}: id {cell_id!r} is not 1-64 letters, digits, - or _")
+    lang = values.get("lang", ENGLISH)
+    if lang == ENGLISH:
+        _check_role(kind, role, values, where)
+        return _Marker(kind, role, cell_id, _points(role, values, where), lang, where)
+    if lang not in TRANSLATIONS:
+        raise SourceError(f"{where}: unknown language {lang!r} (known: {TRANSLATIONS})")
+    if role or "points" in values:
+        raise SourceError(
+            f"{where}: a twin carries only lang= and the id; its role and points are "
+            "those of the English cell above it"
+        )
+    return _Marker(kind, None, cell_id, None, lang, where)
 
 
-def _markdown(lines: list[str], where: str) -> str:
-    """The text of a markdown cell written as ``#`` comments."""
+def _markers(source: Path) -> list[_Marker]:
+    """The source cut at its ``# %%`` lines; before the first, only comments are allowed."""
+    markers: list[_Marker] = []
+    for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
+        where = f"{source.name}:{number}"
+        found = MARKER.match(line)
+        if found:
+            markers.append(_parse_marker(found["header"], where))
+        elif markers:
+            markers[-1].lines.append((number, line))
+        elif line.strip() and not line.startswith("#"):
+            raise SourceError(f"{where}: code before the first `# %%` marker")
+    if not markers:
+        raise SourceError(f"{source.name}: no `# %%` cells")
+    return markers
+
+
+def _text(marker: _Marker, source: Path) -> str:
+    """The cell's text: its lines without the blank ones around them; ``# `` off markdown."""
+    lines = list(marker.lines)
+    while lines and not lines[0][1].strip():
+        lines.pop(0)
+    while lines and not lines[-1][1].strip():
+        lines.pop()
+    if marker.kind == "code":
+        return "\n".join(line for _, line in lines)
     text = []
-    for offset, line in enumerate(lines):
-        if line == "#":
-            text.append("")
-        elif line.startswith("# "):
-            text.append(line[2:])
-        else:
+    for number, line in lines:
+        if line != "#" and not line.startswith("# "):
             raise SourceError(
-                f"{where} (+{offset + 1}): a markdown line is '# text' or a lone '#': {line!r}"
+                f"{source.name}:{number}: a markdown line is '# text' or a lone '#': {line!r}"
             )
+        text.append(line[2:])
     return "\n".join(text)
 
 
@@ -247,6 +276,7 @@ def _code_shape(text: str, where: str) -> tuple[str, list[str]]:
 
 
 def _check_regions(cell: Cell, where: str) -> None:
+    """nbgrader's regions only where nbgrader looks for them."""
     if cell.role == "solution" and not (
         "### BEGIN SOLUTION" in cell.text and "### END SOLUTION" in cell.text
     ):
@@ -257,50 +287,38 @@ def _check_regions(cell: Cell, where: str) -> None:
         raise SourceError(f"{where}: hidden tests belong in a tests cell")
 
 
+def _add_twin(cells: list[Cell], marker: _Marker, text: str) -> None:
+    """Give the cell just above ``marker`` its ``marker.lang`` text."""
+    where, lang = marker.where, marker.lang
+    english = cells[-1] if cells else None
+    if english is None or english.id != marker.id or english.kind != marker.kind:
+        raise SourceError(
+            f"{where}: a lang={lang} twin must follow the {marker.kind} cell {marker.id} "
+            "it translates"
+        )
+    if lang in english.translations:
+        raise SourceError(f"{where}: a second lang={lang} text for {marker.id}")
+    if marker.kind == "code" and _code_shape(text, where) != _code_shape(english.text, where):
+        raise SourceError(
+            f"{where}: the lang={lang} twin of {marker.id} changes the code; "
+            "a translation changes only comments and docstrings"
+        )
+    english.translations[lang] = text
+
+
 def parse(source: Path) -> list[Cell]:
     """The cells of ``source``, in order, each with its translations."""
     cells: list[Cell] = []
-    seen: set[str] = set()
-    blocks: list[tuple[_Marker, list[str]]] = []
-    for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
-        found = MARKER.match(line)
-        if found:
-            where = f"{source.name}:{number}"
-            blocks.append((_parse_marker(found["header"], where, number), []))
-        elif blocks:
-            blocks[-1][1].append(line)
-        elif line.strip() and not line.startswith("#"):
-            raise SourceError(f"{source.name}:{number}: code before the first `# %%` marker")
-    for marker, lines in blocks:
-        where = f"{source.name}:{marker.line}"
-        lines = _strip_blank(lines)
-        text = _markdown(lines, where) if marker.kind == "markdown" else "\n".join(lines)
+    for marker in _markers(source):
+        text = _text(marker, source)
         if marker.lang != ENGLISH:
-            twin_of = cells[-1] if cells else None
-            if twin_of is None or twin_of.id != marker.id or twin_of.kind != marker.kind:
-                raise SourceError(
-                    f"{where}: a lang={marker.lang} twin must follow the {marker.kind} cell "
-                    f"{marker.id} it translates"
-                )
-            if marker.lang in twin_of.translations:
-                raise SourceError(f"{where}: a second lang={marker.lang} text for {marker.id}")
-            if marker.kind == "code" and _code_shape(text, where) != _code_shape(
-                twin_of.text, where
-            ):
-                raise SourceError(
-                    f"{where}: the lang={marker.lang} twin of {marker.id} changes the code; "
-                    "a translation changes only comments and docstrings"
-                )
-            twin_of.translations[marker.lang] = text
+            _add_twin(cells, marker, text)
             continue
-        if marker.id in seen:
-            raise SourceError(f"{where}: id {marker.id} is used twice")
-        seen.add(marker.id)
-        cell = Cell(marker.kind, marker.role, marker.id, marker.points, text, marker.line)
-        _check_regions(cell, where)
+        if any(cell.id == marker.id for cell in cells):
+            raise SourceError(f"{marker.where}: id {marker.id} is used twice")
+        cell = Cell(marker.kind, marker.role, marker.id, marker.points, text, marker.where)
+        _check_regions(cell, marker.where)
         cells.append(cell)
-    if not cells:
-        raise SourceError(f"{source.name}: no `# %%` cells")
     return cells
 
 
@@ -360,7 +378,7 @@ def editions(source: Path) -> dict[str, nbformat.NotebookNode]:
 def missing_translations(source: Path, lang: str = "ru") -> list[str]:
     """``file:line id`` of each markdown cell of ``source`` with no ``lang`` twin yet."""
     return [
-        f"{source.name}:{cell.line} {cell.id}"
+        f"{cell.where} {cell.id}"
         for cell in parse(source)
         if cell.kind == "markdown" and lang not in cell.translations
     ]
@@ -406,6 +424,25 @@ def build_all(
     return differ
 
 
+def _report_missing(lang: str) -> int:
+    """Print ``file:line id`` of every markdown cell with no ``lang`` text; 1 if any."""
+    sources = sorted(SOURCES.glob("*.py"))
+    missing = [m for source in sources for m in missing_translations(source, lang)]
+    sys.stdout.write("".join(f"{m}\n" for m in missing))
+    sys.stderr.write(f"{len(missing)} markdown cells have no {lang} text\n")
+    return 1 if missing else 0
+
+
+def _build(check: bool) -> int:
+    differ = build_all(check=check)
+    if check and differ:
+        sys.stderr.write(f"out of date (run tools/build_notebooks.py): {', '.join(differ)}\n")
+        return 1
+    for name in differ:
+        sys.stderr.write(f"{'wrote' if (ROOT / name).exists() else 'removed'} {name}\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only compare, write nothing")
@@ -413,19 +450,11 @@ def main(argv: list[str] | None = None) -> int:
         "--missing", metavar="LANG", nargs="?", const="ru", help="list cells with no LANG text"
     )
     args = parser.parse_args(argv)
-    if args.missing:
-        sources = sorted(SOURCES.glob("*.py"))
-        missing = [m for source in sources for m in missing_translations(source, args.missing)]
-        sys.stdout.write("".join(f"{m}\n" for m in missing))
-        sys.stderr.write(f"{len(missing)} markdown cells have no {args.missing} text\n")
-        return 1 if missing else 0
-    differ = build_all(check=args.check)
-    if args.check and differ:
-        sys.stderr.write(f"out of date (run tools/build_notebooks.py): {', '.join(differ)}\n")
-        return 1
-    for name in differ:
-        sys.stderr.write(f"{'wrote' if (ROOT / name).exists() else 'removed'} {name}\n")
-    return 0
+    try:
+        return _report_missing(args.missing) if args.missing else _build(args.check)
+    except SourceError as exc:
+        sys.stderr.write(f"notebooks/src/{exc}\n")
+        return 2
 
 
 if __name__ == "__main__":
