@@ -23,13 +23,19 @@ What this module does instead, in two steps:
    refused. Names with a NUL byte, a backslash, control characters, Unicode
    look-alikes of ``/`` (``∕`` U+2215, ``⁄`` U+2044, ``／`` U+FF0F...), or
    characters that Unicode folds into others (NFKC) are refused, and so
-   are names over 255 bytes and paths over 4096 bytes.
+   are names over 255 bytes, paths (and working folders, and the two
+   joined) over 4096 bytes, and paths more than 64 folders deep.
 2. **Walk the names one at a time from an open home folder**, each step
    relative to the folder opened before (``os.open(name, dir_fd=...)``,
    the ``openat`` system call), with ``O_NOFOLLOW``: a symbolic link is
    never followed, wherever it points and whenever it appeared. The file
    that is checked is the file that is used, because both are the same
    open file descriptor.
+
+Walking a whole home (``walk_tree``, for the quota) is a loop over an
+explicit stack, never recursion: the user chooses the depth. ``rename``
+without ``overwrite`` never replaces a file that appeared after the check
+(``rename_noreplace``: ``renameat2(RENAME_NOREPLACE)`` where Linux has it).
 
 ``AtomicFile`` writes a file the safe way: into a temporary file next to
 the target, flushed to disk, then renamed into place in one step, so a
@@ -41,6 +47,7 @@ Used by ``ftp`` (the file service of notebook 05_ftp).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import secrets
@@ -48,27 +55,43 @@ import stat
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import BadPathName, FileServiceError, PathOutsideHome
 
 __all__ = [
+    "MAX_DEPTH",
     "MAX_LISTING",
     "MAX_NAME_BYTES",
     "MAX_PATH_BYTES",
+    "MAX_WALK_DEPTH",
+    "NOREPLACE_METHOD",
     "SLASH_LOOKALIKES",
+    "TEMP_PREFIX",
     "AtomicFile",
     "FileInfo",
     "Jail",
+    "Listing",
     "check_name",
+    "is_temporary",
     "open_directory",
+    "rename_noreplace",
     "show_path",
     "split_path",
+    "walk_tree",
 ]
 
 #: The longest single name Linux allows (``NAME_MAX``), in UTF-8 bytes.
 MAX_NAME_BYTES = 255
-#: The longest path we accept (``PATH_MAX``), in UTF-8 bytes.
+#: The longest path we accept (``PATH_MAX``), in UTF-8 bytes: the path a
+#: request names, the working folder it comes from, and the two joined.
 MAX_PATH_BYTES = 4096
+#: The most folders a path may go through. A deeper tree is no use in a lab,
+#: and every walk over a home holds one open folder per level.
+MAX_DEPTH = 64
+#: How deep ``usage`` walks before it gives up (trees deeper than ``MAX_DEPTH``
+#: cannot be made through the service, only on the server's own disk).
+MAX_WALK_DEPTH = 4 * MAX_DEPTH
 #: Characters that look like ``/`` or ``\`` but are not: refused in names, so a
 #: listing never shows ``docs∕secret`` that reads as a folder and is not.
 SLASH_LOOKALIKES = frozenset(
@@ -91,7 +114,8 @@ SLASH_LOOKALIKES = frozenset(
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-_TEMP_PREFIX = ".labcrypto-upload-"
+#: Names of uploads still arriving (``AtomicFile``): hidden from ``ls``, never counted.
+TEMP_PREFIX = ".labcrypto-upload-"
 #: ``ls`` of a folder with more entries than this shows only the first ones.
 MAX_LISTING = 10_000
 
@@ -144,9 +168,21 @@ def split_path(path: str, cwd: str = "/") -> tuple[str, ...]:
         raise BadPathName("a path must be text")
     if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
         raise BadPathName(f"the path is too long: at most {MAX_PATH_BYTES} bytes")
+    if len(cwd.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise BadPathName(f"the working folder is too long: at most {MAX_PATH_BYTES} bytes")
     names: list[str] = [] if path.startswith("/") else list(_words(cwd, "/"))
     for word in path.split("/"):
         _step(names, word, path)
+    if len(names) > MAX_DEPTH:
+        raise BadPathName(
+            f"{show_path(names[:3])}/... goes {len(names)} folders deep: "
+            f"at most {MAX_DEPTH} levels, use a flatter tree"
+        )
+    if len(show_path(names).encode("utf-8")) > MAX_PATH_BYTES:
+        raise BadPathName(
+            f"the working folder and the path together are over {MAX_PATH_BYTES} bytes: "
+            "use shorter names"
+        )
     return tuple(names)
 
 
@@ -204,6 +240,17 @@ class FileInfo:
         return cls(name, kind, info.st_size if kind == "file" else 0, info.st_mtime)
 
 
+class Listing(list[FileInfo]):
+    """What ``ls`` returns: a list of ``FileInfo``, and whether it was cut.
+
+    ``truncated`` is True when the folder holds more than ``MAX_LISTING``
+    entries and only the first ones (in the order the disk gave them,
+    then sorted by name) are here.
+    """
+
+    truncated: bool = False
+
+
 def _refusal(exc: OSError, names: tuple[str, ...] | list[str]) -> FileServiceError:
     """Turn an ``OSError`` into a message about the user's path (never the real one)."""
     shown = show_path(names)
@@ -242,6 +289,122 @@ def _link_or(exc: OSError, dir_fd: int, name: str) -> OSError:
 def open_directory(name: str, dir_fd: int | None = None) -> int:
     """Open a folder (not a link to one) for use as ``dir_fd``; the caller closes it."""
     return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+
+
+def is_temporary(name: str) -> bool:
+    """Is ``name`` an upload still arriving (or left behind by a crash)?"""
+    return name.startswith(TEMP_PREFIX) and name.endswith(".part")
+
+
+def walk_tree(top_fd: int, max_depth: int = MAX_WALK_DEPTH) -> Iterator[tuple[int, os.DirEntry]]:
+    """Every entry below the open folder ``top_fd``, with the descriptor of its folder.
+
+    A loop over an explicit stack, not recursion: whoever made the tree
+    chose its depth, and ``os.walk``/``os.fwalk`` recurse once per level
+    (about 1,000 levels raise ``RecursionError``). Links are listed, never
+    followed. The stack holds one open folder per level, so a tree deeper
+    than ``max_depth`` raises ``FileServiceError`` instead of using up
+    the server's file descriptors.
+    """
+    stack: list[tuple[int, Iterator[os.DirEntry]]] = []
+
+    def enter(fd: int) -> None:
+        try:
+            listing = os.scandir(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        stack.append((fd, listing))
+
+    enter(os.dup(top_fd))
+    try:
+        while stack:  # each pass consumes one entry or closes one folder: it ends
+            fd, listing = stack[-1]
+            entry = next(listing, None)
+            if entry is None:
+                stack.pop()
+                listing.close()  # type: ignore[attr-defined]
+                os.close(fd)
+                continue
+            yield fd, entry
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            if len(stack) >= max_depth:
+                raise FileServiceError(
+                    f"this home has folders nested more than {max_depth} levels deep "
+                    f"(the file service makes at most {MAX_DEPTH}): remove the deepest ones"
+                )
+            try:
+                child = open_directory(entry.name, fd)
+            except OSError:
+                continue  # removed, or swapped for a link, while we walk: skip it
+            enter(child)
+    finally:
+        for fd, listing in stack:
+            listing.close()  # type: ignore[attr-defined]
+            os.close(fd)
+
+
+#: ``renameat2``'s flag that makes a rename fail (``EEXIST``) instead of replacing.
+_RENAME_NOREPLACE = 1
+
+
+def _find_renameat2() -> Any:
+    """The C library's ``renameat2`` (Linux, glibc 2.28+), or None where there is none."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    function.restype = ctypes.c_int
+    return function
+
+
+_RENAMEAT2 = _find_renameat2()
+#: How ``rename_noreplace`` works on this system (the server's log says it at start).
+NOREPLACE_METHOD = (
+    "renameat2(RENAME_NOREPLACE)"
+    if _RENAMEAT2 is not None
+    else "link-then-unlink / mkdir-then-rename"
+)
+
+
+def rename_noreplace(old_fd: int, old: str, new_fd: int, new: str) -> None:
+    """Rename ``old`` (in folder ``old_fd``) to ``new`` (in ``new_fd``), never replacing.
+
+    Checking that ``new`` does not exist and then renaming leaves a moment
+    in which another client can create ``new``, and ``rename`` would
+    silently overwrite it. So the check *is* the rename: Linux's
+    ``renameat2`` with ``RENAME_NOREPLACE`` fails with ``EEXIST`` instead.
+    Where it is missing: a file is hard-linked to ``new`` (``link`` never
+    replaces), then unlinked from ``old``; a folder (which cannot be
+    linked) gets an empty placeholder made with ``mkdir`` (which never
+    replaces) that ``rename`` then swaps for the folder.
+    Raises ``OSError`` (``EEXIST`` when ``new`` exists).
+    """
+    if _RENAMEAT2 is not None:
+        if _RENAMEAT2(old_fd, os.fsencode(old), new_fd, os.fsencode(new), _RENAME_NOREPLACE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code != errno.ENOSYS:  # ENOSYS: a kernel older than 3.15; use the fallback
+            raise OSError(code, os.strerror(code))
+    if not stat.S_ISDIR(os.stat(old, dir_fd=old_fd, follow_symlinks=False).st_mode):
+        os.link(old, new, src_dir_fd=old_fd, dst_dir_fd=new_fd, follow_symlinks=False)
+        os.unlink(old, dir_fd=old_fd)
+        return
+    os.mkdir(new, 0o700, dir_fd=new_fd)
+    try:
+        os.rename(old, new, src_dir_fd=old_fd, dst_dir_fd=new_fd)  # replaces only our empty one
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.rmdir(new, dir_fd=new_fd)
+        raise
 
 
 class Jail:
@@ -337,21 +500,26 @@ class Jail:
         with self.parent(names, "describe") as (fd, name):
             return FileInfo.from_stat(name, self._lstat(fd, name, names))
 
-    def listdir(self, names: tuple[str, ...]) -> list[FileInfo]:
-        """The entries of folder ``names`` sorted by name (or the one file, like ``ls file``)."""
+    def listdir(self, names: tuple[str, ...], limit: int = MAX_LISTING) -> Listing:
+        """The entries of folder ``names`` sorted by name (or the one file, like ``ls file``).
+
+        At most ``limit`` entries; ``truncated`` on the result says the folder has more.
+        """
         if names and self.stat(names).kind != "dir":
-            return [self.stat(names)]
-        entries: list[FileInfo] = []
+            return Listing([self.stat(names)])
+        entries = Listing()
         with self.directory(names) as fd, os.scandir(fd) as listing:
             for entry in listing:
-                if len(entries) >= MAX_LISTING:
-                    break
-                if entry.name.startswith(_TEMP_PREFIX):
+                if is_temporary(entry.name):
                     continue  # uploads in progress are not files yet
+                if len(entries) >= limit:
+                    entries.truncated = True
+                    break
                 with contextlib.suppress(FileNotFoundError):  # removed while we list
                     info = entry.stat(follow_symlinks=False)
                     entries.append(FileInfo.from_stat(entry.name, info))
-        return sorted(entries, key=lambda e: e.name)
+        entries.sort(key=lambda e: e.name)
+        return entries
 
     def is_dir(self, names: tuple[str, ...]) -> bool:
         """Is ``names`` a folder (not a link to one)?"""
@@ -397,7 +565,10 @@ class Jail:
                     f"{show_path(new)} already exists: choose another name, or overwrite"
                 )
             try:
-                os.rename(old_name, new_name, src_dir_fd=old_fd, dst_dir_fd=new_fd)
+                if overwrite:
+                    os.rename(old_name, new_name, src_dir_fd=old_fd, dst_dir_fd=new_fd)
+                else:  # the check above is for the message; this one closes the race
+                    rename_noreplace(old_fd, old_name, new_fd, new_name)
             except OSError as exc:
                 raise _refusal(exc, new if exc.errno == errno.EEXIST else old) from None
 
@@ -419,18 +590,23 @@ class Jail:
         return file_fd
 
     def usage(self, limit_entries: int = 1_000_000) -> int:
-        """Bytes used by the files of the home (for the quota). Links are not followed."""
+        """Bytes used by the files of the home (for the quota). Links are not followed.
+
+        Uploads still arriving (temporary files) are not counted here: the
+        server reserves their announced size while they arrive.
+        """
         total = 0
         seen = 0
-        for _, _, files, dir_fd in os.fwalk(".", dir_fd=self.home_fd, follow_symlinks=False):
-            for name in files:
-                seen += 1
-                if seen > limit_entries:
-                    return total
-                with contextlib.suppress(OSError):
-                    info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-                    if stat.S_ISREG(info.st_mode):
-                        total += info.st_size
+        for _, entry in walk_tree(self.home_fd):
+            seen += 1
+            if seen > limit_entries:
+                return total
+            if is_temporary(entry.name):
+                continue
+            with contextlib.suppress(OSError):  # removed while we count
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(info.st_mode):
+                    total += info.st_size
         return total
 
     def writer(self, names: tuple[str, ...], overwrite: bool = False) -> AtomicFile:
@@ -474,7 +650,7 @@ class AtomicFile:
         self.fd = -1
         try:
             for _ in range(10):  # a random name clashes with ~zero chance; bounded anyway
-                candidate = f"{_TEMP_PREFIX}{secrets.token_hex(8)}.part"
+                candidate = f"{TEMP_PREFIX}{secrets.token_hex(8)}.part"
                 try:
                     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
                     self.fd = os.open(candidate, flags, 0o644, dir_fd=self.dir_fd)
@@ -495,6 +671,10 @@ class AtomicFile:
             written = os.write(self.fd, view)
             view = view[written:]
             self.size += written
+
+    def sync(self) -> None:
+        """Flush what was written so far to disk (``commit`` does it too)."""
+        os.fsync(self.fd)
 
     def commit(self) -> None:
         """Flush to disk and put the file in its place (atomically)."""

@@ -27,9 +27,10 @@ from ..errors import (
     ConnectionLost,
     FileServiceError,
     LabCryptoError,
+    ProtocolError,
     TransferFailed,
 )
-from ..jail import AtomicFile, FileInfo, show_path, split_path
+from ..jail import AtomicFile, FileInfo, Listing, show_path, split_path
 from ..keys import KeyPair, PublicKey
 from ..server import connect
 from ..streams import close_stream
@@ -128,10 +129,22 @@ class FileClient:
 
     # --- the commands -----------------------------------------------------------------
 
-    def ls(self, path: str = ".") -> list[FileInfo]:
-        """The entries of a folder (or the one entry of a file), sorted by name."""
-        entries = self._simple("ls", path=path)
-        return [FileInfo(**wire.listing_entry(item)) for item in entries]
+    def ls(self, path: str = ".") -> Listing:
+        """The entries of a folder (or the one entry of a file), sorted by name.
+
+        A long listing arrives in several frames (pages). If the folder has
+        more entries than the server lists, ``truncated`` on the result is True.
+        """
+        with self._request("ls", path=path) as (channel, reply):
+            pages = reply.get("pages", 1)
+            if not isinstance(pages, int) or not 1 <= pages <= wire.MAX_PAGES:
+                raise ProtocolError(f"the server announced {pages!r} pages of listing")
+            items = list(_page(reply))
+            for _ in range(pages - 1):
+                items.extend(_page(wire.decode(channel.recv())))
+        listing = Listing(FileInfo(**wire.listing_entry(item)) for item in items)
+        listing.truncated = reply.get("truncated") is True
+        return listing
 
     def pwd(self) -> str:
         """Your working folder on the server (kept here, no request needed)."""
@@ -190,7 +203,7 @@ class FileClient:
                 ready,
             ):
                 digest = self._stream_up(channel, fd, size, progress)
-                final = wire.raise_if_error(wire.decode(channel.recv()))
+                final = wire.raise_if_error(wire.decode(self._final_reply(channel)))
         finally:
             os.close(fd)
         result = final.get("result") or {}
@@ -212,10 +225,25 @@ class FileClient:
             channel.send(wire.encode({"sha256": digest}))
             return digest
         except OSError:
-            with contextlib.suppress(OSError, LabCryptoError):
-                wire.raise_if_error(wire.decode(channel.recv(timeout=1.0)))
+            try:
+                reply = wire.decode(channel.recv(timeout=1.0))
+            except (OSError, LabCryptoError):
+                reply = None
+            if reply is not None:
+                wire.raise_if_error(reply)  # the server said why it stopped listening
             raise TransferFailed(
                 "the server closed the connection during the upload; it kept nothing"
+            ) from None
+
+    @staticmethod
+    def _final_reply(channel: SecureChannel) -> bytes:
+        """The server's answer to a whole upload; a cut connection here is a failed transfer."""
+        try:
+            return channel.recv()
+        except (ConnectionLost, ChannelClosed) as exc:
+            raise TransferFailed(
+                f"the connection ended before the server confirmed the upload ({exc}): "
+                "ls shows whether it arrived"
             ) from None
 
     def get(
@@ -267,3 +295,11 @@ class FileClient:
         return (
             f"FileClient({self.host}:{self.port}, cwd={self.cwd!r}, {len(self.sessions)} requests)"
         )
+
+
+def _page(message: dict[str, Any]) -> list[Any]:
+    """The entries of one page of a listing (checked to be a list)."""
+    entries = message.get("result")
+    if not isinstance(entries, list):
+        raise ProtocolError("the server sent a listing page that is not a list")
+    return entries

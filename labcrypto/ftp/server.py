@@ -7,6 +7,15 @@ inside the user's ``Jail`` (``root/<name on the allowlist>``, shown as
 ``/``), and every failure a user can cause becomes a refusal with a
 message that says what to do next.
 
+Every request ends with a reply or a clean close, never with an
+exception in the connection thread: a flawed request gets a refusal
+("bad request: ..."), a transfer whose frames fail authentication is
+dropped (nothing kept) with a refusal if the client still listens.
+A listing too long for one frame travels in pages (``ls`` of thousands
+of long names), and a folder over ``MAX_LISTING`` entries is cut *and
+says so*. At start the server removes the temporary files of uploads
+that a crash left behind, and logs how many.
+
 Used by notebook 05_ftp and ``labcrypto ftp-serve``.
 """
 
@@ -27,17 +36,16 @@ from ..errors import (
     LabCryptoError,
     MalformedJSON,
     ProtocolError,
-    QuotaExceeded,
     UploadTooLarge,
 )
-from ..jail import Jail, show_path, split_path
+from ..jail import NOREPLACE_METHOD, Jail, show_path, split_path
 from ..keys import KeyPair, PublicKey
 from ..server import ThreadedServer
 from ..untrusted import quote
 from . import wire
-from .store import UploadStore
+from .store import QuotaLedger, UploadStore, remove_unfinished_uploads
 from .transfer import receive_file, send_file
-from .wire import CHUNK_SIZE, DEFAULT_MAX_CAT, DEFAULT_MAX_UPLOAD, argument
+from .wire import CHUNK_SIZE, DEFAULT_MAX_CAT, DEFAULT_MAX_UPLOAD, argument, listing_pages
 
 __all__ = ["FileServer"]
 
@@ -93,9 +101,35 @@ class FileServer(ThreadedServer):
         self.root = Path(root).absolute()
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.max_upload = max_upload
-        self.quota = quota
+        self.ledger = QuotaLedger(quota)
         self.max_cat = max_cat
         self.chunk_size = chunk_size
+
+    @property
+    def quota(self) -> int | None:
+        """Bytes per home (``None``: no quota)."""
+        return self.ledger.quota
+
+    def start(self) -> FileServer:
+        """Remove what crashed uploads left behind, then start serving (see ``ThreadedServer``)."""
+        if not self.running:
+            self._remove_unfinished_uploads()
+            self.emit("start", f"rename without replacing: {NOREPLACE_METHOD}")
+        super().start()
+        return self
+
+    def _remove_unfinished_uploads(self) -> None:
+        try:
+            removed = remove_unfinished_uploads(self.root)
+        except (OSError, FileServiceError) as exc:
+            self.emit("error", f"could not look for unfinished uploads under {self.root}: {exc}")
+            return
+        if removed.files:
+            self.emit(
+                "cleanup",
+                f"removed {removed.files} unfinished upload(s) ({removed.size} bytes) "
+                "left by a crash or kill",
+            )
 
     def handle(self, conn: Any, address: tuple[str, int]) -> None:
         """One request: handshake (fresh keys), one command, one reply, close."""
@@ -115,8 +149,7 @@ class FileServer(ThreadedServer):
         with channel:
             user = self.allowlist.name_of(channel.session.peer_key)
             if user is None:  # removed from the list during the handshake
-                refusal = wire.error_reply(FileServiceError("your key is not allowed"))
-                channel.send(wire.encode(refusal))
+                self._refuse(channel, FileServiceError("your key is not allowed"))
                 return
             self._serve(channel, user)
 
@@ -154,6 +187,15 @@ class FileServer(ThreadedServer):
         except (ConnectionLost, ChannelClosed, OSError, _StreamBroken) as exc:
             # The client went away mid-transfer, or the disk failed: nothing kept.
             self.emit("error", f"{user}: {shown}: {type(exc).__name__}: {exc}")
+        except ProtocolError as exc:
+            # A frame failed authentication (tampered, replayed) or broke the
+            # framing in the middle of a transfer: nothing was kept. Our sending
+            # side is intact, so the client hears why if it still listens.
+            self.emit("error", f"{user}: {shown}: broken off: {type(exc).__name__}: {exc}")
+            self._refuse(
+                channel,
+                FileServiceError(f"the request was broken off ({exc}); nothing was kept"),
+            )
 
     @staticmethod
     def _refuse(channel: SecureChannel, exc: FileServiceError) -> None:
@@ -180,10 +222,22 @@ class FileServer(ThreadedServer):
     def _path(cwd: str, args: dict[str, Any], name: str = "path") -> tuple[str, ...]:
         return split_path(argument(args, name, str, "."), cwd)
 
-    def _ls(self, channel: SecureChannel, jail: Jail, cwd: str, args: dict) -> dict:
+    def _ls(self, channel: SecureChannel, jail: Jail, cwd: str, args: dict) -> None:
+        """The listing in pages: the reply holds the first, the next frames the rest."""
         names = self._path(cwd, args)
         entries = jail.listdir(names)
-        return {"path": show_path(names), "result": [asdict(e) for e in entries]}
+        pages = listing_pages([asdict(e) for e in entries])
+        first = {
+            "ok": True,
+            "path": show_path(names),
+            "result": pages[0],
+            "pages": len(pages),
+            "truncated": entries.truncated,
+        }
+        channel.send(wire.encode(first))
+        for page in pages[1:]:
+            channel.send(wire.encode({"result": page}))
+        return None
 
     def _cd(self, channel: SecureChannel, jail: Jail, cwd: str, args: dict) -> dict:
         names = self._path(cwd, args)
@@ -198,6 +252,7 @@ class FileServer(ThreadedServer):
         return {"result": show_path(names)}
 
     def _rmdir(self, channel: SecureChannel, jail: Jail, cwd: str, args: dict) -> dict:
+        _refuse_dot(argument(args, "path", str, "."), "remove")
         names = self._path(cwd, args)
         jail.rmdir(names)
         return {"result": show_path(names)}
@@ -208,6 +263,7 @@ class FileServer(ThreadedServer):
         return {"result": show_path(names)}
 
     def _rename(self, channel: SecureChannel, jail: Jail, cwd: str, args: dict) -> dict:
+        _refuse_dot(argument(args, "old", str, "."), "rename")
         old, new = self._path(cwd, args, "old"), self._path(cwd, args, "new")
         if old and jail.is_dir(new):
             new = (*new, old[-1])  # like mv: "rename a.txt docs" moves it into docs
@@ -242,32 +298,66 @@ class FileServer(ThreadedServer):
         return None
 
     def _put(self, channel: SecureChannel, jail: Jail, cwd: str, args: dict) -> dict:
+        """Receive an upload into a temporary file; keep it only if whole, verified and in quota.
+
+        The announced size is booked in the quota ledger before the first
+        byte (``receive_file`` refuses a byte more), and checked again at commit.
+        """
         names = self._path(cwd, args)
         size = argument(args, "size", int)
         overwrite = argument(args, "overwrite", bool, False)
-        self._check_limits(jail, names, size, overwrite)
-        with jail.writer(names, overwrite=overwrite) as target:
+        self._check_size(size)
+        measure = _Measure(jail, names, overwrite, counted=self.quota is not None)
+        with (
+            self.ledger.reserve(jail.name, size, measure.used, measure.replaced),
+            jail.writer(names, overwrite=overwrite) as target,
+        ):
             channel.send(wire.encode({"ok": True, "path": show_path(names)}))
             store = UploadStore(target)
             digest = receive_file(channel, store.write, size, None)
-            store.commit()
+            store.check()
+            target.sync()  # the slow part of the commit, outside the ledger's lock
+            self.ledger.commit(jail.name, size, measure.used, measure.replaced, store.commit)
         return {"result": {"path": show_path(names), "size": size, "sha256": digest}}
 
-    def _check_limits(self, jail: Jail, names: tuple[str, ...], size: int, overwrite: bool) -> None:
+    def _check_size(self, size: int) -> None:
         if size < 0:
             raise FileServiceError("bad request: a negative size")
         if size > self.max_upload:
             raise UploadTooLarge(
                 f"{size} bytes is over this server's upload limit of {self.max_upload} bytes"
             )
-        if self.quota is None:
-            return
-        replaced = 0
-        if overwrite and jail.exists(names) and jail.stat(names).kind == "file":
-            replaced = jail.stat(names).size
-        used = jail.usage()
-        if used - replaced + size > self.quota:
-            raise QuotaExceeded(
-                f"your home uses {used} of its {self.quota} bytes; {size} more do not fit. "
-                "Remove some files (rm) and try again"
-            )
+
+
+class _Measure:
+    """What the quota check needs, measured on disk each time it is asked."""
+
+    def __init__(self, jail: Jail, names: tuple[str, ...], overwrite: bool, counted: bool) -> None:
+        self.jail, self.names, self.overwrite, self.counted = jail, names, overwrite, counted
+
+    def used(self) -> int:
+        """Bytes of the home's files now (0 without a quota: no need to walk)."""
+        return self.jail.usage() if self.counted else 0
+
+    def replaced(self) -> int:
+        """Bytes of the file this upload replaces (0 if none)."""
+        if not (self.counted and self.overwrite and self.jail.exists(self.names)):
+            return 0
+        info = self.jail.stat(self.names)
+        return info.size if info.kind == "file" else 0
+
+
+def _refuse_dot(path: str, what: str) -> None:
+    """Refuse ``rmdir .`` / ``rename .. x``: POSIX refuses them too (``EINVAL``).
+
+    ``split_path`` reads ``docs/.`` as ``docs``, which is right for ``ls``
+    but would let ``rmdir .`` remove the working folder out from under
+    the user. Name the folder from its parent instead.
+    """
+    words = [word for word in path.split("/") if word]
+    last = words[-1] if words else ("/" if path.startswith("/") else ".")
+    if last in (".", ".."):
+        raise FileServiceError(
+            f"cannot {what} {quote(path)}: a path ending in '.' or '..' names a folder "
+            f"by where you stand (POSIX refuses it too): cd .. and {what} it by its name"
+        )

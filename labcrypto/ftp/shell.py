@@ -15,7 +15,7 @@ from __future__ import annotations
 import shlex
 import time
 
-from ..jail import FileInfo
+from ..jail import FileInfo, Listing
 from .client import FileClient
 from .wire import Progress
 
@@ -54,6 +54,11 @@ def _format_listing(entries: list[FileInfo]) -> str:
         suffix = {"dir": "/", "link": "@"}.get(entry.kind, "")
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.mtime))
         lines.append(f"{entry.kind:<5} {size:>12}  {when}  {entry.name}{suffix}")
+    if isinstance(entries, Listing) and entries.truncated:
+        lines.append(
+            f"(cut: the folder has more entries than the server lists; these are the first "
+            f"{len(entries)}. Make subfolders)"
+        )
     return "\n".join(lines)
 
 

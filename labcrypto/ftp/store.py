@@ -11,18 +11,34 @@ file is removed at once (giving the space back) and the rest of the
 upload is read and dropped, so the conversation stays in step and the
 client gets a clear "disk full" reply instead of a cut connection.
 
+Two more jobs belong to uploads and live here:
+
+* ``QuotaLedger`` makes a quota hold when uploads run at the same time.
+  Checking the disk and then writing is a race: two 600 kB uploads to a
+  1 MB quota both see 0 bytes used and both fit. So each upload
+  *reserves* its announced size under a lock before its first byte (the
+  receiver then refuses a byte more than announced), the check counts the
+  reservations of uploads still arriving, and the check runs again at
+  commit, under the same lock, against what is on disk by then.
+* ``remove_unfinished_uploads`` deletes the temporary files a crash (or
+  ``kill -9``) left behind; the server calls it when it starts.
+
 Used by ``ftp.server`` (notebook 05_ftp).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
-from ..errors import FileServiceError
-from ..jail import AtomicFile
+from ..errors import FileServiceError, QuotaExceeded
+from ..jail import AtomicFile, is_temporary, open_directory, walk_tree
 
-__all__ = ["DISK_FULL", "UploadStore"]
+__all__ = ["DISK_FULL", "Cleanup", "QuotaLedger", "UploadStore", "remove_unfinished_uploads"]
 
 #: The errors of a full disk (or a full disk quota) on the server.
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -71,3 +87,96 @@ class UploadStore:
             self.full = exc
             self.target.abort()
             self.check()
+
+
+class QuotaLedger:
+    """Each user's quota, with the bytes promised to uploads still arriving.
+
+    ``reserve`` is a context manager around one upload: it checks
+    ``used - replaced + reserved + size <= quota`` under a lock and books
+    ``size`` bytes until the upload ends (whatever the outcome).
+    ``commit`` re-checks against the disk as it is then, still under the
+    lock, and puts the file in place only if it fits. ``used`` is a
+    function so that each check measures the disk afresh.
+    """
+
+    def __init__(self, quota: int | None) -> None:
+        self.quota = quota
+        self._lock = threading.Lock()
+        self._reserved: dict[str, int] = {}
+
+    def reserved(self, user: str) -> int:
+        """Bytes held by ``user``'s uploads still arriving."""
+        with self._lock:
+            return self._reserved.get(user, 0)
+
+    @contextlib.contextmanager
+    def reserve(
+        self, user: str, size: int, used: Callable[[], int], replaced: Callable[[], int]
+    ) -> Iterator[None]:
+        """Book ``size`` bytes for one upload of ``user`` while the ``with`` block runs."""
+        with self._lock:
+            self._check(size, used(), replaced(), self._reserved.get(user, 0))
+            self._reserved[user] = self._reserved.get(user, 0) + size
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._reserved[user] - size
+                if left:
+                    self._reserved[user] = left
+                else:
+                    del self._reserved[user]
+
+    def commit(
+        self,
+        user: str,
+        size: int,
+        used: Callable[[], int],
+        replaced: Callable[[], int],
+        put_in_place: Callable[[], None],
+    ) -> None:
+        """Check again (this upload's own booking aside), then ``put_in_place()``, atomically."""
+        with self._lock:
+            others = self._reserved.get(user, 0) - size
+            self._check(size, used(), replaced(), others)
+            put_in_place()
+
+    def _check(self, size: int, used: int, replaced: int, reserved: int) -> None:
+        if self.quota is None or used - replaced + reserved + size <= self.quota:
+            return
+        pending = f" and uploads still arriving hold {reserved} more" if reserved else ""
+        raise QuotaExceeded(
+            f"your home uses {used} of its {self.quota} bytes{pending}; {size} more do not "
+            "fit. Remove some files (rm), or wait for your other uploads, and try again"
+        )
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    """What ``remove_unfinished_uploads`` removed."""
+
+    files: int
+    size: int
+
+
+def remove_unfinished_uploads(root: str | os.PathLike[str]) -> Cleanup:
+    """Delete every temporary upload file under ``root`` (left by a crash); say how many.
+
+    Only call it before the server accepts uploads: a temporary file is
+    by name indistinguishable from one that is arriving right now. One
+    server per ``root``.
+    """
+    files = size = 0
+    root_fd = open_directory(os.fspath(root))
+    try:
+        for dir_fd, entry in walk_tree(root_fd):
+            if not is_temporary(entry.name) or not entry.is_file(follow_symlinks=False):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                length = entry.stat(follow_symlinks=False).st_size
+                os.unlink(entry.name, dir_fd=dir_fd)
+                files, size = files + 1, size + length
+    finally:
+        os.close(root_fd)
+    return Cleanup(files, size)

@@ -79,7 +79,10 @@ class Pipeline:
         """Queue one chunk (waits while the queue is full)."""
         if self._error is not None:
             raise self._error
-        self._queue.put(data, timeout=PIPELINE_TIMEOUT)
+        try:
+            self._queue.put(data, timeout=PIPELINE_TIMEOUT)
+        except queue.Full:
+            raise TimeoutError(f"the storing thread took over {PIPELINE_TIMEOUT} s") from None
 
     def finish(self) -> str:
         """Wait until every chunk is stored; return the SHA-256 of them all (hex)."""
