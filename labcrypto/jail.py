@@ -37,9 +37,10 @@ explicit stack, never recursion: the user chooses the depth. ``rename``
 without ``overwrite`` never replaces a file that appeared after the check
 (``rename_noreplace``: ``renameat2(RENAME_NOREPLACE)`` where Linux has it).
 
-``AtomicFile`` writes a file the safe way: into a temporary file next to
-the target, flushed to disk, then renamed into place in one step, so a
-reader sees the old file or the new one, never half of one.
+``AtomicFile`` (module ``atomic_file``, re-exported here) writes a file
+the safe way: into a temporary file next to the target, flushed to disk,
+then renamed into place in one step, so a reader sees the old file or the
+new one, never half of one.
 
 Used by ``ftp`` (the file service of notebook 05_ftp).
 """
@@ -50,13 +51,13 @@ import contextlib
 import ctypes
 import errno
 import os
-import secrets
 import stat
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .atomic_file import TEMP_PREFIX, AtomicFile, is_temporary
 from .errors import BadPathName, FileServiceError, PathOutsideHome
 
 __all__ = [
@@ -114,8 +115,6 @@ SLASH_LOOKALIKES = frozenset(
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-#: Names of uploads still arriving (``AtomicFile``): hidden from ``ls``, never counted.
-TEMP_PREFIX = ".labcrypto-upload-"
 #: ``ls`` of a folder with more entries than this shows only the first ones.
 MAX_LISTING = 10_000
 
@@ -289,11 +288,6 @@ def _link_or(exc: OSError, dir_fd: int, name: str) -> OSError:
 def open_directory(name: str, dir_fd: int | None = None) -> int:
     """Open a folder (not a link to one) for use as ``dir_fd``; the caller closes it."""
     return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
-
-
-def is_temporary(name: str) -> bool:
-    """Is ``name`` an upload still arriving (or left behind by a crash)?"""
-    return name.startswith(TEMP_PREFIX) and name.endswith(".part")
 
 
 def walk_tree(top_fd: int, max_depth: int = MAX_WALK_DEPTH) -> Iterator[tuple[int, os.DirEntry]]:
@@ -622,114 +616,3 @@ class Jail:
 
     def __repr__(self) -> str:
         return f"Jail({self.name!r}, {'open' if self.home_fd >= 0 else 'closed'})"
-
-
-class AtomicFile:
-    """A file written beside its final place, then renamed there in one step.
-
-    ``write`` appends to a new temporary file (``O_EXCL``: never someone
-    else's file, never through a link) in the target's folder. ``commit``
-    flushes it to disk (``fsync``) and renames it to the target: readers
-    see the old version or the new one, never a mix. ``abort`` (also
-    called by ``close``, and by ``with`` on an error) removes the
-    temporary file, so an interrupted transfer leaves nothing behind.
-
-    With ``overwrite=False`` the rename is a hard link, which fails if
-    the target appeared in the meantime: no-clobber without a race.
-    """
-
-    def __init__(
-        self, dir_fd: int, name: str, *, overwrite: bool = False, shown: str | None = None
-    ) -> None:
-        self.dir_fd = os.dup(dir_fd)
-        self.name = name
-        self.overwrite = overwrite
-        self.shown = shown or name
-        self.size = 0
-        self.temp_name = ""
-        self.fd = -1
-        try:
-            for _ in range(10):  # a random name clashes with ~zero chance; bounded anyway
-                candidate = f"{TEMP_PREFIX}{secrets.token_hex(8)}.part"
-                try:
-                    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-                    self.fd = os.open(candidate, flags, 0o644, dir_fd=self.dir_fd)
-                except FileExistsError:
-                    continue
-                self.temp_name = candidate
-                break
-            else:
-                raise FileServiceError("could not create a temporary file: try again")
-        except BaseException:
-            os.close(self.dir_fd)
-            raise
-
-    def write(self, data: bytes | memoryview) -> None:
-        """Append ``data`` to the temporary file."""
-        view = memoryview(data)
-        while view:  # os.write may write less than asked; bounded by len(data)
-            written = os.write(self.fd, view)
-            view = view[written:]
-            self.size += written
-
-    def sync(self) -> None:
-        """Flush what was written so far to disk (``commit`` does it too)."""
-        os.fsync(self.fd)
-
-    def commit(self) -> None:
-        """Flush to disk and put the file in its place (atomically)."""
-        os.fsync(self.fd)
-        os.close(self.fd)
-        self.fd = -1
-        try:
-            if self.overwrite:
-                os.replace(
-                    self.temp_name, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd
-                )
-            else:
-                os.link(
-                    self.temp_name,
-                    self.name,
-                    src_dir_fd=self.dir_fd,
-                    dst_dir_fd=self.dir_fd,
-                    follow_symlinks=False,
-                )
-                os.unlink(self.temp_name, dir_fd=self.dir_fd)
-        except FileExistsError:
-            raise FileServiceError(
-                f"{self.shown} already exists (it appeared during the transfer): "
-                "choose another name, or overwrite"
-            ) from None
-        except OSError as exc:
-            raise FileServiceError(
-                f"{self.shown}: could not put the file in place ({os.strerror(exc.errno or 0)})"
-            ) from None
-        self.temp_name = ""
-        os.fsync(self.dir_fd)  # the rename itself survives a crash too
-        self.close()
-
-    def abort(self) -> None:
-        """Forget the temporary file (nothing of it stays on disk)."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        if self.temp_name:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.temp_name, dir_fd=self.dir_fd)
-            self.temp_name = ""
-
-    def close(self) -> None:
-        """Abort if not committed, and release the folder. Idempotent."""
-        self.abort()
-        if self.dir_fd >= 0:
-            os.close(self.dir_fd)
-            self.dir_fd = -1
-
-    def __enter__(self) -> AtomicFile:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"AtomicFile({self.shown!r}, {self.size} bytes written)"
