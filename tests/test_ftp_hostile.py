@@ -11,6 +11,7 @@ still work.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -189,6 +190,26 @@ def _nest(top: Path, depth: int) -> None:
         os.close(fd)
 
 
+@pytest.fixture
+def nest() -> Iterator[Callable[[Path, int], None]]:
+    """``_nest``, and the trees it made removed afterwards, deepest folder first.
+
+    pytest's own clean-up of old temporary folders uses ``shutil.rmtree``, which
+    recurses on Python 3.11: a 1,100-deep tree left behind crashes a later run.
+    """
+    made: list[tuple[Path, int]] = []
+
+    def make(top: Path, depth: int) -> None:
+        made.append((top, depth))
+        _nest(top, depth)
+
+    yield make
+    for top, depth in made:
+        for level in range(depth, 0, -1):  # "d/" * 1100 is 2,200 bytes: within PATH_MAX
+            with contextlib.suppress(FileNotFoundError):
+                os.rmdir(top / ("d/" * level))
+
+
 def test_mkdir_stops_at_the_depth_limit_and_uploads_keep_working(
     make_server, secure_keys, tmp_path: Path
 ) -> None:
@@ -213,13 +234,13 @@ def test_mkdir_stops_at_the_depth_limit_and_uploads_keep_working(
 
 
 def test_a_tree_deeper_than_python_recursion_gets_a_reply_not_a_crash(
-    make_server, secure_keys, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    make_server, secure_keys, tmp_path: Path, caplog: pytest.LogCaptureFixture, nest
 ) -> None:
     """1,100 nested folders made on the server's disk: the quota scan answers, never recurses."""
     caplog.set_level(logging.DEBUG)
     server = make_server(quota=10_000_000)
     home(tmp_path).mkdir(parents=True)
-    _nest(home(tmp_path), 1_100)
+    nest(home(tmp_path), 1_100)
     (tmp_path / "n.txt").write_text("hello")
     with pytest.raises(FileServiceError, match="nested more than 256 levels deep"):
         client(server, secure_keys).put(tmp_path / "n.txt")
@@ -228,11 +249,11 @@ def test_a_tree_deeper_than_python_recursion_gets_a_reply_not_a_crash(
 
 
 def test_a_deep_tree_does_not_stop_uploads_without_a_quota(
-    make_server, secure_keys, tmp_path: Path
+    make_server, secure_keys, tmp_path: Path, nest
 ) -> None:
     server = make_server()
     home(tmp_path).mkdir(parents=True)
-    _nest(home(tmp_path), 1_100)
+    nest(home(tmp_path), 1_100)
     (tmp_path / "n.txt").write_text("hello")
     assert client(server, secure_keys).put(tmp_path / "n.txt").size == 5
 
