@@ -16,10 +16,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .channel import SecureChannel
-from .chat_messages import ChatMessage, check_text, decode_line
+from .chat_messages import ChatMessage, decode_line, say_message
 from .client import Known, ServerKey, open_channel
 from .errors import ChannelClosed, ConnectionLost, LabCryptoError, MalformedMessage
-from .handshake import encode_message
 from .keys import KeyPair
 from .streams import set_timeout
 
@@ -113,11 +112,11 @@ class ChatClient:
 
     def send(self, text: str) -> None:
         """Send one line to the room (it comes back to us too, as confirmation)."""
-        check_text(text)
+        message = say_message(text)  # LineRefused (a ValueError) says what is wrong
         if self._closing.is_set() or self._error is not None:
             raise ChannelClosed("this chat connection is closed; connect again")
         try:
-            self.channel.send(encode_message({"type": "say", "text": text}))
+            self.channel.send(message)
         except OSError as exc:
             raise ConnectionLost(
                 f"could not send to the chat server ({exc}); connect again"

@@ -3,7 +3,22 @@
 The story of the room is in ``labcrypto.chat``; this module is the
 server's half: one thread per member reading what it says, a writer
 thread per member for what its socket cannot take at once, and the
-room's rate limit.
+room's limits (``ChatSettings``):
+
+* the door: at most ``max_handshakes_per_source`` connections from one
+  address in their handshake at once, and a pause for an address whose
+  handshakes keep failing (``labcrypto.admission``); a client turned away
+  gets a plain ``error`` message with code ``busy`` that says why;
+* at most ``max_sessions_per_key`` conversations per key (one allowed
+  key cannot hold every data port), and a member silent for
+  ``idle_timeout`` seconds is told so and closed;
+* a line the room does not carry (too long, control or bidi characters,
+  not a ``say`` message, bad JSON) gets a notice saying why, and the
+  member chats on; only broken *frames* (tampered, replayed, cut) end
+  the conversation, because after them the channel cannot be trusted.
+
+Everything a client chose (its text, a field of its hello) reaches the
+log only through ``untrusted.quote``.
 """
 
 from __future__ import annotations
@@ -18,24 +33,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from .admission import Admission, AdmissionRules
 from .allowlist import Allowlist
-from .channel import SecureChannel
-from .chat_messages import MAX_TEXT, SERVER_NAME, ChatMessage, check_text, encode_line
+from .channel import SecureChannel, encode_frame
+from .chat_messages import SERVER_NAME, ChatMessage, check_text, encode, encode_line, parse_say
 from .errors import (
     ChannelClosed,
     HandoffFailed,
     KeyNotAllowed,
     LabCryptoError,
-    MalformedMessage,
+    LineRefused,
     PoolExhausted,
     ProtocolError,
 )
-from .handoff import DEFAULT_TICKET_TIMEOUT, offer_data_port
-from .handshake import MODES, decode_message, encode_message
+from .handoff import DEFAULT_TICKET_TIMEOUT, busy_message, offer_data_port
+from .handshake import MODES
 from .keys import KeyPair, PublicKey
 from .ports import PortPool
 from .server import ThreadedServer
 from .streams import close_stream
+from .untrusted import quote
 
 __all__ = ["LINE_BURST", "ChatServer", "ChatSettings"]
 
@@ -65,6 +82,7 @@ class _Member:
         self.who = who
         self.max_pending = max_pending
         self.alive = True
+        self.closing = False  # finish() asked: send what is pending, then stop
         self.reason = ""
         self.tokens = float(LINE_BURST)  # lines it may say now (see ChatServer._throttle)
         self.refilled = time.monotonic()
@@ -103,12 +121,20 @@ class _Member:
             return len(self._pending) <= self.max_pending
 
     def _write_loop(self) -> None:
-        """Send what ``offer`` could not, in order; bounded by ``alive`` and the socket timeout."""
-        while self.alive:
+        """Send what ``offer`` could not, in order; bounded by ``alive`` and the socket timeout.
+
+        After ``finish`` it still sends what is pending (the last notice
+        says why the member is closed), then stops.
+        """
+        while True:
             with self._lock:
                 if not self._pending:
+                    if not self.alive or self.closing:
+                        return
                     self._wake.wait(0.5)
                     continue
+                if not self.alive:
+                    return
                 chunk = bytes(self._pending)
                 self._pending.clear()
                 self._writing = True
@@ -134,12 +160,14 @@ class _Member:
             self.stream.shutdown(socket.SHUT_RD)
 
     def finish(self, timeout: float) -> None:
-        """Stop the writer thread and wait for it (at most ``timeout`` seconds)."""
+        """Let the writer send what is pending, then stop it (wait at most ``timeout`` s)."""
         with self._lock:
-            self.alive = False
+            self.closing = True
             self._wake.notify()
         if self.writer.ident is not None:
             self.writer.join(timeout)
+        with self._lock:
+            self.alive = False
         self._now.close()
 
 
@@ -157,10 +185,17 @@ class ChatSettings:
     a client that sends a byte a second is dropped too.
     ``send_timeout``: a member that does not take a message within this
     time is dropped; ``max_pending``: bytes waiting for one member before
-    it counts as too slow. ``idle_timeout``: drop a member silent this
-    long (None: never). ``max_room_rate``: lines per second the whole room
-    carries, shared equally among the members (None: no limit).
-    ``connection_timeout`` and ``max_connections`` are ``ThreadedServer``'s.
+    it counts as too slow. ``idle_timeout``: close a member silent this
+    long, telling it why (None: never). ``max_room_rate``: lines per
+    second the whole room carries, shared equally among the members
+    (None: no limit). ``max_sessions_per_key``: conversations one key may
+    hold at once (None: no limit). ``max_handshakes_per_source``:
+    connections from one address still in their handshake
+    (None: no limit); after ``free_failed_handshakes`` failures in a
+    minute (None: no slow-down), each handshake from that address waits
+    ``failure_pause`` seconds first, doubling with each further failure up
+    to 2 s (``labcrypto.admission``). ``connection_timeout`` and
+    ``max_connections`` are ``ThreadedServer``'s.
     """
 
     ticket_timeout: float = DEFAULT_TICKET_TIMEOUT
@@ -168,8 +203,12 @@ class ChatSettings:
     frame_timeout: float = 10.0
     send_timeout: float = 2.0
     max_pending: int = 1 << 20
-    idle_timeout: float | None = None
+    idle_timeout: float | None = 900.0
     max_room_rate: float | None = 2000.0
+    max_sessions_per_key: int | None = 8
+    max_handshakes_per_source: int | None = 32
+    free_failed_handshakes: int | None = 10
+    failure_pause: float = 0.25
     connection_timeout: float = 30.0
     max_connections: int = 200
 
@@ -220,6 +259,14 @@ class ChatServer(ThreadedServer):
         self.mode = mode
         self.pool = pool
         self.settings = settings
+        self.admission = Admission(
+            AdmissionRules(
+                max_per_source=settings.max_handshakes_per_source,
+                free_failures=settings.free_failed_handshakes,
+                first_pause=settings.failure_pause,
+            )
+        )
+        self._sessions: dict[PublicKey, int] = {}  # conversations per key, under _room_lock
         #: Called with every ``ChatMessage`` the room delivers (from a server thread).
         self.on_message: Callable[[ChatMessage], None] | None = None
         #: The last 1000 messages of the room, oldest first.
@@ -249,14 +296,34 @@ class ChatServer(ThreadedServer):
 
     # --- one connection -------------------------------------------------------------
 
+    def busy_reply(self, text: str) -> bytes:
+        """A plain handshake ``error`` frame, code ``busy``: the client shows ``text``."""
+        return encode_frame(encode({"type": "error", "code": "busy", "message": text[:300]}))
+
     def handle(self, conn: socket.socket, address: tuple[str, int]) -> None:
         """Handshake, (handoff), then chat until the client leaves."""
         who = f"{address[0]}:{address[1]}"
+        pause = self.admission.pause_for(address[0]) if self.admission is not None else 0.0
+        if pause and self._stopping.wait(pause):  # its handshakes keep failing: slow it down
+            return
         channel = self._handshake(conn, who)
         if channel is None:
             return
-        name = self._name_of(channel.session.peer_key)
+        key = channel.session.peer_key
+        name = self._name_of(key)
         stream, lease = conn, None
+        if not self._open_session(key):
+            limit = self.settings.max_sessions_per_key
+            self.emit("busy", f"{name} ({who}) turned away: already {limit} sessions")
+            with contextlib.suppress(OSError, LabCryptoError):
+                channel.send(
+                    busy_message(
+                        f"your key already has {limit} conversations open on this server "
+                        f"(the most one key may hold): close one first"
+                    )
+                )
+            channel.close()
+            return
         try:
             if self.pool is not None:
                 try:
@@ -272,14 +339,31 @@ class ChatServer(ThreadedServer):
                     self.emit("busy", f"{name} ({who}) turned away, pool busy: {exc}")
                     return
                 except HandoffFailed as exc:
-                    self.emit("handoff-failed", f"{name} ({who}): {exc}")
+                    self.emit("handoff-failed", f"{name} ({who}): {quote(str(exc), 200)}")
                     return
             self._chat(channel, stream, name, who, control=conn if lease else None)
         finally:
             channel.close()
+            self._close_session(key)
             if lease is not None:
                 lease.release()
                 self.emit("pool", f"port {lease.port} returned to the pool")
+
+    def _open_session(self, key: PublicKey) -> bool:
+        """Count one more conversation for ``key``; False if it holds the most it may."""
+        limit = self.settings.max_sessions_per_key
+        with self._room_lock:
+            held = self._sessions.get(key, 0)
+            if limit is not None and held >= limit:
+                return False
+            self._sessions[key] = held + 1
+        return True
+
+    def _close_session(self, key: PublicKey) -> None:
+        with self._room_lock:
+            self._sessions[key] -= 1
+            if not self._sessions[key]:
+                del self._sessions[key]
 
     def _handshake(self, conn: socket.socket, who: str) -> SecureChannel | None:
         """Run the handshake; None (and an event saying why) if the client is refused."""
@@ -290,7 +374,7 @@ class ChatServer(ThreadedServer):
             return self.allowlist is None or self.allowlist.is_allowed(key)
 
         try:
-            return SecureChannel.server(
+            channel = SecureChannel.server(
                 conn,
                 self.key,
                 self.mode,
@@ -299,11 +383,19 @@ class ChatServer(ThreadedServer):
                 frame_timeout=self.settings.frame_timeout,
             )
         except KeyNotAllowed as exc:
+            self.handshake_finished(conn, False)
             key = f"key {offered[-1].fingerprint}" if offered else "a key"
-            self.emit("rejected", f"{who} refused: {key} is not allowed ({exc})")
+            self.emit("rejected", f"{who} refused: {key} is not allowed ({quote(str(exc), 200)})")
         except (LabCryptoError, OSError) as exc:
-            if not self._stopping.is_set():
-                self.emit("handshake-failed", f"{who}: {type(exc).__name__}: {exc}")
+            stopping = self._stopping.is_set()
+            self.handshake_finished(conn, None if stopping else False)
+            if not stopping:
+                self.emit(
+                    "handshake-failed", f"{who}: {type(exc).__name__}: {quote(str(exc), 200)}"
+                )
+        else:
+            self.handshake_finished(conn, True)
+            return channel
         return None
 
     def _name_of(self, key: PublicKey) -> str:
@@ -326,9 +418,7 @@ class ChatServer(ThreadedServer):
                 member.finish(0)
                 return
             members = [m.name for m in self._room if m.alive]
-            member.offer(
-                encode_message({"type": "welcome", "name": name, "members": [*members, name]})
-            )
+            member.offer(encode({"type": "welcome", "name": name, "members": [*members, name]}))
             self._room.append(member)
         member.writer.start()
         if control is not None:
@@ -342,12 +432,17 @@ class ChatServer(ThreadedServer):
             with self._room_lock:
                 self._room.remove(member)
             member.finish(self.settings.send_timeout)
-            self.emit("leave", f"{name} left" + (f" ({member.reason})" if member.reason else ""))
+            why = f" ({quote(member.reason, 200)})" if member.reason else ""
+            self.emit("leave", f"{name} left{why}")
             if not self._stopping.is_set():
                 self._notice(f"{name} left")
 
     def _read_loop(self, member: _Member) -> None:
-        """Deliver what ``member`` says until it leaves, breaks the protocol, or we stop."""
+        """Deliver what ``member`` says until it leaves, breaks the channel, idles, or we stop.
+
+        A message the room cannot carry gets a notice saying why, and the
+        loop goes on; a frame that breaks the *channel* ends it.
+        """
         idle = self.settings.idle_timeout
         last_heard = time.monotonic()
         while member.alive and not self._stopping.is_set():
@@ -355,7 +450,13 @@ class ChatServer(ThreadedServer):
                 data = member.channel.recv()
             except TimeoutError:
                 if idle and time.monotonic() - last_heard > idle:
-                    member.drop(f"silent for {idle:.0f} s")
+                    member.reason = f"silent for {idle:.0f} s"
+                    self._tell(
+                        member,
+                        f"closed: you said nothing for {idle:.0f} s (this room's idle "
+                        "limit); connect again to chat",
+                    )
+                    return
                 continue
             except ChannelClosed:
                 return  # a clean goodbye
@@ -364,16 +465,13 @@ class ChatServer(ThreadedServer):
                     member.drop(f"{type(exc).__name__}: {exc}")
                 return
             last_heard = time.monotonic()
+            if not self._throttle(member):  # every message counts, refused ones too
+                return
             try:
-                text = self._parse_say(data)
-            except ProtocolError as exc:
-                member.drop(f"broke the chat protocol: {exc}")
-                return
-            if len(text) > MAX_TEXT or not text.strip():
-                self._tell(member, f"message refused: 1 to {MAX_TEXT} characters, please")
+                text = parse_say(data)
+            except (LineRefused, ProtocolError) as exc:
+                self._tell(member, f"message refused: {exc}")
                 continue
-            if not self._throttle(member):
-                return
             self._deliver(ChatMessage(member.name, text, time.time()))
 
     def _throttle(self, member: _Member) -> bool:
@@ -407,21 +505,13 @@ class ChatServer(ThreadedServer):
         member.tokens -= 1
         return True
 
-    @staticmethod
-    def _parse_say(data: bytes) -> str:
-        fields = decode_message(data)
-        text = fields.get("text")
-        if fields["type"] != "say" or not isinstance(text, str):
-            raise MalformedMessage(f"expected a 'say' message with text, got {data[:80]!r}")
-        return text
-
     # --- delivering -------------------------------------------------------------------
 
     def _deliver(self, message: ChatMessage) -> None:
         """Give ``message`` to every member (and to ``history``, ``on_message``, events)."""
         if message.kind == "message":
             self.history.append(message)
-            self.emit("message", f"{message.sender}: {message.text}")
+            self.emit("message", f"{message.sender}: {quote(message.text, 200)}")
             if self.on_message is not None:
                 try:
                     self.on_message(message)

@@ -39,7 +39,7 @@ from types import FrameType
 
 from . import keys
 from .allowlist import Allowlist
-from .chat import ChatClient, ChatMessage, ChatServer
+from .chat import ChatClient, ChatMessage, ChatServer, ChatSettings
 from .errors import LabCryptoError
 from .ftp import FileClient, FileServer
 from .ftp.shell import run_command, run_words
@@ -47,6 +47,7 @@ from .groups import GROUPS
 from .handshake import MODES
 from .known_servers import KnownServers
 from .ports import PortPool
+from .untrusted import quote, unsafe_characters
 
 __all__ = ["build_parser", "main"]
 
@@ -225,7 +226,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     allowlist = None if args.no_allowlist else Allowlist(_allowlist_path(args))
     pool_range = _parse_pool(args.pool)
     pool = PortPool(*pool_range, host=args.host) if pool_range else None
-    server = ChatServer(pair, allowlist, mode=args.mode, pool=pool, host=args.host, port=args.port)
+    server = ChatServer(
+        pair,
+        allowlist,
+        mode=args.mode,
+        pool=pool,
+        host=args.host,
+        port=args.port,
+        idle_timeout=args.idle_timeout or None,
+        max_sessions_per_key=args.max_sessions_per_key or None,
+    )
     with _logging_to_stderr(), _stop_on_signals() as stop:
         try:
             server.start()
@@ -253,11 +263,21 @@ def _describe_server(
     _out(f"server key: {args.keys_dir}/{key_name}.pub, fingerprint {pair.fingerprint}")
     ports = f"conversation ports {pool_range[0]}-{pool_range[1]}" if pool_range else "one port"
     _out(f"mode: {args.mode}, {ports}")
+    idle = f"{args.idle_timeout:g} s" if args.idle_timeout else "never"
+    sessions = args.max_sessions_per_key or "no limit"
+    _out(f"limits: a silent member is closed after {idle}; conversations per key: {sessions}")
     if allowlist is None:
         _err("warning: no allowlist: every key gets in (demo only)")
         return
     for problem in allowlist.problems:
         _err(f"warning: {problem}")
+    own = allowlist.name_of(pair.public_key)
+    if own is not None:
+        _err(
+            f"warning: the server's own key is on the allowlist as {own!r}: whoever holds "
+            f"the server's private key could join as a member; remove it with "
+            f"labcrypto allow remove {own}"
+        )
     count = len(allowlist)
     _out(f"allowlist: {allowlist.path} ({count} key{'s' if count != 1 else ''})")
     if not count:
@@ -281,10 +301,19 @@ def _start_operator_console(server: ChatServer) -> None:
 
 
 def _format_line(message: ChatMessage) -> str:
-    """``alice: hi`` for what people say, ``* bob joined`` for the server's notices."""
+    """``alice: hi`` for what people say, ``* bob joined`` for the server's notices.
+
+    The server refuses control characters in lines, but this terminal does
+    not rely on it: text that holds any is shown quoted and escaped.
+    """
     if message.kind == "notice":
-        return f"* {message.text}"
-    return f"{message.sender}: {message.text}"
+        return f"* {_shown(message.text)}"
+    return f"{_shown(message.sender)}: {_shown(message.text)}"
+
+
+def _shown(text: str) -> str:
+    """``text`` as it is if a terminal would show it faithfully, else ``quote``d."""
+    return quote(text, len(text)) if unsafe_characters(text) else text
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
@@ -563,6 +592,23 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     _add_allowlist(p, "KEYS_DIR/allowlist.csv")
     p.add_argument("--no-allowlist", action="store_true", help="let every key in (demo only)")
     p.add_argument("--mode", default="secure", choices=sorted(MODES), help="default: secure")
+    defaults = ChatSettings()
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=defaults.idle_timeout,
+        metavar="SECONDS",
+        help=f"close a member silent this long, telling it why (0: never; "
+        f"default: {defaults.idle_timeout:.0f})",
+    )
+    p.add_argument(
+        "--max-sessions-per-key",
+        type=int,
+        default=defaults.max_sessions_per_key,
+        metavar="N",
+        help=f"conversations one key may hold at once (0: no limit; "
+        f"default: {defaults.max_sessions_per_key})",
+    )
 
 
 def _add_chat(sub: argparse._SubParsersAction) -> None:

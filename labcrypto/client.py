@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import jsonwire
 from .channel import SecureChannel
 from .errors import (
     ChannelClosed,
@@ -37,7 +38,6 @@ from .errors import (
     ProtocolError,
 )
 from .handoff import present_ticket
-from .handshake import decode_message
 from .keys import KeyPair, PublicKey, load_public
 from .known_servers import KnownServers
 from .server import connect
@@ -182,7 +182,10 @@ def _first_message(channel: SecureChannel, timeout: float) -> dict[str, Any]:
         raise ConnectionLost(
             "the server closed the conversation right after the handshake"
         ) from None
-    return decode_message(data)
+    message = jsonwire.decode(data, channel.max_message)
+    if not isinstance(message.get("type"), str):
+        raise ProtocolError('the server\'s first message has no "type": is it a labcrypto server?')
+    return message
 
 
 def _port_fields(message: dict[str, Any]) -> tuple[int, str]:

@@ -22,6 +22,7 @@ __all__ = [
     "KeyFileError",
     "KeyNotAllowed",
     "LabCryptoError",
+    "LineRefused",
     "MalformedJSON",
     "MalformedMessage",
     "NameNotOnAllowlist",
@@ -143,6 +144,11 @@ class UploadTooLarge(FileServiceError):
 
 class QuotaExceeded(FileServiceError):
     """An upload that would take the user's home over its quota."""
+
+
+class LineRefused(LabCryptoError, ValueError):
+    """A chat line the room does not carry: empty, too long, or holding control or bidi
+    characters. The server says why, and the conversation goes on."""
 
 
 class HandoffFailed(HandshakeError):

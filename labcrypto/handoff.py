@@ -27,10 +27,15 @@ Tickets are compared with ``hmac.compare_digest`` (no timing hints).
 A stranger who connects first is dropped and does not use up the session:
 its frame is tried on a *copy* of the receive counter
 (``SecureChannel.open_candidate``), and the server keeps waiting for the
-real client until the ticket expires. Once the real client is in, the
-port accepts nobody else (a replayed ticket finds the door shut). When
-the ticket expires or the conversation ends, the port goes back to the
-pool, exactly once (``Lease.release``).
+real client until the ticket expires. A crowd of strangers cannot keep
+the real client out either: each connection must send its one frame
+within ``CANDIDATE_DEADLINE`` seconds (the real client sends it at once),
+and when ``MAX_CANDIDATES`` connections wait, the oldest silent one makes
+room for the newcomer rather than the newcomer being refused. The pool
+hands out its ports in random order, so nobody can wait at the next one.
+Once the real client is in, the port accepts nobody else (a replayed
+ticket finds the door shut). When the ticket expires or the conversation
+ends, the port goes back to the pool, exactly once (``Lease.release``).
 
 After a successful handoff the server speaks first (the chat server sends
 its welcome), and only then does the client close its handshake
@@ -52,16 +57,19 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from . import jsonwire
 from .channel import FrameDecoder, SecureChannel
 from .errors import HandoffFailed, LabCryptoError, PoolExhausted, ProtocolError
-from .handshake import decode_message, encode_message
 from .ports import Lease, PortPool
 from .server import connect
 from .streams import close_stream
 
 __all__ = [
+    "CANDIDATE_DEADLINE",
     "DEFAULT_TICKET_TIMEOUT",
+    "MAX_CANDIDATES",
     "TICKET_BYTES",
     "busy_message",
     "offer_data_port",
@@ -76,8 +84,13 @@ TICKET_BYTES = 32
 DEFAULT_TICKET_TIMEOUT = 10.0
 #: A ticket frame is about 120 bytes; a candidate that sends more is not our client.
 _MAX_TICKET_FRAME = 1024
-#: At most this many strangers are held at once while we wait for the real client.
-_MAX_CANDIDATES = 16
+#: At most this many connections wait on a data port at once (the oldest silent one
+#: is dropped to make room for a newcomer).
+MAX_CANDIDATES = 16
+#: Connections the kernel may queue on a data port before we accept them.
+_BACKLOG = 128
+#: Seconds a connection on a data port has to send its whole first frame.
+CANDIDATE_DEADLINE = 2.0
 #: How often the wait wakes up to check the deadline and the server's stop flag.
 _POLL_SECONDS = 0.1
 
@@ -87,19 +100,19 @@ _POLL_SECONDS = 0.1
 
 def port_message(port: int, ticket: str, expires_in: float) -> bytes:
     """The server's first encrypted message: where to go, and the ticket to show there."""
-    return encode_message(
+    return jsonwire.encode(
         {"type": "port", "port": port, "ticket": ticket, "expires_in": expires_in}
     )
 
 
 def busy_message(text: str) -> bytes:
     """The server's first encrypted message when its pool has no free port."""
-    return encode_message({"type": "busy", "text": text})
+    return jsonwire.encode({"type": "busy", "text": text})
 
 
 def ticket_message(ticket: str) -> bytes:
     """The client's first encrypted message on the data port."""
-    return encode_message({"type": "ticket", "ticket": ticket})
+    return jsonwire.encode({"type": "ticket", "ticket": ticket})
 
 
 def _ticket_checker(ticket: str) -> Callable[[bytes], bool]:
@@ -108,11 +121,11 @@ def _ticket_checker(ticket: str) -> Callable[[bytes], bool]:
 
     def check(message: bytes) -> bool:
         try:
-            fields = decode_message(message)
+            fields = jsonwire.decode(message, _MAX_TICKET_FRAME)
         except ProtocolError:
             return False
         shown = fields.get("ticket")
-        if fields["type"] != "ticket" or not isinstance(shown, str):
+        if fields.get("type") != "ticket" or not isinstance(shown, str):
             return False
         return hmac.compare_digest(shown.encode("utf-8", "replace"), expected)
 
@@ -152,7 +165,9 @@ def offer_data_port(
             channel.send(busy_message(f"server busy: {exc}"))
         raise
     try:
-        lease.socket.listen(_MAX_CANDIDATES)  # a few strangers must not crowd out the client
+        # A deep backlog: a burst of strangers must not fill it, or the real
+        # client's connection would wait for a retransmission (a second or more).
+        lease.socket.listen(_BACKLOG)
         ticket = secrets.token_hex(TICKET_BYTES)
         channel.send(port_message(lease.port, ticket, ticket_timeout))
         emit("pool", f"port {lease.port} leased ({len(pool.leased())} of {pool.size} in use)")
@@ -178,6 +193,18 @@ def _refuse_further_connections(listener: socket.socket) -> None:
         listener.shutdown(socket.SHUT_RDWR)
 
 
+@dataclass
+class _Candidate:
+    """A connection on the data port that has not shown the ticket yet."""
+
+    decoder: FrameDecoder
+    arrived: float  # time.monotonic() when we accepted it
+
+    @property
+    def late(self) -> bool:
+        return time.monotonic() - self.arrived > CANDIDATE_DEADLINE
+
+
 def _wait_for_ticket(
     channel: SecureChannel,
     lease: Lease,
@@ -191,11 +218,19 @@ def _wait_for_ticket(
 
     One thread watches everything with ``selectors``: the listening socket,
     each candidate connection (a stranger who connects and says nothing
-    cannot block the real client), and the handshake connection (if the
-    client hangs up there, it is not coming).
+    cannot block the real client: it is dropped after
+    ``CANDIDATE_DEADLINE``, or earlier to make room), and the handshake
+    connection (if the client hangs up there, it is not coming).
     """
     check = _ticket_checker(ticket)
-    candidates: dict[socket.socket, FrameDecoder] = {}
+    candidates: dict[socket.socket, _Candidate] = {}  # oldest first
+
+    def drop(sock: socket.socket, why: str) -> None:
+        selector.unregister(sock)
+        del candidates[sock]
+        close_stream(sock)
+        emit("stranger", f"port {lease.port}: dropped a connection {why}")
+
     lease.socket.setblocking(False)
     selector = selectors.DefaultSelector()
     selector.register(lease.socket, selectors.EVENT_READ)
@@ -209,48 +244,62 @@ def _wait_for_ticket(
                 )
             if stopping is not None and stopping.is_set():
                 raise HandoffFailed("the server is stopping")
+            for sock in [sock for sock, waiting in candidates.items() if waiting.late]:
+                drop(sock, f"silent for {CANDIDATE_DEADLINE:.0f} s")
             for key, _ in selector.select(min(remaining, _POLL_SECONDS)):
                 sock = key.fileobj
                 assert isinstance(sock, socket.socket)
                 if sock is lease.socket:
-                    _accept_candidate(sock, selector, candidates, emit)
+                    if len(candidates) >= MAX_CANDIDATES:
+                        drop(_oldest_silent(candidates), "to make room for a newer one")
+                    _accept_candidate(sock, selector, candidates)
                 elif sock is control:
                     raise HandoffFailed("the client hung up before coming to the data port")
-                else:
-                    verdict = _read_candidate(sock, candidates[sock], channel, check)
-                    if verdict == "wait":
-                        continue
-                    selector.unregister(sock)
-                    del candidates[sock]
+                elif sock in candidates:
+                    verdict = _read_candidate(sock, candidates[sock].decoder, channel, check)
                     if verdict == "ticket":
+                        selector.unregister(sock)
+                        del candidates[sock]
                         sock.setblocking(True)
                         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                         return sock
-                    close_stream(sock)
-                    emit("stranger", f"port {lease.port}: dropped a connection without the ticket")
+                    if verdict == "drop":
+                        drop(sock, "without the ticket")
     finally:
         for sock in candidates:
             close_stream(sock)
         selector.close()
 
 
+def _oldest_silent(candidates: dict[socket.socket, _Candidate]) -> socket.socket:
+    """The candidate to drop for a newcomer: the oldest that has sent nothing at all.
+
+    (If every one has sent something, the oldest: it had its chance.)
+    """
+    for sock, waiting in candidates.items():
+        if waiting.decoder.pending:
+            continue
+        try:
+            sock.recv(1, socket.MSG_PEEK)  # bytes waiting: maybe the real client's ticket
+        except (BlockingIOError, InterruptedError):
+            return sock  # nothing sent yet
+        except OSError:
+            return sock
+    return next(iter(candidates))
+
+
 def _accept_candidate(
     listener: socket.socket,
     selector: selectors.BaseSelector,
-    candidates: dict[socket.socket, FrameDecoder],
-    emit: Callable[[str, str], None],
+    candidates: dict[socket.socket, _Candidate],
 ) -> None:
     """Accept one connection on the data port and start watching it."""
     try:
-        conn, address = listener.accept()
+        conn, _ = listener.accept()
     except (BlockingIOError, TimeoutError, InterruptedError):
         return
-    if len(candidates) >= _MAX_CANDIDATES:
-        conn.close()
-        emit("stranger", f"{address[0]}:{address[1]} dropped: too many connections waiting")
-        return
     conn.setblocking(False)
-    candidates[conn] = FrameDecoder(_MAX_TICKET_FRAME)
+    candidates[conn] = _Candidate(FrameDecoder(_MAX_TICKET_FRAME), time.monotonic())
     selector.register(conn, selectors.EVENT_READ)
 
 

@@ -20,7 +20,11 @@ This is the same idea with the lifecycle a notebook needs:
 * ``running_servers()`` lists what this kernel holds; ``stop_all()`` stops it.
 
 Subclasses override ``handle(conn, address)``: it runs in its own thread
-for each connection, with a socket that already has a timeout.
+for each connection, with a socket that already has a timeout. A server
+that authenticates its clients can also set ``admission``
+(``labcrypto.admission``): then each source address gets a fair share of
+the door, and a connection turned away is told why in ``busy_reply``'s
+words before it is closed.
 """
 
 from __future__ import annotations
@@ -37,8 +41,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .admission import Admission
 from .errors import LabCryptoError
 from .streams import close_stream
+from .untrusted import quote
 
 __all__ = [
     "Event",
@@ -144,6 +150,10 @@ class ThreadedServer:
 
     #: How often the accept loop wakes up to check whether it should stop.
     poll_interval = 0.1
+    #: How long a connection we turned away may still read our answer.
+    linger_seconds = 1.0
+    #: At most this many turned-away connections wait to be closed at once.
+    max_lingering = 256
 
     def __init__(
         self,
@@ -168,6 +178,11 @@ class ThreadedServer:
         self._lock = threading.Lock()
         self._connections: dict[socket.socket, threading.Thread] = {}
         self._conn_ids = itertools.count(1)
+        #: Per-source limits on handshakes (None: every connection is let in).
+        self.admission: Admission | None = None
+        self._in_handshake: dict[socket.socket, str] = {}  # admitted, no verdict yet
+        self._lingering: deque[tuple[float, socket.socket]] = deque()
+        self._turned_away = 0
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -245,6 +260,7 @@ class ThreadedServer:
             self._accept_thread.join(max(0.0, deadline - time.monotonic()))
         with contextlib.suppress(OSError):
             self._listener.close()
+        self._close_lingering(everything=True)
         self.on_stop()
         with self._lock:
             connections = list(self._connections.items())
@@ -292,6 +308,7 @@ class ThreadedServer:
     def _accept_loop(self) -> None:
         assert self._listener is not None
         while not self._stopping.is_set():
+            self._close_lingering()
             try:
                 conn, address = self._listener.accept()
             except TimeoutError:
@@ -306,11 +323,21 @@ class ThreadedServer:
     def _start_connection(self, conn: socket.socket, address: tuple[str, int]) -> None:
         conn.settimeout(self.connection_timeout)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.admission is not None:
+            refusal = self.admission.admit(address[0])
+            if refusal is not None:
+                self._turn_away(conn, address, refusal)
+                return
         with self._lock:
             if len(self._connections) >= self.max_connections:
-                conn.close()
-                self.emit("refused", f"{address[0]}:{address[1]} refused: server full")
+                if self.admission is not None:
+                    self.admission.finished(address[0], None)
+                self._turn_away(
+                    conn, address, f"server full: {self.max_connections} clients connected"
+                )
                 return
+            if self.admission is not None:
+                self._in_handshake[conn] = address[0]
             thread = threading.Thread(
                 target=self._run_handler,
                 args=(conn, address),
@@ -325,12 +352,71 @@ class ThreadedServer:
             self.handle(conn, address)
         except Exception as exc:  # a handler bug must not kill the server
             if not self._stopping.is_set():
-                self.emit("error", f"{address[0]}:{address[1]}: {type(exc).__name__}: {exc}")
+                self.emit(
+                    "error",
+                    f"{address[0]}:{address[1]}: {type(exc).__name__}: {quote(str(exc), 200)}",
+                )
                 log.debug("handler error", exc_info=True)
         finally:
+            self.handshake_finished(conn, None)
             close_stream(conn)
             with self._lock:
                 self._connections.pop(conn, None)
+
+    def handshake_finished(self, conn: socket.socket, ok: bool | None) -> None:
+        """Tell ``admission`` how the handshake on ``conn`` ended (later calls do nothing).
+
+        ``ok``: True (authenticated: it no longer counts against its source),
+        False (failed: counts as a failure of its source), None (no verdict).
+        """
+        with self._lock:
+            source = self._in_handshake.pop(conn, None)
+        if source is not None and self.admission is not None:
+            self.admission.finished(source, ok)
+
+    # --- turning connections away ---------------------------------------------------
+
+    def busy_reply(self, text: str) -> bytes:
+        """The bytes that tell a turned-away client why (override; default: none)."""
+        return b""
+
+    def _turn_away(self, conn: socket.socket, address: tuple[str, int], text: str) -> None:
+        """Answer ``text`` in the protocol's words, then close ``conn`` without a reset.
+
+        The answer is sent and our side shut for writing at once; the socket
+        is closed a moment later by the accept loop, after reading what the
+        client sent meanwhile (closing with unread data would send a reset,
+        and the client might never see the answer).
+        """
+        reply = self.busy_reply(text)
+        try:
+            conn.setblocking(False)
+            if reply:
+                conn.send(reply)  # a few hundred bytes: the socket buffer takes them
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            close_stream(conn)
+            return
+        self._lingering.append((time.monotonic() + self.linger_seconds, conn))
+        while len(self._lingering) > self.max_lingering:
+            close_stream(self._lingering.popleft()[1])
+        self._turned_away += 1
+        if self._turned_away == 1 or self._turned_away % 100 == 0:
+            self.emit(
+                "busy",
+                f"{quote(address[0])} turned away: {text} ({self._turned_away} so far)",
+            )
+
+    def _close_lingering(self, everything: bool = False) -> None:
+        """Close the turned-away connections whose time is up (accept thread only)."""
+        now = time.monotonic()
+        while self._lingering and (everything or self._lingering[0][0] <= now):
+            _, conn = self._lingering.popleft()
+            with contextlib.suppress(OSError):
+                for _ in range(16):  # drop what it sent, so close() sends no reset
+                    if not conn.recv(65536):
+                        break
+            close_stream(conn)
 
     def handle(self, conn: socket.socket, address: tuple[str, int]) -> None:
         """Serve one connection. Override this; the default just closes it."""

@@ -76,7 +76,14 @@ class Lab:
         for name in STUDENTS:
             self.allowlist.add(name, keyring(name).public_key)
         self.pool = PortPool.reserve(2)
-        common: dict[str, Any] = {"handshake_timeout": TIMEOUT, "frame_timeout": TIMEOUT}
+        # Every case attacks from 127.0.0.1, so the per-address slow-down after failed
+        # handshakes would slow the well-behaved client of each check too: it is off
+        # here, and test_hostile tests it on a server of its own, from another address.
+        common: dict[str, Any] = {
+            "handshake_timeout": TIMEOUT,
+            "frame_timeout": TIMEOUT,
+            "free_failed_handshakes": None,
+        }
         self.room = ChatServer(self.server_key, self.allowlist, name="hostile-room", **common)
         self.pooled = ChatServer(
             self.server_key,
@@ -159,9 +166,14 @@ class Lab:
 # --- hand-made clients -------------------------------------------------------------
 
 
-def raw_connect(port: int, timeout: float = 5.0) -> socket.socket:
-    """A plain TCP connection with ``TCP_NODELAY`` and a timeout."""
-    sock = socket.create_connection((HOST, port), timeout=timeout)
+def raw_connect(port: int, timeout: float = 5.0, source: str | None = None) -> socket.socket:
+    """A plain TCP connection with ``TCP_NODELAY`` and a timeout.
+
+    ``source``: another loopback address to come from (``127.0.0.2``...),
+    for the rules a server keeps per source address.
+    """
+    where = (source, 0) if source is not None else None
+    sock = socket.create_connection((HOST, port), timeout=timeout, source_address=where)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
 
@@ -249,6 +261,15 @@ def chat_session(server: ChatServer, key: keys.KeyPair) -> tuple[socket.socket, 
     channel = SecureChannel.client(sock, key, timeout=5.0)
     assert decode_message(channel.recv(5.0))["type"] == "welcome"
     return sock, channel
+
+
+def refusal(channel: SecureChannel, timeout: float = 5.0) -> str:
+    """The text of the next "message refused ..." notice a chat member gets."""
+    deadline = time.monotonic() + timeout
+    while True:
+        line = decode_message(channel.recv(max(0.05, deadline - time.monotonic())))
+        if line["type"] == "notice" and line["text"].startswith("message refused"):
+            return str(line["text"])
 
 
 def say(text: str) -> bytes:

@@ -10,6 +10,8 @@ read) while the others keep chatting. The two-port handoff is in
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import threading
 import time
@@ -18,16 +20,26 @@ from pathlib import Path
 
 import pytest
 from conftest import wait_until
+from hostile_clients import refusal
 
 from labcrypto import keys
 from labcrypto.allowlist import Allowlist
 from labcrypto.channel import FrameDecoder, SecureChannel, encode_frame, write_frame
-from labcrypto.chat import SERVER_NAME, ChatClient, ChatMessage, ChatServer
+from labcrypto.chat import (
+    MAX_TEXT,
+    SERVER_NAME,
+    ChatClient,
+    ChatMessage,
+    ChatServer,
+    ChatSettings,
+)
 from labcrypto.errors import (
     ChannelClosed,
     ConnectionLost,
     KeyNotAllowed,
     LabCryptoError,
+    LineRefused,
+    PoolExhausted,
     ServerKeyChanged,
 )
 from labcrypto.groups import TOY
@@ -415,10 +427,13 @@ def test_a_client_cut_mid_frame_is_dropped_and_the_room_goes_on(server, keyring,
     bob.close()
 
 
-def test_a_garbage_sending_client_is_dropped_while_others_chat(server, keyring, known):
+def test_garbage_from_a_member_never_disturbs_the_others(server, keyring, known):
+    """Unsealed garbage: secure mode cannot decrypt it (the member is dropped, the
+    channel is broken); toy mode's Caesar "decrypts" it to junk that is refused
+    with a notice. Either way the others' lines all arrive, in order."""
     alice = join(server, "alice", keyring, known)
     bob = join(server, "bob", keyring, known)
-    sock, _channel = raw_session(server, keyring("carol"))
+    sock, channel = raw_session(server, keyring("carol"))
 
     def talk(client: ChatClient) -> None:
         for i in range(20):
@@ -430,12 +445,16 @@ def test_a_garbage_sending_client_is_dropped_while_others_chat(server, keyring, 
         thread.start()
     try:
         sock.sendall(encode_frame(b"\x00not a message\xff" * 4) * 3)
-        sock.settimeout(5.0)
-        # The server hangs up on carol (it may first send her lines that were queued).
-        assert wait_until(lambda: "carol" not in server.members())
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and sock.recv(65536):
-            pass
+        if server.mode == "secure":
+            # The server hangs up on carol (it may first send her lines that were queued).
+            assert wait_until(lambda: "carol" not in server.members())
+            sock.settimeout(5.0)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and sock.recv(65536):
+                pass
+        else:
+            assert refusal(channel).startswith("message refused")
+            assert "carol" in server.members()
     finally:
         for thread in talkers:
             thread.join(10)
@@ -444,19 +463,140 @@ def test_a_garbage_sending_client_is_dropped_while_others_chat(server, keyring, 
         got = lines(client, 40)
         for name in ("alice", "bob"):
             assert [m.text for m in got if m.sender == name] == [f"{name} {i}" for i in range(20)]
-    assert any(e.kind == "leave" and "carol" in e.text for e in server.events)
+    assert wait_until(lambda: any(e.kind == "leave" and "carol" in e.text for e in server.events))
     alice.close()
     bob.close()
 
 
-def test_a_client_breaking_the_chat_protocol_is_dropped(server, keyring, known):
+def echoed(channel: SecureChannel, text: str, timeout: float = 5.0) -> bool:
+    """Does ``text`` come back to this member as a line of the room (within ``timeout``)?"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = decode_message(channel.recv(max(0.05, deadline - time.monotonic())))
+        if line["type"] == "message" and line["text"] == text:
+            return True
+    return False
+
+
+# --- what a line may hold ----------------------------------------------------------------
+
+SCRIPTS = {
+    "3000 Cyrillic": "Привет, " * 375,  # 3,000 characters, 5,250 bytes of UTF-8
+    "4000 Cyrillic": "ж" * MAX_TEXT,
+    "4000 with combining accents": "е\u0301" * (MAX_TEXT // 2),  # a letter, then its accent
+    "4000 emoji": "\U0001f600" * MAX_TEXT,  # 4 bytes each in UTF-8, 12 as JSON escapes
+}
+
+
+@pytest.mark.parametrize("text", SCRIPTS.values(), ids=SCRIPTS.keys())
+def test_a_line_up_to_the_limit_arrives_whole_in_any_script(server, keyring, known, text):
+    assert len(text) <= MAX_TEXT
+    with join(server, "alice", keyring, known) as alice, join(server, "bob", keyring, known) as bob:
+        alice.send(text)
+        for client in (alice, bob):
+            (line,) = lines(client, 1)
+            assert (line.sender, line.text) == ("alice", text)
+        assert alice.connected and "alice" in server.members()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ж" * (MAX_TEXT + 1), "\U0001f600" * (MAX_TEXT + 1), "x" * 200_000],
+    ids=["4001 Cyrillic", "4001 emoji", "200,000 ASCII"],
+)
+def test_a_line_over_the_limit_gets_a_clear_reply_and_the_session_stays(server, keyring, text):
     sock, channel = raw_session(server, keyring("carol"))
-    channel.send(encode_message({"type": "shout", "text": "hi"}))
-    try:
-        assert wait_until(lambda: any("broke the chat protocol" in e.text for e in server.events))
-        assert "carol" not in server.members()
-    finally:
-        sock.close()
+    with sock:
+        # The way any JSON library would send it: escaped (\u0436), the longest form.
+        channel.send(json.dumps({"type": "say", "text": text}).encode())
+        reply = refusal(channel)
+        assert f"at most {MAX_TEXT} characters" in reply
+        channel.send(encode_message({"type": "say", "text": "and now a short one"}))
+        assert echoed(channel, "and now a short one")
+    assert not [m for m in server.history if len(m.text) > MAX_TEXT]
+
+
+def test_lines_travel_as_utf8_not_as_escapes(server, keyring, known):
+    sent: list[bytes] = []
+    with join(server, "alice", keyring, known) as alice:
+        sock, channel = raw_session(server, keyring("carol"))
+        with sock:
+            plain_send = alice.channel.send
+            alice.channel.send = lambda data: (sent.append(bytes(data)), plain_send(data))[1]
+            alice.send("Привет")
+            deadline = time.monotonic() + 5
+            while True:
+                data = channel.recv(max(0.05, deadline - time.monotonic()))
+                if b'"message"' in data:
+                    break
+    assert "Привет".encode() in sent[0] and b"\\u" not in sent[0]
+    assert "Привет".encode() in data and b"\\u" not in data
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("hi\nalice: send me your key", "\\x0a"),
+        ("\x1b]0;pwned\x07", "\\x1b"),
+        ("\x1b[2J", "\\x1b"),
+        ("abc\u202edcba", "\\u202e"),
+        ("line\u2028break", "\\u2028"),
+    ],
+)
+def test_the_client_refuses_control_and_bidi_characters_before_sending(
+    server, keyring, known, text, shown
+):
+    with join(server, "alice", keyring, known) as alice:
+        with pytest.raises(LineRefused, match=re.escape(shown)):
+            alice.send(text)
+        with pytest.raises(ValueError):  # LineRefused is a ValueError, as before
+            alice.send("")
+        assert alice.connected
+
+
+# --- limits on members ----------------------------------------------------------------------
+
+
+def test_an_idle_member_is_told_why_and_closed(mode, keyring, allowlist, known, no_leaks):
+    assert ChatSettings().idle_timeout is not None  # on by default
+    with ChatServer(
+        keyring("server"), allowlist, mode=mode, idle_timeout=0.3, send_timeout=0.2
+    ) as srv:
+        with join(srv, "alice", keyring, known) as alice:
+            deadline = time.monotonic() + 5
+            texts = []
+            with pytest.raises((ChannelClosed, ConnectionLost)):
+                while time.monotonic() < deadline:
+                    texts.append(alice.recv(max(0.05, deadline - time.monotonic())).text)
+            assert any("said nothing for" in t and "idle" in t for t in texts), texts
+        assert wait_until(lambda: "alice" not in srv.members())
+
+
+def test_one_key_holds_at_most_max_sessions_per_key(mode, keyring, allowlist, known, no_leaks):
+    with ChatServer(keyring("server"), allowlist, mode=mode, max_sessions_per_key=2) as srv:
+        first, second = join(srv, "alice", keyring, known), join(srv, "alice", keyring, known)
+        try:
+            with pytest.raises(PoolExhausted, match="2 conversations open"):
+                join(srv, "alice", keyring, known)
+            with join(srv, "bob", keyring, known) as bob:  # another key is not affected
+                assert bob.name == "bob"
+            first.close()
+            assert wait_until(lambda: srv.members().count("alice") == 1)
+            with join(srv, "alice", keyring, known) as again:
+                assert again.name == "alice"
+        finally:
+            first.close()
+            second.close()
+        assert any(e.kind == "busy" and "alice" in e.text for e in srv.events)
+
+
+def test_settings_are_one_object_and_old_keywords_still_work(keyring, allowlist, mode):
+    strict = ChatSettings(send_timeout=0.5, idle_timeout=60)
+    srv = ChatServer(keyring("server"), allowlist, mode=mode, settings=strict, max_pending=4096)
+    assert srv.settings.send_timeout == 0.5 and srv.settings.idle_timeout == 60
+    assert srv.settings.max_pending == 4096 and strict.max_pending != 4096
+    with pytest.raises(TypeError, match="idle_timeout"):  # names the settings there are
+        ChatServer(keyring("server"), allowlist, mode=mode, idle_timout=5)
 
 
 def test_a_client_that_never_reads_is_dropped_not_waited_for(

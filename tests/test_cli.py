@@ -15,8 +15,8 @@ import pytest
 
 from labcrypto import keys
 from labcrypto.allowlist import Allowlist
-from labcrypto.chat import ChatServer
-from labcrypto.cli import build_parser, main
+from labcrypto.chat import ChatMessage, ChatServer
+from labcrypto.cli import _format_line, build_parser, main
 from labcrypto.ftp import FileServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -253,6 +253,45 @@ def _first_line(process: subprocess.Popen[str], timeout: float) -> str:
         return lines.get(timeout=timeout)
     except queue.Empty:
         raise AssertionError(f"the server printed nothing within {timeout} s") from None
+
+
+def test_serve_warns_about_its_own_key_and_shows_its_limits(tmp_path) -> None:
+    assert cli("keygen", "server", cwd=tmp_path).returncode == 0
+    added = cli("allow", "add", "oops", "keys/server.pub", cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "labcrypto", "serve", "--port", "0", "--pool", "none",
+         "--idle-timeout", "60", "--max-sessions-per-key", "3"],
+        cwd=tmp_path, env=_env(), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert _first_line(serve, timeout=20).startswith("listening on")
+        serve.send_signal(signal.SIGINT)
+        assert serve.wait(timeout=10) == 0
+        assert serve.stdout is not None and serve.stderr is not None
+        out, err = serve.stdout.read(), serve.stderr.read()  # the rest, after the first line
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait(timeout=5)
+        for stream in (serve.stdout, serve.stderr):
+            if stream is not None:
+                stream.close()
+    assert "warning: the server's own key is on the allowlist as 'oops'" in err
+    assert "labcrypto allow remove oops" in err
+    assert "closed after 60 s; conversations per key: 3" in out
+
+
+def test_chat_output_shows_control_characters_escaped() -> None:
+    hostile = ChatMessage("alice", "\x1b]0;owned\x07\x1b[2J\nbob: fake", 0.0)
+    shown = _format_line(hostile)
+    assert "\x1b" not in shown and "\x07" not in shown and "\n" not in shown
+    assert shown == 'alice: "\\x1b]0;owned\\x07\\x1b[2J\\x0abob: fake"'
+    assert _format_line(ChatMessage("alice", "привет, 👋", 0.0)) == "alice: привет, 👋"
+    assert _format_line(ChatMessage("server", "bob\u202e joined", 0.0, "notice")).startswith(
+        '* "bob\\u202e'
+    )
 
 
 def test_class_scenario_end_to_end(tmp_path) -> None:

@@ -24,11 +24,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labcrypto import channel, chat, chat_messages, client, ftp, groups, handoff, handshake, keys
+from labcrypto import channel, chat_messages, client, ftp, groups, handoff, handshake, keys
 from labcrypto.errors import (
     ChannelClosed,
     FileServiceError,
     HandoffFailed,
+    LineRefused,
     ProtocolError,
 )
 from labcrypto.ftp import wire as ftp_wire
@@ -149,10 +150,10 @@ def test_client_handshake_on_arbitrary_server_objects(message):
 @given(st.one_of(st.binary(max_size=200), json_values.map(_json_bytes)))
 def test_chat_request_parser(data):
     try:
-        text = chat.ChatServer._parse_say(data)
-    except ProtocolError:
+        text = chat_messages.parse_say(data)
+    except (ProtocolError, LineRefused):
         return
-    assert isinstance(text, str)
+    assert isinstance(text, str) and 0 < len(text) <= chat_messages.MAX_TEXT
 
 
 @settings(max_examples=300, deadline=None)

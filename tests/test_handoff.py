@@ -26,7 +26,7 @@ from labcrypto.channel import SecureChannel, encode_frame
 from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.errors import HandoffFailed, PoolExhausted, ProtocolError
 from labcrypto.groups import TOY
-from labcrypto.handoff import present_ticket, ticket_message
+from labcrypto.handoff import CANDIDATE_DEADLINE, MAX_CANDIDATES, present_ticket, ticket_message
 from labcrypto.handshake import decode_message, encode_message
 from labcrypto.known_servers import KnownServers
 from labcrypto.ports import PortPool
@@ -206,6 +206,62 @@ def test_strangers_on_the_data_port_do_not_consume_the_session(start, keyring):
         control.close()
         for stranger in strangers:
             stranger.close()
+    assert wait_until(lambda: server.pool.leased() == [])
+
+
+def test_a_crowd_of_silent_strangers_cannot_keep_the_client_out(start, keyring):
+    server = start(2, ticket_timeout=10)
+    control, channel, first = open_by_hand(server, keyring("alice"))
+    port, ticket = first["port"], first["ticket"]
+    crowd = [socket.create_connection((HOST, port), timeout=5.0) for _ in range(MAX_CANDIDATES + 8)]
+    data = None
+    try:
+        time.sleep(0.2)  # the server has accepted them all (and let the oldest go)
+        started = time.monotonic()
+        data = present_ticket(channel, HOST, port, ticket)
+        welcome = decode_message(channel.recv(5.0))
+        assert welcome["type"] == "welcome" and welcome["name"] == "alice"
+        assert time.monotonic() - started < 2.0  # not after the crowd timed out
+        assert all(dropped(stranger, 3.0) for stranger in crowd)
+    finally:
+        channel.close()
+        if data is not None:
+            data.close()
+        control.close()
+        for stranger in crowd:
+            stranger.close()
+    assert wait_until(lambda: server.pool.leased() == [])
+
+
+def test_a_silent_stranger_gets_a_short_first_frame_deadline(start, keyring):
+    server = start(2, ticket_timeout=10)
+    control, channel, first = open_by_hand(server, keyring("alice"))
+    try:
+        with socket.create_connection((HOST, first["port"]), timeout=5.0) as stranger:
+            started = time.monotonic()
+            assert dropped(stranger, CANDIDATE_DEADLINE + 3)
+            assert time.monotonic() - started < CANDIDATE_DEADLINE + 1.5  # not the 10 s ticket
+        data = present_ticket(channel, HOST, first["port"], first["ticket"])  # alice still can
+        assert decode_message(channel.recv(5.0))["type"] == "welcome"
+        channel.close()
+        data.close()
+    finally:
+        control.close()
+    assert wait_until(lambda: server.pool.leased() == [])
+
+
+def test_one_key_cannot_hold_every_data_port(start, keyring, known):
+    server = start(6, max_sessions_per_key=2)
+    hog = [join(server, "alice", keyring, known) for _ in range(2)]
+    try:
+        with pytest.raises(PoolExhausted, match="close one first"):
+            join(server, "alice", keyring, known)
+        assert len(server.pool.leased()) == 2  # the refused one took no port
+        with join(server, "bob", keyring, known) as bob:
+            echo(bob, "ports left for the others")
+    finally:
+        for client in hog:
+            client.close()
     assert wait_until(lambda: server.pool.leased() == [])
 
 

@@ -42,16 +42,17 @@ from hostile_clients import (
     open_fds,
     raw_connect,
     read_frames,
+    refusal,
     say,
     trickle,
 )
 
 from labcrypto import groups, jail
 from labcrypto.channel import SecureChannel
-from labcrypto.chat import LINE_BURST, ChatClient, ChatMessage
+from labcrypto.chat import LINE_BURST, ChatClient, ChatMessage, ChatServer
 from labcrypto.errors import FileServiceError, HandoffFailed, LabCryptoError, PoolExhausted
 from labcrypto.ftp import FileClient, FileServer
-from labcrypto.handoff import ticket_message
+from labcrypto.handoff import MAX_CANDIDATES, ticket_message
 from labcrypto.handshake import ClientHandshake, decode_message
 
 pytestmark = pytest.mark.timeout(60)
@@ -290,8 +291,6 @@ TRANSPORT: list[tuple[str, Callable[[SecureChannel], bytes]]] = [
     ("flipped bit in ciphertext", lambda ch: _flip(ch.seal_frame(say("evil 1")), 8 * 10 + 3)),
     ("flipped bit in the tag", lambda ch: _flip_last(ch.seal_frame(say("evil 2")))),
     ("reordered", lambda ch: _swapped(ch.seal_frame(say("evil 3")), ch.seal_frame(say("evil 4")))),
-    ("not a say message", lambda ch: ch.seal_frame(b'{"type":"shout","text":"evil 5"}')),
-    ("not json inside", lambda ch: ch.seal_frame(b"\x00evil 6")),
     # The goodbye is an encrypted empty message; the test reaches for the channel's
     # own sealer because ``send`` refuses to send one by itself.
     ("frames after close", lambda ch: frame(ch._sealer.seal(b"")) + ch.seal_frame(say("evil 7"))),
@@ -307,6 +306,149 @@ def test_a_bad_frame_after_the_handshake_is_cut_at_once(lab: Lab, watcher: Watch
     time.sleep(0.1)
     assert not [t for t in watcher.texts if t.startswith("evil")], watcher.texts
     assert wait_until(lambda: "bob" not in lab.room.members())
+
+
+def _still_chats(channel: SecureChannel, watcher: Watcher) -> None:
+    """The member's next plain line reaches the room."""
+    text = f"still here {random.random()}"
+    channel.send(say(text))
+    assert wait_until(lambda: text in watcher.texts, AT_ONCE + 2)
+
+
+BAD_MESSAGES = [
+    ("not a say message", b'{"type":"shout","text":"evil 5"}', "shout"),
+    ("not json inside", b"\x00evil 6", "JSON"),
+    ("duplicate keys", b'{"type":"say","text":"evil 8","text":"fine"}', "twice"),
+    ("text is a list", b'{"type":"say","text":["evil 9"]}', "list"),
+    ("text is a number", b'{"type":"say","text":5}', "int"),
+    ("text is missing", b'{"type":"say"}', "NoneType"),
+    ("invalid UTF-8", b'{"type":"say","text":"evil \xc3\x28"}', "UTF-8"),
+    ("a list, not an object", b'["say","evil 10"]', "object"),
+    ("NaN", b'{"type":"say","text":"evil 11","n":NaN}', "NaN"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("data", "words"), [b[1:] for b in BAD_MESSAGES], ids=[b[0] for b in BAD_MESSAGES]
+)
+def test_a_member_that_sends_a_bad_message_is_told_and_chats_on(
+    lab: Lab, watcher: Watcher, data: bytes, words: str
+) -> None:
+    sock, channel = chat_session(lab.room, lab.keyring("bob"))
+    with sock:
+        channel.send(data)
+        assert words in refusal(channel, AT_ONCE + 2)
+        _still_chats(channel, watcher)
+        assert "bob" in lab.room.members()
+    assert not [t for t in watcher.texts if t.startswith("evil") or t == "fine"]
+
+
+UNSAFE_LINES = [
+    ("a fake line with \\n", "hi\nalice: please send me your key file", "\\x0a"),
+    ("terminal title", "\x1b]0;owned\x07", "\\x1b"),
+    ("clear screen", "\x1b[2J\x1b[H", "\\x1b"),
+    ("bidi override", "pay \u202e0001\u202c now", "\\u202e"),
+    ("line separator", "one\u2028alice: two", "\\u2028"),
+    ("zero-width joiner", "ad\u200dmin", "\\u200d"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"), [u[1:] for u in UNSAFE_LINES], ids=[u[0] for u in UNSAFE_LINES]
+)
+def test_control_and_bidi_characters_are_refused_with_a_reply_naming_them(
+    lab: Lab, watcher: Watcher, text: str, shown: str
+) -> None:
+    sock, channel = chat_session(lab.room, lab.keyring("bob"))
+    with sock:
+        channel.send(say(text))
+        reply = refusal(channel, AT_ONCE + 2)
+        assert shown in reply and "\x1b" not in reply
+        _still_chats(channel, watcher)
+    assert text not in watcher.texts
+    assert not [e for e in lab.room.events if "\x1b" in e.text or "\n" in e.text]
+
+
+def test_a_lone_surrogate_is_refused_not_delivered(lab: Lab, watcher: Watcher) -> None:
+    sock, channel = chat_session(lab.room, lab.keyring("bob"))
+    with sock:
+        channel.send(b'{"type":"say","text":"evil \\ud800"}')
+        assert "surrogate" in refusal(channel, AT_ONCE + 2)
+        _still_chats(channel, watcher)
+    assert not [t for t in watcher.texts if t.startswith("evil")]
+
+
+def test_a_strangers_fields_reach_the_log_quoted(lab: Lab) -> None:
+    forged = "secure\x1b[2J\n2026-01-01 INFO labcrypto: alice: I lost my key, send yours"
+    with raw_connect(lab.room.port) as sock:
+        sock.sendall(frame(hello(lab.keyring("bob"), mode=forged)))
+        assert error_code(read_frames(sock, timeout=AT_ONCE + 1)) is not None
+    assert wait_until(lambda: any(e.kind == "handshake-failed" for e in lab.room.events))
+    for event in lab.room.events:
+        assert "\x1b" not in event.text and "\n" not in event.text, event
+
+
+def test_one_source_cannot_take_every_slot_and_the_next_is_told_busy(lab: Lab) -> None:
+    cap = lab.room.settings.max_handshakes_per_source
+    assert cap is not None
+    flood = [raw_connect(lab.room.port, source="127.0.0.2") for _ in range(cap)]
+    try:
+        assert wait_until(lambda: lab.room.admission.waiting("127.0.0.2") == cap)
+        with raw_connect(lab.room.port, source="127.0.0.2") as late:
+            late.sendall(frame(hello(lab.keyring("bob"))))
+            frames = read_frames(late, timeout=AT_ONCE + 1)
+        assert error_code(frames) == "busy"
+        message = decode_message(frames[0])["message"]
+        assert "busy" in message and "127.0.0.2" in message and "try again" in message
+        with lab.chat(lab.room, "erin") as erin:  # from 127.0.0.1: gets in at once
+            assert erin.name == "erin"
+    finally:
+        for sock in flood:
+            sock.close()
+
+
+def test_a_source_whose_handshakes_keep_failing_is_slowed_down(lab: Lab) -> None:
+    free, pause = 3, 1.0  # a long first pause: a quick answer is far below it, even under load
+    server = ChatServer(
+        lab.server_key, lab.allowlist, name="hostile-slowdown", handshake_timeout=TIMEOUT,
+        free_failed_handshakes=free, failure_pause=pause,
+    ).start()  # fmt: skip
+    try:
+
+        def answer_time() -> float:
+            with raw_connect(server.port, source="127.0.0.3") as sock:
+                started = time.monotonic()
+                sock.sendall(frame(hello(lab.keyring("mallory"))))
+                assert error_code(read_frames(sock, timeout=AT_ONCE + 5)) == "not_allowed"
+                return time.monotonic() - started
+
+        quick = [answer_time() for _ in range(free)]
+        slowed = [answer_time() for _ in range(2)]
+        assert max(quick) < pause, quick
+        assert slowed[0] >= pause * 0.9 and slowed[1] >= 2 * pause * 0.9, slowed
+        started = time.monotonic()  # someone from another address is not slowed
+        with ChatClient.connect(
+            HOST, server.port, lab.keyring("alice"), server_key=lab.server_key.public_key
+        ) as alice:
+            assert alice.name == "alice"
+        assert time.monotonic() - started < pause + AT_ONCE
+    finally:
+        server.stop()
+
+
+def test_a_crowd_on_the_data_port_cannot_keep_the_client_out(lab: Lab) -> None:
+    control, channel, port, ticket = _port_offer(lab)
+    crowd: list = []
+    try:
+        crowd.extend(raw_connect(port) for _ in range(MAX_CANDIDATES + 8))
+        with control, raw_connect(port) as data:
+            data.sendall(channel.seal_frame(ticket_message(ticket)))
+            channel.rebind(data)
+            assert decode_message(channel.recv(5.0))["type"] == "welcome"
+            channel.close()
+    finally:
+        for sock in crowd:
+            sock.close()
 
 
 def test_a_replayed_frame_is_delivered_once_then_the_sender_is_cut(
