@@ -20,7 +20,11 @@ chat clients (join with the handoff, then say a line and wait for its echo,
 again and again) and 10 file clients (upload, download and check, list),
 plus a few hostile ones cycling through attacks (garbage and bad keys in
 the handshake, one byte a second, a flood of small frames then a cut,
-uploads cut in the middle, strangers on the data ports). The clients run
+uploads cut in the middle, strangers on the data ports, and issue 15's:
+a one-source flood of idle connections from an address of its own, a
+crowd of silent strangers on a data port before the real client, one
+key holding as many conversations as it can, two uploads racing for the
+last of a quota). The clients run
 in another process; the servers' process reports throughput, p50/p99
 latency per operation, errors by kind (well-behaved clients must see
 none; what the hostile ones met is listed apart), and its threads, open
@@ -38,6 +42,7 @@ own work. Not a pass/fail test; see tests/ for those.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -55,9 +60,12 @@ from pathlib import Path
 
 from labcrypto import groups, keys
 from labcrypto.allowlist import Allowlist
-from labcrypto.chat import ChatClient, ChatMessage, ChatServer
+from labcrypto.channel import SecureChannel, encode_frame
+from labcrypto.chat import ChatClient, ChatMessage, ChatServer, ChatSettings
 from labcrypto.client import open_channel
+from labcrypto.errors import LabCryptoError, PoolExhausted
 from labcrypto.ftp import FileClient, FileServer
+from labcrypto.handoff import MAX_CANDIDATES, ticket_message
 from labcrypto.handshake import ClientHandshake
 from labcrypto.ports import PortPool
 
@@ -472,9 +480,12 @@ def _bad_hello(spec: dict, rng: random.Random) -> tuple[str, bytes]:
 def _hostile(spec: dict, index: int, figures: _Figures, deadline: float) -> None:
     """One hostile client: cycles through attacks until the deadline; records what it met."""
     rng = random.Random(5000 + index)
-    intruder = _pair(spec["intruder"])
+    intruder = _pair(spec["intruders"][index])
     server_public = keys.PublicKey.from_text(spec["server_public"])
-    kinds = ["garbage", "slowloris", "flood", "cut upload", "stranger"]
+    kinds = [
+        "garbage", "slowloris", "flood", "cut upload", "stranger",
+        "one-source flood", "handoff crowd", "port hog", "quota race",
+    ]  # fmt: skip
     for attempt in range(100_000):  # bounded; ends at the deadline
         if time.monotonic() > deadline:
             return
@@ -527,16 +538,121 @@ def _hostile(spec: dict, index: int, figures: _Figures, deadline: float) -> None
             elif kind == "cut upload":
                 _cut_upload(spec, intruder, server_public, rng)
                 figures.outcome("upload cut in the middle")
+            elif kind == "one-source flood":
+                figures.outcome(_one_source_flood(spec, intruder, f"127.0.0.{10 + index}"))
+            elif kind == "handoff crowd":
+                figures.outcome(_handoff_crowd(spec, intruder, server_public))
+            elif kind == "port hog":
+                figures.outcome(_port_hog(spec, intruder, server_public))
+            elif kind == "quota race":
+                figures.outcome(_quota_race(spec, intruder, server_public, index))
             else:
                 figures.outcome(_stranger(spec, intruder, server_public))
         except Exception as exc:  # the hostile ones are expected to meet errors
             figures.outcome(f"{kind}: {type(exc).__name__}")
 
 
+def _one_source_flood(spec: dict, key: keys.KeyPair, source: str) -> str:
+    """Idle connections from one address, past its cap; are the extra ones told "busy"?"""
+    cap, extra = spec["per_source"], 8
+    held: list[socket.socket] = []
+    told = 0
+    try:
+        for _ in range(cap):
+            held.append(socket.create_connection((HOST, spec["chat_port"]), 5, (source, 0)))
+        time.sleep(0.5)  # the server has counted them
+        hello = ClientHandshake(key).start()
+        for _ in range(extra):
+            with socket.create_connection((HOST, spec["chat_port"]), 5, (source, 0)) as sock:
+                sock.sendall(encode_frame(hello))
+                sock.settimeout(5.0)
+                answer = b""
+                with contextlib.suppress(OSError):
+                    while chunk := sock.recv(4096):
+                        answer += chunk
+                told += b'"code":"busy"' in answer and b"busy" in answer[4:]
+    finally:
+        for sock in held:
+            sock.close()
+    return f"one-source flood ({cap} idle): {told} of {extra} over the cap told busy in words"
+
+
+def _handoff_crowd(spec: dict, key: keys.KeyPair, server_public: keys.PublicKey) -> str:
+    """A crowd of silent strangers on our data port first; do we still get in?"""
+    with socket.create_connection((HOST, spec["chat_port"]), timeout=5) as control:
+        channel = SecureChannel.client(control, key, expected_server_key=server_public, timeout=5)
+        offer = json.loads(channel.recv(5))
+        if offer.get("type") != "port":
+            return f"handoff crowd: offered {offer.get('type')!r}, not a port"
+        crowd: list[socket.socket] = []
+        try:
+            for _ in range(MAX_CANDIDATES + 8):
+                crowd.append(socket.create_connection((HOST, offer["port"]), timeout=5))
+            with socket.create_connection((HOST, offer["port"]), timeout=5) as data:
+                data.sendall(channel.seal_frame(ticket_message(offer["ticket"])))
+                channel.rebind(data)
+                welcome = json.loads(channel.recv(5))
+                channel.close()
+        finally:
+            for sock in crowd:
+                sock.close()
+    got_in = welcome.get("type") == "welcome"
+    return f"handoff crowd ({len(crowd)} strangers): " + ("got in" if got_in else "NOT in")
+
+
+def _port_hog(spec: dict, key: keys.KeyPair, server_public: keys.PublicKey) -> str:
+    """One key opens as many conversations as it can and holds them for a while."""
+    held, refused = [], 0
+    try:
+        for _ in range(spec["per_key"] + 4):
+            try:
+                held.append(
+                    open_channel(
+                        HOST, spec["chat_port"], key, server_key=server_public,
+                        known_servers=False, timeout=spec["timeout"],
+                    ).channel
+                )  # fmt: skip
+            except PoolExhausted:
+                refused += 1
+        time.sleep(3.0)
+    finally:
+        for channel in held:
+            channel.close()
+    return f"port hog: held {len(held)} (cap {spec['per_key']}), refused {refused}"
+
+
+def _quota_race(
+    spec: dict, key: keys.KeyPair, server_public: keys.PublicKey, index: int
+) -> str:
+    """Two uploads of 60 % of the quota at once: at most one may be kept."""
+    size = spec["quota"] * 6 // 10
+    local = Path(tempfile.gettempdir()) / f"labcrypto-race-{os.getpid()}-{index}.bin"
+    local.write_bytes(secrets.token_bytes(size))
+    kept: list[str] = []
+
+    def upload(name: str) -> None:
+        client = FileClient(HOST, spec["file_port"], key, server_public, timeout=spec["timeout"])
+        with contextlib.suppress(LabCryptoError, OSError):
+            client.put(local, name, overwrite=True)
+            kept.append(name)
+
+    try:
+        racers = [threading.Thread(target=upload, args=(f"race-{n}.bin",)) for n in "ab"]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join(spec["timeout"] * 3)
+    finally:
+        local.unlink()
+        cleaner = FileClient(HOST, spec["file_port"], key, server_public, timeout=spec["timeout"])
+        for name in ("race-a.bin", "race-b.bin"):
+            with contextlib.suppress(LabCryptoError, OSError):
+                cleaner.rm(name)
+    return "quota race (2 x 60 %): " + ("held" if len(kept) <= 1 else "NOT held, both kept")
+
+
 def _stranger(spec: dict, key: keys.KeyPair, server_public: keys.PublicKey) -> str:
     """Get a data port offered, send a stranger there, and never come with the ticket."""
-    from labcrypto.channel import SecureChannel
-
     with socket.create_connection((HOST, spec["chat_port"]), timeout=5) as control:
         channel = SecureChannel.client(control, key, expected_server_key=server_public, timeout=5)
         offer = json.loads(channel.recv(5))
@@ -550,8 +666,6 @@ def _cut_upload(
     spec: dict, key: keys.KeyPair, server_public: keys.PublicKey, rng: random.Random
 ) -> None:
     """Start an upload by hand and drop the connection part way."""
-    from labcrypto.channel import SecureChannel
-
     size = spec["file_bytes"]
     with socket.create_connection((HOST, spec["file_port"]), timeout=5) as sock:
         channel = SecureChannel.client(
@@ -599,25 +713,30 @@ def run_mixed(args: argparse.Namespace) -> int:
     server_key = keys.generate(group)
     chat_keys = [keys.generate(group) for _ in range(args.chat)]
     file_keys = [keys.generate(group) for _ in range(args.files)]
-    intruder, mallory = keys.generate(group), keys.generate(group)
+    intruders = [keys.generate(group) for _ in range(args.hostile)]
+    mallory = keys.generate(group)
     idle: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as folder:
         allowlist = Allowlist(Path(folder) / "allowlist.csv")
-        for prefix, pairs in (("chat", chat_keys), ("file", file_keys), ("intruder", [intruder])):
+        for prefix, pairs in (("chat", chat_keys), ("file", file_keys), ("intruder", intruders)):
             for index, pair in enumerate(pairs):
                 allowlist.add(f"{prefix}{index:03d}", pair.public_key)
-        pool_size = args.chat + 2 * args.hostile + 8
+        settings = ChatSettings(handshake_timeout=5.0, frame_timeout=5.0)
+        per_key = settings.max_sessions_per_key or 8
+        per_source = settings.max_handshakes_per_source or 32
+        pool_size = args.chat + (per_key + 2) * args.hostile + 8
         pool = PortPool.reserve(pool_size, HOST)
         context = multiprocessing.get_context("spawn")
         out = context.Queue()  # its pipe is the bench's, not the servers': made before counting
         threads_at_start = threading.active_count()
         fds_at_start = len(os.listdir("/proc/self/fd"))
         chat = ChatServer(
-            server_key, allowlist, pool=pool, max_connections=args.chat + 10 * args.hostile + 20,
-            handshake_timeout=5.0, frame_timeout=5.0, name="mixed-chat",
+            server_key, allowlist, pool=pool, settings=settings, name="mixed-chat",
+            max_connections=args.chat + (per_source + 10) * args.hostile + 20,
         ).start()  # fmt: skip
+        quota = max(4 * args.file_kib * 1024, 1 << 20)
         files = FileServer(
-            server_key, allowlist, Path(folder) / "homes", max_upload=256 << 20,
+            server_key, allowlist, Path(folder) / "homes", max_upload=256 << 20, quota=quota,
             connection_timeout=10.0, name="mixed-files",
         ).start()  # fmt: skip
         servers = [chat, files]
@@ -630,7 +749,8 @@ def run_mixed(args: argparse.Namespace) -> int:
             "server_public": server_key.public_key.to_text(),
             "chat_keys": [(k.private, k.public) for k in chat_keys],
             "file_keys": [(k.private, k.public) for k in file_keys],
-            "intruder": (intruder.private, intruder.public),
+            "intruders": [(k.private, k.public) for k in intruders],
+            "per_key": per_key, "per_source": per_source, "quota": quota,
             "mallory": (mallory.private, mallory.public),
             "pool": (pool.first, pool.last), "hostile": args.hostile,
             "duration": args.duration, "timeout": args.timeout,
