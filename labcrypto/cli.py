@@ -45,6 +45,7 @@ from .ftp import FileClient, FileServer
 from .ftp.shell import run_command, run_words
 from .groups import GROUPS
 from .handshake import MODES
+from .i18n import N_, _, argparse_in_language, ngettext
 from .known_servers import KnownServers
 from .ports import PortPool
 from .untrusted import quote, unsafe_characters
@@ -52,7 +53,7 @@ from .untrusted import quote, unsafe_characters
 __all__ = ["build_parser", "main"]
 
 #: Where key files go unless --keys-dir/--dir says otherwise: see ``keys.default_dir()``.
-DEFAULT_KEYS_DIR = "$LABCRYPTO_KEYS, else ~/.labcrypto/keys"
+DEFAULT_KEYS_DIR = N_("$LABCRYPTO_KEYS, else ~/.labcrypto/keys")
 DEFAULT_CHAT_PORT = 9090
 DEFAULT_POOL = "9100-9199"
 DEFAULT_FTP_PORT = 9091
@@ -81,20 +82,26 @@ def _mode_of(pair: keys.KeyPair) -> str:
     for mode, group in MODES.items():
         if group == pair.group:
             return mode
+    usable = _(" or ").join(
+        _("{group} ({mode} mode)").format(group=g.name, mode=m) for m, g in MODES.items()
+    )
     raise UsageError(
-        f"a {pair.group.name} key cannot chat: the chat uses "
-        + " or ".join(f"{g.name} ({m} mode)" for m, g in MODES.items())
-        + ". Make one with: labcrypto keygen NAME --group ffdhe2048"
+        _(
+            "a {group} key cannot chat: the chat uses {usable}. "
+            "Make one with: labcrypto keygen NAME --group ffdhe2048"
+        ).format(group=pair.group.name, usable=usable)
     )
 
 
 def _load_key(name: str, folder: str) -> keys.KeyPair:
     """Load key ``name``, or say how to make it."""
-    key_path, _ = keys.key_paths(name, folder)
+    key_path = keys.key_paths(name, folder)[0]
     if not key_path.exists():
         raise UsageError(
-            f"no key file {key_path}: make one with 'labcrypto keygen {name} --dir {folder}' "
-            "and ask the instructor to put the .pub on the allowlist"
+            _(
+                "no key file {path}: make one with 'labcrypto keygen {name} --dir {folder}' "
+                "and ask the instructor to put the .pub on the allowlist"
+            ).format(path=key_path, name=name, folder=folder)
         )
     return keys.load(name, folder)
 
@@ -115,9 +122,15 @@ def _parse_pool(text: str) -> tuple[int, int] | None:
     try:
         low, high = int(first), int(last if sep else first)
     except ValueError:
-        raise UsageError(f"--pool {text!r}: expected FIRST-LAST, e.g. 9100-9199, or none") from None
+        raise UsageError(
+            _("--pool {value}: expected FIRST-LAST, e.g. 9100-9199, or none").format(
+                value=repr(text)
+            )
+        ) from None
     if not 1 <= low <= high <= 65535:
-        raise UsageError(f"--pool {text!r}: expected 1 <= FIRST <= LAST <= 65535")
+        raise UsageError(
+            _("--pool {value}: expected 1 <= FIRST <= LAST <= 65535").format(value=repr(text))
+        )
     return low, high
 
 
@@ -177,9 +190,15 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     """Write NAME.key and NAME.pub; refuse to overwrite without --force."""
     pair = keys.generate(GROUPS[args.group])
     key_path, pub_path = keys.save(pair, args.name, args.dir, overwrite=args.force)
-    _out(f"wrote {key_path}  (private: keep it secret, never share or commit it)")
-    _out(f"wrote {pub_path}  (public: give this file to the instructor)")
-    _out(f"fingerprint: {pair.fingerprint}  ({pair.group.name})")
+    _out(
+        _("wrote {path}  (private: keep it secret, never share or commit it)").format(path=key_path)
+    )
+    _out(_("wrote {path}  (public: give this file to the instructor)").format(path=pub_path))
+    _out(
+        _("fingerprint: {fingerprint}  ({group})").format(
+            fingerprint=pair.fingerprint, group=pair.group.name
+        )
+    )
     return 0
 
 
@@ -189,7 +208,11 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 def cmd_allow_add(args: argparse.Namespace) -> int:
     allowlist = Allowlist(_allowlist_path(args))
     entry = allowlist.add(args.name, keys.load_public(args.pubfile), args.comment)
-    _out(f"added {entry.name} ({entry.key.fingerprint}) to {allowlist.path}, line {entry.line}")
+    _out(
+        _("added {name} ({fingerprint}) to {path}, line {line}").format(
+            name=entry.name, fingerprint=entry.key.fingerprint, path=allowlist.path, line=entry.line
+        )
+    )
     return 0
 
 
@@ -197,9 +220,9 @@ def cmd_allow_list(args: argparse.Namespace) -> int:
     allowlist = Allowlist(_allowlist_path(args))
     entries = allowlist.entries()
     for problem in allowlist.problems:
-        _err(f"warning: {problem}")
+        _err(_("warning: {problem}").format(problem=problem))
     if not entries:
-        _out(f"(nobody is on the allowlist {allowlist.path} yet)")
+        _out(_("(nobody is on the allowlist {path} yet)").format(path=allowlist.path))
         return 0
     width = max(len(e.name) for e in entries)
     for entry in entries:
@@ -211,8 +234,12 @@ def cmd_allow_list(args: argparse.Namespace) -> int:
 def cmd_allow_remove(args: argparse.Namespace) -> int:
     allowlist = Allowlist(_allowlist_path(args))
     entry = allowlist.remove(args.name)
-    shown = f" ({entry.key.fingerprint})" if entry is not None else " (an unusable row)"
-    _out(f"removed {args.name}{shown} from {allowlist.path}")
+    shown = entry.key.fingerprint if entry is not None else _("an unusable row")
+    _out(
+        _("removed {name} ({what}) from {path}").format(
+            name=args.name, what=shown, path=allowlist.path
+        )
+    )
     return 0
 
 
@@ -239,7 +266,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with _logging_to_stderr(), _stop_on_signals() as stop:
         try:
             server.start()
-            _out(f"listening on {args.host}:{server.port}")
+            _out(f"listening on {args.host}:{server.port}")  # for scripts: never translated
             _describe_server(pair, key_name, args, allowlist, pool_range)
             if sys.stdin is not None and sys.stdin.isatty():
                 _start_operator_console(server)
@@ -248,7 +275,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             server.stop()
             if pool is not None:
                 pool.close()
-    _err("stopped")
+    _err(_("stopped"))
     return 0
 
 
@@ -260,28 +287,47 @@ def _describe_server(
     pool_range: tuple[int, int] | None,
 ) -> None:
     """The lines an instructor reads out or projects: fingerprint, mode, who is allowed."""
-    _out(f"server key: {args.keys_dir}/{key_name}.pub, fingerprint {pair.fingerprint}")
-    ports = f"conversation ports {pool_range[0]}-{pool_range[1]}" if pool_range else "one port"
-    _out(f"mode: {args.mode}, {ports}")
-    idle = f"{args.idle_timeout:g} s" if args.idle_timeout else "never"
-    sessions = args.max_sessions_per_key or "no limit"
-    _out(f"limits: a silent member is closed after {idle}; conversations per key: {sessions}")
+    _out(
+        _("server key: {path}, fingerprint {fingerprint}").format(
+            path=f"{args.keys_dir}/{key_name}.pub", fingerprint=pair.fingerprint
+        )
+    )
+    if pool_range:
+        ports = _("conversation ports {first}-{last}").format(
+            first=pool_range[0], last=pool_range[1]
+        )
+    else:
+        ports = _("one port")
+    _out(_("mode: {mode}, {ports}").format(mode=args.mode, ports=ports))
+    if args.idle_timeout:
+        idle = _("after {seconds} s").format(seconds=f"{args.idle_timeout:g}")
+    else:
+        idle = _("never")
+    sessions = args.max_sessions_per_key or _("no limit")
+    _out(
+        _("limits: a silent member is closed {idle}; conversations per key: {sessions}").format(
+            idle=idle, sessions=sessions
+        )
+    )
     if allowlist is None:
-        _err("warning: no allowlist: every key gets in (demo only)")
+        _err(_("warning: no allowlist: every key gets in (demo only)"))
         return
     for problem in allowlist.problems:
-        _err(f"warning: {problem}")
+        _err(_("warning: {problem}").format(problem=problem))
     own = allowlist.name_of(pair.public_key)
     if own is not None:
         _err(
-            f"warning: the server's own key is on the allowlist as {own!r}: whoever holds "
-            f"the server's private key could join as a member; remove it with "
-            f"labcrypto allow remove {own}"
+            _(
+                "warning: the server's own key is on the allowlist as {quoted}: whoever holds "
+                "the server's private key could join as a member; remove it with "
+                "labcrypto allow remove {name}"
+            ).format(quoted=repr(own), name=own)
         )
     count = len(allowlist)
-    _out(f"allowlist: {allowlist.path} ({count} key{'s' if count != 1 else ''})")
+    keys_text = ngettext("{count} key", "{count} keys", count).format(count=count)
+    _out(_("allowlist: {path} ({keys})").format(path=allowlist.path, keys=keys_text))
     if not count:
-        _err("warning: nobody is allowed yet: labcrypto allow add NAME keys/NAME.pub")
+        _err(_("warning: nobody is allowed yet: labcrypto allow add NAME keys/NAME.pub"))
 
 
 def _start_operator_console(server: ChatServer) -> None:
@@ -331,8 +377,15 @@ def cmd_chat(args: argparse.Namespace) -> int:
         on_message=None if args.message else lambda m: _out(_format_line(m)),
     )
     with client:
-        where = f", data port {client.data_port}" if client.data_port else ""
-        _err(f"joined {args.host}:{args.port} as {client.name}{where}")
+        if client.data_port:
+            joined = _("joined {host}:{port} as {name}, data port {data_port}")
+        else:
+            joined = _("joined {host}:{port} as {name}")
+        _err(
+            joined.format(
+                host=args.host, port=args.port, name=client.name, data_port=client.data_port
+            )
+        )
         if args.message:
             for text in args.message:
                 _send_and_wait_for_echo(client, text, args.timeout)
@@ -347,7 +400,11 @@ def _send_and_wait_for_echo(client: ChatClient, text: str, timeout: float) -> No
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError(f"the server did not send our message back within {timeout} s")
+            raise TimeoutError(
+                _("the server did not send our message back within {seconds} s").format(
+                    seconds=timeout
+                )
+            )
         try:
             message = client.recv(remaining)
         except TimeoutError:
@@ -359,7 +416,7 @@ def _send_and_wait_for_echo(client: ChatClient, text: str, timeout: float) -> No
 
 def _interactive_chat(client: ChatClient) -> int:
     """Read lines from the keyboard and send them; incoming lines are printed by the reader."""
-    _err("type a line and press Enter to send it; Ctrl-D or /quit to leave")
+    _err(_("type a line and press Enter to send it; Ctrl-D or /quit to leave"))
     try:
         for line in sys.stdin:
             text = line.strip()
@@ -387,15 +444,23 @@ def cmd_ftp_serve(args: argparse.Namespace) -> int:
     with _logging_to_stderr(), _stop_on_signals() as stop:
         try:
             server.start()
-            _out(f"listening on {args.host}:{server.port}")
-            _out(f"server key: {args.keys_dir}/{key_name}.pub, fingerprint {pair.fingerprint}")
-            _out(f"homes under {server.root}, one per allowlist name ({allowlist.path})")
+            _out(f"listening on {args.host}:{server.port}")  # for scripts: never translated
+            _out(
+                _("server key: {path}, fingerprint {fingerprint}").format(
+                    path=f"{args.keys_dir}/{key_name}.pub", fingerprint=pair.fingerprint
+                )
+            )
+            _out(
+                _("homes under {root}, one per allowlist name ({path})").format(
+                    root=server.root, path=allowlist.path
+                )
+            )
             for problem in allowlist.problems:
-                _err(f"warning: {problem}")
+                _err(_("warning: {problem}").format(problem=problem))
             _wait_until_stopped(stop, lambda: server.running)
         finally:
             server.stop()
-    _err("stopped")
+    _err(_("stopped"))
     return 0
 
 
@@ -403,14 +468,14 @@ def cmd_ftp(args: argparse.Namespace) -> int:
     """Run ``COMMAND ARGS…`` once, or -c commands one by one (stop at the first error),
     or, with neither, an interactive shell."""
     if args.words and args.command:
-        raise UsageError("give either COMMAND ARGS... or -c LINE, not both")
+        raise UsageError(_("give either COMMAND ARGS... or -c LINE, not both"))
     pair = _load_key(args.key, args.keys_dir)
     known = KnownServers(args.known_servers or Path(args.keys_dir) / "known_servers.csv")
     pinned = _server_key_arg(args.server_key)
     if isinstance(pinned, Path):
         server_key: keys.PublicKey | None = keys.load_public(pinned)
     elif pinned is not None:
-        raise UsageError("ftp --server-key takes the server's .pub file")
+        raise UsageError(_("ftp --server-key takes the server's .pub file"))
     else:
         server_key = known.get(args.host, args.port)  # trusted on an earlier visit
     client = FileClient(args.host, args.port, pair, server_key, timeout=args.timeout)
@@ -457,7 +522,7 @@ def _ftp_shell(client: FileClient, known: KnownServers, args: argparse.Namespace
     if sys.stdin.isatty():
         with contextlib.suppress(ImportError):  # not on Windows; the shell works without it
             import readline  # noqa: F401  (importing it is what enables editing for input())
-    _err("commands: ls pwd cd mkdir rmdir rm rename cat put get help; exit to leave")
+    _err(_("commands: ls pwd cd mkdir rmdir rm rename cat put get help; exit to leave"))
     while True:
         try:
             line = input(f"ftp:{client.cwd}> ")
@@ -469,7 +534,7 @@ def _ftp_shell(client: FileClient, known: KnownServers, args: argparse.Namespace
         try:
             _run_ftp_line(client, line, known, args)
         except (LabCryptoError, OSError, ValueError) as exc:
-            _err(f"error: {exc}")
+            _err(_("error: {message}").format(message=exc))
 
 
 # --- the parser ------------------------------------------------------------------
@@ -486,7 +551,7 @@ def _command(
         name,
         help=summary,
         description=summary,
-        epilog="example:\n" + example,
+        epilog=_("example:") + "\n" + example,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     if handler is not None:
@@ -496,7 +561,8 @@ def _command(
 
 def _add_keys_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--keys-dir", help=f"folder of the key files (default: {DEFAULT_KEYS_DIR})"
+        "--keys-dir",
+        help=_("folder of the key files (default: {default})").format(default=_(DEFAULT_KEYS_DIR)),
     )
 
 
@@ -509,7 +575,7 @@ def _add_allowlist(
         "--allowlist",
         default=argparse.SUPPRESS if inherited else None,
         metavar="CSV",
-        help=f"allowlist file (default: {default_text})",
+        help=_("allowlist file (default: {default})").format(default=default_text),
     )
 
 
@@ -517,97 +583,109 @@ def _add_keygen(sub: argparse._SubParsersAction) -> None:
     p = _command(
         sub,
         "keygen",
-        "make a key pair: NAME.key (private, mode 0600) and NAME.pub (public)",
-        "  labcrypto keygen alice                 # ~/.labcrypto/keys/alice.key and .pub\n"
-        "  labcrypto keygen server --dir keys\n"
-        "  labcrypto keygen eve --group toy23     # for toy mode (p = 23)",
+        _("make a key pair: NAME.key (private, mode 0600) and NAME.pub (public)"),
+        _(
+            "  labcrypto keygen alice                 # ~/.labcrypto/keys/alice.key and .pub\n"
+            "  labcrypto keygen server --dir keys\n"
+            "  labcrypto keygen eve --group toy23     # for toy mode (p = 23)"
+        ),
         cmd_keygen,
     )
-    p.add_argument("name", help="the key's name (letters, digits, _ - .)")
-    p.add_argument("--dir", help=f"where to write (default: {DEFAULT_KEYS_DIR})")
+    p.add_argument("name", help=_("the key's name (letters, digits, _ - .)"))
     p.add_argument(
-        "--group", default="ffdhe2048", choices=sorted(GROUPS), help="default: ffdhe2048"
+        "--dir", help=_("where to write (default: {default})").format(default=_(DEFAULT_KEYS_DIR))
     )
-    p.add_argument("--force", action="store_true", help="replace existing files of that name")
+    p.add_argument(
+        "--group", default="ffdhe2048", choices=sorted(GROUPS), help=_("default: ffdhe2048")
+    )
+    p.add_argument("--force", action="store_true", help=_("replace existing files of that name"))
 
 
 def _add_allow(sub: argparse._SubParsersAction) -> None:
     p = _command(
         sub,
         "allow",
-        "edit the allowlist of client keys (a CSV file)",
+        _("edit the allowlist of client keys (a CSV file)"),
         "  labcrypto allow add alice keys/alice.pub\n"
         "  labcrypto allow list\n"
         "  labcrypto allow remove alice",
         None,
     )
-    _add_allowlist(p, "allowlist.csv in the keys folder")
+    _add_allowlist(p, _("allowlist.csv in the keys folder"))
     actions = p.add_subparsers(dest="action", metavar="{add,list,remove}", required=True)
     add = _command(
         actions,
         "add",
-        "put a public key on the allowlist under a name",
-        "  labcrypto allow add alice keys/alice.pub --comment 'group A'",
+        _("put a public key on the allowlist under a name"),
+        _("  labcrypto allow add alice keys/alice.pub --comment 'group A'"),
         cmd_allow_add,
     )
-    add.add_argument("name", help="the name the server will know this key by")
-    add.add_argument("pubfile", help="the student's .pub file")
-    add.add_argument("--comment", default="", help="a note for the third column")
-    _add_allowlist(add, "allowlist.csv in the keys folder", inherited=True)
+    add.add_argument("name", help=_("the name the server will know this key by"))
+    add.add_argument("pubfile", help=_("the student's .pub file"))
+    add.add_argument("--comment", default="", help=_("a note for the third column"))
+    _add_allowlist(add, _("allowlist.csv in the keys folder"), inherited=True)
     show = _command(
-        actions, "list", "show who is allowed", "  labcrypto allow list", cmd_allow_list
+        actions, "list", _("show who is allowed"), "  labcrypto allow list", cmd_allow_list
     )
-    _add_allowlist(show, "allowlist.csv in the keys folder", inherited=True)
+    _add_allowlist(show, _("allowlist.csv in the keys folder"), inherited=True)
     remove = _command(
         actions,
         "remove",
-        "take a name off the allowlist (their next connection is refused)",
+        _("take a name off the allowlist (their next connection is refused)"),
         "  labcrypto allow remove alice",
         cmd_allow_remove,
     )
     remove.add_argument("name")
-    _add_allowlist(remove, "allowlist.csv in the keys folder", inherited=True)
+    _add_allowlist(remove, _("allowlist.csv in the keys folder"), inherited=True)
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
     p = _command(
         sub,
         "serve",
-        "run the chat server until Ctrl-C (logs joins, leaves, refusals on stderr)",
-        "  labcrypto serve                          # 127.0.0.1:9090, ports 9100-9199\n"
-        "  labcrypto serve --port 0 --pool none     # any free port, no second port\n"
-        "  labcrypto serve --mode toy --no-allowlist  # notebook 03's insecure demo",
+        _("run the chat server until Ctrl-C (logs joins, leaves, refusals on stderr)"),
+        _(
+            "  labcrypto serve                          # 127.0.0.1:9090, ports 9100-9199\n"
+            "  labcrypto serve --port 0 --pool none     # any free port, no second port\n"
+            "  labcrypto serve --mode toy --no-allowlist  # notebook 03's insecure demo"
+        ),
         cmd_serve,
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=DEFAULT_CHAT_PORT, help="handshake port (0: any)")
+    p.add_argument("--host", default="127.0.0.1", help=_("address to listen on"))
+    p.add_argument("--port", type=int, default=DEFAULT_CHAT_PORT, help=_("handshake port (0: any)"))
     p.add_argument(
         "--pool",
         default=DEFAULT_POOL,
         metavar="FIRST-LAST",
-        help=f"conversation ports (task 4), or 'none' for one port (default: {DEFAULT_POOL})",
+        help=_("conversation ports (task 4), or 'none' for one port (default: {default})").format(
+            default=DEFAULT_POOL
+        ),
     )
-    p.add_argument("--key", default=None, help="server key name (default: server; toy: server-toy)")
+    p.add_argument(
+        "--key", default=None, help=_("server key name (default: server; toy: server-toy)")
+    )
     _add_keys_dir(p)
     _add_allowlist(p, "KEYS_DIR/allowlist.csv")
-    p.add_argument("--no-allowlist", action="store_true", help="let every key in (demo only)")
-    p.add_argument("--mode", default="secure", choices=sorted(MODES), help="default: secure")
+    p.add_argument("--no-allowlist", action="store_true", help=_("let every key in (demo only)"))
+    p.add_argument("--mode", default="secure", choices=sorted(MODES), help=_("default: secure"))
     defaults = ChatSettings()
     p.add_argument(
         "--idle-timeout",
         type=float,
         default=defaults.idle_timeout,
         metavar="SECONDS",
-        help=f"close a member silent this long, telling it why (0: never; "
-        f"default: {defaults.idle_timeout:.0f})",
+        help=_(
+            "close a member silent this long, telling it why (0: never; default: {default})"
+        ).format(default=f"{defaults.idle_timeout:.0f}"),
     )
     p.add_argument(
         "--max-sessions-per-key",
         type=int,
         default=defaults.max_sessions_per_key,
         metavar="N",
-        help=f"conversations one key may hold at once (0: no limit; "
-        f"default: {defaults.max_sessions_per_key})",
+        help=_("conversations one key may hold at once (0: no limit; default: {default})").format(
+            default=defaults.max_sessions_per_key
+        ),
     )
 
 
@@ -615,77 +693,85 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:
     p = _command(
         sub,
         "chat",
-        "join the chat room: interactive, or send --message lines and exit",
+        _("join the chat room: interactive, or send --message lines and exit"),
         "  labcrypto chat --key alice\n"
         "  labcrypto chat --key alice --server-key keys/server.pub --message hi --message bye",
         cmd_chat,
     )
-    p.add_argument("--host", default="127.0.0.1", help="the server (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=DEFAULT_CHAT_PORT, help="default: 9090")
-    p.add_argument("--key", required=True, metavar="NAME", help="your key (KEYS_DIR/NAME.key)")
+    p.add_argument("--host", default="127.0.0.1", help=_("the server (default: 127.0.0.1)"))
+    p.add_argument("--port", type=int, default=DEFAULT_CHAT_PORT, help=_("default: 9090"))
+    p.add_argument("--key", required=True, metavar="NAME", help=_("your key (KEYS_DIR/NAME.key)"))
     _add_keys_dir(p)
     p.add_argument(
         "--server-key",
         metavar="FILE",
-        help="pin the server: its .pub file or fingerprint (else trust on first use)",
+        help=_("pin the server: its .pub file or fingerprint (else trust on first use)"),
     )
-    p.add_argument("--known-servers", metavar="CSV", help="default: KEYS_DIR/known_servers.csv")
+    p.add_argument("--known-servers", metavar="CSV", help=_("default: KEYS_DIR/known_servers.csv"))
     p.add_argument(
         "--message",
         action="extend",
         nargs="+",
         metavar="TEXT",
-        help="send each TEXT, print what comes back until it returns, then exit",
+        help=_("send each TEXT, print what comes back until it returns, then exit"),
     )
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default: 5)")
+    p.add_argument("--timeout", type=float, default=5.0, help=_("seconds to wait (default: 5)"))
 
 
 def _add_ftp(sub: argparse._SubParsersAction) -> None:
     p = _command(
         sub,
         "ftp-serve",
-        "run the encrypted file service (fresh keys on every request) until Ctrl-C",
-        "  labcrypto ftp-serve --root ftp-homes     # 127.0.0.1:9091, a home per allowed name",
+        _("run the encrypted file service (fresh keys on every request) until Ctrl-C"),
+        _("  labcrypto ftp-serve --root ftp-homes     # 127.0.0.1:9091, a home per allowed name"),
         cmd_ftp_serve,
     )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=DEFAULT_FTP_PORT, help="default: 9091 (0: any)")
-    p.add_argument("--root", default="ftp-homes", help="folder of the homes (default: ftp-homes)")
-    p.add_argument("--key", default=None, help="server key name (default: server)")
+    p.add_argument("--port", type=int, default=DEFAULT_FTP_PORT, help=_("default: 9091 (0: any)"))
+    p.add_argument(
+        "--root", default="ftp-homes", help=_("folder of the homes (default: ftp-homes)")
+    )
+    p.add_argument("--key", default=None, help=_("server key name (default: server)"))
     _add_keys_dir(p)
     _add_allowlist(p, "KEYS_DIR/allowlist.csv")
-    p.add_argument("--quota", type=int, default=None, metavar="BYTES", help="per home (no limit)")
-    p.add_argument("--max-upload", type=int, default=None, metavar="BYTES", help="per file")
+    p.add_argument(
+        "--quota", type=int, default=None, metavar="BYTES", help=_("per home (no limit)")
+    )
+    p.add_argument("--max-upload", type=int, default=None, metavar="BYTES", help=_("per file"))
 
     c = _command(
         sub,
         "ftp",
-        "use the encrypted file service: one COMMAND, -c commands, or an interactive shell",
-        "  labcrypto ftp --key alice                       # shell: ls, cd, put, get, ...\n"
-        "  labcrypto ftp --key alice ls docs               # one command, then exit\n"
-        "  labcrypto ftp --key alice put -f notes.txt docs/notes.txt\n"
-        "  labcrypto ftp --key alice -c 'mkdir docs' -c 'put notes.txt docs/notes.txt'",
+        _("use the encrypted file service: one COMMAND, -c commands, or an interactive shell"),
+        _(
+            "  labcrypto ftp --key alice                       # shell: ls, cd, put, get, ...\n"
+            "  labcrypto ftp --key alice ls docs               # one command, then exit\n"
+            "  labcrypto ftp --key alice put -f notes.txt docs/notes.txt\n"
+            "  labcrypto ftp --key alice -c 'mkdir docs' -c 'put notes.txt docs/notes.txt'"
+        ),
         cmd_ftp,
     )
     c.add_argument("--host", default="127.0.0.1")
     c.add_argument("--port", type=int, default=DEFAULT_FTP_PORT)
-    c.add_argument("--key", required=True, metavar="NAME", help="your key (KEYS_DIR/NAME.key)")
+    c.add_argument("--key", required=True, metavar="NAME", help=_("your key (KEYS_DIR/NAME.key)"))
     _add_keys_dir(c)
-    c.add_argument("--server-key", metavar="FILE", help="pin the server's .pub file")
-    c.add_argument("--known-servers", metavar="CSV", help="default: KEYS_DIR/known_servers.csv")
-    c.add_argument("-c", "--command", action="append", metavar="LINE", help="run LINE; repeatable")
-    c.add_argument("--timeout", type=float, default=10.0, help="seconds (default: 10)")
+    c.add_argument("--server-key", metavar="FILE", help=_("pin the server's .pub file"))
+    c.add_argument("--known-servers", metavar="CSV", help=_("default: KEYS_DIR/known_servers.csv"))
+    c.add_argument(
+        "-c", "--command", action="append", metavar="LINE", help=_("run LINE; repeatable")
+    )
+    c.add_argument("--timeout", type=float, default=10.0, help=_("seconds (default: 10)"))
     # REMAINDER: everything after the command word belongs to it, "-f" included
     # (options of ftp itself go before the command, as with ssh or sftp).
     c.add_argument(
         "words",
         nargs=argparse.REMAINDER,
         metavar="COMMAND ARGS",
-        help="run this one command and exit (ls, put -f LOCAL, ...; 'help' lists them)",
+        help=_("run this one command and exit (ls, put -f LOCAL, ...; 'help' lists them)"),
     )
 
 
-_OVERVIEW = """\
+_OVERVIEW = N_("""\
 a class in five commands:
   labcrypto keygen server                      # the server's key pair (task 1)
   labcrypto keygen alice                       # a student's key pair
@@ -693,15 +779,15 @@ a class in five commands:
   labcrypto serve                              # the chat room, until Ctrl-C
   labcrypto chat --key alice --message hi      # say hi, print what comes back
 
-'labcrypto COMMAND --help' shows each command's options and an example."""
+'labcrypto COMMAND --help' shows each command's options and an example.""")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``labcrypto`` parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog="labcrypto",
-        description="Key exchange and secure channels: the lab's command line.",
-        epilog=_OVERVIEW,
+        description=_("Key exchange and secure channels: the lab's command line."),
+        epilog=_(_OVERVIEW),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", required=True)
@@ -715,15 +801,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return the exit code (0 ok, 1 error, 2 bad command line)."""
-    args = build_parser().parse_args(argv)
+    with argparse_in_language():  # argparse's own words ("usage:", its errors) too
+        args = build_parser().parse_args(argv)
     try:
         for folder in ("keys_dir", "dir"):  # one keys folder per person, made on first use
             if getattr(args, folder, "") is None:
                 setattr(args, folder, str(keys.default_dir()))
         return args.handler(args)
     except (LabCryptoError, OSError, ValueError) as exc:
-        _err(f"error: {exc}")
+        _err(_("error: {message}").format(message=exc))
         return 1
     except KeyboardInterrupt:
-        _err("interrupted")
+        _err(_("interrupted"))
         return 130

@@ -230,8 +230,8 @@ def test_the_compiled_catalog_matches_the_po() -> None:
     compiled.pop("", None)  # the header
     expected: dict[object, str] = {}
     for entry in russian_catalog():
-        if not entry.id or entry.fuzzy:
-            continue
+        if not entry.id or entry.fuzzy or not entry.string:
+            continue  # the header; and what `make catalog` leaves out until it is translated
         if isinstance(entry.id, tuple):
             for index, text in enumerate(entry.string):
                 expected[(entry.id[0], index)] = text
@@ -281,3 +281,135 @@ def test_jupyterlab_has_its_russian_language_pack() -> None:
     assert "ru_RU" in packs
     requirements = (REPO / "requirements.txt").read_text()
     assert re.search(r"^jupyterlab-language-pack-ru-ru\b", requirements, re.MULTILINE)
+
+
+# --- the command line in Russian ------------------------------------------------
+
+COMMANDS = [[], ["keygen"], ["allow"], ["allow", "add"], ["allow", "list"], ["allow", "remove"]]
+COMMANDS += [["serve"], ["chat"], ["ftp-serve"], ["ftp"]]
+
+# Prose: two English words in a row ("one port", "the server"). Option names,
+# metavars, paths and values ("--pool", "FIRST-LAST", "keys/", "secure") are not.
+_ENGLISH_PROSE = re.compile(r"(?<![-\w./'{])[a-z]{2,} [a-z]{2,}(?![-\w./'}])")
+
+
+def english_prose(help_text: str) -> list[str]:
+    """The lines of a help text that still read as English prose (examples and usage aside)."""
+    found = []
+    in_usage = False
+    for line in help_text.splitlines():
+        in_usage = line.startswith(("usage:", "Использование:")) or (in_usage and bool(line))
+        if in_usage or line.strip().startswith("labcrypto "):
+            continue  # the usage lists options; an example's comment is checked on its own
+        if _ENGLISH_PROSE.search(line):
+            found.append(line)
+    return found
+
+
+def cli_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    from labcrypto.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "labcrypto")
+def test_every_help_page_is_russian_with_labcrypto_lang_ru(command, capsys, monkeypatch) -> None:
+    english = cli_help(command, capsys)
+    assert english_prose(english), "the check must see English where there is English"
+    monkeypatch.setenv(i18n.ENV_VAR, "ru")
+    russian = cli_help(command, capsys)
+    assert russian.startswith("Использование: labcrypto")
+    assert "показать эту справку и выйти" in russian
+    assert english_prose(russian) == []
+    # Example comments are Russian too; the commands in them are unchanged.
+    for line in russian.splitlines():
+        if line.strip().startswith("labcrypto ") and "#" in line:
+            assert not _ENGLISH_PROSE.search(line.split("#", 1)[1]), line
+    assert commands_in(russian) == commands_in(english)
+
+
+def test_labcrypto_help_prints_russian_and_english_by_default(no_language_set) -> None:
+    """What a person types: ``LABCRYPTO_LANG=ru labcrypto --help``, and the same without it."""
+    script = Path(sys.executable).with_name("labcrypto")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "labcrypto"]
+    english = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60)
+    assert english.returncode == 0 and english.stdout.startswith("usage: labcrypto")
+    assert "Key exchange and secure channels" in english.stdout
+    no_language_set.setenv(i18n.ENV_VAR, "ru")
+    russian = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60)
+    assert russian.returncode == 0 and russian.stdout.startswith("Использование: labcrypto")
+    assert "Обмен ключами и защищённые каналы" in russian.stdout
+    assert "занятие за пять команд" in russian.stdout
+
+
+def test_cli_errors_are_russian(tmp_path, capsys, monkeypatch) -> None:
+    from labcrypto.cli import main
+
+    monkeypatch.setenv(i18n.ENV_VAR, "ru")
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own error
+        main(["chat", "--message", "hi"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "labcrypto chat: ошибка: не указаны обязательные аргументы: --key" in err
+    with pytest.raises(SystemExit):
+        main(["keygen", "x", "--group", "rsa"])
+    assert "недопустимое значение 'rsa'" in capsys.readouterr().err
+    # The CLI's own error: a missing key file, and what to do about it.
+    assert main(["chat", "--key", "alice", "--keys-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ошибка: нет файла ключа ") and "labcrypto keygen alice" in err
+    assert "преподавателя" in err
+    # And its messages: a key pair written.
+    assert main(["keygen", "alice", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "(закрытый ключ: храните в секрете" in out and "отпечаток: " in out
+
+
+def test_russian_counts_take_three_forms(monkeypatch) -> None:
+    monkeypatch.setenv(i18n.ENV_VAR, "ru")
+    said = {
+        n: i18n.ngettext("{count} key", "{count} keys", n).format(count=n) for n in (1, 3, 5, 21)
+    }
+    assert said == {1: "1 ключ", 3: "3 ключа", 5: "5 ключей", 21: "21 ключ"}
+    monkeypatch.setenv(i18n.ENV_VAR, "en")
+    assert i18n.ngettext("{count} key", "{count} keys", 21).format(count=21) == "21 keys"
+
+
+_COMMAND = re.compile(r"labcrypto(?: [-\w./{}=]+)+")
+
+
+def commands_in(text: str) -> list[str]:
+    """The ``labcrypto ...`` commands a text shows (they must never be translated)."""
+    return sorted(_COMMAND.findall(text))
+
+
+def test_translations_keep_the_commands_they_show() -> None:
+    """``labcrypto keygen alice`` stays itself in Russian; only the prose around it changes."""
+    problems = []
+    for entry in russian_catalog():
+        ids = entry.id if isinstance(entry.id, tuple) else (entry.id,)
+        texts = entry.string if isinstance(entry.string, tuple) else (entry.string,)
+        for text in texts:
+            if ids[0] and text and commands_in(text) != commands_in(ids[0]):
+                problems.append((ids[0], commands_in(ids[0]), commands_in(text)))
+    assert problems == []
+
+
+def test_no_module_that_translates_rebinds_underscore() -> None:
+    """``key_path, _ = ...`` in a module that translates with ``_`` breaks every later message."""
+    problems = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imports_underscore = any(
+            isinstance(node, ast.ImportFrom) and any(alias.name == "_" for alias in node.names)
+            for node in ast.walk(tree)
+        )
+        if not imports_underscore:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id == "_" and isinstance(node.ctx, ast.Store):
+                problems.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert problems == []
