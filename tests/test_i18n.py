@@ -413,3 +413,21 @@ def test_no_module_that_translates_rebinds_underscore() -> None:
             if isinstance(node, ast.Name) and node.id == "_" and isinstance(node.ctx, ast.Store):
                 problems.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert problems == []
+
+
+def test_readme_ru_is_linked_and_says_what_works() -> None:
+    """README.ru.md: linked from README.md, its two commands exist, its JupyterLab setting works."""
+    import json
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    russian = (REPO / "README.ru.md").read_text(encoding="utf-8")
+    assert "(README.ru.md)" in readme and "(README.md)" in russian
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    for target in re.findall(r"^make (\w+)", russian, re.MULTILINE):
+        assert re.search(rf"^{target}:", makefile, re.MULTILINE), target
+    assert "Settings → Language" in russian
+    override = json.loads(re.search(r"```json\n(.*?)\n```", russian, re.DOTALL).group(1))
+    locale = override["@jupyterlab/translation-extension:plugin"]["locale"]
+    from importlib.metadata import entry_points
+
+    assert locale in {e.name for e in entry_points(group="jupyterlab.languagepack")}
