@@ -40,13 +40,23 @@ def _is_docstring(statement: ast.AST) -> bool:
 
 
 def _code_without_prose(text: str) -> str:
-    """The code of a cell with comments and docstrings gone: what no translation may change."""
+    """The code of a cell with comments and docstrings gone: what no translation may change
+    (but the language ``set_language`` selects, compared on its own)."""
     tree = ast.parse(text)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if isinstance(body, list) and body and _is_docstring(body[0]):
             body.pop(0)
-    return ast.unparse(tree)
+    return ast.unparse(tree).replace("set_language('ru')", "set_language('en')")
+
+
+def _languages_selected(text: str) -> list[str]:
+    """The language of each ``set_language("…")`` call in a cell's code."""
+    return [
+        node.args[0].value
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "set_language"
+    ]
 
 
 # --- two editions ---------------------------------------------------------------------
@@ -68,9 +78,21 @@ def test_the_editions_differ_only_in_prose() -> None:
         if english.source != russian.source:
             translated.add(english.id)
     # Each twin's text is in the Russian edition; the two cells without a twin stay English.
-    assert translated == {"intro", "setup", "public_value", "check_public_value", "why_secret"}
+    assert translated == {
+        "intro",
+        "language",
+        "setup",
+        "public_value",
+        "check_public_value",
+        "why_secret",
+    }
+    # The first code cell selects each edition's own language.
+    first_en = next(c for c in en.cells if c.cell_type == "code")
+    first_ru = next(c for c in ru.cells if c.cell_type == "code")
+    assert _languages_selected(first_en.source) == ["en"]
+    assert _languages_selected(first_ru.source) == ["ru"]
     assert ru.cells[0].source.startswith("# 09 · Близнецы")
-    assert "учебная группа" in ru.cells[1].source and "toy group" in en.cells[1].source
+    assert "учебная группа" in ru.cells[2].source and "toy group" in en.cells[2].source
     assert ru.cells[-1].source == en.cells[-1].source == "The end."
 
 
@@ -85,7 +107,7 @@ def test_the_editions_keep_nbgrader_roles_points_and_ids() -> None:
 
 
 def test_missing_russian_text_is_listed() -> None:
-    assert build_notebooks.missing_translations(TWINS) == ["09_twins.py:59 outro"]
+    assert build_notebooks.missing_translations(TWINS) == ["09_twins.py:70 outro"]
 
 
 def test_build_all_writes_and_checks_the_russian_edition(tmp_path: Path) -> None:
@@ -177,6 +199,60 @@ def test_a_broken_source_is_refused_with_its_place(
     with pytest.raises(build_notebooks.SourceError, match=r"01_case\.py") as info:
         build_notebooks.parse(source)
     assert message in str(info.value)
+
+
+LANGUAGE_EN = 'from labcrypto.i18n import set_language\n\nset_language("en")\n'
+LANGUAGE_RU = 'from labcrypto.i18n import set_language\n\nset_language("ru")\n'
+INTRO = "# %% [markdown] id=intro\n# Hi\n\n# %% [markdown] lang=ru id=intro\n# Привет\n\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # A twin that keeps English, an English cell that says Russian, a computed language.
+        ("# %% id=a\n" + LANGUAGE_EN + "\n# %% lang=ru id=a\n" + LANGUAGE_EN, "('ru')"),
+        ("# %% id=a\n" + LANGUAGE_RU, "set_language('en')"),
+        ('# %% id=a\nset_language("e" + "n")\n', "as a literal"),
+        ('# %% id=a\nset_language(code="en")\n', "as a literal"),
+        ('# %% id=a\ni18n.set_language("ru")\n', "set_language('en')"),
+    ],
+)
+def test_the_language_switch_passes_its_cells_language(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(build_notebooks.SourceError, match=r"01_case\.py:\d+") as info:
+        build_notebooks.parse(_write(tmp_path, text))
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # Translated, but no cell selects the language; then not in the first code cell.
+        (INTRO + "# %% id=a\n1\n", "selects the language in its first code cell"),
+        (INTRO + "# %% id=a\n1\n\n# %% id=b\n" + LANGUAGE_EN, "in its first code cell"),
+        # The switch is there, but the Russian edition would run the English one.
+        (INTRO + "# %% id=a\n" + LANGUAGE_EN, "needs a lang=ru twin"),
+    ],
+)
+def test_a_translated_source_selects_each_editions_language_first(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    source = _write(tmp_path, text)
+    build_notebooks.parse(source)  # each cell is fine on its own
+    with pytest.raises(build_notebooks.SourceError, match=r"01_case\.py") as info:
+        build_notebooks.editions(source)
+    assert message in str(info.value)
+
+
+def test_the_language_switch_is_the_only_code_a_twin_changes(tmp_path: Path) -> None:
+    switch = "# %% id=a\n" + LANGUAGE_EN + "\n# %% lang=ru id=a\n" + LANGUAGE_RU
+    editions = build_notebooks.editions(_write(tmp_path, INTRO + switch))
+    assert _languages_selected(editions["ru"].cells[1].source) == ["ru"]
+    assert _languages_selected(editions["en"].cells[1].source) == ["en"]
+    sneaky = "# %% id=a\n" + LANGUAGE_EN + "\n# %% lang=ru id=a\n" + LANGUAGE_RU + "x = 1\n"
+    with pytest.raises(build_notebooks.SourceError, match="changes the code"):
+        build_notebooks.parse(_write(tmp_path, sneaky))
 
 
 def test_a_code_twin_may_change_comments_and_docstrings(tmp_path: Path) -> None:

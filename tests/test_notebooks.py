@@ -15,13 +15,20 @@
 
 Each notebook runs in a temporary copy of ``notebooks/``, so the key files
 it writes land in the temporary folder, with a kernel of this interpreter.
-Only the English edition runs here: the Russian one has the same code, but
-for comments and docstrings (``tests/test_notebook_sources.py``).
+Both editions run, the Russian one (``notebooks/ru/``) from its own folder
+as a student opens it. Its code is the English code but for comments,
+docstrings and the language its first cell selects
+(``tests/test_notebook_sources.py``); what running it adds is the proof
+that this first cell works: each edition runs in a kernel whose
+environment asks for the *other* language (``LABCRYPTO_LANG``), and a probe
+cell appended at the end must still find the edition's own language, with
+the Russian catalog loaded in that kernel.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 import time
 from pathlib import Path
@@ -71,13 +78,24 @@ def kernel_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_kernelspec(tmp_path_factory.mktemp("jupyter"))
 
 
+def _language(path: Path) -> str:
+    """The edition a notebook belongs to: ``"ru"`` under notebooks/ru/, else ``"en"``."""
+    return "ru" if path.parent.name == "ru" else "en"
+
+
 def _execute(
     nb: nbformat.NotebookNode, workdir: Path, kernel_env: Path, allow_errors: bool
 ) -> float:
-    """Run ``nb`` in place with cwd ``workdir``; return the seconds it took."""
+    """Run ``nb`` in place with cwd ``workdir``; return the seconds it took.
+
+    The kernel's environment asks for the language *other* than the edition's
+    (``LABCRYPTO_LANG``), so only the notebook's own first cell can make it
+    speak the edition's language.
+    """
     from nbclient import NotebookClient
 
     mp = pytest.MonkeyPatch()
+    mp.setenv("LABCRYPTO_LANG", "en" if workdir.name == "ru" else "ru")
     mp.setenv("JUPYTER_PATH", str(kernel_env))
     mp.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     try:
@@ -95,11 +113,35 @@ def _execute(
         mp.undo()
 
 
-def _workdir(tmp_path: Path) -> Path:
-    """A copy of notebooks/ without key files: what a student starts with."""
+def _workdir(tmp_path: Path, path: Path) -> Path:
+    """A copy of notebooks/ without key files (what a student starts with), and in it the
+    folder of ``path``'s edition: the notebook runs there."""
     work = tmp_path / "notebooks"
     shutil.copytree(NOTEBOOK_DIR, work, ignore=shutil.ignore_patterns("keys", ".ipynb_*"))
-    return work
+    return work / path.parent.relative_to(NOTEBOOK_DIR)
+
+
+# Appended to a notebook before it runs: which language the kernel speaks at the end, and
+# whether the Russian catalog answers in that kernel ("options" is argparse's word for the
+# CLI's help; the catalog carries it).
+PROBE = "from labcrypto import i18n\nprint(i18n.language(), i18n.gettext('options'))"
+
+
+def _probe(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    probe = nbformat.v4.new_code_cell(PROBE)
+    probe["id"] = "language-probe"
+    nb.cells.append(probe)
+    return probe
+
+
+def _check_language(probe: nbformat.NotebookNode, lang: str) -> None:
+    text = "".join(o.get("text", "") for o in probe.outputs if o.get("output_type") == "stream")
+    spoken, _, options = text.strip().partition(" ")
+    assert spoken == lang, f"the first cell should select {lang!r}; the kernel says {text!r}"
+    if lang == "ru":
+        assert options != "options" and re.search("[а-я]", options), f"no Russian catalog: {text!r}"
+    else:
+        assert options == "options", text
 
 
 def _errors(nb: nbformat.NotebookNode) -> list[tuple[int, nbformat.NotebookNode, dict]]:
@@ -204,10 +246,11 @@ def test_nbgrader_metadata_is_well_formed(path: Path) -> None:
 # --- running -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+@pytest.mark.parametrize("path", STORED, ids=_ids(STORED))
 def test_instructor_version_runs_clean(path: Path, tmp_path: Path, kernel_env: Path) -> None:
-    work = _workdir(tmp_path)
+    work = _workdir(tmp_path, path)
     nb = nbformat.read(work / path.name, as_version=4)
+    probe = _probe(nb)
     seconds = _execute(nb, work, kernel_env, allow_errors=True)
     errors = _errors(nb)
     assert not errors, "\n\n".join(_describe(*e) for e in errors)
@@ -217,7 +260,19 @@ def test_instructor_version_runs_clean(path: Path, tmp_path: Path, kernel_env: P
         text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
         assert "✔" in text, f"{_grading(cell)['grade_id']}: no success line printed"
     assert seconds < RUN_LIMIT, f"{path.name} took {seconds:.1f} s"
+    _check_language(probe, _language(path))
     print(f"{path.name}: instructor version ran in {seconds:.1f} s")
+
+
+def _says_not_written(message: str, lang: str) -> bool:
+    """The check's message says the exercise is not written yet, in the edition's language.
+
+    Until the catalog carries the checks' messages, the Russian edition shows them in
+    English; once it does, a Russian message must be Russian (no English left in it).
+    """
+    if lang == "ru" and re.search("[а-яё]", message, re.IGNORECASE):
+        return "not written yet" not in message
+    return "not written yet" in message
 
 
 def _student_version(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -230,11 +285,11 @@ def _student_version(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+@pytest.mark.parametrize("path", STORED, ids=_ids(STORED))
 def test_student_version_fails_only_in_exercises(
     path: Path, tmp_path: Path, kernel_env: Path
 ) -> None:
-    work = _workdir(tmp_path)
+    work = _workdir(tmp_path, path)
     nb = _student_version(nbformat.read(work / path.name, as_version=4))
     for cell in nb.cells:
         assert "BEGIN SOLUTION" not in cell.source and "HIDDEN TESTS" not in cell.source
@@ -258,5 +313,5 @@ def test_student_version_fails_only_in_exercises(
             f"{grade_id}: an unsolved exercise should fail with a friendly CheckFailed, "
             f"got {output['ename']}: {output['evalue']}"
         )
-        assert "not written yet" in output["evalue"], output["evalue"]
+        assert _says_not_written(output["evalue"], _language(path)), output["evalue"]
     print(f"{path.name}: student version ran in {seconds:.1f} s")

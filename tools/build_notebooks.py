@@ -52,10 +52,29 @@ marker, so they are the same in both editions by construction. A code cell
 may have a twin too, for the comments and docstrings a student reads; the
 build refuses a code twin whose code differs from the English cell in
 anything else (compared as Python syntax trees with the docstrings blanked,
-plus nbgrader's ``###`` region lines). When a source has at least one
+plus nbgrader's ``###`` region lines) but the language it selects (below).
+When a source has at least one
 Russian twin, the build also writes ``notebooks/ru/NAME.ipynb``: every cell
 with a twin shows its Russian text, the others (until the translation is
 complete) their English text.
+
+One line of code does differ between the editions: the language the lab's
+messages (checks, widgets, plots) are shown in. Each notebook's first code
+cell (``id=language``) calls ``set_language("en")``, and its ``lang=ru``
+twin calls ``set_language("ru")``. That string is the one exception to
+"code twins change only prose", and the build checks it both ways: every
+``set_language(...)`` call in a cell must pass that cell's own language as a
+literal (so a twin cannot keep ``"en"``, nor an English cell say ``"ru"``),
+and a source with twins must select the language in its first code cell,
+with a twin in each of its languages (so no edition forgets to). Why a
+twin and not the build writing the line itself: the source then shows
+exactly what each edition runs, the translator sees both lines side by
+side, and the exception is one literal the build verifies, not a text
+substitution nobody reads. Why a cell of its own (three lines, just before
+the imports): a twin of the imports cell would repeat every import, and
+would break each time someone changes one. Why the English edition calls it too: on a
+server whose locale or ``LABCRYPTO_LANG`` says Russian, the English notebook
+would otherwise mix English prose with Russian checks.
 
 Why our own parser and not jupytext. The format is jupytext's percent
 format, so jupytext and the editors read these files; but the build reads
@@ -110,6 +129,8 @@ NOTEBOOKS = ROOT / "notebooks"
 
 ENGLISH = "en"
 TRANSLATIONS = ("ru",)  # the languages a twin may have; each gets notebooks/LANG/
+
+LANGUAGE_CALL = "set_language"  # labcrypto.i18n's switch: the one code a twin may change
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 LANGUAGE_INFO = {"name": "python", "version": "3.11"}
@@ -257,13 +278,45 @@ def _text(marker: _Marker, source: Path) -> str:
     return "\n".join(text)
 
 
-def _code_shape(text: str, where: str) -> tuple[str, list[str]]:
-    """What a translation may not change in a code cell: its syntax tree with docstrings
-    blanked (comments are not in the tree), and nbgrader's ``###`` region lines."""
+def _language_calls(tree: ast.AST) -> list[ast.Call]:
+    """The calls ``set_language(...)`` / ``i18n.set_language(...)`` in ``tree``."""
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and (
+            (isinstance(node.func, ast.Name) and node.func.id == LANGUAGE_CALL)
+            or (isinstance(node.func, ast.Attribute) and node.func.attr == LANGUAGE_CALL)
+        )
+    ]
+
+
+def _check_language_calls(tree: ast.AST, lang: str, where: str) -> None:
+    """Each ``set_language`` call passes ``lang``, the language of its cell, as a literal;
+    then its argument is blanked, the one thing a twin's code may change."""
+    for call in _language_calls(tree):
+        arg = call.args[0] if len(call.args) == 1 and not call.keywords else None
+        if not (isinstance(arg, ast.Constant) and arg.value == lang):
+            raise SourceError(
+                f"{where}: a lang={lang} cell calls {LANGUAGE_CALL}({lang!r}), "
+                "with the language as a literal and nothing else"
+            )
+        arg.value = ""
+
+
+def _parse_code(text: str, where: str) -> ast.Module:
     try:
-        tree = ast.parse(text)
+        return ast.parse(text)
     except SyntaxError as exc:
         raise SourceError(f"{where}: a translated code cell must be Python: {exc}") from None
+
+
+def _code_shape(text: str, lang: str, where: str) -> tuple[str, list[str]]:
+    """What a translation may not change in a code cell: its syntax tree with docstrings
+    and the language of ``set_language`` blanked (comments are not in the tree), and
+    nbgrader's ``###`` region lines."""
+    tree = _parse_code(text, where)
+    _check_language_calls(tree, lang, where)
     for node in ast.walk(tree):
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             first = node.body[0] if node.body else None
@@ -298,7 +351,9 @@ def _add_twin(cells: list[Cell], marker: _Marker, text: str) -> None:
         )
     if lang in english.translations:
         raise SourceError(f"{where}: a second lang={lang} text for {marker.id}")
-    if marker.kind == "code" and _code_shape(text, where) != _code_shape(english.text, where):
+    if marker.kind == "code" and _code_shape(text, lang, where) != _code_shape(
+        english.text, ENGLISH, english.where
+    ):
         raise SourceError(
             f"{where}: the lang={lang} twin of {marker.id} changes the code; "
             "a translation changes only comments and docstrings"
@@ -318,8 +373,26 @@ def parse(source: Path) -> list[Cell]:
             raise SourceError(f"{marker.where}: id {marker.id} is used twice")
         cell = Cell(marker.kind, marker.role, marker.id, marker.points, text, marker.where)
         _check_regions(cell, marker.where)
+        if cell.kind == "code" and LANGUAGE_CALL in text:
+            _check_language_calls(_parse_code(text, marker.where), ENGLISH, marker.where)
         cells.append(cell)
     return cells
+
+
+def _check_language_switch(cells: list[Cell], langs: list[str], name: str) -> None:
+    """A notebook with translations selects each edition's language in its first code cell."""
+    first = next((cell for cell in cells if cell.kind == "code"), None)
+    if first is None or not _language_calls(_parse_code(first.text, first.where)):
+        raise SourceError(
+            f"{first.where if first else name}: a notebook with a translation selects the "
+            f'language in its first code cell: {LANGUAGE_CALL}("en"), and a twin for each language'
+        )
+    for lang in langs:
+        if lang != ENGLISH and lang not in first.translations:
+            raise SourceError(
+                f"{first.where}: the first code cell needs a lang={lang} twin calling "
+                f'{LANGUAGE_CALL}("{lang}"), or the {lang} edition speaks English'
+            )
 
 
 def _nbgrader(cell: Cell) -> dict[str, Any] | None:
@@ -372,6 +445,8 @@ def editions(source: Path) -> dict[str, nbformat.NotebookNode]:
     langs = [ENGLISH] + [
         lang for lang in TRANSLATIONS if any(lang in cell.translations for cell in cells)
     ]
+    if len(langs) > 1:
+        _check_language_switch(cells, langs, source.name)
     return {lang: _notebook(cells, lang) for lang in langs}
 
 

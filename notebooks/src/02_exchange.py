@@ -15,8 +15,35 @@
 #
 # **You need:** notebook 01 and the threaded-server lab. **Time:** about 45 minutes.
 
+# %% [markdown] lang=ru id=cell-000
+# # 02 · Зашифрованный разговор
+#
+# *Рукопожатие по шагам, затем чат, который Ева не может прочитать, — а криптография вынесена из цикла обмена сообщениями (задание 2).*
+#
+# **После этого блокнота вы сможете**
+#
+# 1. пройти рукопожатие вручную и сказать, что несёт каждое сообщение и что из него узнаёт Ева;
+# 2. делить поток TCP на кадры так, чтобы ни одно сообщение не обрезалось и не склеилось со следующим;
+# 3. взломать чат курса на шифре Цезаря по перехваченным байтам и показать, почему AES-GCM выдерживает ту же атаку и замечает подмену;
+# 4. написать цикл обмена сообщениями, который только вызывает `send` и `recv`, а о ключах и шифрах ничего не знает.
+#
+# **Что нужно:** блокнот 01 и лабораторная о многопоточном сервере. **Время:** около 45 минут.
+
 # %% [markdown] id=cell-001
-# **Run this cell first.** It only imports what the notebook uses.
+# **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.
+
+# %% [markdown] lang=ru id=cell-001
+# **Сначала выполните эти две ячейки.** Первая выбирает язык сообщений лаборатории (проверок, панелей, графиков), вторая только импортирует то, что нужно блокноту.
+
+# %% id=language
+from labcrypto.i18n import set_language
+
+set_language("en")      # the lab's messages in English
+
+# %% lang=ru id=language
+from labcrypto.i18n import set_language
+
+set_language("ru")      # сообщения лаборатории — по-русски
 
 # %% id=cell-002
 import json
@@ -32,6 +59,9 @@ from labcrypto.handshake import ClientHandshake, ServerHandshake
 
 # %% [markdown] id=cell-003
 # **Your student id**, as in notebook 01 (one exercise uses a message made from it):
+
+# %% [markdown] lang=ru id=cell-003
+# **Ваш идентификатор студента** — тот же, что в блокноте 01 (в одном упражнении из него составляется сообщение):
 
 # %% id=cell-004
 STUDENT_ID = ""        # the same id as in notebook 01
@@ -49,12 +79,30 @@ my
 #
 # Alice and Bob each end up with `K`; Eve does not. Let us watch it happen.
 
+# %% [markdown] lang=ru id=cell-005
+# ## Действующие лица
+#
+# | | знает | отправляет |
+# |---|---|---|
+# | **Алиса** (клиент) | свой секрет `a`; `p`, `g` | `A = g^a mod p`, затем зашифрованные сообщения |
+# | **Боб** (сервер) | свой секрет `b`; `p`, `g` | `B = g^b mod p`, затем зашифрованные сообщения |
+# | **Ева** (на линии) | всё, что передаётся: `p`, `g`, `A`, `B`, каждый байт шифртекста | ничего (пока) |
+#
+# В итоге у Алисы и у Боба есть `K`, а у Евы — нет. Посмотрим, как это происходит.
+
 # %% [markdown] id=cell-006
 # ## 1 · The handshake by hand
 #
 # The handshake lives in two objects that take bytes in and give bytes out, with no sockets.
 # *We* carry the bytes between them, one cell at a time.
 # Toy mode first (`p = 23`), so that every number is small enough to read.
+
+# %% [markdown] lang=ru id=cell-006
+# ## 1 · Рукопожатие вручную
+#
+# Рукопожатие живёт в двух объектах. Они принимают байты и отдают байты, сокетов у них нет.
+# Байты между ними носим *мы*, по одной ячейке за раз.
+# Сначала учебный режим (`p = 23`): все числа в нём маленькие, их легко прочитать.
 
 # %% id=cell-007
 alice_toy = keys.generate(groups.TOY)
@@ -66,21 +114,47 @@ for _ in range(100):                 # the toy group has only 20 keys: draw agai
 client = ClientHandshake(alice_toy, mode="toy")
 server = ServerHandshake(bob_toy, mode="toy")
 
+# %% lang=ru id=cell-007
+alice_toy = keys.generate(groups.TOY)
+bob_toy = keys.generate(groups.TOY)
+for _ in range(100):                 # в учебной группе всего 20 ключей: если совпали, выбираем заново
+    if bob_toy.public != alice_toy.public:
+        break
+    bob_toy = keys.generate(groups.TOY)
+client = ClientHandshake(alice_toy, mode="toy")
+server = ServerHandshake(bob_toy, mode="toy")
+
 # %% id=cell-008
 hello = client.start()
 hello               # exactly these bytes travel: readable JSON, with A in "static"
+
+# %% lang=ru id=cell-008
+hello = client.start()
+hello               # по сети идут ровно эти байты: читаемый JSON, A — в поле "static"
 
 # %% [markdown] id=cell-009
 # The course's starter code sent `(p, g, A)` with `pickle`. Here it is JSON:
 # unpickling bytes from the network runs whatever code the sender put in them (course mistake 7).
 # (The course text writes "(p, q, A)": it means `(p, g, A)`. Here the group's name stands for `p` and `g`.)
 
+# %% [markdown] lang=ru id=cell-009
+# Стартовый код курса отправлял `(p, g, A)` через `pickle`. Здесь это JSON:
+# `pickle.loads` на байтах из сети выполнит любой код, который туда положил отправитель (типичная ошибка № 7).
+# (В тексте курса открытый ключ клиента записан как «(p, q, A)» — имеется в виду `(p, g, A)`. Здесь `p` и `g` заменяет имя группы.)
+
 # %% id=cell-010
 server_hello, server_finished = server.receive(hello)
 server_hello        # B and a fresh random nonce
 
+# %% lang=ru id=cell-010
+server_hello, server_finished = server.receive(hello)
+server_hello        # B и новое случайное число (nonce)
+
 # %% id=cell-011
 server_finished     # a proof (HMAC) that Bob derived the keys
+
+# %% lang=ru id=cell-011
+server_finished     # доказательство (HMAC), что Боб выработал ключи
 
 # %% id=cell-012
 [client_finished] = client.receive(server_hello) + client.receive(server_finished)
@@ -97,6 +171,15 @@ client.session.numbers, server.session.numbers
 # > and encrypts **once** with it.
 #
 # In toy mode that symmetric key is the course's Caesar shift, `K mod 256`:
+
+# %% [markdown] lang=ru id=cell-013
+# У обеих сторон один и тот же `K`, и по сети он не передавался.
+#
+# > **Читаем текст курса.** «Клиент посылает сообщение серверу, шифруя его закрытым ключом и открытым ключом сервера. Сервер принимает сообщение, расшифровывает его сначала своим закрытым ключом, а потом — открытым ключом клиента». Это похоже на двойное шифрование в RSA.
+# > На самом деле происходит другое: каждая сторона объединяет **свой закрытый ключ** с **открытым ключом другой стороны** и получает один и тот же `K` (`K = B^a = A^b mod p`).
+# > Из `K` она вырабатывает симметричный ключ и шифрует им сообщение **один раз**.
+#
+# В учебном режиме этот симметричный ключ — сдвиг шифра Цезаря из курса, `K mod 256`:
 
 # %% id=cell-014
 alice_sends, _ = client.session.ciphers()
@@ -124,6 +207,23 @@ bob_reads.open(captured)
 #
 # The check runs your pair over a real TCP connection on 127.0.0.1 against a hostile peer.
 
+# %% [markdown] lang=ru id=cell-016
+# ## 2 · Упражнение: кадры в потоке
+#
+# TCP передаёт поток байтов, а не сообщения. Один `send` может прийти тремя результатами `recv`, а два `send` — одним.
+# Считать один `recv(1024)` одним сообщением — самая частая ошибка в этой лабораторной (типичная ошибка № 6).
+# Разделитель вроде `\n` тоже не спасает: он может встретиться внутри данных.
+#
+# Решение — кадр: длина в 4 байтах (big-endian, старший байт первым), затем сами байты.
+# Напишите `send_msg(sock, data)` (один `sendall` заголовка вместе с данными) и `recv_msg(sock)`.
+# `recv_msg` должна:
+#
+# * прочитать ровно 4 байта заголовка, затем ровно `length` байтов, вызывая `recv` в цикле столько раз, сколько нужно;
+# * выбросить `ValueError`, если `length > MAX_MESSAGE`, *до* чтения содержимого;
+# * выбросить `ConnectionError`, если `recv` вернул `b""` (собеседник закрыл соединение) на середине.
+#
+# Проверка гоняет вашу пару функций по настоящему TCP-соединению на 127.0.0.1, против враждебного собеседника.
+
 # %% solution grade_id=framing
 MAX_MESSAGE = 1 << 20    # 1 MiB
 HEADER = struct.Struct("!I")
@@ -138,6 +238,36 @@ def send_msg(sock, data):
 
 def recv_msg(sock):
     """Receive one whole message sent by send_msg."""
+    ### BEGIN SOLUTION
+    def recv_exactly(count):
+        buffer = bytearray()
+        while len(buffer) < count:
+            chunk = sock.recv(count - len(buffer))
+            if not chunk:
+                raise ConnectionError(f"connection closed after {len(buffer)} of {count} bytes")
+            buffer += chunk
+        return bytes(buffer)
+
+    (length,) = HEADER.unpack(recv_exactly(HEADER.size))
+    if length > MAX_MESSAGE:
+        raise ValueError(f"a {length}-byte message is over the {MAX_MESSAGE}-byte limit")
+    return recv_exactly(length)
+    ### END SOLUTION
+
+# %% lang=ru grade_id=framing
+MAX_MESSAGE = 1 << 20    # 1 МиБ
+HEADER = struct.Struct("!I")
+
+
+def send_msg(sock, data):
+    """Отправить одно сообщение: длину в 4 байтах (big-endian), затем байты (один sendall)."""
+    ### BEGIN SOLUTION
+    sock.sendall(HEADER.pack(len(data)) + data)
+    ### END SOLUTION
+
+
+def recv_msg(sock):
+    """Принять одно сообщение, отправленное send_msg, целиком."""
     ### BEGIN SOLUTION
     def recv_exactly(count):
         buffer = bytearray()
@@ -177,9 +307,42 @@ grading.hidden_framing(send_msg, recv_msg)
 # The check is the server, over TCP on 127.0.0.1: fair first (its hello whole, then one byte per TCP segment, then glued to a second message in one segment),
 # then hostile (a `p` that is not prime, a toy `p`, `g = p-1`, `B = 1`, a 4 GB length).
 
+# %% [markdown] lang=ru id=cell-019
+# ### Упражнение: обмен из курса по TCP, но правильно
+#
+# Стартовый код курса отправляет `(p, g, A)` через `pickle`, читает ответ одним `recv(1024)`, а `p = 7`.
+# Вот тот же обмен, сделанный правильно, со стороны клиента. Сервер говорит первым: один кадр с JSON `{"p": ..., "g": ..., "B": ...}`.
+# Напишите `dh_client(sock, min_bits=2048)`, которая
+#
+# 1. читает этот кадр (`read_frame(sock)` — версия вашей `recv_msg` из пакета) и разбирает его через `json.loads`;
+# 2. с `ValueError` отказывается от группы, которой нельзя пользоваться: `p` короче `min_bits` битов, `p` не простое или `(p-1)/2` не простое (`groups.is_probable_prime`), а также от `g` или `B`, которые отвергает `groups.validate_public` с `group = groups.Group("offered", p, g, (p - 1) // 2)`;
+# 3. выбирает свой секрет через `secrets` (`group.random_exponent(secrets.randbelow)`) и отправляет `{"A": A}` одним кадром JSON (`write_frame(sock, data)`);
+# 4. возвращает `K = B^a mod p`. Никогда не отправляйте `K`: каждая сторона вычисляет его сама.
+#
+# Проверка играет роль сервера, по TCP на 127.0.0.1. Сначала честно: приветствие целиком, затем по одному байту в TCP-сегменте, затем склеенное со вторым сообщением в одном сегменте.
+# Потом враждебно: `p`, который не является простым, учебный `p`, `g = p-1`, `B = 1`, длина в 4 ГБ.
+
 # %% solution grade_id=dh_client
 def dh_client(sock, min_bits=2048):
     """The client's half of the exchange: read (p, g, B), check them, send A, return K."""
+    ### BEGIN SOLUTION
+    hello = json.loads(read_frame(sock))
+    p, g, B = hello["p"], hello["g"], hello["B"]
+    if p.bit_length() < min_bits:
+        raise ValueError(f"a {p.bit_length()}-bit p is too small (at least {min_bits} bits)")
+    if not groups.is_probable_prime(p) or not groups.is_probable_prime((p - 1) // 2):
+        raise ValueError("p is not a safe prime")
+    group = groups.Group("offered", p, g, (p - 1) // 2)
+    groups.validate_public(group, g)
+    groups.validate_public(group, B)
+    a = group.random_exponent(secrets.randbelow)
+    write_frame(sock, json.dumps({"A": pow(g, a, p)}).encode())
+    return pow(B, a, p)
+    ### END SOLUTION
+
+# %% lang=ru grade_id=dh_client
+def dh_client(sock, min_bits=2048):
+    """Клиентская половина обмена: прочитать (p, g, B), проверить их, отправить A, вернуть K."""
     ### BEGIN SOLUTION
     hello = json.loads(read_frame(sock))
     p, g, B = hello["p"], hello["g"], hello["B"]
@@ -210,6 +373,14 @@ grading.hidden_dh_client(dh_client)
 # (the cell shows which port it got). The last cell of the notebook stops every server it started.
 # Keys come from `keys/`, as in notebook 01.
 
+# %% [markdown] lang=ru id=cell-022
+# ## 3 · По-настоящему: сервер чата, клиент и Ева
+#
+# Сервер чата работает в фоновом потоке, и ячейка завершается, как только он начал слушать порт.
+# Порт 0 просит у системы любой свободный порт, поэтому одногруппники на одной машине не мешают друг другу (ячейка показывает, какой порт достался).
+# Последняя ячейка блокнота останавливает все серверы, которые он запустил.
+# Ключи берутся из `keys/`, как в блокноте 01.
+
 # %% id=cell-023
 key_dir = Path("keys")
 server_key = keys.load_or_create("chat-server", key_dir)
@@ -222,6 +393,11 @@ room
 # Alice connects to the tap, which forwards to the server.
 # She pins the server's key (`server_key=`), so a man in the middle would be caught (notebook 03 shows how).
 
+# %% [markdown] lang=ru id=cell-024
+# Ева прослушивает линию: это ретранслятор, который передаёт каждый байт дальше без изменений и записывает его.
+# Алиса подключается к прослушке, а та пересылает всё серверу.
+# Алиса закрепляет ключ сервера (`server_key=`), поэтому «человек посередине» будет пойман (как — покажет блокнот 03).
+
 # %% id=cell-025
 tap = wiretap.Wiretap(room.address, name="02-tap").start()
 alice = ChatClient.connect(*tap.address, alice_key, server_key=server_key.public_key)
@@ -232,6 +408,11 @@ alice
 # the server sends it back to everyone in the room, you included, and that is your confirmation.
 # The panel is updated from the client's background thread, which only changes widget values and never prints.
 
+# %% [markdown] lang=ru id=cell-026
+# Слева — панель чата, справа — то, что видит Ева. Напишите сообщение и нажмите **Send**:
+# сервер разошлёт его всем в комнате, в том числе вам, — это и есть подтверждение.
+# Панель обновляется из фонового потока клиента. Этот поток только меняет значения виджетов и ничего не печатает.
+
 # %% id=cell-027
 panel = widgets.ChatPanel.for_client(alice)
 eve_view = widgets.WireView.for_channel(alice.channel)
@@ -240,6 +421,10 @@ widgets.side_by_side(panel, eve_view)
 # %% [markdown] id=cell-028
 # If this notebook runs without a browser, nobody presses Send. The next cell sends a line
 # through exactly the code the button uses, then shows what the room sent back.
+
+# %% [markdown] lang=ru id=cell-028
+# Если блокнот выполняется без браузера, кнопку Send никто не нажмёт. Следующая ячейка отправляет строку
+# тем же кодом, что и кнопка, и показывает, что прислала комната.
 
 # %% id=cell-029
 panel.submit("hello from the notebook: can anyone read this?")
@@ -250,6 +435,10 @@ room.say("welcome, Alice")
 # Eve's view of the whole connection, handshake included.
 # She sees every public value; after the handshake she sees only ciphertext:
 
+# %% [markdown] lang=ru id=cell-030
+# Всё соединение глазами Евы, включая рукопожатие.
+# Она видит все открытые значения, а после рукопожатия — только шифртекст:
+
 # %% id=cell-031
 widgets.table(wiretap.eavesdropper_view(tap.frames()))
 
@@ -259,6 +448,13 @@ widgets.table(wiretap.eavesdropper_view(tap.frames()))
 # ### The toy chat falls to a glance
 #
 # Same room, same client code, `mode="toy"`. The only change is the Caesar cipher keyed by a small `K`:
+
+# %% [markdown] lang=ru id=cell-032
+# ## 4 · Атака, затем защита
+#
+# ### Учебный чат читается с одного взгляда
+#
+# Та же комната, тот же код клиента, `mode="toy"`. Отличие одно — шифр Цезаря с маленьким ключом `K`:
 
 # %% id=cell-033
 toy_server_key = keys.generate(groups.TOY)
@@ -274,10 +470,29 @@ bob = ChatClient.connect(*toy_tap.address, bob_toy_key, mode="toy",
 bob.send("the exam password is swordfish, do not tell anyone")
 [m.text for m in bob.iter_messages(timeout=0.5)]
 
+# %% lang=ru id=cell-033
+toy_server_key = keys.generate(groups.TOY)
+bob_toy_key = keys.generate(groups.TOY)
+for _ in range(100):                 # учебных ключей всего 20: ключ Боба должен отличаться от ключа сервера
+    if bob_toy_key.public != toy_server_key.public:
+        break
+    bob_toy_key = keys.generate(groups.TOY)
+toy_room = ChatServer(toy_server_key, mode="toy", port=0, name="02-toy-room").start()
+toy_tap = wiretap.Wiretap(toy_room.address, name="02-toy-tap").start()
+bob = ChatClient.connect(*toy_tap.address, bob_toy_key, mode="toy",
+                         server_key=toy_server_key.public_key)
+bob.send("the exam password is swordfish, do not tell anyone")
+[m.text for m in bob.iter_messages(timeout=0.5)]
+
 # %% id=cell-034
 toy_frames = [f for f in toy_tap.frames(wiretap.C2S) if f.kind == "data"]
 stolen = toy_frames[0].payload
 stolen              # what Eve captured: Caesar-shifted JSON
+
+# %% lang=ru id=cell-034
+toy_frames = [f for f in toy_tap.frames(wiretap.C2S) if f.kind == "data"]
+stolen = toy_frames[0].payload
+stolen              # что перехватила Ева: JSON, сдвинутый шифром Цезаря
 
 # %% [markdown] id=cell-035
 # ### Exercise: read it without the key
@@ -288,9 +503,30 @@ stolen              # what Eve captured: Caesar-shifted JSON
 # A score that works: +1 for every lowercase letter or space, −1 for every byte that is not printable ASCII (below 32 or above 126).
 # Remember that shifts wrap around: `(byte - k) % 256`.
 
+# %% [markdown] lang=ru id=cell-035
+# ### Упражнение: прочитать без ключа
+#
+# Напишите `break_caesar(ciphertext)`, которая возвращает байты открытого текста.
+# Ева не знает `K`, но шифр сдвигает каждый байт на `K mod 256`, поэтому ключей всего 256.
+# Переберите их все, оцените, насколько каждый кандидат похож на текст, и оставьте лучшего.
+# Подойдёт такая оценка: +1 за каждую строчную латинскую букву или пробел, −1 за каждый байт вне печатного ASCII (меньше 32 или больше 126).
+# Помните, что сдвиг идёт по кругу: `(byte - k) % 256`.
+
 # %% solution grade_id=break_caesar
 def break_caesar(ciphertext):
     """The plaintext of a toy-mode frame, found without the key."""
+    ### BEGIN SOLUTION
+    def looks_like_text(data):
+        good = sum(97 <= byte <= 122 or byte == 32 for byte in data)
+        return good - sum(byte < 32 or byte > 126 for byte in data)
+
+    candidates = [bytes((b - k) % 256 for b in ciphertext) for k in range(256)]
+    return max(candidates, key=looks_like_text)
+    ### END SOLUTION
+
+# %% lang=ru grade_id=break_caesar
+def break_caesar(ciphertext):
+    """Открытый текст кадра учебного режима, найденный без ключа."""
     ### BEGIN SOLUTION
     def looks_like_text(data):
         good = sum(97 <= byte <= 122 or byte == 32 for byte in data)
@@ -311,6 +547,10 @@ grading.hidden_break_caesar(break_caesar, STUDENT_ID)
 # Eve's own version (the package's `wiretap.crack_caesar`), and the score of every shift.
 # One shift stands out, and that shift is the key:
 
+# %% [markdown] lang=ru id=cell-038
+# Версия самой Евы (`wiretap.crack_caesar` из пакета) и оценка каждого сдвига.
+# Один сдвиг резко выделяется — он и есть ключ:
+
 # %% id=cell-039
 shift, plaintext = wiretap.crack_caesar(stolen)
 lowercase_share = [sum(97 <= (b - k) % 256 <= 122 for b in stolen) / len(stolen) for k in range(256)]
@@ -323,6 +563,10 @@ plaintext
 # She did not even need the shift: with `p = 23` she can take `A` and `B` from the hellos
 # and find `K` by trying all 22 exponents, as in notebook 01:
 
+# %% [markdown] lang=ru id=cell-041
+# Ей даже не нужен был сдвиг: при `p = 23` она берёт `A` и `B` из приветствий
+# и находит `K`, перебрав все 22 показателя степени, как в блокноте 01:
+
 # %% id=cell-042
 wiretap.recover_toy_secret(toy_tap.frames()) % 256 == shift
 
@@ -331,6 +575,12 @@ wiretap.recover_toy_secret(toy_tap.frames()) % 256 == shift
 #
 # Send one long message in each room and compare the bytes on the wire.
 # Caesar only moves the letters' pile of counts somewhere else. AES-GCM output spreads evenly over all 256 byte values:
+
+# %% [markdown] lang=ru id=cell-043
+# ### Защищённый режим: считать нечего
+#
+# Отправьте по одному длинному сообщению в каждую комнату и сравните байты на линии.
+# Шифр Цезаря лишь переносит горку частот букв на другое место. Выход AES-GCM равномерно распределён по всем 256 значениям байта:
 
 # %% id=cell-044
 long_text = " ".join(["the quick brown fox jumps over the lazy dog"] * 60)
@@ -352,14 +602,31 @@ plots.byte_histograms({
 # And a flipped byte? In toy mode it silently changes the message.
 # In secure mode the 16-byte tag no longer matches and the receiver refuses the frame (`DecryptionFailed`):
 
+# %% [markdown] lang=ru id=cell-046
+# А если изменить один байт? В учебном режиме сообщение молча меняется.
+# В защищённом режиме 16-байтовый тег аутентификации перестаёт сходиться, и получатель отвергает кадр (`DecryptionFailed`):
+
 # %% id=cell-047
 toy_cipher = ciphers.CaesarCipher(42)
 tampered = bytearray(toy_cipher.seal(b"pay 10 euros to bob"))
 tampered[5] ^= 0x01                     # Eve flips one bit of "10"
 toy_cipher.open(bytes(tampered))        # no error, a different message
 
+# %% lang=ru id=cell-047
+toy_cipher = ciphers.CaesarCipher(42)
+tampered = bytearray(toy_cipher.seal(b"pay 10 euros to bob"))
+tampered[5] ^= 0x01                     # Ева меняет один бит в «10»
+toy_cipher.open(bytes(tampered))        # ошибки нет, но сообщение уже другое
+
 # %% id=cell-048
 c, s = ClientHandshake(alice_key), ServerHandshake(server_key)    # a secure handshake by hand
+s_hello, s_finished = s.receive(c.start())
+[c_finished] = c.receive(s_hello) + c.receive(s_finished)
+s.receive(c_finished)
+alice_seals, bob_opens = c.session.ciphers()[0], s.session.ciphers()[1]
+
+# %% lang=ru id=cell-048
+c, s = ClientHandshake(alice_key), ServerHandshake(server_key)    # защищённое рукопожатие вручную
 s_hello, s_finished = s.receive(c.start())
 [c_finished] = c.receive(s_hello) + c.receive(s_finished)
 s.receive(c_finished)
@@ -374,10 +641,24 @@ except DecryptionFailed as exc:
     refused = exc
 refused
 
+# %% lang=ru id=cell-049
+tampered = bytearray(alice_seals.seal(b"pay 10 euros to bob"))
+tampered[5] ^= 0x01                     # тот же изменённый бит
+try:
+    bob_opens.open(bytes(tampered))
+except DecryptionFailed as exc:
+    refused = exc
+refused
+
 # %% [markdown] id=cell-050
 # ## 5 · This session, drawn from what just ran
 #
 # The handshake messages come from the client's session transcript, and the data frames from Eve's tap.
+
+# %% [markdown] lang=ru id=cell-050
+# ## 5 · Этот сеанс на схеме — по тому, что только что выполнилось
+#
+# Сообщения рукопожатия взяты из записи сеанса клиента (transcript), кадры данных — из прослушки Евы.
 
 # %% id=cell-051
 steps = plots.transcript_steps(alice.channel.session.transcript)
@@ -391,6 +672,12 @@ plots.sequence_diagram(steps);
 # Task 2 asks to separate key generation and encryption from the message exchange.
 # The layers: the loop on top sees only `send` and `recv`.
 
+# %% [markdown] lang=ru id=cell-052
+# ## 6 · Упражнение: цикл сообщений, который ничего не знает о ключах (задание 2)
+#
+# Задание 2 курса: «Проведите рефакторинг кода клиента и сервера так, чтобы все, относящееся к генерации ключей, установлению режима шифрования, шифрованию исходящих и дешифрованию входящих сообщений было отделено от основного алгоритма обмена сообщениями».
+# Вот слои: цикл наверху видит только `send` и `recv`.
+
 # %% id=cell-053
 plots.layers();
 
@@ -400,9 +687,26 @@ plots.layers();
 # Use nothing but the channel's `send`/`recv`/`recv_text`: no sockets, keys, ciphers or `pickle`.
 # The check runs it against a stand-in channel that has nothing else, then over a real `SecureChannel`.
 
+# %% [markdown] lang=ru id=cell-054
+# Напишите `chat_loop(channel, lines)`: для каждой строки вызовите `channel.send(line)`, затем получите ответ
+# через `channel.recv_text(timeout=5)`; верните список ответов.
+# Пользуйтесь только методами канала `send`/`recv`/`recv_text`: никаких сокетов, ключей, шифров и `pickle`.
+# Проверка запускает функцию сначала с подставным каналом, у которого больше ничего нет, затем поверх настоящего `SecureChannel`.
+
 # %% solution grade_id=chat_loop
 def chat_loop(channel, lines):
     """Send each line and collect the reply to each; return the replies as text."""
+    ### BEGIN SOLUTION
+    replies = []
+    for line in lines:
+        channel.send(line)
+        replies.append(channel.recv_text(timeout=5))
+    return replies
+    ### END SOLUTION
+
+# %% lang=ru grade_id=chat_loop
+def chat_loop(channel, lines):
+    """Отправить каждую строку и собрать ответ на каждую; вернуть ответы текстом."""
     ### BEGIN SOLUTION
     replies = []
     for line in lines:
@@ -434,11 +738,35 @@ grading.hidden_chat_loop(chat_loop)
 #
 # **Clean up.** Close the clients and stop the servers and taps this notebook started:
 
+# %% [markdown] lang=ru id=cell-057
+# ## Итоги
+#
+# * Рукопожатие — это несколько читаемых сообщений: открытые значения, случайные числа (nonce) и доказательства. Сам `K` никогда не передаётся, а `p`, `g`, `A`, `B` открыты.
+# * TCP — это поток: каждому сообщению нужен кадр (длина + байты) и получатель, который читает в цикле, пока кадр не соберётся целиком.
+# * Сдвиг Цезаря с маленьким ключом `K` прочтёт любой, кто переберёт 256 сдвигов. AES-GCM с ключами, выработанными через HKDF, выглядит как шум и отвергает даже один изменённый бит.
+# * Обмен ключами и шифрование живут в канале; цикл сообщений только вызывает `send` и `recv` (задание 2).
+#
+# **К каким контрольным вопросам это готовит.** *Как работает SSL на практике?* TLS делает то, что вы только что прошли по шагам.
+# ClientHello и ServerHello несут открытые значения Диффи — Хеллмана (key shares) и случайные nonce. Ключи выводятся через HKDF из общего секрета и записи рукопожатия.
+# Сообщения *Finished* доказывают, что обе стороны получили одни и те же ключи. Дальше записи шифруются AEAD-шифром, например AES-GCM.
+# Чего здесь нет, так это сертификата: в TLS он связывает ключ сервера с его именем (блокнот 03).
+# И из прошлой лабораторной: *какие существуют атаки на классические шифры?* Полный перебор маленького пространства ключей и частотный анализ — оба показаны выше.
+#
+# **Уборка.** Закройте клиентов и остановите серверы и прослушки, которые запустил этот блокнот:
+
 # %% id=cell-058
 widgets.kernel_status()     # what this kernel runs now; the button stops it all
 
+# %% lang=ru id=cell-058
+widgets.kernel_status()     # что сейчас работает в этом ядре; кнопка останавливает всё
+
 # %% [markdown] id=cell-059
 # The panel above is the kernel's view: every server and tap this notebook started (re-running a cell *replaces* a named server, it never piles up a second one), its threads and the pool ports it holds. The next cell does what the button does, so the notebook also cleans up when nobody clicks:
+
+# %% [markdown] lang=ru id=cell-059
+# Панель выше показывает ядро изнутри: каждый сервер и каждую прослушку, запущенные блокнотом, их потоки и занятые порты из пула.
+# (Повторный запуск ячейки *заменяет* именованный сервер и никогда не добавляет второй.)
+# Следующая ячейка делает то же, что кнопка, так что блокнот прибирает за собой, даже если кнопку никто не нажал:
 
 # %% id=cell-060
 from labcrypto.server import running_servers, stop_all
@@ -448,5 +776,17 @@ bob.close()
 stop_all()              # every server and tap of this kernel, including ones from re-run cells
 running_servers()
 
+# %% lang=ru id=cell-060
+from labcrypto.server import running_servers, stop_all
+
+alice.close()
+bob.close()
+stop_all()              # все серверы и прослушки ядра, в том числе из перезапущенных ячеек
+running_servers()
+
 # %% [markdown] id=cell-061
 # **Next:** [03 · Who may join: the allowlist](03_allowlist.ipynb) — the server checks every client's key, and Eve's man in the middle fails.
+
+# %% [markdown] lang=ru id=cell-061
+# **Дальше:** [03 · Кто может войти: список разрешённых ключей](03_allowlist.ipynb) — сервер проверяет ключ каждого клиента, и атака «человек посередине» в исполнении Евы проваливается.
+

@@ -15,8 +15,35 @@
 #
 # **You need:** notebooks 02 and 03. **Time:** about 45 minutes.
 
+# %% [markdown] lang=ru id=cell-000
+# # 04 · Два порта: рукопожатие здесь, разговор там
+#
+# *Сервер отвечает на одном общеизвестном порту, а затем переводит каждый разговор на отдельный порт из пула (задание 4).*
+#
+# **После этого блокнота вы сможете**
+#
+# 1. проследить передачу соединения на второй порт сообщение за сообщением: порт и билет в первом зашифрованном сообщении, повторное подключение, разговор;
+# 2. объяснить, почему посторонний, который первым подключится к порту данных, не сможет украсть сеанс;
+# 3. читать занятость пула по событиям самого сервера и обрабатывать переполненный пул («занято, повторите») без зависания;
+# 4. написать клиентскую половину передачи соединения и потокобезопасный пул портов.
+#
+# **Что нужно:** блокноты 02 и 03. **Время:** около 45 минут.
+
 # %% [markdown] id=cell-001
-# **Run this cell first.** It only imports what the notebook uses.
+# **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.
+
+# %% [markdown] lang=ru id=cell-001
+# **Сначала выполните эти две ячейки.** Первая выбирает язык сообщений лаборатории (проверок, панелей, графиков), вторая только импортирует то, что нужно блокноту.
+
+# %% id=language
+from labcrypto.i18n import set_language
+
+set_language("en")      # the lab's messages in English
+
+# %% lang=ru id=language
+from labcrypto.i18n import set_language
+
+set_language("ru")      # сообщения лаборатории — по-русски
 
 # %% id=cell-002
 import json
@@ -45,6 +72,13 @@ from labcrypto.server import connect
 # `exercises.free_port_range(6)` finds 6 consecutive free ports, so that classmates on the same machine do not collide
 # (an instructor would fix a range such as 9100–9199 and open it in the firewall).
 
+# %% [markdown] lang=ru id=cell-003
+# ## Подготовка
+#
+# Ключи из `keys/` (блокноты 01–03), список разрешённых ключей с alice и bob и **пул** из 6 портов.
+# `exercises.free_port_range(6)` находит 6 подряд идущих свободных портов, чтобы одногруппники на одной машине не мешали друг другу
+# (преподаватель задал бы постоянный диапазон, например 9100–9199, и открыл бы его в межсетевом экране).
+
 # %% id=cell-004
 key_dir = Path("keys")
 server_key = keys.load_or_create("chat-server", key_dir)
@@ -61,6 +95,10 @@ pool
 # The room of notebooks 02–03, now with the pool. `ticket_timeout=120` gives you two minutes between the cells below
 # to come to the data port (the default is 10 seconds).
 
+# %% [markdown] lang=ru id=cell-005
+# Комната из блокнотов 02–03, теперь с пулом. `ticket_timeout=120` даёт вам две минуты между ячейками ниже,
+# чтобы прийти на порт данных (по умолчанию — 10 секунд).
+
 # %% id=cell-006
 room = ChatServer(server_key, allowlist, pool=pool, ticket_timeout=120, name="04-room").start()
 hs_tap = wiretap.Wiretap(room.address, name="04-tap-handshake").start()
@@ -71,6 +109,11 @@ room.address, hs_tap.address
 #
 # **Step 1: the handshake, on the public port** (through Eve's tap), exactly as in notebook 02:
 
+# %% [markdown] lang=ru id=cell-007
+# ## 1 · Передача соединения по шагам
+#
+# **Шаг 1: рукопожатие на открытом порту** (через прослушку Евы), точно как в блокноте 02:
+
 # %% id=cell-008
 control = connect(*hs_tap.address, timeout=5)
 channel = SecureChannel.client(control, people["alice"], expected_server_key=server_key.public_key, timeout=5)
@@ -80,6 +123,10 @@ channel
 # **Step 2: the first encrypted message.** The server leased a port from its pool and says where to go, with a ticket.
 # Decrypted on the client side:
 
+# %% [markdown] lang=ru id=cell-009
+# **Шаг 2: первое зашифрованное сообщение.** Сервер взял порт из своего пула и сообщает, куда идти, вместе с билетом.
+# Расшифровано на стороне клиента:
+
 # %% id=cell-010
 offer = decode_message(channel.recv(timeout=5))
 offer
@@ -87,10 +134,18 @@ offer
 # %% id=cell-011
 pool.leased()       # the server holds that port: bound and listening, for us only
 
+# %% lang=ru id=cell-011
+pool.leased()       # сервер держит этот порт: он привязан и слушает, только для нас
+
 # %% [markdown] id=cell-012
 # **Step 3: the reconnect.** A new TCP connection to the data port — Eve taps that one too.
 # The channel *moves* to the new socket (`rebind`): same keys, same message counters. The first frame there is the ticket, encrypted
 # as the session's next message; `handoff.present_ticket` does both:
+
+# %% [markdown] lang=ru id=cell-012
+# **Шаг 3: повторное подключение.** Новое TCP-соединение с портом данных — Ева прослушивает и его.
+# Канал *переезжает* на новый сокет (`rebind`): те же ключи, те же счётчики сообщений. Первый кадр там — билет,
+# зашифрованный как очередное сообщение сеанса; `handoff.present_ticket` делает и то и другое:
 
 # %% id=cell-013
 data_tap = wiretap.Wiretap(("127.0.0.1", offer["port"]), name="04-tap-data").start()
@@ -99,8 +154,18 @@ welcome = decode_message(channel.recv(timeout=5))
 control.close()                                   # the handshake port has done its job
 welcome
 
+# %% lang=ru id=cell-013
+data_tap = wiretap.Wiretap(("127.0.0.1", offer["port"]), name="04-tap-data").start()
+data_sock = handoff.present_ticket(channel, *data_tap.address, offer["ticket"])
+welcome = decode_message(channel.recv(timeout=5))
+control.close()                                   # порт рукопожатия своё отработал
+welcome
+
 # %% [markdown] id=cell-014
 # **Step 4: the conversation**, on the data port:
+
+# %% [markdown] lang=ru id=cell-014
+# **Шаг 4: разговор** — на порту данных:
 
 # %% id=cell-015
 channel.send(encode_message({"type": "say", "text": "hello from the data port"}))
@@ -109,6 +174,10 @@ channel.send(encode_message({"type": "say", "text": "hello from the data port"})
 # %% [markdown] id=cell-016
 # What Eve saw on **both** connections. On the public port: the handshake in readable JSON, then one ciphertext frame —
 # the port and the ticket, which she cannot read. On the data port: only ciphertext, starting with the ticket.
+
+# %% [markdown] lang=ru id=cell-016
+# Что Ева видела на **обоих** соединениях. На открытом порту — рукопожатие в читаемом JSON, затем один кадр шифртекста:
+# порт и билет, прочитать которые она не может. На порту данных — только шифртекст, начиная с билета.
 
 # %% id=cell-017
 time.sleep(0.2)
@@ -121,6 +190,12 @@ widgets.table([{k: row[k] for k in ("port", "direction", "kind", "bytes", "eve s
 # and (next section) a connection without it gets nowhere.
 #
 # In practice, `ChatClient.connect` does all four steps for you, and says which port it moved to:
+
+# %% [markdown] lang=ru id=cell-018
+# Ева может угадать порт данных по следующему TCP-соединению, которое увидит. Но билет спрятан внутри шифрования,
+# а соединение без него (см. следующий раздел) ничего не добьётся.
+#
+# На практике все четыре шага за вас делает `ChatClient.connect` и сообщает, на какой порт переехал:
 
 # %% id=cell-019
 bob = ChatClient.connect(*room.address, people["bob"], server_key=server_key.public_key, timeout=5)
@@ -138,6 +213,12 @@ time.sleep(0.2)
 # Mallory watches the wire. When alice gets her offer, Mallory connects to the data port **first** and sends a frame:
 # the ticket frame she recorded from alice's *previous* session (she cannot make a new one: it needs this session's key).
 
+# %% [markdown] lang=ru id=cell-021
+# ## 2 · Посторонний на порту данных
+#
+# Мэллори следит за линией. Когда alice получает предложение порта, Мэллори **первой** подключается к порту данных и отправляет кадр:
+# кадр с билетом, записанный из *предыдущего* сеанса alice (новый она сделать не может: для этого нужен ключ этого сеанса).
+
 # %% id=cell-022
 control = connect(*room.address, timeout=5)
 channel = SecureChannel.client(control, people["alice"], expected_server_key=server_key.public_key, timeout=5)
@@ -148,9 +229,23 @@ stranger = connect("127.0.0.1", offer["port"], timeout=5)
 stranger.sendall(encode_frame(recorded_ticket))
 stranger.recv(100)      # b'' : the server hung up on her
 
+# %% lang=ru id=cell-022
+control = connect(*room.address, timeout=5)
+channel = SecureChannel.client(control, people["alice"], expected_server_key=server_key.public_key, timeout=5)
+offer = decode_message(channel.recv(timeout=5))
+recorded_ticket = next(f.payload for f in data_tap.frames(wiretap.C2S))     # из раздела 1
+
+stranger = connect("127.0.0.1", offer["port"], timeout=5)
+stranger.sendall(encode_frame(recorded_ticket))
+stranger.recv(100)      # b'' : сервер оборвал её соединение
+
 # %% [markdown] id=cell-023
 # The server tried her frame on a *copy* of the session's receive counter; it did not decrypt, so she was dropped,
 # and the session is untouched. Alice comes second and still gets in:
+
+# %% [markdown] lang=ru id=cell-023
+# Сервер проверил её кадр на *копии* счётчика принятых сообщений сеанса. Кадр не расшифровался, поэтому её отключили,
+# а сеанс остался нетронутым. Alice приходит второй и всё равно попадает внутрь:
 
 # %% id=cell-024
 data_sock = handoff.present_ticket(channel, "127.0.0.1", offer["port"], offer["ticket"])
@@ -158,6 +253,9 @@ decode_message(channel.recv(timeout=5))["type"], [e.text for e in room.events if
 
 # %% [markdown] id=cell-025
 # Once alice is in, the data port stops listening: a late comer is refused outright.
+
+# %% [markdown] lang=ru id=cell-025
+# Как только alice вошла, порт данных перестаёт слушать: опоздавшему сразу отказывают в соединении.
 
 # %% id=cell-026
 try:
@@ -184,9 +282,35 @@ control.close()
 #
 # The check runs your function against the reference chat server on 127.0.0.1: once with a free pool, once with a full one.
 
+# %% [markdown] lang=ru id=cell-028
+# ## 3 · Упражнение: клиентская половина передачи соединения
+#
+# Напишите `follow_handoff(channel, host)`. Рукопожатие уже сделано; `channel` открыт на общем порту.
+#
+# 1. Примите первое сообщение сервера (`channel.recv(timeout=5)`, затем `json.loads`).
+#    Если его `type` равен `"busy"`, выбросьте `PoolExhausted(...)` с текстом сервера. Иначе это `{"type": "port", "port": ..., "ticket": ...}`.
+# 2. Подключитесь к `host` на **этот** порт (`connect(host, port, timeout=5)`) и переведите туда канал: `channel.rebind(new_socket)`.
+# 3. Отправьте билет **через канал**: `channel.send(json.dumps({"type": "ticket", "ticket": ...}))`.
+# 4. Верните следующее сообщение (приветствие комнаты) в виде словаря.
+#
+# Проверка запускает вашу функцию против эталонного сервера чата на 127.0.0.1: один раз со свободным пулом, один раз — с заполненным.
+
 # %% solution grade_id=follow_handoff
 def follow_handoff(channel, host):
     """Follow the server's port offer; return the first message on the data port (a dict)."""
+    ### BEGIN SOLUTION
+    offer = json.loads(channel.recv(timeout=5))
+    if offer.get("type") == "busy":
+        raise PoolExhausted(offer.get("text", "the server is busy"))
+    data = connect(host, offer["port"], timeout=5)
+    channel.rebind(data)
+    channel.send(json.dumps({"type": "ticket", "ticket": offer["ticket"]}))
+    return json.loads(channel.recv(timeout=5))
+    ### END SOLUTION
+
+# %% lang=ru grade_id=follow_handoff
+def follow_handoff(channel, host):
+    """Перейти на порт, который предложил сервер; вернуть первое сообщение на порту данных (dict)."""
     ### BEGIN SOLUTION
     offer = json.loads(channel.recv(timeout=5))
     if offer.get("type") == "busy":
@@ -210,6 +334,12 @@ grading.hidden_follow_handoff(follow_handoff, room, people["bob"], server_key)
 # Sixteen visitors come and go: each connects (retrying after a short wait if the server says *busy*), says hello,
 # stays a moment, and leaves. The bar shows the ports in use, read from the pool while it happens.
 
+# %% [markdown] lang=ru id=cell-031
+# ## 4 · Пул в работе
+#
+# Шестнадцать посетителей приходят и уходят. Каждый подключается (если сервер отвечает *busy* — «занято», ждёт немного и пробует снова), здоровается,
+# задерживается на мгновение и уходит. Полоса показывает занятые порты, прочитанные из пула прямо во время работы.
+
 # %% id=cell-032
 def visit(number):
     """One visitor; returns how many times the server said busy (runs in a worker thread)."""
@@ -219,6 +349,22 @@ def visit(number):
             client = ChatClient.connect(*room.address, people["alice"], server_key=server_key.public_key, timeout=5)
         except PoolExhausted:
             time.sleep(0.1 + 0.05 * busy)       # busy: wait a moment, then retry
+            continue
+        client.send(f"visitor {number} says hi")
+        time.sleep(random.uniform(0.2, 0.8))
+        client.close()
+        return busy
+    return None
+
+# %% lang=ru id=cell-032
+def visit(number):
+    """Один посетитель; возвращает, сколько раз сервер ответил busy (работает в рабочем потоке)."""
+    time.sleep(0.05 * number)
+    for busy in range(20):
+        try:
+            client = ChatClient.connect(*room.address, people["alice"], server_key=server_key.public_key, timeout=5)
+        except PoolExhausted:
+            time.sleep(0.1 + 0.05 * busy)       # занято: подождать немного и повторить
             continue
         client.send(f"visitor {number} says hi")
         time.sleep(random.uniform(0.2, 0.8))
@@ -241,9 +387,28 @@ retries = [v.result() for v in visits]
 gauge.value = len(pool.leased())
 f"{len(retries)} visitors, {sum(retries)} busy answers, {len(pool.leased())} ports still leased"
 
+# %% lang=ru id=cell-033
+gauge = widgets.progress(pool.size, "ports in use")
+display(gauge)
+started = time.time()
+with ThreadPoolExecutor(max_workers=16) as workers:
+    visits = [workers.submit(visit, n) for n in range(16)]
+    for _ in range(300):                       # не дольше 15 с
+        gauge.value = len(pool.leased())
+        if all(v.done() for v in visits):
+            break
+        time.sleep(0.05)
+retries = [v.result() for v in visits]
+gauge.value = len(pool.leased())
+f"{len(retries)} visitors, {sum(retries)} busy answers, {len(pool.leased())} ports still leased"
+
 # %% [markdown] id=cell-034
 # The same story from the server's own log (`room.events`): each bar is one lease of one port, from the offer until the conversation ended;
 # below, how many were in use at once, and the clients turned away because all 6 were taken.
+
+# %% [markdown] lang=ru id=cell-034
+# Та же история по журналу самого сервера (`room.events`): каждая полоса — одна аренда одного порта, от предложения до конца разговора.
+# Ниже — сколько портов было занято одновременно и сколько клиентов получили отказ, потому что все 6 были заняты.
 
 # %% id=cell-035
 intervals, busy = plots.lease_intervals(room.events, since=started)
@@ -255,6 +420,13 @@ plots.pool_timeline(intervals, busy, ports=range(pool.first, pool.last + 1));
 # ### A full pool, on purpose
 #
 # A pool of two ports, two clients that stay. The third is told, clearly and at once, that the server is busy:
+
+# %% [markdown] lang=ru id=cell-036
+# Каждая аренда вернулась: пул не теряет порты (аренда освобождается ровно один раз — когда разговор закончен или билет просрочен).
+#
+# ### Пул, заполненный нарочно
+#
+# Пул из двух портов и два клиента, которые не уходят. Третьему сразу и ясно отвечают, что сервер занят:
 
 # %% id=cell-037
 small_first = exercises.free_port_range(2)
@@ -270,6 +442,9 @@ turned_away
 
 # %% [markdown] id=cell-038
 # One client leaves; its port goes back to the pool, and the retry works:
+
+# %% [markdown] lang=ru id=cell-038
+# Один клиент уходит, его порт возвращается в пул, и повторная попытка удаётся:
 
 # %% id=cell-039
 stayers[0].close()
@@ -293,6 +468,19 @@ third, attempt
 # Course mistake 10 names the traps: "bind, close, and bind again later" (another program can take the port in between: return the bound socket),
 # and returning a port even though binding failed. Keep the free ports in a list guarded by a `threading.Lock`:
 # the check hammers your pool from 16 threads at once and fails on a port leased twice or lost.
+
+# %% [markdown] lang=ru id=cell-040
+# ## 5 · Упражнение: пул портов
+#
+# Напишите класс `MyPortPool(first, last, host)` с двумя методами:
+#
+# * `lease()` возвращает `(port, sock)`: ещё не выданный порт из диапазона и **сокет, который вы к нему привязали и который слушает**.
+#   Пропускайте порт, если `bind` не удался (его держит другая программа). Если свободных портов нет, сразу выбросьте `PoolExhausted` — никогда не ждите бесконечно.
+# * `release(port, sock)` закрывает сокет и возвращает порт в пул.
+#
+# Типичная ошибка № 10 называет ловушки: «привязать, закрыть и потом привязать снова» (в промежутке порт может занять другая программа — возвращайте уже привязанный сокет)
+# и выдача порта, даже если привязать его не удалось. Храните свободные порты в списке под защитой `threading.Lock`:
+# проверка атакует ваш пул из 16 потоков одновременно и не пройдёт, если порт выдан дважды или потерян.
 
 # %% solution grade_id=port_pool
 class MyPortPool:
@@ -331,6 +519,43 @@ class MyPortPool:
             self.free.append(port)
         ### END SOLUTION
 
+# %% lang=ru grade_id=port_pool
+class MyPortPool:
+    """Порты first..last на host, выдаются по одному, из многих потоков."""
+
+    def __init__(self, first, last, host="127.0.0.1"):
+        ### BEGIN SOLUTION
+        self.host = host
+        self.free = list(range(first, last + 1))
+        self.lock = threading.Lock()
+        ### END SOLUTION
+
+    def lease(self):
+        """(порт, слушающий сокет) для свободного порта; PoolExhausted, если такого нет."""
+        ### BEGIN SOLUTION
+        with self.lock:
+            for _ in range(len(self.free)):
+                port = self.free.pop(0)
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                try:
+                    sock.bind((self.host, port))
+                    sock.listen()
+                except OSError:
+                    sock.close()
+                    self.free.append(port)      # его держит другая программа: попробуем позже
+                    continue
+                return port, sock
+        raise PoolExhausted("no free port in the pool; try again in a moment")
+        ### END SOLUTION
+
+    def release(self, port, sock):
+        """Закрыть сокет и вернуть порт в пул."""
+        ### BEGIN SOLUTION
+        sock.close()
+        with self.lock:
+            self.free.append(port)
+        ### END SOLUTION
+
 # %% tests grade_id=check_port_pool points=3
 """Check MyPortPool: busy ports skipped, listening sockets, PoolExhausted when full, 16 threads."""
 exercises.check_port_pool(MyPortPool)
@@ -352,6 +577,20 @@ grading.hidden_port_pool(MyPortPool)
 #
 # **Clean up.** Close the clients, stop the servers and taps, and close the pools:
 
+# %% [markdown] lang=ru id=cell-043
+# ## Итоги
+#
+# * Рукопожатие идёт на одном открытом порту. **Первое зашифрованное сообщение** несёт порт данных и билет, поэтому узнаёт их только клиент, который прошёл рукопожатие.
+# * Разговор продолжается на порту данных с теми же ключами сеанса. Кадр с билетом — очередное сообщение сеанса, поэтому посторонний не может его изготовить (даже повторив записанный билет): его отключают, а сеанс не расходуется.
+# * Пул выдаёт уже привязанные и слушающие порты (без гонки), возвращает каждый ровно один раз и сразу отвечает «занято», когда пуст; клиенты ждут и пробуют снова.
+# * Журнала событий самого сервера достаточно, чтобы нарисовать, кто и когда держал какой порт.
+#
+# **Контрольный вопрос: как работает SSL на практике?** TLS обходится одним соединением, но идея этого блокнота есть и там:
+# сеанс, который переживает своё соединение. *Возобновление сеанса* (session resumption) в TLS выдаёт клиенту билет (зашифрованный сервером, как наш),
+# и по нему клиент продолжает сеанс в новом соединении без полного рукопожатия.
+#
+# **Уборка.** Закройте клиентов, остановите серверы и прослушки и закройте пулы:
+
 # %% id=cell-044
 from labcrypto.server import running_servers, stop_all
 
@@ -364,3 +603,7 @@ running_servers(), pool, small_pool
 
 # %% [markdown] id=cell-045
 # **Next:** [05 · An encrypted file server](05_ftp.ipynb) — fresh keys for every request, and a home folder nobody can leave.
+
+# %% [markdown] lang=ru id=cell-045
+# **Дальше:** [05 · Зашифрованный файловый сервер](05_ftp.ipynb) — новые ключи для каждого запроса и домашняя папка, из которой никто не выйдет.
+

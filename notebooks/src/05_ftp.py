@@ -16,7 +16,20 @@
 # **You need:** notebooks 01–03 and the course's FTP lab. **Time:** about 50 minutes.
 
 # %% [markdown] id=cell-001
-# **Run this cell first.** It only imports what the notebook uses.
+# **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.
+
+# %% [markdown] lang=ru id=cell-001
+# **Сначала выполните эти две ячейки.** Первая выбирает язык сообщений лаборатории (проверок, панелей, графиков), вторая только импортирует то, что нужно блокноту.
+
+# %% id=language
+from labcrypto.i18n import set_language
+
+set_language("en")      # the lab's messages in English
+
+# %% lang=ru id=language
+from labcrypto.i18n import set_language
+
+set_language("ru")      # сообщения лаборатории — по-русски
 
 # %% id=cell-002
 import hashlib

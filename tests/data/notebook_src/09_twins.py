@@ -1,5 +1,6 @@
 # A tiny notebook source with Russian twins, for tests/test_notebook_sources.py.
 # It holds one cell of each kind; all but `cleanup` and `outro` have a Russian twin.
+# Its first code cell selects each edition's language, as every translated source must.
 
 # %% [markdown] id=intro
 # # 09 · Twins
@@ -10,6 +11,16 @@
 # # 09 · Близнецы
 #
 # Алиса и Боб договариваются о ключе.
+
+# %% id=language
+from labcrypto.i18n import set_language
+
+set_language("en")  # the lab's messages in English
+
+# %% lang=ru id=language
+from labcrypto.i18n import set_language
+
+set_language("ru")  # сообщения лаборатории — по-русски
 
 # %% id=setup
 p, g = 23, 5  # the course's toy group
