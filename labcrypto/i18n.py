@@ -33,11 +33,16 @@ Three rules keep translations safe:
   never ``_(f"… {p}")`` (that would look up a message nobody wrote;
   ``ruff``'s INT rules refuse it).
 - A message marked for later with ``N_("…")`` (a module-level constant) is
-  translated where it is shown, with ``_(CONSTANT)``.
+  translated where it is shown, with ``_(CONSTANT)``; a table of them is a
+  ``Messages`` dict, whose lookups translate.
 - Errors raised by the protocol core stay English: they go to logs and
   tracebacks that instructors and tests read, and a server thread must
   not answer in whichever language the process happens to be set to. The
   CLI and the teaching layer translate what they show to a student.
+
+A new message: write it in English with ``_()`` (or ``N_()`` in a table),
+run ``make catalog``, write its Russian in the ``.po``, run ``make catalog``
+again (it compiles the ``.mo``). ``tests/test_i18n.py`` fails until then.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ __all__ = [
     "LANGUAGES",
     "LOCALE_DIR",
     "N_",
+    "Messages",
     "_",
     "argparse_in_language",
     "gettext",
@@ -127,6 +133,21 @@ def N_(message: str) -> str:
 
 
 _ = gettext
+
+
+class Messages(dict[str, str]):
+    """One exercise's texts by key, translated when looked up: ``TABLE["wrong"]``.
+
+    The values are the English texts, each marked ``N_("...")`` so that
+    ``make catalog`` finds them; ``TABLE[key]`` gives the text in the current
+    language, ready for ``.format``. A checks module keeps each check's texts
+    together in one of these, and the hints it picks from it come back
+    translated too. (Only lookups by key translate; ``.values()`` is English.)
+    """
+
+    def __getitem__(self, key: str) -> str:
+        return gettext(super().__getitem__(key))
+
 
 # The words argparse itself prints, which a student meets in ``labcrypto``'s help
 # and errors. argparse looks them up with gettext; ``argparse_in_language`` sends

@@ -96,6 +96,15 @@ def test_placeholders_are_filled_after_translation(monkeypatch) -> None:
     assert message == "labcrypto: ошибка: x\n"
 
 
+def test_a_table_of_messages_translates_on_lookup(monkeypatch) -> None:
+    table = i18n.Messages({"usage": i18n.N_("usage: "), "new": "not in the catalog yet"})
+    monkeypatch.setenv(i18n.ENV_VAR, "ru")
+    assert table["usage"] == "Использование: "
+    assert table["new"] == "not in the catalog yet"  # untranslated: English, not an error
+    monkeypatch.setenv(i18n.ENV_VAR, "en")
+    assert table["usage"] == "usage: "
+
+
 def test_argparse_speaks_russian_only_inside_the_block(monkeypatch) -> None:
     monkeypatch.setenv(i18n.ENV_VAR, "ru")
     with i18n.argparse_in_language():
