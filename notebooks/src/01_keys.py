@@ -15,6 +15,20 @@
 #
 # **You need:** Python functions, `%`, and the Caesar-cipher lab. **Time:** about 40 minutes.
 
+# %% [markdown] lang=ru id=cell-000
+# # 01 · Ключи: договориться о секрете при всех
+#
+# *Двое незнакомых людей выбирают одно общее число, пока их слушают все, — и хранят свои ключи на диске (задание 1).*
+#
+# **После этого блокнота вы сможете**
+#
+# 1. вычислить открытое значение Диффи — Хеллмана `A = g^a mod p` и общий секрет `K = B^a mod p` и сказать, какие из этих чисел секретны;
+# 2. объяснить, опираясь на измерение, почему никто не вернёт `a` по `A` в 2048-битной группе;
+# 3. отвергать открытые значения, которые прислал бы злоумышленник (0, 1, p-1, …);
+# 4. хранить пару ключей в текстовых файлах, закрытых от других и переиспользуемых между запусками.
+#
+# **Что нужно:** функции Python, `%` и лабораторная о шифре Цезаря. **Время:** около 40 минут.
+
 # %% [markdown] id=cell-001
 # **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.
 
@@ -43,6 +57,11 @@ from labcrypto import exercises, grading, groups, keys, plots, widgets
 # Some exercises use numbers made from it, so yours differ from your neighbour's; the autograder makes the same numbers from the same id
 # (when it grades, it uses the id your submission was collected under). Compute your answers in the notebook: a pasted number fits only one id.
 
+# %% [markdown] lang=ru id=cell-003
+# **Ваш идентификатор студента.** Впишите его один раз между кавычками — ровно так, как вас знает преподаватель, — и выполните ячейку.
+# Некоторые упражнения используют числа, составленные из него, поэтому ваши числа отличаются от чисел соседа. Автопроверка получает из того же идентификатора те же числа
+# (при проверке она берёт идентификатор, под которым собрана ваша работа). Вычисляйте ответы в блокноте: вставленное готовое число подходит только к одному идентификатору.
+
 # %% id=cell-004
 STUDENT_ID = ""        # for example "s1234567"
 my = grading.variant(grading.student_id(STUDENT_ID))
@@ -55,6 +74,13 @@ my
 # They first agree, in public, on two numbers: a prime `p` and a generator `g`.
 # The course uses `p = 23, g = 5`:
 
+# %% [markdown] lang=ru id=cell-005
+# ## 1 · Идея на маленьких числах
+#
+# Алиса и Боб хотят получить общий секретный ключ, но каждый байт между ними может прочитать Ева.
+# Сначала они открыто договариваются о двух числах: простом `p` и образующей `g`.
+# В курсе взяты `p = 23, g = 5`:
+
 # %% id=cell-006
 p, g = groups.TOY.p, groups.TOY.g
 p, g
@@ -63,9 +89,18 @@ p, g
 # Alice picks a **secret** exponent `a` and sends `A = g^a mod p`.
 # Python's three-argument `pow(g, a, p)` computes it without ever building the huge number `g^a`.
 
+# %% [markdown] lang=ru id=cell-007
+# Алиса выбирает **секретный** показатель степени `a` и отправляет `A = g^a mod p`.
+# Встроенная `pow(g, a, p)` с тремя аргументами вычисляет его, ни разу не строя огромное число `g^a`.
+
 # %% id=cell-008
 a = 6                # Alice's secret: never leaves her computer
 A = pow(g, a, p)     # her public value: sent over the network
+A
+
+# %% lang=ru id=cell-008
+a = 6                # секрет Алисы: никогда не покидает её компьютер
+A = pow(g, a, p)     # её открытое значение: передаётся по сети
 A
 
 # %% id=cell-009
@@ -73,8 +108,16 @@ b = 15               # Bob's secret
 B = pow(g, b, p)     # Bob's public value
 B
 
+# %% lang=ru id=cell-009
+b = 15               # секрет Боба
+B = pow(g, b, p)     # открытое значение Боба
+B
+
 # %% [markdown] id=cell-010
 # Now each side combines **its own secret** with **the other's public value**:
+
+# %% [markdown] lang=ru id=cell-010
+# Теперь каждая сторона объединяет **свой секрет** с **открытым значением другой стороны**:
 
 # %% id=cell-011
 K_alice = pow(B, a, p)
@@ -84,6 +127,10 @@ K_alice, K_bob
 # %% [markdown] id=cell-012
 # The same number, because `(g^b)^a = g^(a·b) = (g^a)^b (mod p)`. Nobody sent `K`:
 # each side computed it. (Sending `K` "to compare" would hand it to Eve — a common mistake.)
+
+# %% [markdown] lang=ru id=cell-012
+# Число одно и то же, потому что `(g^b)^a = g^(a·b) = (g^a)^b (mod p)`. Никто не отправлял `K`:
+# каждая сторона вычислила его сама. (Отправить `K`, «чтобы сравнить», — значит отдать его Еве; это частая ошибка.)
 
 # %% id=cell-013
 widgets.exchange_table(a, b)
@@ -95,6 +142,14 @@ widgets.exchange_table(a, b)
 # > The only secrets are the exponents `a` and `b`.
 #
 # Move the sliders: every choice of `a` and `b` gives both sides the same `K`.
+
+# %% [markdown] lang=ru id=cell-014
+# > **Читаем текст курса.** Открытый ключ клиента записан в нём как «(p, q, A)» — имеется в виду **(p, g, A)**.
+# > Там же сказано, что расшифровать может только клиент, «потому что только он знает правильные p и q».
+# > На самом деле **p и g открыты** — таблица выше показывает их всем.
+# > Секретны только показатели `a` и `b`.
+#
+# Подвигайте ползунки: при любых `a` и `b` обе стороны получают один и тот же `K`.
 
 # %% id=cell-015
 widgets.key_exchange_sliders(a=6, b=15)
@@ -108,9 +163,25 @@ widgets.key_exchange_sliders(a=6, b=15)
 #
 # Example: `public_value(groups.TOY, 6)` should give `8`.
 
+# %% [markdown] lang=ru id=cell-016
+# ## 2 · Упражнение: вычислите открытое значение
+#
+# Напишите `public_value(group, a)`, которая возвращает `A = g^a mod p`.
+# `group.p` и `group.g` — открытые числа.
+# Функция должна работать и в настоящей 2048-битной группе, поэтому пользуйтесь `pow` с тремя аргументами.
+#
+# Пример: `public_value(groups.TOY, 6)` должна дать `8`.
+
 # %% solution grade_id=public_value
 def public_value(group, a):
     """Return A = g^a mod p for the secret exponent a."""
+    ### BEGIN SOLUTION
+    return pow(group.g, a, group.p)
+    ### END SOLUTION
+
+# %% lang=ru grade_id=public_value
+def public_value(group, a):
+    """Вернуть A = g^a mod p для секретного показателя a."""
     ### BEGIN SOLUTION
     return pow(group.g, a, group.p)
     ### END SOLUTION
@@ -132,9 +203,27 @@ grading.hidden_public_value(public_value, STUDENT_ID)
 # Values outside the subgroup that `g` generates leak bits of your secret.
 # `groups.validate_public(group, peer_public)` checks all of these and raises `InvalidPublicValue`, a `ValueError`.
 
+# %% [markdown] lang=ru id=cell-019
+# ## 3 · Упражнение: общий секрет и значения, которые надо отвергать
+#
+# Напишите `shared_secret(group, my_secret, peer_public)`, которая возвращает `K = peer_public^my_secret mod p`.
+#
+# Сначала проверьте значение собеседника. Некоторые значения позволяют злоумышленнику знать `K` без всякого секрета:
+# при `B = 1` получается `K = 1` при любом `a`, а 0 и `p-1` ничем не лучше.
+# Значения вне подгруппы, которую порождает `g`, выдают биты вашего секрета.
+# `groups.validate_public(group, peer_public)` проверяет всё это и выбрасывает `InvalidPublicValue` (это `ValueError`).
+
 # %% solution grade_id=shared_secret
 def shared_secret(group, my_secret, peer_public):
     """Return K = peer_public^my_secret mod p; raise ValueError for a value we must not use."""
+    ### BEGIN SOLUTION
+    groups.validate_public(group, peer_public)
+    return pow(peer_public, my_secret, group.p)
+    ### END SOLUTION
+
+# %% lang=ru grade_id=shared_secret
+def shared_secret(group, my_secret, peer_public):
+    """Вернуть K = peer_public^my_secret mod p; ValueError для значения, которым нельзя пользоваться."""
     ### BEGIN SOLUTION
     groups.validate_public(group, peer_public)
     return pow(peer_public, my_secret, group.p)
@@ -153,12 +242,27 @@ grading.hidden_shared_secret(shared_secret, STUDENT_ID)
 # `my` (from the cell at the top) holds **your** toy group `my.p`, `my.g`, your secret `my.a`, and the public value `my.B` that Bob sent you.
 # Compute your public value `my_A` and the key `my_K` you share with Bob, from `my`'s numbers (by hand with `pow`, or with your functions above).
 
+# %% [markdown] lang=ru id=cell-022
+# ### Упражнение: ваши собственные числа
+#
+# В `my` (из ячейки в начале) лежат **ваша** учебная группа `my.p`, `my.g`, ваш секрет `my.a` и открытое значение `my.B`, которое прислал вам Боб.
+# Вычислите своё открытое значение `my_A` и общий с Бобом ключ `my_K` из чисел `my` (вручную через `pow` или своими функциями выше).
+
 # %% id=cell-023
 my.p, my.g, my.a, my.B
 
 # %% solution grade_id=my_numbers
 my_A = None    # your public value in your group
 my_K = None    # the key you share with Bob
+### BEGIN SOLUTION
+my_A = pow(my.g, my.a, my.p)
+my_K = pow(my.B, my.a, my.p)
+### END SOLUTION
+my_A, my_K
+
+# %% lang=ru grade_id=my_numbers
+my_A = None    # ваше открытое значение в вашей группе
+my_K = None    # ваш общий с Бобом ключ
 ### BEGIN SOLUTION
 my_A = pow(my.g, my.a, my.p)
 my_K = pow(my.B, my.a, my.p)
@@ -179,12 +283,23 @@ grading.hidden_my_numbers(STUDENT_ID, my_A, my_K)
 # the *discrete logarithm*. Going forward is one `pow`. Going back, the values jump
 # around with no slope to follow:
 
+# %% [markdown] lang=ru id=cell-026
+# ## 4 · Почему Ева не может вернуться от `A` к `a`
+#
+# Ева знает `p`, `g` и `A`. Чтобы найти `K`, ей нужно `a` — такое `x`, что `g^x mod p = A`,
+# то есть *дискретный логарифм*. Вперёд — один вызов `pow`. Назад — значения скачут
+# без всякого наклона, по которому можно было бы идти:
+
 # %% id=cell-027
 plots.powers(groups.TOY, big=groups.small_safe_prime_group(16));
 
 # %% [markdown] id=cell-028
 # Compare `x²`, which only grows: there you can find `x` from `x²` by bisection in a few steps.
 # Here the only general plan is to try `x = 1, 2, 3, …` until the power matches:
+
+# %% [markdown] lang=ru id=cell-028
+# Сравните с `x²`, который только растёт: там `x` по `x²` находится делением пополам за несколько шагов.
+# Здесь же единственный общий план — пробовать `x = 1, 2, 3, …`, пока степень не совпадёт:
 
 # %% id=cell-029
 def brute_force_log(group, y):
@@ -196,8 +311,21 @@ def brute_force_log(group, y):
         value = value * group.g % group.p
     raise ValueError("y is not a power of g")
 
+# %% lang=ru id=cell-029
+def brute_force_log(group, y):
+    """Найти x, для которого g^x mod p == y, перебирая x = 1, 2, 3, ... (план Евы)."""
+    value = group.g
+    for x in range(1, group.q + 1):
+        if value == y:
+            return x
+        value = value * group.g % group.p
+    raise ValueError("y is not a power of g")
+
 # %% id=cell-030
 brute_force_log(groups.TOY, A)    # Eve recovers Alice's a = 6 at once
+
+# %% lang=ru id=cell-030
+brute_force_log(groups.TOY, A)    # Ева сразу находит секрет Алисы a = 6
 
 # %% [markdown] id=cell-031
 # That is instant for `p = 23` — and for `p = 7`, `151` or any toy prime in the course's starter code.
@@ -206,10 +334,25 @@ brute_force_log(groups.TOY, A)    # Eve recovers Alice's a = 6 at once
 # Each run looks for the secret Eve would try last, so each time is "try every exponent".
 # It stops after about 4 seconds.
 
+# %% [markdown] lang=ru id=cell-031
+# Для `p = 23` это мгновенно — как и для `p = 7`, `151` и любого учебного простого числа из стартового кода курса.
+# Как растёт время с размером `p`?
+# Следующая ячейка замеряет атаку на группах из 8, 9, 10, … битов.
+# Каждый прогон ищет секрет, который Ева попробовала бы последним, так что каждое время — это «перебрать все показатели».
+# Замер останавливается примерно через 4 секунды.
+
 # %% id=cell-032
 def time_attack(bits):
     group = groups.small_safe_prime_group(bits)
     y = pow(group.g, group.q - 1, group.p)     # the secret that is tried last
+    start = time.perf_counter()
+    brute_force_log(group, y)
+    return time.perf_counter() - start
+
+# %% lang=ru id=cell-032
+def time_attack(bits):
+    group = groups.small_safe_prime_group(bits)
+    y = pow(group.g, group.q - 1, group.p)     # секрет, который перебор найдёт последним
     start = time.perf_counter()
     brute_force_log(group, y)
     return time.perf_counter() - start
@@ -227,12 +370,29 @@ for bits in range(8, 41):
     bar.value = min(40, int(10 * sum(seconds)))
 f"timed {sizes[0]} to {sizes[-1]} bits in {sum(seconds):.1f} s"
 
+# %% lang=ru id=cell-033
+budget = 4.0                                    # секунд на весь эксперимент
+bar = widgets.progress(total=40, description="4 s budget")
+display(bar)
+sizes, seconds = [], []
+for bits in range(8, 41):
+    if seconds and sum(seconds) + 2.2 * seconds[-1] > budget:
+        break                                   # ещё один бит стоил бы примерно вдвое дороже
+    seconds.append(time_attack(bits))
+    sizes.append(bits)
+    bar.value = min(40, int(10 * sum(seconds)))
+f"timed {sizes[0]} to {sizes[-1]} bits in {sum(seconds):.1f} s"
+
 # %% id=cell-034
 plots.brute_force_times(sizes, seconds, target_bits=2048);
 
 # %% [markdown] id=cell-035
 # On the left, a straight line on a log scale: **every extra bit doubles the time**.
 # On the right, the same line carried on to a 2048-bit `p`:
+
+# %% [markdown] lang=ru id=cell-035
+# Слева — прямая в логарифмическом масштабе: **каждый лишний бит удваивает время**.
+# Справа — та же прямая, продолженная до 2048-битного `p`:
 
 # %% id=cell-036
 plots.format_log10_seconds(plots.extrapolate_log10_seconds(sizes, seconds, 2048))
@@ -244,12 +404,26 @@ plots.format_log10_seconds(plots.extrapolate_log10_seconds(sizes, seconds, 2048)
 # which is why 2048 bits is today's minimum.
 # Toy primes like 23 fall to any of them in microseconds.
 
+# %% [markdown] lang=ru id=cell-037
+# Будем честны к Еве: в настоящих 2048-битных группах секреты 256-битные (в среднем около 2^255 попыток,
+# это всё равно порядка 10^60 лет), и существуют атаки умнее полного перебора.
+# Лучшая из известных (решето числового поля) требует для 2048 битов около 2^112 шагов,
+# поэтому 2048 битов — сегодняшний минимум.
+# Учебные простые вроде 23 любая из них ломает за микросекунды.
+
 # %% [markdown] id=cell-038
 # ## 5 · Real keys, kept on disk (task 1)
 #
 # A real key lives in a 2048-bit group. We use `ffdhe2048` from RFC 7919, the same group TLS 1.3 offers.
 # `keys.load_or_create` loads the key `alice` if it exists and otherwise makes and saves it.
 # The files go to `keys/` next to this notebook (git ignores that folder).
+
+# %% [markdown] lang=ru id=cell-038
+# ## 5 · Настоящие ключи, хранимые на диске (задание 1)
+#
+# Настоящий ключ живёт в 2048-битной группе. Мы берём `ffdhe2048` из RFC 7919 — ту же группу, что предлагает TLS 1.3.
+# `keys.load_or_create` загружает ключ `alice`, если он есть, а иначе создаёт и сохраняет его.
+# Файлы попадают в папку `keys/` рядом с блокнотом (git её игнорирует).
 
 # %% id=cell-039
 groups.FFDHE2048
@@ -262,6 +436,9 @@ alice
 # %% [markdown] id=cell-041
 # Two text files. The private key is readable only by you (`-rw-------`, mode 0600):
 
+# %% [markdown] lang=ru id=cell-041
+# Два текстовых файла. Закрытый ключ может читать только владелец (`-rw-------`, режим 0600):
+
 # %% id=cell-042
 widgets.file_view(key_dir / "alice.key")
 
@@ -272,6 +449,10 @@ widgets.file_view(key_dir / "alice.pub")
 # A fresh object read from the files is the same key — the fingerprint
 # (a short hash of the public value, as `ssh` shows) matches:
 
+# %% [markdown] lang=ru id=cell-044
+# Новый объект, прочитанный из файлов, — тот же самый ключ: отпечаток
+# (короткий хеш открытого значения, как его показывает `ssh`) совпадает:
+
 # %% id=cell-045
 reloaded = keys.load("alice", key_dir)
 {"fingerprint": reloaded.fingerprint, "same key": reloaded.fingerprint == alice.fingerprint}
@@ -279,6 +460,10 @@ reloaded = keys.load("alice", key_dir)
 # %% [markdown] id=cell-046
 # Run the key cell again (or restart the kernel and run it): the key is *reused*, and the file is not even rewritten.
 # That is what lets a server recognise Alice tomorrow (notebook 03).
+
+# %% [markdown] lang=ru id=cell-046
+# Выполните ячейку с ключом ещё раз (или перезапустите ядро и выполните её): ключ *переиспользуется*, а файл даже не перезаписывается.
+# Именно это позволит серверу узнать Алису завтра (блокнот 03).
 
 # %% id=cell-047
 written = (key_dir / "alice.key").stat().st_mtime_ns
@@ -300,9 +485,39 @@ again = keys.load_or_create("alice", key_dir)
 # `os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)` gives a file descriptor; `open(fd, "w")` writes to it.
 # Known mistakes from earlier years: a new key on every run, a file that holds `K` or `A` instead of `a`, a key file anyone can read.
 
+# %% [markdown] lang=ru id=cell-048
+# ## 6 · Упражнение: свой файл ключа
+#
+# Напишите `load_or_create_key(path)` — сердцевину `keys.load_or_create`:
+#
+# * если `path` существует, прочитайте из него закрытое число и восстановите пару:
+#   `keys.KeyPair(group, private, pow(group.g, private, group.p))`;
+# * иначе создайте пару через `keys.generate(group)`, запишите её закрытое число в `path`
+#   текстом (например, `f"private: {pair.private:#x}"`) в файл, **который можете читать только вы**, и верните пару.
+#
+# Чтобы файл с режимом 0600 создавался таким с самого начала:
+# `os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)` даёт файловый дескриптор, а `open(fd, "w")` пишет в него.
+# Ошибки прошлых лет: новый ключ при каждом запуске, файл, где лежит `K` или `A` вместо `a`, файл ключа, который может прочитать кто угодно.
+
 # %% solution grade_id=load_or_create_key
 def load_or_create_key(path, group=groups.FFDHE2048):
     """Return the key pair kept in the text file `path`, creating the file if needed."""
+    ### BEGIN SOLUTION
+    path = Path(path)
+    if path.exists():
+        text = path.read_text()
+        private = keys.parse_number(text.split(":", 1)[1])
+        return keys.KeyPair(group, private, pow(group.g, private, group.p))
+    pair = keys.generate(group)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(fd, "w") as file:
+        file.write(f"private: {pair.private:#x}\n")
+    return pair
+    ### END SOLUTION
+
+# %% lang=ru grade_id=load_or_create_key
+def load_or_create_key(path, group=groups.FFDHE2048):
+    """Вернуть пару ключей из текстового файла `path`; если файла нет — создать его."""
     ### BEGIN SOLUTION
     path = Path(path)
     if path.exists():
@@ -338,6 +553,21 @@ grading.hidden_key_file(load_or_create_key)
 # **Clean up.** This notebook started no servers; the cell below stops any that a re-run left behind (it is the same in every notebook).
 # Your key stays in `keys/` for the next notebooks.
 
+# %% [markdown] lang=ru id=cell-051
+# ## Итоги
+#
+# * `p` и `g` открыты; секрет каждой стороны — её показатель степени (`a`, `b`). По сети передаются только `A = g^a mod p` и `B = g^b mod p`.
+# * Каждая сторона объединяет свой секрет с открытым значением другой: `K = B^a = A^b mod p` — одно и то же число, которое никто не отправлял.
+# * Путь назад, от `A` к `a`, с каждым лишним битом дорожает примерно вдвое: мгновенно для `p = 23`, безнадёжно для 2048 битов.
+# * Долговременный ключ — это закрытый файл (режим 0600), в котором лежит `a`. Он переиспользуется при каждом запуске, его никому не передают и не коммитят в репозиторий.
+#
+# **К каким контрольным вопросам это готовит.** *Как работает SSL на практике?* — та половина, что про обмен ключами:
+# TLS 1.3 выполняет ровно этот обмен (в `ffdhe2048` или, чаще, на эллиптической кривой), чтобы договориться о ключе, который никто не отправлял.
+# А ещё: какие числа в протоколе Диффи — Хеллмана секретны и почему 23 или 7 ни от чего не защищают.
+#
+# **Уборка.** Этот блокнот не запускал серверов; ячейка ниже останавливает те, что мог оставить повторный запуск (она одинакова во всех блокнотах).
+# Ваш ключ остаётся в `keys/` для следующих блокнотов.
+
 # %% id=cell-052
 from labcrypto.server import stop_all
 
@@ -345,3 +575,7 @@ stop_all()
 
 # %% [markdown] id=cell-053
 # **Next:** [02 · An encrypted conversation](02_exchange.ipynb) — the same exchange over a socket, then a chat that Eve cannot read.
+
+# %% [markdown] lang=ru id=cell-053
+# **Дальше:** [02 · Зашифрованный разговор](02_exchange.ipynb) — тот же обмен через сокет, а затем чат, который Ева не может прочитать.
+
