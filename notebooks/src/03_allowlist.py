@@ -15,6 +15,20 @@
 #
 # **You need:** notebooks 01 and 02. **Time:** about 45 minutes.
 
+# %% [markdown] lang=ru id=cell-000
+# # 03 · Кто может войти: список разрешённых ключей
+#
+# *Сервер хранит список открытых ключей, с которыми готов разговаривать, и отключает всех остальных, не сказав им ничего секретного (задание 3).*
+#
+# **После этого блокнота вы сможете**
+#
+# 1. вести список разрешённых ключей в CSV-файле открытых ключей, добавлять и отзывать студентов, пока сервер работает;
+# 2. сказать, на каком шаге рукопожатия отключается неизвестный клиент, и показать, что ничего зашифрованного до него не дошло;
+# 3. провести атаку «человек посередине» на неаутентифицированный обмен и показать, как её останавливают закрепление ключа и список разрешённых ключей;
+# 4. объяснить, почему открытого ключа недостаточно, чтобы выдать себя за его владельца.
+#
+# **Что нужно:** блокноты 01 и 02. **Время:** около 45 минут.
+
 # %% [markdown] id=cell-001
 # **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.
 
@@ -56,6 +70,18 @@ from labcrypto.keys import PublicKey
 #
 # Every key lives in `keys/`, as in notebook 01: running the cell again reuses them.
 
+# %% [markdown] lang=ru id=cell-003
+# ## Действующие лица
+#
+# | | что есть | в списке? |
+# |---|---|---|
+# | **сервер** | его пара ключей, файл списка разрешённых ключей | — |
+# | **alice**, **bob** | их пары ключей; свои файлы `.pub` они отдали преподавателю | да |
+# | **carol** | её пара ключей; свой `.pub` так и не прислала | нет |
+# | **mallory** (на линии) | её собственная пара ключей, открытые ключи всех остальных | нет |
+#
+# Все ключи лежат в `keys/`, как в блокноте 01: повторный запуск ячейки их переиспользует.
+
 # %% id=cell-004
 key_dir = Path("keys")
 server_key = keys.load_or_create("chat-server", key_dir)
@@ -67,12 +93,21 @@ people = {name: keys.load_or_create(name, key_dir) for name in ("alice", "bob", 
 #
 # A student gives the instructor a `.pub` file — the public half only, safe to send by mail:
 
+# %% [markdown] lang=ru id=cell-005
+# ## 1 · Список разрешённых ключей — это файл, который можно открыть
+#
+# Студент отдаёт преподавателю файл `.pub` — только открытую половину, её можно спокойно прислать по почте:
+
 # %% id=cell-006
 widgets.file_view(key_dir / "alice.pub")
 
 # %% [markdown] id=cell-007
 # The instructor adds it to `keys/allowlist.csv`, one row per student: a name, the public key, a comment.
 # This cell starts the list from scratch (so re-running it is safe) and adds alice and bob from their `.pub` files. Carol is not added.
+
+# %% [markdown] lang=ru id=cell-007
+# Преподаватель добавляет его в `keys/allowlist.csv`, по строке на студента: имя, открытый ключ, комментарий.
+# Эта ячейка начинает список с нуля (поэтому её можно перезапускать) и добавляет alice и bob из их файлов `.pub`. Carol не добавлена.
 
 # %% id=cell-008
 allow_path = key_dir / "allowlist.csv"
@@ -92,6 +127,16 @@ widgets.file_view(allow_path)
 #
 # The same file from the instructor's command line:
 
+# %% [markdown] lang=ru id=cell-009
+# Откройте `keys/allowlist.csv` в файловом браузере слева или в электронной таблице: это обычный CSV.
+# Значение имеет столбец с ключом; имя — только подпись (а в блокноте 05 — ещё и имя домашней папки).
+#
+# > **Почему открытые ключи, а не IP-адреса или пароли?** Адрес говорит, откуда пришли пакеты, а не кто их отправил:
+# > все клиенты на учебной машине — это `127.0.0.1` (типичная ошибка № 9). Список общих секретов был бы списком паролей для любого, кто его прочтёт.
+# > Открытый ключ можно спокойно записать, а завершить рукопожатие с ним может только владелец парного закрытого ключа.
+#
+# Тот же файл из командной строки преподавателя:
+
 # %% id=cell-010
 cli.main(["allow", "list", "--allowlist", str(allow_path)]);
 
@@ -101,6 +146,12 @@ cli.main(["allow", "list", "--allowlist", str(allow_path)]);
 # The chat room of notebook 02, now with the allowlist. Eve's wiretap sits in front of it so that we can see each connection on the wire.
 # The server's key is pinned by every client (`server_key=`).
 
+# %% [markdown] lang=ru id=cell-011
+# ## 2 · Трое студентов стучатся одновременно
+#
+# Комната чата из блокнота 02, теперь со списком разрешённых ключей. Перед ней стоит прослушка Евы, чтобы мы видели каждое соединение на линии.
+# Ключ сервера закреплён у каждого клиента (`server_key=`).
+
 # %% id=cell-012
 room = ChatServer(server_key, allowlist, name="03-room").start()
 tap = wiretap.Wiretap(room.address, name="03-tap").start()
@@ -109,6 +160,10 @@ room, tap
 # %% [markdown] id=cell-013
 # Alice, bob and carol connect **at the same time**, each in a thread of its own (the assignment asks for several clients;
 # the server runs one thread per connection). Each thread only returns what happened; nothing prints from a thread.
+
+# %% [markdown] lang=ru id=cell-013
+# Alice, bob и carol подключаются **одновременно**, каждый в своём потоке. Задание 3 требует: «Проверьте правильность работы на нескольких разных клиентах»;
+# сервер обслуживает каждое соединение в отдельном потоке. Каждый поток только возвращает, что произошло; из потоков ничего не печатается.
 
 # %% id=cell-014
 def try_to_join(name):
@@ -125,9 +180,28 @@ with ThreadPoolExecutor(max_workers=3) as workers:
     outcome = dict(zip(names, workers.map(try_to_join, names), strict=True))
 outcome
 
+# %% lang=ru id=cell-014
+def try_to_join(name):
+    """Подключиться как `name` через прослушку; вернуть (клиент или None, ошибка или None)."""
+    try:
+        client = ChatClient.connect(*tap.address, people[name], server_key=server_key.public_key, timeout=5)
+    except LabCryptoError as exc:
+        return None, exc
+    return client, None
+
+
+names = ["alice", "bob", "carol"]
+with ThreadPoolExecutor(max_workers=3) as workers:
+    outcome = dict(zip(names, workers.map(try_to_join, names), strict=True))
+outcome
+
 # %% [markdown] id=cell-015
 # What crossed the wire for each of them. The tap recorded every frame; the client's hello carries its public key,
 # so we can tell whose connection is whose:
+
+# %% [markdown] lang=ru id=cell-015
+# Что прошло по линии для каждого из них. Прослушка записала каждый кадр; приветствие клиента несёт его открытый ключ,
+# поэтому можно понять, чьё соединение чьё:
 
 # %% id=cell-016
 def frames_of(name):
@@ -153,9 +227,37 @@ widgets.table([{
     "encrypted frames sent to them": sum(f.kind == "data" and f.direction == wiretap.S2C for f in frames_of(name)),
 } for name, (client, error) in outcome.items()])
 
+# %% lang=ru id=cell-016
+def frames_of(name):
+    """Кадры того соединения прослушки, в приветствии клиента которого — открытый ключ `name`."""
+    wanted = f"{people[name].public:#x}"
+    for conn in tap.connections:
+        if any(f.message and f.message.get("static") == wanted for f in conn.frames):
+            return conn.frames
+    return []
+
+
+def step_of(frames):
+    return " → ".join(f.message["type"] + (f" ({f.message['code']})" if f.message["type"] == "error" else "")
+                      for f in frames if f.kind == "handshake")
+
+
+time.sleep(0.3)     # даём последним кадрам подключений пройти через прослушку
+widgets.table([{
+    "who": name,
+    "on the list": allowlist.name_of(people[name].public_key) is not None,
+    "result": f"joined as {client.name}" if client else f"dropped: {type(error).__name__}",
+    "handshake on the wire": step_of(frames_of(name)),
+    "encrypted frames sent to them": sum(f.kind == "data" and f.direction == wiretap.S2C for f in frames_of(name)),
+} for name, (client, error) in outcome.items()])
+
 # %% [markdown] id=cell-017
 # Carol was dropped **at the first step**: the server read her hello, looked up her key, and answered with a plain `error` —
 # no `server_hello`, no session keys, not one encrypted byte. Her client says why, in words:
+
+# %% [markdown] lang=ru id=cell-017
+# Carol отключили **на первом же шаге**: сервер прочитал её приветствие, поискал её ключ и ответил простым `error` —
+# без `server_hello`, без ключей сеанса, без единого зашифрованного байта. Её клиент объясняет причину словами:
 
 # %% id=cell-018
 outcome["carol"][1]
@@ -163,11 +265,17 @@ outcome["carol"][1]
 # %% [markdown] id=cell-019
 # The server's log of the same moment (it logs the key's fingerprint, so the instructor can tell who tried):
 
+# %% [markdown] lang=ru id=cell-019
+# Журнал сервера в тот же момент (в нём отпечаток ключа, так что преподаватель видит, кто пытался войти):
+
 # %% id=cell-020
 widgets.table([{"kind": e.kind, "text": e.text} for e in room.events if e.kind in ("join", "rejected")], max_width=150)
 
 # %% [markdown] id=cell-021
 # The two conversations side by side: alice's full handshake, carol's two messages.
+
+# %% [markdown] lang=ru id=cell-021
+# Два разговора рядом: полное рукопожатие alice и два сообщения carol.
 
 # %% id=cell-022
 def wire_steps(frames, limit=6):
@@ -186,6 +294,13 @@ plots.sequence_diagram(wire_steps(frames_of("alice")), title="alice: handshake, 
 # Mallory's wiretap now plays the server to alice and alice to the server (`wiretap.ManInTheMiddle`): two handshakes, both with her own key.
 # Secure mode does not help: AES-GCM with a key shared with Mallory is a secret shared with Mallory.
 
+# %% [markdown] lang=ru id=cell-024
+# ## 3 · Зачем всё это? «Человек посередине»
+#
+# Отключим на минуту защиту: комната **без** списка разрешённых ключей и alice **без** закреплённого ключа сервера.
+# Прослушка Мэллори теперь изображает сервер перед alice и alice перед сервером (`wiretap.ManInTheMiddle`): два рукопожатия, оба — с её собственным ключом.
+# Защищённый режим не помогает: AES-GCM с ключом, общим с Мэллори, — это секрет, общий с Мэллори.
+
 # %% id=cell-025
 open_room = ChatServer(server_key, allowlist=None, name="03-open-room").start()
 mallory = wiretap.ManInTheMiddle(people["mallory"])      # she uses her own key pair
@@ -194,14 +309,28 @@ alice = ChatClient.connect(*mitm_tap.address, people["alice"], known_servers=Fal
 alice.send("my password for the lab machines is hunter2")
 [m.text for m in alice.iter_messages(timeout=0.5) if m.kind == "message"]
 
+# %% lang=ru id=cell-025
+open_room = ChatServer(server_key, allowlist=None, name="03-open-room").start()
+mallory = wiretap.ManInTheMiddle(people["mallory"])      # она пользуется своей парой ключей
+mitm_tap = wiretap.Wiretap(open_room.address, policy=mallory, name="03-mitm-tap").start()
+alice = ChatClient.connect(*mitm_tap.address, people["alice"], known_servers=False, timeout=5)
+alice.send("my password for the lab machines is hunter2")
+[m.text for m in alice.iter_messages(timeout=0.5) if m.kind == "message"]
+
 # %% [markdown] id=cell-026
 # Alice got her own message back and noticed nothing. Mallory read everything, in both directions:
+
+# %% [markdown] lang=ru id=cell-026
+# Alice получила своё сообщение обратно и ничего не заметила. Мэллори прочитала всё, в обе стороны:
 
 # %% id=cell-027
 mallory.stolen_text()
 
 # %% [markdown] id=cell-028
 # The clues were there: the key alice's client accepted is Mallory's, not the server's, and the room knows alice by Mallory's fingerprint.
+
+# %% [markdown] lang=ru id=cell-028
+# Улики были: клиент alice принял ключ Мэллори, а не сервера, и комната знает alice по отпечатку Мэллори.
 
 # %% id=cell-029
 {"server's real key": server_key.fingerprint,
@@ -216,6 +345,11 @@ alice.close()
 # ### The same attack, with pinning and the allowlist on
 #
 # Alice pins the server's key, and the room checks the allowlist. Each side reports exactly what went wrong:
+
+# %% [markdown] lang=ru id=cell-031
+# ### Та же атака — с закреплением ключа и списком разрешённых ключей
+#
+# Alice закрепляет ключ сервера, а комната сверяется со списком. Каждая сторона точно сообщает, что пошло не так:
 
 # %% id=cell-032
 mallory = wiretap.ManInTheMiddle(people["mallory"])
@@ -239,9 +373,39 @@ time.sleep(0.2)
 #
 # All four combinations, each a fresh attempt:
 
+# %% [markdown] lang=ru id=cell-034
+# Посмотрите на отпечаток в обоих сообщениях: он принадлежит **Мэллори**, а не alice. Чтобы вообще говорить с сервером, Мэллори должна пройти рукопожатие
+# со своей парой ключей (чужих закрытых ключей у неё нет), а её ключа в списке нет.
+# Закрепление ключа ловит её с другой стороны: ей пришлось бы показать alice ключ сервера, а завершить рукопожатие с ним она не может.
+#
+# Все четыре сочетания, каждое — новая попытка:
+
 # %% id=cell-035
 def attack(pin, with_allowlist):
     """Alice talks to the server through Mallory; return a row: who noticed what."""
+    target = ChatServer(server_key, allowlist if with_allowlist else None, name="03-target").start()
+    eve = wiretap.ManInTheMiddle(people["mallory"])
+    middle = wiretap.Wiretap(target.address, policy=eve, name="03-mitm-tap").start()
+    try:
+        client = ChatClient.connect(*middle.address, people["alice"], known_servers=False, timeout=5,
+                                    server_key=server_key.public_key if pin else None)
+    except LabCryptoError as exc:
+        alice_saw = type(exc).__name__
+    else:
+        client.send("my password is hunter2")
+        list(client.iter_messages(timeout=0.3))
+        client.close()
+        alice_saw = "nothing wrong"
+    time.sleep(0.1)
+    return {"pinning": pin, "allowlist": with_allowlist, "alice sees": alice_saw,
+            "server logs": next((e.kind for e in target.events if e.kind in ("rejected", "handshake-failed")), "a normal join"),
+            "mallory read": eve.stolen_text(wiretap.C2S) or "nothing"}
+
+widgets.table([attack(pin, listed) for pin in (False, True) for listed in (False, True)])
+
+# %% lang=ru id=cell-035
+def attack(pin, with_allowlist):
+    """Alice говорит с сервером через Мэллори; вернуть строку таблицы: кто что заметил."""
     target = ChatServer(server_key, allowlist if with_allowlist else None, name="03-target").start()
     eve = wiretap.ManInTheMiddle(people["mallory"])
     middle = wiretap.Wiretap(target.address, policy=eve, name="03-mitm-tap").start()
@@ -271,6 +435,15 @@ widgets.table([attack(pin, listed) for pin in (False, True) for listed in (False
 # Instead of her own key, Mallory could rewrite the public value in a hello to `1` or `p − 1`.
 # Then `K` is known without any private key:
 
+# %% [markdown] lang=ru id=cell-036
+# Любая из двух защит по отдельности останавливает этого злоумышленника: закрепление ключа защищает alice, список разрешённых ключей — сервер.
+# Используйте обе: злоумышленнику, который хочет обмануть только alice, сервер вообще не нужен, и тогда помогает только закрепление.
+#
+# ### Вредоносные значения: 1 и p−1
+#
+# Вместо своего ключа Мэллори может заменить открытое значение в приветствии на `1` или `p − 1`.
+# Тогда `K` известен без всякого закрытого ключа:
+
 # %% id=cell-037
 p = groups.FFDHE2048.p
 a = people["alice"].private
@@ -279,9 +452,26 @@ pow(1, a, p), pow(p - 1, a, p) in (1, p - 1)
 # %% [markdown] id=cell-038
 # Both sides validate every public value before using it (`groups.validate_public`, notebook 01), so the handshake stops:
 
+# %% [markdown] lang=ru id=cell-038
+# Обе стороны проверяют каждое открытое значение, прежде чем им пользоваться (`groups.validate_public`, блокнот 01), поэтому рукопожатие останавливается:
+
 # %% id=cell-039
 def inject(value, direction):
     """Mallory replaces the public value in one hello; who refuses it?"""
+    middle = wiretap.Wiretap(room.address, policy=wiretap.InjectPublicValue(value, direction), name="03-inject-tap").start()
+    try:
+        ChatClient.connect(*middle.address, people["alice"], server_key=server_key.public_key, timeout=5)
+    except LabCryptoError as exc:
+        return {"value": value, "in the hello of": wiretap.DIRECTIONS[direction].split(" →")[0],
+                "refused by": "the server" if direction == wiretap.C2S else "alice",
+                "error": f"{type(exc).__name__}: {exc}"}
+    return {"value": value, "refused by": "nobody!"}
+
+widgets.table([inject(v, d) for v in (1, "p-1") for d in (wiretap.C2S, wiretap.S2C)], max_width=120)
+
+# %% lang=ru id=cell-039
+def inject(value, direction):
+    """Мэллори подменяет открытое значение в одном приветствии; кто его отвергнет?"""
     middle = wiretap.Wiretap(room.address, policy=wiretap.InjectPublicValue(value, direction), name="03-inject-tap").start()
     try:
         ChatClient.connect(*middle.address, people["alice"], server_key=server_key.public_key, timeout=5)
@@ -299,6 +489,12 @@ widgets.table([inject(v, d) for v in (1, "p-1") for d in (wiretap.C2S, wiretap.S
 # Public keys are public: Mallory has alice's `alice.pub`. What if she presents **alice's** public key with her own private number?
 # The allowlist check passes — it *is* alice's key. Step by step, with the handshake objects of notebook 02:
 
+# %% [markdown] lang=ru id=cell-040
+# ## 4 · Знать открытый ключ недостаточно
+#
+# Открытые ключи открыты: у Мэллори есть `alice.pub`. Что если она предъявит открытый ключ **alice** вместе со своим закрытым числом?
+# Проверка по списку пройдёт — это *действительно* ключ alice. По шагам, с объектами рукопожатия из блокнота 02:
+
 # %% id=cell-041
 fake_alice = keys.KeyPair(groups.FFDHE2048, private=people["mallory"].private, public=people["alice"].public)
 fake_client = ClientHandshake(fake_alice, expected_server_key=server_key.public_key)
@@ -306,10 +502,22 @@ real_server = ServerHandshake(server_key, allow=allowlist.is_allowed)
 server_hello, server_finished = real_server.receive(fake_client.start())
 real_server.client_key == people["alice"].public_key      # the server believes it is alice
 
+# %% lang=ru id=cell-041
+fake_alice = keys.KeyPair(groups.FFDHE2048, private=people["mallory"].private, public=people["alice"].public)
+fake_client = ClientHandshake(fake_alice, expected_server_key=server_key.public_key)
+real_server = ServerHandshake(server_key, allow=allowlist.is_allowed)
+server_hello, server_finished = real_server.receive(fake_client.start())
+real_server.client_key == people["alice"].public_key      # сервер верит, что это alice
+
 # %% [markdown] id=cell-042
 # Now each side computes `K`. The server: `K = A^b mod p` with alice's `A`. Mallory: `K = B^m mod p` with her own `m` —
 # a different number, because only alice's secret `a` gives `B^a = A^b`. Mallory's client finds out first:
 # the server's proof (an HMAC with keys from the server's `K`) does not match hers.
+
+# %% [markdown] lang=ru id=cell-042
+# Теперь каждая сторона вычисляет `K`. Сервер: `K = A^b mod p` с `A` от alice. Мэллори: `K = B^m mod p` со своим `m` —
+# это другое число, потому что `B^a = A^b` даёт только секрет alice `a`. Клиент Мэллори узнаёт об этом первым:
+# доказательство сервера (HMAC на ключах из `K` сервера) не совпадает с её собственным.
 
 # %% id=cell-043
 try:
@@ -321,6 +529,9 @@ mallory_error
 # %% [markdown] id=cell-044
 # She can skip that check and send a made-up proof of her own. The server's check catches it:
 
+# %% [markdown] lang=ru id=cell-044
+# Она может пропустить эту проверку и отправить выдуманное доказательство. Его ловит проверка на сервере:
+
 # %% id=cell-045
 try:
     real_server.receive(encode_message({"type": "client_finished", "confirm": "00" * 32}))
@@ -331,6 +542,10 @@ server_error
 # %% [markdown] id=cell-046
 # Over the network the same thing happens, and the server logs it. The server did send its hello and its proof,
 # but no chat message: the room only starts after the client's proof.
+
+# %% [markdown] lang=ru id=cell-046
+# По сети происходит то же самое, и сервер записывает это в журнал. Сервер отправил своё приветствие и доказательство,
+# но ни одного сообщения чата: комната открывается только после доказательства клиента.
 
 # %% id=cell-047
 try:
@@ -347,6 +562,14 @@ type(network_error).__name__, [e.text for e in room.events if e.kind == "handsha
 # ## 5 · Revocation while the server runs
 #
 # Bob leaves the course. The instructor removes his row — here with the command line — and the server is **not** restarted:
+
+# %% [markdown] lang=ru id=cell-048
+# Чтобы выдать себя за alice, Мэллори нужен **закрытый** ключ alice `a`, а найти его по `A` — это дискретный логарифм из блокнота 01.
+# Поэтому файл закрытого ключа должен оставаться закрытым (режим `0600`, никогда не коммитить), а в списке разрешённых ключей можно спокойно хранить открытые ключи.
+#
+# ## 5 · Отзыв ключа на работающем сервере
+#
+# Bob уходит с курса. Преподаватель удаляет его строку — здесь из командной строки, — и сервер **не** перезапускается:
 
 # %% id=cell-049
 cli.main(["allow", "remove", "bob", "--allowlist", str(allow_path)]);
@@ -376,6 +599,21 @@ room.running, room.port == tap.target[1], room.members()
 #   finds it inside comments and inside longer keys.
 # * Read the file on every call, so that a revocation counts at once.
 
+# %% [markdown] lang=ru id=cell-052
+# Та же комната, тот же порт: сервер перечитывает CSV-файл, как только тот меняется на диске, так что следующее рукопожатие видит новый список.
+# Старое соединение bob всё ещё в комнате (проверка идёт при рукопожатии); чтобы завершить и его, серверу пришлось бы
+# отключать участников, чей ключ исчез из списка. Alice это не затрагивает.
+#
+# ## 6 · Упражнение: проверка по списку
+#
+# Напишите `is_allowed(path, key)`: прочитайте CSV-файл по пути `path` и верните `True`, если в нём есть `PublicKey` `key`.
+#
+# * Пользуйтесь модулем `csv` (комментарий может содержать запятые внутри кавычек). Столбцы: `name,public_key,comment`.
+# * Пропускайте заголовок, пустые строки, строки, начинающиеся с `#`, и любую строку, ключ в которой не читается: одна испорченная строка не должна запереть всех.
+# * Сравнивайте **ключи, а не текст**: `PublicKey.from_text(cell) == key`. `0x00ab`, `0xAB` и `171` — один и тот же ключ, а поиск текста ключа по файлу
+#   находит его и внутри комментариев, и внутри более длинных ключей.
+# * Читайте файл при каждом вызове, чтобы отзыв действовал сразу.
+
 # %% solution grade_id=is_allowed
 def is_allowed(path, key):
     """True if the public key `key` has a row in the allowlist CSV file at `path`."""
@@ -388,6 +626,23 @@ def is_allowed(path, key):
                 listed = PublicKey.from_text(row[1])
             except (ValueError, LabCryptoError):
                 continue            # the header, or a row that cannot be read
+            if listed == key:
+                return True
+    return False
+    ### END SOLUTION
+
+# %% lang=ru grade_id=is_allowed
+def is_allowed(path, key):
+    """True, если для открытого ключа `key` есть строка в CSV-файле списка разрешённых ключей `path`."""
+    ### BEGIN SOLUTION
+    with open(path, newline="", encoding="utf-8") as handle:
+        for row in csv.reader(handle):
+            if len(row) < 2 or row[0].lstrip().startswith("#"):
+                continue
+            try:
+                listed = PublicKey.from_text(row[1])
+            except (ValueError, LabCryptoError):
+                continue            # заголовок или строка, которую не прочитать
             if listed == key:
                 return True
     return False
@@ -414,9 +669,34 @@ grading.hidden_is_allowed(is_allowed, allow_path, people)
 # Running it twice must work too: the second time, the key and the row are already there.
 # The check runs your function against a real room on 127.0.0.1 with a fresh allowlist.
 
+# %% [markdown] lang=ru id=cell-055
+# ## 7 · Упражнение: новый студент
+#
+# На курс приходит Dave. Напишите `join_as_new_student(name, key_dir, allowlist_path, address, server_key)`, которая
+#
+# 1. создаёт пару ключей студента в `key_dir` или переиспользует её, если она там уже есть (`keys.load_or_create`);
+# 2. вносит его открытый ключ в список по пути `allowlist_path`, если его там ещё нет, —
+#    через API (`Allowlist(path).add(name, public_key)`) или через командную строку
+#    (`cli.main(["allow", "add", name, str(pub_file), "--allowlist", str(allowlist_path)])` — то же, что `labcrypto allow add ...` в терминале);
+# 3. подключается к комнате чата по адресу `address` от имени этого студента, закрепив `server_key`, и возвращает `ChatClient`.
+#
+# Повторный вызов тоже должен работать: во второй раз и ключ, и строка уже на месте.
+# Проверка запускает вашу функцию против настоящей комнаты на 127.0.0.1 с новым списком.
+
 # %% solution grade_id=join_as_new_student
 def join_as_new_student(name, key_dir, allowlist_path, address, server_key):
     """Enrol `name` (key pair + allowlist row) and return a ChatClient connected as them."""
+    ### BEGIN SOLUTION
+    key = keys.load_or_create(name, key_dir)
+    listed = Allowlist(allowlist_path)
+    if not listed.is_allowed(key.public_key):
+        listed.add(name, key.public_key, comment="joined in notebook 03")
+    return ChatClient.connect(*address, key, server_key=server_key, timeout=5)
+    ### END SOLUTION
+
+# %% lang=ru grade_id=join_as_new_student
+def join_as_new_student(name, key_dir, allowlist_path, address, server_key):
+    """Записать `name` на курс (пара ключей + строка в списке) и вернуть ChatClient, подключённый от его имени."""
     ### BEGIN SOLUTION
     key = keys.load_or_create(name, key_dir)
     listed = Allowlist(allowlist_path)
@@ -437,9 +717,18 @@ grading.hidden_join(join_as_new_student, key_dir, allow_path, room, server_key)
 #
 # Why does the allowlist stop the man in the middle of section 3? Write one sentence in the cell below (graded by your instructor).
 
+# %% [markdown] lang=ru id=cell-058
+# ## 8 · Упражнение: одним предложением
+#
+# Почему список разрешённых ключей останавливает «человека посередине» из раздела 3? Напишите одно предложение в ячейке ниже (его оценит преподаватель).
+
 # %% [markdown] answer grade_id=mitm_answer points=1
 # To talk to the server, the man in the middle must finish a handshake with his own key pair, because he holds no listed student's
 # private key; his public key is not on the allowlist, so the server drops him at his hello, before any session key exists.
+
+# %% [markdown] lang=ru grade_id=mitm_answer
+# Чтобы говорить с сервером, «человек посередине» должен завершить рукопожатие со своей парой ключей, ведь закрытых ключей студентов из списка у него нет;
+# его открытого ключа в списке нет, поэтому сервер отключает его на первом же приветствии, когда ещё не выработан ни один ключ сеанса.
 
 # %% [markdown] id=cell-060
 # ## Summary
@@ -455,6 +744,20 @@ grading.hidden_join(join_as_new_student, key_dir, allow_path, room, server_key)
 #
 # **Clean up.** Close the clients and stop every server and tap this notebook started:
 
+# %% [markdown] lang=ru id=cell-060
+# ## Итоги
+#
+# * Список разрешённых ключей — это CSV-файл **открытых ключей**. Сервер проверяет ключ клиента внутри рукопожатия и отключает неизвестного клиента на его приветствии, до всякого шифрования.
+# * Несколько клиентов подключаются одновременно, каждого обслуживает свой поток сервера; о каждом судят по ключу, а не по адресу.
+# * Без аутентификации обмен Диффи — Хеллмана даёт секрет, общий с тем, кто ответил: «человек посередине» читает всё, даже в защищённом режиме. Его останавливают закрепление ключа (клиент знает ключ сервера) и список разрешённых ключей (сервер знает ключи клиентов); проверка значений останавливает 1 и p−1.
+# * Один лишь открытый ключ ничего не доказывает: чтобы завершить рукопожатие, нужен парный закрытый ключ. Отозвать ключ — значит отредактировать файл; работающий сервер увидит это при следующем рукопожатии.
+#
+# **К какому контрольному вопросу это готовит: как работает SSL на практике?** TLS-сервер предъявляет **сертификат**: свой открытый ключ, своё имя и подпись удостоверяющего центра,
+# которому клиент уже доверяет. Так клиент может проверить ключ, не закрепляя его заранее. Наш список и закрепление ключа пропускают этот шаг: каждая сторона заранее знает «голый» ключ другой.
+# Клиентские сертификаты (взаимный TLS, mutual TLS) — это заверенная версия списка разрешённых ключей из этого блокнота.
+#
+# **Уборка.** Закройте клиентов и остановите все серверы и прослушки, запущенные этим блокнотом:
+
 # %% id=cell-061
 from labcrypto.server import running_servers, stop_all
 
@@ -466,3 +769,7 @@ running_servers()
 
 # %% [markdown] id=cell-062
 # **Next:** [04 · Two ports](04_two_ports.ipynb) — the handshake on one port, the conversation on another, with ports from a pool.
+
+# %% [markdown] lang=ru id=cell-062
+# **Дальше:** [04 · Два порта](04_two_ports.ipynb) — рукопожатие на одном порту, разговор на другом, порты из пула.
+
