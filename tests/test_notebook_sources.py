@@ -264,3 +264,17 @@ def test_a_code_twin_may_change_comments_and_docstrings(tmp_path: Path) -> None:
     )
     (cell,) = build_notebooks.parse(source)
     assert '"""Один."""' in cell.translations["ru"] and '"""One."""' in cell.text
+
+
+# --- the lab's own sources ----------------------------------------------------------------
+
+LAB_SOURCES = sorted(build_notebooks.SOURCES.glob("*.py"))
+
+
+@pytest.mark.parametrize("source", LAB_SOURCES, ids=[s.stem for s in LAB_SOURCES])
+def test_every_prose_cell_of_the_lab_has_its_russian_text(source: Path) -> None:
+    """The Russian edition is complete: a new or renamed markdown cell needs its twin."""
+    missing = build_notebooks.missing_translations(source)
+    assert not missing, (
+        f"markdown cells with no Russian text (add a `lang=ru` twin below each): {missing}"
+    )

@@ -15,6 +15,20 @@
 #
 # **You need:** notebooks 01–03 and the course's FTP lab. **Time:** about 50 minutes.
 
+# %% [markdown] lang=ru id=cell-000
+# # 05 · Зашифрованный файловый сервер
+#
+# *FTP-подобный сервер из курса: полный обмен ключами перед каждым запросом и домашняя папка, из которой никто не выйдет (задание 5).*
+#
+# **После этого блокнота вы сможете**
+#
+# 1. пользоваться зашифрованным файловым сервисом (`ls`, `mkdir`, `put`, `get`, `cat`, `rename`, `rm`) и проверять передачу по хешу;
+# 2. показать, что каждый запрос работает на своих ключах, и объяснить, почему схема «один запрос — одно соединение» делает это естественным;
+# 3. продемонстрировать прямую секретность: запись, сделанную на статических ключах, вскрывает украденный ключ, а запись на эфемерных ключах — нет;
+# 4. удержать клиента внутри его домашней папки — против `..`, абсолютных путей, похожих соседних папок и символических ссылок.
+#
+# **Что нужно:** блокноты 01–03 и лабораторная курса о FTP-сервере. **Время:** около 50 минут.
+
 # %% [markdown] id=cell-001
 # **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.
 
@@ -54,6 +68,12 @@ from labcrypto.ftp import FileClient, FileServer
 # The server's files live in a fresh temporary folder: `homes/` holds one home per user (named from the allowlist), and
 # `alice-laptop/` plays alice's own computer. Keys come from `keys/`, as before. Re-running the cell makes a new folder.
 
+# %% [markdown] lang=ru id=cell-003
+# ## 1 · Файловый сервер в собственной папке
+#
+# Файлы сервера лежат в новой временной папке: в `homes/` — по домашней папке на пользователя (имена берутся из списка разрешённых ключей),
+# а `alice-laptop/` изображает собственный компьютер alice. Ключи, как и раньше, берутся из `keys/`. Повторный запуск ячейки создаёт новую папку.
+
 # %% id=cell-004
 key_dir = Path("keys")
 server_key = keys.load_or_create("ftp-server", key_dir)
@@ -76,6 +96,10 @@ server, alice
 # Every method of the client is one request: connect, handshake with fresh keys, one command, one reply, close —
 # the course's one-request-per-connection design.
 
+# %% [markdown] lang=ru id=cell-006
+# Каждый метод клиента — это один запрос: подключение, рукопожатие с новыми ключами, одна команда, один ответ, закрытие.
+# Это схема курса «один запрос — одно соединение».
+
 # %% id=cell-007
 alice.mkdir("docs")
 (laptop / "notes.txt").write_text("Lab 3 notes: DH, then HKDF, then AES-GCM.\n")
@@ -97,6 +121,9 @@ alice.rm("lab3-notes.txt"), alice.cd("/"), [entry.name for entry in alice.ls("do
 # %% [markdown] id=cell-012
 # On the server's disk, alice's `/` is the folder `homes/alice`. She never sees that name, nor anything next to it:
 
+# %% [markdown] lang=ru id=cell-012
+# На диске сервера `/` для alice — это папка `homes/alice`. Этого имени она никогда не видит, как и ничего рядом с ним:
+
 # %% id=cell-013
 sorted(str(p.relative_to(lab)) for p in (lab / "homes").rglob("*"))
 
@@ -105,6 +132,12 @@ sorted(str(p.relative_to(lab)) for p in (lab / "homes").rglob("*"))
 #
 # The file travels in frames of 512 KiB, and ends with the SHA-256 of the whole file. The receiver computes its own,
 # and keeps the file only if both match (otherwise there is no file at all, not half of one).
+
+# %% [markdown] lang=ru id=cell-014
+# ### Файл побольше, с индикатором прогресса и хешем
+#
+# Файл передаётся кадрами по 512 КиБ и завершается SHA-256 всего файла. Получатель вычисляет свой хеш
+# и сохраняет файл, только если они совпали (иначе файла нет вовсе, а не половина его).
 
 # %% id=cell-015
 big = laptop / "dataset.bin"
@@ -131,6 +164,12 @@ down.sha256 == local_digest, hashlib.sha256((laptop / "dataset-again.bin").read_
 # Each request made a new ephemeral key pair on both sides, so each had its own session keys.
 # The client keeps each session's fingerprint (a hash of its keys, safe to show). Twenty more requests:
 
+# %% [markdown] lang=ru id=cell-018
+# ## 2 · Новые ключи для каждого запроса
+#
+# Каждый запрос создавал новую эфемерную пару ключей на обеих сторонах, поэтому у каждого запроса были свои ключи сеанса.
+# Клиент хранит отпечаток каждого сеанса (хеш его ключей, показывать его безопасно). Ещё двадцать запросов:
+
 # %% id=cell-019
 before = len(alice.sessions)
 for _ in range(20):
@@ -156,6 +195,17 @@ plots.fingerprint_grid(twenty, static=people["alice"].fingerprint, title="Twenty
 # **A static-key session.** The chat room of notebooks 02–04 uses only the long-term keys (`K = A^b`, plus public nonces).
 # Eve records alice's chat with it:
 
+# %% [markdown] lang=ru id=cell-022
+# Слева все строки разные; справа — долговременный ключ alice, каждый раз один и тот же. Он говорит, **кто** она,
+# и сервер сверяет его со списком разрешённых ключей при каждом запросе.
+#
+# ## 3 · Прямая секретность на деле
+#
+# Ева записывает всё и ждёт. Через год вор копирует папку `keys/` сервера. Что он сможет прочитать?
+#
+# **Сеанс на статических ключах.** Комната чата из блокнотов 02–04 использует только долговременные ключи (`K = A^b` плюс открытые nonce).
+# Ева записывает разговор alice в этой комнате:
+
 # %% id=cell-023
 room = ChatServer(server_key, allowlist, name="05-static-room").start()
 room_tap = wiretap.Wiretap(room.address, name="05-tap-chat").start()
@@ -169,6 +219,9 @@ replies
 # %% [markdown] id=cell-024
 # **The theft.** The server's private key file, read from disk like any file:
 
+# %% [markdown] lang=ru id=cell-024
+# **Кража.** Файл закрытого ключа сервера, прочитанный с диска, как любой другой файл:
+
 # %% id=cell-025
 stolen = keys.load("ftp-server", key_dir)
 stolen
@@ -176,6 +229,10 @@ stolen
 # %% [markdown] id=cell-026
 # **Offline decryption.** The thief repeats the server's key schedule (`labcrypto/handshake.py`) with the stolen key and the recorded hellos:
 # `K = A^b mod p`, the transcript hash of both hellos, HKDF (`ciphers.derive_session_keys`), then AES-GCM with the message counter as nonce.
+
+# %% [markdown] lang=ru id=cell-026
+# **Расшифровка без сети.** Вор повторяет выработку ключей сервера (`labcrypto/handshake.py`) с украденным ключом и записанными приветствиями:
+# `K = A^b mod p`, хеш записи обоих приветствий, HKDF (`ciphers.derive_session_keys`), затем AES-GCM со счётчиком сообщений в роли nonce.
 
 # %% id=cell-027
 def transcript_hash(client_hello, server_hello):
@@ -200,6 +257,29 @@ def decrypt_recording(frames, stolen_key):
                wiretap.S2C: ciphers.AeadCipher(session.server_to_client)}
     return [(f.direction, readers[f.direction].open(f.payload)) for f in frames if f.kind == "data"]
 
+# %% lang=ru id=cell-027
+def transcript_hash(client_hello, server_hello):
+    """SHA-256 от обоих приветствий, каждое со своей длиной в 4 байтах, ровно как отправлены (как в handshake.py)."""
+    digest = hashlib.sha256()
+    for part in (client_hello, server_hello):
+        digest.update(len(part).to_bytes(4, "big") + part)
+    return digest.digest()
+
+
+def decrypt_recording(frames, stolen_key):
+    """Всё сказанное в одном записанном соединении, вскрытое украденным закрытым ключом сервера."""
+    hellos = {f.message["type"]: f.payload for f in frames if f.kind == "handshake"}
+    client_hello = json.loads(hellos["client_hello"])
+    server_hello = json.loads(hellos["server_hello"])
+    K = stolen_key.shared_secret(keys.parse_number(client_hello["static"]))        # K = A^b mod p
+    session = ciphers.derive_session_keys(
+        [K.to_bytes(stolen_key.group.byte_length, "big")],
+        bytes.fromhex(client_hello["nonce"]), bytes.fromhex(server_hello["nonce"]),
+        transcript_hash(hellos["client_hello"], hellos["server_hello"]))
+    readers = {wiretap.C2S: ciphers.AeadCipher(session.client_to_server),
+               wiretap.S2C: ciphers.AeadCipher(session.server_to_client)}
+    return [(f.direction, readers[f.direction].open(f.payload)) for f in frames if f.kind == "data"]
+
 # %% id=cell-028
 [text for direction, text in decrypt_recording(recorded_chat, stolen) if text][:4]
 
@@ -207,6 +287,11 @@ def decrypt_recording(frames, stolen_key):
 # Every word, a year later. The recording was safe only as long as the long-term key was.
 #
 # **The per-request sessions.** Now Eve records alice's file requests (each one a connection of its own):
+
+# %% [markdown] lang=ru id=cell-029
+# Каждое слово — через год. Запись была в безопасности ровно до тех пор, пока был в безопасности долговременный ключ.
+#
+# **Сеансы на каждый запрос.** Теперь Ева записывает файловые запросы alice (каждый — в отдельном соединении):
 
 # %% id=cell-030
 ftp_tap = wiretap.Wiretap(server.address, name="05-tap-files").start()
@@ -238,11 +323,30 @@ widgets.table([{"connection": conn.id, "ephemeral keys in the hellos": "ephemera
 #
 # Bob stores a file in his home. Alice tries every way out of hers:
 
+# %% [markdown] lang=ru id=cell-032
+# Тот же украденный ключ, тот же код — ничего не открывается. В этих сеансах в HKDF подмешан второй секрет,
+# `K' = B'^a' = A'^b'`, полученный из **эфемерных** пар ключей, созданных для одного этого запроса. `A'` и `B'` есть в записи,
+# но `a'` и `b'` нигде не записывались и были забыты, когда запрос закончился:
+# вернуть их по `A'` — это дискретный логарифм из блокнота 01. Это и есть **прямая секретность**.
+#
+# Вор всё равно узнаёт, *кто* разговаривал (статический ключ alice есть в приветствии) и сколько (размеры кадров), но не узнаёт, о чём.
+#
+# ## 4 · Изоляция: домашняя папка, из которой не выйти
+#
+# Bob сохраняет файл в своей домашней папке. Alice пробует все пути наружу из своей:
+
 # %% id=cell-033
 bob = FileClient(*server.address, people["bob"], server_key=server_key.public_key)
 (laptop / "bob.txt").write_text("bob's private notes")
 bob.put(laptop / "bob.txt", "private.txt")
 os.symlink("/etc", lab / "homes" / "alice" / "system")      # a link someone left in alice's home
+bob.ls("/")
+
+# %% lang=ru id=cell-033
+bob = FileClient(*server.address, people["bob"], server_key=server_key.public_key)
+(laptop / "bob.txt").write_text("bob's private notes")
+bob.put(laptop / "bob.txt", "private.txt")
+os.symlink("/etc", lab / "homes" / "alice" / "system")      # ссылка, которую кто-то оставил в домашней папке alice
 bob.ls("/")
 
 # %% id=cell-034
@@ -280,9 +384,37 @@ widgets.table([attempt(how, path) for how, path in [
 #
 # The check tries a battery of escapes in a temporary folder that has a sibling `alice2` and links that lead out.
 
+# %% [markdown] lang=ru id=cell-035
+# `..` выше вершины домашней папки отвергается ещё до обращения к диску. `/etc/passwd` — это `/etc/passwd` *самой alice* (внутри её домашней папки, и такого файла нет:
+# курс хочет, чтобы «в идеале пользователь даже не подозревал», что снаружи что-то есть). По ссылке сервер никогда не переходит; обратная косая черта и похожие на косую черту символы (`∕`, U+2215) в именах отвергаются.
+# Всё это сервер делает без `os.chdir` (он сменил бы папку сразу всем потокам процесса — типичная ошибка № 13): он проходит путь по одному имени за раз,
+# начиная со своей открытой домашней папки (`labcrypto/jail.py`).
+#
+# ## 5 · Упражнение: проверка пути
+#
+# Напишите `safe_path(home, requested)`. `requested` — путь в том виде, в каком его присылает клиент, где `/` — вершина домашней папки.
+# Верните настоящий путь на диске сервера или выбросьте `PermissionError`, если путь ведёт за пределы `home`.
+#
+# * Уберите ведущий `/` и присоедините остальное к `home`; затем разрешите `..` и символические ссылки (`Path.resolve()`).
+# * Проверьте, что результат — это `home` или путь внутри неё, **по компонентам пути**: `target.is_relative_to(home)`.
+#   Строковая проверка (`str(target).startswith(str(home))`) пропускает соседнюю папку `alice2` как будто она внутри `alice` (типичная ошибка № 13).
+#
+# Проверка пробует целый набор побегов во временной папке, где есть соседняя `alice2` и ссылки, ведущие наружу.
+
 # %% solution grade_id=safe_path
 def safe_path(home, requested):
     """The real path of the client's `requested` path inside `home`; PermissionError if it leads out."""
+    ### BEGIN SOLUTION
+    home = Path(home).resolve()
+    target = (home / requested.lstrip("/")).resolve()
+    if not target.is_relative_to(home):
+        raise PermissionError(f"{requested!r} leads outside your home folder")
+    return target
+    ### END SOLUTION
+
+# %% lang=ru grade_id=safe_path
+def safe_path(home, requested):
+    """Настоящий путь для пути клиента `requested` внутри `home`; PermissionError, если он ведёт наружу."""
     ### BEGIN SOLUTION
     home = Path(home).resolve()
     target = (home / requested.lstrip("/")).resolve()
@@ -310,9 +442,34 @@ grading.hidden_safe_path(safe_path, lab / "homes" / "alice")
 #
 # The check runs your `du` against a real file server with a known tree.
 
+# %% [markdown] lang=ru id=cell-038
+# ## 6 · Упражнение: `du` поверх API
+#
+# У сервера нет команды `du`, но клиент может собрать её из `ls`. Напишите `du(client, path)`: общий размер в байтах всех файлов
+# под `path`, во всех вложенных папках.
+#
+# * `client.ls(path)` возвращает записи с полями `.name`, `.kind` (`"file"`, `"dir"`, `"link"` или `"other"`) и `.size`.
+# * Складывайте размеры файлов; для каждой папки вызывайте функцию рекурсивно с путём `path.rstrip("/") + "/" + entry.name`; всё остальное пропускайте (по ссылкам сервер не ходит).
+# * Не делайте `cd`: рабочая папка клиента после вызова должна остаться прежней.
+#
+# Проверка запускает ваш `du` против настоящего файлового сервера с известным деревом.
+
 # %% solution grade_id=du
 def du(client, path="/"):
     """Total bytes of the files under `path` on the server, all folders included."""
+    ### BEGIN SOLUTION
+    total = 0
+    for entry in client.ls(path):
+        if entry.kind == "file":
+            total += entry.size
+        elif entry.kind == "dir":
+            total += du(client, path.rstrip("/") + "/" + entry.name)
+    return total
+    ### END SOLUTION
+
+# %% lang=ru grade_id=du
+def du(client, path="/"):
+    """Сколько байтов занимают файлы под `path` на сервере, со всеми вложенными папками."""
     ### BEGIN SOLUTION
     total = 0
     for entry in client.ls(path):
@@ -333,6 +490,9 @@ grading.hidden_du(du, alice, lab / "homes" / "alice")
 # %% [markdown] id=cell-041
 # Alice's home, measured with the reference version of the same idea (`ls` walked folder by folder):
 
+# %% [markdown] lang=ru id=cell-041
+# Домашняя папка alice, измеренная эталонной версией той же идеи (`ls` папка за папкой):
+
 # %% id=cell-042
 def walk(client, path="/"):
     for entry in client.ls(path):
@@ -348,11 +508,22 @@ widgets.table([{"path": p, "kind": e.kind, "bytes": e.size} for p, e in walk(ali
 #
 # Why does the course's **one-request-per-connection** design make fresh keys for every request natural? Answer in two or three sentences (graded by your instructor).
 
+# %% [markdown] lang=ru id=cell-043
+# ## 7 · Упражнение: своими словами
+#
+# Почему схема курса **«один запрос — одно соединение»** делает новые ключи для каждого запроса естественными? Ответьте в двух-трёх предложениях (ответ оценит преподаватель).
+
 # %% [markdown] answer grade_id=one_request_answer points=1
 # Every request already opens a new connection and runs a whole handshake before its one command, so making a new ephemeral key pair there
 # costs only a little more arithmetic and needs no state: nothing has to be kept between requests, and the keys can be thrown away when the
 # connection closes. A long-lived connection would have to re-key in the middle of a conversation to get the same effect; here each
 # request simply is its own session, so a stolen long-term key opens none of the recorded ones.
+
+# %% [markdown] lang=ru grade_id=one_request_answer
+# Каждый запрос и так открывает новое соединение и проходит полное рукопожатие перед своей единственной командой, поэтому новая эфемерная пара ключей
+# стоит там лишь немного дополнительной арифметики и не требует состояния: между запросами ничего хранить не нужно, а ключи можно выбросить, когда
+# соединение закрывается. Долгоживущему соединению для того же эффекта пришлось бы менять ключи посреди разговора; здесь же каждый
+# запрос — сам по себе отдельный сеанс, поэтому украденный долговременный ключ не вскроет ни одной записи.
 
 # %% [markdown] id=cell-045
 # ## Summary
@@ -368,6 +539,20 @@ widgets.table([{"path": p, "kind": e.kind, "bytes": e.size} for p, e in walk(ali
 #
 # **Clean up.** Stop every server and tap of this notebook and delete its temporary folder:
 
+# %% [markdown] lang=ru id=cell-045
+# ## Итоги
+#
+# * Файловый сервис сохраняет схему курса — один запрос на соединение — и ставит перед каждым запросом полное рукопожатие: список разрешённых ключей проверяется каждый раз, и у каждого запроса свои ключи сеанса.
+# * Файлы передаются потоком крупных кадров и завершаются хешем SHA-256; получатель сохраняет файл, только если он цел и проверен.
+# * Если есть только статические ключи, украденный закрытый ключ вскрывает любую запись. Если подмешаны эфемерные ключи, он не вскрывает ни одной: это прямая секретность.
+# * Домашняя папка изолирует пользователя, только если каждый путь читается по именам, `..` не поднимается выше вершины, по ссылкам никто не ходит, а проверка сравнивает компоненты пути, а не строки.
+#
+# **Контрольный вопрос: как работает SSL на практике?** TLS 1.3 допускает **только** эфемерный обмен ключами Диффи — Хеллмана (ECDHE или
+# DHE в конечном поле, как у нас): долговременный ключ сертификата только *подписывает* рукопожатие, поэтому его кража потом не вскроет ни одного записанного сеанса.
+# TLS 1.2 ещё допускал обмен ключами «static RSA», при котором украденный ключ сервера расшифровывал всё, — это первый эксперимент раздела 3.
+#
+# **Уборка.** Остановите все серверы и прослушки этого блокнота и удалите его временную папку:
+
 # %% id=cell-046
 from labcrypto.server import running_servers, stop_all
 
@@ -378,3 +563,8 @@ running_servers(), lab.exists()
 # %% [markdown] id=cell-047
 # **That was the last notebook.** Back to the start: [01 · Keys](01_keys.ipynb). To run the lab from a terminal: `labcrypto --help`
 # (`labcrypto ftp-serve`, `labcrypto ftp --key alice -c "ls"`).
+
+# %% [markdown] lang=ru id=cell-047
+# **Это был последний блокнот.** Вернуться к началу: [01 · Ключи](01_keys.ipynb). Чтобы работать с лабораторной из терминала: `labcrypto --help`
+# (`labcrypto ftp-serve`, `labcrypto ftp --key alice -c "ls"`).
+
