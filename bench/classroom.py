@@ -45,6 +45,8 @@ import argparse
 import contextlib
 import json
 import multiprocessing
+import multiprocessing.connection
+import multiprocessing.context
 import os
 import queue
 import random
@@ -317,12 +319,12 @@ def _rss() -> int:
     return 0
 
 
-def _counts(servers: list, pool: PortPool) -> dict[str, int]:
+def _counts(servers: list, pool: PortPool | None) -> dict[str, int]:
     """What the servers' process holds now: threads, fds, leased ports, connections, RSS."""
     return {
         "threads": threading.active_count(),
         "fds": len(os.listdir("/proc/self/fd")),
-        "ports leased": len(pool.leased()),
+        "ports leased": len(pool.leased()) if pool is not None else 0,
         "connections": sum(server.connection_count for server in servers),
         "RSS MiB": round(_rss() / (1 << 20)),
     }
@@ -342,6 +344,7 @@ class _Figures:
         self.error_lines: list[str] = []
         self.hostile: dict[str, int] = {}
         self.bytes_moved = 0
+        self.per_file_client: dict[int, int] = {}
 
     def time(self, kind: str, seconds: float) -> None:
         with self.lock:
@@ -365,6 +368,7 @@ class _Figures:
             "error_lines": self.error_lines,
             "hostile": self.hostile,
             "bytes": self.bytes_moved,
+            "per file client": self.per_file_client,
         }
 
 
@@ -395,7 +399,7 @@ def _chat_student(spec: dict, index: int, figures: _Figures, deadline: float) ->
             sent = time.perf_counter()
             client.send(wanted[0])
             if not echoed.wait(spec["timeout"]):
-                raise TimeoutError(f"no echo of {wanted[0]!r} within {spec['timeout']} s")
+                raise TimeoutError(_late_or_lost(client, echoed, wanted[0], spec["timeout"]))
             figures.time("chat round trip", time.perf_counter() - sent)
             time.sleep(rng.uniform(0.5, 1.5) * spec["think"])
     except Exception as exc:
@@ -403,6 +407,17 @@ def _chat_student(spec: dict, index: int, figures: _Figures, deadline: float) ->
     finally:
         if client is not None:
             client.close()
+
+
+def _late_or_lost(client: ChatClient, echoed: threading.Event, line: str, waited: float) -> str:
+    """After a line's echo is overdue: wait 3x longer, then say whether it came late,
+    never came on an open connection (lost), or the connection was closed (and why)."""
+    late = echoed.wait(3 * waited)
+    if late:
+        return f"the echo of {line!r} came late: after {waited} s, within {4 * waited} s"
+    if not client.connected:
+        return f"no echo of {line!r}: the connection closed ({client._error})"
+    return f"no echo of {line!r} within {4 * waited} s on an open connection: LOST"
 
 
 def _file_student(spec: dict, index: int, figures: _Figures, deadline: float, tmp: Path) -> None:
@@ -433,6 +448,9 @@ def _file_student(spec: dict, index: int, figures: _Figures, deadline: float, tm
             figures.time("file ls", time.perf_counter() - t)
             with figures.lock:
                 figures.bytes_moved += up.size + down.size
+                figures.per_file_client[index] = (
+                    figures.per_file_client.get(index, 0) + up.size + down.size
+                )
             time.sleep(rng.uniform(0.5, 1.5) * spec["think"])
     except Exception as exc:
         figures.error(f"file student {index}", exc)
@@ -680,22 +698,23 @@ def _cut_upload(
             channel.send(data[start : min(stop_at, start + 256 * 1024)])
 
 
-def _mixed_clients(spec: dict, out: multiprocessing.Queue) -> None:
-    """The client process: every student and hostile client as a thread."""
+def _mixed_clients(spec: dict, roles: dict[str, list[int]], out: multiprocessing.Queue) -> None:
+    """One client process: the students and hostile clients named in ``roles``, as threads."""
     figures = _Figures()
-    deadline = time.monotonic() + spec["duration"]
+    deadline = spec["start"] + spec["duration"]  # time.time(): the same in every process
+    deadline = time.monotonic() + max(0.0, deadline - time.time())
     with tempfile.TemporaryDirectory() as folder:
         workers = [
             threading.Thread(target=_chat_student, args=(spec, i, figures, deadline))
-            for i in range(len(spec["chat_keys"]))
+            for i in roles["chat"]
         ]
         workers += [
             threading.Thread(target=_file_student, args=(spec, i, figures, deadline, Path(folder)))
-            for i in range(len(spec["file_keys"]))
+            for i in roles["files"]
         ]
         workers += [
             threading.Thread(target=_hostile, args=(spec, i, figures, deadline))
-            for i in range(spec["hostile"])
+            for i in roles["hostile"]
         ]
         for worker in workers:
             worker.start()
@@ -705,6 +724,45 @@ def _mixed_clients(spec: dict, out: multiprocessing.Queue) -> None:
     result = figures.plain()
     result["stuck threads"] = stuck
     out.put(json.dumps(result))
+
+
+def _client_roles(args: argparse.Namespace) -> list[dict[str, list[int]]]:
+    """Which clients each client process runs. One process: all of them (one GIL for
+    every client, as on one laptop). K > 1: the file and hostile clients in one, the
+    chat clients spread over the other K - 1 (as on the students' own machines)."""
+    chat, files, hostile = range(args.chat), range(args.files), range(args.hostile)
+    if args.client_processes <= 1:
+        return [{"chat": list(chat), "files": list(files), "hostile": list(hostile)}]
+    rest = args.client_processes - 1
+    roles = [{"chat": [], "files": list(files), "hostile": list(hostile)}]
+    roles += [{"chat": list(chat)[k::rest], "files": [], "hostile": []} for k in range(rest)]
+    return roles
+
+
+def _merged(parts: list[dict]) -> dict:
+    """The figures of several client processes as one."""
+    result: dict = {
+        "latency": {}, "errors": {}, "error_lines": [], "hostile": {}, "bytes": 0,
+        "per file client": {}, "stuck threads": 0,
+    }  # fmt: skip
+    for part in parts:
+        for kind, values in part["latency"].items():
+            result["latency"].setdefault(kind, []).extend(values)
+        for table in ("errors", "hostile", "per file client"):
+            for key, count in part[table].items():
+                result[table][key] = result[table].get(key, 0) + count
+        result["error_lines"] += part["error_lines"]
+        result["bytes"] += part["bytes"]
+        result["stuck threads"] += part["stuck threads"]
+    return result
+
+
+def _count_drop(event: object, dropped: dict[str, int]) -> None:
+    """Count a well-behaved member the server closed, by the reason it gave."""
+    text = getattr(event, "text", "")
+    if getattr(event, "kind", "") == "leave" and text.startswith("chat") and "(" in text:
+        reason = text.split("(", 1)[1].split(":")[0].rstrip(")")
+        dropped[reason] = dropped.get(reason, 0) + 1
 
 
 def run_mixed(args: argparse.Namespace) -> int:
@@ -735,17 +793,23 @@ def run_mixed(args: argparse.Namespace) -> int:
             max_connections=args.chat + (per_source + 10) * args.hostile + 20,
         ).start()  # fmt: skip
         quota = max(4 * args.file_kib * 1024, 1 << 20)
-        files = FileServer(
-            server_key, allowlist, Path(folder) / "homes", max_upload=256 << 20, quota=quota,
-            connection_timeout=10.0, name="mixed-files",
-        ).start()  # fmt: skip
-        servers = [chat, files]
+        file_spec = {
+            "key": (server_key.private, server_key.public), "folder": folder, "quota": quota,
+        }  # fmt: skip
+        if args.separate_services:  # as `labcrypto serve` and `labcrypto ftp-serve` run
+            file_service = _FileServiceProcess(context, file_spec)
+            file_port, servers = file_service.port, [chat]
+        else:  # both in this process, as in one notebook kernel
+            file_service, files = None, _file_server(file_spec).start()
+            file_port, servers = files.port, [chat, files]
         said = [0]
         chat.on_message = lambda message: said.__setitem__(0, said[0] + 1)
+        dropped: dict[str, int] = {}  # why the server closed a well-behaved member
+        chat.listeners.append(lambda event: _count_drop(event, dropped))
         idle = _counts(servers, pool)
         peak = dict(idle)
         spec = {
-            "chat_port": chat.port, "file_port": files.port,
+            "chat_port": chat.port, "file_port": file_port,
             "server_public": server_key.public_key.to_text(),
             "chat_keys": [(k.private, k.public) for k in chat_keys],
             "file_keys": [(k.private, k.public) for k in file_keys],
@@ -757,22 +821,31 @@ def run_mixed(args: argparse.Namespace) -> int:
             "think": max(args.think, 200.0) / 1000, "ramp": max(args.ramp, 2.0),
             "file_bytes": args.file_kib * 1024,
         }  # fmt: skip
-        process = context.Process(target=_mixed_clients, args=(spec, out))
+        spec["start"] = time.time() + 1.0  # every client process starts its clock together
+        processes = [
+            context.Process(target=_mixed_clients, args=(spec, roles, out))
+            for roles in _client_roles(args)
+        ]
         started = time.perf_counter()
-        process.start()
-        result = None
-        while result is None:  # sample the peaks while the class runs
+        for process in processes:
+            process.start()
+        parts: list[dict] = []
+        while len(parts) < len(processes):  # sample the peaks while the class runs
             try:
-                result = json.loads(out.get(timeout=0.5))
+                parts.append(json.loads(out.get(timeout=0.5)))
             except queue.Empty:
                 for name, value in _counts(servers, pool).items():
                     peak[name] = max(peak[name], value)
                 if time.perf_counter() - started > args.duration + 300:
-                    process.kill()
-                    raise SystemExit("the client process did not finish") from None
+                    for process in processes:
+                        process.kill()
+                    raise SystemExit("a client process did not finish") from None
         wall = time.perf_counter() - started
-        process.join(30)
-        process.close()
+        for process in processes:
+            process.join(30)
+            process.close()
+        result = _merged(parts)
+        result["dropped"] = dropped
         # The clients are gone: everything must come back to idle (bounded wait).
         settle_deadline = time.monotonic() + 20
         while time.monotonic() < settle_deadline:
@@ -781,6 +854,7 @@ def run_mixed(args: argparse.Namespace) -> int:
                 break
             time.sleep(0.1)
         left = _counts(servers, pool)
+        file_figures = file_service.finish() if file_service is not None else None
         stop_started = time.perf_counter()
         for server in servers:
             server.stop()
@@ -794,9 +868,85 @@ def run_mixed(args: argparse.Namespace) -> int:
         out.join_thread()
     leaks = [k for k in ("threads", "fds", "ports leased", "connections") if left[k] > idle[k]]
     leaks += [f"{k} after stop" for k in ("threads", "fds", "ports leased") if stopped[k] > 0]
+    if file_figures is not None:
+        leaks += [f"file service: {leak}" for leak in file_figures["leaks"]]
     _report_mixed(args, result, wall, said[0], idle, peak, left, stopped, stop_time, leaks)
+    if file_figures is not None:
+        _report_file_process(file_figures)
     ok = not result["errors"] and not leaks and not result["stuck threads"]
     return 0 if ok else 1
+
+
+def _file_server(spec: dict) -> FileServer:
+    """The mixed class's file service (not started)."""
+    key = _pair(spec["key"])
+    allowlist = Allowlist(Path(spec["folder"]) / "allowlist.csv")
+    return FileServer(
+        key, allowlist, Path(spec["folder"]) / "homes", max_upload=256 << 20,
+        quota=spec["quota"], connection_timeout=10.0, name="mixed-files",
+    )  # fmt: skip
+
+
+def _serve_files(spec: dict, pipe: multiprocessing.connection.Connection) -> None:
+    """The file service in a process of its own: report its port, serve until told, report."""
+    threads_at_start = threading.active_count()
+    fds_at_start = len(os.listdir("/proc/self/fd"))
+    server = _file_server(spec).start()
+    idle = _counts([server], None)
+    peak = dict(idle)
+    pipe.send(server.port)
+    while not pipe.poll(0.5):  # sample the peaks until the bench says the class is over
+        for name, value in _counts([server], None).items():
+            peak[name] = max(peak[name], value)
+    pipe.recv()
+    settle_deadline = time.monotonic() + 20
+    while time.monotonic() < settle_deadline:
+        after = _counts([server], None)
+        if all(after[k] <= idle[k] for k in ("threads", "fds", "connections")):
+            break
+        time.sleep(0.1)
+    server.stop()
+    stopped = _counts([server], None)
+    stopped["threads"] -= threads_at_start
+    stopped["fds"] -= fds_at_start
+    leaks = [k for k in ("threads", "fds", "connections") if after[k] > idle[k]]
+    leaks += [f"{k} after stop" for k in ("threads", "fds") if stopped[k] > 0]
+    pipe.send({"idle": idle, "peak": peak, "after": after, "stopped": stopped, "leaks": leaks})
+
+
+class _FileServiceProcess:
+    """``_serve_files`` in a child process: ``port`` to connect to, ``finish()`` for figures."""
+
+    def __init__(self, context: multiprocessing.context.SpawnContext, spec: dict) -> None:
+        self.pipe, child = context.Pipe()
+        self.process = context.Process(target=_serve_files, args=(spec, child), daemon=True)
+        self.process.start()
+        child.close()
+        if not self.pipe.poll(60):
+            self.process.kill()
+            raise SystemExit("the file service process did not start")
+        self.port: int = self.pipe.recv()
+
+    def finish(self) -> dict:
+        """Tell it the class is over; its figures once it has settled and stopped."""
+        self.pipe.send("stop")
+        figures = self.pipe.recv() if self.pipe.poll(60) else {"leaks": ["did not answer"]}
+        self.process.join(10)
+        self.process.close()
+        self.pipe.close()
+        return figures
+
+
+def _report_file_process(figures: dict) -> None:
+    if "idle" not in figures:
+        print(f"  file service process: {figures['leaks']}")
+        return
+    print(f"  file service process:           {'idle':>8}{'peak':>8}{'after':>8}")
+    for name in ("threads", "fds", "connections", "RSS MiB"):
+        row = [figures[k][name] for k in ("idle", "peak", "after")]
+        print(f"    {name:28s}{row[0]:8d}{row[1]:8d}{row[2]:8d}")
+    stopped = figures["stopped"]
+    print(f"  after stop: threads {stopped['threads']:+d}, fds {stopped['fds']:+d}")
 
 
 def _report_mixed(
@@ -814,7 +964,9 @@ def _report_mixed(
     print(
         f"mixed class: {args.chat} chat + {args.files} file + {args.hostile} hostile clients "
         f"for {args.duration:.0f} s (wall {wall:.1f} s), secure mode, chat with the two-port "
-        f"handoff, uploads of {args.file_kib} KiB; clients in another process"
+        f"handoff, uploads of {args.file_kib} KiB; clients in "
+        f"{max(1, args.client_processes)} other process(es); services in "
+        f"{'separate processes' if args.separate_services else 'one process'}"
     )
     lines = len(result["latency"].get("chat round trip", []))
     print(
@@ -830,8 +982,16 @@ def _report_mixed(
                 f"  {kind:16s} p50 {percentile(values, 0.5) * 1000:8.1f} ms   "
                 f"p99 {percentile(values, 0.99) * 1000:8.1f} ms   n={len(values)}"
             )
+    moved = result["per file client"].values()
+    if moved:
+        rates = sorted(b / 1e6 / args.duration for b in moved)
+        print(
+            f"  file throughput per client: min {rates[0]:.2f}, median "
+            f"{statistics.median(rates):.2f}, max {rates[-1]:.2f} MB/s (up + down)"
+        )
     errors = result["errors"]
     print(f"  well-behaved errors: {sum(errors.values())} {errors or ''}")
+    print(f"  well-behaved members the server closed: {result['dropped'] or 'none'}")
     for line in result["error_lines"]:
         print(f"    {line}")
     print("  hostile clients met:")
@@ -859,6 +1019,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=10, help="--mixed: file clients (10)")
     parser.add_argument("--hostile", type=int, default=4, help="--mixed: hostile clients (4)")
     parser.add_argument(
+        "--separate-services",
+        action="store_true",
+        help="--mixed: the file service in a process of its own, as `labcrypto serve` and "
+        "`labcrypto ftp-serve` run (default: both in one process, as in one notebook kernel)",
+    )
+    parser.add_argument(
         "--file-kib", type=int, default=1024, help="--mixed: size of each upload (1024 KiB)"
     )
     parser.add_argument("--clients", type=int, default=50, help="students at once (50)")
@@ -869,7 +1035,8 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1,
         help="processes the clients run in (1: apart from the server, as on other "
-        "machines; 0: in the server's process, as in one notebook kernel)",
+        "machines; 0: in the server's process, as in one notebook kernel). --mixed: "
+        "K > 1 puts the file and hostile clients in one and the chat clients in K - 1",
     )
     parser.add_argument(
         "--ramp", type=float, default=0.0, help="seconds over which the class joins (0)"

@@ -531,7 +531,8 @@ def test_a_flood_of_small_frames_does_not_starve_the_others(lab: Lab) -> None:
 
 def test_a_flooder_is_slowed_to_its_share_and_told_so(lab: Lab, watcher: Watcher) -> None:
     # carol and bob: 30 lines a second each, after a burst
-    lab.room.settings = replace(lab.room.settings, max_room_rate=60.0)
+    usual = lab.room.settings
+    lab.room.settings = replace(usual, max_room_rate=60.0)
     sock, channel = chat_session(lab.room, lab.keyring("bob"))
     try:
         assert sorted(lab.room.members()) == ["bob", "carol"]
@@ -557,7 +558,7 @@ def test_a_flooder_is_slowed_to_its_share_and_told_so(lab: Lab, watcher: Watcher
             assert time.monotonic() - t < 1.0
     finally:
         sock.close()
-        lab.room.settings = replace(lab.room.settings, max_room_rate=2000.0)
+        lab.room.settings = usual
     spam = [t for t in watcher.texts if t.startswith("spam")]
     assert spam == [f"spam {i}" for i in range(len(spam))]  # in order, none lost before the cut
 
