@@ -3,8 +3,10 @@
 Headless execution (tests/test_notebooks.py) proves the code runs; this
 proves a student *sees* it work. One JupyterLab server (from this venv, on
 loopback, random token) and one Chromium (Debian's, fresh profile, loopback
-only) serve every notebook in notebooks/*.ipynb. For each notebook we open
-it by its URL, wait for its kernel's real state, Run All, and check:
+only) serve every notebook in notebooks/*.ipynb and notebooks/ru/*.ipynb (the
+Russian edition: the same code, so the same ``EXPECTED``, and its first cell
+must have selected Russian). For each notebook we open it by its URL, wait
+for its kernel's real state, Run All, and check:
 
 * no cell shows an error (no error output, no traceback on stderr);
 * every widget the kernel displayed rendered as a widget (not "Error
@@ -58,7 +60,10 @@ from browser_lab import (
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
-NOTEBOOK_NAMES = sorted(path.name for path in NOTEBOOKS.glob("*.ipynb"))
+# Both editions: notebooks/*.ipynb, then the Russian one, opened as ru/NAME.ipynb.
+NOTEBOOK_NAMES = sorted(path.name for path in NOTEBOOKS.glob("*.ipynb")) + sorted(
+    f"ru/{path.name}" for path in NOTEBOOKS.glob("ru/*.ipynb")
+)
 IN_CI = os.environ.get("CI", "").lower() in {"true", "1", "yes"}
 SELF_CHECK = "_harness_self_check.ipynb"
 
@@ -189,7 +194,7 @@ def _say(capsys: pytest.CaptureFixture[str], text: str) -> None:
 
 def _run_notebook(session: Session, name: str, capsys: pytest.CaptureFixture[str]) -> dict:
     """Open ``name``, run it, check it as a student would see it; return what was seen."""
-    expect = EXPECTED.get(name)
+    expect = EXPECTED.get(Path(name).name)  # ru/NAME runs the code of NAME
     assert expect is not None, (
         f"{name} has no row in EXPECTED (tests/test_browser.py): read the notebook and "
         "write how many widgets, plots and chat panels a student should see after Run All"
@@ -198,7 +203,7 @@ def _run_notebook(session: Session, name: str, capsys: pytest.CaptureFixture[str
     start = time.monotonic()
     page = session.context.new_page()
     notebook = NotebookPage(session.lab, page, name)
-    stem = Path(name).stem
+    stem = name.removesuffix(".ipynb").replace("/", "-")
     try:
         notebook.open()
         timings["open"] = time.monotonic() - start
@@ -231,6 +236,12 @@ def _run_notebook(session: Session, name: str, capsys: pytest.CaptureFixture[str
         tracebacks = [out for out in shown
                       if "Traceback" in out["text"] and not _expected_error(model, out)]
         assert not tracebacks, f"{name}: tracebacks on the page: {tracebacks}"
+
+        if name.startswith("ru/"):
+            assert _language_selected(model) == "'ru'", (
+                f"{name}: the first code cell should select Russian, it shows "
+                f"{_language_selected(model)!r}"
+            )
 
         sent = count_outputs(model)
         widgets = notebook.widgets()
@@ -303,6 +314,16 @@ def _run_notebook(session: Session, name: str, capsys: pytest.CaptureFixture[str
     finally:
         page.close()
         session.lab.close_sessions(name)
+
+
+def _language_selected(model: dict[str, Any]) -> str:
+    """What the first code cell (``set_language(...)``) returned, as the page's model holds it."""
+    first = code_cells(model)[0]
+    for output in first.get("outputs", []):
+        text = output.get("data", {}).get("text/plain", "")
+        if text:
+            return text if isinstance(text, str) else "".join(text)
+    return ""
 
 
 def _expected_error(model: dict[str, Any], shown: dict[str, Any]) -> bool:
