@@ -405,7 +405,7 @@ widgets.table([attack(pin, listed) for pin in (False, True) for listed in (False
 
 # %% lang=ru id=cell-035
 def attack(pin, with_allowlist):
-    """Alice говорит с сервером через Мэллори; вернуть строку таблицы: кто что заметил."""
+    """Клиент alice говорит с сервером через Мэллори; вернуть строку таблицы: кто что заметил."""
     target = ChatServer(server_key, allowlist if with_allowlist else None, name="03-target").start()
     eve = wiretap.ManInTheMiddle(people["mallory"])
     middle = wiretap.Wiretap(target.address, policy=eve, name="03-mitm-tap").start()
