@@ -5,13 +5,13 @@ loopback, each server in its own process (client and server each get a
 core, as on two machines), through:
 
 a. **labcrypto**: ``FileServer`` / ``FileClient`` — a fresh ephemeral key
-   exchange for the request, AES-256-GCM frames of 512 KiB, SHA-256 of the
-   whole file checked, temporary file + ``fsync`` + rename on arrival.
+   exchange for the request, AES-256-GCM records of 512 KiB and a sealed
+   end record, temporary file + ``fsync`` + rename on arrival.
 b. **the same transfer without crypto**: the file service has no
    "encryption off" switch, on purpose (a security lab's server must not
    have one). So (b) is bench/ftp_throughput.py's plain copy: the same
    chunk size, the file read and written the same way and ``fsync``-ed at
-   the end, over a plain socket — no handshake, no encryption, no digest.
+   the end, over a plain socket — no handshake, no encryption, no end record.
    The gap between (a) and (b) is the whole price of the security.
 c. **FTP**: pyftpdlib's server, ``ftplib`` client (binary mode, passive).
 d. **FTPS**: pyftpdlib with TLS on control and data (``PROT P``), ``ftplib.FTP_TLS``.
@@ -23,9 +23,13 @@ e. **SFTP**: OpenSSH's ``sftp`` against a private ``sshd`` on a loopback
 
 Each transfer runs ``--runs`` times (3), round-robin over the systems (so
 a noisy moment on a shared machine hits all of them alike); the table
-shows the median MB/s
-(10^6 bytes per second) and each system's ratio to labcrypto. Missing
-tools are skipped with a note:
+shows the median MB/s (10^6 bytes per second) and each system's ratio to
+labcrypto. Below it, issue 19's goals: labcrypto's upload and download
+each against FTPS (>= 1.1x), sftp (>= 1.5x) and its own path without
+crypto (>= 60 %), from the same medians, each marked as held or not. The
+load average before and after is printed too: on a shared machine the
+absolute MB/s mean little, the ratios inside one run are what count.
+Missing tools are skipped with a note:
 
     .venv/bin/pip install pyftpdlib pyopenssl          # (c) and (d), bench only
     apt-get install -y openssh-server openssh-client    # (e)
@@ -345,6 +349,7 @@ def main() -> int:
     medians: dict[str, tuple[float, float] | str] = {}
     runs: dict[str, list[Run]] = {label: [] for label, missing, _ in systems if not missing}
     mb = size / 1e6
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         workdir = Path(tmp)
         source = workdir / "source.bin"
@@ -380,7 +385,44 @@ def main() -> int:
                 mb / statistics.median(down for _, down in runs[label]),
             )
     report(args, medians)
+    report_goals(medians, load_before, os.getloadavg())
     return 0
+
+
+#: Issue 19's goals: (label of the other system's row, its name here, the least labcrypto/it).
+GOALS = [
+    ("FTPS (pyftpdlib+TLS)", "FTPS", 1.1),
+    ("SFTP (OpenSSH, ", "sftp", 1.5),
+    ("same path, no crypto", "no crypto", 0.6),
+]
+
+
+def report_goals(
+    medians: dict[str, tuple[float, float] | str],
+    load_before: tuple[float, float, float],
+    load_after: tuple[float, float, float],
+) -> None:
+    """labcrypto's upload and download against each goal: the ratio, and whether it holds."""
+    ours = medians[next(iter(medians))]
+    assert isinstance(ours, tuple)
+    print("goals (labcrypto / other, from the medians above):")
+    for prefix, name, least in GOALS:
+        other = next((v for k, v in medians.items() if k.startswith(prefix)), None)
+        if not isinstance(other, tuple):
+            print(f"  labcrypto / {name:<10} >= {least:.2f}   (not measured: {other or 'no row'})")
+            continue
+        cells = []
+        for direction, mine, theirs in zip(("up", "down"), ours, other, strict=True):
+            ratio = mine / theirs
+            cells.append(f"{direction} {ratio:5.2f} {'holds' if ratio >= least else 'MISSED'}")
+        print(f"  labcrypto / {name:<10} >= {least:.2f}   " + "   ".join(cells))
+    print(
+        "load average (1, 5, 15 min): before "
+        + " ".join(f"{x:.1f}" for x in load_before)
+        + ", after "
+        + " ".join(f"{x:.1f}" for x in load_after)
+        + f" ({os.cpu_count()} cores)"
+    )
 
 
 def report(args: argparse.Namespace, medians: dict[str, tuple[float, float] | str]) -> None:

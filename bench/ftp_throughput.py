@@ -5,7 +5,7 @@ on loopback, with the server in its own process (so client and server each
 have a core, as on two machines), and the same file through a *plain
 socket copy* for comparison: the same chunk size, file read and written
 the same way and fsync'ed at the end, but no handshake, no encryption and
-no digest. The page cache is warmed first (see ``warm_page_cache``).
+no end record. The page cache is warmed first (see ``warm_page_cache``).
 Then times small requests (``ls``), each with its own TCP connection and
 its own fresh ephemeral key exchange, as the service does.
 

@@ -15,6 +15,7 @@ Used by the file service's jail (uploads, on the server) and by
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 
@@ -59,7 +60,7 @@ class AtomicFile:
             for _ in range(10):  # a random name clashes with ~zero chance; bounded anyway
                 candidate = f"{TEMP_PREFIX}{secrets.token_hex(8)}.part"
                 try:
-                    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+                    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
                     self.fd = os.open(candidate, flags, 0o644, dir_fd=self.dir_fd)
                 except FileExistsError:
                     continue
@@ -78,6 +79,22 @@ class AtomicFile:
             written = os.write(self.fd, view)
             view = view[written:]
             self.size += written
+
+    def sha256(self) -> str:
+        """The SHA-256 of what was written so far, read back from the temporary file.
+
+        A check of the bytes as stored (``ftp.transfer``: a sender may ask
+        for it); it reads the file again, a MiB at a time.
+        """
+        digest = hashlib.sha256()
+        offset = 0
+        while offset < self.size:  # each pass reads >= 1 byte or stops
+            data = os.pread(self.fd, min(1 << 20, self.size - offset), offset)
+            if not data:
+                break
+            digest.update(data)
+            offset += len(data)
+        return digest.hexdigest()
 
     def sync(self) -> None:
         """Flush what was written so far to disk (``commit`` does it too)."""

@@ -67,7 +67,7 @@ DEFAULT_MAX_FRAME = 1 << 20
 class ByteStream(Protocol):
     """What a channel needs from a stream: a socket has all of these."""
 
-    def sendall(self, data: bytes, /) -> None: ...
+    def sendall(self, data: bytes | memoryview, /) -> None: ...
     def recv_into(self, buffer: memoryview, nbytes: int = 0, /) -> int: ...
 
 
@@ -145,11 +145,13 @@ class FrameReader:
         self.max_size = max_size
         self.frame_timeout = frame_timeout
         self._header = bytearray(HEADER.size)
-        self._payload: bytearray | None = None  # None while we are reading a header
+        self._payload: bytearray | memoryview | None = None  # None while reading a header
         self._filled = 0  # bytes of the current buffer (header or payload) read so far
         self._started = 0.0  # time.monotonic() when the current frame's first byte came
 
-    def _check_time(self, stream: ByteStream, buffer: bytearray, deadline: float | None) -> None:
+    def _check_time(
+        self, stream: ByteStream, buffer: bytearray | memoryview, deadline: float | None
+    ) -> None:
         """Before each ``recv``: is the read's deadline or the frame's time up?"""
         now = time.monotonic()
         if deadline is not None:
@@ -163,7 +165,9 @@ class FrameReader:
                 "(or sends a byte now and then to hold the connection); dropped"
             )
 
-    def _fill(self, stream: ByteStream, buffer: bytearray, deadline: float | None) -> None:
+    def _fill(
+        self, stream: ByteStream, buffer: bytearray | memoryview, deadline: float | None
+    ) -> None:
         """Read into ``buffer`` until it is full, remembering progress in ``_filled``."""
         view = memoryview(buffer)
         while self._filled < len(buffer):
@@ -181,14 +185,25 @@ class FrameReader:
                 self._started = time.monotonic()
             self._filled += n
 
-    def read(self, stream: ByteStream, deadline: float | None = None) -> bytearray:
+    def read(
+        self, stream: ByteStream, deadline: float | None = None, into: bytearray | None = None
+    ) -> bytearray | memoryview:
         """The next frame's payload. ``ChannelClosed`` at a clean end of stream;
-        ``TimeoutError`` if it is not whole by ``deadline`` (a ``time.monotonic()``)."""
+        ``TimeoutError`` if it is not whole by ``deadline`` (a ``time.monotonic()``).
+
+        With ``into`` (at least ``max_size`` bytes) the payload is read into
+        that buffer and returned as a view of it, valid until the next read:
+        bulk transfers reuse one buffer instead of making one per frame.
+        """
         if self._payload is None:
             self._fill(stream, self._header, deadline)
             (length,) = HEADER.unpack(self._header)
             _check_length(length, self.max_size)
-            self._payload, self._filled = bytearray(length), 0
+            if into is not None and len(into) >= length:
+                self._payload = memoryview(into)[:length]
+            else:
+                self._payload = bytearray(length)
+            self._filled = 0
         self._fill(stream, self._payload, deadline)
         payload, self._payload, self._filled = self._payload, None, 0
         return payload
@@ -237,6 +252,10 @@ class SecureChannel:
         self.max_frame = max_frame
         self._sealer, self._opener = session.ciphers()
         self._reader = FrameReader(max_frame)
+        # Reused for every frame: sending seals into _send_buffer (grown to the
+        # largest frame so far), recv_into reads into _recv_buffer (made on first use).
+        self._send_buffer = bytearray()
+        self._recv_buffer: bytearray | None = None
         self._send_lock = threading.Lock()
         self._recv_lock = threading.Lock()
         self.closed = False
@@ -341,9 +360,9 @@ class SecureChannel:
         """The largest message ``send`` accepts (the frame limit minus the tag)."""
         return self.max_frame - (TAG_SIZE if self.session.mode == "secure" else 0)
 
-    def send(self, message: bytes | str) -> None:
+    def send(self, message: bytes | bytearray | memoryview | str) -> None:
         """Encrypt and send one message (``str`` is sent as UTF-8)."""
-        data = message.encode("utf-8") if isinstance(message, str) else bytes(message)
+        data = message.encode("utf-8") if isinstance(message, str) else memoryview(message)
         if not data:
             raise ValueError("cannot send an empty message (empty means 'goodbye' on the wire)")
         if len(data) > self.max_message:
@@ -374,13 +393,22 @@ class SecureChannel:
                 self.on_wire("sent", frame)
             return frame
 
-    def _send_sealed(self, data: bytes) -> None:
+    def _send_sealed(self, data: bytes | memoryview) -> None:
+        """Seal ``data`` into the send buffer behind room for the header, then send
+        header, ciphertext and tag with one ``sendall``: no new object, no copy,
+        one write (two small writes would each wait on Nagle's algorithm)."""
         with self._send_lock:
             if self.closed:
                 raise ChannelClosed("this channel is closed; open a new connection")
-            frame = encode_frame(self._sealer.seal(data), self.max_frame)
+            needed = HEADER.size + len(data) + TAG_SIZE
+            if len(self._send_buffer) < needed:
+                self._send_buffer = bytearray(needed)
+            buffer = memoryview(self._send_buffer)
+            length = self._sealer.seal_into(data, buffer[HEADER.size :])
+            HEADER.pack_into(buffer, 0, length)
+            frame = buffer[: HEADER.size + length]
             if self.on_wire is not None:
-                self.on_wire("sent", frame)
+                self.on_wire("sent", bytes(frame))
             self.stream.sendall(frame)
 
     def recv(self, timeout: float | None = None) -> bytes:
@@ -389,19 +417,7 @@ class SecureChannel:
         (the partial frame is kept for the next call), ``DecryptionFailed`` or
         ``ConnectionLost`` if the stream was tampered with or cut."""
         with self._recv_lock:
-            if self.peer_closed:
-                raise ChannelClosed("the peer has closed the conversation")
-            if timeout is not None:
-                _set_timeout(self.stream, timeout)
-            try:
-                payload = self._reader.read(self.stream)
-            except ChannelClosed:
-                raise ConnectionLost(
-                    "the connection ended without a goodbye: the peer crashed, "
-                    "or someone cut the connection"
-                ) from None
-            if self.on_wire is not None:
-                self.on_wire("received", HEADER.pack(len(payload)) + payload)
+            payload = self._read_payload(timeout)
             try:
                 message = self._opener.open(payload)
             except ProtocolError:
@@ -411,6 +427,51 @@ class SecureChannel:
                 self.peer_closed = True
                 raise ChannelClosed("the peer has closed the conversation")
             return message
+
+    def recv_into(self, buffer: bytearray, timeout: float | None = None) -> memoryview:
+        """``recv`` for bulk data: the next message, decrypted into ``buffer``.
+
+        Returns a view of the start of ``buffer`` holding the message (it
+        changes when ``buffer`` does). The frame is read into a buffer the
+        channel keeps and decrypted from there into yours, so a file
+        transfer makes no new object per frame. ``buffer`` must have room
+        for the largest message (``max_message`` bytes). Same errors as ``recv``.
+        """
+        if len(buffer) < self.max_message:
+            raise ValueError(f"recv_into needs a buffer of {self.max_message} bytes")
+        with self._recv_lock:
+            if self._recv_buffer is None:
+                self._recv_buffer = bytearray(self.max_frame)
+            payload = self._read_payload(timeout, self._recv_buffer)
+            out = memoryview(buffer)
+            try:
+                length = self._opener.open_into(payload, out)
+            except ProtocolError:
+                self.peer_closed = True
+                raise
+            if not length:
+                self.peer_closed = True
+                raise ChannelClosed("the peer has closed the conversation")
+            return out[:length]
+
+    def _read_payload(
+        self, timeout: float | None, into: bytearray | None = None
+    ) -> bytearray | memoryview:
+        """The next frame's payload, still sealed (call with ``_recv_lock`` held)."""
+        if self.peer_closed:
+            raise ChannelClosed("the peer has closed the conversation")
+        if timeout is not None:
+            _set_timeout(self.stream, timeout)
+        try:
+            payload = self._reader.read(self.stream, into=into)
+        except ChannelClosed:
+            raise ConnectionLost(
+                "the connection ended without a goodbye: the peer crashed, "
+                "or someone cut the connection"
+            ) from None
+        if self.on_wire is not None:
+            self.on_wire("received", HEADER.pack(len(payload)) + bytes(payload))
+        return payload
 
     def recv_text(self, timeout: float | None = None) -> str:
         """The next message, decoded from UTF-8."""

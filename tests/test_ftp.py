@@ -20,6 +20,8 @@ from conftest import wait_until
 from labcrypto.allowlist import Allowlist
 from labcrypto.channel import SecureChannel
 from labcrypto.errors import (
+    ChannelClosed,
+    ConnectionLost,
     FileServiceError,
     KeyNotAllowed,
     PathOutsideHome,
@@ -447,16 +449,119 @@ def test_upload_cut_at_random_offsets_leaves_nothing(
     assert (home / "f.bin").read_bytes() == new
 
 
-def test_upload_with_a_wrong_digest_is_not_kept(
-    client_for: Callable, service: FileServer, tmp_path: Path, secure_keys: Callable
-) -> None:
+def alice_with_an_old_f(client_for: Callable, tmp_path: Path) -> FileClient:
+    """Alice's client, after she stored "old" as /f."""
     alice = client_for("alice")
     (tmp_path / "old").write_text("old")
     alice.put(tmp_path / "old", "f")
+    return alice
+
+
+def test_upload_with_a_wrong_digest_is_not_kept(
+    client_for: Callable, service: FileServer, tmp_path: Path, secure_keys: Callable
+) -> None:
+    alice = alice_with_an_old_f(client_for, tmp_path)
     reply = raw_upload(service.port, secure_keys("alice"), "f", b"new data", None, "00" * 32)
     assert reply is not None and reply["error"] == "TransferFailed"
     assert alice.cat("f") == "old"
     assert leftovers(tmp_path) == []
+
+
+def upload_ending_with(
+    port: int, key: KeyPair, path: str, data: bytes, ending: list[bytes]
+) -> dict | None:
+    """Upload ``data`` by hand in 512 KiB records, then send the records ``ending`` and wait
+    for the reply (None if the server hangs up without one)."""
+    with SecureChannel.client(connect("127.0.0.1", port), key, ephemeral=True) as channel:
+        args = {"path": path, "size": len(data), "overwrite": True}
+        channel.send(json.dumps({"command": "put", "cwd": "/", "args": args}))
+        assert json.loads(channel.recv())["ok"]
+        for start in range(0, len(data), 512 * 1024):
+            channel.send(data[start : start + 512 * 1024])
+        for record in ending:
+            channel.send(record)
+        if not ending:
+            return None  # `with` says goodbye: every data byte sent, no end record
+        try:
+            return json.loads(channel.recv(timeout=5.0))
+        except (ChannelClosed, ConnectionLost):
+            return None
+
+
+def test_an_upload_without_its_end_record_is_not_kept(
+    client_for: Callable, service: FileServer, tmp_path: Path, secure_keys: Callable
+) -> None:
+    """All the data arrives, authentic, but the sender stops before the end record."""
+    alice = alice_with_an_old_f(client_for, tmp_path)
+    data = random.Random(5).randbytes(MIB + 99)
+    assert upload_ending_with(service.port, secure_keys("alice"), "f", data, []) is None
+    assert wait_until(lambda: service.connection_count == 0)
+    assert alice.cat("f") == "old"
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [
+        [b'{"end": 1048675}'],  # one byte short of what was sent
+        [b'{"end": 1048677}'],  # one byte more
+        [b'{"end": "1048676"}'],  # the right number, as text
+        [b'{"end": true}'],
+        [b'{"size": 1048676}'],  # not an end record
+        [b"more data instead of the end"],
+        [b'{"end": 1048676, "sha256": "' + b"00" * 32 + b'"}'],  # the size is right, the digest not
+    ],
+)
+def test_an_upload_with_a_wrong_end_record_is_not_kept(
+    client_for: Callable,
+    service: FileServer,
+    tmp_path: Path,
+    secure_keys: Callable,
+    ending: list[bytes],
+) -> None:
+    alice = alice_with_an_old_f(client_for, tmp_path)
+    data = random.Random(6).randbytes(MIB + 100)
+    reply = upload_ending_with(service.port, secure_keys("alice"), "f", data, ending)
+    assert reply is not None and reply["error"] == "TransferFailed", reply
+    assert alice.cat("f") == "old"
+    assert leftovers(tmp_path) == []
+
+
+def test_a_digest_in_the_end_record_is_checked_against_the_stored_file(
+    service: FileServer, tmp_path: Path, secure_keys: Callable
+) -> None:
+    data = random.Random(7).randbytes(MIB + 3)
+    digest = hashlib.sha256(data).hexdigest()
+    ending = [json.dumps({"end": len(data), "sha256": digest}).encode()]
+    reply = upload_ending_with(service.port, secure_keys("alice"), "f", data, ending)
+    assert reply is not None and reply["ok"], reply
+    assert reply["result"]["sha256"] == digest  # what the server read back from its disk
+    assert (tmp_path / "root" / "alice" / "f").read_bytes() == data
+    plain = upload_ending_with(
+        service.port, secure_keys("alice"), "g", data, [json.dumps({"end": len(data)}).encode()]
+    )
+    assert plain is not None and plain["ok"] and "sha256" not in plain["result"]
+
+
+def test_a_download_without_its_end_record_leaves_no_local_file(
+    client_for: Callable, service: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server sends every data byte but never the end record: the client keeps nothing."""
+    alice = client_for("alice")
+    source = data_file(tmp_path / "source.bin", 2 * MIB + 5)
+    alice.put(source, "f.bin")
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "f.bin").write_text("previous version")
+
+    def send_without_end(channel: SecureChannel, fd: int, size: int, *rest: object) -> None:
+        for start in range(0, size, 512 * 1024):  # every data record, and no end record
+            channel.send(os.pread(fd, 512 * 1024, start))
+
+    monkeypatch.setattr("labcrypto.ftp.server.send_file", send_without_end)
+    with pytest.raises(TransferFailed, match="nothing was kept"):
+        alice.get("f.bin", tmp_path / "local", overwrite=True)
+    assert os.listdir(tmp_path / "local") == ["f.bin"]
+    assert (tmp_path / "local" / "f.bin").read_text() == "previous version"
 
 
 def test_download_cut_leaves_no_local_file(

@@ -26,23 +26,26 @@ puts a full key exchange in front of every request::
   allowlist>``, created on first use and shown as ``/``. The ``jail``
   module refuses every way out (``..``, links, odd names).
 * **Whole files or nothing.** ``put`` and ``get`` stream the file in
-  frames of 512 KiB, never holding it in memory, and end with the
-  SHA-256 of the whole file, which the receiver checks. The receiver
-  writes into a temporary file and renames it into place only when it is
-  complete and verified: a transfer cut in the middle leaves the previous
-  version untouched and no half file.
+  sealed records of 512 KiB, never holding it in memory, and end with a
+  sealed *end record*. Each record is authenticated and numbered, so a
+  changed, replayed, reordered or missing one is caught; the receiver
+  takes exactly the announced size and then needs the end record. It
+  writes into a temporary file and renames it into place (after
+  ``fsync``) only when all of that holds: a transfer cut anywhere leaves
+  the previous version untouched and no half file. (Why no SHA-256 of
+  the whole file: ``ftp.transfer``.)
 
 A transfer, on the wire (after the handshake; every frame is encrypted)::
 
-    put:  request {size} ──► ◄── {"ok": true}   data, data, ..., {"sha256"} ──► ◄── reply
-    get:  request ──► ◄── {"ok": true, "size"}   ◄── data, data, ..., {"sha256"}
+    put:  request {size} ──► ◄── {"ok": true}   data, data, ..., {"end": size} ──► ◄── reply
+    get:  request ──► ◄── {"ok": true, "size"}   ◄── data, data, ..., {"end": size}
 
 The package, one idea a module:
 
 * ``wire``     — requests and replies (JSON through ``labcrypto.jsonwire``),
   the errors that may travel, the limits;
-* ``transfer`` — a whole file through a channel: data frames, then its
-  SHA-256, hashed in a second thread;
+* ``transfer`` — a whole file through a channel: sealed data records,
+  then the end record (and why they need no whole-file digest);
 * ``store``    — where an upload goes while it arrives (a temporary file,
   committed only when whole);
 * ``server``   — ``FileServer``; ``client`` — ``FileClient`` and ``Transfer``;

@@ -13,11 +13,13 @@ Used by notebook 05_ftp and ``labcrypto ftp``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +45,11 @@ __all__ = ["FileClient", "Transfer"]
 
 @dataclass(frozen=True)
 class Transfer:
-    """What ``put`` and ``get`` return: which file, how big, its digest, how fast."""
+    """What ``put`` and ``get`` return: which file, how big, how fast, in which session."""
 
     remote: str
     local: str
     size: int
-    sha256: str
     seconds: float
     session: str
 
@@ -56,6 +57,16 @@ class Transfer:
     def mb_per_s(self) -> float:
         """Throughput in megabytes (10⁶ bytes) per second."""
         return self.size / 1e6 / self.seconds if self.seconds > 0 else float("inf")
+
+    @cached_property
+    def sha256(self) -> str:
+        """The SHA-256 of the local file (read when first asked), to compare with ``sha256sum``.
+
+        The transfer itself needs no digest: its sealed records and end
+        record already prove every byte arrived, whole (``ftp.transfer``).
+        """
+        with open(self.local, "rb") as local:
+            return hashlib.file_digest(local, "sha256").hexdigest()
 
 
 class FileClient:
@@ -176,7 +187,7 @@ class FileClient:
         parts: list[bytes] = []
         with self._request("cat", path=path) as (channel, reply):
             size = argument(reply, "size", int)
-            receive_file(channel, parts.append, size, None)
+            receive_file(channel, lambda data: parts.append(bytes(data)), size, None)
         return b"".join(parts).decode("utf-8", errors="replace")
 
     def put(
@@ -189,8 +200,9 @@ class FileClient:
     ) -> Transfer:
         """Upload file ``local`` (to ``remote``, by default its name in the working folder).
 
-        The server keeps it only when all of it arrived and its SHA-256
-        matched; an existing file is replaced only with ``overwrite=True``.
+        The server keeps it only when all of it arrived, every record
+        authentic, and the end record came; an existing file is replaced
+        only with ``overwrite=True``.
         """
         local_path = Path(local)
         remote = remote if remote is not None else local_path.name
@@ -202,7 +214,7 @@ class FileClient:
                 channel,
                 ready,
             ):
-                digest = self._stream_up(channel, fd, size, progress)
+                self._stream_up(channel, fd, size, progress)
                 final = wire.raise_if_error(wire.decode(self._final_reply(channel)))
         finally:
             os.close(fd)
@@ -211,19 +223,16 @@ class FileClient:
             remote=str(result.get("path", ready.get("path"))),
             local=str(local_path),
             size=size,
-            sha256=digest,
             seconds=time.perf_counter() - started,
             session=self.last_session or "",
         )
 
     def _stream_up(
         self, channel: SecureChannel, fd: int, size: int, progress: Progress | None
-    ) -> str:
-        """Send the file and its digest; if the server cuts us off, report its reason."""
+    ) -> None:
+        """Send the file and the end record; if the server cuts us off, report its reason."""
         try:
-            digest = send_file(channel, fd, size, self.chunk_size, progress)
-            channel.send(wire.encode({"sha256": digest}))
-            return digest
+            send_file(channel, fd, size, self.chunk_size, progress)
         except OSError:
             try:
                 reply = wire.decode(channel.recv(timeout=1.0))
@@ -257,7 +266,7 @@ class FileClient:
         """Download ``remote`` to ``local`` (by default its name in the current folder).
 
         The data goes to a temporary file that becomes ``local`` only when
-        all of it arrived and its SHA-256 matched.
+        all of it arrived, every record authentic, and the end record came.
         """
         local_path = Path(local) if local is not None else Path(remote.rstrip("/").split("/")[-1])
         if local_path.is_dir():
@@ -274,7 +283,7 @@ class FileClient:
             with target, self._request("get", path=remote) as (channel, reply):
                 size = argument(reply, "size", int)
                 try:
-                    digest = receive_file(channel, target.write, size, progress)
+                    receive_file(channel, target.write, size, progress, target.sha256)
                 except (ConnectionLost, ChannelClosed, OSError) as exc:
                     raise TransferFailed(
                         f"the download stopped in the middle ({exc}); nothing was kept"
@@ -286,7 +295,6 @@ class FileClient:
             remote=str(reply.get("path", remote)),
             local=str(local_path),
             size=size,
-            sha256=digest,
             seconds=time.perf_counter() - started,
             session=self.last_session or "",
         )

@@ -287,21 +287,21 @@ class FileServer(ThreadedServer):
                 )
             channel.send(wire.encode({"ok": True, "path": show_path(names), "size": size}))
             try:
-                digest = send_file(channel, fd, size, self.chunk_size, None)
+                send_file(channel, fd, size, self.chunk_size, None)
             except FileServiceError as exc:
                 # Data frames are under way: a JSON error now would read as data.
-                # Saying goodbye early is the signal; the client keeps nothing.
+                # Saying goodbye before the end record is the signal; the client keeps nothing.
                 raise _StreamBroken(str(exc)) from None
-            channel.send(wire.encode({"sha256": digest}))
         finally:
             os.close(fd)
         return None
 
     def _put(self, channel: SecureChannel, jail: Jail, cwd: str, args: dict) -> dict:
-        """Receive an upload into a temporary file; keep it only if whole, verified and in quota.
+        """Receive an upload into a temporary file; keep it only if whole, ended and in quota.
 
         The announced size is booked in the quota ledger before the first
         byte (``receive_file`` refuses a byte more), and checked again at commit.
+        If the end record carries a SHA-256, it is checked against the stored file.
         """
         names = self._path(cwd, args)
         size = argument(args, "size", int)
@@ -314,11 +314,12 @@ class FileServer(ThreadedServer):
         ):
             channel.send(wire.encode({"ok": True, "path": show_path(names)}))
             store = UploadStore(target)
-            digest = receive_file(channel, store.write, size, None)
+            digest = receive_file(channel, store.write, size, None, store.sha256)
             store.check()
             target.sync()  # the slow part of the commit, outside the ledger's lock
             self.ledger.commit(jail.name, size, measure.used, measure.replaced, store.commit)
-        return {"result": {"path": show_path(names), "size": size, "sha256": digest}}
+        result = {"path": show_path(names), "size": size}
+        return {"result": result if digest is None else {**result, "sha256": digest}}
 
     def _check_size(self, size: int) -> None:
         if size < 0:

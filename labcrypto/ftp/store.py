@@ -56,7 +56,7 @@ class UploadStore:
         self.target = target
         self.full: OSError | None = None
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         """Append ``data``, unless the disk was found full before."""
         if self.full is not None:
             return
@@ -67,6 +67,11 @@ class UploadStore:
                 raise
             self.full = exc
             self.target.abort()
+
+    def sha256(self) -> str:
+        """The SHA-256 of the upload as stored (after ``check``: a full disk kept nothing)."""
+        self.check()
+        return self.target.sha256()
 
     def check(self) -> None:
         """Raise ``FileServiceError`` if the disk was full: nothing was kept."""
