@@ -60,6 +60,8 @@ class ChatClient:
         self.members_at_join = [m for m in members if isinstance(m, str)] if members else []
         self.on_message = on_message
         self.messages: queue.Queue[Any] = queue.Queue(queue_size)
+        #: Messages dropped unread because ``messages`` was full (the oldest go first).
+        self.missed = 0
         self.timeout = timeout
         self.data_port: int | None = None
         self._error: LabCryptoError | None = None
@@ -82,6 +84,7 @@ class ChatClient:
         mode: str = "secure",
         timeout: float = 5.0,
         on_message: Callable[[ChatMessage], None] | None = None,
+        queue_size: int = 10_000,
     ) -> ChatClient:
         """Join the chat at ``host:port`` with our ``key``; follow a handoff if offered.
 
@@ -101,7 +104,13 @@ class ChatClient:
             timeout=timeout,
         )
         try:
-            client = cls(opened.channel, opened.first, on_message=on_message, timeout=timeout)
+            client = cls(
+                opened.channel,
+                opened.first,
+                on_message=on_message,
+                timeout=timeout,
+                queue_size=queue_size,
+            )
         except BaseException:
             opened.channel.close()
             raise
@@ -184,14 +193,30 @@ class ChatClient:
         self._put(_END)
 
     def _put(self, item: object) -> None:
-        """Queue ``item``; when the queue is full, the oldest message makes room."""
-        for _ in range(3):
+        """Queue ``item``; when the queue is full, the oldest message makes room.
+
+        Memory stays bounded, and nothing goes silently: each message dropped
+        unread is counted in ``missed`` (shown by ``repr``), and the first one
+        is logged. (``on_message`` still sees every message.)
+        """
+        for _ in range(100):  # bounded: only this reader and ``recv`` touch the queue
             try:
                 self.messages.put_nowait(item)
                 return
             except queue.Full:
-                with contextlib.suppress(queue.Empty):
-                    self.messages.get_nowait()
+                try:
+                    dropped = self.messages.get_nowait()
+                except queue.Empty:
+                    continue
+                if dropped is not _END:
+                    self.missed += 1
+                    if self.missed == 1:
+                        log.warning(
+                            "%s: %d messages unread; dropping the oldest (read them with "
+                            "recv(), or pass a larger queue_size)",
+                            self.name,
+                            self.messages.maxsize,
+                        )
 
     # --- closing ------------------------------------------------------------------------
 
@@ -219,4 +244,5 @@ class ChatClient:
     def __repr__(self) -> str:
         state = "connected" if self.connected else "closed"
         port = f", data port {self.data_port}" if self.data_port else ""
-        return f"<ChatClient {self.name} {state}{port}>"
+        missed = f", {self.missed} unread messages dropped" if self.missed else ""
+        return f"<ChatClient {self.name} {state}{port}{missed}>"

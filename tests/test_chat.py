@@ -599,6 +599,51 @@ def test_settings_are_one_object_and_old_keywords_still_work(keyring, allowlist,
         ChatServer(keyring("server"), allowlist, mode=mode, idle_timout=5)
 
 
+def test_unread_messages_past_the_queue_are_counted_not_dropped_silently(
+    server, keyring, known
+):
+    seen: list[ChatMessage] = []
+    with join(server, "alice", keyring, known, queue_size=5, on_message=seen.append) as alice:
+        with join(server, "bob", keyring, known) as bob:
+            for i in range(12):
+                bob.send(f"line {i}")
+            assert wait_until(lambda: any(m.text == "line 11" for m in seen))
+        assert wait_until(lambda: seen[-1].text == "bob left")  # then nothing more comes
+        assert alice.missed == len(seen) - 5 > 0  # everything past the 5 newest
+        assert [alice.recv(1.0).text for _ in range(4)] == [m.text for m in seen[-5:-1]]
+        assert "unread messages dropped" in repr(alice)
+
+
+def test_a_member_that_stalls_for_a_few_seconds_loses_no_line(
+    mode, keyring, allowlist, known, no_leaks
+):
+    """A student's kernel busy for 3 s (a long cell) stops reading; the lines for
+    it wait in the server and all arrive, in order, once it reads again."""
+    with ChatServer(keyring("server"), allowlist, mode=mode) as srv:
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.settimeout(5.0)
+        try:
+            stalled.connect((HOST, srv.port))
+            channel = SecureChannel.client(stalled, keyring("carol"), mode, timeout=5.0)
+            with join(srv, "alice", keyring, known) as alice:
+                assert wait_until(lambda: "carol" in srv.members())
+                sent = [f"{i} " + "y" * 2000 for i in range(300)]  # ~600 kB: under max_pending
+                for text in sent:
+                    alice.send(text)
+                time.sleep(3.0)  # carol reads nothing meanwhile
+                got = []
+                deadline = time.monotonic() + 20
+                while len(got) < len(sent) and time.monotonic() < deadline:
+                    line = decode_message(channel.recv(max(0.05, deadline - time.monotonic())))
+                    if line["type"] == "message":
+                        got.append(line["text"])
+                assert got == sent
+                assert "carol" in srv.members()
+        finally:
+            stalled.close()
+
+
 def test_a_client_that_never_reads_is_dropped_not_waited_for(
     mode, keyring, allowlist, known, no_leaks
 ):
