@@ -130,14 +130,19 @@ sorted(str(p.relative_to(lab)) for p in (lab / "homes").rglob("*"))
 # %% [markdown] id=cell-014
 # ### A larger file, with a progress bar and a digest
 #
-# The file travels in frames of 512 KiB, and ends with the SHA-256 of the whole file. The receiver computes its own,
-# and keeps the file only if both match (otherwise there is no file at all, not half of one).
+# The file travels in frames of 512 KiB, each sealed with the next message number, and ends with a sealed end record
+# that says how many bytes were sent. A changed, replayed, reordered or missing frame fails to open, and a stream cut
+# before the end record is not kept: the receiver keeps the file only when all of it arrived (otherwise there is no file
+# at all, not half of one). The SHA-256 below is computed by us, on each copy, to see that for ourselves.
 
 # %% [markdown] lang=ru id=cell-014
 # ### Файл побольше, с индикатором прогресса и хешем
 #
-# Файл передаётся кадрами по 512 КиБ и завершается SHA-256 всего файла. Получатель вычисляет свой хеш
-# и сохраняет файл, только если они совпали (иначе файла нет вовсе, а не половина его).
+# Файл передаётся кадрами по 512 КиБ, каждый запечатан следующим номером сообщения, и завершается запечатанной
+# записью о конце, в которой сказано, сколько байтов отправлено. Изменённый, повторённый, переставленный или пропавший
+# кадр не открывается, а поток, оборванный до записи о конце, не сохраняется: получатель сохраняет файл, только если
+# пришёл весь файл (иначе файла нет вовсе, а не половина его). SHA-256 ниже мы вычисляем сами, по каждой копии, чтобы
+# убедиться в этом своими глазами.
 
 # %% id=cell-015
 big = laptop / "dataset.bin"
@@ -149,8 +154,9 @@ up
 
 # %% id=cell-016
 local_digest = hashlib.sha256(big.read_bytes()).hexdigest()
-{"our SHA-256": local_digest[:32] + "…", "server's SHA-256": up.sha256[:32] + "…",
- "match": local_digest == up.sha256, "MB/s": round(up.mb_per_s)}
+stored = hashlib.sha256((lab / "homes" / "alice" / "dataset.bin").read_bytes()).hexdigest()
+{"our SHA-256": local_digest[:32] + "…", "SHA-256 of the server's copy": stored[:32] + "…",
+ "match": local_digest == stored, "MB/s": round(up.mb_per_s)}
 
 # %% id=cell-017
 bar = widgets.progress(big.stat().st_size, "download")
@@ -529,7 +535,7 @@ widgets.table([{"path": p, "kind": e.kind, "bytes": e.size} for p, e in walk(ali
 # ## Summary
 #
 # * The file service keeps the course's design — one request per connection — and puts a full handshake in front of each: the allowlist is checked every time, and each request gets session keys of its own.
-# * Transfers stream in large frames and end with a SHA-256 digest; the receiver keeps the file only when it is whole and verified.
+# * Transfers stream in large sealed frames and end with a sealed end record; the receiver keeps the file only when all of it arrived.
 # * With static keys only, a stolen private key opens every recording. With ephemeral keys mixed in, it opens none: forward secrecy.
 # * A home folder is a jail only if every path is read as names, `..` cannot climb above the top, links are never followed, and the check compares path components, not strings.
 #
@@ -543,7 +549,7 @@ widgets.table([{"path": p, "kind": e.kind, "bytes": e.size} for p, e in walk(ali
 # ## Итоги
 #
 # * Файловый сервис сохраняет схему курса — один запрос на соединение — и ставит перед каждым запросом полное рукопожатие: список разрешённых ключей проверяется каждый раз, и у каждого запроса свои ключи сеанса.
-# * Файлы передаются потоком крупных кадров и завершаются хешем SHA-256; получатель сохраняет файл, только если он цел и проверен.
+# * Файлы передаются потоком крупных запечатанных кадров и завершаются запечатанной записью о конце; получатель сохраняет файл, только если пришёл весь файл.
 # * Если есть только статические ключи, украденный закрытый ключ вскрывает любую запись. Если подмешаны эфемерные ключи, он не вскрывает ни одной: это прямая секретность.
 # * Домашняя папка изолирует пользователя, только если каждый путь читается по именам, `..` не поднимается выше вершины, по ссылкам никто не ходит, а проверка сравнивает компоненты пути, а не строки.
 #
