@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import copy
 import csv
+import importlib
 import importlib.util
+import pkgutil
 import subprocess
 import sys
 import time
@@ -35,11 +37,15 @@ import nbformat
 import pytest
 from kernels import write_kernelspec
 
-from labcrypto import exercises, grading, groups
+from labcrypto import groups, lab
+from labcrypto.lab import checks_01_keys, variants
+from labcrypto.lab.feedback import Check, CheckFailed
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 STUDENTS = ["full", "blank", "mistakes-a", "mistakes-b"]
+#: This term's notebooks as released (see the README there): its submissions call the old names.
+THIS_TERM = Path(__file__).resolve().parent / "data" / "release_2026_autumn"
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -53,6 +59,19 @@ def _load_release_tool() -> Any:
 
 
 release = _load_release_tool()
+
+
+def _all_checks() -> dict[str, Check]:
+    """Every visible check of the lab, by the grade id of its check cell."""
+    found: dict[str, Check] = {}
+    for info in pkgutil.iter_modules(lab.__path__):
+        if info.name.startswith("checks_"):
+            module = importlib.import_module(f"labcrypto.lab.{info.name}")
+            found.update((c.grade_id, c) for c in vars(module).values() if isinstance(c, Check))
+    return found
+
+
+CHECKS = _all_checks()
 
 # One typical wrong answer per exercise (by the grade id of its solution cell), and a
 # phrase its check's feedback must contain: the known mistake, in the student's words.
@@ -207,7 +226,8 @@ def _wrong_ids(nb: Any, student: str) -> set[str]:
 
 
 def _submission(source: Any, released: Any, student: str) -> Any:
-    """What ``student`` hands in for one notebook."""
+    """What ``student`` hands in for one notebook (``answered``: the release, every answer
+    filled in from ``source``)."""
     if student == "full":
         return copy.deepcopy(source)
     nb = copy.deepcopy(released)
@@ -238,10 +258,12 @@ def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Complete
     return result
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A course, released, four students' submissions autograded, grades exported."""
-    base = tmp_path_factory.mktemp("grading")
+def _grade_course(
+    base: Path, notebook_dir: Path, students: list[str], released_dir: Path | None = None
+) -> dict[str, Any]:
+    """An nbgrader course from ``notebook_dir``, released, ``students``' submissions
+    autograded, grades exported. The submissions are made from nbgrader's fresh release,
+    or from the notebooks already released in ``released_dir``."""
     env = release.nbgrader_env()
     env["JUPYTER_PATH"] = str(write_kernelspec(base / "jupyter"))
     env["MPLBACKEND"] = "Agg"
@@ -249,13 +271,13 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         env.pop(name, None)
 
     course = base / "course"
-    ids = release.write_course(course)
+    ids = release.write_course(course, notebook_dir)
     seconds: dict[str, float] = {}
     for assignment in ids:
-        released_dir = release.generate(course, assignment)
+        fresh = release.generate(course, assignment)
         source = nbformat.read(course / "source" / assignment / f"{assignment}.ipynb", 4)
-        released = nbformat.read(released_dir / f"{assignment}.ipynb", 4)
-        for student in STUDENTS:
+        released = nbformat.read((released_dir or fresh) / f"{assignment}.ipynb", 4)
+        for student in students:
             folder = course / "submitted" / student / assignment
             folder.mkdir(parents=True)
             nbformat.write(_submission(source, released, student), folder / f"{assignment}.ipynb")
@@ -266,8 +288,14 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     with open(base / "grades.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     for assignment, spent in seconds.items():
-        sys.stderr.write(f"autograde {assignment}: {spent:.1f} s for {len(STUDENTS)} submissions\n")
+        sys.stderr.write(f"autograde {assignment}: {spent:.1f} s for {len(students)} submissions\n")
     return {"course": course, "ids": ids, "rows": rows, "seconds": seconds}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A course, released, four students' submissions autograded, grades exported."""
+    return _grade_course(tmp_path_factory.mktemp("grading"), NOTEBOOK_DIR, STUDENTS)
 
 
 def _cell_scores(course: Path, assignment: str, student: str) -> dict[str, tuple[float, float]]:
@@ -366,7 +394,7 @@ def test_each_typical_mistake_loses_exactly_its_points(
                 feedback = _error_text(check)
                 phrase = WRONG[solution_id][1]
                 assert phrase in feedback, f"{solution_id}: {phrase!r} not in\n{feedback}"
-                heading = exercises.SECTIONS[_meta(check)["grade_id"]][1]
+                heading = CHECKS[_meta(check)["grade_id"]].section.heading
                 assert heading in feedback, f"{solution_id}: no pointer to its section"
             else:
                 assert auto == most, f"{assignment}: the right {solution_id} lost points"
@@ -420,55 +448,55 @@ def test_autograde_time_per_notebook(graded: dict[str, Any]) -> None:
 
 
 def test_variants_differ_between_students_and_repeat_for_one() -> None:
-    one, again, other = grading.variant("s1"), grading.variant("s1"), grading.variant("s2")
+    one, again, other = variants.variant("s1"), variants.variant("s1"), variants.variant("s2")
     assert one == again
     assert (one.p, one.a, one.B) != (other.p, other.a, other.B)
     for mine in (one, other):
         assert groups.is_probable_prime(mine.p) and groups.is_probable_prime(mine.group.q)
         assert pow(mine.B, mine.group.q, mine.p) == 1
-    ps = {grading.variant(f"student{i}").p for i in range(30)}
+    ps = {variants.variant(f"student{i}").p for i in range(30)}
     assert len(ps) >= 25, "most students get a group of their own"
 
 
 def test_student_id_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("LABCRYPTO_STUDENT_ID", "NBGRADER_EXECUTION", "JUPYTERHUB_USER"):
         monkeypatch.delenv(name, raising=False)
-    assert grading.student_id("") == ""
+    assert variants.student_id("") == ""
     monkeypatch.setenv("JUPYTERHUB_USER", "hubuser")
-    assert grading.student_id("") == "hubuser"
-    assert grading.student_id(" typed ") == "typed"
+    assert variants.student_id("") == "hubuser"
+    assert variants.student_id(" typed ") == "typed"
     graded_dir = tmp_path / "autograded" / "s42" / "01_keys"
     graded_dir.mkdir(parents=True)
     monkeypatch.chdir(graded_dir)
-    assert grading.student_id("typed") == "typed", "outside nbgrader the folder does not count"
+    assert variants.student_id("typed") == "typed", "outside nbgrader the folder does not count"
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
-    assert grading.student_id("copied-from-a-friend") == "s42"
+    assert variants.student_id("copied-from-a-friend") == "s42"
     monkeypatch.setenv("LABCRYPTO_STUDENT_ID", "set-by-instructor")
-    assert grading.student_id("typed") == "set-by-instructor"
+    assert variants.student_id("typed") == "set-by-instructor"
 
 
 def test_pasted_numbers_fail_for_another_student(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     monkeypatch.delenv("LABCRYPTO_STUDENT_ID", raising=False)
-    friend = grading.variant("friend")
+    friend = variants.variant("friend")
     answers = pow(friend.g, friend.a, friend.p), pow(friend.B, friend.a, friend.p)
-    grading.hidden_my_numbers("friend", *answers)
-    with pytest.raises(exercises.CheckFailed):
-        grading.hidden_my_numbers("me", *answers)
+    checks_01_keys.hidden_my_numbers("friend", *answers)
+    with pytest.raises(CheckFailed):
+        checks_01_keys.hidden_my_numbers("me", *answers)
 
 
 def test_hidden_failures_are_generic(monkeypatch: pytest.MonkeyPatch) -> None:
     """Right on the visible check, wrong on this student's group: the message gives nothing away."""
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     monkeypatch.setenv("LABCRYPTO_STUDENT_ID", "s7")
-    mine = grading.variant("s7")
+    mine = variants.variant("s7")
 
     def sneaky(group, a):
         return pow(group.g, a, group.p) + (1 if group.p == mine.p else 0)
 
-    exercises.check_public_value(sneaky)
-    with pytest.raises(exercises.CheckFailed) as info:
-        grading.hidden_public_value(sneaky)
+    checks_01_keys.check_public_value(sneaky)
+    with pytest.raises(CheckFailed) as info:
+        checks_01_keys.hidden_public_value(sneaky)
     message = str(info.value)
     assert "hidden test" in message and "2 · Exercise: compute a public value" in message
     for secret in (mine.p, mine.a, pow(mine.g, mine.a, mine.p)):
@@ -477,7 +505,12 @@ def test_hidden_failures_are_generic(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_section_pointer_names_a_real_heading() -> None:
-    for grade_id, (notebook, heading) in exercises.SECTIONS.items():
+    assert len(CHECKS) >= 14, "every notebook's checks are found"
+    for grade_id, check in CHECKS.items():
+        notebook, heading = check.section.notebook, check.section.heading
+        assert check.__module__ == f"labcrypto.lab.checks_{notebook}", (
+            "a check lives with its notebook"
+        )
         nb = nbformat.read(NOTEBOOK_DIR / f"{notebook}.ipynb", as_version=4)
         markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
         lines = [line for source in markdown for line in source.splitlines()]
@@ -487,3 +520,46 @@ def test_every_section_pointer_names_a_real_heading() -> None:
         graded = [c.metadata.get("nbgrader", {}) for c in nb.cells]
         checks = {meta["grade_id"] for meta in graded if meta.get("grade")}
         assert grade_id in checks, f"{grade_id} is not a check of {notebook}"
+
+
+# --- this term's submissions, graded by today's package through the old names --------------
+
+
+@pytest.fixture(scope="module")
+def graded_this_term(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A course made from this term's notebooks, graded with today's package."""
+    return _grade_course(
+        tmp_path_factory.mktemp("this-term"),
+        THIS_TERM / "source",
+        ["answered", "mistakes-a"],
+        released_dir=THIS_TERM / "release",
+    )
+
+
+def test_this_terms_submissions_grade_the_same(graded_this_term: dict[str, Any]) -> None:
+    """nbgrader puts this term's check cells back (``exercises.check_…``, ``grading.hidden_…``):
+    through the shims they give every point of a right answer, and take exactly the
+    points of each typical mistake, with its feedback."""
+    course, rows = graded_this_term["course"], graded_this_term["rows"]
+    assert graded_this_term["ids"] == release.assignments(THIS_TERM / "release")
+    for assignment in graded_this_term["ids"]:
+        source = nbformat.read(THIS_TERM / "source" / f"{assignment}.ipynb", 4)
+        calls = "".join(c.source for c in source.cells if _meta(c).get("grade"))
+        assert "exercises.check_" in calls and "grading.hidden_" in calls, "the old names"
+        scores = _cell_scores(course, assignment, "answered")
+        assert scores and all(auto == most for auto, most in scores.values()), scores
+        nb = _autograded(course, assignment, "mistakes-a")
+        wrong = _wrong_ids(nb, "mistakes-a")
+        scores = _cell_scores(course, assignment, "mistakes-a")
+        for solution_id in _exercises(nb):
+            check = _check_of(nb, solution_id)
+            auto, most = scores[_meta(check)["grade_id"]]
+            assert auto == (0 if solution_id in wrong else most), (assignment, solution_id)
+            if solution_id in wrong:
+                assert WRONG[solution_id][1] in _error_text(check), solution_id
+                assert "assert " not in _error_text(check)
+    totals = {(r["assignment"], r["student_id"]): float(r["score"]) for r in rows}
+    for assignment in graded_this_term["ids"]:
+        assert totals[(assignment, "answered")] == sum(
+            most for _, most in _cell_scores(course, assignment, "answered").values()
+        )

@@ -17,7 +17,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from labcrypto import exercises, groups, keys, plots, widgets, wiretap
+from labcrypto import groups, keys, wiretap
+from labcrypto.errors import LabCryptoError
+from labcrypto.lab import (
+    checks_01_keys,
+    checks_02_exchange,
+    checks_03_allowlist,
+    checks_04_two_ports,
+    checks_05_ftp,
+    plots,
+    variants,
+    widgets,
+)
+from labcrypto.lab.feedback import CheckFailed
 
 
 @pytest.fixture(autouse=True)
@@ -102,7 +114,7 @@ def test_exchange_table_shows_the_same_k() -> None:
 
 
 def _fails(check, func, *words: str) -> str:
-    with pytest.raises(exercises.CheckFailed) as info:
+    with pytest.raises(CheckFailed) as info:
         check(func)
     message = str(info.value)
     for word in words:
@@ -111,9 +123,9 @@ def _fails(check, func, *words: str) -> str:
 
 
 def test_public_value_check() -> None:
-    exercises.check_public_value(lambda grp, a: pow(grp.g, a, grp.p))
-    _fails(exercises.check_public_value, lambda grp, a: pow(a, grp.g, grp.p), "swapped")
-    _fails(exercises.check_public_value, lambda grp, a: grp.g**a % grp.p, "pow(g, a, p)")
+    checks_01_keys.check_public_value(lambda grp, a: pow(grp.g, a, grp.p))
+    _fails(checks_01_keys.check_public_value, lambda grp, a: pow(a, grp.g, grp.p), "swapped")
+    _fails(checks_01_keys.check_public_value, lambda grp, a: grp.g**a % grp.p, "pow(g, a, p)")
 
 
 def test_shared_secret_check() -> None:
@@ -121,9 +133,13 @@ def test_shared_secret_check() -> None:
         groups.validate_public(grp, peer)
         return pow(peer, a, grp.p)
 
-    exercises.check_shared_secret(good)
-    _fails(exercises.check_shared_secret, lambda grp, a, peer: pow(peer, a, grp.p), "mistake 1")
-    _fails(exercises.check_shared_secret, lambda grp, a, peer: pow(a, peer, grp.p), "mistake 4")
+    checks_01_keys.check_shared_secret(good)
+    _fails(
+        checks_01_keys.check_shared_secret, lambda grp, a, peer: pow(peer, a, grp.p), "mistake 1"
+    )
+    _fails(
+        checks_01_keys.check_shared_secret, lambda grp, a, peer: pow(a, peer, grp.p), "mistake 4"
+    )
 
 
 def _key_file(mode: int = 0o600, reuse: bool = True):
@@ -143,10 +159,10 @@ def _key_file(mode: int = 0o600, reuse: bool = True):
 
 
 def test_key_file_check() -> None:
-    exercises.check_load_or_create_key(_key_file())
-    _fails(exercises.check_load_or_create_key, _key_file(mode=0o644), "mistake 8", "0o644")
+    checks_01_keys.check_load_or_create_key(_key_file())
+    _fails(checks_01_keys.check_load_or_create_key, _key_file(mode=0o644), "mistake 8", "0o644")
     _fails(
-        exercises.check_load_or_create_key,
+        checks_01_keys.check_load_or_create_key,
         _key_file(reuse=False),
         "the key file was overwritten",
         "mistake 8",
@@ -172,9 +188,9 @@ def test_framing_check() -> None:
             raise ValueError("too big")
         return recv_exactly(sock, length)
 
-    exercises.check_framing(send_msg, recv_msg)
-    with pytest.raises(exercises.CheckFailed) as info:
-        exercises.check_framing(send_msg, lambda sock: sock.recv(1024)[4:])
+    checks_02_exchange.check_framing(send_msg, recv_msg)
+    with pytest.raises(CheckFailed) as info:
+        checks_02_exchange.check_framing(send_msg, lambda sock: sock.recv(1024)[4:])
     assert "read one recv(1024) as one message — TCP does not keep message boundaries" in str(
         info.value
     )
@@ -192,20 +208,27 @@ def test_framing_check() -> None:
             sock.settimeout(2)
         return data
 
-    _fails(lambda f: exercises.check_framing(send_msg, f), reads_too_much, "one TCP segment")
+    _fails(
+        lambda f: checks_02_exchange.check_framing(send_msg, f), reads_too_much, "one TCP segment"
+    )
 
     def no_limit(sock):
         (length,) = struct.unpack("!I", recv_exactly(sock, 4))
         return recv_exactly(sock, length)
 
-    _fails(lambda f: exercises.check_framing(send_msg, f), no_limit, "4 GB", "*before* reading")
+    _fails(
+        lambda f: checks_02_exchange.check_framing(send_msg, f),
+        no_limit,
+        "4 GB",
+        "*before* reading",
+    )
 
 
 def test_break_caesar_check() -> None:
-    exercises.check_break_caesar(lambda ct: wiretap.crack_caesar(ct)[1])
-    _fails(exercises.check_break_caesar, lambda ct: ct, "unchanged")
+    checks_02_exchange.check_break_caesar(lambda ct: wiretap.crack_caesar(ct)[1])
+    _fails(checks_02_exchange.check_break_caesar, lambda ct: ct, "unchanged")
     _fails(
-        exercises.check_break_caesar,
+        checks_02_exchange.check_break_caesar,
         lambda ct: max((bytes(b - k for b in ct) for k in range(256)), key=lambda d: d.count(32)),
         "does not wrap around",
     )
@@ -284,12 +307,12 @@ def test_dh_client_check_passes_the_reference_quickly(no_leaks) -> None:
     import time
 
     start = time.perf_counter()
-    exercises.check_dh_client(_dh_reference)
+    checks_02_exchange.check_dh_client(_dh_reference)
     assert time.perf_counter() - start < 5
 
 
 def test_dh_client_check_names_each_known_mistake(no_leaks) -> None:
-    check = exercises.check_dh_client
+    check = checks_02_exchange.check_dh_client
     sends_k = _dh_variant(send_k=True, check=False)
     _fails(check, sends_k, "The shared secret was sent on the wire", "mistake 3")
     _fails(check, _dh_variant(check=False), "p is not prime", "mistake 1")
@@ -342,7 +365,7 @@ def test_dh_client_check_ends_a_stuck_client_and_leaves_nothing(no_leaks) -> Non
         return 0
 
     start = time.perf_counter()
-    _fails(exercises.check_dh_client, waits_forever, "did not return within")
+    _fails(checks_02_exchange.check_dh_client, waits_forever, "did not return within")
     assert time.perf_counter() - start < 5
 
 
@@ -363,7 +386,7 @@ def test_framing_check_ends_a_stuck_receiver_and_leaves_nothing(no_leaks) -> Non
         return data
 
     start = time.perf_counter()
-    _fails(lambda f: exercises.check_framing(send_msg, f), stuck, "did not return within")
+    _fails(lambda f: checks_02_exchange.check_framing(send_msg, f), stuck, "did not return within")
     assert time.perf_counter() - start < 5
 
 
@@ -371,12 +394,10 @@ def test_framing_check_ends_a_stuck_receiver_and_leaves_nothing(no_leaks) -> Non
 
 
 def test_my_numbers_check_never_shows_the_answer() -> None:
-    from labcrypto import grading
-
-    my = grading.variant("s1234567")
+    my = variants.variant("s1234567")
     right_a, right_k = pow(my.g, my.a, my.p), pow(my.B, my.a, my.p)
-    exercises.check_my_numbers(my, right_a, right_k)
-    _fails(lambda f: exercises.check_my_numbers(my, None, None), None, "not written yet")
+    checks_01_keys.check_my_numbers(my, right_a, right_k)
+    _fails(lambda f: checks_01_keys.check_my_numbers(my, None, None), None, "not written yet")
     for wrong_a, wrong_k, phrase in [
         (pow(my.a, my.g, my.p), right_k, "swapped"),
         (right_a, pow(my.a, my.B, my.p), "mistake 4"),
@@ -384,7 +405,7 @@ def test_my_numbers_check_never_shows_the_answer() -> None:
         (right_a, my.p + 5, "another student's numbers"),
     ]:
         message = _fails(
-            lambda f, a=wrong_a, k=wrong_k: exercises.check_my_numbers(my, a, k), None, phrase
+            lambda f, a=wrong_a, k=wrong_k: checks_01_keys.check_my_numbers(my, a, k), None, phrase
         )
         assert str(right_k) not in message and (wrong_a == right_a or str(right_a) not in message)
         assert "section «Exercise: your own numbers»" in message
@@ -398,9 +419,9 @@ def test_message_loop_check(no_leaks) -> None:
             replies.append(channel.recv_text(timeout=5))
         return replies
 
-    exercises.check_message_loop(good)
+    checks_02_exchange.check_chat_loop(good)
     _fails(
-        exercises.check_message_loop,
+        checks_02_exchange.check_chat_loop,
         lambda channel, lines: [channel.stream for _ in lines],
         "channel.stream",
     )
@@ -430,10 +451,10 @@ def _reference_is_allowed(path, key):
 def test_is_allowed_check() -> None:
     from labcrypto.allowlist import Allowlist
 
-    exercises.check_is_allowed(_reference_is_allowed)
-    exercises.check_is_allowed(lambda path, key: Allowlist(path).is_allowed(key))
+    checks_03_allowlist.check_is_allowed(_reference_is_allowed)
+    checks_03_allowlist.check_is_allowed(lambda path, key: Allowlist(path).is_allowed(key))
     _fails(
-        exercises.check_is_allowed,
+        checks_03_allowlist.check_is_allowed,
         lambda path, key: key.to_text() in Path(path).read_text(),
         "not text",
     )
@@ -447,13 +468,13 @@ def test_is_allowed_check() -> None:
             try:
                 if PublicKey.from_text(row[1]) == key:
                     return True
-            except (ValueError, IndexError, exercises.LabCryptoError):
+            except (ValueError, IndexError, LabCryptoError):
                 continue
         return False
 
-    _fails(exercises.check_is_allowed, no_comments, "'#'")
+    _fails(checks_03_allowlist.check_is_allowed, no_comments, "'#'")
 
-    _fails(exercises.check_is_allowed, lambda path, key: 1 / 0, "one bad row")
+    _fails(checks_03_allowlist.check_is_allowed, lambda path, key: 1 / 0, "one bad row")
 
 
 def test_join_as_new_student_check(no_leaks) -> None:
@@ -467,20 +488,20 @@ def test_join_as_new_student_check(no_leaks) -> None:
             listed.add(name, key.public_key)
         return ChatClient.connect(*address, key, server_key=server_key, timeout=5)
 
-    exercises.check_join_as_new_student(good)
+    checks_03_allowlist.check_join_as_new_student(good)
 
     def forgets_the_list(name, key_dir, allowlist_path, address, server_key):
         key = keys.load_or_create(name, key_dir)
         return ChatClient.connect(*address, key, server_key=server_key, timeout=5)
 
-    _fails(exercises.check_join_as_new_student, forgets_the_list, "does not know the key")
+    _fails(checks_03_allowlist.check_join_as_new_student, forgets_the_list, "does not know the key")
 
     def adds_twice(name, key_dir, allowlist_path, address, server_key):
         key = keys.load_or_create(name, key_dir)
         Allowlist(allowlist_path).add(name, key.public_key)
         return ChatClient.connect(*address, key, server_key=server_key, timeout=5)
 
-    _fails(exercises.check_join_as_new_student, adds_twice, "second must too")
+    _fails(checks_03_allowlist.check_join_as_new_student, adds_twice, "second must too")
 
 
 # --- notebook 04 -----------------------------------------------------------------------
@@ -525,7 +546,7 @@ def test_follow_handoff_check(no_leaks) -> None:
 
     from labcrypto.server import connect
 
-    exercises.check_follow_handoff(_reference_follow_handoff)
+    checks_04_two_ports.check_follow_handoff(_reference_follow_handoff)
 
     def plain_ticket(channel, host):
         offer = json.loads(channel.recv(timeout=5))
@@ -534,16 +555,18 @@ def test_follow_handoff_check(no_leaks) -> None:
         channel.rebind(sock)
         return json.loads(channel.recv(timeout=5))
 
-    _fails(exercises.check_follow_handoff, plain_ticket, "inside the encrypted channel")
-    _fails(exercises.check_follow_handoff, lambda ch, host: json.loads(ch.recv(5)), "'port'")
+    _fails(checks_04_two_ports.check_follow_handoff, plain_ticket, "inside the encrypted channel")
+    _fails(
+        checks_04_two_ports.check_follow_handoff, lambda ch, host: json.loads(ch.recv(5)), "'port'"
+    )
 
     def ignores_busy(channel, host):
         try:
             return _reference_follow_handoff(channel, host)
-        except exercises.LabCryptoError:
+        except LabCryptoError:
             return {"type": "busy"}
 
-    _fails(exercises.check_follow_handoff, ignores_busy, "Raise PoolExhausted")
+    _fails(checks_04_two_ports.check_follow_handoff, ignores_busy, "Raise PoolExhausted")
 
     def remembering(what):
         first_offer = {}
@@ -551,7 +574,7 @@ def test_follow_handoff_check(no_leaks) -> None:
         def follow(channel, host):
             offer = json.loads(channel.recv(timeout=5))
             if offer["type"] == "busy":
-                raise exercises.LabCryptoError("busy")
+                raise LabCryptoError("busy")
             first_offer.setdefault("offer", offer)
             port = first_offer["offer"]["port"] if what == "port" else offer["port"]
             ticket = first_offer["offer"]["ticket"] if what == "ticket" else offer["ticket"]
@@ -561,8 +584,12 @@ def test_follow_handoff_check(no_leaks) -> None:
 
         return follow
 
-    _fails(exercises.check_follow_handoff, remembering("ticket"), "reused ticket")
-    _fails(exercises.check_follow_handoff, remembering("port"), "ignores the port it was sent")
+    _fails(checks_04_two_ports.check_follow_handoff, remembering("ticket"), "reused ticket")
+    _fails(
+        checks_04_two_ports.check_follow_handoff,
+        remembering("port"),
+        "ignores the port it was sent",
+    )
 
 
 def test_port_pool_check() -> None:
@@ -595,7 +622,7 @@ def test_port_pool_check() -> None:
             with self.lock:
                 self.free.append(port)
 
-    exercises.check_port_pool(Good)
+    checks_04_two_ports.check_port_pool(Good)
 
     class FirstEvenIfBusy(Good):
         def lease(self):
@@ -611,13 +638,13 @@ def test_port_pool_check() -> None:
                     pass
                 return port, sock
 
-    _fails(exercises.check_port_pool, FirstEvenIfBusy, "mistake 10")
+    _fails(checks_04_two_ports.check_port_pool, FirstEvenIfBusy, "mistake 10")
 
     class LosesPorts(Good):
         def release(self, port, sock):
             sock.close()
 
-    _fails(exercises.check_port_pool, LosesPorts, "lost")
+    _fails(checks_04_two_ports.check_port_pool, LosesPorts, "lost")
 
 
 # --- notebook 05 -----------------------------------------------------------------------
@@ -640,7 +667,7 @@ def test_safe_path_check() -> None:
             raise PermissionError(requested)
         return target
 
-    exercises.check_safe_path(good)
+    checks_05_ftp.check_safe_path(good)
 
     def prefix(home, requested):
         target = os.path.realpath(os.path.join(home, requested.lstrip("/")))
@@ -648,7 +675,7 @@ def test_safe_path_check() -> None:
             raise PermissionError(requested)
         return target
 
-    _fails(exercises.check_safe_path, prefix, "alice2", "mistake 13")
+    _fails(checks_05_ftp.check_safe_path, prefix, "alice2", "mistake 13")
 
     def no_links(home, requested):
         target = Path(os.path.normpath(Path(home) / requested.lstrip("/")))
@@ -656,8 +683,10 @@ def test_safe_path_check() -> None:
             raise PermissionError(requested)
         return target
 
-    _fails(exercises.check_safe_path, no_links, "symbolic link")
-    _fails(exercises.check_safe_path, lambda home, requested: Path(home) / requested, "leading '/'")
+    _fails(checks_05_ftp.check_safe_path, no_links, "symbolic link")
+    _fails(
+        checks_05_ftp.check_safe_path, lambda home, requested: Path(home) / requested, "leading '/'"
+    )
 
 
 def test_du_check(no_leaks) -> None:
@@ -670,9 +699,11 @@ def test_du_check(no_leaks) -> None:
                 total += good(client, path.rstrip("/") + "/" + entry.name)
         return total
 
-    exercises.check_du(good)
+    checks_05_ftp.check_du(good)
     _fails(
-        exercises.check_du, lambda client, path="/": sum(e.size for e in client.ls(path)), "recurse"
+        checks_05_ftp.check_du,
+        lambda client, path="/": sum(e.size for e in client.ls(path)),
+        "recurse",
     )
 
     def follows_links(client, path="/"):
@@ -682,10 +713,10 @@ def test_du_check(no_leaks) -> None:
             total += entry.size if entry.kind == "file" else follows_links(client, sub)
         return total
 
-    _fails(exercises.check_du, follows_links, "kind 'file'")
+    _fails(checks_05_ftp.check_du, follows_links, "kind 'file'")
 
     def moves(client, path="/"):
         client.cd("/docs")
         return good(client, path)
 
-    _fails(exercises.check_du, moves, "do not cd")
+    _fails(checks_05_ftp.check_du, moves, "do not cd")

@@ -1,0 +1,500 @@
+"""The checks of notebook 01_keys: a public value, the shared secret, your own numbers, a key file.
+
+Each exercise has a visible check (``check_...``: run it as often as you
+like; it says what is wrong and which known mistake it looks like) and,
+right after it, the hidden test nbgrader puts back when it grades
+(``hidden_...``: cases made from your student id; its failures say only
+which section to re-read). None of them needs a network.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import stat
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..groups import FFDHE2048, TOY, Group, small_safe_prime_group
+from ..keys import generate
+from .feedback import call, code_of, expect, explained_in, fail, passed
+from .variants import derive, student_id, variant
+
+__all__ = [
+    "check_load_or_create_key",
+    "check_my_numbers",
+    "check_public_value",
+    "check_shared_secret",
+    "hidden_key_file",
+    "hidden_my_numbers",
+    "hidden_public_value",
+    "hidden_shared_secret",
+]
+
+SHOWN_UP_TO = 10**12  #: larger numbers are described by their size, not printed
+
+
+def _shown(value: int, limit: int = SHOWN_UP_TO) -> str:
+    return str(value) if abs(value) < limit else f"a {value.bit_length()}-bit number"
+
+
+def _hint(got: Any, hints: list[tuple[int, str]]) -> str:
+    """The text of the first known wrong answer that ``got`` equals ("" if none)."""
+    return next((text for value, text in hints if got == value), "")
+
+
+# --- public value -------------------------------------------------------------------
+
+PUBLIC_VALUE = {
+    "power operator": (
+        "Your code uses `**`. `g ** a % p` first computes the whole power g^a and only "
+        "then reduces it: for a real 256-bit secret that number has about 10^76 digits, "
+        "and the cell would never finish. Use pow(g, a, p): it reduces at every step."
+    ),
+    "not an int": "{where} returned {kind} {got!r:.60}; expected an int.",
+    "wrong": "{where} returned {got}, expected {want}.\n{hint}",
+    "swapped": (
+        "It looks like you computed a^g mod p: the base and exponent are swapped. "
+        "A = g^a mod p: the public g is the base, your secret a the exponent."
+    ),
+    "secret": "It looks like you returned the secret a itself: never send a, send A = g^a mod p.",
+    "product": "It looks like you multiplied g·a; A is a power, g^a mod p.",
+    "mod p-1": "It looks like you reduced mod p-1; A = g^a mod p.",
+    "not reduced": (
+        "It looks like the result is not reduced mod p: forgot `% p` (or pow's 3rd argument)?"
+    ),
+    "no hint": "Check: A = pow(group.g, a, group.p).",
+    "passed": "public_value is right on {count} cases, from p = 23 up to 2048 bits.",
+}
+
+
+def _public_value_cases() -> list[tuple[Group, int]]:
+    cases = [(TOY, a) for a in range(2, TOY.q)]
+    small = small_safe_prime_group(32)
+    cases += [(small, small.random_exponent(secrets.randbelow)) for _ in range(3)]
+    cases += [(FFDHE2048, FFDHE2048.random_exponent(secrets.randbelow))]
+    return cases
+
+
+def _public_value_failure(group: Group, a: int, got: Any) -> Exception:
+    p, g = group.p, group.g
+    where = f"public_value({group!r}, a={a if a < 10**6 else 'a big secret'})"
+    if not isinstance(got, int):
+        return fail(PUBLIC_VALUE["not an int"], where=where, kind=type(got).__name__, got=got)
+    hints = [
+        (pow(a, g, p), PUBLIC_VALUE["swapped"]),
+        (a, PUBLIC_VALUE["secret"]),
+        (g * a % p, PUBLIC_VALUE["product"]),
+        (pow(g, a, p - 1), PUBLIC_VALUE["mod p-1"]),
+    ]
+    if a < 200:
+        hints.append((g**a, PUBLIC_VALUE["not reduced"]))
+    want = pow(g, a, p)
+    return fail(
+        PUBLIC_VALUE["wrong"],
+        where=where,
+        got=_shown(got),
+        want=want if want < SHOWN_UP_TO else "g^a mod p",
+        hint=_hint(got, hints) or PUBLIC_VALUE["no hint"],
+    )
+
+
+@explained_in("01_keys", "2 · Exercise: compute a public value")
+def check_public_value(public_value: Callable[[Group, int], int]) -> None:
+    """``public_value(group, a)`` must return ``g^a mod p``, fast, for any group."""
+    if re.search(r"\*\*", code_of(public_value)):
+        raise fail(PUBLIC_VALUE["power operator"])
+    cases = _public_value_cases()
+    for group, a in cases:
+        got = call(public_value, group, a)
+        if got != pow(group.g, a, group.p):
+            raise _public_value_failure(group, a, got)
+    passed(PUBLIC_VALUE["passed"], count=len(cases))
+
+
+@check_public_value.hidden
+def hidden_public_value(public_value: Callable[[Group, int], int], typed_id: str = "") -> None:
+    """``public_value`` on this student's group and on a 2048-bit exponent."""
+    mine = variant(student_id(typed_id))
+    expect(public_value(mine.group, mine.a) == pow(mine.g, mine.a, mine.p))
+    exponent = (1 << 255) | derive(mine.student_id, "big-a")
+    expect(public_value(FFDHE2048, exponent) == pow(2, exponent, FFDHE2048.p))
+
+
+# --- shared secret ------------------------------------------------------------------
+
+SHARED_SECRET = {
+    "not an int": "shared_secret returned {kind} {got!r:.60} {where}; expected an int (K).",
+    "wrong": (
+        "shared_secret gave {got} {where}; expected K = {want}, and the same "
+        "number on both sides.\n{hint}"
+    ),
+    "where small": "with p = {p}, a = {a}, b = {b} (A = {A}, B = {B})",
+    "where big": "in the 2048-bit group",
+    "own public": (
+        "It looks like you computed your own public value g^a mod p. K uses the "
+        "*peer's* public value as the base: K = B^a mod p."
+    ),
+    "exponent": (
+        "It looks like the peer's public value is used as the exponent (course "
+        "mistake 4). K = B^a mod p: the base is the peer's B, the exponent your a."
+    ),
+    "product": "It looks like you multiplied B·a; K is a power: B^a mod p.",
+    "peer": "It looks like you returned the peer's public value itself.",
+    "not reduced": "It looks like K is not reduced mod p (forgot `% p`?).",
+    "accepted": (
+        "shared_secret({group}, a, {value}) returned {result} instead of refusing it: "
+        "{why}. An attacker who sends this value knows K without any private key "
+        "(course mistake 1: public values never checked).\n"
+        "Call groups.validate_public(group, peer_public) first: it raises "
+        "InvalidPublicValue, a ValueError."
+    ),
+    "zero": "0 makes K = 0",
+    "one": "1 makes K = 1 whatever your secret",
+    "minus one": "p-1 makes K = ±1",
+    "p": "p is out of range",
+    "above p": "a number ≥ p is out of range",
+    "outsider": "{value} is not in the subgroup generated by g",
+    "passed": (
+        "shared_secret agrees on both sides in {count} exchanges (up to 2048 "
+        "bits) and refuses the 0, 1, p-1, out-of-range and out-of-subgroup values."
+    ),
+}
+
+
+def _invalid_values(group: Group) -> list[tuple[int, str]]:
+    """Public values ``shared_secret`` must refuse, each with why."""
+    values = [
+        (0, SHARED_SECRET["zero"]),
+        (1, SHARED_SECRET["one"]),
+        (group.p - 1, SHARED_SECRET["minus one"]),
+        (group.p, SHARED_SECRET["p"]),
+        (group.p + 7, SHARED_SECRET["above p"]),
+    ]
+    if group.q == (group.p - 1) // 2:
+        # A non-square lies outside the prime-order subgroup (small-subgroup attack).
+        outsider = next(y for y in range(2, 1000) if pow(y, group.q, group.p) != 1)
+        values.append((outsider, SHARED_SECRET["outsider"].format(value=outsider)))
+    return values
+
+
+def _exchanges() -> list[tuple[Group, int, int]]:
+    """(group, a, b): the textbook example (A = 8, B = 19, K = 2), random toy ones, a real one."""
+    trials = [(TOY, 6, 15)]
+    # keys.generate never makes a public value of 1 or p-1 (they would be refused).
+    trials += [(TOY, generate(TOY).private, generate(TOY).private) for _ in range(5)]
+    trials.append((FFDHE2048, generate(FFDHE2048).private, generate(FFDHE2048).private))
+    return trials
+
+
+def _check_one_exchange(
+    shared_secret: Callable[[Group, int, int], int], group: Group, a: int, b: int
+) -> None:
+    p, g = group.p, group.g
+    public_a, public_b = pow(g, a, p), pow(g, b, p)
+    want = pow(public_b, a, p)
+    got_alice = call(shared_secret, group, a, public_b)
+    got_bob = call(shared_secret, group, b, public_a)
+    if got_alice == want and got_bob == want:
+        return
+    small = p < 1000
+    where = (
+        SHARED_SECRET["where small"].format(p=p, a=a, b=b, A=public_a, B=public_b)
+        if small
+        else SHARED_SECRET["where big"]
+    )
+    got = got_alice if got_alice != want else got_bob
+    mine, peer = (a, public_b) if got_alice != want else (b, public_a)
+    if not isinstance(got, int):
+        raise fail(SHARED_SECRET["not an int"], kind=type(got).__name__, got=got, where=where)
+    hints = [
+        (pow(g, mine, p), SHARED_SECRET["own public"]),
+        (pow(mine, peer, p), SHARED_SECRET["exponent"]),
+        (peer * mine % p, SHARED_SECRET["product"]),
+        (peer, SHARED_SECRET["peer"]),
+    ]
+    if small:
+        hints.append((peer**mine, SHARED_SECRET["not reduced"]))
+    raise fail(
+        SHARED_SECRET["wrong"],
+        got=got if small else _shown(got),
+        where=where,
+        want=want if small else "B^a mod p",
+        hint=_hint(got, hints),
+    )
+
+
+def _check_refusals(shared_secret: Callable[[Group, int, int], int], group: Group) -> None:
+    for value, why in _invalid_values(group):
+        try:
+            result = call(shared_secret, group, 6, value)
+        except ValueError:
+            continue  # refused, as it should (InvalidPublicValue is a ValueError)
+        shown: Any = "p-1" if value == group.p - 1 else ("p" if value == group.p else value)
+        shown = shown if not isinstance(shown, int) or shown < 10**6 else "a big number"
+        raise fail(
+            SHARED_SECRET["accepted"],
+            group=group.name,
+            value=shown,
+            result=result if isinstance(result, int) and result < 10**6 else "a number",
+            why=why,
+        )
+
+
+@explained_in("01_keys", "3 · Exercise: the shared secret, and values to refuse")
+def check_shared_secret(shared_secret: Callable[[Group, int, int], int]) -> None:
+    """``shared_secret(group, my_secret, peer_public)`` must return ``peer^my mod p``,
+    the same number on both sides, and refuse public values that must not be used."""
+    trials = _exchanges()
+    for group, a, b in trials:
+        _check_one_exchange(shared_secret, group, a, b)
+    for group in (TOY, FFDHE2048):
+        _check_refusals(shared_secret, group)
+    passed(SHARED_SECRET["passed"], count=len(trials))
+
+
+@check_shared_secret.hidden
+def hidden_shared_secret(
+    shared_secret: Callable[[Group, int, int], int], typed_id: str = ""
+) -> None:
+    """``shared_secret`` in this student's group, and refusals there."""
+    mine = variant(student_id(typed_id))
+    expect(shared_secret(mine.group, mine.a, mine.B) == pow(mine.B, mine.a, mine.p))
+    for bad in (0, 1, mine.p - 1, mine.p):
+        try:
+            shared_secret(mine.group, mine.a, bad)
+        except ValueError:
+            continue
+        expect(False)
+
+
+# --- your own numbers -----------------------------------------------------------------
+
+MY_NUMBERS = {
+    "not written": (
+        "my_A and my_K are not written yet: replace the `None`s (and the "
+        "`raise NotImplementedError()`) with your computation, run that cell, then this one."
+    ),
+    "not an int": "{name} is {kind} {value!r:.40}; it should be an int.",
+    "out of range": (
+        "{name} = {value} is not between 1 and p-1 = {top}: it does not fit your group "
+        "at all. Either it is not reduced mod p, or it was computed for another student's "
+        "numbers (copied?). Compute it from `my`, which comes from your student id."
+    ),
+    "wrong A": (
+        "my_A = {value} is not g^a mod p for your group (p = {p}, g = {g}, a = {a}).\n{hint}"
+    ),
+    "A swapped": (
+        "It looks like the base and exponent are swapped: A = g^a mod p, pow(my.g, my.a, my.p)."
+    ),
+    "A product": "It looks like you multiplied g·a; A is a power: pow(my.g, my.a, my.p).",
+    "A is K": "It looks like that is K, not A: A uses g as the base.",
+    "A no hint": "Did you use your own group `my` (not the toy p = 23)?",
+    "wrong K": "my_K = {value} is not the key you share with Bob (B = {B}, your a = {a}).\n{hint}",
+    "K own public": (
+        "It looks like you used your own public value A as the base; K = B^a mod p uses Bob's B."
+    ),
+    "K exponent": (
+        "It looks like Bob's public value is used as the exponent (course mistake 4): "
+        "K = B^a mod p."
+    ),
+    "K is A": "It looks like my_K equals my_A: that is your public value, not the shared key.",
+    "K is B": "It looks like my_K is Bob's public value itself.",
+    "K product": "It looks like you multiplied B·a; K is a power: pow(my.B, my.a, my.p).",
+    "K no hint": "K = pow(B, a, p).",
+    "whose": "student id {student!r}",
+    "nobody": "no student id (set STUDENT_ID in the first cell: your instructor grades with yours)",
+    "passed": "my_A and my_K are right for your group p = {p}, g = {g} ({who}).",
+}
+
+
+def _check_in_group(name: str, value: Any, p: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise fail(MY_NUMBERS["not an int"], name=name, kind=type(value).__name__, value=value)
+    if not 0 < value < p:
+        raise fail(MY_NUMBERS["out of range"], name=name, value=value, top=p - 1)
+
+
+def _check_my_a(my: Any, my_A: int) -> None:
+    p, g, a, big_b = my.p, my.g, my.a, my.B
+    if my_A == pow(g, a, p):
+        return
+    hints = [
+        (pow(a, g, p), MY_NUMBERS["A swapped"]),
+        (g * a % p, MY_NUMBERS["A product"]),
+        (pow(big_b, a, p), MY_NUMBERS["A is K"]),
+    ]
+    hint = _hint(my_A, hints) or MY_NUMBERS["A no hint"]
+    raise fail(MY_NUMBERS["wrong A"], value=my_A, p=p, g=g, a=a, hint=hint)
+
+
+def _check_my_k(my: Any, my_A: int, my_K: int) -> None:
+    p, a, big_b = my.p, my.a, my.B
+    if my_K == pow(big_b, a, p):
+        return
+    hints = [
+        (pow(my_A, a, p), MY_NUMBERS["K own public"]),
+        (pow(a, big_b, p), MY_NUMBERS["K exponent"]),
+        (my_A, MY_NUMBERS["K is A"]),
+        (big_b, MY_NUMBERS["K is B"]),
+        (big_b * a % p, MY_NUMBERS["K product"]),
+    ]
+    hint = _hint(my_K, hints) or MY_NUMBERS["K no hint"]
+    raise fail(MY_NUMBERS["wrong K"], value=my_K, B=big_b, a=a, hint=hint)
+
+
+@explained_in("01_keys", "Exercise: your own numbers")
+def check_my_numbers(my: Any, my_A: Any, my_K: Any) -> None:
+    """``my_A = g^a mod p`` and ``my_K = B^a mod p`` in the student's own group ``my``.
+
+    The expected numbers are never shown: only which step looks wrong.
+    """
+    if my_A is None or my_K is None:
+        raise fail(MY_NUMBERS["not written"])
+    _check_in_group("my_A", my_A, my.p)
+    _check_in_group("my_K", my_K, my.p)
+    _check_my_a(my, my_A)
+    _check_my_k(my, my_A, my_K)
+    who = (
+        MY_NUMBERS["whose"].format(student=my.student_id) if my.student_id else MY_NUMBERS["nobody"]
+    )
+    passed(MY_NUMBERS["passed"], p=my.p, g=my.g, who=who)
+
+
+@check_my_numbers.hidden
+def hidden_my_numbers(typed_id: str, my_A: Any, my_K: Any) -> None:
+    """``my_A`` and ``my_K`` are this student's numbers (computed under the graded id)."""
+    expect(my_A is not None and my_K is not None)
+    mine = variant(student_id(typed_id))
+    expect(my_A == pow(mine.g, mine.a, mine.p))
+    expect(my_K == pow(mine.B, mine.a, mine.p))
+
+
+# --- the key file ---------------------------------------------------------------------
+
+KEY_FILE = {
+    "not a pair": (
+        "load_or_create_key returned {kind}; return the KeyPair (keys.generate(group) makes one)."
+    ),
+    "does not fit": (
+        "The key pair returned does not fit together: public != g^private "
+        "mod p. Build it with keys.generate(group), or KeyPair(group, private, "
+        "pow(group.g, private, group.p)) after loading."
+    ),
+    "not saved": (
+        "Nothing was saved at the path you were given ({name}); "
+        "the folder holds {files}. Write the key to `path`."
+    ),
+    "readable": (
+        "The key file has mode {mode:#o} ({shown}): other "
+        "users of the machine can read your private key (course mistake 8).\n"
+        "Create it private from the start: "
+        "fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600); "
+        "then open(fd, 'w').\n(path.chmod(0o600) after writing leaves a moment "
+        "when others could read it.)"
+    ),
+    "no private": (
+        "The file does not contain your private number a{public}. A key file must keep a "
+        "(not A, and never a shared secret K: K changes with every peer and session; "
+        "course mistake 8). Write it as text, e.g. f'private: {{pair.private:#x}}'."
+    ),
+    "holds public": " — it holds the public value A, which cannot be turned back into a",
+    "rewritten": (
+        "The second call rewrote the key file: the key file was overwritten, so every "
+        "run makes you a new person (course mistake 8). Reuse the key that is there; "
+        "a key overwritten on every run means the server's allowlist no longer knows "
+        "you tomorrow."
+    ),
+    "another key": (
+        "The second call returned a different key than the first, although "
+        "the file was there: load it instead of generating a new one "
+        "(course mistake 8: a new key on every run)."
+    ),
+    "constant": (
+        "Two different key files got the same private number: the secret is "
+        "a constant (course mistake 2). Use keys.generate(group), which draws "
+        "it from `secrets`."
+    ),
+    "small group": (
+        "The key is in {group} ({bits} bits): a real key belongs in "
+        "the 2048-bit group (groups.FFDHE2048, the default of keys.generate)."
+    ),
+    "passed": (
+        "load_or_create_key keeps one private key in a file only you can read, reuses it "
+        "on the next run, and makes a different one for another file."
+    ),
+}
+
+
+def _numbers_in(text: str) -> set[int]:
+    """Every hex (0x...) or decimal number written in ``text``."""
+    found = {int(h, 16) for h in re.findall(r"0[xX]([0-9a-fA-F]+)", text)}
+    found |= {int(d) for d in re.findall(r"(?<![0-9a-fA-FxX])([0-9]+)(?![0-9a-fA-FxX])", text)}
+    found |= {int(h, 16) for h in re.findall(r"\b([0-9a-fA-F]{16,})\b", text)}
+    return found
+
+
+def _check_pair(pair: Any) -> None:
+    if not all(hasattr(pair, attr) for attr in ("private", "public", "group")):
+        raise fail(KEY_FILE["not a pair"], kind=type(pair).__name__)
+    group = pair.group
+    if pow(group.g, pair.private, group.p) != pair.public:
+        raise fail(KEY_FILE["does not fit"])
+
+
+def _check_saved_privately(path: Path, pair: Any) -> str:
+    """The key file exists, only its owner can read it, and it holds ``a``: its text."""
+    if not path.exists():
+        files = sorted(f.name for f in path.parent.iterdir())
+        raise fail(KEY_FILE["not saved"], name=path.name, files=files or "nothing")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise fail(KEY_FILE["readable"], mode=mode, shown=stat.filemode(path.stat().st_mode))
+    text = path.read_text(encoding="utf-8", errors="replace")
+    numbers = _numbers_in(text)
+    if pair.private not in numbers:
+        public = KEY_FILE["holds public"] if pair.public in numbers else ""
+        raise fail(KEY_FILE["no private"], public=public)
+    return text
+
+
+def _check_reused(load_or_create_key: Callable[[Path], Any], path: Path, first: Any) -> None:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    second = call(load_or_create_key, path)
+    if path.read_text(encoding="utf-8", errors="replace") != text:
+        raise fail(KEY_FILE["rewritten"])
+    if getattr(second, "private", None) != first.private:
+        raise fail(KEY_FILE["another key"])
+
+
+@explained_in("01_keys", "6 · Exercise: a key file of your own")
+def check_load_or_create_key(load_or_create_key: Callable[[Path], Any]) -> None:
+    """``load_or_create_key(path)`` must keep one private key in a private text file."""
+    with tempfile.TemporaryDirectory(prefix="labcrypto-check-") as tmp:
+        path = Path(tmp) / "student.key"
+        first = call(load_or_create_key, path)
+        _check_pair(first)
+        _check_saved_privately(path, first)
+        _check_reused(load_or_create_key, path, first)
+        other = call(load_or_create_key, Path(tmp) / "other.key")
+        if other.private == first.private:
+            raise fail(KEY_FILE["constant"])
+        if first.group.bits < 2048:
+            raise fail(KEY_FILE["small group"], group=first.group.name, bits=first.group.bits)
+    passed(KEY_FILE["passed"])
+
+
+@check_load_or_create_key.hidden
+def hidden_key_file(load_or_create_key: Callable[[Path], Any]) -> None:
+    """One more key file, in a fresh folder: private, reused, consistent."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "nested name.key"
+        first = load_or_create_key(path)
+        text = path.read_text(encoding="utf-8", errors="replace")
+        again = load_or_create_key(path)
+        expect(again.private == first.private)
+        expect(path.read_text(encoding="utf-8", errors="replace") == text)
+        expect(path.stat().st_mode & 0o077 == 0)
+        expect(pow(first.group.g, first.private, first.group.p) == first.public)

@@ -1,0 +1,636 @@
+"""The checks of notebook 02_exchange: frames, the exchange over TCP, the toy cipher, the loop.
+
+Each exercise has a visible check (``check_...``) and, right after it, the
+hidden test nbgrader puts back when it grades (``hidden_...``). The network
+checks are the other end of a real TCP connection on 127.0.0.1 and play
+dirty — a message cut into one-byte segments, two messages in one segment,
+a 4 GB length, a hostile group — each bounded by a timeout.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from ..ciphers import CaesarCipher
+from ..errors import ChannelClosed, ConnectionLost, LabCryptoError
+from ..groups import Group, small_safe_prime_group
+from .feedback import (
+    LOOP_WAIT,
+    RECV_AS_MESSAGE,
+    WAIT,
+    call,
+    code_of,
+    expect,
+    explained_in,
+    fail,
+    not_written,
+    passed,
+    refused_as,
+)
+from .harness import (
+    HEADER,
+    DhOutcome,
+    Pair,
+    ReplyingChannel,
+    composite,
+    dribble,
+    echo_channel,
+    in_background,
+    prime_not_safe,
+    read_available,
+    run_bounded,
+    run_dh_server,
+    tcp_connection,
+)
+from .variants import student_id, variant
+
+__all__ = [
+    "check_break_caesar",
+    "check_chat_loop",
+    "check_dh_client",
+    "check_framing",
+    "hidden_break_caesar",
+    "hidden_chat_loop",
+    "hidden_dh_client",
+    "hidden_framing",
+]
+
+# --- framing ---------------------------------------------------------------------
+
+FRAMING = {
+    "stuck": (
+        "recv_msg did not return within {wait:.0f} s when {what}. It is still "
+        "waiting for bytes that never come (or loops forever).{hint}"
+    ),
+    "timed out": (
+        "recv_msg waited for more bytes than were sent when {what}: read "
+        "exactly 4 header bytes, then exactly `length` bytes.{hint}"
+    ),
+    "raised": (
+        "recv_msg raised {kind}: {error} when {what}. TCP may deliver "
+        "fewer bytes than recv() asked for: loop until you have all 4 header bytes, then "
+        "all `length` payload bytes (course mistake 6)."
+    ),
+    "wire": (
+        "send_msg(sock, b'hello') put {raw!r} on the wire; expected {want!r} "
+        "(4-byte big-endian length, then the bytes). {hint}"
+        "Use struct.pack('!I', len(data)) + data, in one sendall."
+    ),
+    "no length": (
+        "there is no length in front: the receiver cannot know where the "
+        "message ends (course mistake 6). "
+    ),
+    "little-endian": "the length is little-endian; the network order is big-endian ('!I'). ",
+    "payload": "When {what}, recv_msg returned {shown} instead of the {size} bytes sent.{hint}",
+    "newline": (
+        " A delimiter such as '\\n' can occur inside the data: only a length "
+        "works for any bytes (course mistake 6)."
+    ),
+    "partial": (
+        " It looks like {recv_as_message}: one recv() returns whatever has "
+        "arrived, not the whole message. Loop until you have `length` bytes."
+    ),
+    "newline in data": "the message holds a newline",
+    "all bytes": "the message holds every byte value",
+    "100 kB": "the message is 100 kB long",
+    "empty": "the message is empty",
+    "one byte at a time": "the message arrived one byte at a time",
+    "dribbled": (
+        "The message arrived one byte per TCP segment, and recv_msg returned {got!r}: "
+        "{recv_as_message}. TCP may cut a message anywhere. Loop until you have all "
+        "4 header bytes, then all `length` payload bytes."
+    ),
+    "glued first": "two messages arrived in one piece",
+    "glued second": "reading the second of two messages sent together",
+    "glued hint": (
+        " Both arrived in one TCP segment, and the first call took the second message's "
+        "bytes with it: {recv_as_message}. Read exactly `length` bytes, never more."
+    ),
+    "glued": (
+        "Two messages arrived in one TCP segment; recv_msg returned {first!r} and then "
+        "{second!r}, expected b'one' and b'two': {recv_as_message}. Read exactly "
+        "`length` bytes, never more: the rest belongs to the next message."
+    ),
+    "too large": (
+        "A peer announced a message of 4 GB (more than max_message = {limit}); "
+        "recv_msg {what}. Check the length against the limit *before* reading, and raise "
+        "ValueError: otherwise four bytes from anyone make you allocate 4 GB."
+    ),
+    "kept waiting": "kept waiting for it",
+    "cut stuck": (
+        "The peer closed after 3 of 10 bytes and recv_msg never returned. "
+        "recv() returning b'' means the connection is closed: raise "
+        "ConnectionError then, do not loop forever."
+    ),
+    "cut returned": (
+        "The peer closed after 3 of 10 bytes, and recv_msg returned {value!r} "
+        "as if it were a whole message. Raise ConnectionError instead."
+    ),
+    "cut raised": (
+        "The peer closed after 3 of 10 bytes; recv_msg raised {kind}: {error}. "
+        "Raise ConnectionError."
+    ),
+    "passed": (
+        "send_msg/recv_msg keep every message whole: split into single bytes, two in one "
+        "piece, newlines and binary data, 100 kB; a 4 GB length and a cut connection "
+        "are refused."
+    ),
+}
+
+
+def _receive(
+    recv_msg: Callable[[socket.socket], bytes], sock: socket.socket, what: str, hint: str = ""
+) -> Any:
+    """One call of ``recv_msg``, bounded; a failure says what the peer had sent."""
+    status, value = run_bounded(recv_msg, sock)
+    if status == "stuck":
+        raise fail(FRAMING["stuck"], wait=WAIT, what=what, hint=hint)
+    if status == "error":
+        if isinstance(value, NotImplementedError):
+            raise not_written("recv_msg")
+        if isinstance(value, TimeoutError):
+            raise fail(FRAMING["timed out"], what=what, hint=hint)
+        raise fail(FRAMING["raised"], kind=type(value).__name__, error=value, what=what)
+    return value
+
+
+def _check_wire_format(send_msg: Callable[[socket.socket, bytes], None], pair: Pair) -> None:
+    left, right = pair
+    call(send_msg, left, b"hello")
+    raw = read_available(right)
+    want = HEADER.pack(5) + b"hello"
+    if raw == want:
+        return
+    hint = ""
+    if raw.startswith(b"hello"):
+        hint = FRAMING["no length"]
+    elif raw[:4] == (5).to_bytes(4, "little"):
+        hint = FRAMING["little-endian"]
+    raise fail(FRAMING["wire"], raw=raw, want=want, hint=hint)
+
+
+def _check_payloads(
+    send_msg: Callable[..., None], recv_msg: Callable[..., Any], pair: Pair
+) -> None:
+    left, right = pair
+    for payload, what in [
+        (b"two\nlines", FRAMING["newline in data"]),
+        (bytes(range(256)), FRAMING["all bytes"]),
+        (b"x" * 100_000, FRAMING["100 kB"]),
+        (b"", FRAMING["empty"]),
+    ]:
+        sender = in_background(send_msg, left, payload)
+        got = _receive(recv_msg, right, what)
+        sender.join(WAIT)
+        if got == payload:
+            continue
+        shown = f"{len(got)} bytes" if isinstance(got, bytes | bytearray) else repr(got)
+        hint = FRAMING["newline"] if b"\n" in payload else ""
+        if len(payload) > 60000:
+            hint += FRAMING["partial"].format(recv_as_message=RECV_AS_MESSAGE)
+        raise fail(FRAMING["payload"], what=what, shown=shown, size=len(payload), hint=hint)
+
+
+def _check_dribbled(recv_msg: Callable[..., Any], pair: Pair) -> None:
+    left, right = pair
+    message = b"split into single bytes"
+    sender = dribble(left, HEADER.pack(len(message)) + message)
+    got = _receive(recv_msg, right, FRAMING["one byte at a time"])
+    sender.join(WAIT)
+    if got != message:
+        raise fail(FRAMING["dribbled"], got=got, recv_as_message=RECV_AS_MESSAGE)
+
+
+def _check_glued(recv_msg: Callable[..., Any], pair: Pair) -> None:
+    left, right = pair
+    left.sendall(HEADER.pack(3) + b"one" + HEADER.pack(3) + b"two")
+    first = _receive(recv_msg, right, FRAMING["glued first"])
+    hint = FRAMING["glued hint"].format(recv_as_message=RECV_AS_MESSAGE)
+    second = _receive(recv_msg, right, FRAMING["glued second"], hint)
+    if (first, second) != (b"one", b"two"):
+        raise fail(FRAMING["glued"], first=first, second=second, recv_as_message=RECV_AS_MESSAGE)
+
+
+def _check_size_limit(recv_msg: Callable[..., Any], pair: Pair, max_message: int) -> None:
+    left, right = pair
+    left.sendall(HEADER.pack(0xFFFF_FFF0))
+    status, value = run_bounded(recv_msg, right)
+    if status == "error" and isinstance(value, ValueError | LabCryptoError):
+        return
+    if status == "stuck":
+        what = FRAMING["kept waiting"]
+    else:
+        what = f"{'returned' if status == 'ok' else 'raised'} {type(value).__name__}"
+    raise fail(FRAMING["too large"], limit=max_message, what=what)
+
+
+def _check_cut_connection(recv_msg: Callable[..., Any], pair: Pair) -> None:
+    left, right = pair
+    left.sendall(HEADER.pack(10) + b"abc")
+    left.close()
+    status, value = run_bounded(recv_msg, right)
+    if status == "stuck":
+        raise fail(FRAMING["cut stuck"])
+    if status == "ok":
+        raise fail(FRAMING["cut returned"], value=value)
+    if not isinstance(value, ConnectionError | EOFError | ConnectionLost | ChannelClosed):
+        raise fail(FRAMING["cut raised"], kind=type(value).__name__, error=value)
+
+
+@explained_in("02_exchange", "2 · Exercise: frames on a stream")
+def check_framing(
+    send_msg: Callable[[socket.socket, bytes], None],
+    recv_msg: Callable[[socket.socket], bytes],
+    max_message: int = 1 << 20,
+) -> None:
+    """``send_msg``/``recv_msg`` must keep message boundaries on a real TCP connection."""
+    with tcp_connection() as pair:
+        _check_wire_format(send_msg, pair)
+        _check_payloads(send_msg, recv_msg, pair)
+        _check_dribbled(recv_msg, pair)
+        _check_glued(recv_msg, pair)
+        _check_size_limit(recv_msg, pair, max_message)
+    with tcp_connection() as pair:
+        _check_cut_connection(recv_msg, pair)
+    passed(FRAMING["passed"])
+
+
+@check_framing.hidden
+def hidden_framing(
+    send_msg: Callable[[socket.socket, bytes], None], recv_msg: Callable[[socket.socket], bytes]
+) -> None:
+    """Payloads that look like headers, several messages in a row, over TCP."""
+    with tcp_connection() as (left, right):
+        payloads = [b"\x00\x00\x00\x05 looks like a header", b"\x00" * 4]
+        for payload in payloads:
+            send_msg(left, payload)
+        left.sendall(HEADER.pack(3) + b"abc")
+        expect(recv_msg(right) == payloads[0])
+        expect(recv_msg(right) == payloads[1])
+        expect(recv_msg(right) == b"abc")
+
+
+# --- the course's exchange over TCP ------------------------------------------------------
+
+DH_CLIENT = {
+    "secret sent": (
+        "The shared secret was sent on the wire (course mistake 3): the bytes your "
+        "client sent contain K. Eve reads everything on the wire; each side computes K, "
+        "nobody sends it (notebook 01, section «1 · The idea in small numbers»). Send "
+        "only A."
+    ),
+    "whole": "the server's hello arrived whole",
+    "split": "the server's hello arrived one byte per TCP segment",
+    "glued": "the server's hello and a second message arrived in one TCP segment",
+    "stuck": (
+        "dh_client did not return within {wait:.0f} s when {what}. It is waiting for bytes "
+        "that never come: {recv_as_message}? Read exactly 4 header bytes, then `length`."
+    ),
+    "pickle": (
+        "dh_client sent a pickle (course mistake 7): the receiver would run pickle.loads on "
+        "bytes from the network, which lets the sender run any code on its machine. Send "
+        'JSON: write_frame(sock, json.dumps({{"A": A}}).encode()).'
+    ),
+    "no length": (
+        "dh_client sent JSON with no length in front: the server cannot know where your "
+        "message ends (course mistake 6). Send it as a frame: write_frame(sock, data)."
+    ),
+    "misread": (
+        "When {what}, dh_client raised {error}. The server's hello was fair; "
+        "it looks like {recv_as_message}: read the frame with read_frame(sock) (or "
+        "your recv_msg), which returns exactly one message however it arrives."
+    ),
+    "raised": "When {what}, dh_client raised {error} on a fair server.",
+    "unreadable": (
+        "The server could not read your public value: send one frame holding "
+        '{{"A": A}} as JSON, with A = g^a mod p (an int between 2 and p-2).'
+    ),
+    "other K": (
+        "dh_client returned {got!r:.60}, but the server computed another K from your A: "
+        "both sides must get the same number.{hint} Use the same secret a for A = g^a mod p "
+        "and for K = B^a mod p."
+    ),
+    "returned A": " It returned its own public value A: K = B^a mod p.",
+    "composite": (
+        "p is not prime: p = {p} = {low} × {high}, and with a "
+        "composite p the discrete logarithm is easy. Check "
+        "groups.is_probable_prime(p) (course mistake 1: p = 123456, 54, 42)."
+    ),
+    "not safe": (
+        "p is prime but not a safe prime: (p-1)/2 = {q} is not prime, "
+        "so g may generate a small subgroup. Check that q = (p-1)/2 is prime too."
+    ),
+    "toy": (
+        "p = 23 is a toy group (5 bits), far below min_bits: refuse groups with "
+        "p.bit_length() < min_bits (course mistake 1: p = 7, 23, 151)."
+    ),
+    "g of order 2": (
+        "g = p-1: its only powers are 1 and p-1, so K is one of two numbers anyone can "
+        "guess (g never checked: course mistake 1). Check g like a public value: "
+        "groups.validate_public(group, g)."
+    ),
+    "B = 1": (
+        "B = 1 makes K = 1 whatever your secret: validate the server's B with "
+        "groups.validate_public(group, B) before using it."
+    ),
+    "4 GB": (
+        "The server announced a message of 4 GB: check the length against a limit before "
+        "reading (read_frame does), or four bytes from anyone make you allocate 4 GB."
+    ),
+    "hostile": (
+        "A hostile server: your client {done}; it must refuse (raise ValueError) before "
+        "sending anything.\n{why}"
+    ),
+    "kept waiting": "kept waiting",
+    "answered": "answered with its public value",
+    "returned": "returned {value!r:.40}",
+    "raised it": "raised {error}",
+    "passed": (
+        "dh_client agrees on K with the server whatever the TCP segments, never sends K, and "
+        "refuses a composite p, an unsafe p, a toy p, g = p-1, B = 1 and a 4 GB length."
+    ),
+}
+
+
+def _dh_case_failed(outcome: DhOutcome, what: str) -> Exception:
+    """The failure for a run of the fair server that did not give the same K on both sides."""
+    if outcome.status == "stuck":
+        return fail(DH_CLIENT["stuck"], wait=WAIT, what=what, recv_as_message=RECV_AS_MESSAGE)
+    sent = outcome.sent
+    if sent.startswith(b"\x80") or sent[4:5] == b"\x80":
+        return fail(DH_CLIENT["pickle"])
+    if sent[:1] == b"{":
+        return fail(DH_CLIENT["no length"])
+    if outcome.status == "error":
+        exc = outcome.value
+        if isinstance(exc, ValueError | KeyError | IndexError | UnicodeDecodeError):
+            return fail(
+                DH_CLIENT["misread"],
+                what=what,
+                error=refused_as(exc),
+                recv_as_message=RECV_AS_MESSAGE,
+            )
+        return fail(DH_CLIENT["raised"], what=what, error=refused_as(exc))
+    if outcome.problems or outcome.A is None:
+        return fail(DH_CLIENT["unreadable"])
+    hint = DH_CLIENT["returned A"] if outcome.value == outcome.A else ""
+    return fail(DH_CLIENT["other K"], got=outcome.value, hint=hint)
+
+
+def _check_fair_servers(dh_client: Callable[..., int], group: Group) -> None:
+    """The fair server, its hello whole, cut into single bytes, glued to a second message."""
+    fair: list[tuple[str, dict[str, Any]]] = [
+        (DH_CLIENT["whole"], {}),
+        (DH_CLIENT["split"], {"split": True}),
+        (DH_CLIENT["glued"], {"glued": True}),
+    ]
+    for what, how in fair:
+        outcome = run_dh_server(dh_client, group, **how)
+        if outcome.status == "error" and isinstance(outcome.value, NotImplementedError):
+            raise not_written("dh_client")
+        if outcome.secret_on_wire:
+            raise fail(DH_CLIENT["secret sent"])
+        if outcome.status != "ok" or outcome.value != outcome.shared:
+            raise _dh_case_failed(outcome, what)
+
+
+def _hostile_servers(group: Group) -> list[tuple[dict[str, Any], str]]:
+    """(what the server sends instead of the fair values, why the client must refuse it)."""
+    (product, (low, high)), not_safe = composite(64), prime_not_safe(64)
+    return [
+        ({"p": product, "g": 2}, DH_CLIENT["composite"].format(p=product, low=low, high=high)),
+        ({"p": not_safe, "g": 2}, DH_CLIENT["not safe"].format(q=(not_safe - 1) // 2)),
+        ({"p": 23, "g": 2}, DH_CLIENT["toy"]),
+        ({"g": group.p - 1}, DH_CLIENT["g of order 2"]),
+        ({"B": 1}, DH_CLIENT["B = 1"]),
+        ({"header": HEADER.pack(0xFFFF_FFF0)}, DH_CLIENT["4 GB"]),
+    ]
+
+
+def _check_hostile_server(
+    dh_client: Callable[..., int], group: Group, how: dict[str, Any], why: str
+) -> None:
+    outcome = run_dh_server(dh_client, group, **how)
+    refused = outcome.status == "error" and isinstance(
+        outcome.value, ValueError | LabCryptoError | ConnectionError
+    )
+    if refused and not outcome.sent:
+        return
+    if outcome.status == "stuck":
+        done = DH_CLIENT["kept waiting"]
+    elif outcome.sent:
+        done = DH_CLIENT["answered"]
+    elif outcome.status == "ok":
+        done = DH_CLIENT["returned"].format(value=outcome.value)
+    else:
+        done = DH_CLIENT["raised it"].format(error=refused_as(outcome.value))
+    raise fail(DH_CLIENT["hostile"], done=done, why=why)
+
+
+@explained_in("02_exchange", "Exercise: the course's exchange over TCP, done right")
+def check_dh_client(dh_client: Callable[..., int]) -> None:
+    """``dh_client(sock, min_bits)``: the client's half of the course's exchange, done right.
+
+    The check is the server, over TCP on 127.0.0.1: first fair (the hello whole,
+    cut into single-byte segments, glued to a second message), then hostile
+    (p not prime, p not safe, p too small, g of order 2, B = 1, a 4 GB length).
+    """
+    group = small_safe_prime_group(64, seed=secrets.randbelow(10_000))
+    _check_fair_servers(dh_client, group)
+    for how, why in _hostile_servers(group):
+        _check_hostile_server(dh_client, group, how, why)
+    passed(DH_CLIENT["passed"])
+
+
+@check_dh_client.hidden
+def hidden_dh_client(dh_client: Callable[..., int]) -> None:
+    """The client against a fair server in another group, and against a g of order 2."""
+    group = small_safe_prime_group(64, seed=7)
+    outcome = run_dh_server(dh_client, group)
+    expect(outcome.status == "ok" and outcome.value == outcome.shared)
+    expect(not outcome.secret_on_wire)
+    bad = run_dh_server(dh_client, group, g=group.p - 1)
+    expect(bad.status == "error" and isinstance(bad.value, ValueError))
+
+
+# --- breaking the toy cipher ----------------------------------------------------------
+
+BREAK_CAESAR = {
+    "no wrap": (
+        "break_caesar raised {error}: a shifted byte went below 0 or above "
+        "255, so the shift does not wrap around. Undo a shift with (b - k) % 256."
+    ),
+    "str": (
+        "break_caesar returned a str; return the bytes (plaintext.decode() is for showing them)."
+    ),
+    "wrong": (
+        "For a message shifted by {shift}, break_caesar returned "
+        "{got!r}… instead of {want!r}… {hint}\n"
+        "Try all 256 shifts, score each candidate (+1 per lowercase letter or space, -1 per "
+        "byte outside printable ASCII), and keep the best. Remember % 256: shifts wrap."
+    ),
+    "unchanged": "It returned the ciphertext unchanged.",
+    "wrong way": "It shifted the wrong way: undo the shift with (b - k) % 256.",
+    "passed": "break_caesar read {count} toy-mode messages without the key.",
+}
+
+_PLAINTEXTS = [
+    "meet me at the library at noon, and bring the notes",
+    "the password for the lab machines is on the whiteboard",
+    '{"type":"say","text":"did anyone finish the second task yet?"}',
+    "Caesar had only twenty five keys; this toy cipher has two hundred and fifty six",
+    "attack at dawn",
+]
+
+
+def _break_one(break_caesar: Callable[[bytes], bytes], plaintext: bytes) -> None:
+    shift = 1 + secrets.randbelow(255)
+    ciphertext = CaesarCipher(shift).seal(plaintext)
+    try:
+        got = call(break_caesar, ciphertext)
+    except ValueError as exc:
+        if "range(0, 256)" not in str(exc):
+            raise
+        raise fail(BREAK_CAESAR["no wrap"], error=refused_as(exc)) from None
+    if got == plaintext:
+        return
+    if isinstance(got, str):
+        raise fail(BREAK_CAESAR["str"])
+    hint = ""
+    if got == ciphertext:
+        hint = BREAK_CAESAR["unchanged"]
+    elif isinstance(got, bytes | bytearray) and got == bytes((b + shift) % 256 for b in ciphertext):
+        hint = BREAK_CAESAR["wrong way"]
+    raise fail(
+        BREAK_CAESAR["wrong"], shift=shift, got=bytes(got)[:24], want=plaintext[:40], hint=hint
+    )
+
+
+@explained_in("02_exchange", "Exercise: read it without the key")
+def check_break_caesar(break_caesar: Callable[[bytes], bytes]) -> None:
+    """``break_caesar(ciphertext)`` must find the plaintext of a toy-mode frame, with no key."""
+    for text in _PLAINTEXTS:
+        _break_one(break_caesar, text.encode())
+    passed(BREAK_CAESAR["passed"], count=len(_PLAINTEXTS))
+
+
+@check_break_caesar.hidden
+def hidden_break_caesar(break_caesar: Callable[[bytes], bytes], typed_id: str = "") -> None:
+    """This student's own captured message."""
+    mine = variant(student_id(typed_id))
+    expect(break_caesar(mine.ciphertext) == mine.message)
+
+
+# --- the message loop -----------------------------------------------------------------
+
+CHAT_LOOP = {
+    "recv first": (
+        "The loop called recv() with nothing sent that could be answered: send a "
+        "line, then receive its reply (here recv would wait forever)."
+    ),
+    "other method": (
+        "The loop used channel.{name}. The message loop may only call channel.send(...) "
+        "and channel.recv(...) / recv_text(...): keys, ciphers, frames and sockets are the "
+        "channel's business, not the loop's (task 2)."
+    ),
+    "mentions": (
+        "The loop mentions {what}. It should only call channel.send and "
+        "channel.recv: that separation is task 2."
+    ),
+    "bytes": "The replies are bytes; return them as text (channel.recv_text(), or .decode()).",
+    "replies": (
+        "With lines {lines} and a server that answers 'echo: <line>', the loop "
+        "returned {replies!r}; expected {want!r}."
+    ),
+    "sent": "The loop sent {sent!r}; send each line once, in order.",
+    "real channel": "Over a real SecureChannel the loop {status}: {shown}.",
+    "did not finish": "did not finish",
+    "passed": (
+        "chat_loop talks through channel.send/recv only, and works over a real encrypted channel."
+    ),
+}
+
+_FORBIDDEN = {
+    "pickle": "pickle (course mistake 7: unpickling network bytes runs the sender's code)",
+    "socket": "sockets (the channel owns the socket)",
+    "seal": "the cipher's seal/open (the channel encrypts)",
+    "cipher": "ciphers (the channel encrypts)",
+    "pow(": "pow (key exchange belongs to the handshake, not the loop)",
+    "key": "keys (the loop should know nothing about keys)",
+}
+
+
+class _OnlySendRecv:
+    """A stand-in channel with only ``send``/``recv``/``recv_text``: anything else is a fail."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self._pending: list[bytes] = []
+
+    def send(self, message: bytes | str) -> None:
+        data = message.encode() if isinstance(message, str) else bytes(message)
+        self.calls.append(("send", data))
+        self._pending.append(b"echo: " + data)
+
+    def recv(self, timeout: float | None = None) -> bytes:
+        self.calls.append(("recv", timeout))
+        if not self._pending:
+            raise fail(CHAT_LOOP["recv first"])
+        return self._pending.pop(0)
+
+    def recv_text(self, timeout: float | None = None) -> str:
+        return self.recv(timeout).decode()
+
+    def __getattr__(self, name: str) -> Any:
+        raise fail(CHAT_LOOP["other method"], name=name)
+
+
+def _check_loop_code(chat_loop: Callable[..., Any]) -> None:
+    code = code_of(chat_loop)
+    body = code.split(":", 1)[1] if ":" in code else code
+    for token, what in _FORBIDDEN.items():
+        if token in body.lower():
+            raise fail(CHAT_LOOP["mentions"], what=what)
+
+
+def _check_loop_with_stand_in(chat_loop: Callable[..., Any]) -> None:
+    lines = ["hello", "how are you?", "bye"]
+    fake = _OnlySendRecv()
+    replies = call(chat_loop, fake, list(lines))
+    want = [f"echo: {line}" for line in lines]
+    if replies != want:
+        if isinstance(replies, list) and replies and isinstance(replies[0], bytes | bytearray):
+            raise fail(CHAT_LOOP["bytes"])
+        raise fail(CHAT_LOOP["replies"], lines=lines, replies=replies, want=want)
+    sent = [data for kind, data in fake.calls if kind == "send"]
+    if sent != [line.encode() for line in lines]:
+        raise fail(CHAT_LOOP["sent"], sent=sent)
+
+
+def _check_loop_over_real_channel(chat_loop: Callable[..., Any]) -> None:
+    """The same loop over a real encrypted channel, with a real server thread."""
+    with echo_channel() as channel:
+        lines = ["over a real channel", "done"]
+        status, value = run_bounded(chat_loop, channel, lines, timeout=LOOP_WAIT)
+    if status != "ok" or value != [f"echo: {line}" for line in lines]:
+        shown = CHAT_LOOP["did not finish"] if status == "stuck" else repr(value)
+        raise fail(CHAT_LOOP["real channel"], status=status, shown=shown)
+
+
+@explained_in("02_exchange", "6 · Exercise: a message loop that knows nothing about keys (task 2)")
+def check_chat_loop(chat_loop: Callable[[Any, list[str]], list[str]]) -> None:
+    """``chat_loop(channel, lines)`` sends each line, collects each reply, uses only send/recv."""
+    _check_loop_code(chat_loop)
+    _check_loop_with_stand_in(chat_loop)
+    _check_loop_over_real_channel(chat_loop)
+    passed(CHAT_LOOP["passed"])
+
+
+@check_chat_loop.hidden
+def hidden_chat_loop(chat_loop: Callable[[Any, list[str]], list[str]]) -> None:
+    """A loop with no lines, and replies that differ from the lines."""
+    expect(chat_loop(ReplyingChannel(), ["a", "b"]) == ["re: a", "re: b"])
+    expect(chat_loop(ReplyingChannel(), []) == [])

@@ -1,0 +1,492 @@
+"""The checks of notebook 04_two_ports: the client's half of the handoff, and a port pool.
+
+Each exercise has a visible check (``check_...``) and, right after it, the
+hidden test nbgrader puts back when it grades (``hidden_...``). The handoff
+check runs the student's code against a real chat room with a port pool on
+127.0.0.1; the pool check holds one port of the range busy and then lets 16
+threads lease and release at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..allowlist import Allowlist
+from ..channel import SecureChannel
+from ..chat import ChatServer
+from ..errors import PoolExhausted
+from ..groups import FFDHE2048
+from ..keys import KeyPair, PublicKey, generate
+from ..ports import PortPool, free_port_range
+from ..server import connect
+from .feedback import (
+    HAMMER_WAIT,
+    HANDOFF_WAIT,
+    WAIT,
+    CheckFailed,
+    call,
+    expect,
+    explained_in,
+    fail,
+    not_written,
+    passed,
+    refused_as,
+)
+from .harness import Outcome, run_bounded, wait_for_event
+
+__all__ = [
+    "check_follow_handoff",
+    "check_port_pool",
+    "hidden_follow_handoff",
+    "hidden_port_pool",
+]
+
+# --- the client's half of the handoff ------------------------------------------------
+
+HANDOFF = {
+    "stuck": (
+        "follow_handoff did not return within {wait:.0f} s. Every recv needs a timeout "
+        "(channel.recv(timeout=5)); after sending the ticket, the next message on "
+        "the channel is the server's welcome."
+    ),
+    "raised": "follow_handoff raised {error}.\n{hint}",
+    "stranger": (
+        "The server dropped your data-port connection as a stranger: the ticket "
+        "must travel inside the encrypted channel — channel.rebind(new_socket), "
+        "then channel.send(ticket message) — not as plain bytes on the socket."
+    ),
+    "refused": (
+        "Nothing listened where you connected: use the port from the server's "
+        "message (course mistake 10: a client that ignores the port it was sent)."
+    ),
+    "bytes": "follow_handoff returned bytes; return the decoded message (a dict).",
+    "not welcome": (
+        "follow_handoff returned {shown!r}; expected the first message on the data "
+        "port, the room's welcome (a dict with type 'welcome').{hint}"
+    ),
+    "the offer": " That is the server's offer itself: connect to its port and show its ticket.",
+    "not moved": "The channel still uses the handshake socket: call channel.rebind(new_socket).",
+    "no join": "The room did not see you join on a data port (events: {joined}).",
+    "second": (
+        "The first handoff worked. A second session was offered a different port and a new "
+        "ticket, and follow_handoff {got}.\n{hint}"
+    ),
+    "reused ticket": (
+        "The server dropped the data connection as a stranger: it showed a reused ticket. "
+        "A ticket is good for one session only; read the ticket from each new offer."
+    ),
+    "old port": (
+        "Nothing answered where you connected: it looks like the port of the first session "
+        "(course mistake 10: a client that ignores the port it was sent). Use the port "
+        "from each offer."
+    ),
+    "remembers": "Read the port and the ticket from each offer; remember nothing between calls.",
+    "busy": (
+        "With every port of the pool in use the server answers "
+        '{{"type": "busy", "text": ...}} instead of a port; follow_handoff '
+        "{got}. Raise PoolExhausted(text) then, so the caller can wait and retry."
+    ),
+    "returned": "returned {value}",
+    "never returned": "never returned",
+    "raised it": "raised {error}",
+    "passed": (
+        "follow_handoff reads the port and ticket, moves the channel to the data port, shows "
+        "the ticket there and gets the welcome; a busy pool raises PoolExhausted."
+    ),
+}
+
+
+def _how_it_ended(outcome: Outcome, width: int) -> str:
+    """``returned …``, ``never returned`` or ``raised …``, for a failure message."""
+    if outcome.status == "ok":
+        return HANDOFF["returned"].format(value=repr(outcome.value)[:width])
+    if outcome.status == "stuck":
+        return HANDOFF["never returned"]
+    return HANDOFF["raised it"].format(error=refused_as(outcome.value))
+
+
+def _handoff_room(pool_size: int) -> tuple[ChatServer, PortPool, KeyPair, KeyPair]:
+    """A reference chat room with a pool, on 127.0.0.1: ``(room, pool, alice_key, server_key)``."""
+    tmp = tempfile.mkdtemp(prefix="labcrypto-check-")
+    server_key, alice = generate(FFDHE2048), generate(FFDHE2048)
+    allowlist = Allowlist(Path(tmp) / "allowlist.csv")
+    allowlist.add("alice", alice.public_key)
+    first = free_port_range(pool_size)
+    pool = PortPool(first, first + pool_size - 1)
+    room = ChatServer(
+        server_key, allowlist, pool=pool, ticket_timeout=3.0, name="check-handoff-room",
+        connection_timeout=5.0,
+    )  # fmt: skip
+    room.start()
+    return room, pool, alice, server_key
+
+
+def _handshake_with(
+    room: Any, key: KeyPair, server_key: PublicKey, timeout: float = WAIT
+) -> tuple[SecureChannel, socket.socket]:
+    """A secure channel to ``room``'s handshake port, as the owner of ``key``."""
+    host, port = room.address
+    control = connect(host, port, timeout=timeout)
+    try:
+        channel = SecureChannel.client(
+            control, key, expected_server_key=server_key, timeout=timeout
+        )
+    except BaseException:
+        control.close()
+        raise
+    return channel, control
+
+
+def _one_handoff(
+    follow_handoff: Callable[[Any, str], Any], room: Any, alice: KeyPair, server_key: KeyPair
+) -> Outcome:
+    """Handshake with ``room`` as alice, run the student's ``follow_handoff`` (bounded), close."""
+    channel, control = _handshake_with(room, alice, server_key.public_key)
+    try:
+        return run_bounded(follow_handoff, channel, "127.0.0.1", timeout=HANDOFF_WAIT)
+    finally:
+        channel.close()
+        control.close()
+
+
+def _raised_hint(room: Any, error: BaseException) -> str:
+    if wait_for_event(room, "stranger"):
+        return HANDOFF["stranger"]
+    if isinstance(error, ConnectionRefusedError):
+        return HANDOFF["refused"]
+    return ""
+
+
+def _check_welcome(outcome: Outcome, room: Any) -> None:
+    """The first handoff ended with the room's welcome on the data port."""
+    status, value = outcome
+    if outcome.raised(NotImplementedError):
+        raise not_written("follow_handoff")
+    if status == "stuck":
+        raise fail(HANDOFF["stuck"], wait=HANDOFF_WAIT)
+    if status == "error":
+        raise fail(HANDOFF["raised"], error=refused_as(value), hint=_raised_hint(room, value))
+    if isinstance(value, bytes | bytearray):
+        raise fail(HANDOFF["bytes"])
+    if not isinstance(value, dict) or value.get("type") != "welcome":
+        shown = value.get("type") if isinstance(value, dict) else repr(value)[:60]
+        hint = HANDOFF["the offer"] if shown == "port" else ""
+        raise fail(HANDOFF["not welcome"], shown=shown, hint=hint)
+
+
+def _first_handoff(follow_handoff: Callable[..., Any], room: Any, pool: PortPool,
+                   alice: KeyPair, server_key: KeyPair) -> list[str]:  # fmt: skip
+    """The first session: welcome, data port, join seen. The room's join events."""
+    channel, control = _handshake_with(room, alice, server_key.public_key)
+    try:
+        outcome = run_bounded(follow_handoff, channel, "127.0.0.1", timeout=HANDOFF_WAIT)
+        _check_welcome(outcome, room)
+        if channel.stream is control:
+            raise fail(HANDOFF["not moved"])
+        wait_for_event(room, "join")  # logged just after the welcome is queued
+        joined = [e.text for e in room.events if e.kind == "join"]
+        if not any(f"port {p}" in " ".join(joined) for p in range(pool.first, pool.last + 1)):
+            raise fail(HANDOFF["no join"], joined=joined)
+        return joined
+    finally:
+        channel.close()
+        control.close()
+
+
+def _second_handoff(follow_handoff: Callable[..., Any], room: Any, pool: PortPool,
+                    alice: KeyPair, server_key: KeyPair, joined: list[str]) -> None:  # fmt: skip
+    """A second session on a *different* port with a new ticket: nothing may be remembered."""
+    used = {int(m) for text in joined for m in re.findall(r"port (\d+)", text)}
+    for _ in range(40):  # the first session's port comes back when its conversation ends
+        if not pool.leased():
+            break
+        time.sleep(0.05)
+    held = [pool.lease(timeout=WAIT) for _ in range(pool.size)]
+    keep = [lease for lease in held if lease.port in used] or held[:1]
+    for lease in held:
+        if lease not in keep:
+            lease.release()  # the only free port now is one the first session did not use
+    try:
+        outcome = _one_handoff(follow_handoff, room, alice, server_key)
+    finally:
+        for lease in keep:
+            lease.release()
+    status, value = outcome
+    if status == "ok" and isinstance(value, dict) and value.get("type") == "welcome":
+        return
+    if wait_for_event(room, "stranger", 0.5):
+        hint = HANDOFF["reused ticket"]
+    elif outcome.raised(ConnectionRefusedError, TimeoutError):
+        hint = HANDOFF["old port"]
+    else:
+        hint = HANDOFF["remembers"]
+    raise fail(HANDOFF["second"], got=_how_it_ended(outcome, 60), hint=hint)
+
+
+def _busy_handoff(follow_handoff: Callable[..., Any], room: Any, pool: PortPool,
+                  alice: KeyPair, server_key: KeyPair) -> None:  # fmt: skip
+    """An exhausted pool: the offer is "busy", and the client must say so, not hang."""
+    held = [pool.lease(timeout=WAIT) for _ in range(pool.size)]  # ours come back soon
+    try:
+        outcome = _one_handoff(follow_handoff, room, alice, server_key)
+    finally:
+        for lease in held:
+            lease.release()
+    if not outcome.raised(PoolExhausted):
+        raise fail(HANDOFF["busy"], got=_how_it_ended(outcome, 80))
+
+
+@explained_in("04_two_ports", "3 · Exercise: the client's half of the handoff")
+def check_follow_handoff(follow_handoff: Callable[[Any, str], Any]) -> None:
+    """``follow_handoff(channel, host)`` must read the port offer, move, show the ticket."""
+    room, pool, alice, server_key = _handoff_room(2)
+    try:
+        joined = _first_handoff(follow_handoff, room, pool, alice, server_key)
+        _second_handoff(follow_handoff, room, pool, alice, server_key, joined)
+        _busy_handoff(follow_handoff, room, pool, alice, server_key)
+    finally:
+        room.stop()
+        pool.close()
+    passed(HANDOFF["passed"])
+
+
+@check_follow_handoff.hidden
+def hidden_follow_handoff(
+    follow_handoff: Callable[..., Any], room: Any, key: Any, server_key: Any
+) -> None:
+    """A handoff into the notebook's own room, as another student."""
+    channel, control = _handshake_with(room, key, server_key.public_key, timeout=5)
+    try:
+        welcome = follow_handoff(channel, "127.0.0.1")
+        expect(isinstance(welcome, dict) and welcome.get("type") == "welcome")
+        expect(channel.stream is not control)
+    finally:
+        channel.close()
+        control.close()
+
+
+# --- a port pool --------------------------------------------------------------------------
+
+PORT_POOL = {
+    "lease shape": (
+        "lease() returned {got!r:.80}; return (port, sock): the port number and the "
+        "socket you bound and listen on."
+    ),
+    "lease failed": (
+        "lease() {what} with {left} free ports left (one port of the range, "
+        "{first}, is held by another program: skip it)."
+    ),
+    "never returned": "never returned",
+    "raised": "raised {error}",
+    "busy port": (
+        "lease() returned port {first}, which another program holds: binding "
+        "it failed, and a port you could not bind is not yours (course mistake "
+        "10). Skip it and try the next."
+    ),
+    "outside": "lease() returned port {port}, outside the range given.",
+    "other socket": (
+        "lease() returned port {port} with a socket bound to "
+        "{bound}: return the socket you bound to that port, "
+        "still open (bind, close and bind again is a race: course mistake 10)."
+    ),
+    "not listening": (
+        "Nothing listens on leased port {port}: call sock.listen() before "
+        "returning it, so the client's connection is not refused."
+    ),
+    "twice": "lease() handed out the same port twice: {ports}.",
+    "waits when full": "With every port leased, lease() waited forever: raise PoolExhausted.",
+    "full": (
+        "With every port leased, lease() {got}; it must raise PoolExhausted "
+        "(with a message such as 'no free port, try again in a moment')."
+    ),
+    "full returned": "returned {value}",
+    "threads stuck": (
+        "16 threads leasing and releasing did not finish within {wait:.0f} s: a lease or "
+        "release waits forever (a lock never released? a wait without a timeout?)."
+    ),
+    "threads": (
+        "With 16 threads at once: {problem}. Guard the list of free ports with a "
+        "threading.Lock, held while you take a port from it and while you give it back."
+    ),
+    "leased twice": "port {port} was leased to two threads at once",
+    "lease raised": "lease() raised {error}",
+    "release raised": "release() raised {error}",
+    "lost": (
+        "After the threads released everything, only {count} of {size} "
+        "ports could be leased again: a port got lost (released twice, or "
+        "never put back)."
+    ),
+    "passed": (
+        "The pool skips a busy port, returns listening sockets, refuses when full, and "
+        "survived 16 threads: no port leased twice, none lost."
+    ),
+}
+
+POOL_SIZE = 6  #: ports the check's pool hands out (its range holds one more, kept busy)
+THREADS = 16  #: threads that lease and release at once
+ROUNDS = 30  #: leases each thread tries
+
+
+def _lease_of(pool: Any) -> tuple[int, socket.socket]:
+    got = pool.lease()
+    if not (isinstance(got, tuple) and len(got) == 2 and isinstance(got[1], socket.socket)):
+        raise fail(PORT_POOL["lease shape"], got=got)
+    return got
+
+
+def _lease_one(pool: Any, first: int, left: int) -> tuple[int, socket.socket]:
+    """One lease, bounded; it must be a listening socket bound to a free port of the range."""
+    outcome = run_bounded(_lease_of, pool)
+    if outcome.raised(NotImplementedError):
+        raise not_written("The pool")
+    if outcome.raised(CheckFailed):
+        raise outcome.value
+    if outcome.status != "ok":
+        what = (
+            PORT_POOL["never returned"]
+            if outcome.status == "stuck"
+            else PORT_POOL["raised"].format(error=refused_as(outcome.value))
+        )
+        raise fail(PORT_POOL["lease failed"], what=what, left=left, first=first)
+    port, sock = outcome.value
+    if port == first:
+        raise fail(PORT_POOL["busy port"], first=first)
+    if not first <= port <= first + POOL_SIZE:
+        raise fail(PORT_POOL["outside"], port=port)
+    if sock.getsockname()[1] != port:
+        raise fail(PORT_POOL["other socket"], port=port, bound=sock.getsockname()[1])
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=WAIT).close()
+    except OSError:
+        raise fail(PORT_POOL["not listening"], port=port) from None
+    return port, sock
+
+
+def _check_full(pool: Any) -> None:
+    outcome = run_bounded(pool.lease)
+    if outcome.status == "stuck":
+        raise fail(PORT_POOL["waits when full"])
+    if not outcome.raised(PoolExhausted):
+        got = (
+            PORT_POOL["full returned"].format(value=repr(outcome.value)[:60])
+            if outcome.status == "ok"
+            else refused_as(outcome.value)
+        )
+        raise fail(PORT_POOL["full"], got=got)
+
+
+def _release_all(pool: Any, leased: list[tuple[int, socket.socket]]) -> None:
+    for port, sock in leased:
+        with contextlib.suppress(Exception):
+            pool.release(port, sock)
+
+
+def _check_leases(pool: Any, first: int) -> None:
+    """Every port but the busy one, each once; then a full pool refuses."""
+    leased: list[tuple[int, socket.socket]] = []
+    try:
+        for _ in range(POOL_SIZE):
+            leased.append(_lease_one(pool, first, POOL_SIZE - len(leased)))
+        ports = [p for p, _ in leased]
+        if len(set(ports)) != len(ports):
+            raise fail(PORT_POOL["twice"], ports=sorted(ports))
+        _check_full(pool)
+    finally:
+        _release_all(pool, leased)
+
+
+def _lease_and_release(pool: Any, holding: set[int], lock: threading.Lock,
+                       problems: list[str]) -> None:  # fmt: skip
+    """One thread of the hammer: lease, hold a moment, release; note anything wrong."""
+    for _ in range(ROUNDS):
+        try:
+            port, sock = pool.lease()
+        except PoolExhausted:
+            time.sleep(0.001)
+            continue
+        except Exception as exc:  # reported to the student by _hammer
+            problems.append(PORT_POOL["lease raised"].format(error=refused_as(exc)))
+            return
+        with lock:
+            if port in holding:
+                problems.append(PORT_POOL["leased twice"].format(port=port))
+            holding.add(port)
+        time.sleep(0.0005)
+        with lock:
+            holding.discard(port)
+        try:
+            pool.release(port, sock)
+        except Exception as exc:
+            problems.append(PORT_POOL["release raised"].format(error=refused_as(exc)))
+            return
+
+
+def _hammer(pool: Any) -> None:
+    """16 threads lease and release at once; no double lease, and every port comes back."""
+    holding: set[int] = set()
+    problems: list[str] = []
+    args = (pool, holding, threading.Lock(), problems)
+    threads = [
+        threading.Thread(target=_lease_and_release, args=args, daemon=True) for _ in range(THREADS)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(HAMMER_WAIT)
+    if any(thread.is_alive() for thread in threads):
+        raise fail(PORT_POOL["threads stuck"], wait=HAMMER_WAIT)
+    if problems:
+        raise fail(PORT_POOL["threads"], problem=problems[0])
+
+
+def _check_none_lost(pool: Any) -> None:
+    again: list[tuple[int, socket.socket]] = []
+    try:
+        for _ in range(POOL_SIZE):
+            try:
+                again.append(pool.lease())
+            except PoolExhausted:
+                raise fail(PORT_POOL["lost"], count=len(again), size=POOL_SIZE) from None
+    finally:
+        _release_all(pool, again)
+
+
+@explained_in("04_two_ports", "5 · Exercise: a port pool")
+def check_port_pool(pool_class: Callable[..., Any]) -> None:
+    """A pool class with ``lease() -> (port, sock)`` and ``release(port, sock)``, hammered."""
+    first = free_port_range(POOL_SIZE + 1)
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        blocker.bind(("127.0.0.1", first))  # another program holds the first port
+        blocker.listen(1)
+        pool = call(pool_class, first, first + POOL_SIZE, "127.0.0.1")
+        _check_leases(pool, first)
+        _hammer(pool)
+        _check_none_lost(pool)
+    finally:
+        blocker.close()
+    passed(PORT_POOL["passed"])
+
+
+@check_port_pool.hidden
+def hidden_port_pool(pool_class: Callable[..., Any]) -> None:
+    """A two-port pool: both ports, and a released port comes back."""
+    first = free_port_range(2)
+    pool = pool_class(first, first + 1, "127.0.0.1")
+    leases = [pool.lease(), pool.lease()]
+    try:
+        expect({port for port, _ in leases} == {first, first + 1})
+        port, sock = leases.pop(0)
+        pool.release(port, sock)
+        leases.append(pool.lease())
+        expect(leases[-1][0] == port)
+    finally:
+        _release_all(pool, leases)

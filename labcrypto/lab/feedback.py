@@ -1,0 +1,200 @@
+"""What a check says: the failure type, the words every check shares, the time bounds.
+
+A check either prints one line starting with ✔, or raises ``CheckFailed`` —
+an ``AssertionError``, so nbgrader counts it as a failed test — whose
+message says what was expected, what came back, and which known mistake
+of this lab it looks like ("course mistake 8" refers to the mistakes list
+of the course notes: a key file overwritten on every run, and so on).
+
+Every student-facing text is a template: ``fail(template, **values)`` and
+``passed(template, **values)`` fill it with ``str.format``. Each checks
+module keeps the templates of one check together in one dict next to it,
+so a translation can wrap each of them in one place.
+
+A check is declared with ``@explained_in(notebook, heading)``: its
+failures end with a pointer to the section that explains the exercise, and
+``@that_check.hidden`` declares the hidden test beside it, whose failures
+are one generic text that gives nothing of the test away.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, ParamSpec
+
+from ..errors import LabCryptoError
+
+__all__ = [
+    "HAMMER_WAIT",
+    "HANDOFF_WAIT",
+    "LOOP_WAIT",
+    "RECV_AS_MESSAGE",
+    "SERVICE_WAIT",
+    "WAIT",
+    "Check",
+    "CheckFailed",
+    "Section",
+    "call",
+    "code_of",
+    "expect",
+    "explained_in",
+    "fail",
+    "not_written",
+    "passed",
+    "refused_as",
+]
+
+P = ParamSpec("P")  # the parameters of a check
+P2 = ParamSpec("P2")  # the parameters of its hidden test
+
+# --- time bounds: a graded cell never hangs ----------------------------------------
+
+WAIT = 2.0  #: seconds a check waits for the student's code on a socket
+LOOP_WAIT = 5.0  #: a message loop over a real encrypted channel
+HANDOFF_WAIT = 8.0  #: a handoff: a handshake, a new connection, a ticket, a welcome
+SERVICE_WAIT = 10.0  #: a walk through the file service (many requests)
+HAMMER_WAIT = 10.0  #: 16 threads leasing and releasing ports
+
+# --- the words several checks share ------------------------------------------------
+
+NOT_WRITTEN = (
+    "{name} is not written yet: replace `raise NotImplementedError()` with your code, "
+    "run that cell, then run this one again."
+)
+
+#: The words for course mistake 6, used by every check that catches it.
+RECV_AS_MESSAGE = (
+    "your function read one recv(1024) as one message — TCP does not keep message "
+    "boundaries (course mistake 6)"
+)
+
+POINTER = "\n→ Explained in notebook {notebook}, section «{heading}»."
+
+HIDDEN_NOT_WRITTEN = "Not written yet: the exercise above still raises NotImplementedError."
+HIDDEN_RAISED = " (your code raised {kind} on one of them)"
+HIDDEN_FAILED = (
+    "A hidden test of this exercise failed{raised}. Hidden tests try cases the visible "
+    "check does not show, some made from your student id; their details are not shown. "
+    "Re-read notebook {notebook}, section «{heading}». Then try your code on inputs of "
+    "your own."
+)
+
+
+class CheckFailed(LabCryptoError, AssertionError):
+    """An exercise check that did not pass; the message says why and what to try."""
+
+
+def fail(template: str, **values: Any) -> CheckFailed:
+    """The failure to raise: ``template`` filled with ``values``, on a line of its own."""
+    return CheckFailed("\n" + template.format(**values).strip())
+
+
+def passed(template: str, **values: Any) -> None:
+    """Say that a check passed."""
+    # The one place the package prints: a check's result, in the notebook's own
+    # thread, in the check cell the student just ran.
+    print("✔ " + template.format(**values))
+
+
+def not_written(name: str) -> CheckFailed:
+    """The failure for an exercise that still raises ``NotImplementedError``."""
+    return fail(NOT_WRITTEN, name=name)
+
+
+def call(func: Callable[..., Any], *args: Any) -> Any:
+    """Call the student's function; turn "not written yet" into a friendly failure."""
+    try:
+        return func(*args)
+    except NotImplementedError:
+        raise not_written(getattr(func, "__name__", "your code")) from None
+
+
+def refused_as(exc: BaseException) -> str:
+    """An exception as the student should read it: its type and the start of its text."""
+    return f"{type(exc).__name__}: {str(exc)[:160]}"
+
+
+def code_of(func: Callable[..., Any]) -> str:
+    """The source of ``func`` without comments and docstrings ("" if unavailable)."""
+    try:
+        source = inspect.getsource(func)
+    except (OSError, TypeError):
+        return ""
+    source = re.sub(r'("""|\'\'\')(.|\n)*?\1', "", source)
+    return "\n".join(line.split("#", 1)[0] for line in source.splitlines())
+
+
+# --- checks that name their section, and their hidden tests -------------------------
+
+
+@dataclass(frozen=True)
+class Section:
+    """Where an exercise is explained: a notebook and one of its section headings."""
+
+    notebook: str
+    heading: str
+
+
+class Check(Generic[P]):
+    """A visible check: called like the function it wraps; its failures end with
+    a pointer to its section. ``check.hidden`` declares the check's hidden test."""
+
+    def __init__(self, func: Callable[P, None], section: Section) -> None:
+        functools.update_wrapper(self, func)
+        self.func = func
+        self.section = section
+        self.grade_id: str = func.__name__  #: the grade id of the notebook's check cell
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            self.func(*args, **kwargs)
+        except CheckFailed as failure:
+            text = str(failure)
+            if "→ Explained in" in text:
+                raise
+            raise CheckFailed(text + POINTER.format(**vars(self.section))) from None
+
+    def hidden(self, test: Callable[P2, None]) -> Callable[P2, None]:
+        """Declare ``test`` as this check's hidden test: any failure inside it becomes
+        one generic ``CheckFailed`` (nothing of the test shown, no traceback chained)."""
+        section = self.section
+
+        @functools.wraps(test)
+        def hidden_test(*args: P2.args, **kwargs: P2.kwargs) -> None:
+            try:
+                test(*args, **kwargs)
+            except NotImplementedError:
+                raise CheckFailed("\n" + HIDDEN_NOT_WRITTEN) from None
+            except Exception as exc:
+                raised = "" if isinstance(exc, AssertionError) else HIDDEN_RAISED
+                raise CheckFailed(
+                    "\n"
+                    + HIDDEN_FAILED.format(
+                        raised=raised.format(kind=type(exc).__name__), **vars(section)
+                    )
+                ) from None
+
+        return hidden_test
+
+
+def explained_in(notebook: str, heading: str) -> Callable[[Callable[P, None]], Check[P]]:
+    """Declare a check: its failures end with the section that explains the exercise.
+
+    The check's name is the grade id of its check cell in the notebook
+    (tests/test_grading.py checks that the heading and the cell are there).
+    """
+
+    def declare(func: Callable[P, None]) -> Check[P]:
+        return Check(func, Section(notebook, heading))
+
+    return declare
+
+
+def expect(condition: bool) -> None:
+    """A hidden test's assertion: no message (``Check.hidden`` replaces it with generic words)."""
+    if not condition:
+        raise AssertionError

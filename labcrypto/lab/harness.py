@@ -1,0 +1,395 @@
+"""The checks' test bench: bounded threads, TCP peers on 127.0.0.1, bytes one at a time.
+
+A check runs the student's code against a real peer and must never hang a
+graded cell, so everything here is bounded in time:
+
+* ``run_bounded(func, *args)`` runs the student's function in a helper thread
+  and gives up after a timeout (the caller then closes the sockets, which
+  ends any loop still reading them); ``in_background`` does the same without
+  waiting;
+* ``tcp_pair()`` / ``tcp_connection()`` / ``socket_pair()`` — two ends of one
+  connection, with timeouts;
+* ``dribble(sock, data)`` sends bytes one TCP segment at a time, as a slow
+  network may deliver them;
+* ``run_dh_server(dh_client, group, ...)`` plays the server of the course's
+  exchange, fair or hostile, for one run of a student's client
+  (``composite`` and ``prime_not_safe`` make the hostile p);
+* ``echo_channel()`` is a secure channel to a peer that echoes each message,
+  ``ReplyingChannel`` a stand-in with no network at all; ``wait_for_event``
+  waits for a server to log something.
+
+Used by the checks modules of this package; nothing here is for students.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from ..channel import SecureChannel
+from ..errors import LabCryptoError
+from ..groups import TOY, Group, is_probable_prime, small_safe_prime_group
+from ..keys import KeyPair, generate
+from ..streams import close_stream, set_timeout
+from .feedback import WAIT
+
+__all__ = [
+    "HEADER",
+    "DhOutcome",
+    "Outcome",
+    "Pair",
+    "ReplyingChannel",
+    "composite",
+    "dribble",
+    "echo_channel",
+    "frame_json",
+    "in_background",
+    "prime_not_safe",
+    "read_available",
+    "run_bounded",
+    "run_dh_server",
+    "socket_pair",
+    "tcp_connection",
+    "tcp_pair",
+    "toy_key_pair",
+    "wait_for_event",
+]
+
+HEADER = struct.Struct("!I")  #: the 4-byte big-endian length in front of every frame
+DRIBBLE_GAP = 0.002  #: seconds between two one-byte segments
+POLL = 0.05  #: seconds between two looks at a server's events
+
+
+class Outcome(NamedTuple):
+    """How a bounded run ended: ``("ok", result)``, ``("error", exc)`` or ``("stuck", None)``."""
+
+    status: str
+    value: Any
+
+    def raised(self, *kinds: type[BaseException]) -> bool:
+        """Did the run raise one of ``kinds``?"""
+        return self.status == "error" and isinstance(self.value, kinds)
+
+
+def run_bounded(func: Callable[..., Any], *args: Any, timeout: float = WAIT) -> Outcome:
+    """Run ``func(*args)`` in a helper thread and wait at most ``timeout`` seconds for it."""
+    outcome: list[Outcome] = []
+
+    def run() -> None:
+        try:
+            outcome.append(Outcome("ok", func(*args)))
+        except BaseException as exc:  # handed to the main thread, which explains it
+            outcome.append(Outcome("error", exc))
+
+    worker = threading.Thread(target=run, name="exercise-check", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return outcome[0] if outcome else Outcome("stuck", None)
+
+
+def in_background(func: Callable[..., Any], *args: Any, timeout: float = WAIT) -> threading.Thread:
+    """Start ``run_bounded(func, *args)`` in a thread of its own (a sender the check does
+    not wait for); join the returned thread when done."""
+    thread = threading.Thread(
+        target=run_bounded, args=(func, *args), kwargs={"timeout": timeout}, daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def tcp_pair(timeout: float = WAIT) -> tuple[socket.socket, socket.socket]:
+    """Two ends of one real TCP connection on 127.0.0.1, each with ``timeout`` and NODELAY.
+
+    The checks act as the network peer on one end: with ``TCP_NODELAY``, bytes
+    sent a few milliseconds apart leave as separate TCP segments, as they
+    would across a real network.
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(timeout)
+        left = socket.create_connection(listener.getsockname(), timeout=timeout)
+        try:
+            right, _ = listener.accept()
+        except BaseException:
+            left.close()
+            raise
+    finally:
+        listener.close()
+    for sock in (left, right):
+        sock.settimeout(timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return left, right
+
+
+Pair = tuple[socket.socket, socket.socket]  #: two ends of one connection
+
+
+@contextlib.contextmanager
+def tcp_connection(timeout: float = WAIT) -> Iterator[Pair]:
+    """``with tcp_connection() as (left, right):`` a ``tcp_pair``, shut down and closed after."""
+    pair = tcp_pair(timeout)
+    try:
+        yield pair
+    finally:
+        for sock in pair:
+            close_stream(sock)
+
+
+def socket_pair(timeout: float = WAIT) -> tuple[socket.socket, socket.socket]:
+    """Two connected sockets (no TCP), each with ``timeout``."""
+    left, right = socket.socketpair()
+    left.settimeout(timeout)
+    right.settimeout(timeout)
+    return left, right
+
+
+def read_available(sock: socket.socket, limit: int = 1 << 16, wait: float = 0.3) -> bytes:
+    """Everything that arrives on ``sock`` within ``wait`` seconds (up to ``limit`` bytes)."""
+    set_timeout(sock, wait)
+    data = b""
+    try:
+        while len(data) < limit:
+            chunk = sock.recv(limit)
+            if not chunk:
+                break
+            data += chunk
+    except TimeoutError:
+        pass
+    set_timeout(sock, WAIT)
+    return data
+
+
+def dribble(sock: socket.socket, data: bytes) -> threading.Thread:
+    """Send ``data`` one byte per TCP segment from a started thread; join it when done."""
+
+    def send_each_byte() -> None:
+        try:
+            for i in range(len(data)):
+                sock.sendall(data[i : i + 1])
+                time.sleep(DRIBBLE_GAP)
+        except OSError:
+            pass  # the check gave up and closed the socket
+
+    sender = threading.Thread(target=send_each_byte, name="exercise-check-dribble", daemon=True)
+    sender.start()
+    return sender
+
+
+def frame_json(data: dict[str, Any]) -> bytes:
+    """``data`` as one frame: JSON behind its 4-byte length."""
+    body = json.dumps(data).encode()
+    return HEADER.pack(len(body)) + body
+
+
+def toy_key_pair() -> tuple[KeyPair, KeyPair]:
+    """Two different toy keys (the toy group has only 20 keys: two draws often collide)."""
+    client_key, server_key = generate(TOY), generate(TOY)
+    for _ in range(100):
+        if server_key.public != client_key.public:
+            break
+        server_key = generate(TOY)
+    return client_key, server_key
+
+
+def _echo(channel: SecureChannel) -> None:
+    """Answer each message on ``channel`` with ``b"echo: "`` + it, until it closes.
+
+    Bounded: a check sends a handful of lines, and each wait ends after ``WAIT`` seconds.
+    """
+    for _ in range(100):
+        try:
+            data = channel.recv(timeout=WAIT)
+            channel.send(b"echo: " + data)
+        except (LabCryptoError, OSError):
+            break
+    channel.close()
+
+
+def _serve_echo(sock: socket.socket, key: KeyPair) -> None:
+    try:
+        channel = SecureChannel.server(sock, key, "toy", timeout=WAIT)
+    except (LabCryptoError, OSError):
+        return  # the client's side reports what went wrong
+    _echo(channel)
+
+
+@contextlib.contextmanager
+def echo_channel() -> Iterator[SecureChannel]:
+    """A client's ``SecureChannel`` (toy keys: fast) to a peer thread that echoes each message."""
+    client_key, server_key = toy_key_pair()
+    left, right = socket_pair()
+    peer = threading.Thread(target=_serve_echo, args=(right, server_key), daemon=True)
+    peer.start()
+    channel = None
+    try:
+        channel = SecureChannel.client(left, client_key, "toy", timeout=WAIT)
+        yield channel
+    finally:
+        if channel is not None:
+            channel.close()
+        left.close()
+        peer.join(WAIT)
+        right.close()
+
+
+class ReplyingChannel:
+    """A stand-in channel, no network: it answers each line with ``re: <line>``."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, message: bytes | str) -> None:
+        self.sent.append(message.decode() if isinstance(message, bytes) else message)
+
+    def recv_text(self, timeout: float | None = None) -> str:
+        return "re: " + self.sent[-1]
+
+    def recv(self, timeout: float | None = None) -> bytes:
+        return self.recv_text(timeout).encode()
+
+
+def wait_for_event(server: Any, kind: str, seconds: float = 1.0) -> bool:
+    """Has ``server`` logged an event of ``kind`` (waiting up to ``seconds`` for it)?"""
+    for _ in range(int(seconds / POLL)):
+        if any(e.kind == kind for e in list(server.events)):
+            return True
+        time.sleep(POLL)
+    return False
+
+
+# --- the server of the course's exchange ------------------------------------------------
+
+
+@dataclass
+class DhOutcome:
+    """What happened when a student's ``dh_client`` met the check's server."""
+
+    status: str  #: "ok" (returned), "error" (raised) or "stuck" (did not return in time)
+    value: Any  #: what it returned, or the exception it raised
+    sent: bytes  #: every byte the client sent to the server
+    shared: int | None = None  #: the server's K, if the client sent a usable A
+    A: int | None = None  #: the client's public value as read from its frame
+    problems: list[str] = field(default_factory=list)  #: what the server could not read
+
+    @property
+    def secret_on_wire(self) -> bool:
+        """Did the server's K travel over the wire (in decimal, hex or as raw bytes)?"""
+        k = self.shared
+        if k is None or k < 1 << 16:
+            return False
+        text = self.sent.decode("latin-1").lower()
+        raw = k.to_bytes((k.bit_length() + 7) // 8, "big")
+        return str(k) in text or f"{k:x}" in text or raw in self.sent
+
+
+def _server_secret(group: Group, p: int, g: int) -> tuple[int, int]:
+    """The server's ``b`` and ``B = g^b mod p``; with a hostile ``p`` or ``g``, a ``B``
+    other than 0, 1 and p-1, so the client fails on ``p`` or ``g``, not on ``B``."""
+    b = group.random_exponent(secrets.randbelow)
+    big_b = pow(g, b, p)
+    for _ in range(20):
+        if big_b not in (0, 1, p - 1):
+            break
+        b = group.random_exponent(secrets.randbelow)
+        big_b = pow(g, b, p)
+    return b, big_b
+
+
+def _read_public(outcome: DhOutcome, b: int, p: int) -> None:
+    """Read the client's ``{"A": ...}`` frame from what it sent; fill in ``A`` and ``K``."""
+    if len(outcome.sent) < 4:
+        return
+    (length,) = HEADER.unpack(outcome.sent[:4])
+    try:
+        message = json.loads(outcome.sent[4 : 4 + length])
+        public = message["A"] if isinstance(message, dict) else None
+    except (ValueError, KeyError):
+        public = None
+        outcome.problems.append('its message was not a JSON object with an "A"')
+    if isinstance(public, int) and 1 < public < p - 1:
+        outcome.A = public
+        outcome.shared = pow(public, b, p)
+
+
+def run_dh_server(
+    dh_client: Callable[..., int],
+    group: Group,
+    *,
+    p: int | None = None,
+    g: int | None = None,
+    B: int | None = None,
+    min_bits: int | None = None,
+    split: bool = False,
+    glued: bool = False,
+    header: bytes | None = None,
+    timeout: float = WAIT,
+) -> DhOutcome:
+    """Be the server for one run of ``dh_client(sock, min_bits)`` over TCP on 127.0.0.1.
+
+    The server speaks first: one frame ``{"p": ..., "g": ..., "B": ...}`` (JSON,
+    numbers as ints). ``p``/``g``/``B`` replace the fair values to play a hostile
+    server; ``split`` sends the frame one byte per TCP segment; ``glued`` sends a
+    second frame in the same segment; ``header`` sends only these bytes (say, an
+    oversized length). Then it reads what the client sent back.
+    """
+    p = group.p if p is None else p
+    g = group.g if g is None else g
+    b, big_b = _server_secret(group, p, g)
+    big_b = big_b if B is None else B
+    wire = frame_json({"p": p, "g": g, "B": big_b})
+    if glued:
+        wire += frame_json({"type": "note", "text": "a second message, in the same segment"})
+    if header is not None:
+        wire = header
+    server, client = tcp_pair(timeout)
+    sender = None
+    try:
+        if split:
+            sender = dribble(server, wire)
+        else:
+            server.sendall(wire)
+        status, value = run_bounded(dh_client, client, min_bits or group.bits, timeout=timeout)
+        if sender is not None:
+            sender.join(timeout)
+        sent = read_available(server, wait=0.05)  # the client has returned: its bytes are here
+    finally:
+        close_stream(server)
+        close_stream(client)
+        if sender is not None:
+            sender.join(timeout)
+    outcome = DhOutcome(status, value, sent)
+    _read_public(outcome, b, p)
+    return outcome
+
+
+# --- hostile groups for the server -------------------------------------------------------
+
+
+def composite(bits: int) -> tuple[int, tuple[int, int]]:
+    """An odd composite number of ``bits`` bits, the product of two primes of half the size."""
+    for seed in range(1000):
+        low = small_safe_prime_group(bits // 2, seed).p
+        other = small_safe_prime_group(bits - bits // 2, seed + 1).p
+        if (low * other).bit_length() == bits:
+            return low * other, (low, other)
+    raise RuntimeError("no composite found")  # pragma: no cover
+
+
+def prime_not_safe(bits: int) -> int:
+    """A prime ``p`` of ``bits`` bits with ``(p-1)/2`` not prime."""
+    rng = secrets.SystemRandom()
+    for _ in range(100_000):
+        p = rng.getrandbits(bits) | (1 << (bits - 1)) | 1
+        if is_probable_prime(p) and not is_probable_prime((p - 1) // 2):
+            return p
+    raise RuntimeError("no such prime found")  # pragma: no cover
