@@ -12,10 +12,11 @@ through it by hand):
 * ``labcrypto.ports``     — the port pool (task 4)
 
 On top of it: ``server`` (threaded servers that behave in a kernel),
-``chat``, ``ftp`` (task 5), ``wiretap``, ``widgets``, ``plots`` and the
-``labcrypto`` command line. Import those modules by name when you need
-them: ``import labcrypto`` itself stays light (no sockets servers,
-widgets or matplotlib).
+``chat``, ``ftp`` (task 5), ``wiretap``; ``labcrypto.lab``, what the
+notebooks use (their checks, ``widgets``, ``plots``); and the ``labcrypto``
+command line. ARCHITECTURE.md shows the layers. Import those modules by
+name when you need them: ``import labcrypto`` itself stays light (no
+socket servers, widgets or matplotlib).
 """
 
 from .errors import LabCryptoError

@@ -7,34 +7,7 @@ module goes away next term.
 
 from __future__ import annotations
 
-from .lab.plots import (
-    AGE_OF_UNIVERSE_SECONDS,
-    brute_force_times,
-    byte_histograms,
-    caesar_scores,
-    extrapolate_log10_seconds,
-    fingerprint_grid,
-    format_log10_seconds,
-    layers,
-    lease_intervals,
-    pool_timeline,
-    powers,
-    sequence_diagram,
-    transcript_steps,
-)
+from .lab import plots as _moved
+from .lab.plots import *  # noqa: F403  (the whole module, under its old name)
 
-__all__ = [
-    "AGE_OF_UNIVERSE_SECONDS",
-    "brute_force_times",
-    "byte_histograms",
-    "caesar_scores",
-    "extrapolate_log10_seconds",
-    "fingerprint_grid",
-    "format_log10_seconds",
-    "layers",
-    "lease_intervals",
-    "pool_timeline",
-    "powers",
-    "sequence_diagram",
-    "transcript_steps",
-]
+__all__ = _moved.__all__

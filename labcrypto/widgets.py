@@ -7,26 +7,7 @@ module goes away next term.
 
 from __future__ import annotations
 
-from .lab.widgets import (
-    ChatPanel,
-    WireView,
-    exchange_table,
-    file_view,
-    kernel_status,
-    key_exchange_sliders,
-    progress,
-    side_by_side,
-    table,
-)
+from .lab import widgets as _moved
+from .lab.widgets import *  # noqa: F403  (the whole module, under its old name)
 
-__all__ = [
-    "ChatPanel",
-    "WireView",
-    "exchange_table",
-    "file_view",
-    "kernel_status",
-    "key_exchange_sliders",
-    "progress",
-    "side_by_side",
-    "table",
-]
+__all__ = _moved.__all__

@@ -30,13 +30,14 @@ class Layer(NamedTuple):
 LAYERS = [
     Layer(
         "protocol core",
-        "errors groups keys ciphers handshake jsonwire untrusted streams",
+        "errors groups keys ciphers handshake jsonwire untrusted streams i18n",
         forbids="socket socketserver selectors threading ipywidgets IPython matplotlib",
     ),
     Layer("channel", "channel", forbids="socket ipywidgets IPython matplotlib"),
     Layer(
         "services",
-        "allowlist ports server client chat handoff ftp wiretap jail known_servers",
+        "allowlist known_servers ports server client handoff jail ftp wiretap "
+        "chat chat_messages chat_server chat_client",
         forbids="ipywidgets IPython matplotlib",
     ),
     Layer("lab", "lab exercises grading widgets plots"),

@@ -346,8 +346,8 @@ def test_release_is_what_students_should_get(tmp_path: Path) -> None:
                 assert kept.get(field) == meta.get(field), (path.name, meta["grade_id"], field)
             if meta.get("grade") and mine.cell_type == "code":
                 assert kept.get("locked") and kept.get("checksum"), "check cells locked"
-                assert "exercises.check_" in mine.source, "the visible check stays"
-                assert "grading.hidden_" not in mine.source, "the hidden test is gone"
+                assert "checks.check_" in mine.source, "the visible check stays"
+                assert "checks.hidden_" not in mine.source, "the hidden test is gone"
             elif meta.get("solution") and mine.cell_type == "code":
                 assert "raise NotImplementedError()" in mine.source
             elif meta.get("solution"):

@@ -238,7 +238,7 @@ def test_nbgrader_metadata_is_well_formed(path: Path) -> None:
             assert meta.get("locked") is True, f"{where}: check cells are locked"
             points = meta.get("points")
             assert isinstance(points, int | float) and points > 0, f"{where}: points {points!r}"
-            assert "exercises.check_" in cell.source, f"{where}: call a friendly check"
+            assert "checks.check_" in cell.source, f"{where}: call a friendly check"
             assert cell.source.count("### BEGIN HIDDEN TESTS") == 1, f"{where}: hidden tests"
     assert 2 <= exercises <= 4, f"{path.name} has {exercises} exercises (2 to 4 wanted)"
 

@@ -10,7 +10,8 @@ def test_import_labcrypto_is_light():
     code = (
         "import sys, labcrypto; "
         "heavy = ['socketserver', 'labcrypto.server', 'labcrypto.chat', 'ipywidgets', "
-        "'matplotlib', 'labcrypto.widgets', 'labcrypto.plots']; "
+        "'matplotlib', 'labcrypto.widgets', 'labcrypto.plots', 'labcrypto.lab.widgets', "
+        "'labcrypto.lab.plots']; "
         "print([m for m in heavy if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labcrypto.widgets import ChatPanel
+from labcrypto.lab.widgets import ChatPanel
 
 
 def failing(text: str) -> None:
@@ -41,7 +41,8 @@ def test_the_button_alone_sends_and_the_log_scrolls():
 
 
 def test_kernel_status_lists_servers_with_their_ports_and_stops_them(no_leaks):
-    from labcrypto import server, widgets
+    from labcrypto import server
+    from labcrypto.lab import widgets
     from labcrypto.ports import PortPool
 
     with PortPool.reserve(3) as pool:

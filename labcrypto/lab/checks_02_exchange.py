@@ -26,6 +26,7 @@ from .feedback import (
     expect,
     explained_in,
     fail,
+    how_it_ended,
     not_written,
     passed,
     refused_as,
@@ -346,8 +347,6 @@ DH_CLIENT = {
     ),
     "kept waiting": "kept waiting",
     "answered": "answered with its public value",
-    "returned": "returned {value!r:.40}",
-    "raised it": "raised {error}",
     "passed": (
         "dh_client agrees on K with the server whatever the TCP segments, never sends K, and "
         "refuses a composite p, an unsafe p, a toy p, g = p-1, B = 1 and a 4 GB length."
@@ -419,14 +418,10 @@ def _check_hostile_server(
     )
     if refused and not outcome.sent:
         return
-    if outcome.status == "stuck":
-        done = DH_CLIENT["kept waiting"]
-    elif outcome.sent:
+    if outcome.sent and outcome.status != "stuck":
         done = DH_CLIENT["answered"]
-    elif outcome.status == "ok":
-        done = DH_CLIENT["returned"].format(value=outcome.value)
     else:
-        done = DH_CLIENT["raised it"].format(error=refused_as(outcome.value))
+        done = how_it_ended(outcome.status, outcome.value, 40, stuck=DH_CLIENT["kept waiting"])
     raise fail(DH_CLIENT["hostile"], done=done, why=why)
 
 

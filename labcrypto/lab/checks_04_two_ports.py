@@ -25,7 +25,7 @@ from ..chat import ChatServer
 from ..errors import PoolExhausted
 from ..groups import FFDHE2048
 from ..keys import KeyPair, PublicKey, generate
-from ..ports import PortPool, free_port_range
+from ..ports import PortPool
 from ..server import connect
 from .feedback import (
     HAMMER_WAIT,
@@ -36,11 +36,12 @@ from .feedback import (
     expect,
     explained_in,
     fail,
+    how_it_ended,
     not_written,
     passed,
     refused_as,
 )
-from .harness import Outcome, run_bounded, wait_for_event
+from .harness import Outcome, range_for_a_pool, run_bounded, wait_for_event
 
 __all__ = [
     "check_follow_handoff",
@@ -94,23 +95,11 @@ HANDOFF = {
         '{{"type": "busy", "text": ...}} instead of a port; follow_handoff '
         "{got}. Raise PoolExhausted(text) then, so the caller can wait and retry."
     ),
-    "returned": "returned {value}",
-    "never returned": "never returned",
-    "raised it": "raised {error}",
     "passed": (
         "follow_handoff reads the port and ticket, moves the channel to the data port, shows "
         "the ticket there and gets the welcome; a busy pool raises PoolExhausted."
     ),
 }
-
-
-def _how_it_ended(outcome: Outcome, width: int) -> str:
-    """``returned …``, ``never returned`` or ``raised …``, for a failure message."""
-    if outcome.status == "ok":
-        return HANDOFF["returned"].format(value=repr(outcome.value)[:width])
-    if outcome.status == "stuck":
-        return HANDOFF["never returned"]
-    return HANDOFF["raised it"].format(error=refused_as(outcome.value))
 
 
 def _handoff_room(pool_size: int) -> tuple[ChatServer, PortPool, KeyPair, KeyPair]:
@@ -119,8 +108,7 @@ def _handoff_room(pool_size: int) -> tuple[ChatServer, PortPool, KeyPair, KeyPai
     server_key, alice = generate(FFDHE2048), generate(FFDHE2048)
     allowlist = Allowlist(Path(tmp) / "allowlist.csv")
     allowlist.add("alice", alice.public_key)
-    first = free_port_range(pool_size)
-    pool = PortPool(first, first + pool_size - 1)
+    pool = PortPool.reserve(pool_size)  # held from now on: nobody else can take them
     room = ChatServer(
         server_key, allowlist, pool=pool, ticket_timeout=3.0, name="check-handoff-room",
         connection_timeout=5.0,
@@ -228,7 +216,7 @@ def _second_handoff(follow_handoff: Callable[..., Any], room: Any, pool: PortPoo
         hint = HANDOFF["old port"]
     else:
         hint = HANDOFF["remembers"]
-    raise fail(HANDOFF["second"], got=_how_it_ended(outcome, 60), hint=hint)
+    raise fail(HANDOFF["second"], got=how_it_ended(*outcome, width=60), hint=hint)
 
 
 def _busy_handoff(follow_handoff: Callable[..., Any], room: Any, pool: PortPool,
@@ -241,7 +229,7 @@ def _busy_handoff(follow_handoff: Callable[..., Any], room: Any, pool: PortPool,
         for lease in held:
             lease.release()
     if not outcome.raised(PoolExhausted):
-        raise fail(HANDOFF["busy"], got=_how_it_ended(outcome, 80))
+        raise fail(HANDOFF["busy"], got=how_it_ended(*outcome, width=80))
 
 
 @explained_in("04_two_ports", "3 · Exercise: the client's half of the handoff")
@@ -284,8 +272,6 @@ PORT_POOL = {
         "lease() {what} with {left} free ports left (one port of the range, "
         "{first}, is held by another program: skip it)."
     ),
-    "never returned": "never returned",
-    "raised": "raised {error}",
     "busy port": (
         "lease() returned port {first}, which another program holds: binding "
         "it failed, and a port you could not bind is not yours (course mistake "
@@ -307,7 +293,6 @@ PORT_POOL = {
         "With every port leased, lease() {got}; it must raise PoolExhausted "
         "(with a message such as 'no free port, try again in a moment')."
     ),
-    "full returned": "returned {value}",
     "threads stuck": (
         "16 threads leasing and releasing did not finish within {wait:.0f} s: a lease or "
         "release waits forever (a lock never released? a wait without a timeout?)."
@@ -350,11 +335,7 @@ def _lease_one(pool: Any, first: int, left: int) -> tuple[int, socket.socket]:
     if outcome.raised(CheckFailed):
         raise outcome.value
     if outcome.status != "ok":
-        what = (
-            PORT_POOL["never returned"]
-            if outcome.status == "stuck"
-            else PORT_POOL["raised"].format(error=refused_as(outcome.value))
-        )
+        what = how_it_ended(*outcome)
         raise fail(PORT_POOL["lease failed"], what=what, left=left, first=first)
     port, sock = outcome.value
     if port == first:
@@ -375,11 +356,7 @@ def _check_full(pool: Any) -> None:
     if outcome.status == "stuck":
         raise fail(PORT_POOL["waits when full"])
     if not outcome.raised(PoolExhausted):
-        got = (
-            PORT_POOL["full returned"].format(value=repr(outcome.value)[:60])
-            if outcome.status == "ok"
-            else refused_as(outcome.value)
-        )
+        got = how_it_ended(*outcome) if outcome.status == "ok" else refused_as(outcome.value)
         raise fail(PORT_POOL["full"], got=got)
 
 
@@ -462,7 +439,7 @@ def _check_none_lost(pool: Any) -> None:
 @explained_in("04_two_ports", "5 · Exercise: a port pool")
 def check_port_pool(pool_class: Callable[..., Any]) -> None:
     """A pool class with ``lease() -> (port, sock)`` and ``release(port, sock)``, hammered."""
-    first = free_port_range(POOL_SIZE + 1)
+    first = range_for_a_pool(POOL_SIZE + 1)
     blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         blocker.bind(("127.0.0.1", first))  # another program holds the first port
@@ -479,7 +456,7 @@ def check_port_pool(pool_class: Callable[..., Any]) -> None:
 @check_port_pool.hidden
 def hidden_port_pool(pool_class: Callable[..., Any]) -> None:
     """A two-port pool: both ports, and a released port comes back."""
-    first = free_port_range(2)
+    first = range_for_a_pool(2)
     pool = pool_class(first, first + 1, "127.0.0.1")
     leases = [pool.lease(), pool.lease()]
     try:

@@ -43,6 +43,7 @@ __all__ = [
     "expect",
     "explained_in",
     "fail",
+    "how_it_ended",
     "not_written",
     "passed",
     "refused_as",
@@ -71,6 +72,11 @@ RECV_AS_MESSAGE = (
     "your function read one recv(1024) as one message — TCP does not keep message "
     "boundaries (course mistake 6)"
 )
+
+#: How a run of the student's code ended, for a failure message (see ``how_it_ended``).
+RETURNED = "returned {value}"
+NEVER_RETURNED = "never returned"
+RAISED = "raised {error}"
 
 POINTER = "\n→ Explained in notebook {notebook}, section «{heading}»."
 
@@ -116,6 +122,16 @@ def call(func: Callable[..., Any], *args: Any) -> Any:
 def refused_as(exc: BaseException) -> str:
     """An exception as the student should read it: its type and the start of its text."""
     return f"{type(exc).__name__}: {str(exc)[:160]}"
+
+
+def how_it_ended(status: str, value: Any, width: int = 60, stuck: str = NEVER_RETURNED) -> str:
+    """``returned …`` (its repr cut at ``width``), ``never returned`` or ``raised …``:
+    the end of a bounded run (status "ok", "stuck" or "error"), in a student's words."""
+    if status == "ok":
+        return RETURNED.format(value=repr(value)[:width])
+    if status == "stuck":
+        return stuck
+    return RAISED.format(error=refused_as(value))
 
 
 def code_of(func: Callable[..., Any]) -> str:

@@ -38,6 +38,7 @@ from ..channel import SecureChannel
 from ..errors import LabCryptoError
 from ..groups import TOY, Group, is_probable_prime, small_safe_prime_group
 from ..keys import KeyPair, generate
+from ..ports import PortPool
 from ..streams import close_stream, set_timeout
 from .feedback import WAIT
 
@@ -53,6 +54,7 @@ __all__ = [
     "frame_json",
     "in_background",
     "prime_not_safe",
+    "range_for_a_pool",
     "read_available",
     "run_bounded",
     "run_dh_server",
@@ -256,6 +258,20 @@ class ReplyingChannel:
 
     def recv(self, timeout: float | None = None) -> bytes:
         return self.recv_text(timeout).encode()
+
+
+def range_for_a_pool(size: int) -> int:
+    """The first of ``size`` consecutive free ports, for a pool the student wrote.
+
+    ``PortPool.reserve`` finds them and holds them; they are let go only
+    here, as they are handed over, because the student's pool binds its
+    ports itself. The range lies below the ephemeral ports, so the system
+    never gives one to a connection meanwhile; only a program that binds
+    ports on purpose could take one, and the check would then say so.
+    """
+    reserved = PortPool.reserve(size)
+    reserved.close()
+    return reserved.first
 
 
 def wait_for_event(server: Any, kind: str, seconds: float = 1.0) -> bool:

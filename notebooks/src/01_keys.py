@@ -50,7 +50,9 @@ import os
 import time
 from pathlib import Path
 
-from labcrypto import exercises, grading, groups, keys, plots, widgets
+from labcrypto import groups, keys
+from labcrypto.lab import checks_01_keys as checks
+from labcrypto.lab import plots, variants, widgets
 
 # %% [markdown] id=cell-003
 # **Your student id.** Type it once between the quotes, exactly as your instructor knows you, and run the cell.
@@ -64,7 +66,7 @@ from labcrypto import exercises, grading, groups, keys, plots, widgets
 
 # %% id=cell-004
 STUDENT_ID = ""        # for example "s1234567"
-my = grading.variant(grading.student_id(STUDENT_ID))
+my = variants.variant(variants.student_id(STUDENT_ID))
 my
 
 # %% [markdown] id=cell-005
@@ -188,9 +190,9 @@ def public_value(group, a):
 
 # %% tests grade_id=check_public_value points=1
 """Check public_value: A = g^a mod p, from p = 23 up to 2048 bits."""
-exercises.check_public_value(public_value)
+checks.check_public_value(public_value)
 ### BEGIN HIDDEN TESTS
-grading.hidden_public_value(public_value, STUDENT_ID)
+checks.hidden_public_value(public_value, STUDENT_ID)
 ### END HIDDEN TESTS
 
 # %% [markdown] id=cell-019
@@ -231,9 +233,9 @@ def shared_secret(group, my_secret, peer_public):
 
 # %% tests grade_id=check_shared_secret points=2
 """Check shared_secret: both sides get the same K, and bad public values are refused."""
-exercises.check_shared_secret(shared_secret)
+checks.check_shared_secret(shared_secret)
 ### BEGIN HIDDEN TESTS
-grading.hidden_shared_secret(shared_secret, STUDENT_ID)
+checks.hidden_shared_secret(shared_secret, STUDENT_ID)
 ### END HIDDEN TESTS
 
 # %% [markdown] id=cell-022
@@ -271,9 +273,9 @@ my_A, my_K
 
 # %% tests grade_id=check_my_numbers points=1
 """Check my_A and my_K: your public value and your key with Bob, in your own group."""
-exercises.check_my_numbers(my, my_A, my_K)
+checks.check_my_numbers(my, my_A, my_K)
 ### BEGIN HIDDEN TESTS
-grading.hidden_my_numbers(STUDENT_ID, my_A, my_K)
+checks.hidden_my_numbers(STUDENT_ID, my_A, my_K)
 ### END HIDDEN TESTS
 
 # %% [markdown] id=cell-026
@@ -533,9 +535,9 @@ def load_or_create_key(path, group=groups.FFDHE2048):
 
 # %% tests grade_id=check_load_or_create_key points=2
 """Check load_or_create_key: private file, reused on the next run, a different key per file."""
-exercises.check_load_or_create_key(load_or_create_key)
+checks.check_load_or_create_key(load_or_create_key)
 ### BEGIN HIDDEN TESTS
-grading.hidden_key_file(load_or_create_key)
+checks.hidden_key_file(load_or_create_key)
 ### END HIDDEN TESTS
 
 # %% [markdown] id=cell-051

@@ -51,11 +51,13 @@ import secrets
 import struct
 from pathlib import Path
 
-from labcrypto import ciphers, exercises, grading, groups, keys, plots, widgets, wiretap
+from labcrypto import ciphers, groups, keys, wiretap
 from labcrypto.channel import read_frame, write_frame
 from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.errors import DecryptionFailed
 from labcrypto.handshake import ClientHandshake, ServerHandshake
+from labcrypto.lab import checks_02_exchange as checks
+from labcrypto.lab import plots, variants, widgets
 
 # %% [markdown] id=cell-003
 # **Your student id**, as in notebook 01 (one exercise uses a message made from it):
@@ -65,7 +67,7 @@ from labcrypto.handshake import ClientHandshake, ServerHandshake
 
 # %% id=cell-004
 STUDENT_ID = ""        # the same id as in notebook 01
-my = grading.variant(grading.student_id(STUDENT_ID))
+my = variants.variant(variants.student_id(STUDENT_ID))
 my
 
 # %% [markdown] id=cell-005
@@ -286,9 +288,9 @@ def recv_msg(sock):
 
 # %% tests grade_id=check_framing points=3
 """Check send_msg/recv_msg: split bytes, glued messages, binary data, a huge length, a cut."""
-exercises.check_framing(send_msg, recv_msg, MAX_MESSAGE)
+checks.check_framing(send_msg, recv_msg, MAX_MESSAGE)
 ### BEGIN HIDDEN TESTS
-grading.hidden_framing(send_msg, recv_msg)
+checks.hidden_framing(send_msg, recv_msg)
 ### END HIDDEN TESTS
 
 # %% [markdown] id=cell-019
@@ -360,9 +362,9 @@ def dh_client(sock, min_bits=2048):
 
 # %% tests grade_id=check_dh_client points=3
 """Check dh_client against a server on 127.0.0.1: cut and glued segments, K never sent, hostile groups refused."""
-exercises.check_dh_client(dh_client)
+checks.check_dh_client(dh_client)
 ### BEGIN HIDDEN TESTS
-grading.hidden_dh_client(dh_client)
+checks.hidden_dh_client(dh_client)
 ### END HIDDEN TESTS
 
 # %% [markdown] id=cell-022
@@ -538,9 +540,9 @@ def break_caesar(ciphertext):
 
 # %% tests grade_id=check_break_caesar points=2
 """Check break_caesar: toy-mode messages read without the key."""
-exercises.check_break_caesar(break_caesar)
+checks.check_break_caesar(break_caesar)
 ### BEGIN HIDDEN TESTS
-grading.hidden_break_caesar(break_caesar, STUDENT_ID)
+checks.hidden_break_caesar(break_caesar, STUDENT_ID)
 ### END HIDDEN TESTS
 
 # %% [markdown] id=cell-038
@@ -717,9 +719,9 @@ def chat_loop(channel, lines):
 
 # %% tests grade_id=check_chat_loop points=2
 """Check chat_loop: only send/recv, replies in order, works over a real channel."""
-exercises.check_message_loop(chat_loop)
+checks.check_chat_loop(chat_loop)
 ### BEGIN HIDDEN TESTS
-grading.hidden_chat_loop(chat_loop)
+checks.hidden_chat_loop(chat_loop)
 ### END HIDDEN TESTS
 
 # %% [markdown] id=cell-057

@@ -51,12 +51,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from labcrypto import cli, exercises, grading, groups, keys, plots, widgets, wiretap
+from labcrypto import cli, groups, keys, wiretap
 from labcrypto.allowlist import Allowlist
 from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.errors import HandshakeError, LabCryptoError
 from labcrypto.handshake import ClientHandshake, ServerHandshake, encode_message
 from labcrypto.keys import PublicKey
+from labcrypto.lab import checks_03_allowlist as checks
+from labcrypto.lab import plots, widgets
 
 # %% [markdown] id=cell-003
 # ## The cast
@@ -650,9 +652,9 @@ def is_allowed(path, key):
 
 # %% tests grade_id=check_is_allowed points=2
 """Check is_allowed: canonical comparison, comments, bad rows, quotes, revocation."""
-exercises.check_is_allowed(is_allowed)
+checks.check_is_allowed(is_allowed)
 ### BEGIN HIDDEN TESTS
-grading.hidden_is_allowed(is_allowed, allow_path, people)
+checks.hidden_is_allowed(is_allowed, allow_path, people)
 ### END HIDDEN TESTS
 
 # %% [markdown] id=cell-055
@@ -707,9 +709,9 @@ def join_as_new_student(name, key_dir, allowlist_path, address, server_key):
 
 # %% tests grade_id=check_join_as_new_student points=2
 """Check join_as_new_student: key reused, row added once (others kept), joins the room as the student."""
-exercises.check_join_as_new_student(join_as_new_student)
+checks.check_join_as_new_student(join_as_new_student)
 ### BEGIN HIDDEN TESTS
-grading.hidden_join(join_as_new_student, key_dir, allow_path, room, server_key)
+checks.hidden_join(join_as_new_student, key_dir, allow_path, room, server_key)
 ### END HIDDEN TESTS
 
 # %% [markdown] id=cell-058

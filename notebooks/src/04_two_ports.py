@@ -56,12 +56,14 @@ from pathlib import Path
 
 from IPython.display import display
 
-from labcrypto import exercises, grading, handoff, keys, plots, widgets, wiretap
+from labcrypto import handoff, keys, wiretap
 from labcrypto.allowlist import Allowlist
 from labcrypto.channel import SecureChannel, encode_frame
 from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.errors import PoolExhausted
 from labcrypto.handshake import decode_message, encode_message
+from labcrypto.lab import checks_04_two_ports as checks
+from labcrypto.lab import plots, widgets
 from labcrypto.ports import PortPool
 from labcrypto.server import connect
 
@@ -69,7 +71,7 @@ from labcrypto.server import connect
 # ## The setup
 #
 # Keys from `keys/` (notebooks 01–03), an allowlist with alice and bob, and a **pool** of 6 ports.
-# `exercises.free_port_range(6)` finds 6 consecutive free ports, so that classmates on the same machine do not collide
+# `PortPool.reserve(6)` finds 6 consecutive free ports and holds them from that moment, so that classmates on the same machine do not collide
 # (an instructor would fix a range such as 9100–9199 and open it in the firewall).
 
 # %% [markdown] lang=ru id=cell-003
@@ -87,8 +89,7 @@ allowlist = Allowlist(key_dir / "allowlist-04.csv")
 for name, pair in people.items():
     if not allowlist.is_allowed(pair.public_key):
         allowlist.add(name, pair.public_key)
-first = exercises.free_port_range(6)
-pool = PortPool(first, first + 5)
+pool = PortPool.reserve(6)
 pool
 
 # %% [markdown] id=cell-005
@@ -323,9 +324,9 @@ def follow_handoff(channel, host):
 
 # %% tests grade_id=check_follow_handoff points=3
 """Check follow_handoff against the reference server: the port, the ticket, the welcome; busy raises."""
-exercises.check_follow_handoff(follow_handoff)
+checks.check_follow_handoff(follow_handoff)
 ### BEGIN HIDDEN TESTS
-grading.hidden_follow_handoff(follow_handoff, room, people["bob"], server_key)
+checks.hidden_follow_handoff(follow_handoff, room, people["bob"], server_key)
 ### END HIDDEN TESTS
 
 # %% [markdown] id=cell-031
@@ -429,8 +430,7 @@ plots.pool_timeline(intervals, busy, ports=range(pool.first, pool.last + 1));
 # Пул из двух портов и два клиента, которые не уходят. Третьему сразу и ясно отвечают, что сервер занят:
 
 # %% id=cell-037
-small_first = exercises.free_port_range(2)
-small_pool = PortPool(small_first, small_first + 1)
+small_pool = PortPool.reserve(2)
 small_room = ChatServer(server_key, allowlist, pool=small_pool, name="04-small-room").start()
 stayers = [ChatClient.connect(*small_room.address, people[n], server_key=server_key.public_key, timeout=5)
            for n in ("alice", "bob")]
@@ -558,9 +558,9 @@ class MyPortPool:
 
 # %% tests grade_id=check_port_pool points=3
 """Check MyPortPool: busy ports skipped, listening sockets, PoolExhausted when full, 16 threads."""
-exercises.check_port_pool(MyPortPool)
+checks.check_port_pool(MyPortPool)
 ### BEGIN HIDDEN TESTS
-grading.hidden_port_pool(MyPortPool)
+checks.hidden_port_pool(MyPortPool)
 ### END HIDDEN TESTS
 
 # %% [markdown] id=cell-043

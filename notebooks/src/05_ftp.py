@@ -56,11 +56,13 @@ from pathlib import Path
 
 from IPython.display import display
 
-from labcrypto import ciphers, exercises, grading, keys, plots, widgets, wiretap
+from labcrypto import ciphers, keys, wiretap
 from labcrypto.allowlist import Allowlist
 from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.errors import DecryptionFailed, FileServiceError
 from labcrypto.ftp import FileClient, FileServer
+from labcrypto.lab import checks_05_ftp as checks
+from labcrypto.lab import plots, widgets
 
 # %% [markdown] id=cell-003
 # ## 1 · A file server in a folder of its own
@@ -431,9 +433,9 @@ def safe_path(home, requested):
 
 # %% tests grade_id=check_safe_path points=2
 """Check safe_path: inside paths mapped under the home; '..', the sibling alice2 and links refused."""
-exercises.check_safe_path(safe_path)
+checks.check_safe_path(safe_path)
 ### BEGIN HIDDEN TESTS
-grading.hidden_safe_path(safe_path, lab / "homes" / "alice")
+checks.hidden_safe_path(safe_path, lab / "homes" / "alice")
 ### END HIDDEN TESTS
 
 # %% [markdown] id=cell-038
@@ -488,9 +490,9 @@ def du(client, path="/"):
 
 # %% tests grade_id=check_du points=2
 """Check du: every file under the folder, recursing through ls, links skipped, no cd."""
-exercises.check_du(du)
+checks.check_du(du)
 ### BEGIN HIDDEN TESTS
-grading.hidden_du(du, alice, lab / "homes" / "alice")
+checks.hidden_du(du, alice, lab / "homes" / "alice")
 ### END HIDDEN TESTS
 
 # %% [markdown] id=cell-041
