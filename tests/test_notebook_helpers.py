@@ -29,7 +29,7 @@ from labcrypto.lab import (
     variants,
     widgets,
 )
-from labcrypto.lab.feedback import CheckFailed
+from labcrypto.lab.feedback import Check, CheckFailed
 
 
 @pytest.fixture(autouse=True)
@@ -720,3 +720,18 @@ def test_du_check(no_leaks) -> None:
         return good(client, path)
 
     _fails(checks_05_ftp.check_du, moves, "do not cd")
+
+
+# --- the shape of the teaching layer ------------------------------------------------------
+
+
+def test_checks_modules_export_only_checks_and_hidden_tests() -> None:
+    """The harness (threads, peers, pairs) stays out of what a notebook imports."""
+    modules = [checks_01_keys, checks_02_exchange, checks_03_allowlist]
+    modules += [checks_04_two_ports, checks_05_ftp]
+    for module in modules:
+        names = set(module.__all__)
+        assert names and all(n.startswith(("check_", "hidden_")) for n in names), names
+        checks = {n for n in names if n.startswith("check_")}
+        assert all(isinstance(getattr(module, n), Check) for n in checks), module.__name__
+        assert len(names) == 2 * len(checks), f"{module.__name__}: a hidden test per check"
