@@ -36,8 +36,8 @@ LAYERS = [
     Layer("channel", "channel", forbids="socket ipywidgets IPython matplotlib"),
     Layer(
         "services",
-        "allowlist known_servers ports server client handoff jail ftp wiretap "
-        "chat chat_messages chat_server chat_client",
+        "allowlist known_servers admission ports server client handoff jail atomic_file "
+        "ftp wiretap chat chat_messages chat_server chat_client",
         forbids="ipywidgets IPython matplotlib",
     ),
     Layer("lab", "lab exercises grading widgets plots"),
