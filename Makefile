@@ -37,6 +37,7 @@ lab: install
 
 test: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 # The messages' catalogs (labcrypto/i18n.py says how they are used). After adding or
