@@ -69,6 +69,11 @@ STUDENT_ID = ""        # for example "s1234567"
 my = variants.variant(variants.student_id(STUDENT_ID))
 my
 
+# %% lang=ru id=cell-004
+STUDENT_ID = ""        # например, "s1234567"
+my = variants.variant(variants.student_id(STUDENT_ID))
+my
+
 # %% [markdown] id=cell-005
 # ## 1 · The idea in small numbers
 #
@@ -195,6 +200,13 @@ checks.check_public_value(public_value)
 checks.hidden_public_value(public_value, STUDENT_ID)
 ### END HIDDEN TESTS
 
+# %% lang=ru grade_id=check_public_value
+"""Проверка public_value: A = g^a mod p, от p = 23 до 2048 битов."""
+checks.check_public_value(public_value)
+### BEGIN HIDDEN TESTS
+checks.hidden_public_value(public_value, STUDENT_ID)
+### END HIDDEN TESTS
+
 # %% [markdown] id=cell-019
 # ## 3 · Exercise: the shared secret, and values to refuse
 #
@@ -238,6 +250,13 @@ checks.check_shared_secret(shared_secret)
 checks.hidden_shared_secret(shared_secret, STUDENT_ID)
 ### END HIDDEN TESTS
 
+# %% lang=ru grade_id=check_shared_secret
+"""Проверка shared_secret: обе стороны получают один и тот же K, плохие открытые значения отвергаются."""
+checks.check_shared_secret(shared_secret)
+### BEGIN HIDDEN TESTS
+checks.hidden_shared_secret(shared_secret, STUDENT_ID)
+### END HIDDEN TESTS
+
 # %% [markdown] id=cell-022
 # ### Exercise: your own numbers
 #
@@ -273,6 +292,13 @@ my_A, my_K
 
 # %% tests grade_id=check_my_numbers points=1
 """Check my_A and my_K: your public value and your key with Bob, in your own group."""
+checks.check_my_numbers(my, my_A, my_K)
+### BEGIN HIDDEN TESTS
+checks.hidden_my_numbers(STUDENT_ID, my_A, my_K)
+### END HIDDEN TESTS
+
+# %% lang=ru grade_id=check_my_numbers
+"""Проверка my_A и my_K: ваше открытое значение и общий с Бобом ключ в вашей собственной группе."""
 checks.check_my_numbers(my, my_A, my_K)
 ### BEGIN HIDDEN TESTS
 checks.hidden_my_numbers(STUDENT_ID, my_A, my_K)
@@ -535,6 +561,13 @@ def load_or_create_key(path, group=groups.FFDHE2048):
 
 # %% tests grade_id=check_load_or_create_key points=2
 """Check load_or_create_key: private file, reused on the next run, a different key per file."""
+checks.check_load_or_create_key(load_or_create_key)
+### BEGIN HIDDEN TESTS
+checks.hidden_key_file(load_or_create_key)
+### END HIDDEN TESTS
+
+# %% lang=ru grade_id=check_load_or_create_key
+"""Проверка load_or_create_key: закрытый файл, повторное использование при следующем запуске, свой ключ в каждом файле."""
 checks.check_load_or_create_key(load_or_create_key)
 ### BEGIN HIDDEN TESTS
 checks.hidden_key_file(load_or_create_key)

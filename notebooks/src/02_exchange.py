@@ -70,6 +70,11 @@ STUDENT_ID = ""        # the same id as in notebook 01
 my = variants.variant(variants.student_id(STUDENT_ID))
 my
 
+# %% lang=ru id=cell-004
+STUDENT_ID = ""        # тот же идентификатор, что в блокноте 01
+my = variants.variant(variants.student_id(STUDENT_ID))
+my
+
 # %% [markdown] id=cell-005
 # ## The cast
 #
@@ -293,6 +298,13 @@ checks.check_framing(send_msg, recv_msg, MAX_MESSAGE)
 checks.hidden_framing(send_msg, recv_msg)
 ### END HIDDEN TESTS
 
+# %% lang=ru grade_id=check_framing
+"""Проверка send_msg/recv_msg: разрезанные байты, склеенные сообщения, двоичные данные, огромная длина, обрыв."""
+checks.check_framing(send_msg, recv_msg, MAX_MESSAGE)
+### BEGIN HIDDEN TESTS
+checks.hidden_framing(send_msg, recv_msg)
+### END HIDDEN TESTS
+
 # %% [markdown] id=cell-019
 # ### Exercise: the course's exchange over TCP, done right
 #
@@ -362,6 +374,13 @@ def dh_client(sock, min_bits=2048):
 
 # %% tests grade_id=check_dh_client points=3
 """Check dh_client against a server on 127.0.0.1: cut and glued segments, K never sent, hostile groups refused."""
+checks.check_dh_client(dh_client)
+### BEGIN HIDDEN TESTS
+checks.hidden_dh_client(dh_client)
+### END HIDDEN TESTS
+
+# %% lang=ru grade_id=check_dh_client
+"""Проверка dh_client против сервера на 127.0.0.1: разрезанные и склеенные сегменты, K не отправляется, враждебные группы отвергаются."""
 checks.check_dh_client(dh_client)
 ### BEGIN HIDDEN TESTS
 checks.hidden_dh_client(dh_client)
@@ -545,6 +564,13 @@ checks.check_break_caesar(break_caesar)
 checks.hidden_break_caesar(break_caesar, STUDENT_ID)
 ### END HIDDEN TESTS
 
+# %% lang=ru grade_id=check_break_caesar
+"""Проверка break_caesar: сообщения учебного режима читаются без ключа."""
+checks.check_break_caesar(break_caesar)
+### BEGIN HIDDEN TESTS
+checks.hidden_break_caesar(break_caesar, STUDENT_ID)
+### END HIDDEN TESTS
+
 # %% [markdown] id=cell-038
 # Eve's own version (the package's `wiretap.crack_caesar`), and the score of every shift.
 # One shift stands out, and that shift is the key:
@@ -719,6 +745,13 @@ def chat_loop(channel, lines):
 
 # %% tests grade_id=check_chat_loop points=2
 """Check chat_loop: only send/recv, replies in order, works over a real channel."""
+checks.check_chat_loop(chat_loop)
+### BEGIN HIDDEN TESTS
+checks.hidden_chat_loop(chat_loop)
+### END HIDDEN TESTS
+
+# %% lang=ru grade_id=check_chat_loop
+"""Проверка chat_loop: только send/recv, ответы по порядку, работа поверх настоящего канала."""
 checks.check_chat_loop(chat_loop)
 ### BEGIN HIDDEN TESTS
 checks.hidden_chat_loop(chat_loop)

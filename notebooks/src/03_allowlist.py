@@ -657,6 +657,13 @@ checks.check_is_allowed(is_allowed)
 checks.hidden_is_allowed(is_allowed, allow_path, people)
 ### END HIDDEN TESTS
 
+# %% lang=ru grade_id=check_is_allowed
+"""Проверка is_allowed: сравнение ключей, а не текста, комментарии, испорченные строки, кавычки, отзыв ключа."""
+checks.check_is_allowed(is_allowed)
+### BEGIN HIDDEN TESTS
+checks.hidden_is_allowed(is_allowed, allow_path, people)
+### END HIDDEN TESTS
+
 # %% [markdown] id=cell-055
 # ## 7 · Exercise: a new student joins
 #
@@ -709,6 +716,13 @@ def join_as_new_student(name, key_dir, allowlist_path, address, server_key):
 
 # %% tests grade_id=check_join_as_new_student points=2
 """Check join_as_new_student: key reused, row added once (others kept), joins the room as the student."""
+checks.check_join_as_new_student(join_as_new_student)
+### BEGIN HIDDEN TESTS
+checks.hidden_join(join_as_new_student, key_dir, allow_path, room, server_key)
+### END HIDDEN TESTS
+
+# %% lang=ru grade_id=check_join_as_new_student
+"""Проверка join_as_new_student: ключ переиспользуется, строка добавляется один раз (остальные сохраняются), вход в комнату от имени студента."""
 checks.check_join_as_new_student(join_as_new_student)
 ### BEGIN HIDDEN TESTS
 checks.hidden_join(join_as_new_student, key_dir, allow_path, room, server_key)

@@ -329,6 +329,13 @@ checks.check_follow_handoff(follow_handoff)
 checks.hidden_follow_handoff(follow_handoff, room, people["bob"], server_key)
 ### END HIDDEN TESTS
 
+# %% lang=ru grade_id=check_follow_handoff
+"""Проверка follow_handoff против эталонного сервера: порт, билет, приветствие; ответ busy — исключение."""
+checks.check_follow_handoff(follow_handoff)
+### BEGIN HIDDEN TESTS
+checks.hidden_follow_handoff(follow_handoff, room, people["bob"], server_key)
+### END HIDDEN TESTS
+
 # %% [markdown] id=cell-031
 # ## 4 · The pool at work
 #
@@ -558,6 +565,13 @@ class MyPortPool:
 
 # %% tests grade_id=check_port_pool points=3
 """Check MyPortPool: busy ports skipped, listening sockets, PoolExhausted when full, 16 threads."""
+checks.check_port_pool(MyPortPool)
+### BEGIN HIDDEN TESTS
+checks.hidden_port_pool(MyPortPool)
+### END HIDDEN TESTS
+
+# %% lang=ru grade_id=check_port_pool
+"""Проверка MyPortPool: занятые порты пропускаются, сокеты слушают, PoolExhausted при заполненном пуле, 16 потоков."""
 checks.check_port_pool(MyPortPool)
 ### BEGIN HIDDEN TESTS
 checks.hidden_port_pool(MyPortPool)

@@ -438,6 +438,13 @@ checks.check_safe_path(safe_path)
 checks.hidden_safe_path(safe_path, lab / "homes" / "alice")
 ### END HIDDEN TESTS
 
+# %% lang=ru grade_id=check_safe_path
+"""Проверка safe_path: пути внутри ведут в домашнюю папку; '..', соседняя alice2 и ссылки отвергаются."""
+checks.check_safe_path(safe_path)
+### BEGIN HIDDEN TESTS
+checks.hidden_safe_path(safe_path, lab / "homes" / "alice")
+### END HIDDEN TESTS
+
 # %% [markdown] id=cell-038
 # ## 6 · Exercise: `du` on the API
 #
@@ -490,6 +497,13 @@ def du(client, path="/"):
 
 # %% tests grade_id=check_du points=2
 """Check du: every file under the folder, recursing through ls, links skipped, no cd."""
+checks.check_du(du)
+### BEGIN HIDDEN TESTS
+checks.hidden_du(du, alice, lab / "homes" / "alice")
+### END HIDDEN TESTS
+
+# %% lang=ru grade_id=check_du
+"""Проверка du: все файлы под папкой, рекурсия через ls, ссылки пропускаются, без cd."""
 checks.check_du(du)
 ### BEGIN HIDDEN TESTS
 checks.hidden_du(du, alice, lab / "homes" / "alice")
