@@ -36,6 +36,7 @@ from .harness import (
     DhOutcome,
     Pair,
     ReplyingChannel,
+    SendRecvOnly,
     composite,
     dribble,
     echo_channel,
@@ -558,31 +559,6 @@ _FORBIDDEN = {
 }
 
 
-class _OnlySendRecv:
-    """A stand-in channel with only ``send``/``recv``/``recv_text``: anything else is a fail."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-        self._pending: list[bytes] = []
-
-    def send(self, message: bytes | str) -> None:
-        data = message.encode() if isinstance(message, str) else bytes(message)
-        self.calls.append(("send", data))
-        self._pending.append(b"echo: " + data)
-
-    def recv(self, timeout: float | None = None) -> bytes:
-        self.calls.append(("recv", timeout))
-        if not self._pending:
-            raise fail(CHAT_LOOP["recv first"])
-        return self._pending.pop(0)
-
-    def recv_text(self, timeout: float | None = None) -> str:
-        return self.recv(timeout).decode()
-
-    def __getattr__(self, name: str) -> Any:
-        raise fail(CHAT_LOOP["other method"], name=name)
-
-
 def _check_loop_code(chat_loop: Callable[..., Any]) -> None:
     code = code_of(chat_loop)
     body = code.split(":", 1)[1] if ":" in code else code
@@ -593,7 +569,7 @@ def _check_loop_code(chat_loop: Callable[..., Any]) -> None:
 
 def _check_loop_with_stand_in(chat_loop: Callable[..., Any]) -> None:
     lines = ["hello", "how are you?", "bye"]
-    fake = _OnlySendRecv()
+    fake = SendRecvOnly(CHAT_LOOP["recv first"], CHAT_LOOP["other method"])
     replies = call(chat_loop, fake, list(lines))
     want = [f"echo: {line}" for line in lines]
     if replies != want:

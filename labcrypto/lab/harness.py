@@ -15,7 +15,8 @@ graded cell, so everything here is bounded in time:
   exchange, fair or hostile, for one run of a student's client
   (``composite`` and ``prime_not_safe`` make the hostile p);
 * ``echo_channel()`` is a secure channel to a peer that echoes each message,
-  ``ReplyingChannel`` a stand-in with no network at all; ``wait_for_event``
+  ``SendRecvOnly`` and ``ReplyingChannel`` stand-ins with no network at all
+  (the first refuses anything but send and recv); ``wait_for_event``
   waits for a server to log something.
 
 Used by the checks modules of this package; nothing here is for students.
@@ -40,7 +41,7 @@ from ..groups import TOY, Group, is_probable_prime, small_safe_prime_group
 from ..keys import KeyPair, generate
 from ..ports import PortPool
 from ..streams import close_stream, set_timeout
-from .feedback import WAIT
+from .feedback import WAIT, fail
 
 __all__ = [
     "HEADER",
@@ -48,6 +49,7 @@ __all__ = [
     "Outcome",
     "Pair",
     "ReplyingChannel",
+    "SendRecvOnly",
     "composite",
     "dribble",
     "echo_channel",
@@ -242,6 +244,39 @@ def echo_channel() -> Iterator[SecureChannel]:
         left.close()
         peer.join(WAIT)
         right.close()
+
+
+class SendRecvOnly:
+    """A stand-in channel, no network, with only ``send``/``recv``/``recv_text``.
+
+    It answers each message with ``b"echo: "`` + it and records every call
+    in ``calls``. A ``recv`` with nothing to answer fails with the text
+    ``recv_first``; any other attribute fails with ``other_method`` (filled
+    with its ``name``): a message loop must use nothing else.
+    """
+
+    def __init__(self, recv_first: str, other_method: str) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self._pending: list[bytes] = []
+        self._recv_first = recv_first
+        self._other_method = other_method
+
+    def send(self, message: bytes | str) -> None:
+        data = message.encode() if isinstance(message, str) else bytes(message)
+        self.calls.append(("send", data))
+        self._pending.append(b"echo: " + data)
+
+    def recv(self, timeout: float | None = None) -> bytes:
+        self.calls.append(("recv", timeout))
+        if not self._pending:
+            raise fail(self._recv_first)
+        return self._pending.pop(0)
+
+    def recv_text(self, timeout: float | None = None) -> str:
+        return self.recv(timeout).decode()
+
+    def __getattr__(self, name: str) -> Any:
+        raise fail(self._other_method, name=name)
 
 
 class ReplyingChannel:
