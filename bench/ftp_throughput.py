@@ -13,6 +13,11 @@ Memory: the peak resident memory (VmHWM) of each process is reset before
 each transfer (``/proc/PID/clear_refs``) and read after it; "RSS growth"
 is that peak minus the resident memory just before the transfer.
 
+CPU: the CPU time (user + system) client and server used for each
+transfer, per GB moved. Unlike MB/s it hardly depends on what else the
+machine runs, so it compares the encrypted and plain paths even on a
+busy shared machine.
+
     .venv/bin/python bench/ftp_throughput.py [--size-mib 256] [--requests 200] [--dir /tmp]
 
 Prints MB/s (10^6 bytes per second), the encrypted/plain ratio, request
@@ -58,6 +63,28 @@ def reset_peak(pid: int) -> int:
 def peak_growth(pid: int, before: int) -> int:
     """Peak RSS since ``reset_peak`` minus the RSS then."""
     return _status(pid, "VmHWM") - before
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) process ``pid`` has used so far."""
+    if pid == os.getpid():
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+class CpuMeter:
+    """CPU seconds of this process and ``pid`` between ``start()`` and ``stop()``."""
+
+    def __init__(self, pid: int) -> None:
+        self.pids = (os.getpid(), pid)
+        self.begun = (0.0, 0.0)
+
+    def start(self) -> None:
+        self.begun = (cpu_seconds(self.pids[0]), cpu_seconds(self.pids[1]))
+
+    def stop(self) -> float:
+        return sum(cpu_seconds(p) - b for p, b in zip(self.pids, self.begun, strict=True))
 
 
 # --- the servers, each in a child process ------------------------------------------------
@@ -160,20 +187,25 @@ def warm_page_cache(workdir: Path, size: int) -> None:
         path.unlink()
 
 
-def plain_copy(workdir: Path, size: int) -> tuple[float, float]:
-    """(upload seconds, download seconds) of the plain socket copy."""
+def plain_copy(workdir: Path, size: int, cpu: list[float] | None = None) -> tuple[float, float]:
+    """(upload seconds, download seconds) of the plain socket copy; the CPU seconds of
+    both sides for each go into ``cpu`` if given."""
     child, port = start_child(["--serve-plain", str(workdir), str(size)])
+    meter = CpuMeter(child.pid)
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             started = time.perf_counter()
+            meter.start()
             conn.sendall(b"U")
             send_file(conn, workdir / "source.bin", size)
             assert conn.recv(1) == b"K"
             up = time.perf_counter() - started
+            spent = meter.stop()
         with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             started = time.perf_counter()
+            meter.start()
             conn.sendall(b"D")
             buffer = bytearray(CHUNK_SIZE)
             view = memoryview(buffer)
@@ -188,6 +220,8 @@ def plain_copy(workdir: Path, size: int) -> tuple[float, float]:
             os.fsync(fd)
             os.close(fd)
             down = time.perf_counter() - started
+        if cpu is not None:
+            cpu += [spent, meter.stop()]
     finally:
         stop_child(child)
     return up, down
@@ -209,7 +243,8 @@ def main() -> None:
         make_file(workdir / "source.bin", size)
         warm_page_cache(workdir, 2 * size)
 
-        plain_up, plain_down = plain_copy(workdir, size)
+        plain_cpu: list[float] = []
+        plain_up, plain_down = plain_copy(workdir, size, plain_cpu)
         for name in ("plain-up.bin", "plain-down.bin"):  # their memory is reused below
             (workdir / name).unlink()
 
@@ -218,13 +253,18 @@ def main() -> None:
             client = FileClient("127.0.0.1", port, client_key, timeout=60)
             client.ls()  # the home is created; warm up
             me = os.getpid()
+            meter = CpuMeter(child.pid)
 
             rss = reset_peak(me), reset_peak(child.pid)
+            meter.start()
             up = client.put(workdir / "source.bin", "big.bin")
+            up_cpu = meter.stop()
             up_growth = peak_growth(me, rss[0]), peak_growth(child.pid, rss[1])
 
             rss = reset_peak(me), reset_peak(child.pid)
+            meter.start()
             down = client.get("big.bin", workdir / "back.bin")
+            down_cpu = meter.stop()
             down_growth = peak_growth(me, rss[0]), peak_growth(child.pid, rss[1])
             assert up.sha256 == down.sha256
 
@@ -243,6 +283,9 @@ def main() -> None:
     print(f"{'encrypted MB/s':22}{mb / up.seconds:12.0f}{mb / down.seconds:12.0f}")
     print(f"{'plain socket MB/s':22}{mb / plain_up:12.0f}{mb / plain_down:12.0f}")
     print(f"{'encrypted / plain':22}{plain_up / up.seconds:12.0%}{plain_down / down.seconds:12.0%}")
+    gb = size / 1e9
+    print(f"{'encrypted CPU s/GB':22}{up_cpu / gb:12.2f}{down_cpu / gb:12.2f}  (client + server)")
+    print(f"{'plain CPU s/GB':22}{plain_cpu[0] / gb:12.2f}{plain_cpu[1] / gb:12.2f}")
     print(f"{'RSS growth client MiB':22}{up_growth[0] / MIB:12.1f}{down_growth[0] / MIB:12.1f}")
     print(f"{'RSS growth server MiB':22}{up_growth[1] / MIB:12.1f}{down_growth[1] / MIB:12.1f}")
     quantiles = statistics.quantiles(latencies, n=100)
