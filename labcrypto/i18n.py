@@ -182,7 +182,7 @@ def argparse_in_language() -> Iterator[None]:
     """
     import argparse
 
-    saved = argparse._, argparse.ngettext
+    saved = argparse._, argparse.ngettext  # type: ignore[attr-defined]
     argparse._, argparse.ngettext = gettext, ngettext  # type: ignore[attr-defined]
     try:
         yield
