@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..groups import FFDHE2048, TOY, Group, small_safe_prime_group
+from ..i18n import N_, Messages, _
 from ..keys import generate
 from .feedback import call, code_of, expect, explained_in, fail, passed
 from .variants import derive, student_id, variant
@@ -37,7 +38,9 @@ SHOWN_UP_TO = 10**12  #: larger numbers are described by their size, not printed
 
 
 def _shown(value: int, limit: int = SHOWN_UP_TO) -> str:
-    return str(value) if abs(value) < limit else f"a {value.bit_length()}-bit number"
+    if abs(value) < limit:
+        return str(value)
+    return _("a {bits}-bit number").format(bits=value.bit_length())
 
 
 def _hint(got: Any, hints: list[tuple[int, str]]) -> str:
@@ -47,27 +50,31 @@ def _hint(got: Any, hints: list[tuple[int, str]]) -> str:
 
 # --- public value -------------------------------------------------------------------
 
-PUBLIC_VALUE = {
-    "power operator": (
-        "Your code uses `**`. `g ** a % p` first computes the whole power g^a and only "
-        "then reduces it: for a real 256-bit secret that number has about 10^76 digits, "
-        "and the cell would never finish. Use pow(g, a, p): it reduces at every step."
-    ),
-    "not an int": "{where} returned {kind} {got!r:.60}; expected an int.",
-    "wrong": "{where} returned {got}, expected {want}.\n{hint}",
-    "swapped": (
-        "It looks like you computed a^g mod p: the base and exponent are swapped. "
-        "A = g^a mod p: the public g is the base, your secret a the exponent."
-    ),
-    "secret": "It looks like you returned the secret a itself: never send a, send A = g^a mod p.",
-    "product": "It looks like you multiplied g·a; A is a power, g^a mod p.",
-    "mod p-1": "It looks like you reduced mod p-1; A = g^a mod p.",
-    "not reduced": (
-        "It looks like the result is not reduced mod p: forgot `% p` (or pow's 3rd argument)?"
-    ),
-    "no hint": "Check: A = pow(group.g, a, group.p).",
-    "passed": "public_value is right on {count} cases, from p = 23 up to 2048 bits.",
-}
+PUBLIC_VALUE = Messages(
+    {
+        "power operator": N_(
+            "Your code uses `**`. `g ** a % p` first computes the whole power g^a and only "
+            "then reduces it: for a real 256-bit secret that number has about 10^76 digits, "
+            "and the cell would never finish. Use pow(g, a, p): it reduces at every step."
+        ),
+        "not an int": N_("{where} returned {kind} {got!r:.60}; expected an int."),
+        "wrong": N_("{where} returned {got}, expected {want}.\n{hint}"),
+        "swapped": N_(
+            "It looks like you computed a^g mod p: the base and exponent are swapped. "
+            "A = g^a mod p: the public g is the base, your secret a the exponent."
+        ),
+        "secret": N_(
+            "It looks like you returned the secret a itself: never send a, send A = g^a mod p."
+        ),
+        "product": N_("It looks like you multiplied g·a; A is a power, g^a mod p."),
+        "mod p-1": N_("It looks like you reduced mod p-1; A = g^a mod p."),
+        "not reduced": N_(
+            "It looks like the result is not reduced mod p: forgot `% p` (or pow's 3rd argument)?"
+        ),
+        "no hint": N_("Check: A = pow(group.g, a, group.p)."),
+        "passed": N_("public_value is right on {count} cases, from p = 23 up to 2048 bits."),
+    }
+)
 
 
 def _public_value_cases() -> list[tuple[Group, int]]:
@@ -80,7 +87,8 @@ def _public_value_cases() -> list[tuple[Group, int]]:
 
 def _public_value_failure(group: Group, a: int, got: Any) -> Exception:
     p, g = group.p, group.g
-    where = f"public_value({group!r}, a={a if a < 10**6 else 'a big secret'})"
+    shown_a = a if a < 10**6 else _("a big secret")
+    where = f"public_value({group!r}, a={shown_a})"
     if not isinstance(got, int):
         return fail(PUBLIC_VALUE["not an int"], where=where, kind=type(got).__name__, got=got)
     hints = [
@@ -101,7 +109,7 @@ def _public_value_failure(group: Group, a: int, got: Any) -> Exception:
     )
 
 
-@explained_in("01_keys", "2 · Exercise: compute a public value")
+@explained_in("01_keys", N_("2 · Exercise: compute a public value"))
 def check_public_value(public_value: Callable[[Group, int], int]) -> None:
     """``public_value(group, a)`` must return ``g^a mod p``, fast, for any group."""
     if re.search(r"\*\*", code_of(public_value)):
@@ -125,43 +133,45 @@ def hidden_public_value(public_value: Callable[[Group, int], int], typed_id: str
 
 # --- shared secret ------------------------------------------------------------------
 
-SHARED_SECRET = {
-    "not an int": "shared_secret returned {kind} {got!r:.60} {where}; expected an int (K).",
-    "wrong": (
-        "shared_secret gave {got} {where}; expected K = {want}, and the same "
-        "number on both sides.\n{hint}"
-    ),
-    "where small": "with p = {p}, a = {a}, b = {b} (A = {A}, B = {B})",
-    "where big": "in the 2048-bit group",
-    "own public": (
-        "It looks like you computed your own public value g^a mod p. K uses the "
-        "*peer's* public value as the base: K = B^a mod p."
-    ),
-    "exponent": (
-        "It looks like the peer's public value is used as the exponent (course "
-        "mistake 4). K = B^a mod p: the base is the peer's B, the exponent your a."
-    ),
-    "product": "It looks like you multiplied B·a; K is a power: B^a mod p.",
-    "peer": "It looks like you returned the peer's public value itself.",
-    "not reduced": "It looks like K is not reduced mod p (forgot `% p`?).",
-    "accepted": (
-        "shared_secret({group}, a, {value}) returned {result} instead of refusing it: "
-        "{why}. An attacker who sends this value knows K without any private key "
-        "(course mistake 1: public values never checked).\n"
-        "Call groups.validate_public(group, peer_public) first: it raises "
-        "InvalidPublicValue, a ValueError."
-    ),
-    "zero": "0 makes K = 0",
-    "one": "1 makes K = 1 whatever your secret",
-    "minus one": "p-1 makes K = ±1",
-    "p": "p is out of range",
-    "above p": "a number ≥ p is out of range",
-    "outsider": "{value} is not in the subgroup generated by g",
-    "passed": (
-        "shared_secret agrees on both sides in {count} exchanges (up to 2048 "
-        "bits) and refuses the 0, 1, p-1, out-of-range and out-of-subgroup values."
-    ),
-}
+SHARED_SECRET = Messages(
+    {
+        "not an int": N_("shared_secret returned {kind} {got!r:.60} {where}; expected an int (K)."),
+        "wrong": N_(
+            "shared_secret gave {got} {where}; expected K = {want}, and the same "
+            "number on both sides.\n{hint}"
+        ),
+        "where small": N_("with p = {p}, a = {a}, b = {b} (A = {A}, B = {B})"),
+        "where big": N_("in the 2048-bit group"),
+        "own public": N_(
+            "It looks like you computed your own public value g^a mod p. K uses the "
+            "*peer's* public value as the base: K = B^a mod p."
+        ),
+        "exponent": N_(
+            "It looks like the peer's public value is used as the exponent (course "
+            "mistake 4). K = B^a mod p: the base is the peer's B, the exponent your a."
+        ),
+        "product": N_("It looks like you multiplied B·a; K is a power: B^a mod p."),
+        "peer": N_("It looks like you returned the peer's public value itself."),
+        "not reduced": N_("It looks like K is not reduced mod p (forgot `% p`?)."),
+        "accepted": N_(
+            "shared_secret({group}, a, {value}) returned {result} instead of refusing it: "
+            "{why}. An attacker who sends this value knows K without any private key "
+            "(course mistake 1: public values never checked).\n"
+            "Call groups.validate_public(group, peer_public) first: it raises "
+            "InvalidPublicValue, a ValueError."
+        ),
+        "zero": N_("0 makes K = 0"),
+        "one": N_("1 makes K = 1 whatever your secret"),
+        "minus one": N_("p-1 makes K = ±1"),
+        "p": N_("p is out of range"),
+        "above p": N_("a number ≥ p is out of range"),
+        "outsider": N_("{value} is not in the subgroup generated by g"),
+        "passed": N_(
+            "shared_secret agrees on both sides in {count} exchanges (up to 2048 "
+            "bits) and refuses the 0, 1, p-1, out-of-range and out-of-subgroup values."
+        ),
+    }
+)
 
 
 def _invalid_values(group: Group) -> list[tuple[int, str]]:
@@ -233,17 +243,17 @@ def _check_refusals(shared_secret: Callable[[Group, int, int], int], group: Grou
         except ValueError:
             continue  # refused, as it should (InvalidPublicValue is a ValueError)
         shown: Any = "p-1" if value == group.p - 1 else ("p" if value == group.p else value)
-        shown = shown if not isinstance(shown, int) or shown < 10**6 else "a big number"
+        shown = shown if not isinstance(shown, int) or shown < 10**6 else _("a big number")
         raise fail(
             SHARED_SECRET["accepted"],
             group=group.name,
             value=shown,
-            result=result if isinstance(result, int) and result < 10**6 else "a number",
+            result=result if isinstance(result, int) and result < 10**6 else _("a number"),
             why=why,
         )
 
 
-@explained_in("01_keys", "3 · Exercise: the shared secret, and values to refuse")
+@explained_in("01_keys", N_("3 · Exercise: the shared secret, and values to refuse"))
 def check_shared_secret(shared_secret: Callable[[Group, int, int], int]) -> None:
     """``shared_secret(group, my_secret, peer_public)`` must return ``peer^my mod p``,
     the same number on both sides, and refuse public values that must not be used."""
@@ -272,42 +282,51 @@ def hidden_shared_secret(
 
 # --- your own numbers -----------------------------------------------------------------
 
-MY_NUMBERS = {
-    "not written": (
-        "my_A and my_K are not written yet: replace the `None`s (and the "
-        "`raise NotImplementedError()`) with your computation, run that cell, then this one."
-    ),
-    "not an int": "{name} is {kind} {value!r:.40}; it should be an int.",
-    "out of range": (
-        "{name} = {value} is not between 1 and p-1 = {top}: it does not fit your group "
-        "at all. Either it is not reduced mod p, or it was computed for another student's "
-        "numbers (copied?). Compute it from `my`, which comes from your student id."
-    ),
-    "wrong A": (
-        "my_A = {value} is not g^a mod p for your group (p = {p}, g = {g}, a = {a}).\n{hint}"
-    ),
-    "A swapped": (
-        "It looks like the base and exponent are swapped: A = g^a mod p, pow(my.g, my.a, my.p)."
-    ),
-    "A product": "It looks like you multiplied g·a; A is a power: pow(my.g, my.a, my.p).",
-    "A is K": "It looks like that is K, not A: A uses g as the base.",
-    "A no hint": "Did you use your own group `my` (not the toy p = 23)?",
-    "wrong K": "my_K = {value} is not the key you share with Bob (B = {B}, your a = {a}).\n{hint}",
-    "K own public": (
-        "It looks like you used your own public value A as the base; K = B^a mod p uses Bob's B."
-    ),
-    "K exponent": (
-        "It looks like Bob's public value is used as the exponent (course mistake 4): "
-        "K = B^a mod p."
-    ),
-    "K is A": "It looks like my_K equals my_A: that is your public value, not the shared key.",
-    "K is B": "It looks like my_K is Bob's public value itself.",
-    "K product": "It looks like you multiplied B·a; K is a power: pow(my.B, my.a, my.p).",
-    "K no hint": "K = pow(B, a, p).",
-    "whose": "student id {student!r}",
-    "nobody": "no student id (set STUDENT_ID in the first cell: your instructor grades with yours)",
-    "passed": "my_A and my_K are right for your group p = {p}, g = {g} ({who}).",
-}
+MY_NUMBERS = Messages(
+    {
+        "not written": N_(
+            "my_A and my_K are not written yet: replace the `None`s (and the "
+            "`raise NotImplementedError()`) with your computation, run that cell, then this one."
+        ),
+        "not an int": N_("{name} is {kind} {value!r:.40}; it should be an int."),
+        "out of range": N_(
+            "{name} = {value} is not between 1 and p-1 = {top}: it does not fit your group "
+            "at all. Either it is not reduced mod p, or it was computed for another student's "
+            "numbers (copied?). Compute it from `my`, which comes from your student id."
+        ),
+        "wrong A": N_(
+            "my_A = {value} is not g^a mod p for your group (p = {p}, g = {g}, a = {a}).\n{hint}"
+        ),
+        "A swapped": N_(
+            "It looks like the base and exponent are swapped: A = g^a mod p, pow(my.g, my.a, my.p)."
+        ),
+        "A product": N_("It looks like you multiplied g·a; A is a power: pow(my.g, my.a, my.p)."),
+        "A is K": N_("It looks like that is K, not A: A uses g as the base."),
+        "A no hint": N_("Did you use your own group `my` (not the toy p = 23)?"),
+        "wrong K": N_(
+            "my_K = {value} is not the key you share with Bob (B = {B}, your a = {a}).\n{hint}"
+        ),
+        "K own public": N_(
+            "It looks like you used your own public value A as the base; "
+            "K = B^a mod p uses Bob's B."
+        ),
+        "K exponent": N_(
+            "It looks like Bob's public value is used as the exponent (course mistake 4): "
+            "K = B^a mod p."
+        ),
+        "K is A": N_(
+            "It looks like my_K equals my_A: that is your public value, not the shared key."
+        ),
+        "K is B": N_("It looks like my_K is Bob's public value itself."),
+        "K product": N_("It looks like you multiplied B·a; K is a power: pow(my.B, my.a, my.p)."),
+        "K no hint": N_("K = pow(B, a, p)."),
+        "whose": N_("student id {student!r}"),
+        "nobody": N_(
+            "no student id (set STUDENT_ID in the first cell: your instructor grades with yours)"
+        ),
+        "passed": N_("my_A and my_K are right for your group p = {p}, g = {g} ({who})."),
+    }
+)
 
 
 def _check_in_group(name: str, value: Any, p: int) -> None:
@@ -345,7 +364,7 @@ def _check_my_k(my: Any, my_A: int, my_K: int) -> None:
     raise fail(MY_NUMBERS["wrong K"], value=my_K, B=big_b, a=a, hint=hint)
 
 
-@explained_in("01_keys", "Exercise: your own numbers")
+@explained_in("01_keys", N_("Exercise: your own numbers"))
 def check_my_numbers(my: Any, my_A: Any, my_K: Any) -> None:
     """``my_A = g^a mod p`` and ``my_K = B^a mod p`` in the student's own group ``my``.
 
@@ -374,58 +393,61 @@ def hidden_my_numbers(typed_id: str, my_A: Any, my_K: Any) -> None:
 
 # --- the key file ---------------------------------------------------------------------
 
-KEY_FILE = {
-    "not a pair": (
-        "load_or_create_key returned {kind}; return the KeyPair (keys.generate(group) makes one)."
-    ),
-    "does not fit": (
-        "The key pair returned does not fit together: public != g^private "
-        "mod p. Build it with keys.generate(group), or KeyPair(group, private, "
-        "pow(group.g, private, group.p)) after loading."
-    ),
-    "not saved": (
-        "Nothing was saved at the path you were given ({name}); "
-        "the folder holds {files}. Write the key to `path`."
-    ),
-    "readable": (
-        "The key file has mode {mode:#o} ({shown}): other "
-        "users of the machine can read your private key (course mistake 8).\n"
-        "Create it private from the start: "
-        "fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600); "
-        "then open(fd, 'w').\n(path.chmod(0o600) after writing leaves a moment "
-        "when others could read it.)"
-    ),
-    "no private": (
-        "The file does not contain your private number a{public}. A key file must keep a "
-        "(not A, and never a shared secret K: K changes with every peer and session; "
-        "course mistake 8). Write it as text, e.g. f'private: {{pair.private:#x}}'."
-    ),
-    "holds public": " — it holds the public value A, which cannot be turned back into a",
-    "rewritten": (
-        "The second call rewrote the key file: the key file was overwritten, so every "
-        "run makes you a new person (course mistake 8). Reuse the key that is there; "
-        "a key overwritten on every run means the server's allowlist no longer knows "
-        "you tomorrow."
-    ),
-    "another key": (
-        "The second call returned a different key than the first, although "
-        "the file was there: load it instead of generating a new one "
-        "(course mistake 8: a new key on every run)."
-    ),
-    "constant": (
-        "Two different key files got the same private number: the secret is "
-        "a constant (course mistake 2). Use keys.generate(group), which draws "
-        "it from `secrets`."
-    ),
-    "small group": (
-        "The key is in {group} ({bits} bits): a real key belongs in "
-        "the 2048-bit group (groups.FFDHE2048, the default of keys.generate)."
-    ),
-    "passed": (
-        "load_or_create_key keeps one private key in a file only you can read, reuses it "
-        "on the next run, and makes a different one for another file."
-    ),
-}
+KEY_FILE = Messages(
+    {
+        "not a pair": N_(
+            "load_or_create_key returned {kind}; "
+            "return the KeyPair (keys.generate(group) makes one)."
+        ),
+        "does not fit": N_(
+            "The key pair returned does not fit together: public != g^private "
+            "mod p. Build it with keys.generate(group), or KeyPair(group, private, "
+            "pow(group.g, private, group.p)) after loading."
+        ),
+        "not saved": N_(
+            "Nothing was saved at the path you were given ({name}); "
+            "the folder holds {files}. Write the key to `path`."
+        ),
+        "readable": N_(
+            "The key file has mode {mode:#o} ({shown}): other "
+            "users of the machine can read your private key (course mistake 8).\n"
+            "Create it private from the start: "
+            "fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600); "
+            "then open(fd, 'w').\n(path.chmod(0o600) after writing leaves a moment "
+            "when others could read it.)"
+        ),
+        "no private": N_(
+            "The file does not contain your private number a{public}. A key file must keep a "
+            "(not A, and never a shared secret K: K changes with every peer and session; "
+            "course mistake 8). Write it as text, e.g. f'private: {{pair.private:#x}}'."
+        ),
+        "holds public": N_(" — it holds the public value A, which cannot be turned back into a"),
+        "rewritten": N_(
+            "The second call rewrote the key file: the key file was overwritten, so every "
+            "run makes you a new person (course mistake 8). Reuse the key that is there; "
+            "a key overwritten on every run means the server's allowlist no longer knows "
+            "you tomorrow."
+        ),
+        "another key": N_(
+            "The second call returned a different key than the first, although "
+            "the file was there: load it instead of generating a new one "
+            "(course mistake 8: a new key on every run)."
+        ),
+        "constant": N_(
+            "Two different key files got the same private number: the secret is "
+            "a constant (course mistake 2). Use keys.generate(group), which draws "
+            "it from `secrets`."
+        ),
+        "small group": N_(
+            "The key is in {group} ({bits} bits): a real key belongs in "
+            "the 2048-bit group (groups.FFDHE2048, the default of keys.generate)."
+        ),
+        "passed": N_(
+            "load_or_create_key keeps one private key in a file only you can read, reuses it "
+            "on the next run, and makes a different one for another file."
+        ),
+    }
+)
 
 
 def _numbers_in(text: str) -> set[int]:
@@ -448,7 +470,7 @@ def _check_saved_privately(path: Path, pair: Any) -> str:
     """The key file exists, only its owner can read it, and it holds ``a``: its text."""
     if not path.exists():
         files = sorted(f.name for f in path.parent.iterdir())
-        raise fail(KEY_FILE["not saved"], name=path.name, files=files or "nothing")
+        raise fail(KEY_FILE["not saved"], name=path.name, files=files or _("nothing"))
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise fail(KEY_FILE["readable"], mode=mode, shown=stat.filemode(path.stat().st_mode))
@@ -469,7 +491,7 @@ def _check_reused(load_or_create_key: Callable[[Path], Any], path: Path, first: 
         raise fail(KEY_FILE["another key"])
 
 
-@explained_in("01_keys", "6 · Exercise: a key file of your own")
+@explained_in("01_keys", N_("6 · Exercise: a key file of your own"))
 def check_load_or_create_key(load_or_create_key: Callable[[Path], Any]) -> None:
     """``load_or_create_key(path)`` must keep one private key in a private text file."""
     with tempfile.TemporaryDirectory(prefix="labcrypto-check-") as tmp:
