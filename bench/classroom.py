@@ -688,7 +688,7 @@ def _cut_upload(
     size = spec["file_bytes"]
     with socket.create_connection((HOST, spec["file_port"]), timeout=5) as sock:
         channel = SecureChannel.client(
-            sock, key, ephemeral=True, expected_server_key=server_public, timeout=5
+            sock, key, service="files", expected_server_key=server_public, timeout=5
         )
         args = {"path": "cut.bin", "size": size, "overwrite": True}
         channel.send(json.dumps({"command": "put", "cwd": "/", "args": args}))

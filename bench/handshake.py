@@ -1,16 +1,23 @@
-"""How long does a handshake cost each side? (issues 2 and 8's figures)
+"""How long does a handshake cost each side? (issues 2, 8, 14 and 19's figures)
+
+Everything below is measured twice in one run: first with CPython's ``pow``
+for the 2048-bit arithmetic (what the lab used before; a child process with
+``LABCRYPTO_ARITHMETIC=python``), then with GMP's ``powmod_sec`` (what
+``groups.power`` uses now), so the two columns come from the same machine
+at the same time.
 
 1. Runs the sans-IO handshake in memory (no sockets, so only the crypto and
    the message handling are measured) and prints p50/p99 per side, for
-   secure mode (static keys), secure mode with per-request ephemeral keys
-   (the file service), and toy mode.
+   secure mode (fresh ephemeral keys on both sides: ee, es, se, ss — five
+   exponentiations a side), the course's static-only exchange (``static``:
+   one), and toy mode.
 2. Per group (toy, and both 2048-bit groups, RFC 3526 modp2048 and RFC
    7919 ffdhe2048): the Diffie-Hellman work of one side — make a key pair,
    check the peer's public value, compute the shared secret. The handshake
    itself uses ffdhe2048 in secure mode; modp2048 is there to compare.
 3. A small ``ls`` request's full latency against a ``FileServer`` in its
-   own process: TCP connect, a fresh ephemeral key exchange, the request
-   and its reply, close — what one file-service command costs a student.
+   own process: TCP connect, a fresh secure handshake, the request and its
+   reply, close — what one file-service command costs a student.
 
     .venv/bin/python bench/handshake.py [--rounds 200] [--requests 200]
 """
@@ -18,8 +25,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,11 +39,11 @@ from labcrypto.allowlist import Allowlist
 from labcrypto.ftp import FileClient
 
 
-def one_handshake(client_key, server_key, mode: str, ephemeral: bool) -> tuple[float, float]:
+def one_handshake(client_key, server_key, mode: str) -> tuple[float, float]:
     """Run one handshake; return (client seconds, server seconds)."""
     client_time = server_time = 0.0
     t = time.perf_counter()
-    client = handshake.ClientHandshake(client_key, mode, ephemeral=ephemeral)
+    client = handshake.ClientHandshake(client_key, mode)
     hello = client.start()
     client_time += time.perf_counter() - t
 
@@ -117,39 +126,63 @@ def print_ls_latency(requests: int) -> None:
     assert len(set(client.sessions)) == len(client.sessions)  # fresh keys every time
     print()
     print(
-        f"ls, full request (connect, fresh ephemeral key exchange, reply, close), server in "
+        f"ls, full request (connect, fresh secure handshake, reply, close), server in "
         f"its own process, {requests} requests: p50 {percentile(latencies, 0.5):.2f} ms, "
         f"p99 {percentile(latencies, 0.99):.2f} ms, {1000 / statistics.fmean(latencies):.0f}/s"
     )
+
+
+def print_handshakes(rounds: int) -> None:
+    """The in-memory handshake of each mode, per side."""
+    cases = [
+        ("secure", groups.FFDHE2048),
+        ("static", groups.FFDHE2048),
+        ("toy", groups.TOY),
+    ]
+    print(f"{'mode':<18} {'side':<7} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
+    for mode, group in cases:
+        client_key, server_key = keys.generate(group), keys.generate(group)
+        while server_key.public == client_key.public:  # tiny toy group: keep them distinct
+            server_key = keys.generate(group)
+        one_handshake(client_key, server_key, mode)  # warm up
+        runs = [one_handshake(client_key, server_key, mode) for _ in range(rounds)]
+        for side, values in (("client", [c for c, _ in runs]), ("server", [s for _, s in runs])):
+            ms = [v * 1000 for v in values]
+            print(
+                f"{mode:<18} {side:<7} {percentile(ms, 0.5):8.2f} {percentile(ms, 0.99):8.2f} "
+                f"{statistics.fmean(ms):8.2f}"
+            )
+
+
+def measure(args: argparse.Namespace) -> None:
+    """All three measurements with whatever arithmetic this process uses."""
+    print_handshakes(args.rounds)
+    print_group_costs(args.rounds)
+    if args.requests:
+        print_ls_latency(args.requests)
+    sys.stdout.flush()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--requests", type=int, default=200, help="ls requests (0: skip)")
+    parser.add_argument(
+        "--only", choices=("python", "gmp"), help="measure one arithmetic only (no comparison)"
+    )
     args = parser.parse_args()
-    cases = [
-        ("secure", False, groups.FFDHE2048),
-        ("secure", True, groups.FFDHE2048),
-        ("toy", False, groups.TOY),
-    ]
-    print(f"{'mode':<18} {'side':<7} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
-    for mode, ephemeral, group in cases:
-        client_key, server_key = keys.generate(group), keys.generate(group)
-        while server_key.public == client_key.public:  # tiny toy group: keep them distinct
-            server_key = keys.generate(group)
-        one_handshake(client_key, server_key, mode, ephemeral)  # warm up
-        runs = [one_handshake(client_key, server_key, mode, ephemeral) for _ in range(args.rounds)]
-        label = mode + (" ephemeral" if ephemeral else "")
-        for side, values in (("client", [c for c, _ in runs]), ("server", [s for _, s in runs])):
-            ms = [v * 1000 for v in values]
-            print(
-                f"{label:<18} {side:<7} {percentile(ms, 0.5):8.2f} {percentile(ms, 0.99):8.2f} "
-                f"{statistics.fmean(ms):8.2f}"
-            )
-    print_group_costs(args.rounds)
-    if args.requests:
-        print_ls_latency(args.requests)
+    if args.only:
+        measure(args)
+        return
+    print("=== before: CPython pow for the 2048-bit arithmetic (LABCRYPTO_ARITHMETIC=python)")
+    sys.stdout.flush()
+    env = {**os.environ, groups.ARITHMETIC_ENV: "python"}
+    command = [sys.executable, __file__, "--only", "python", "--rounds", str(args.rounds),
+               "--requests", str(args.requests)]  # fmt: skip
+    subprocess.run(command, env=env, check=True)
+    print()
+    print(f"=== after: {'GMP powmod_sec' if groups.fast_power_available() else 'pow (no gmpy2!)'}")
+    measure(args)
 
 
 if __name__ == "__main__":

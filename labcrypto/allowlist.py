@@ -16,17 +16,25 @@ of the course.) An IP address says where packets came from, not who sent
 them: students share lab machines and Wi-Fi NAT, addresses change, and
 anyone can connect from an allowed address. A shared secret in the list
 would be worse: the file would then be a list of passwords that anyone who
-reads it can use. A public key is safe to write down, and only the holder
-of the matching private key can finish the handshake with it, so "this key
-is allowed" really means "this person is allowed". The ``name`` is only a
-label for people (and the name of the student's home folder in task 5).
+reads it can use. A public key is safe to write down. In secure mode only the
+holder of the matching private key can finish the handshake with it — even
+a thief who stole the *server's* private key cannot, because the session
+keys also mix the client's static key with the server's fresh ephemeral key
+(the ``se`` term, see ``handshake``). So "this key is allowed" means "this
+person is allowed". (In the course's ``static`` mode it does not: whoever
+holds the server's key can compute ``A^b`` and finish as any listed
+student. Notebook 05 shows it.) The ``name`` is only a label for people
+(and the name of the student's home folder in task 5).
 
 Rules, so that a key is one identity however it is written:
 
-* Keys are compared by value, as ``PublicKey`` does (group and number):
-  ``0x00AB``, ``0xab`` and ``171`` are the same key. A key may appear once,
-  a name may appear once (ignoring case: ``Alice`` and ``alice`` would
-  share a home folder on some systems).
+* One group, one spelling: an allowlist takes keys of the server's group
+  only (``group=``, ffdhe2048 unless told otherwise), written exactly as
+  ``labcrypto`` writes them (``0x`` and lowercase hex, no leading zeros).
+  A row with a toy or small-group key, or another spelling of a number
+  (``0x00AB``, ``171``), is reported with the line to write instead. A
+  key may appear once, a name may appear once (ignoring case: ``Alice``
+  and ``alice`` would share a home folder on some systems).
 * Names follow the key-name rule of ``keys.key_paths``: letters, digits,
   ``_``, ``-``, ``.``, at most 64 characters.
 * A row that cannot be used (wrong number of columns, a bad key, a
@@ -55,6 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import AllowlistError, LabCryptoError, NameNotOnAllowlist
+from .groups import FFDHE2048, Group
 from .keys import PublicKey, key_paths
 
 __all__ = ["HEADER", "Allowlist", "Entry"]
@@ -130,7 +139,7 @@ def _is_header(cells: list[str]) -> bool:
     return lowered in (list(HEADER), list(HEADER[:2]))
 
 
-def _parse(where: str, data: bytes) -> _Parsed:
+def _parse(where: str, data: bytes, group: Group = FFDHE2048) -> _Parsed:
     """Read the bytes of an allowlist file; never raises, reports instead."""
     lines = tuple(data.splitlines(keepends=True))
     entries: list[Entry] = []
@@ -167,7 +176,7 @@ def _parse(where: str, data: bytes) -> _Parsed:
                 f"the header {','.join(HEADER)!r} is missing; "
                 "reading the rows in that order anyway (add the header line to silence this)",
             )
-        entry = _parse_row(number, cells, problem, rows)
+        entry = _parse_row(number, cells, problem, rows, group)
         if entry is None:
             continue
         twin = by_name.get(entry.name.casefold())
@@ -191,7 +200,11 @@ def _parse(where: str, data: bytes) -> _Parsed:
 
 
 def _parse_row(
-    number: int, cells: list[str], problem: Callable[[int, str], None], rows: list[_Row]
+    number: int,
+    cells: list[str],
+    problem: Callable[[int, str], None],
+    rows: list[_Row],
+    group: Group,
 ) -> Entry | None:
     """Turn one row's cells into an ``Entry``, or report why not and return None."""
     if len(cells) not in (2, 3):
@@ -207,7 +220,7 @@ def _parse_row(
     comment = cells[2] if len(cells) == 3 else ""
     key: PublicKey | None = None
     try:
-        key = PublicKey.from_text(key_text)
+        key = PublicKey.from_canonical_text(key_text, group)
     except (ValueError, LabCryptoError) as exc:
         problem(number, f"bad public key for {name!r}: {exc}")
     rows.append(_Row(number, name, key))
@@ -254,8 +267,12 @@ class Allowlist:
     threads asking ``is_allowed`` while the CLI or a notebook cell edits.
     """
 
-    def __init__(self, path: str | os.PathLike[str] = "keys/allowlist.csv") -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] = "keys/allowlist.csv", group: Group = FFDHE2048
+    ) -> None:
         self.path = Path(path)
+        #: The one group whose keys this list takes: the server's.
+        self.group = group
         self._lock = threading.Lock()
         self._signature: _Signature | None = None
         self._loaded = False
@@ -279,7 +296,7 @@ class Allowlist:
             return None, _EMPTY
         except OSError as exc:
             return None, _Parsed((), (), (), (f"{where}: cannot read the file ({exc})",))
-        return signature, _parse(where, data)
+        return signature, _parse(where, data, self.group)
 
     def _refresh(self) -> _Parsed:
         """Re-read the file if it changed since we last read it (lock held)."""
@@ -366,15 +383,22 @@ class Allowlist:
         """Put ``key`` on the list under ``name``; return the new entry.
 
         Refused (``AllowlistError``) if the name is taken, if the key is
-        already there under another name, or if the name breaks the naming
-        rule. The row is appended; the rest of the file, including rows with
-        problems and ``#`` comments, is kept as it was.
+        already there under another name, if it is not a key of this list's
+        group, or if the name breaks the naming rule. The row is appended;
+        the rest of the file, including rows with problems and ``#``
+        comments, is kept as it was.
         """
         _check_name(name)
         if not isinstance(key, PublicKey):
             raise AllowlistError(
                 f"add takes a PublicKey, got {type(key).__name__}; "
                 "read one with keys.load_public(path) or PublicKey.from_text(text)"
+            )
+        if key.group != self.group:
+            raise AllowlistError(
+                f"this allowlist takes {self.group.name} keys only, and this key is "
+                f"{key.group.name}: a server in secure mode never accepts a toy or "
+                "small-group key (anyone can compute its private half)"
             )
         comment = comment.strip()
         if "\n" in comment or "\r" in comment:

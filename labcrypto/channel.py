@@ -13,7 +13,9 @@ The length is checked against a limit (default 1 MiB) *before* reading the
 payload, so a peer cannot make us allocate 4 GiB by sending four bytes.
 
 ``SecureChannel`` runs the handshake (``handshake``) over frames, then
-encrypts every frame with the session's cipher. A message loop sees only
+encrypts every frame with the session's cipher. Until the handshake is
+done a frame may be at most 16 KiB (``MAX_HANDSHAKE_MESSAGE``): a stranger
+who has proved nothing cannot make us buffer a megabyte. A message loop sees only
 ``send`` and ``recv``: that is the separation task 2 asks for — key
 generation and encryption live here, the loop knows nothing about them.
 
@@ -23,6 +25,12 @@ either end of ``socket.socketpair()``); this module opens no sockets itself.
 Closing: ``close()`` first sends an encrypted empty message ("close
 notify", as in TLS), so the peer can tell a clean goodbye from a
 connection cut by an attacker or a crash (``ConnectionLost``).
+
+Failing: a frame that fails authentication, a cut or an oversized frame,
+or a session key that has sealed all it may (``SessionExhausted``) closes
+the channel for good, and every later ``send`` or ``recv`` raises the same
+error again — a loop ``for message in channel`` ends with that error, never
+as if the peer had said goodbye.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from .ciphers import TAG_SIZE
 from .errors import (
@@ -40,11 +48,13 @@ from .errors import (
     ConnectionLost,
     FrameTooLarge,
     LabCryptoError,
+    MalformedMessage,
     PeerTooSlow,
     ProtocolError,
 )
-from .handshake import ClientHandshake, ServerHandshake, Session
-from .keys import KeyPair, PublicKey
+from .handshake import MAX_HANDSHAKE_MESSAGE, ClientHandshake, ServerHandshake, Session
+from .keys import KeyPair, PublicKey, RandomSource
+from .streams import close_stream, set_timeout
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
@@ -57,6 +67,8 @@ __all__ = [
     "read_frame",
     "write_frame",
 ]
+
+_T = TypeVar("_T")
 
 #: The 4-byte length in front of every frame: "!I" = network order, unsigned int.
 HEADER = struct.Struct("!I")
@@ -157,7 +169,7 @@ class FrameReader:
         if deadline is not None:
             if now >= deadline:
                 raise TimeoutError("the peer did not send what it had to in time")
-            _set_timeout(stream, deadline - now)  # the last recv may not overshoot
+            set_timeout(stream, deadline - now)  # the last recv may not overshoot
         begun = buffer is not self._header or self._filled > 0
         if begun and self.frame_timeout is not None and now - self._started > self.frame_timeout:
             raise PeerTooSlow(
@@ -214,23 +226,16 @@ def read_frame(stream: ByteStream, max_size: int = DEFAULT_MAX_FRAME) -> bytes:
     return bytes(FrameReader(max_size).read(stream))
 
 
-def _set_timeout(stream: object, timeout: float | None) -> None:
-    settimeout = getattr(stream, "settimeout", None)
-    if settimeout is not None:
-        settimeout(timeout)
-
-
-def _close_stream(stream: object) -> None:
-    """Shut a socket down (this wakes a thread blocked in ``recv``), then close it."""
-    shutdown = getattr(stream, "shutdown", None)
-    if shutdown is not None:
-        try:
-            shutdown(2)  # socket.SHUT_RDWR, without importing socket here
-        except OSError:
-            pass  # not connected any more
-    close = getattr(stream, "close", None)
-    if close is not None:
-        close()
+def _handshake_frame(
+    reader: FrameReader, stream: ByteStream, deadline: float | None, peer: str
+) -> bytes:
+    """One handshake frame (at most 16 KiB), with the handshake's own errors."""
+    try:
+        return bytes(reader.read(stream, deadline))
+    except ChannelClosed:
+        raise ConnectionLost(f"the {peer} closed the connection during the handshake") from None
+    except FrameTooLarge as exc:  # refused before reading it
+        raise MalformedMessage(f"handshake frame refused: {exc}") from None
 
 
 class SecureChannel:
@@ -259,6 +264,8 @@ class SecureChannel:
         self._send_lock = threading.Lock()
         self._recv_lock = threading.Lock()
         self.closed = False
+        #: The error that broke this channel; raised again by every later call.
+        self.failure: LabCryptoError | None = None
         self.peer_closed = False
         #: Optional hook ``(direction, wire_bytes)`` for notebooks that show the traffic.
         self.on_wire: Callable[[str, bytes], None] | None = None
@@ -272,31 +279,37 @@ class SecureChannel:
         static: KeyPair,
         mode: str = "secure",
         *,
-        ephemeral: bool = False,
+        service: str = "chat",
         expected_server_key: PublicKey | str | None = None,
         timeout: float | None = 10.0,
         max_frame: int = DEFAULT_MAX_FRAME,
+        rng: RandomSource | None = None,
+        ephemeral: bool | None = None,
     ) -> SecureChannel:
-        """Run the client handshake over ``stream``; return the open channel."""
+        """Run the client handshake over ``stream``; return the open channel.
+
+        ``service`` must be what the server offers (``"chat"``, ``"files"``).
+        ``ephemeral`` is kept for old callers: secure mode always uses them.
+        """
         handshake = ClientHandshake(
-            static, mode, ephemeral=ephemeral, expected_server_key=expected_server_key
+            static,
+            mode,
+            service=service,
+            expected_server_key=expected_server_key,
+            rng=rng,
+            ephemeral=ephemeral,
         )
-        _set_timeout(stream, timeout)
+        set_timeout(stream, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         write_frame(stream, handshake.start())
-        reader = FrameReader(max_frame)
+        reader = FrameReader(MAX_HANDSHAKE_MESSAGE)
         while not handshake.done:
-            try:
-                data = bytes(reader.read(stream, deadline))
-            except ChannelClosed:
-                raise ConnectionLost(
-                    "the server closed the connection during the handshake"
-                ) from None
-            for reply in handshake.receive(data):
+            for reply in handshake.receive(_handshake_frame(reader, stream, deadline, "server")):
                 write_frame(stream, reply)
-        _set_timeout(stream, timeout)  # the deadline shortened it
+        set_timeout(stream, timeout)  # the deadline shortened it
         assert handshake.session is not None
         channel = cls(stream, handshake.session, max_frame=max_frame)
+        reader.max_size = max_frame  # the handshake is done: full-size frames from now on
         channel._reader = reader
         return channel
 
@@ -307,11 +320,13 @@ class SecureChannel:
         static: KeyPair,
         mode: str = "secure",
         *,
+        service: str = "chat",
         allow: Callable[[PublicKey], bool] | None = None,
-        require_ephemeral: bool = False,
         timeout: float | None = 10.0,
         max_frame: int = DEFAULT_MAX_FRAME,
         frame_timeout: float | None = None,
+        rng: RandomSource | None = None,
+        require_ephemeral: bool = False,
     ) -> SecureChannel:
         """Run the server handshake over ``stream``; return the open channel.
 
@@ -324,19 +339,20 @@ class SecureChannel:
         the client one plain ``error`` message and re-raises, so the caller
         can log it and close the connection. Nothing encrypted was sent.
         """
-        handshake = ServerHandshake(static, mode, allow=allow, require_ephemeral=require_ephemeral)
-        _set_timeout(stream, timeout)
+        handshake = ServerHandshake(
+            static,
+            mode,
+            service=service,
+            allow=allow,
+            rng=rng,
+            require_ephemeral=require_ephemeral,
+        )
+        set_timeout(stream, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
-        reader = FrameReader(max_frame)
+        reader = FrameReader(MAX_HANDSHAKE_MESSAGE)  # a stranger gets 16 KiB, not 1 MiB
         while not handshake.done:
             try:
-                data = bytes(reader.read(stream, deadline))
-            except ChannelClosed:
-                raise ConnectionLost(
-                    "the client closed the connection during the handshake"
-                ) from None
-            try:
-                replies = handshake.receive(data)
+                replies = handshake.receive(_handshake_frame(reader, stream, deadline, "client"))
             except LabCryptoError as exc:
                 try:
                     write_frame(stream, ServerHandshake.error_message(exc))
@@ -346,9 +362,10 @@ class SecureChannel:
             if replies:
                 # One sendall for both hello and finished: one packet, no Nagle stall.
                 stream.sendall(b"".join(encode_frame(r, max_frame) for r in replies))
-        _set_timeout(stream, timeout)  # the deadline shortened it
+        set_timeout(stream, timeout)  # the deadline shortened it
         assert handshake.session is not None
         channel = cls(stream, handshake.session, max_frame=max_frame)
+        reader.max_size = max_frame  # the client proved its key: full-size frames from now on
         reader.frame_timeout = frame_timeout
         channel._reader = reader
         return channel
@@ -358,7 +375,7 @@ class SecureChannel:
     @property
     def max_message(self) -> int:
         """The largest message ``send`` accepts (the frame limit minus the tag)."""
-        return self.max_frame - (TAG_SIZE if self.session.mode == "secure" else 0)
+        return self.max_frame - (0 if self.session.mode == "toy" else TAG_SIZE)
 
     def send(self, message: bytes | bytearray | memoryview | str) -> None:
         """Encrypt and send one message (``str`` is sent as UTF-8)."""
@@ -386,25 +403,45 @@ class SecureChannel:
         if len(data) > self.max_message:
             raise FrameTooLarge(f"a {len(data)}-byte message is over the {self.max_message} limit")
         with self._send_lock:
-            if self.closed:
-                raise ChannelClosed("this channel is closed; open a new connection")
-            frame = encode_frame(self._sealer.seal(data), self.max_frame)
+            self._check_open()
+            frame = encode_frame(self._guarded(self._sealer.seal, data), self.max_frame)
             if self.on_wire is not None:
                 self.on_wire("sent", frame)
             return frame
+
+    def _check_open(self) -> None:
+        """Raise the error that broke the channel, or ``ChannelClosed`` after ``close``."""
+        if self.failure is not None:
+            raise copy.copy(self.failure).with_traceback(None)
+        if self.closed:
+            raise ChannelClosed("this channel is closed; open a new connection")
+
+    def _fail(self, exc: LabCryptoError) -> None:
+        """Break the channel for good: remember why, close the stream (no goodbye)."""
+        if self.failure is None:
+            self.failure = exc
+        self.closed = True
+        close_stream(self.stream)
+
+    def _guarded(self, step: Callable[..., _T], *args: object) -> _T:
+        """Run one cipher step; a failure (tampering, a key used up) breaks the channel."""
+        try:
+            return step(*args)
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
 
     def _send_sealed(self, data: bytes | memoryview) -> None:
         """Seal ``data`` into the send buffer behind room for the header, then send
         header, ciphertext and tag with one ``sendall``: no new object, no copy,
         one write (two small writes would each wait on Nagle's algorithm)."""
         with self._send_lock:
-            if self.closed:
-                raise ChannelClosed("this channel is closed; open a new connection")
+            self._check_open()
             needed = HEADER.size + len(data) + TAG_SIZE
             if len(self._send_buffer) < needed:
                 self._send_buffer = bytearray(needed)
             buffer = memoryview(self._send_buffer)
-            length = self._sealer.seal_into(data, buffer[HEADER.size :])
+            length = self._guarded(self._sealer.seal_into, data, buffer[HEADER.size :])
             HEADER.pack_into(buffer, 0, length)
             frame = buffer[: HEADER.size + length]
             if self.on_wire is not None:
@@ -418,11 +455,7 @@ class SecureChannel:
         ``ConnectionLost`` if the stream was tampered with or cut."""
         with self._recv_lock:
             payload = self._read_payload(timeout)
-            try:
-                message = self._opener.open(payload)
-            except ProtocolError:
-                self.peer_closed = True
-                raise
+            message = self._guarded(self._opener.open, payload)
             if not message:
                 self.peer_closed = True
                 raise ChannelClosed("the peer has closed the conversation")
@@ -444,11 +477,7 @@ class SecureChannel:
                 self._recv_buffer = bytearray(self.max_frame)
             payload = self._read_payload(timeout, self._recv_buffer)
             out = memoryview(buffer)
-            try:
-                length = self._opener.open_into(payload, out)
-            except ProtocolError:
-                self.peer_closed = True
-                raise
+            length = self._guarded(self._opener.open_into, payload, out)
             if not length:
                 self.peer_closed = True
                 raise ChannelClosed("the peer has closed the conversation")
@@ -458,17 +487,26 @@ class SecureChannel:
         self, timeout: float | None, into: bytearray | None = None
     ) -> bytearray | memoryview:
         """The next frame's payload, still sealed (call with ``_recv_lock`` held)."""
+        if self.failure is not None:
+            self._check_open()  # raises the error that broke the channel
         if self.peer_closed:
             raise ChannelClosed("the peer has closed the conversation")
         if timeout is not None:
-            _set_timeout(self.stream, timeout)
+            set_timeout(self.stream, timeout)
         try:
             payload = self._reader.read(self.stream, into=into)
         except ChannelClosed:
-            raise ConnectionLost(
-                "the connection ended without a goodbye: the peer crashed, "
-                "or someone cut the connection"
-            ) from None
+            self._fail(
+                ConnectionLost(
+                    "the connection ended without a goodbye: the peer crashed, "
+                    "or someone cut the connection"
+                )
+            )
+            self._check_open()  # raises the failure (the first one, if another came first)
+            raise
+        except ProtocolError as exc:  # an oversized, stalled or cut frame
+            self._fail(exc)
+            raise
         if self.on_wire is not None:
             self.on_wire("received", HEADER.pack(len(payload)) + bytes(payload))
         return payload
@@ -528,13 +566,13 @@ class SecureChannel:
         if self.closed:
             return
         try:
-            _set_timeout(self.stream, 1.0)
+            set_timeout(self.stream, 1.0)
             self._send_sealed(b"")
         except (OSError, LabCryptoError):
             pass  # the peer is gone already: closing is all that is left
         finally:
             self.closed = True
-            _close_stream(self.stream)
+            close_stream(self.stream)
 
     def __enter__(self) -> SecureChannel:
         return self

@@ -14,16 +14,25 @@ notebook's by-hand demos.
 
 ``AeadCipher`` — what real protocols (TLS 1.3, SSH, WireGuard) do:
 
-1. **Key derivation (HKDF-SHA256).** ``K`` is a number with structure,
-   not a uniformly random key. HKDF hashes it together with both sides'
-   random nonces and a hash of the handshake transcript into independent
-   keys: one for client→server, one for server→client, and confirmation
-   keys. Fresh nonces mean fresh session keys, even with the same ``K``.
+1. **Key derivation (HKDF-SHA256).** A DH result ``K`` is a number with
+   structure, not a uniformly random key. HKDF hashes the DH results of
+   the handshake (four in secure mode: ``ee, es, se, ss``; one in the
+   static and toy modes) together with both sides' random nonces and a
+   hash of the handshake transcript into independent keys: one for
+   client→server, one for server→client, and confirmation keys. Fresh
+   nonces mean fresh session keys, even with the same ``K``.
 2. **Authenticated encryption (AES-256-GCM).** Each message is encrypted
    and given a 16-byte tag; a single flipped bit makes ``open`` fail.
 3. **Counter nonces.** Message *n* in a direction is sealed with nonce
    *n*; the receiver expects exactly *n*. A replayed, dropped or
    reordered message is opened with the wrong nonce and fails too.
+4. **Limits of one key.** The counter must never repeat (2^64 - 1
+   messages), but that is not the limit that bites first: AES-GCM's
+   guarantees weaken with the *amount of data* sealed under one key.
+   TLS 1.3 (RFC 8446, section 5.5) stops at about 2^24.5 full 16 KiB
+   records, about 2^38.5 bytes; we stop a key at 2^38 bytes (256 GiB) per
+   direction. Past either limit ``seal`` raises ``SessionExhausted`` and
+   the channel closes: a new connection makes a new key.
 
 Nothing here is hand-rolled: AES-GCM and HKDF come from the
 ``cryptography`` package. Used by ``handshake`` and ``channel``.
@@ -40,9 +49,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .errors import DecryptionFailed
+from .errors import DecryptionFailed, SessionExhausted
 
 __all__ = [
+    "MAX_BYTES_PER_KEY",
+    "MAX_MESSAGES_PER_KEY",
     "TAG_SIZE",
     "AeadCipher",
     "CaesarCipher",
@@ -55,7 +66,12 @@ __all__ = [
 #: Bytes that AES-GCM adds to every message (the authentication tag).
 TAG_SIZE = 16
 _KEY_SIZE = 32  # AES-256
-_MAX_MESSAGES = 2**64 - 1  # the counter must never wrap around
+#: The counter must never wrap around (a repeated nonce breaks GCM outright).
+MAX_MESSAGES_PER_KEY = 2**64 - 1
+#: GCM's data-volume limit for one key (see the module doc): 256 GiB per direction.
+MAX_BYTES_PER_KEY = 2**38
+#: The HKDF label: the protocol and its version, so no other protocol derives these keys.
+_LABEL = b"labcrypto v2"
 #: ``AESGCM.encrypt_into``/``decrypt_into`` (cryptography 47 and later): no new object per record.
 _ENCRYPT_INTO = hasattr(AESGCM, "encrypt_into")
 
@@ -131,17 +147,31 @@ class AeadCipher:
             raise ValueError(f"AES-256 needs a {_KEY_SIZE}-byte key, got {len(key)} bytes")
         self._aead = AESGCM(key)
         self.counter = 0
+        self.sealed_bytes = 0
 
     def _next_nonce(self) -> bytes:
-        if self.counter >= _MAX_MESSAGES:
-            raise DecryptionFailed("message counter exhausted: start a new session")
+        if self.counter >= MAX_MESSAGES_PER_KEY:
+            raise SessionExhausted(
+                "this session key has sealed its last message (the counter would repeat): "
+                "open a new connection for a new key"
+            )
         nonce = self.counter.to_bytes(12, "big")
         self.counter += 1
         return nonce
 
     def seal(self, plaintext: bytes, associated_data: bytes | None = None) -> bytes:
         """Encrypt and authenticate the next message; returns ciphertext + 16-byte tag."""
+        self._count(len(plaintext))
         return self._aead.encrypt(self._next_nonce(), plaintext, associated_data)
+
+    def _count(self, size: int) -> None:
+        """Count ``size`` more bytes sealed under this key, or refuse past GCM's limit."""
+        if self.sealed_bytes + size > MAX_BYTES_PER_KEY:
+            raise SessionExhausted(
+                f"this session key has sealed {self.sealed_bytes} bytes; AES-GCM's limit for "
+                f"one key is {MAX_BYTES_PER_KEY}: open a new connection for a new key"
+            )
+        self.sealed_bytes += size
 
     def open(self, ciphertext: bytes, associated_data: bytes | None = None) -> bytes:
         """Check and decrypt the next message, or raise ``DecryptionFailed``.
@@ -163,6 +193,7 @@ class AeadCipher:
         then copied, per record. ``cryptography`` 47 encrypts straight into
         the buffer; older versions (the lab allows 42 and later) copy once.
         """
+        self._count(len(plaintext))
         size = len(plaintext) + TAG_SIZE
         nonce = self._next_nonce()
         if _ENCRYPT_INTO:
@@ -225,7 +256,9 @@ def derive_session_keys(
     """HKDF-SHA256 from the DH results to four independent 32-byte keys.
 
     ``keys = HKDF(ikm = dh_1 || dh_2 ..., salt = client_nonce || server_nonce,
-    info = "labcrypto v1" || transcript_hash)``. Mixing in the transcript
+    info = "labcrypto v2 session keys" || transcript_hash)``; each DH result
+    is written as fixed-length bytes (256 for a 2048-bit group), so the
+    parts cannot slide into each other. Mixing in the transcript
     binds the keys to everything both sides saw: if an attacker changed
     any handshake byte, the two sides end up with different keys and the
     confirmation step fails.
@@ -234,7 +267,7 @@ def derive_session_keys(
         algorithm=hashes.SHA256(),
         length=4 * _KEY_SIZE,
         salt=client_nonce + server_nonce,
-        info=b"labcrypto v1 session keys" + transcript_hash,
+        info=_LABEL + b" session keys" + transcript_hash,
     )
     okm = hkdf.derive(b"".join(secrets))
     parts = [okm[i : i + _KEY_SIZE] for i in range(0, len(okm), _KEY_SIZE)]
@@ -243,4 +276,4 @@ def derive_session_keys(
 
 def confirmation_tag(key: bytes, transcript_hash: bytes) -> bytes:
     """HMAC-SHA256 of the transcript: proof that the sender derived the same keys."""
-    return hmac.new(key, b"labcrypto v1 confirm" + transcript_hash, sha256).digest()
+    return hmac.new(key, _LABEL + b" confirm" + transcript_hash, sha256).digest()

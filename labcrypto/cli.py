@@ -248,9 +248,9 @@ def cmd_allow_remove(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the chat room until Ctrl-C or SIGTERM."""
-    key_name = args.key or ("server" if args.mode == "secure" else "server-toy")
+    key_name = args.key or ("server-toy" if args.mode == "toy" else "server")
     pair = keys.load_or_create(key_name, args.keys_dir, MODES[args.mode])
-    allowlist = None if args.no_allowlist else Allowlist(_allowlist_path(args))
+    allowlist = None if args.no_allowlist else Allowlist(_allowlist_path(args), MODES[args.mode])
     pool_range = _parse_pool(args.pool)
     pool = PortPool(*pool_range, host=args.host) if pool_range else None
     server = ChatServer(
@@ -365,6 +365,7 @@ def _shown(text: str) -> str:
 def cmd_chat(args: argparse.Namespace) -> int:
     """Join the room; send --message lines (waiting for each echo), or chat interactively."""
     pair = _load_key(args.key, args.keys_dir)
+    mode = _mode_of(pair)
     known = args.known_servers or Path(args.keys_dir) / "known_servers.csv"
     client = ChatClient.connect(
         args.host,
@@ -372,7 +373,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         pair,
         server_key=_server_key_arg(args.server_key),
         known_servers=known,
-        mode=_mode_of(pair),
+        mode=mode,
         timeout=args.timeout,
         on_message=None if args.message else lambda m: _out(_format_line(m)),
     )
@@ -386,6 +387,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 host=args.host, port=args.port, name=client.name, data_port=client.data_port
             )
         )
+        _err(_("mode: {mode}").format(mode=mode))
+        if mode == "toy":
+            _err(_("toy mode is NOT secret (p = 23, a Caesar shift): anyone on the path reads it"))
         if args.message:
             for text in args.message:
                 _send_and_wait_for_echo(client, text, args.timeout)

@@ -38,7 +38,7 @@ from .errors import (
     ProtocolError,
 )
 from .handoff import present_ticket
-from .keys import KeyPair, PublicKey, load_public
+from .keys import KeyPair, PublicKey, load_public, parse_fingerprint
 from .known_servers import KnownServers
 from .server import connect
 from .streams import close_stream
@@ -70,19 +70,17 @@ def resolve_server_key(server_key: ServerKey) -> PublicKey | str | None:
     """Turn what the user gave into what the handshake pins.
 
     A ``PublicKey`` stays as it is; a path to an existing ``.pub`` file is
-    loaded; any other string is taken as a fingerprint (16 hex digits,
-    colons allowed).
+    loaded; any other string must be a whole fingerprint (``SHA256:`` and
+    43 base64 characters, as ``labcrypto keygen`` prints it).
     """
     if server_key is None or isinstance(server_key, PublicKey):
         return server_key
     if isinstance(server_key, os.PathLike) or Path(str(server_key)).suffix == ".pub":
         return load_public(server_key)
-    text = str(server_key).replace(":", "").strip().lower()
-    if len(text) != 16 or any(c not in "0123456789abcdef" for c in text):
-        raise KeyFileError(
-            f"server_key {server_key!r} is neither a .pub file nor a 16-hex-digit fingerprint"
-        )
-    return text
+    try:
+        return parse_fingerprint(str(server_key))
+    except ValueError as exc:
+        raise KeyFileError(f"server_key is neither a .pub file nor a fingerprint: {exc}") from None
 
 
 def _known_servers(known: Known) -> KnownServers | None:

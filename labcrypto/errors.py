@@ -21,10 +21,12 @@ __all__ = [
     "InvalidPublicValue",
     "KeyFileError",
     "KeyNotAllowed",
+    "KnownServersError",
     "LabCryptoError",
     "LineRefused",
     "MalformedJSON",
     "MalformedMessage",
+    "ModeMismatch",
     "NameNotOnAllowlist",
     "PathOutsideHome",
     "PathRefused",
@@ -33,6 +35,8 @@ __all__ = [
     "ProtocolError",
     "QuotaExceeded",
     "ServerKeyChanged",
+    "ServiceMismatch",
+    "SessionExhausted",
     "TransferFailed",
     "UnexpectedMessage",
     "UnknownGroup",
@@ -47,6 +51,10 @@ class LabCryptoError(Exception):
 
 class KeyFileError(LabCryptoError):
     """A key file that is missing, corrupt, truncated or does not match its partner."""
+
+
+class KnownServersError(KeyFileError):
+    """A damaged ``known_servers.csv``: a row that cannot be read is an error, never skipped."""
 
 
 class ProtocolError(LabCryptoError):
@@ -78,6 +86,14 @@ class VersionMismatch(HandshakeError):
     """The peer speaks another version of the protocol, or another mode."""
 
 
+class ModeMismatch(VersionMismatch):
+    """The peer asked for another mode (secure, static, toy) than this side runs."""
+
+
+class ServiceMismatch(VersionMismatch):
+    """The peer asked for another service (chat, files) than this server offers."""
+
+
 class MalformedMessage(HandshakeError):
     """A handshake message that is not the JSON object the protocol expects."""
 
@@ -96,6 +112,11 @@ class ServerKeyChanged(HandshakeError):
 
 class DecryptionFailed(ProtocolError):
     """A frame failed authentication: tampered, replayed, reordered, or the wrong key."""
+
+
+class SessionExhausted(ProtocolError):
+    """A session key has sealed as much as it safely may (message count or bytes):
+    the channel closes; open a new connection for a new key."""
 
 
 class ChannelClosed(LabCryptoError):

@@ -13,7 +13,10 @@ What lives here (used from notebook 01 on):
 * ``small_safe_prime_group(bits, seed)`` — groups of 8 to 64 bits for the
   brute-force demo, the same ones every run for the same seed.
 * ``MODP2048`` (RFC 3526, group 14) and ``FFDHE2048`` (RFC 7919) — the real
-  2048-bit groups. ``FFDHE2048`` is the default.
+  2048-bit groups. ``FFDHE2048`` is the default. Their strength is about
+  103 bits (RFC 7919, appendix A; NIST rates 2048-bit groups 112), not 128:
+  enough for a course, and what TLS still accepts, but a 3072-bit group or
+  X25519 is what you would pick for 128.
 * ``validate_public(group, y)`` — the checks a receiver must make before it
   uses a peer's public value.
 
@@ -26,21 +29,51 @@ cannot push our secret into a tiny subgroup and learn it piece by piece
 
 from __future__ import annotations
 
+import functools
+import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import InvalidPublicValue, UnknownGroup
 
+#: ``LABCRYPTO_ARITHMETIC=python`` makes every group use CPython's ``pow`` (the
+#: benchmark compares both paths; nothing else should need it).
+ARITHMETIC_ENV = "LABCRYPTO_ARITHMETIC"
+
+
+@functools.cache
+def _gmp_powmod_sec() -> Callable[[int, int, int], object] | None:
+    """GMP's constant-time powmod, unless gmpy2 is missing or switched off.
+
+    Imported on first use, not with this module: gmpy2 reads its version
+    through ``importlib.metadata``, which pulls in ``email``, ``zipfile`` and
+    ``socket`` — a tenth of a second, and modules the protocol core keeps
+    out of a notebook that only looks at ``p = 23``.
+    """
+    if os.environ.get(ARITHMETIC_ENV, "").strip().lower() == "python":
+        return None
+    try:
+        from gmpy2 import powmod_sec
+    except ImportError:  # pragma: no cover - a dependency; this keeps a broken venv usable
+        return None
+    return powmod_sec  # type: ignore[no-any-return]
+
+
 __all__ = [
+    "ARITHMETIC_ENV",
+    "FAST_ARITHMETIC_BITS",
     "FFDHE2048",
     "GROUPS",
     "MODP2048",
     "TOY",
     "Group",
+    "fast_power_available",
     "get_group",
     "in_subgroup",
     "is_probable_prime",
     "jacobi_symbol",
+    "power",
     "small_safe_prime_group",
     "validate_public",
 ]
@@ -53,8 +86,10 @@ class Group:
     ``q`` is the order of ``g`` (how many distinct values ``g^x mod p``
     takes). ``exponent_bits`` is how large a secret exponent we draw: for a
     2048-bit safe-prime group, RFC 7919 (section 5.2) allows short
-    exponents of at least twice the security level, and 256 bits gives
-    128-bit security at a tenth of the cost of a full 2048-bit exponent.
+    exponents of at least twice the security level. A 2048-bit group is
+    *not* 128-bit secure: RFC 7919 (appendix A) estimates ffdhe2048 at about
+    103 bits, NIST SP 800-57 rates it 112. A 256-bit exponent is well over
+    twice either figure, at a tenth of the cost of a full 2048-bit one.
     """
 
     name: str
@@ -87,6 +122,42 @@ class Group:
         if self.bits <= 64:
             return f"Group({self.name!r}, p={self.p}, g={self.g})"
         return f"Group({self.name!r}, {self.bits}-bit p, g={self.g})"
+
+
+#: Groups this large get GMP's arithmetic; smaller ones (toy, the demo groups) keep ``pow``.
+FAST_ARITHMETIC_BITS = 1024
+
+
+def power(base: int, exponent: int, group: Group) -> int:
+    """``base ** exponent mod p``: the one place the lab raises numbers to secret powers.
+
+    Two paths, chosen here and nowhere else:
+
+    * small groups (the toy ``p = 23``, the demo groups up to 64 bits) use
+      CPython's ``pow`` — the arithmetic students read and type in the
+      notebooks. ``pow`` is correct but **not constant-time**: how long it
+      takes depends on the bits of the exponent, and an attacker who can
+      time many exponentiations with the same secret can learn about it.
+    * 2048-bit groups use GMP through ``gmpy2.powmod_sec`` (GMP's
+      ``mpz_powm_sec``): about eight times faster than ``pow`` here, and
+      written to take the same time and touch the same memory whatever the
+      exponent's bits — what real code needs (OpenSSL's
+      ``BN_mod_exp_mont_consttime`` is the same idea; an elliptic curve
+      such as X25519 is what new protocols pick). ``fast_power_available``
+      says whether gmpy2 is installed; without it ``pow`` is used.
+
+    Both paths give the same numbers (a test checks).
+    """
+    if group.p.bit_length() >= FAST_ARITHMETIC_BITS:
+        powmod_sec = _gmp_powmod_sec()
+        if powmod_sec is not None:
+            return int(powmod_sec(base, exponent, group.p))  # type: ignore[call-overload]
+    return pow(base, exponent, group.p)
+
+
+def fast_power_available() -> bool:
+    """Is GMP's constant-time exponentiation (gmpy2) installed (and not switched off)?"""
+    return _gmp_powmod_sec() is not None
 
 
 def validate_public(group: Group, y: int) -> int:

@@ -6,55 +6,101 @@ between them — by hand in a notebook cell, over ``socket.socketpair()`` in
 a test, or over TCP in ``channel``/``server``. The same code runs in all
 three, which is why a notebook can step through it before any socket exists.
 
+The states and what moves each side from one to the next are in ONE table,
+``TRANSITIONS``, just below the imports. Anything not in the table — a
+message out of order, twice, or after a failure — is an error, and every
+error leaves the handshake in ``FAILED`` for good.
+
 The conversation (every message is readable JSON on the wire)::
 
     client                                              server
-    client_hello  {version, mode, group, static=A,
-                   nonce_c [, ephemeral=A']}      ──►   check version, mode, group,
-                                                         A is a valid value,
-                                                         A is on the allowlist  (task 3)
-                                                  ◄──   server_hello {static=B, nonce_s
-                                                                      [, ephemeral=B']}
-                                                  ◄──   server_finished {confirm=HMAC}
+    client_hello {protocol, version, service, mode,
+                  group, static=A, ephemeral=X, nonce} ──►  check protocol, version,
+                                                            service, mode, group;
+                                                            A and X valid; A allowed (task 3)
+                                                    ◄──  server_hello {version, static=B,
+                                                                       ephemeral=Y, nonce}
+                                                    ◄──  server_finished {confirm=HMAC}
     check B (pinned?), derive the same keys,
     check the server's HMAC
-    client_finished {confirm=HMAC}                ──►   check the client's HMAC
+    client_finished {confirm=HMAC}                  ──►  check the client's HMAC
     ...both now hold the session keys: encrypted frames follow (``channel``)
 
-How both sides get the same keys, and why only they can:
+Three modes, one code path:
 
-* ``K = B^a mod p = A^b mod p`` — each side combines its *own private* key
-  with the *other's public* key. (The course text describes this as a
-  double encryption; it is not: there is one shared number, and one
-  symmetric cipher keyed from it.)
-* In ephemeral mode (the file service, task 5) both sides also make a
-  fresh key pair for this session only, and ``K' = B'^a' = A'^b'`` is mixed
-  in: stealing a long-term key later cannot decrypt a recorded session
-  (forward secrecy).
-* ``session keys = HKDF(K [, K'], nonces, transcript hash)``
-  (``ciphers.derive_session_keys``). The transcript hash covers both hello
-  messages byte for byte, so a man in the middle who swaps a key makes the
-  two sides derive different keys — and the ``confirm`` HMACs fail.
+``"secure"`` (the default everywhere)
+    ffdhe2048 and AES-256-GCM. Both sides bring their long-term *static*
+    key (A = g^a, B = g^b) and a fresh *ephemeral* key made for this
+    handshake only (X = g^x, Y = g^y). Four Diffie-Hellman results are
+    mixed into the keys, as in the Noise protocol's KK pattern:
+
+    ====  ====================  ===========  ===========  =============================
+    term  who with whom         client: K =  server: K =  what it buys
+    ====  ====================  ===========  ===========  =============================
+    ee    ephemeral×ephemeral   Y^x          X^y          forward secrecy
+    es    client eph×server st  B^x          X^b          only the real server (b) can
+                                                          finish: a stolen *client* key
+                                                          cannot pose as the server
+    se    client st×server eph  Y^a          A^y          only the real client (a) can
+                                                          finish: a stolen *server* key
+                                                          cannot log in as a student
+    ss    static×static         B^a          A^b          binds both identities
+    ====  ====================  ===========  ===========  =============================
+
+    A thief with both long-term keys (a and b) and a recording can compute
+    es, se and ss, but not ee: x and y were never written anywhere.
+
+``"static"``
+    The course's own exchange: ``K = B^a = A^b`` from the static keys only,
+    then HKDF and AES-256-GCM. Kept so the notebooks can show, by attacking
+    it, what it lacks: whoever steals *one* private key reads every
+    recorded session of that key, and can pose as anyone who talks to it —
+    with the server's ``b`` the thief computes ``A^b`` and logs in as any
+    allowed student ("key-compromise impersonation").
+
+``"toy"``
+    p = 23, g = 5, static keys only, and a Caesar shift by K: for seeing the
+    numbers and breaking them in class.
+
+How the keys come out (``ciphers.derive_session_keys``)::
+
+    session keys = HKDF(ikm = ee || es || se || ss   (only ss in static/toy),
+                        salt = nonce_c || nonce_s,
+                        info = label || transcript hash)
+
+The transcript hash covers both hello messages byte for byte, and the
+client's hello names the protocol, its version, the service (``"chat"``,
+``"files"``) and the mode: a man in the middle who changes any byte, or a
+key meant for the file service that is replayed at the chat, makes the two
+sides derive different keys, and the ``confirm`` HMACs fail.
+
+Every field has exactly one encoding: compact JSON with the fields in a
+fixed order, numbers as lowercase ``0x`` hex without leading zeros,
+nonces and confirm values as lowercase hex. A message that decodes to the
+right values but is spelled any other way is refused, so no flipped bit of
+any message can leave the handshake working.
 
 The server checks the client's static key with the caller's ``allow``
-predicate *before* it sends anything that depends on a secret. An unknown
-key gets a plain ``error`` message and the handshake ends.
+predicate *before* it makes its ephemeral key or sends anything that
+depends on a secret. An unknown key gets a plain ``error`` message and the
+handshake ends.
 
-Modes: ``"secure"`` (the default: ffdhe2048, AES-256-GCM) and ``"toy"``
-(the course's p = 23, g = 5 and a Caesar shift by K: for seeing the numbers
-and breaking them in class).
+The random source (ephemeral exponents and nonces) is a parameter, ``rng``
+(default: the ``secrets`` module), so a test can pin it and check the key
+schedule against known answers.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import jsonwire
 from .ciphers import (
     AeadCipher,
     CaesarCipher,
@@ -67,125 +113,252 @@ from .errors import (
     InvalidPublicValue,
     KeyNotAllowed,
     LabCryptoError,
+    MalformedJSON,
     MalformedMessage,
+    ModeMismatch,
     ServerKeyChanged,
+    ServiceMismatch,
     UnexpectedMessage,
     UnknownGroup,
     VersionMismatch,
 )
 from .groups import FFDHE2048, TOY, Group
-from .keys import KeyPair, PublicKey, generate, parse_number
+from .keys import KeyPair, PublicKey, RandomSource, generate, parse_fingerprint
+from .untrusted import quote
 
 __all__ = [
+    "CLIENT_STATES",
     "MAX_HANDSHAKE_MESSAGE",
     "MODES",
+    "PROTOCOL",
     "PROTOCOL_VERSION",
+    "SERVER_STATES",
+    "SERVICES",
+    "TERMS",
+    "TRANSITIONS",
     "ClientHandshake",
     "ServerHandshake",
     "Session",
     "decode_message",
     "encode_message",
+    "key_schedule",
+    "transcript_hash",
 ]
 
-PROTOCOL_VERSION = 1
+# --- the state machine, in one table -------------------------------------------------
+
+START = "start"
+WAIT_SERVER_HELLO = "wait_server_hello"
+WAIT_SERVER_FINISHED = "wait_server_finished"
+WAIT_CLIENT_HELLO = "wait_client_hello"
+WAIT_CLIENT_FINISHED = "wait_client_finished"
+DONE = "done"
+FAILED = "failed"
+
+#: ``(role, state, event) -> next state``. The only moves there are; any other
+#: event in any state is an error, and every error moves to ``FAILED``.
+#:
+#: ====== ====================== ========================= ====================== ========
+#: role   state                  event                     next state             sends
+#: ====== ====================== ========================= ====================== ========
+#: client start                  start()                   wait_server_hello      client_hello
+#: client wait_server_hello      server_hello              wait_server_finished   —
+#: client wait_server_finished   server_finished           done                   client_finished
+#: server wait_client_hello      client_hello              wait_client_finished   server_hello,
+#:                                                                                server_finished
+#: server wait_client_finished   client_finished           done                   —
+#: either any state              error, or a bad message   failed                 (server: error)
+#: ====== ====================== ========================= ====================== ========
+TRANSITIONS: dict[tuple[str, str, str], str] = {
+    ("client", START, "start"): WAIT_SERVER_HELLO,
+    ("client", WAIT_SERVER_HELLO, "server_hello"): WAIT_SERVER_FINISHED,
+    ("client", WAIT_SERVER_FINISHED, "server_finished"): DONE,
+    ("server", WAIT_CLIENT_HELLO, "client_hello"): WAIT_CLIENT_FINISHED,
+    ("server", WAIT_CLIENT_FINISHED, "client_finished"): DONE,
+}
+CLIENT_STATES = (START, WAIT_SERVER_HELLO, WAIT_SERVER_FINISHED, DONE, FAILED)
+SERVER_STATES = (WAIT_CLIENT_HELLO, WAIT_CLIENT_FINISHED, DONE, FAILED)
+
+# --- what the protocol is ------------------------------------------------------------
+
+#: The protocol's name and version: both are in every client hello, so in the transcript.
+PROTOCOL = "labcrypto"
+PROTOCOL_VERSION = 2
 #: Which group each mode uses.
-MODES: dict[str, Group] = {"secure": FFDHE2048, "toy": TOY}
+MODES: dict[str, Group] = {"secure": FFDHE2048, "static": FFDHE2048, "toy": TOY}
+#: The DH results each mode mixes into HKDF, in this order (see the module doc).
+TERMS: dict[str, tuple[str, ...]] = {
+    "secure": ("ee", "es", "se", "ss"),
+    "static": ("ss",),
+    "toy": ("ss",),
+}
+#: The modes that add fresh ephemeral keys (and the es, se, ee terms) to every handshake.
+_EPHEMERAL_MODES = frozenset(mode for mode, terms in TERMS.items() if "ee" in terms)
+#: Service labels (domain separation: a chat handshake cannot be replayed at the file service).
+SERVICES = ("chat", "files")
 #: A handshake message is a few hundred bytes; anything much bigger is an attack.
 MAX_HANDSHAKE_MESSAGE = 16 * 1024
 _NONCE_BYTES = 32
 
-# Server error codes and the exception the client raises for each.
-_ERROR_CODES: dict[str, type[HandshakeError]] = {
-    "not_allowed": KeyNotAllowed,
-    "version": VersionMismatch,
-    "group": UnknownGroup,
-    "invalid_value": InvalidPublicValue,
-    "malformed": MalformedMessage,
-    "unexpected": UnexpectedMessage,
-    "failed": HandshakeError,
+#: Each message's fields, in their one order. ``ephemeral`` only in secure mode.
+_FIELDS: dict[str, tuple[str, ...]] = {
+    "client_hello": (
+        "type", "protocol", "version", "service", "mode", "group", "static", "ephemeral", "nonce"
+    ),
+    "server_hello": ("type", "version", "static", "ephemeral", "nonce"),
+    "server_finished": ("type", "confirm"),
+    "client_finished": ("type", "confirm"),
+    "error": ("type", "code", "message"),
 }
 
+#: Server error codes: the exception the client raises for each, and the fixed local
+#: text it shows. The server's own words travel too, but nothing has authenticated
+#: them yet, so the client only shows them quoted and labelled as such.
+_ERRORS: dict[str, tuple[type[HandshakeError], str]] = {
+    "not_allowed": (
+        KeyNotAllowed,
+        "the server refused our key: it is not on the server's allowlist. Ask the "
+        "instructor to add your .pub file (labcrypto allow add NAME keys/NAME.pub), "
+        "then connect again",
+    ),
+    "version": (
+        VersionMismatch,
+        f"the server does not speak {PROTOCOL} version {PROTOCOL_VERSION}: update labcrypto "
+        "on one side",
+    ),
+    "mode": (
+        ModeMismatch,
+        "the server refused the mode this client asked for; the client never falls back "
+        "to a weaker one. Check the address and port with the instructor",
+    ),
+    "service": (
+        ServiceMismatch,
+        "the server at this address offers another service (chat or files): "
+        "check the address and port",
+    ),
+    "group": (UnknownGroup, "the server refused the Diffie-Hellman group of our key"),
+    "invalid_value": (InvalidPublicValue, "the server refused one of our public values"),
+    "malformed": (MalformedMessage, "the server could not read our handshake message"),
+    "unexpected": (UnexpectedMessage, "the server got a handshake message out of order"),
+    "failed": (HandshakeError, "the server ended the handshake"),
+}
+_CODE_OF: dict[type[HandshakeError], str] = {kind: code for code, (kind, _) in _ERRORS.items()}
 
-# --- messages on the wire ------------------------------------------------------
+_HEX_NUMBER = re.compile(r"0x0|0x[1-9a-f][0-9a-f]*")
+_HEX_BYTES_32 = re.compile(r"[0-9a-f]{64}")
+
+
+# --- messages on the wire ------------------------------------------------------------
 
 
 def encode_message(message: dict[str, Any]) -> bytes:
-    """A message as compact UTF-8 JSON bytes (what travels, inside one frame)."""
-    return json.dumps(message, separators=(",", ":")).encode()
+    """A message as compact UTF-8 JSON bytes (``jsonwire.encode``)."""
+    return jsonwire.encode(message)
 
 
 def decode_message(data: bytes) -> dict[str, Any]:
-    """Parse one handshake message, or raise ``MalformedMessage`` saying why.
+    """Parse one small JSON message with a ``"type"``, or raise ``MalformedMessage``.
 
-    Never ``pickle``: unpickling bytes from the network runs the sender's
-    code (course mistake 7). JSON can only ever produce plain data.
+    The 16 KiB limit is checked before parsing; duplicate keys, lone
+    surrogates and NaN are refused (``jsonwire.decode``). Never ``pickle``:
+    unpickling bytes from the network runs the sender's code (course
+    mistake 7). JSON can only ever produce plain data.
     """
-    if len(data) > MAX_HANDSHAKE_MESSAGE:
-        raise MalformedMessage(f"handshake message of {len(data)} bytes is too large")
     try:
-        message = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise MalformedMessage(f"a handshake message must be UTF-8 JSON: {exc}") from None
-    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        message = jsonwire.decode(data, MAX_HANDSHAKE_MESSAGE)
+    except MalformedJSON as exc:
+        raise MalformedMessage(f"handshake message: {exc}") from None
+    if not isinstance(message.get("type"), str):
         raise MalformedMessage('a handshake message must be a JSON object with a "type"')
     return message
 
 
+def _parse(data: bytes, wanted: str, ephemeral: bool) -> dict[str, Any]:
+    """Decode one handshake message of type ``wanted`` and check its one encoding.
+
+    The fields must be exactly ``_FIELDS[wanted]`` in that order (without
+    ``ephemeral`` unless ``ephemeral``), and re-encoding the parsed message
+    must give back the very bytes that arrived: so ``"\\u0073ecure"``, a
+    space, ``1.0`` or a reordered field is refused, not quietly accepted.
+    """
+    message = decode_message(data)
+    kind = message["type"]
+    if kind != wanted:
+        raise UnexpectedMessage(f"expected {wanted!r}, got {quote(kind, 40)}")
+    names = tuple(n for n in _FIELDS[wanted] if ephemeral or n != "ephemeral")
+    if tuple(message) != names:
+        raise MalformedMessage(
+            f"{wanted}: the fields must be exactly {', '.join(names)}, in that order; "
+            f"got {quote(', '.join(message), 200)}"
+        )
+    if encode_message(message) != bytes(data):
+        raise MalformedMessage(f"{wanted}: not in its one canonical encoding (compact JSON)")
+    return message
+
+
 def _field(message: dict[str, Any], name: str, kind: type) -> Any:
-    """``message[name]``, checked to exist and to be of type ``kind``."""
+    """``message[name]``, checked to be of type ``kind``."""
     value = message.get(name)
     if not isinstance(value, kind) or isinstance(value, bool):
         raise MalformedMessage(
-            f"{message.get('type')}: field {name!r} must be a {kind.__name__}, "
+            f"{quote(message.get('type'), 40)}: field {name!r} must be a {kind.__name__}, "
             f"got {type(value).__name__}"
         )
     return value
 
 
 def _public_field(message: dict[str, Any], name: str, group: Group) -> PublicKey:
-    """A public value sent as hex text, parsed and validated (once) in ``group``."""
+    """A public value in its one spelling (``0x`` + lowercase hex), validated in ``group``."""
     text = _field(message, name, str)
-    if len(text) > 2 * group.byte_length + 2 + 16:
+    if len(text) > 2 + 2 * group.byte_length:
         raise InvalidPublicValue(f"{name}: a {len(text)}-character number is out of range")
-    try:
-        value = parse_number(text)
-    except ValueError as exc:
-        raise MalformedMessage(f"{message['type']}: field {name!r}: {exc}") from None
-    return PublicKey(group, value)  # PublicKey validates the value when it is made
+    if not _HEX_NUMBER.fullmatch(text):
+        raise MalformedMessage(
+            f"{message['type']}: field {name!r} must be 0x and lowercase hex without leading "
+            f"zeros, got {quote(text, 20)}"
+        )
+    return PublicKey(group, int(text, 16))  # PublicKey validates the value when it is made
 
 
-def _nonce_field(message: dict[str, Any]) -> bytes:
-    text = _field(message, "nonce", str)
-    try:
-        nonce = bytes.fromhex(text)
-    except ValueError:
-        raise MalformedMessage(f"{message['type']}: the nonce must be hex") from None
-    if len(nonce) != _NONCE_BYTES:
-        raise MalformedMessage(f"{message['type']}: the nonce must be {_NONCE_BYTES} bytes")
-    return nonce
+def _hex32_field(message: dict[str, Any], name: str) -> str:
+    """A 32-byte value (nonce, confirm) as exactly 64 lowercase hex digits."""
+    text = _field(message, name, str)
+    if not _HEX_BYTES_32.fullmatch(text):
+        raise MalformedMessage(
+            f"{message['type']}: field {name!r} must be 64 lowercase hex digits"
+        )
+    return str(text)
 
 
-def _confirm_field(message: dict[str, Any]) -> bytes:
-    try:
-        return bytes.fromhex(_field(message, "confirm", str))
-    except ValueError:
-        raise MalformedMessage(f"{message['type']}: 'confirm' must be hex") from None
-
-
-def _transcript_hash(client_hello: bytes, server_hello: bytes) -> bytes:
-    """SHA-256 over both hellos, each with its length, exactly as sent."""
+def transcript_hash(client_hello: bytes, server_hello: bytes) -> bytes:
+    """SHA-256 over both hellos, each with its 4-byte length, exactly as sent."""
     digest = hashlib.sha256()
     for part in (client_hello, server_hello):
         digest.update(len(part).to_bytes(4, "big") + part)
     return digest.digest()
 
 
-def _dh_bytes(group: Group, value: int) -> bytes:
-    """A DH result as fixed-length big-endian bytes (the HKDF input)."""
-    return value.to_bytes(group.byte_length, "big")
+def key_schedule(
+    mode: str, terms: dict[str, int], client_hello: bytes, server_hello: bytes
+) -> tuple[SessionKeys, bytes]:
+    """The session keys and the transcript hash, from the DH results and both hellos.
+
+    ``terms`` maps each name of ``TERMS[mode]`` to its DH result. Both
+    sides call this with the same numbers; so can anyone who knows them —
+    which is why the notebooks' thief, and the tests' attackers, use it:
+    the question is only which terms a stolen key lets them compute.
+    """
+    group = MODES[mode]
+    nonces = [
+        bytes.fromhex(_hex32_field(decode_message(hello), "nonce"))
+        for hello in (client_hello, server_hello)
+    ]
+    th = transcript_hash(client_hello, server_hello)
+    ikm = [terms[name].to_bytes(group.byte_length, "big") for name in TERMS[mode]]
+    return derive_session_keys(ikm, nonces[0], nonces[1], th), th
 
 
-# --- the result ----------------------------------------------------------------
+# --- the result ----------------------------------------------------------------------
 
 
 @dataclass
@@ -193,9 +366,9 @@ class Session:
     """What a finished handshake gives each side.
 
     ``numbers`` holds what a notebook shows: in toy mode ``p, g, A, B, K``
-    themselves; in secure mode only public things (sizes and fingerprints:
-    ``K`` is 2048 bits and secret). ``transcript`` lists every message as
-    ``(sender, message)`` in order.
+    themselves; otherwise only public things (sizes and fingerprints: the
+    DH results are 2048-bit secrets). ``transcript`` lists every message
+    as ``(sender, message)`` in order. ``ephemeral`` is True in secure mode.
     """
 
     role: str
@@ -205,6 +378,7 @@ class Session:
     local_key: PublicKey
     peer_key: PublicKey
     keys: SessionKeys
+    service: str = "chat"
     toy_secret: int | None = field(default=None, repr=False)
     numbers: dict[str, Any] = field(default_factory=dict, repr=False)
     transcript: list[tuple[str, dict[str, Any]]] = field(default_factory=list, repr=False)
@@ -223,117 +397,166 @@ class Session:
         return (c2s, s2c) if self.role == "client" else (s2c, c2s)
 
 
+# --- what both sides share -------------------------------------------------------------
+
+
 class _Handshake:
-    """What both sides share: state, transcript, the key schedule."""
+    """State, transcript and the key schedule, the same for both sides."""
 
     role = ""
 
-    def __init__(self, static: KeyPair, mode: str, ephemeral: bool) -> None:
+    def __init__(
+        self,
+        static: KeyPair,
+        mode: str,
+        service: str,
+        rng: RandomSource | None,
+        state: str,
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
         if static.group != MODES[mode]:
             raise ValueError(
                 f"{mode} mode uses group {MODES[mode].name}, but the key is {static.group.name}"
             )
-        if ephemeral and mode == "toy":
-            raise ValueError("ephemeral keys are an option of secure mode only")
+        if not isinstance(service, str) or not re.fullmatch(r"[a-z][a-z0-9-]{0,31}", service):
+            raise ValueError(f"a service label is a short lowercase word, got {service!r}")
         self.static = static
         self.mode = mode
+        self.service = service
         self.group = MODES[mode]
-        self.ephemeral = ephemeral
-        self.state = "start"
+        self.ephemeral = mode in _EPHEMERAL_MODES
+        self.rng: RandomSource = rng if rng is not None else secrets
+        self.state = state
         self.session: Session | None = None
         self.transcript: list[tuple[str, dict[str, Any]]] = []
-        self._nonce = secrets.token_bytes(_NONCE_BYTES)
-        self._eph: KeyPair | None = generate(self.group) if ephemeral else None
+        # Scratch of the handshake in progress, filled in as messages pass.
+        self._nonce = self.rng.token_bytes(_NONCE_BYTES)
+        self._eph: KeyPair | None = None  # our ephemeral key pair (secure mode)
+        self._peer_eph: PublicKey | None = None
+        self._client_hello = b""
+        self._server_hello = b""
+        self._th = b""  # the transcript hash
+        self._keys: SessionKeys | None = None
+        self._toy_secret: int | None = None
 
     @property
     def done(self) -> bool:
         """True once the session keys are derived and confirmed."""
-        return self.state == "done"
+        return self.state == DONE
 
-    def _expect(self, message: dict[str, Any], wanted: str) -> None:
-        if message["type"] != wanted:
+    def _move(self, event: str) -> None:
+        """Take the transition ``event`` from the current state, as the table says."""
+        key = (self.role, self.state, event)
+        if key not in TRANSITIONS:
+            hint = " (it already failed: start a new one)" if self.state == FAILED else ""
             raise UnexpectedMessage(
-                f"expected {wanted!r} in state {self.state!r}, got {message['type']!r}"
+                f"the {self.role} handshake cannot take {event!r} in state {self.state!r}{hint}"
             )
+        self.state = TRANSITIONS[key]
 
-    def _fail(self) -> None:
-        self.state = "failed"
+    def _can(self, event: str) -> bool:
+        return (self.role, self.state, event) in TRANSITIONS
 
-    def _check_state(self, wanted: str) -> None:
-        if self.state != wanted:
-            raise UnexpectedMessage(
-                f"the {self.role} handshake is in state {self.state!r}, not {wanted!r}"
-                + (" (it already failed: start a new one)" if self.state == "failed" else "")
-            )
+    def _make_ephemeral(self) -> None:
+        if self.ephemeral:
+            self._eph = generate(self.group, self.rng)
 
-    def _derive(
-        self,
-        client_hello: bytes,
-        server_hello: bytes,
-        peer_static: PublicKey,
-        peer_ephemeral: PublicKey | None,
-        client_nonce: bytes,
-        server_nonce: bytes,
-    ) -> tuple[SessionKeys, bytes, int]:
-        """The key schedule: DH results → HKDF → session and confirmation keys."""
-        static_secret = self.static.shared_secret(peer_static)
-        dh_results = []
-        if self._eph is not None and peer_ephemeral is not None:
-            dh_results.append(_dh_bytes(self.group, self._eph.shared_secret(peer_ephemeral)))
-        dh_results.append(_dh_bytes(self.group, static_secret))
-        th = _transcript_hash(client_hello, server_hello)
-        keys = derive_session_keys(dh_results, client_nonce, server_nonce, th)
-        return keys, th, static_secret
+    def _dh_terms(self, peer_static: PublicKey, peer_eph: PublicKey | None) -> dict[str, int]:
+        """The Diffie-Hellman results this side can compute, by name (see the module doc).
 
-    def _make_session(
-        self,
-        keys: SessionKeys,
-        peer_static: PublicKey,
-        secret: int,
-        peer_eph: PublicKey | None,
-    ) -> Session:
+        Each is ``peer_value ^ own_private mod p``; which of our two keys
+        meets which of the peer's decides the term's name. The client's key
+        comes first in a name: ``es`` is the client's ephemeral with the
+        server's static key.
+        """
+        terms = {"ss": self.static.shared_secret(peer_static)}
+        if self._eph is not None:
+            assert peer_eph is not None
+            mine_eph_theirs_static = self._eph.shared_secret(peer_static)
+            mine_static_theirs_eph = self.static.shared_secret(peer_eph)
+            terms["ee"] = self._eph.shared_secret(peer_eph)
+            if self.role == "client":
+                terms["es"], terms["se"] = mine_eph_theirs_static, mine_static_theirs_eph
+            else:
+                terms["es"], terms["se"] = mine_static_theirs_eph, mine_eph_theirs_static
+        return terms
+
+    def _derive(self, peer_static: PublicKey) -> None:
+        """The key schedule: DH results → HKDF over the transcript → session keys."""
+        terms = self._dh_terms(peer_static, self._peer_eph)
+        self._keys, self._th = key_schedule(
+            self.mode, terms, self._client_hello, self._server_hello
+        )
+        if self.mode == "toy":
+            self._toy_secret = terms["ss"]
+
+    def _confirm(self, sender: str) -> str:
+        """The ``confirm`` value ``sender`` sends: HMAC of the transcript, in hex."""
+        assert self._keys is not None
+        key = self._keys.client_confirm if sender == "client" else self._keys.server_confirm
+        return confirmation_tag(key, self._th).hex()
+
+    def _check_confirm(self, message: dict[str, Any], sender: str, failure: str) -> None:
+        expected = self._confirm(sender).encode("ascii")
+        got = _hex32_field(message, "confirm").encode("ascii")
+        if not hmac.compare_digest(expected, got):
+            raise HandshakeError(failure)
+
+    def _make_session(self, peer_static: PublicKey) -> Session:
+        assert self._keys is not None
         me = self.static.public_key
         a, b = (me, peer_static) if self.role == "client" else (peer_static, me)
+        numbers: dict[str, Any]
         if self.mode == "toy":
-            numbers: dict[str, Any] = {"p": self.group.p, "g": self.group.g}
-            numbers.update(A=a.value, B=b.value, K=secret)
+            numbers = {"p": self.group.p, "g": self.group.g, "A": a.value, "B": b.value}
+            numbers["K"] = self._toy_secret
         else:
             numbers = {
                 "group": self.group.name,
                 "p_bits": self.group.bits,
                 "A": a.fingerprint,
                 "B": b.fingerprint,
-                "K_bits": secret.bit_length(),
+                "K_bits": self.group.bits,
             }
-            if self._eph is not None and peer_eph is not None:
-                mine = self._eph.fingerprint
-                theirs = peer_eph.fingerprint
+            if self._eph is not None and self._peer_eph is not None:
+                mine, theirs = self._eph.fingerprint, self._peer_eph.fingerprint
                 numbers["A_ephemeral"], numbers["B_ephemeral"] = (
                     (mine, theirs) if self.role == "client" else (theirs, mine)
                 )
-        return Session(
+        session = Session(
             role=self.role,
             mode=self.mode,
             group=self.group,
-            ephemeral=self._eph is not None,
-            local_key=self.static.public_key,
+            ephemeral=self.ephemeral,
+            local_key=me,
             peer_key=peer_static,
-            keys=keys,
-            toy_secret=secret if self.mode == "toy" else None,
+            keys=self._keys,
+            service=self.service,
+            toy_secret=self._toy_secret,
             numbers=numbers,
             transcript=self.transcript,
         )
+        self._eph = None  # forget our ephemeral private key: that is what forward secrecy needs
+        return session
+
+
+# --- the client ----------------------------------------------------------------------
 
 
 class ClientHandshake(_Handshake):
     """The client's side. Call ``start()``, then feed each server message to ``receive``.
 
-    ``expected_server_key`` pins the server: a ``PublicKey``, or a
-    fingerprint string. With it, a man in the middle who presents his own
-    key is caught (``ServerKeyChanged``). Without it the client accepts any
-    server key and you must check ``server_key`` yourself (trust on first use).
+    ``expected_server_key`` pins the server: a ``PublicKey`` (compared
+    whole), or its fingerprint (``SHA256:`` and 43 base64 characters, as
+    ``labcrypto keygen`` and ssh show it). With it, a man in the middle who
+    presents his own key is caught (``ServerKeyChanged``). Without it the
+    client accepts any server key and you must check ``server_key``
+    yourself (trust on first use).
+
+    ``ephemeral`` is kept for old callers: secure mode always makes fresh
+    ephemeral keys (``True`` is accepted there); the static-only exchange
+    is ``mode="static"``.
     """
 
     role = "client"
@@ -343,112 +566,150 @@ class ClientHandshake(_Handshake):
         static: KeyPair,
         mode: str = "secure",
         *,
-        ephemeral: bool = False,
+        service: str = "chat",
         expected_server_key: PublicKey | str | None = None,
+        rng: RandomSource | None = None,
+        ephemeral: bool | None = None,
     ) -> None:
-        super().__init__(static, mode, ephemeral)
-        self.expected_server_key = expected_server_key
+        _check_ephemeral_option(mode, ephemeral)
+        super().__init__(static, mode, service, rng, START)
+        if isinstance(expected_server_key, str):
+            expected_server_key = parse_fingerprint(expected_server_key)
+        self.expected_server_key: PublicKey | str | None = expected_server_key
         self.server_key: PublicKey | None = None
-        self._hello = b""
-        self._server_hello = b""
-        self._keys: SessionKeys | None = None
-        self._th = b""
-        self._secret = 0
-        self._peer_eph: PublicKey | None = None
 
     def start(self) -> bytes:
         """The first message: ``client_hello``."""
-        self._check_state("start")
+        self._move("start")
+        self._make_ephemeral()
         message: dict[str, Any] = {
             "type": "client_hello",
+            "protocol": PROTOCOL,
             "version": PROTOCOL_VERSION,
+            "service": self.service,
             "mode": self.mode,
             "group": self.group.name,
             "static": f"{self.static.public:#x}",
-            "nonce": self._nonce.hex(),
         }
         if self._eph is not None:
             message["ephemeral"] = f"{self._eph.public:#x}"
-        self._hello = encode_message(message)
+        message["nonce"] = self._nonce.hex()
+        self._client_hello = encode_message(message)
         self.transcript.append(("client", message))
-        self.state = "wait_server_hello"
-        return self._hello
+        return self._client_hello
 
     def receive(self, data: bytes) -> list[bytes]:
         """Take one message from the server; return the messages to send back."""
         try:
-            message = decode_message(data)
-            if message["type"] == "error":
-                self.transcript.append(("server", message))
-                raise _server_error(message)
-            if self.state == "wait_server_hello":
-                self._expect(message, "server_hello")
-                self._on_server_hello(data, message)
+            if self.state == FAILED:
+                self._move("receive")  # raises: a failed handshake takes nothing more
+            kind = decode_message(data)["type"]
+            if kind == "error":
+                raise self._server_error(data)
+            if self._can("server_hello") and kind == "server_hello":
+                self._on_server_hello(data)
                 return []
-            self._check_state("wait_server_finished")
-            self._expect(message, "server_finished")
-            return [self._on_server_finished(message)]
+            if self._can("server_finished") and kind == "server_finished":
+                return [self._on_server_finished(data)]
+            self._move(kind)  # raises UnexpectedMessage: not in the table
+            return []
         except LabCryptoError:
-            self._fail()
+            self.state = FAILED
             raise
 
-    def _on_server_hello(self, data: bytes, message: dict[str, Any]) -> None:
+    def _on_server_hello(self, data: bytes) -> None:
+        message = _parse(data, "server_hello", self.ephemeral)
         if _field(message, "version", int) != PROTOCOL_VERSION:
-            raise VersionMismatch(f"the server speaks protocol {message['version']}")
+            raise VersionMismatch(f"the server speaks protocol version {message['version']}")
         server_key = _public_field(message, "static", self.group)
         self._check_pin(server_key)
         if server_key == self.static.public_key:
             raise HandshakeError("the server presented our own public key (a reflection attack)")
-        peer_eph = None
-        if self._eph is not None:
-            peer_eph = _public_field(message, "ephemeral", self.group)
+        if self.ephemeral:
+            self._peer_eph = _public_field(message, "ephemeral", self.group)
+        _hex32_field(message, "nonce")
         self.transcript.append(("server", message))
-        self.server_key, self._server_hello, self._peer_eph = server_key, data, peer_eph
-        self._keys, self._th, self._secret = self._derive(
-            self._hello, data, server_key, peer_eph, self._nonce, _nonce_field(message)
-        )
-        self.state = "wait_server_finished"
+        self.server_key, self._server_hello = server_key, bytes(data)
+        self._derive(server_key)
+        self._move("server_hello")
 
     def _check_pin(self, server_key: PublicKey) -> None:
         expected = self.expected_server_key
         if expected is None:
             return
-        wanted = expected.fingerprint if isinstance(expected, PublicKey) else expected
-        wanted = wanted.replace(":", "").strip().lower()
-        if not hmac.compare_digest(wanted, server_key.fingerprint):
+        if isinstance(expected, PublicKey):
+            ok = expected == server_key  # the whole key, not a fingerprint of it
+            wanted = expected.fingerprint
+        else:
+            wanted = expected
+            ok = hmac.compare_digest(wanted.encode(), server_key.fingerprint.encode())
+        if not ok:
             raise ServerKeyChanged(
                 f"the server's key has fingerprint {server_key.fingerprint}, but we expected "
                 f"{wanted}. Someone may be in the middle — or the server got a new key. "
                 "Do not continue until you have checked the fingerprint with the instructor."
             )
 
-    def _on_server_finished(self, message: dict[str, Any]) -> bytes:
-        assert self._keys is not None and self.server_key is not None
-        expected = confirmation_tag(self._keys.server_confirm, self._th)
-        if not hmac.compare_digest(expected, _confirm_field(message)):
-            raise HandshakeError(
-                "the server could not prove it derived the same keys: someone changed the "
-                "handshake in flight, or the server does not hold the private key it claims"
-            )
+    def _on_server_finished(self, data: bytes) -> bytes:
+        message = _parse(data, "server_finished", False)
+        self._check_confirm(
+            message,
+            "server",
+            "the server could not prove it derived the same keys: someone changed the "
+            "handshake in flight, or the server does not hold the private key it claims",
+        )
         self.transcript.append(("server", message))
-        reply = {
-            "type": "client_finished",
-            "confirm": confirmation_tag(self._keys.client_confirm, self._th).hex(),
-        }
+        reply = {"type": "client_finished", "confirm": self._confirm("client")}
         self.transcript.append(("client", reply))
-        self.session = self._make_session(self._keys, self.server_key, self._secret, self._peer_eph)
-        self.state = "done"
+        assert self.server_key is not None
+        self.session = self._make_session(self.server_key)
+        self._move("server_finished")
         return encode_message(reply)
+
+    def _server_error(self, data: bytes) -> HandshakeError:
+        """The server's ``error`` message as the matching exception, in our own words.
+
+        Nothing has authenticated the server yet: anyone on the path can
+        send this message. So the text shown is fixed per error code, and
+        the server's own words follow only quoted and labelled.
+        """
+        try:
+            message = _parse(data, "error", False)
+            code = _field(message, "code", str)
+            text = _field(message, "message", str)
+        except LabCryptoError:
+            return HandshakeError("the server ended the handshake with an unreadable error message")
+        self.transcript.append(("server", message))
+        kind, local = _ERRORS.get(code, _ERRORS["failed"])
+        return kind(f"{local}. (The server's words, unauthenticated: {quote(text, 200)})")
+
+
+def _check_ephemeral_option(mode: str, ephemeral: bool | None) -> None:
+    """The old ``ephemeral=`` option: only what the mode does anyway is accepted."""
+    if ephemeral is None:
+        return
+    if ephemeral and mode not in _EPHEMERAL_MODES:
+        raise ValueError(f"ephemeral keys are part of secure mode; {mode} mode has none")
+    if not ephemeral and mode in _EPHEMERAL_MODES:
+        raise ValueError(
+            "secure mode always makes fresh ephemeral keys on both sides; for the course's "
+            'static-only exchange use mode="static"'
+        )
+
+
+# --- the server ----------------------------------------------------------------------
 
 
 class ServerHandshake(_Handshake):
     """The server's side. Feed each client message to ``receive``; send what it returns.
 
     ``allow(public_key) -> bool`` is the allowlist check (task 3); it runs
-    before the server sends anything. ``None`` allows every valid key
-    (only for demos: notebook 03 shows what goes wrong).
-    ``require_ephemeral=True`` refuses clients that bring no fresh key (the
-    file service, task 5).
+    before the server makes its ephemeral key or sends anything. ``None``
+    allows every valid key (only for demos: notebook 03 shows what goes
+    wrong). ``service`` names what this server offers (``"chat"``,
+    ``"files"``); a client asking for another is refused.
+    ``require_ephemeral`` is kept for old callers: secure mode always
+    requires them, and it is refused in the other modes.
     """
 
     role = "server"
@@ -458,51 +719,73 @@ class ServerHandshake(_Handshake):
         static: KeyPair,
         mode: str = "secure",
         *,
+        service: str = "chat",
         allow: Callable[[PublicKey], bool] | None = None,
+        rng: RandomSource | None = None,
         require_ephemeral: bool = False,
     ) -> None:
-        super().__init__(static, mode, ephemeral=False)
+        if require_ephemeral:
+            _check_ephemeral_option(mode, True)
+        super().__init__(static, mode, service, rng, WAIT_CLIENT_HELLO)
         self.allow = allow
-        self.require_ephemeral = require_ephemeral
         self.client_key: PublicKey | None = None
-        self._keys: SessionKeys | None = None
-        self._th = b""
-        self.state = "wait_client_hello"
 
     def receive(self, data: bytes) -> list[bytes]:
         """Take one message from the client; return the messages to send back."""
         try:
-            message = decode_message(data)
-            if self.state == "wait_client_hello":
-                self._expect(message, "client_hello")
-                return self._on_client_hello(data, message)
-            self._check_state("wait_client_finished")
-            self._expect(message, "client_finished")
-            self._on_client_finished(message)
+            if self.state == FAILED:
+                self._move("receive")  # raises: a failed handshake takes nothing more
+            kind = decode_message(data)["type"]
+            if self._can("client_hello") and kind == "client_hello":
+                return self._on_client_hello(data)
+            if self._can("client_finished") and kind == "client_finished":
+                self._on_client_finished(data)
+                return []
+            self._move(kind)  # raises UnexpectedMessage: not in the table
             return []
         except LabCryptoError:
-            self._fail()
+            self.state = FAILED
             raise
 
-    def _on_client_hello(self, data: bytes, message: dict[str, Any]) -> list[bytes]:
-        version = _field(message, "version", int)
-        if version != PROTOCOL_VERSION:
-            raise VersionMismatch(
-                f"this server speaks protocol version {PROTOCOL_VERSION}, the client {version}"
+    def _check_hello_header(self, data: bytes) -> None:
+        """Protocol, version, service, mode, group: checked before the exact field list,
+        so a client of another mode is told so (not "wrong fields")."""
+        message = decode_message(data)
+        protocol = message.get("protocol")
+        version = message.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise MalformedMessage(
+                f"client_hello: the version must be a number, got {quote(version, 20)}"
             )
-        mode = _field(message, "mode", str)
+        if protocol != PROTOCOL or version != PROTOCOL_VERSION:
+            raise VersionMismatch(
+                f"this server speaks {PROTOCOL} version {PROTOCOL_VERSION}, the client "
+                f"{quote(protocol, 40)} version {quote(version, 20)}"
+            )
+        service = message.get("service")
+        if service != self.service:
+            raise ServiceMismatch(
+                f"this server offers the {self.service} service, the client asked for "
+                f"{quote(service, 40)}"
+            )
+        mode = message.get("mode")
         if mode != self.mode:
-            raise VersionMismatch(f"this server runs in {self.mode} mode, the client asked {mode}")
-        group_name = _field(message, "group", str)
-        if group_name != self.group.name:
-            raise UnknownGroup(f"this server uses group {self.group.name}, not {group_name[:40]!r}")
+            raise ModeMismatch(
+                f"this server runs in {self.mode} mode, the client asked for {quote(mode, 40)}"
+            )
+        group = message.get("group")
+        if group != self.group.name:
+            raise UnknownGroup(
+                f"this server uses group {self.group.name}, not {quote(group, 40)}"
+            )
+
+    def _on_client_hello(self, data: bytes) -> list[bytes]:
+        self._check_hello_header(data)
+        message = _parse(data, "client_hello", self.ephemeral)
         client_key = _public_field(message, "static", self.group)
-        client_nonce = _nonce_field(message)
-        peer_eph = None
-        if "ephemeral" in message:
-            peer_eph = _public_field(message, "ephemeral", self.group)
-        elif self.require_ephemeral:
-            raise MalformedMessage("this server needs a fresh ephemeral key on every request")
+        if self.ephemeral:
+            self._peer_eph = _public_field(message, "ephemeral", self.group)
+        _hex32_field(message, "nonce")
         if client_key == self.static.public_key:
             raise KeyNotAllowed(
                 "the client presented the server's own public key (a reflection attack; "
@@ -516,41 +799,34 @@ class ServerHandshake(_Handshake):
                 f"the key with fingerprint {client_key.fingerprint} is not on the allowlist"
             )
         # Only now, with an allowed client, do we do anything secret.
-        if peer_eph is not None:
-            self._eph = generate(self.group)
+        self._make_ephemeral()
         reply: dict[str, Any] = {
             "type": "server_hello",
             "version": PROTOCOL_VERSION,
             "static": f"{self.static.public:#x}",
-            "nonce": self._nonce.hex(),
         }
         if self._eph is not None:
             reply["ephemeral"] = f"{self._eph.public:#x}"
-        hello = encode_message(reply)
+        reply["nonce"] = self._nonce.hex()
+        self._client_hello, self._server_hello = bytes(data), encode_message(reply)
         self.transcript.append(("server", reply))
-        self._keys, self._th, secret = self._derive(
-            data, hello, client_key, peer_eph, client_nonce, self._nonce
-        )
-        finished = {
-            "type": "server_finished",
-            "confirm": confirmation_tag(self._keys.server_confirm, self._th).hex(),
-        }
+        self._derive(client_key)
+        finished = {"type": "server_finished", "confirm": self._confirm("server")}
         self.transcript.append(("server", finished))
-        self._pending = (secret, peer_eph)
-        self.state = "wait_client_finished"
-        return [hello, encode_message(finished)]
+        self._move("client_hello")
+        return [self._server_hello, encode_message(finished)]
 
-    def _on_client_finished(self, message: dict[str, Any]) -> None:
-        assert self._keys is not None and self.client_key is not None
-        expected = confirmation_tag(self._keys.client_confirm, self._th)
-        if not hmac.compare_digest(expected, _confirm_field(message)):
-            raise HandshakeError(
-                "the client could not prove it holds the private key of the public key it sent"
-            )
+    def _on_client_finished(self, data: bytes) -> None:
+        message = _parse(data, "client_finished", False)
+        self._check_confirm(
+            message,
+            "client",
+            "the client could not prove it holds the private key of the public key it sent",
+        )
         self.transcript.append(("client", message))
-        secret, peer_eph = self._pending
-        self.session = self._make_session(self._keys, self.client_key, secret, peer_eph)
-        self.state = "done"
+        assert self.client_key is not None
+        self.session = self._make_session(self.client_key)
+        self._move("client_finished")
 
     @staticmethod
     def error_message(exc: LabCryptoError) -> bytes:
@@ -560,20 +836,6 @@ class ServerHandshake(_Handshake):
         the allowlist", not a bare reset) but never anything secret: a
         failed confirmation is just "failed".
         """
-        code = next((c for c, kind in _ERROR_CODES.items() if type(exc) is kind), "failed")
+        code = _CODE_OF.get(type(exc), "failed") if isinstance(exc, HandshakeError) else "failed"
         text = str(exc) if code != "failed" else "the handshake failed"
         return encode_message({"type": "error", "code": code, "message": text[:300]})
-
-
-def _server_error(message: dict[str, Any]) -> HandshakeError:
-    """Turn the server's ``error`` message into the matching exception."""
-    code = message.get("code")
-    text = message.get("message")
-    text = text[:300] if isinstance(text, str) else "no reason given"
-    kind = _ERROR_CODES.get(code, HandshakeError) if isinstance(code, str) else HandshakeError
-    if kind is KeyNotAllowed:
-        return KeyNotAllowed(
-            f"the server refused our key: {text}. Ask the instructor to add your .pub file "
-            "to the allowlist (labcrypto allow add NAME keys/NAME.pub), then connect again"
-        )
-    return kind(f"the server refused the handshake: {text}")

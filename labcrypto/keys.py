@@ -22,37 +22,47 @@ stores. Numbers are written in hex with a ``0x`` prefix; when reading, a
 plain run of digits is read as decimal, and case, leading zeros and spaces
 do not matter — one key spelled two ways is the same key.
 
-A fingerprint (``alice.fingerprint``) is the first 16 hex digits of the
-SHA-256 of the group name and the public value: short enough to read out
-loud and compare, like the fingerprints ssh shows.
+A fingerprint (``alice.fingerprint``) names a public key the way ssh does:
+``SHA256:`` and the base64 of the whole SHA-256 digest of the group name
+and the public value (43 characters, 256 bits). All of it counts: a
+fingerprint cut to 16 hex digits (64 bits) can be matched by a second key
+after about 2^64 tries, which is within reach of a determined attacker.
+When both keys are at hand, compare the keys themselves.
 
 Used from notebook 01 on; ``labcrypto keygen`` is the command-line twin.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import os
 import re
 import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from .errors import InvalidPublicValue, KeyFileError, LabCryptoError
-from .groups import FFDHE2048, Group, get_group, validate_public
+from .groups import FFDHE2048, Group, get_group, power, validate_public
 
 __all__ = [
+    "FINGERPRINT_PREFIX",
     "KEYS_ENV",
     "PUBLIC_TAG",
     "KeyPair",
     "PublicKey",
+    "RandomSource",
     "default_dir",
+    "fingerprint_of",
     "generate",
     "key_paths",
     "load",
     "load_or_create",
     "load_public",
+    "parse_fingerprint",
     "parse_number",
     "save",
 ]
@@ -60,7 +70,43 @@ __all__ = [
 #: The first word of a public key's text form; the "1" is the format version.
 PUBLIC_TAG = "labcrypto-dh1"
 _PRIVATE_VERSION = "1"
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+#: How a fingerprint starts (as in ssh); 43 base64 characters of the digest follow.
+FINGERPRINT_PREFIX = "SHA256:"
+_FINGERPRINT_RE = re.compile(r"SHA256:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]")
+
+
+class RandomSource(Protocol):
+    """Where secret random numbers come from: the ``secrets`` module has both methods.
+
+    A test passes its own (seeded) source to pin ephemeral keys and nonces
+    and check the key schedule against known answers; real code never does.
+    """
+
+    def token_bytes(self, nbytes: int) -> bytes: ...
+    def randbelow(self, exclusive_upper_bound: int) -> int: ...
+
+
+def fingerprint_of(group: Group, value: int) -> str:
+    """``SHA256:`` + base64 (no padding) of SHA-256(group name, ":", value as fixed bytes)."""
+    data = group.name.encode() + b":" + value.to_bytes(group.byte_length, "big")
+    digest = hashlib.sha256(data).digest()
+    return FINGERPRINT_PREFIX + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+def parse_fingerprint(text: str) -> str:
+    """Check that ``text`` is a whole fingerprint (``SHA256:`` + 43 base64 characters).
+
+    Returns it without surrounding spaces. Anything shorter is refused:
+    a short pin is a weak pin (the old 16-hex-digit form had 64 bits).
+    """
+    cleaned = text.strip()
+    if not _FINGERPRINT_RE.fullmatch(cleaned):
+        raise ValueError(
+            f"{text[:60]!r} is not a whole key fingerprint: expected SHA256: and 43 base64 "
+            "characters, as labcrypto keygen prints it (short fingerprints are not accepted)"
+        )
+    return cleaned
 
 
 def parse_number(text: str) -> int:
@@ -99,9 +145,8 @@ class PublicKey:
 
     @property
     def fingerprint(self) -> str:
-        """16 hex digits that identify this key (SHA-256 of group name and value)."""
-        data = self.group.name.encode() + b":" + self.value.to_bytes(self.group.byte_length, "big")
-        return hashlib.sha256(data).hexdigest()[:16]
+        """``SHA256:`` + 43 base64 characters: the whole SHA-256 of group name and value."""
+        return fingerprint_of(self.group, self.value)
 
     def to_text(self, comment: str = "") -> str:
         """The one-line text form: ``labcrypto-dh1 GROUP 0xHEX [comment]``."""
@@ -119,6 +164,36 @@ class PublicKey:
             )
         group = get_group(words[1])
         return cls(group, parse_number(words[2]))
+
+    @classmethod
+    def from_canonical_text(cls, text: str, group: Group) -> PublicKey:
+        """Parse the one-line form, accepting only ``group`` and the one spelling of the value.
+
+        What a server reads (the allowlist) and what a client trusts (known
+        servers) take exactly what ``to_text`` writes: the tag, the group's
+        name, ``0x`` and lowercase hex without leading zeros. A key of any
+        other group is refused *before* the group is built (a ``safeBITS-SEED``
+        name would cost a prime search on every reload), and another
+        spelling of the value is refused with the spelling to write instead.
+        """
+        words = text.split()
+        if len(words) < 3 or words[0] != PUBLIC_TAG:
+            raise ValueError(
+                f"not a labcrypto public key: expected '{PUBLIC_TAG} {group.name} 0xHEX', "
+                f"got {text.strip()[:40]!r}"
+            )
+        if words[1] != group.name:
+            raise ValueError(
+                f"a {words[1][:20]!r} key where only {group.name} keys are accepted "
+                "(a toy or small-group key would be a key anyone can break)"
+            )
+        value = parse_number(words[2])
+        if words[2] != f"{value:#x}":
+            raise ValueError(
+                f"the key is not written in its one spelling: write {value:#x} "
+                "(0x, lowercase hex, no leading zeros), as labcrypto writes it"
+            )
+        return cls(group, value)
 
     def __repr__(self) -> str:
         return f"PublicKey({self.group.name}, fingerprint={self.fingerprint})"
@@ -160,17 +235,21 @@ class KeyPair:
             value = peer.value
         else:
             value = validate_public(self.group, peer)
-        return pow(value, self.private, self.group.p)
+        return power(value, self.private, self.group)
 
     def __repr__(self) -> str:
         return f"KeyPair({self.group.name}, fingerprint={self.fingerprint})"
 
 
-def generate(group: Group = FFDHE2048) -> KeyPair:
-    """Make a fresh key pair with a secret exponent from ``secrets`` (never ``random``)."""
+def generate(group: Group = FFDHE2048, rng: RandomSource | None = None) -> KeyPair:
+    """Make a fresh key pair with a secret exponent from ``secrets`` (never ``random``).
+
+    ``rng`` replaces ``secrets`` only in tests that pin the random source.
+    """
+    source: RandomSource = rng if rng is not None else secrets
     while True:
-        private = group.random_exponent(secrets.randbelow)
-        public = pow(group.g, private, group.p)
+        private = group.random_exponent(source.randbelow)
+        public = power(group.g, private, group)
         if public not in (1, group.p - 1):  # only possible in tiny toy groups
             return KeyPair(group, private, public)
 
@@ -202,7 +281,7 @@ def default_dir() -> Path:
 
 def key_paths(name: str, folder: str | os.PathLike[str] = "keys") -> tuple[Path, Path]:
     """The two files of key ``name``: ``(folder/NAME.key, folder/NAME.pub)``."""
-    if not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise ValueError(
             f"key name {name!r} is not allowed: use letters, digits, '_', '-' or '.', "
             "at most 64 characters, not starting with '.' or '-'"
@@ -273,10 +352,27 @@ def save(
     return key_path, pub_path
 
 
+def _check_private(path: Path, fd: int) -> None:
+    """Refuse a private key file that others may read, as ssh does.
+
+    A key that the group or everyone can read may already be copied: it
+    proves nothing about who holds it. The message gives the fix.
+    """
+    mode = stat.S_IMODE(os.fstat(fd).st_mode)
+    if mode & 0o077:
+        raise KeyFileError(
+            f"{path} is readable by others (permissions {mode:04o}): a private key must be "
+            f"yours alone. Run: chmod 600 {path}"
+        )
+
+
 def _read_fields(path: Path) -> dict[str, str]:
-    """Read ``field: value`` lines, skipping blank lines and ``#`` comments."""
+    """Read ``field: value`` lines of a private key file (mode 0600 only), skipping
+    blank lines and ``#`` comments."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as handle:
+            _check_private(path, handle.fileno())
+            text = handle.read()
     except FileNotFoundError as exc:
         raise KeyFileError(f"{path}: no such key file") from exc
     except (OSError, UnicodeDecodeError) as exc:
@@ -333,7 +429,7 @@ def load(name: str, folder: str | os.PathLike[str] = "keys") -> KeyPair:
         raise KeyFileError(f"{key_path}: {exc}") from exc
     if not 1 < private < group.q:
         raise KeyFileError(f"{key_path}: the private number is out of range for {group.name}")
-    if pow(group.g, private, group.p) != public:
+    if power(group.g, private, group) != public:
         raise KeyFileError(
             f"{key_path}: the public value does not match the private one "
             "(the file is corrupt or was edited by hand)"

@@ -19,19 +19,32 @@ The file, one row per server, readable in any editor::
 If the server really got a new key (the instructor re-ran ``keygen``),
 delete its row (or call ``forget``) and connect again.
 
+The file fails closed: a row that cannot be read is an error naming the
+file and the line (``KnownServersError``), never quietly dropped — a
+dropped row would let the next connection trust whatever key it sees.
+Changes are written to a temporary file with a name of its own, flushed to
+disk and renamed into place, under a lock (``fcntl.flock`` on a ``.lock``
+file beside it), so two clients started at once cannot lose each other's
+rows and a crash never leaves half a file.
+
 Used by ``labcrypto.client`` (and so by the chat client of notebooks 02–04
 and the CLI's ``chat``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import os
+import secrets
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import ServerKeyChanged
+from .errors import KnownServersError, LabCryptoError, ServerKeyChanged
+from .groups import FFDHE2048, GROUPS, Group
 from .keys import PublicKey
 
 __all__ = ["DEFAULT_KNOWN_SERVERS", "KnownServers"]
@@ -50,8 +63,10 @@ def _address(host: str, port: int) -> str:
 class KnownServers:
     """The servers this client has met and their keys, kept in a CSV file at ``path``.
 
-    Rows that cannot be read are ignored (a broken row never blocks
-    connecting; it is simply not trusted). Safe to use from several threads.
+    A row that cannot be read raises ``KnownServersError`` naming the file
+    and line: fix or delete that line. Only keys of the lab's named groups
+    (``groups.GROUPS``) in their one spelling are accepted. Safe to use from
+    several threads and several processes.
     """
 
     def __init__(self, path: str | os.PathLike[str] = DEFAULT_KNOWN_SERVERS) -> None:
@@ -60,38 +75,88 @@ class KnownServers:
 
     # --- the file -----------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold this process's lock and the file lock (other processes) together."""
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock_path = self.path.with_name(self.path.name + ".lock")
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing releases the lock
+
+    @staticmethod
+    def _group_of(text: str) -> Group:
+        """The named group a row's key claims (toy23, ffdhe2048, ...); any other name, or
+        ``safeBITS-SEED``, is left to ``from_canonical_text`` to refuse without a prime search."""
+        words = text.split()
+        return GROUPS.get(words[1], FFDHE2048) if len(words) > 1 else FFDHE2048
+
     def _read(self) -> dict[str, PublicKey]:
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return {}
+        except (OSError, UnicodeDecodeError) as exc:
+            raise KnownServersError(f"{self.path}: cannot read the file ({exc})") from None
         known: dict[str, PublicKey] = {}
-        for row in csv.reader(io.StringIO(text)):
-            if len(row) != 2 or tuple(row) == _HEADER or row[0].startswith("#"):
+        lines = text.splitlines()
+        for number, line in enumerate(lines, start=1):
+            if not line.strip() or line.lstrip().startswith("#"):
                 continue
+            row = next(csv.reader([line]), [])
+            if tuple(row) == _HEADER:
+                continue
+            where = f"{self.path}, line {number}"
+            if len(row) != 2:
+                raise KnownServersError(
+                    f"{where}: expected 'address,public_key', got {len(row)} column(s). "
+                    "Fix the line, or delete it and connect again to record the server's key"
+                )
+            address = row[0].strip().lower()
+            if address in known:
+                raise KnownServersError(f"{where}: {address} appears twice; keep one line")
             try:
-                known[row[0].strip().lower()] = PublicKey.from_text(row[1])
-            except (ValueError, LookupError):
-                continue  # a damaged row: not trusted, not fatal
+                known[address] = PublicKey.from_canonical_text(row[1], self._group_of(row[1]))
+            except (ValueError, LabCryptoError) as exc:
+                raise KnownServersError(
+                    f"{where}: the key of {address} cannot be read ({exc}). A damaged row is "
+                    "never skipped: fix the line, or delete it and check the server's "
+                    "fingerprint with the instructor when you connect again"
+                ) from None
         return known
 
     def _write(self, known: dict[str, PublicKey]) -> None:
-        """Write a new file and rename it into place (a reader never sees half a file)."""
+        """Write a new file and rename it into place (lock held).
+
+        A temporary name of its own (two writers never share one), flushed
+        to disk before the rename, so a crash leaves the old file or the new.
+        """
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(_HEADER)
         for address, key in sorted(known.items()):
             writer.writerow((address, key.to_text()))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text(out.getvalue(), encoding="utf-8")
-        os.replace(temporary, self.path)
+        temporary = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(out.getvalue())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
 
     # --- questions and changes ------------------------------------------------------
 
     def get(self, host: str, port: int) -> PublicKey | None:
         """The key recorded for ``host:port``, or None if we never met that server."""
-        with self._lock:
+        with self._locked():
             return self._read().get(_address(host, port))
 
     def check(self, host: str, port: int, key: PublicKey) -> bool:
@@ -101,7 +166,7 @@ class KnownServers:
         the recorded one. Raises ``ServerKeyChanged`` if it does not match.
         """
         address = _address(host, port)
-        with self._lock:
+        with self._locked():
             known = self._read()
             recorded = known.get(address)
             if recorded is None:
@@ -121,7 +186,7 @@ class KnownServers:
     def forget(self, host: str, port: int) -> bool:
         """Remove the row of ``host:port``; True if there was one."""
         address = _address(host, port)
-        with self._lock:
+        with self._locked():
             known = self._read()
             if known.pop(address, None) is None:
                 return False
@@ -129,7 +194,7 @@ class KnownServers:
             return True
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._locked():
             return len(self._read())
 
     def __repr__(self) -> str:

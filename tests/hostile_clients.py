@@ -10,6 +10,7 @@ leak (threads, open file descriptors, leased ports, connections) and
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -25,7 +26,7 @@ from labcrypto.allowlist import Allowlist
 from labcrypto.channel import HEADER, SecureChannel
 from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.ftp import FileClient, FileServer
-from labcrypto.handshake import decode_message, encode_message
+from labcrypto.handshake import ClientHandshake, decode_message, encode_message
 from labcrypto.ports import PortPool
 
 HOST = "127.0.0.1"
@@ -239,14 +240,7 @@ def error_code(frames: list[bytes]) -> str | None:
 
 def hello(key: keys.KeyPair, **changes: Any) -> bytes:
     """A client_hello for ``key``, with fields changed (None deletes a field)."""
-    message: dict[str, Any] = {
-        "type": "client_hello",
-        "version": 1,
-        "mode": "secure",
-        "group": key.group.name,
-        "static": f"{key.public:#x}",
-        "nonce": os.urandom(32).hex(),
-    }
+    message: dict[str, Any] = json.loads(ClientHandshake(key).start())  # a real secure hello
     for name, value in changes.items():
         if value is None:
             message.pop(name, None)

@@ -410,7 +410,7 @@ def raw_upload(
     """Upload ``data`` by hand, cutting the TCP stream after ``cut_at`` bytes (None: no cut)."""
     stream = CuttingStream(connect("127.0.0.1", port))
     try:
-        channel = SecureChannel.client(stream, key, ephemeral=True)
+        channel = SecureChannel.client(stream, key, service="files")
         stream.budget = cut_at
         request = {"command": "put", "cwd": "/", "args": {"path": path, "size": len(data)}}
         request["args"]["overwrite"] = True

@@ -64,7 +64,7 @@ def known(tmp_path: Path) -> KnownServers:
 def start(mode: str, keyring: Keyring, tmp_path: Path, no_leaks: None) -> Iterator:
     """``start(pool_size, **options)``: a chat server with a fresh pool; both are
     stopped at the end, and the test fails if a port is still leased then."""
-    allow = Allowlist(tmp_path / "allowlist.csv")
+    allow = Allowlist(tmp_path / "allowlist.csv", keyring(NAMES[1]).group)  # the room's group
     for name in NAMES[1:]:
         allow.add(name, keyring(name).public_key)
     made: list[tuple[ChatServer, PortPool]] = []

@@ -135,8 +135,11 @@ BAD_HELLOS: list[tuple[str, Callable[[Lab], bytes], str]] = [
     ("no static", lambda lab: hello(lab.keyring("bob"), static=None), "malformed"),
     ("short nonce", lambda lab: hello(lab.keyring("bob"), nonce="00" * 8), "malformed"),
     ("nonce list", lambda lab: hello(lab.keyring("bob"), nonce=[1, 2]), "malformed"),
-    ("unknown version", lambda lab: hello(lab.keyring("bob"), version=2), "version"),
-    ("toy mode", lambda lab: hello(lab.keyring("bob"), mode="toy"), "version"),
+    ("old version", lambda lab: hello(lab.keyring("bob"), version=1), "version"),
+    ("unknown version", lambda lab: hello(lab.keyring("bob"), version=3), "version"),
+    ("toy mode", lambda lab: hello(lab.keyring("bob"), mode="toy"), "mode"),
+    ("static mode", lambda lab: hello(lab.keyring("bob"), mode="static"), "mode"),
+    ("file service", lambda lab: hello(lab.keyring("bob"), service="files"), "service"),
     ("unknown group", lambda lab: hello(lab.keyring("bob"), group="modp2048"), "group"),
     ("made-up group", lambda lab: hello(lab.keyring("bob"), group="x" * 500), "group"),
     ("finished first", lambda lab: b'{"type":"client_finished","confirm":"00"}', "unexpected"),
@@ -643,7 +646,7 @@ def test_pool_exhaustion_is_told_at_once_and_recovers(lab: Lab) -> None:
 def _raw_request(lab: Lab, request: object, name: str = "alice") -> dict | None:
     """Send any JSON value as the request; the server's reply, or None if it hung up."""
     with raw_connect(lab.files.port) as sock:
-        channel = SecureChannel.client(sock, lab.keyring(name), ephemeral=True, timeout=5.0)
+        channel = SecureChannel.client(sock, lab.keyring(name), service="files", timeout=5.0)
         channel.send(json.dumps(request))
         try:
             return json.loads(channel.recv(5.0))
@@ -706,7 +709,7 @@ def _leftovers(folder: Path) -> list[str]:
 def _cut_upload(lab: Lab, path: str, data: bytes, cut_at: int) -> None:
     """Upload by hand and drop the connection after ``cut_at`` bytes of the request and data."""
     with raw_connect(lab.files.port) as sock:
-        channel = SecureChannel.client(sock, lab.keyring("alice"), ephemeral=True, timeout=5.0)
+        channel = SecureChannel.client(sock, lab.keyring("alice"), service="files", timeout=5.0)
         args = {"path": path, "size": len(data), "overwrite": True}
         wire = channel.seal_frame(json.dumps({"command": "put", "cwd": "/", "args": args}))
         sock.sendall(wire)

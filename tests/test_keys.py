@@ -158,4 +158,4 @@ def test_parse_number_refuses_ambiguous_hex():
 
 def test_fingerprints_differ_between_keys_and_groups():
     fps = {keys.generate().fingerprint for _ in range(20)}
-    assert len(fps) == 20 and all(len(f) == 16 for f in fps)
+    assert len(fps) == 20 and all(len(f) == len("SHA256:") + 43 for f in fps)

@@ -12,13 +12,16 @@ puts a full key exchange in front of every request::
                                                 ◄── {"ok": true, "result": [...]}
     close                                           close
 
-* **New keys every time.** Both sides make new ephemeral Diffie-Hellman
-  key pairs for each request and mix them into the session keys, so every
-  request has its own keys (``FileClient.sessions`` lists their
-  fingerprints: they never repeat). Stealing a long-term key later does
-  not open recorded traffic (forward secrecy). Who you are still comes
-  from your long-term (static) key and the allowlist, checked on every
-  request.
+* **New keys every time.** Like every secure handshake, each request's
+  makes new ephemeral Diffie-Hellman key pairs on both sides and mixes
+  them into the session keys, so every request has its own keys
+  (``FileClient.sessions`` lists their fingerprints: they never repeat).
+  Stealing a long-term key later does not open recorded traffic (forward
+  secrecy). Who you are comes from your long-term (static) key and the
+  allowlist, checked on every request — and because the keys also mix your
+  static key with the server's fresh one (the ``se`` term of
+  ``labcrypto.handshake``), even a thief with the server's private key
+  cannot log in as you. The handshake names the service (``"files"``).
 * **No session on the server.** The working directory is the client's:
   it is sent with each request. ``cd`` only asks the server whether the
   folder exists.

@@ -120,7 +120,7 @@ class FileClient:
             channel = SecureChannel.client(
                 sock,
                 self.key,
-                ephemeral=True,
+                service="files",
                 expected_server_key=self.server_key,
                 timeout=self.timeout,
             )

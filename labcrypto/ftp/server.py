@@ -139,7 +139,7 @@ class FileServer(ThreadedServer):
                 conn,
                 self.key,
                 allow=self.allowlist.is_allowed,
-                require_ephemeral=True,
+                service="files",
                 timeout=self.connection_timeout,
                 frame_timeout=self.connection_timeout,
             )
@@ -189,8 +189,9 @@ class FileServer(ThreadedServer):
             self.emit("error", f"{user}: {shown}: {type(exc).__name__}: {exc}")
         except ProtocolError as exc:
             # A frame failed authentication (tampered, replayed) or broke the
-            # framing in the middle of a transfer: nothing was kept. Our sending
-            # side is intact, so the client hears why if it still listens.
+            # framing in the middle of a transfer: nothing was kept. The channel
+            # has closed itself (no second chances), so the refusal below is
+            # dropped quietly unless the failure left the channel usable.
             self.emit("error", f"{user}: {shown}: broken off: {type(exc).__name__}: {exc}")
             self._refuse(
                 channel,

@@ -200,7 +200,7 @@ plots.fingerprint_grid(twenty, static=people["alice"].fingerprint, title="Twenty
 #
 # Eve records everything, and waits. A year later a thief copies the `keys/` folder of the server. What can they read?
 #
-# **A static-key session.** The chat room of notebooks 02–04 uses only the long-term keys (`K = A^b`, plus public nonces).
+# **A static-key session.** A chat room in `static` mode — the course's own exchange — uses only the long-term keys (`K = A^b`, plus public nonces).
 # Eve records alice's chat with it:
 
 # %% [markdown] lang=ru id=cell-022
@@ -215,9 +215,9 @@ plots.fingerprint_grid(twenty, static=people["alice"].fingerprint, title="Twenty
 # Ева записывает разговор alice в этой комнате:
 
 # %% id=cell-023
-room = ChatServer(server_key, allowlist, name="05-static-room").start()
+room = ChatServer(server_key, allowlist, name="05-static-room", mode="static").start()
 room_tap = wiretap.Wiretap(room.address, name="05-tap-chat").start()
-chat = ChatClient.connect(*room_tap.address, people["alice"], server_key=server_key.public_key)
+chat = ChatClient.connect(*room_tap.address, people["alice"], mode="static", server_key=server_key.public_key)
 chat.send("the answers to the exam are in docs/answers.txt")
 replies = [m.text for m in chat.iter_messages(timeout=0.3)]
 chat.close()
