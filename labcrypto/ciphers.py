@@ -111,11 +111,11 @@ class CaesarCipher:
         self._encrypt_table = bytes((b + self.shift) % 256 for b in range(256))
         self._decrypt_table = bytes((b - self.shift) % 256 for b in range(256))
 
-    def seal(self, plaintext: bytes) -> bytes:
+    def seal(self, plaintext: bytes | bytearray | memoryview) -> bytes:
         """Shift every byte forward by the key."""
         return bytes(plaintext).translate(self._encrypt_table)
 
-    def open(self, ciphertext: bytes) -> bytes:
+    def open(self, ciphertext: bytes | bytearray | memoryview) -> bytes:
         """Shift every byte back."""
         return bytes(ciphertext).translate(self._decrypt_table)
 

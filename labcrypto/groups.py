@@ -34,6 +34,7 @@ import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import SupportsInt
 
 from .errors import InvalidPublicValue, UnknownGroup
 
@@ -43,7 +44,7 @@ ARITHMETIC_ENV = "LABCRYPTO_ARITHMETIC"
 
 
 @functools.cache
-def _gmp_powmod_sec() -> Callable[[int, int, int], object] | None:
+def _gmp_powmod_sec() -> Callable[[int, int, int], SupportsInt] | None:
     """GMP's constant-time powmod, unless gmpy2 is missing or switched off.
 
     Imported on first use, not with this module: gmpy2 reads its version
@@ -57,7 +58,7 @@ def _gmp_powmod_sec() -> Callable[[int, int, int], object] | None:
         from gmpy2 import powmod_sec
     except ImportError:  # pragma: no cover - a dependency; this keeps a broken venv usable
         return None
-    return powmod_sec  # type: ignore[no-any-return]
+    return powmod_sec  # type: ignore[no-any-return]  # gmpy2 ships no type hints
 
 
 __all__ = [
@@ -108,7 +109,7 @@ class Group:
         """Bytes needed to write any number below ``p`` (fixed-length encodings)."""
         return (self.bits + 7) // 8
 
-    def random_exponent(self, randbelow) -> int:
+    def random_exponent(self, randbelow: Callable[[int], int]) -> int:
         """Draw a secret exponent with ``randbelow`` (pass ``secrets.randbelow``).
 
         The exponent is in ``[2, q-1]`` for small groups, or a random number
@@ -148,10 +149,10 @@ def power(base: int, exponent: int, group: Group) -> int:
 
     Both paths give the same numbers (a test checks).
     """
-    if group.p.bit_length() >= FAST_ARITHMETIC_BITS:
+    if exponent > 0 and group.p.bit_length() >= FAST_ARITHMETIC_BITS:  # GMP wants e > 0
         powmod_sec = _gmp_powmod_sec()
         if powmod_sec is not None:
-            return int(powmod_sec(base, exponent, group.p))  # type: ignore[call-overload]
+            return int(powmod_sec(base, exponent, group.p))
     return pow(base, exponent, group.p)
 
 

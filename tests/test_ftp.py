@@ -472,7 +472,7 @@ def upload_ending_with(
 ) -> dict | None:
     """Upload ``data`` by hand in 512 KiB records, then send the records ``ending`` and wait
     for the reply (None if the server hangs up without one)."""
-    with SecureChannel.client(connect("127.0.0.1", port), key, ephemeral=True) as channel:
+    with SecureChannel.client(connect("127.0.0.1", port), key, service="files") as channel:
         args = {"path": path, "size": len(data), "overwrite": True}
         channel.send(json.dumps({"command": "put", "cwd": "/", "args": args}))
         assert json.loads(channel.recv())["ok"]

@@ -169,3 +169,29 @@ def test_random_exponents_use_the_group_sizes():
     assert len(set(big)) == 50
     small = {groups.TOY.random_exponent(secrets.randbelow) for _ in range(500)}
     assert small <= set(range(2, groups.TOY.q))
+
+
+def test_gmp_and_cpython_arithmetic_give_the_same_numbers(monkeypatch):
+    """groups.power: GMP's powmod_sec for 2048-bit groups, CPython's pow for small ones.
+    Both paths must agree, on random numbers and on the edges (exponent 0 and 1, base 1)."""
+    import secrets
+
+    assert groups.fast_power_available(), "gmpy2 is a dependency: pip install -r requirements.txt"
+    cases = [(1, 5), (7, 0), (7, 1)] + [
+        (secrets.randbelow(groups.FFDHE2048.p), secrets.randbits(256)) for _ in range(20)
+    ]
+    for group in (groups.FFDHE2048, groups.MODP2048):
+        for base, exponent in cases:
+            assert groups.power(base, exponent, group) == pow(base, exponent, group.p)
+    monkeypatch.setenv(groups.ARITHMETIC_ENV, "python")
+    groups._gmp_powmod_sec.cache_clear()
+    try:
+        assert not groups.fast_power_available()
+        base, exponent = cases[-1]
+        assert groups.power(base, exponent, groups.FFDHE2048) == pow(
+            base, exponent, groups.FFDHE2048.p
+        )
+    finally:
+        monkeypatch.delenv(groups.ARITHMETIC_ENV)
+        groups._gmp_powmod_sec.cache_clear()
+    assert groups.fast_power_available()
