@@ -18,6 +18,7 @@ package works on a server with no plotting library installed.
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 from collections import Counter
@@ -407,6 +408,9 @@ def fingerprint_grid(
     """
 
     def as_bytes(text: str) -> list[int]:
+        """A session fingerprint (hex) or a key fingerprint (``SHA256:`` and base64)."""
+        if text.startswith("SHA256:"):
+            return list(base64.b64decode(text[len("SHA256:") :] + "="))
         return list(bytes.fromhex(text))
 
     panels = 2 if static else 1

@@ -95,10 +95,16 @@ p, g
 # %% [markdown] id=cell-007
 # Alice picks a **secret** exponent `a` and sends `A = g^a mod p`.
 # Python's three-argument `pow(g, a, p)` computes it without ever building the huge number `g^a`.
+# (It is not *constant-time*: how long it takes depends on the bits of `a`, which a patient attacker who can time it
+# may learn from. Fine for seeing the numbers; real code uses a constant-time routine — the lab's 2048-bit
+# handshake calls GMP's `powmod_sec` through `groups.power`, TLS libraries use OpenSSL's, new protocols use X25519.)
 
 # %% [markdown] lang=ru id=cell-007
 # Алиса выбирает **секретный** показатель степени `a` и отправляет `A = g^a mod p`.
 # Встроенная `pow(g, a, p)` с тремя аргументами вычисляет его, ни разу не строя огромное число `g^a`.
+# (Её время работы *не постоянно*: оно зависит от битов `a`, и терпеливый противник, который может её засекать,
+# узнаёт о них. Чтобы увидеть числа, это неважно; настоящий код берёт процедуру с постоянным временем — 2048-битное
+# рукопожатие лаборатории вызывает `powmod_sec` из GMP через `groups.power`, библиотеки TLS — процедуру OpenSSL, новые протоколы — X25519.)
 
 # %% id=cell-008
 a = 6                # Alice's secret: never leaves her computer

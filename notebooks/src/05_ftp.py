@@ -11,6 +11,7 @@
 # 1. use an encrypted file service (`ls`, `mkdir`, `put`, `get`, `cat`, `rename`, `rm`) and check a transfer by its digest;
 # 2. show that every request runs on keys of its own, and explain why one request per connection makes that natural;
 # 3. demonstrate forward secrecy: a recording made with static keys is opened by a stolen key, one made with ephemeral keys is not;
+#    and say what else a stolen key gives a thief in each mode (logging in as a student with the server's key);
 # 4. keep a client inside its home folder, against `..`, absolute paths, look-alike siblings and symbolic links.
 #
 # **You need:** notebooks 01–03 and the course's FTP lab. **Time:** about 50 minutes.
@@ -25,6 +26,7 @@
 # 1. пользоваться зашифрованным файловым сервисом (`ls`, `mkdir`, `put`, `get`, `cat`, `rename`, `rm`) и проверять передачу по хешу;
 # 2. показать, что каждый запрос работает на своих ключах, и объяснить, почему схема «один запрос — одно соединение» делает это естественным;
 # 3. продемонстрировать прямую секретность: запись, сделанную на статических ключах, вскрывает украденный ключ, а запись на эфемерных ключах — нет;
+#    и сказать, что ещё украденный ключ даёт вору в каждом режиме (вход под именем студента с ключом сервера);
 # 4. удержать клиента внутри его домашней папки — против `..`, абсолютных путей, похожих соседних папок и символических ссылок.
 #
 # **Что нужно:** блокноты 01–03 и лабораторная курса о FTP-сервере. **Время:** около 50 минут.
@@ -49,14 +51,16 @@ set_language("ru")      # сообщения лаборатории — по-р�
 import hashlib
 import json
 import os
+import secrets
 import shutil
+import socket
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 from IPython.display import display
 
-from labcrypto import ciphers, keys, wiretap
+from labcrypto import channel, ciphers, handshake, keys, wiretap
 from labcrypto.allowlist import Allowlist
 from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.errors import DecryptionFailed, FileServiceError
@@ -320,24 +324,150 @@ widgets.table([{"connection": conn.id, "ephemeral keys in the hellos": "ephemera
                for conn in ftp_tap.connections], max_width=110)
 
 # %% [markdown] id=cell-032
-# The same stolen key, the same code: nothing opens. These sessions mixed a second secret into HKDF,
-# `K' = B'^a' = A'^b'` from **ephemeral** key pairs made for that one request. `A'` and `B'` are in the recording,
-# but `a'` and `b'` were never written anywhere and were forgotten when the request ended:
-# getting them back from `A'` is the discrete logarithm of notebook 01. That is **forward secrecy**.
+# The same stolen key, the same code: nothing opens. Every `secure` handshake — the file service's and the chat's —
+# mixes in secrets from **ephemeral** key pairs made for that one connection: `X = g^x` from alice, `Y = g^y` from the server.
+# `X` and `Y` are in the recording, but `x` and `y` were never written anywhere and were forgotten when the request ended:
+# getting them back is the discrete logarithm of notebook 01. That is **forward secrecy**. Even *both* long-term keys
+# would not open it: the term `ee = Y^x = X^y` needs `x` or `y`.
 #
-# The thief still learns *who* talked (alice's static key is in the hello) and how much (frame sizes), but not what.
+# From the recording the thief still learns *who* talked (alice's static key is in the hello), when, and how much (frame sizes).
+#
+# ### The stolen key at the door: logging in as alice
+#
+# Reading old traffic is one thing a stolen key might give. The other is the future: can the thief, with the **server's**
+# private key `b`, log in to the server *as alice*? He knows alice's public key `A` (it is on the allowlist, and in every hello).
+# In `static` mode the session key is `K = A^b` — and he has `b`. His client below sends alice's public key, computes every
+# Diffie-Hellman term it can from `b` and his own ephemeral key, and runs the handshake's own key schedule:
+
+# %% [markdown] lang=ru id=cell-032
+# Тот же украденный ключ, тот же код — ничего не открывается. Каждое рукопожатие в режиме `secure` — и файлового сервиса, и чата —
+# подмешивает секреты из **эфемерных** пар ключей, созданных для одного этого соединения: `X = g^x` от alice, `Y = g^y` от сервера.
+# `X` и `Y` есть в записи, но `x` и `y` нигде не записывались и были забыты, когда запрос закончился:
+# вернуть их — это дискретный логарифм из блокнота 01. Это и есть **прямая секретность**. Даже *оба* долговременных ключа
+# её не вскроют: слагаемому `ee = Y^x = X^y` нужен `x` или `y`.
+#
+# Из записи вор всё равно узнаёт, *кто* разговаривал (статический ключ alice есть в приветствии), когда и сколько (размеры кадров).
+#
+# ### Украденный ключ у двери: вход под именем alice
+#
+# Чтение старого трафика — лишь одно, что может дать украденный ключ. Другое — будущее: может ли вор с закрытым ключом **сервера** `b`
+# войти на сервер *как alice*? Открытый ключ alice `A` он знает (он в списке разрешённых и в каждом приветствии).
+# В режиме `static` ключ сеанса — `K = A^b`, а `b` у него есть. Его клиент ниже отправляет открытый ключ alice, вычисляет все
+# слагаемые Диффи — Хеллмана, какие может, из `b` и своего эфемерного ключа, и запускает выработку ключей самого рукопожатия:
+
+# %% id=cell-032b
+def log_in_as_alice(address, mode):
+    """The thief's client: alice's public key in the hello, the server's stolen key b in his hands."""
+    A, p = people["alice"].public_key, stolen.group.p
+    mine = keys.generate(stolen.group)                       # his own ephemeral key: x and X = g^x
+    hello = {"type": "client_hello", "protocol": handshake.PROTOCOL, "version": handshake.PROTOCOL_VERSION,
+             "service": "chat", "mode": mode, "group": stolen.group.name, "static": f"{A.value:#x}"}
+    if mode == "secure":
+        hello["ephemeral"] = f"{mine.public:#x}"
+    hello["nonce"] = secrets.token_hex(32)
+    hello = handshake.encode_message(hello)
+    with socket.create_connection(address, timeout=5) as sock:
+        channel.write_frame(sock, hello)
+        server_hello = channel.read_frame(sock)
+        channel.read_frame(sock)                             # server_finished: he does not need to check it
+        reply = json.loads(server_hello)
+        terms = {"ss": pow(A.value, stolen.private, p)}      # ss = A^b: the stolen b does it all in static mode
+        if mode == "secure":
+            B, Y = int(reply["static"], 16), int(reply["ephemeral"], 16)
+            terms["ee"] = pow(Y, mine.private, p)            # ee = Y^x: his own x
+            terms["es"] = pow(B, mine.private, p)            # es = B^x: his own x again
+            terms["se"] = pow(Y, stolen.private, p)          # se = Y^a = A^y: needs alice's a or the server's y; a guess
+        session, th = handshake.key_schedule(mode, terms, hello, server_hello)
+        confirm = ciphers.confirmation_tag(session.client_confirm, th).hex()
+        channel.write_frame(sock, handshake.encode_message({"type": "client_finished", "confirm": confirm}))
+        try:
+            welcome = ciphers.AeadCipher(session.server_to_client).open(channel.read_frame(sock))
+        except Exception as exc:                             # the server refused: an error, or it hung up
+            return f"refused ({type(exc).__name__})"
+        return f"logged in: {welcome.decode()[:70]}"
+
+
+secure_room = ChatServer(server_key, allowlist, name="05-secure-room").start()
+widgets.table([{"mode": "static", "the thief, with the server's key b": log_in_as_alice(room.address, "static")},
+               {"mode": "secure", "the thief, with the server's key b": log_in_as_alice(secure_room.address, "secure")}],
+              max_width=110)
+
+# %% lang=ru id=cell-032b
+def log_in_as_alice(address, mode):
+    """Клиент вора: открытый ключ alice в приветствии, украденный ключ сервера b у него в руках."""
+    A, p = people["alice"].public_key, stolen.group.p
+    mine = keys.generate(stolen.group)                       # его собственный эфемерный ключ: x и X = g^x
+    hello = {"type": "client_hello", "protocol": handshake.PROTOCOL, "version": handshake.PROTOCOL_VERSION,
+             "service": "chat", "mode": mode, "group": stolen.group.name, "static": f"{A.value:#x}"}
+    if mode == "secure":
+        hello["ephemeral"] = f"{mine.public:#x}"
+    hello["nonce"] = secrets.token_hex(32)
+    hello = handshake.encode_message(hello)
+    with socket.create_connection(address, timeout=5) as sock:
+        channel.write_frame(sock, hello)
+        server_hello = channel.read_frame(sock)
+        channel.read_frame(sock)                             # server_finished: проверять его вору незачем
+        reply = json.loads(server_hello)
+        terms = {"ss": pow(A.value, stolen.private, p)}      # ss = A^b: в режиме static украденный b делает всё
+        if mode == "secure":
+            B, Y = int(reply["static"], 16), int(reply["ephemeral"], 16)
+            terms["ee"] = pow(Y, mine.private, p)            # ee = Y^x: его собственный x
+            terms["es"] = pow(B, mine.private, p)            # es = B^x: снова его x
+            terms["se"] = pow(Y, stolen.private, p)          # se = Y^a = A^y: нужен a alice или y сервера; догадка
+        session, th = handshake.key_schedule(mode, terms, hello, server_hello)
+        confirm = ciphers.confirmation_tag(session.client_confirm, th).hex()
+        channel.write_frame(sock, handshake.encode_message({"type": "client_finished", "confirm": confirm}))
+        try:
+            welcome = ciphers.AeadCipher(session.server_to_client).open(channel.read_frame(sock))
+        except Exception as exc:                             # сервер отказал: ошибка или разрыв соединения
+            return f"refused ({type(exc).__name__})"
+        return f"logged in: {welcome.decode()[:70]}"
+
+
+secure_room = ChatServer(server_key, allowlist, name="05-secure-room").start()
+widgets.table([{"mode": "static", "the thief, with the server's key b": log_in_as_alice(room.address, "static")},
+               {"mode": "secure", "the thief, with the server's key b": log_in_as_alice(secure_room.address, "secure")}],
+              max_width=110)
+
+# %% [markdown] id=cell-032c
+# In `static` mode the server greets the thief as **alice** — and would greet him as any student on the allowlist.
+# This is *key-compromise impersonation*: a stolen key lets the thief pose as *others* to its owner. In `secure` mode the
+# term `se` mixes alice's static key with the server's fresh ephemeral key: computing it takes alice's `a` or the
+# server's `y`, and the thief has neither, so the server's Finished check fails. (The term `es`, the other way
+# round, stops a thief with alice's key from posing as the server she pinned.)
+#
+# What a stolen private key gives the thief:
+#
+# | stolen key | mode | past recordings | in the future, he can pose as |
+# |---|---|---|---|
+# | the server's `b` | `static` | **all** of that server's sessions | the server, to everyone; **any student**, to the server |
+# | the server's `b` | `secure` | none | the server, to everyone (until its key is replaced) |
+# | alice's `a` | `static` | **all** of alice's sessions | alice, to everyone; **the server**, to alice |
+# | alice's `a` | `secure` | none | alice, to everyone (until she is taken off the allowlist) |
+#
+# In every mode the owner's own identity goes with the key: a stolen key must be replaced (a new key, a new pin, a new allowlist row).
 #
 # ## 4 · The jail: a home you cannot leave
 #
 # Bob stores a file in his home. Alice tries every way out of hers:
 
-# %% [markdown] lang=ru id=cell-032
-# Тот же украденный ключ, тот же код — ничего не открывается. В этих сеансах в HKDF подмешан второй секрет,
-# `K' = B'^a' = A'^b'`, полученный из **эфемерных** пар ключей, созданных для одного этого запроса. `A'` и `B'` есть в записи,
-# но `a'` и `b'` нигде не записывались и были забыты, когда запрос закончился:
-# вернуть их по `A'` — это дискретный логарифм из блокнота 01. Это и есть **прямая секретность**.
+# %% [markdown] lang=ru id=cell-032c
+# В режиме `static` сервер приветствует вора как **alice** — и так же принял бы его под именем любого студента из списка.
+# Это *подмена при компрометации ключа* (key-compromise impersonation): украденный ключ позволяет вору выдавать себя
+# за *других* перед владельцем ключа. В режиме `secure` слагаемое `se` смешивает статический ключ alice со свежим
+# эфемерным ключом сервера: чтобы его вычислить, нужен `a` alice или `y` сервера, а у вора нет ни того, ни другого, и проверка
+# Finished на сервере не проходит. (Слагаемое `es`, симметрично, не даёт вору с ключом alice выдать себя за сервер, ключ которого она закрепила.)
 #
-# Вор всё равно узнаёт, *кто* разговаривал (статический ключ alice есть в приветствии) и сколько (размеры кадров), но не узнаёт, о чём.
+# Что украденный закрытый ключ даёт вору:
+#
+# | украденный ключ | режим | прошлые записи | в будущем он может выдать себя за |
+# |---|---|---|---|
+# | `b` сервера | `static` | **все** сеансы этого сервера | сервер — перед всеми; **любого студента** — перед сервером |
+# | `b` сервера | `secure` | ничего | сервер — перед всеми (пока ключ сервера не заменён) |
+# | `a` alice | `static` | **все** сеансы alice | alice — перед всеми; **сервер** — перед alice |
+# | `a` alice | `secure` | ничего | alice — перед всеми (пока её не уберут из списка разрешённых) |
+#
+# В любом режиме собственная личность владельца уходит вместе с ключом: украденный ключ нужно заменить (новый ключ, новое закрепление, новая строка в списке).
 #
 # ## 4 · Изоляция: домашняя папка, из которой не выйти
 #
@@ -552,7 +682,7 @@ widgets.table([{"path": p, "kind": e.kind, "bytes": e.size} for p, e in walk(ali
 #
 # * The file service keeps the course's design — one request per connection — and puts a full handshake in front of each: the allowlist is checked every time, and each request gets session keys of its own.
 # * Transfers stream in large sealed frames and end with a sealed end record; the receiver keeps the file only when all of it arrived.
-# * With static keys only, a stolen private key opens every recording. With ephemeral keys mixed in, it opens none: forward secrecy.
+# * With static keys only, a stolen private key opens every recording, and lets the thief pose as anyone to the key's owner (with the server's key, he logs in as any student). `secure` mode mixes in ephemeral keys (the terms ee, es, se): a stolen key opens no recording — forward secrecy — and lets the thief pose only as the key's owner.
 # * A home folder is a jail only if every path is read as names, `..` cannot climb above the top, links are never followed, and the check compares path components, not strings.
 #
 # **Control question: how does SSL work in practice?** TLS 1.3 allows **only** ephemeral Diffie-Hellman key exchanges (ECDHE or
@@ -566,7 +696,7 @@ widgets.table([{"path": p, "kind": e.kind, "bytes": e.size} for p, e in walk(ali
 #
 # * Файловый сервис сохраняет схему курса — один запрос на соединение — и ставит перед каждым запросом полное рукопожатие: список разрешённых ключей проверяется каждый раз, и у каждого запроса свои ключи сеанса.
 # * Файлы передаются потоком крупных запечатанных кадров и завершаются запечатанной записью о конце передачи; получатель сохраняет файл, только если файл пришёл целиком.
-# * Если есть только статические ключи, украденный закрытый ключ вскрывает любую запись. Если подмешаны эфемерные ключи, он не вскрывает ни одной: это прямая секретность.
+# * Если есть только статические ключи, украденный закрытый ключ вскрывает любую запись и позволяет вору выдать себя за кого угодно перед владельцем ключа (с ключом сервера он входит под именем любого студента). Режим `secure` подмешивает эфемерные ключи (слагаемые ee, es, se): украденный ключ не вскрывает ни одной записи — это прямая секретность — и позволяет выдать себя только за владельца ключа.
 # * Домашняя папка изолирует пользователя, только если каждый путь читается по именам, `..` не поднимается выше вершины, по ссылкам никто не ходит, а проверка сравнивает компоненты пути, а не строки.
 #
 # **Контрольный вопрос: как работает SSL на практике?** TLS 1.3 допускает **только** эфемерный обмен ключами Диффи — Хеллмана (ECDHE или
