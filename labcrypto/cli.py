@@ -107,7 +107,7 @@ def _load_key(name: str, folder: str) -> keys.KeyPair:
 
 
 def _server_key_arg(value: str | None) -> Path | str | None:
-    """``--server-key``: a ``.pub`` file (any name) or a 16-digit fingerprint."""
+    """``--server-key``: a ``.pub`` file (any name) or a whole ``SHA256:`` fingerprint."""
     if value is None:
         return None
     path = Path(value)
