@@ -195,3 +195,14 @@ def test_gmp_and_cpython_arithmetic_give_the_same_numbers(monkeypatch):
         monkeypatch.delenv(groups.ARITHMETIC_ENV)
         groups._gmp_powmod_sec.cache_clear()
     assert groups.fast_power_available()
+
+
+def test_gmp_and_python_jacobi_symbols_agree():
+    import secrets
+
+    import gmpy2
+
+    p = groups.FFDHE2048.p
+    values = [0, 1, 2, p - 1, p - 2] + [secrets.randbelow(p) for _ in range(200)]
+    for value in values:
+        assert groups._jacobi(value, p) == groups.jacobi_symbol(value, p) == gmpy2.jacobi(value, p)
