@@ -22,6 +22,7 @@ Never ``pickle``: unpickling bytes from the network runs the sender's code
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .errors import MalformedJSON
@@ -64,6 +65,10 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+#: One UTF-16 surrogate code point: never valid on its own in Unicode text.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _check_strings(message: dict[str, Any]) -> None:
     """Refuse lone surrogates anywhere in ``message`` (keys and values, at any depth)."""
     pending: list[Any] = [message]
@@ -74,7 +79,7 @@ def _check_strings(message: dict[str, Any]) -> None:
             pending.extend(value.values())
         elif isinstance(value, list):
             pending.extend(value)
-        elif isinstance(value, str) and any("\ud800" <= c <= "\udfff" for c in value):
+        elif isinstance(value, str) and _SURROGATE.search(value):
             raise MalformedJSON("a message holds a lone surrogate (not valid Unicode text)")
 
 
