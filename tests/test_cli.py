@@ -198,6 +198,7 @@ def test_chat_trusts_on_first_use_and_records_the_server(
         argv = ["chat", "--port", str(port), "--key", "alice"]
         code, _, err = run(capsys, *argv, "--keys-dir", str(classroom), "--message", "hi")
         assert code == 0, err
+        assert "mode: secure" in err  # the mode is said on connect (issue 14)
     known = (classroom / "known_servers.csv").read_text()
     assert f"127.0.0.1:{port}" in known
     assert secure_keys("server").public_key.to_text() in known
