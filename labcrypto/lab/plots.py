@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..groups import Group
+from ..i18n import N_, _, ngettext
 
 __all__ = [
     "AGE_OF_UNIVERSE_SECONDS",
@@ -69,17 +70,17 @@ def powers(group: Group, big: Group | None = None, count: int = 400) -> Figure:
     xs = list(range(group.q + 1)) if group.q <= 64 else list(range(min(count, group.q)))
     left = axes[0][0]
     left.plot(xs, [pow(group.g, x, group.p) for x in xs], "o-", color=_CLIENT_COLOR, ms=4, lw=0.8)
-    left.set(title=f"{group.g}^x mod {group.p}", xlabel="x (the secret)", ylabel="g^x mod p")
+    left.set(title=f"{group.g}^x mod {group.p}", xlabel=_("x (the secret)"), ylabel="g^x mod p")
     if big is not None:
         right = axes[0][1]
         bx = list(range(min(count, big.q)))
         right.plot(bx, [pow(big.g, x, big.p) for x in bx], ".", color=_SERVER_COLOR, ms=3)
         right.set(
-            title=f"{big.g}^x mod p, p of {big.bits} bits",
-            xlabel="x (the secret)",
+            title=_("{g}^x mod p, p of {bits} bits").format(g=big.g, bits=big.bits),
+            xlabel=_("x (the secret)"),
             ylabel="g^x mod p",
         )
-    fig.suptitle("Going forward is one pow(); going back has no slope to follow", fontsize=10)
+    fig.suptitle(_("Going forward is one pow(); going back has no slope to follow"), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -118,20 +119,27 @@ def extrapolate_log10_seconds(
     return (slope * target_bits + intercept) * math.log10(2)
 
 
+#: Units of time below a year, largest first (abbreviated, so no plural forms are needed).
+_UNITS = ((N_("{value} days"), 86400), (N_("{value} hours"), 3600), (N_("{value} minutes"), 60))
+
+
 def format_log10_seconds(log10_seconds: float) -> str:
     """A human reading of ``10**log10_seconds`` seconds: "3.2 ms", "5 days", "10^598 years"."""
     if log10_seconds < 2:
         value = 10**log10_seconds
-        return f"{value * 1000:.3g} ms" if value < 1 else f"{value:.3g} s"
+        if value < 1:
+            return _("{value} ms").format(value=f"{value * 1000:.3g}")
+        return _("{value} s").format(value=f"{value:.3g}")
     if log10_seconds < math.log10(_YEAR):
         value = 10**log10_seconds
-        for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        for unit, size in _UNITS:
             if value >= size:
-                return f"{value / size:.3g} {unit}"
+                return _(unit).format(value=f"{value / size:.3g}")
     log10_years = log10_seconds - math.log10(_YEAR)
     if log10_years < 6:
-        return f"{10**log10_years:,.0f} years"
-    return f"10^{log10_years:.0f} years"
+        years = round(10**log10_years)
+        return ngettext("{value} year", "{value} years", years).format(value=f"{years:,}")
+    return _("10^{power} years").format(power=f"{log10_years:.0f}")
 
 
 def brute_force_times(
@@ -146,16 +154,16 @@ def brute_force_times(
     """
     slope, intercept = _fit_log2(bits, seconds)
     fig, (left, right) = plt.subplots(1, 2, figsize=(_SMALL[0] + 1.5, _SMALL[1] + 0.6))
-    left.semilogy(bits, seconds, "o", color=_CLIENT_COLOR, label="measured")
+    left.semilogy(bits, seconds, "o", color=_CLIENT_COLOR, label=_("measured"))
     fit_x = [min(bits), max(bits)]
     left.semilogy(
         fit_x,
         [2 ** (slope * x + intercept) for x in fit_x],
         "--",
         color="gray",
-        label=f"×{2**slope:.2f} per bit",
+        label=_("×{factor} per bit").format(factor=f"{2**slope:.2f}"),
     )
-    left.set(title="Trying every exponent", xlabel="size of p (bits)", ylabel="seconds")
+    left.set(title=_("Trying every exponent"), xlabel=_("size of p (bits)"), ylabel=_("seconds"))
     left.legend(fontsize=8)
     log10 = math.log10(2)
     xs = [min(bits), target_bits]
@@ -164,12 +172,17 @@ def brute_force_times(
     universe = math.log10(AGE_OF_UNIVERSE_SECONDS)
     right.axhline(universe, color="tab:red", lw=1)
     right.text(
-        min(bits), universe, " age of the universe", color="tab:red", va="bottom", fontsize=8
+        min(bits),
+        universe,
+        " " + _("age of the universe"),
+        color="tab:red",
+        va="bottom",
+        fontsize=8,
     )
     predicted = (slope * target_bits + intercept) * log10
     right.plot([target_bits], [predicted], "o", color="gray")
     right.annotate(
-        f"{target_bits} bits:\n{format_log10_seconds(predicted)}",
+        _("{bits} bits:\n{time}").format(bits=target_bits, time=format_log10_seconds(predicted)),
         (target_bits, predicted),
         textcoords="offset points",
         xytext=(-10, -30),
@@ -177,15 +190,15 @@ def brute_force_times(
         fontsize=8,
     )
     right.set(
-        title=f"Carried on to {target_bits} bits",
-        xlabel="size of p (bits)",
-        ylabel="log10(seconds)",
+        title=_("Carried on to {bits} bits").format(bits=target_bits),
+        xlabel=_("size of p (bits)"),
+        ylabel=_("log10(seconds)"),
     )
     fig.tight_layout()
     return fig
 
 
-def byte_histograms(samples: Mapping[str, bytes], title: str = "Which byte values occur") -> Figure:
+def byte_histograms(samples: Mapping[str, bytes], title: str | None = None) -> Figure:
     """One histogram of byte values (0..255) per sample, side by side.
 
     Text and Caesar ciphertext pile up on a few values (letters, shifted);
@@ -197,9 +210,10 @@ def byte_histograms(samples: Mapping[str, bytes], title: str = "Which byte value
     for ax, (name, data) in zip(axes[0], samples.items(), strict=True):
         counts = Counter(data)
         ax.bar(range(256), [counts.get(v, 0) for v in range(256)], width=1.0, color=_CLIENT_COLOR)
-        ax.set(title=f"{name} ({len(data)} bytes)", xlabel="byte value", xlim=(-2, 258))
-    axes[0][0].set_ylabel("how often")
-    fig.suptitle(title, fontsize=10)
+        size = ngettext("{count} byte", "{count} bytes", len(data)).format(count=len(data))
+        ax.set(title=f"{name} ({size})", xlabel=_("byte value"), xlim=(-2, 258))
+    axes[0][0].set_ylabel(_("how often"))
+    fig.suptitle(_("Which byte values occur") if title is None else title, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -215,14 +229,18 @@ def caesar_scores(scores: Sequence[float], best: int | None = None) -> Figure:
         best = max(range(len(scores)), key=scores.__getitem__)
     ax.bar([best], [scores[best]], width=3.0, color="tab:red")
     ax.annotate(
-        f"shift {best}",
+        _("shift {shift}").format(shift=best),
         (best, scores[best]),
         textcoords="offset points",
         xytext=(6, -4),
         color="tab:red",
         fontsize=9,
     )
-    ax.set(title="Trying all 256 shifts", xlabel="shift tried", ylabel="share of lowercase letters")
+    ax.set(
+        title=_("Trying all 256 shifts"),
+        xlabel=_("shift tried"),
+        ylabel=_("share of lowercase letters"),
+    )
     fig.tight_layout()
     return fig
 
@@ -248,11 +266,15 @@ def transcript_steps(transcript: Sequence[tuple[str, Mapping[str, Any]]]) -> lis
     return steps
 
 
+#: The default names of a sequence diagram's two sides, marked to be translated when drawn.
+_SIDES = (N_("client"), N_("server"))
+
+
 def sequence_diagram(
     steps: Sequence[tuple[str, str]],
     left: str = "client",
     right: str = "server",
-    title: str = "This session, message by message",
+    title: str | None = None,
 ) -> Figure:
     """A sequence diagram: two lifelines and one arrow per ``(sender, label)`` step.
 
@@ -265,8 +287,15 @@ def sequence_diagram(
     for x, name, color in ((x_left, left, _CLIENT_COLOR), (x_right, right, _SERVER_COLOR)):
         ax.plot([x, x], [bottom, top], color=color, lw=1.5)
         ax.text(
-            x, top + 0.15, name, ha="center", va="bottom", fontsize=10, weight="bold", color=color
-        )
+            x,
+            top + 0.15,
+            _(name),
+            ha="center",
+            va="bottom",
+            fontsize=10,
+            weight="bold",
+            color=color,
+        )  # "client", "server": translated (_SIDES); a name of your own is shown as given
     for row, (sender, label) in enumerate(steps):
         y = len(steps) - row - 0.2
         start, end = (x_left, x_right) if sender == left else (x_right, x_left)
@@ -278,7 +307,8 @@ def sequence_diagram(
             arrowprops={"arrowstyle": "->", "color": color, "lw": 1.3},
         )
         ax.text(0.5, y + 0.08, label, ha="center", va="bottom", fontsize=8, family="monospace")
-    ax.set(xlim=(0, 1), ylim=(bottom, top + 0.7), title=title)
+    shown_title = _("This session, message by message") if title is None else title
+    ax.set(xlim=(0, 1), ylim=(bottom, top + 0.7), title=shown_title)
     ax.axis("off")
     fig.tight_layout()
     return fig
@@ -287,10 +317,22 @@ def sequence_diagram(
 def layers() -> Figure:
     """The layers of task 2: the message loop on top knows only ``send`` and ``recv``."""
     boxes = [
-        ("your message loop", "for line in ...: channel.send(line); channel.recv()", "#e8f4ea"),
-        ("SecureChannel", "frames (4-byte length) + encrypt/decrypt: send(), recv()", "#e6effa"),
-        ("handshake + ciphers", "keys, K = B^a mod p, HKDF, AES-GCM (no sockets)", "#fdf1e0"),
-        ("socket", "TCP: a stream of bytes, no message boundaries", "#eeeeee"),
+        (
+            _("your message loop"),
+            "for line in ...: channel.send(line); channel.recv()",
+            "#e8f4ea",
+        ),
+        (
+            "SecureChannel",
+            _("frames (4-byte length) + encrypt/decrypt: send(), recv()"),
+            "#e6effa",
+        ),
+        (
+            _("handshake + ciphers"),
+            _("keys, K = B^a mod p, HKDF, AES-GCM (no sockets)"),
+            "#fdf1e0",
+        ),
+        (_("socket"), _("TCP: a stream of bytes, no message boundaries"), "#eeeeee"),
     ]
     fig, ax = plt.subplots(figsize=(_SMALL[0], 3.0))
     for row, (name, detail, color) in enumerate(boxes):
@@ -298,7 +340,7 @@ def layers() -> Figure:
         ax.add_patch(Rectangle((0.02, y + 0.08), 0.96, 0.84, color=color, ec="gray"))
         ax.text(0.05, y + 0.58, name, fontsize=10, weight="bold", va="center")
         ax.text(0.05, y + 0.28, detail, fontsize=8.5, va="center", family="monospace")
-    ax.set(xlim=(0, 1), ylim=(0, len(boxes)), title="Who knows what (task 2)")
+    ax.set(xlim=(0, 1), ylim=(0, len(boxes)), title=_("Who knows what (task 2)"))
     ax.axis("off")
     fig.tight_layout()
     return fig
@@ -344,7 +386,7 @@ def pool_timeline(
     intervals: Sequence[tuple[int, float, float | None]],
     busy: Sequence[float] = (),
     ports: Sequence[int] | None = None,
-    title: str = "Ports of the pool over time",
+    title: str | None = None,
 ) -> Figure:
     """Which port was leased when (top), and how many at once (bottom).
 
@@ -365,7 +407,7 @@ def pool_timeline(
         finish = stop if end is None else end
         top.barh(rows.index(port), finish - begin, left=begin - start, height=0.7, color="tab:blue")
     top.set_yticks(range(len(rows)), [str(p) for p in rows], fontsize=8)
-    top.set(ylabel="port", title=title)
+    top.set(ylabel=_("port"), title=_("Ports of the pool over time") if title is None else title)
     top.invert_yaxis()
     changes = sorted(
         [(b - start, 1) for _, b, _ in intervals]
@@ -378,15 +420,16 @@ def pool_timeline(
         ys.append(level)
     xs.append(stop - start)
     ys.append(level)
-    bottom.step(xs, ys, where="post", color="tab:blue", label="ports in use")
+    bottom.step(xs, ys, where="post", color="tab:blue", label=_("ports in use"))
     if ports:
-        bottom.axhline(len(ports), color="gray", ls="--", lw=1, label=f"pool size ({len(ports)})")
+        size_label = _("pool size ({count})").format(count=len(ports))
+        bottom.axhline(len(ports), color="gray", ls="--", lw=1, label=size_label)
     if busy:
         bottom.plot(
             [b - start for b in busy], [len(ports or rows)] * len(busy), "x", color="tab:red",
-            label=f"turned away: busy ({len(busy)})",
+            label=_("turned away: busy ({count})").format(count=len(busy)),
         )  # fmt: skip
-    bottom.set(xlabel="seconds", ylabel="in use", ylim=(0, len(ports or rows) + 1))
+    bottom.set(xlabel=_("seconds"), ylabel=_("in use"), ylim=(0, len(ports or rows) + 1))
     bottom.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     return fig
@@ -398,7 +441,7 @@ def pool_timeline(
 def fingerprint_grid(
     sessions: Sequence[str],
     static: str | None = None,
-    title: str = "Session keys of each request",
+    title: str | None = None,
 ) -> Figure:
     """One row per request: the bytes of its session fingerprint as colours.
 
@@ -421,13 +464,16 @@ def fingerprint_grid(
     grid = [as_bytes(s) for s in sessions] or [[0] * 8]
     axes[0][0].imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=255)
     axes[0][0].set(
-        title=title, xlabel="byte of the fingerprint", ylabel="request",
+        title=_("Session keys of each request") if title is None else title,
+        xlabel=_("byte of the fingerprint"), ylabel=_("request"),
         yticks=range(len(grid)), yticklabels=[str(i + 1) for i in range(len(grid))],
     )  # fmt: skip
     axes[0][0].tick_params(axis="y", labelsize=7)
     if static:
         axes[0][1].imshow([as_bytes(static)] * len(grid), aspect="auto", cmap="viridis",
                           vmin=0, vmax=255)  # fmt: skip
-        axes[0][1].set(title="your long-term key", xlabel="byte of the fingerprint", yticks=[])
+        axes[0][1].set(
+            title=_("your long-term key"), xlabel=_("byte of the fingerprint"), yticks=[]
+        )
     fig.tight_layout()
     return fig

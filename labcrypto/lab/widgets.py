@@ -34,6 +34,7 @@ from IPython.display import HTML
 
 from .. import server
 from ..groups import TOY, Group
+from ..i18n import N_, _, ngettext
 
 __all__ = [
     "ChatPanel",
@@ -51,10 +52,18 @@ _CELL = "padding:2px 12px;text-align:left"
 
 _COLORS = {"secret": "#b00020", "public": "#1b5e20"}
 
+#: The directions a channel's ``on_wire`` hook reports, marked so they are translated when shown.
+_DIRECTIONS = (N_("sent"), N_("received"))
+
 
 def _html(text: str) -> HTML:
     """``text`` as an HTML object the notebook shows as the cell's result."""
     return HTML(text)  # type: ignore[no-untyped-call]  # IPython has no type hints
+
+
+def _bytes(count: int) -> str:
+    """``"1 byte"``, ``"48 bytes"`` in the current language (Russian has three forms)."""
+    return ngettext("{count} byte", "{count} bytes", count).format(count=count)
 
 
 def exchange_table(a: int, b: int, group: Group = TOY) -> HTML:
@@ -66,13 +75,13 @@ def exchange_table(a: int, b: int, group: Group = TOY) -> HTML:
     big_a, big_b = pow(g, a, p), pow(g, b, p)
     k_alice, k_bob = pow(big_b, a, p), pow(big_a, b, p)
     rows = [
-        ("p, g", f"{p}, {g}", "everyone (public)", "public"),
-        ("a", str(a), "Alice only", "secret"),
-        ("b", str(b), "Bob only", "secret"),
-        ("A = g^a mod p", f"{g}^{a} mod {p} = <b>{big_a}</b>", "everyone (sent)", "public"),
-        ("B = g^b mod p", f"{g}^{b} mod {p} = <b>{big_b}</b>", "everyone (sent)", "public"),
-        ("K = B^a mod p", f"{big_b}^{a} mod {p} = <b>{k_alice}</b>", "Alice computes", "secret"),
-        ("K = A^b mod p", f"{big_a}^{b} mod {p} = <b>{k_bob}</b>", "Bob computes", "secret"),
+        ("p, g", f"{p}, {g}", _("everyone (public)"), "public"),
+        ("a", str(a), _("Alice only"), "secret"),
+        ("b", str(b), _("Bob only"), "secret"),
+        ("A = g^a mod p", f"{g}^{a} mod {p} = <b>{big_a}</b>", _("everyone (sent)"), "public"),
+        ("B = g^b mod p", f"{g}^{b} mod {p} = <b>{big_b}</b>", _("everyone (sent)"), "public"),
+        ("K = B^a mod p", f"{big_b}^{a} mod {p} = <b>{k_alice}</b>", _("Alice computes"), "secret"),
+        ("K = A^b mod p", f"{big_a}^{b} mod {p} = <b>{k_bob}</b>", _("Bob computes"), "secret"),
     ]
     body = "".join(
         f"<tr><td style='{_CELL}'>{name}</td>"
@@ -80,20 +89,26 @@ def exchange_table(a: int, b: int, group: Group = TOY) -> HTML:
         f"<td style='{_CELL}'>{who}</td></tr>"
         for name, value, who, kind in rows
     )
-    head = "".join(f"<th style='{_CELL}'>{h}</th>" for h in ("number", "value", "who knows it"))
-    same = "the same K" if k_alice == k_bob else "DIFFERENT values (this should never happen)"
-    return _html(
-        f"<table><tr>{head}</tr>{body}</table><p>Alice and Bob hold {same}; "
-        "Eve saw p, g, A and B. <span style='color:#b00020'>Red</span>: secret, "
-        "<span style='color:#1b5e20'>green</span>: public.</p>"
-    )
+    headings = (_("number"), _("value"), _("who knows it"))
+    head = "".join(f"<th style='{_CELL}'>{h}</th>" for h in headings)
+    if k_alice == k_bob:
+        outcome = _("Alice and Bob hold the same K; Eve saw p, g, A and B.")
+    else:
+        outcome = _("Alice and Bob hold DIFFERENT values of K (this should never happen).")
+    legend = _(
+        "<span style='color:{red}'>Red</span>: secret, "
+        "<span style='color:{green}'>green</span>: public."
+    ).format(red=_COLORS["secret"], green=_COLORS["public"])
+    return _html(f"<table><tr>{head}</tr>{body}</table><p>{outcome} {legend}</p>")
 
 
 def key_exchange_sliders(a: int = 6, b: int = 15, group: Group = TOY) -> ipw.VBox:
     """Two sliders (Alice's ``a``, Bob's ``b``) above a live ``exchange_table``."""
     style = {"description_width": "90px"}
-    slider_a = ipw.IntSlider(value=a, min=1, max=group.q - 1, description="Alice's a", style=style)
-    slider_b = ipw.IntSlider(value=b, min=1, max=group.q - 1, description="Bob's b", style=style)
+    slider_a = ipw.IntSlider(
+        value=a, min=1, max=group.q - 1, description=_("Alice's a"), style=style
+    )
+    slider_b = ipw.IntSlider(value=b, min=1, max=group.q - 1, description=_("Bob's b"), style=style)
     table = ipw.HTML()
 
     def update(_change: object = None) -> None:
@@ -113,7 +128,7 @@ def file_view(path: str | Path) -> HTML:
     text = path.read_text(encoding="utf-8", errors="replace")
     return _html(
         f"<div><code>{html.escape(str(path))}</code> &nbsp; <code>{mode}</code> &nbsp; "
-        f"{info.st_size} bytes</div><pre style='white-space:pre-wrap;word-break:break-all;"
+        f"{_bytes(info.st_size)}</div><pre style='white-space:pre-wrap;word-break:break-all;"
         f"font-family:monospace;font-size:85%;margin-top:2px;background:#f7f7f7;"
         f"padding:4px'>{html.escape(text)}</pre>"
     )
@@ -162,7 +177,7 @@ class ChatPanel:
     def __init__(
         self,
         send: Callable[[str], object],
-        title: str = "chat",
+        title: str | None = None,
         max_lines: int = 200,
         *,
         echo: bool = True,
@@ -173,11 +188,12 @@ class ChatPanel:
         self._lines: list[str] = []
         self.max_lines = max_lines
         self.box = ipw.Text(
-            placeholder="type a message, press Enter or Send", layout=ipw.Layout(width="70%")
+            placeholder=_("type a message, press Enter or Send"), layout=ipw.Layout(width="70%")
         )
-        self.button = ipw.Button(description="Send", button_style="primary")
+        self.button = ipw.Button(description=_("Send"), button_style="primary")
         self.log = _log_widget()
-        self.title = ipw.HTML(f"<b>{html.escape(title)}</b>")
+        shown_title = _("chat") if title is None else title
+        self.title = ipw.HTML(f"<b>{html.escape(shown_title)}</b>")
         self.button.on_click(self._on_button)
         # Enter in the box: ipywidgets 8 sets ``value`` when Enter is pressed
         # if continuous_update is off, so we observe the value (on_submit is
@@ -206,7 +222,7 @@ class ChatPanel:
         """A panel wired to a ``chat.ChatClient``: Send calls ``client.send``, and
         every message the room delivers (our own lines come back as the server's
         confirmation) is added from the client's reader thread."""
-        panel = cls(client.send, title or f"chat as {client.name}", echo=False)
+        panel = cls(client.send, title or _("chat as {name}").format(name=client.name), echo=False)
 
         def show(message: Any) -> None:
             panel.add(message.sender, message.text)
@@ -228,10 +244,10 @@ class ChatPanel:
         try:
             self._send(text)
         except Exception as exc:  # shown to the student, in the panel, in red
-            self.add("error", f"{type(exc).__name__}: {exc}")
+            self.add(_("error"), f"{type(exc).__name__}: {exc}")
             return False
         if self.echo:
-            self.add("you", text)
+            self.add(_("you"), text)
         self.box.unobserve(self._on_enter, names="value")
         self.box.value = ""
         self.box.observe(self._on_enter, names="value")
@@ -250,14 +266,17 @@ class ChatPanel:
 
     @staticmethod
     def _render(line: str) -> str:
-        who, _, text = line.partition(": ")
-        color = {"you": "#1565c0", "error": "#b00020", "server": "#6a1b9a"}.get(who, "#333")
+        who, _sep, text = line.partition(": ")
+        colors = {_("you"): "#1565c0", _("error"): "#b00020", "server": "#6a1b9a"}
+        color = colors.get(who, "#333")
         return f"<span style='color:{color}'><b>{html.escape(who)}</b>: {html.escape(text)}</span>"
 
 
 def _hex_preview(data: bytes, limit: int = 48) -> str:
     shown = data[:limit].hex(" ")
-    return shown + (f" … (+{len(data) - limit} bytes)" if len(data) > limit else "")
+    if len(data) <= limit:
+        return shown
+    return f"{shown} … (+{_bytes(len(data) - limit)})"
 
 
 class WireView:
@@ -267,15 +286,16 @@ class WireView:
     ``on_wire`` hook. ``frames`` keeps the raw bytes for later cells.
     """
 
-    def __init__(self, title: str = "what Eve sees on the wire", max_lines: int = 50) -> None:
+    def __init__(self, title: str | None = None, max_lines: int = 50) -> None:
         self._lock = threading.Lock()
         self.frames: list[tuple[str, bytes]] = []
         self.max_lines = max_lines
         self.log = _log_widget()
-        self.widget = ipw.VBox([ipw.HTML(f"<b>{html.escape(title)}</b>"), self.log])
+        shown_title = _("what Eve sees on the wire") if title is None else title
+        self.widget = ipw.VBox([ipw.HTML(f"<b>{html.escape(shown_title)}</b>"), self.log])
 
     @classmethod
-    def for_channel(cls, channel: Any, title: str = "what Eve sees on the wire") -> WireView:
+    def for_channel(cls, channel: Any, title: str | None = None) -> WireView:
         """A view fed by ``channel.on_wire``: every frame it sends or receives, as sent."""
         view = cls(title)
         channel.on_wire = view.add
@@ -291,9 +311,11 @@ class WireView:
             text = data[4:].decode("ascii", errors="replace")
             printable = "".join(c if c.isprintable() and c != "\ufffd" else "·" for c in text)
             rows.append(
-                f"<div><b>{html.escape(where)}</b> {len(data)} bytes: "
+                f"<div><b>{html.escape(_(where))}</b> "
+                f"{html.escape(_bytes(len(data)))}: "
                 f"<code>{html.escape(_hex_preview(data))}</code><br>"
-                f"<span style='color:#777'>as text: {html.escape(printable[:60])}</span></div>"
+                f"<span style='color:#777'>{html.escape(_('as text:'))} "
+                f"{html.escape(printable[:60])}</span></div>"
             )
         self.log.value = f"<div style='font-size:85%;{_LOG_STYLE}'>" + "".join(rows) + "</div>"
 
@@ -309,7 +331,7 @@ def side_by_side(*panels: Any) -> ipw.HBox:
 def table(rows: Sequence[Mapping[str, Any]], max_width: int = 70) -> HTML:
     """A list of dicts (one per row, same keys) as a small HTML table."""
     if not rows:
-        return _html("<i>(nothing)</i>")
+        return _html(f"<i>{html.escape(_('(nothing)'))}</i>")
     columns = list(rows[0])
     head = "".join(f"<th style='{_CELL}'>{html.escape(str(c))}</th>" for c in columns)
 
@@ -329,11 +351,12 @@ def kernel_status() -> ipw.VBox:
     cell again to refresh it.
     """
     shown = ipw.HTML()
-    button = ipw.Button(description="Stop all servers", button_style="warning")
+    button = ipw.Button(description=_("Stop all servers"), button_style="warning")
 
     def refresh() -> None:
         rows = server.status()
-        shown.value = table(rows).data if rows else "<i>no server is running in this kernel</i>"
+        nothing = html.escape(_("no server is running in this kernel"))
+        shown.value = table(rows).data if rows else f"<i>{nothing}</i>"
 
     def stop(_button: object) -> None:
         server.stop_all()
