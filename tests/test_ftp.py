@@ -85,7 +85,8 @@ def test_every_command_happy_path(client_for: Callable, service: FileServer, tmp
     source = data_file(tmp_path / "notes.bin", 3 * MIB + 17)
     sent = alice.put(source)
     assert (sent.remote, sent.size) == ("/docs/notes.bin", source.stat().st_size)
-    assert sent.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    stored = tmp_path / "root" / "alice" / "docs" / "notes.bin"  # the server's copy, on its disk
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == sent.sha256
     (tmp_path / "hello.txt").write_text("hello, Bob\n")
     alice.put(tmp_path / "hello.txt", "/docs/hello.txt")
     assert alice.cat("hello.txt") == "hello, Bob\n"
