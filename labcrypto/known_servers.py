@@ -7,7 +7,7 @@ everything. The strongest fix is to *pin* the key (``server_key=`` with a
 nothing to pin, ``KnownServers`` does what ssh does:
 
 * the first time you connect to ``host:port``, the key the server shows is
-  written down in a small CSV file (default ``keys/known_servers.csv``);
+  written down in a small CSV file (default ``known_servers.csv`` in your keys folder);
 * every later time it must be the same key. A different key raises
   ``ServerKeyChanged`` naming both fingerprints and the file to edit.
 
@@ -45,12 +45,13 @@ from pathlib import Path
 
 from .errors import KnownServersError, LabCryptoError, ServerKeyChanged
 from .groups import FFDHE2048, GROUPS, Group
-from .keys import PublicKey
+from .keys import PublicKey, default_dir
 
 __all__ = ["DEFAULT_KNOWN_SERVERS", "KnownServers"]
 
-#: Where the client writes down the servers it has met.
-DEFAULT_KNOWN_SERVERS = Path("keys") / "known_servers.csv"
+#: The file, in your keys folder (``keys.default_dir()``), where the client writes
+#: down the servers it has met.
+DEFAULT_KNOWN_SERVERS = "known_servers.csv"
 
 _HEADER = ("address", "public_key")
 
@@ -69,8 +70,9 @@ class KnownServers:
     several threads and several processes.
     """
 
-    def __init__(self, path: str | os.PathLike[str] = DEFAULT_KNOWN_SERVERS) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        """``path``: the CSV file; by default ``known_servers.csv`` in your keys folder."""
+        self.path = Path(path) if path is not None else default_dir() / DEFAULT_KNOWN_SERVERS
         self._lock = threading.Lock()
 
     # --- the file -----------------------------------------------------------------

@@ -450,31 +450,41 @@ plots.format_log10_seconds(plots.extrapolate_log10_seconds(sizes, seconds, 2048)
 #
 # A real key lives in a 2048-bit group. We use `ffdhe2048` from RFC 7919, the same group TLS 1.3 offers.
 # `keys.load_or_create` loads the key `alice` if it exists and otherwise makes and saves it.
-# The files go to `keys/` next to this notebook (git ignores that folder).
+# The files go to your keys folder, `keys.default_dir()`: `~/.labcrypto/keys` in your home (or the folder
+# named by the environment variable `LABCRYPTO_KEYS`), made so that only you can open it. Every notebook uses
+# that one folder, and it is outside the notebooks' folders: handing in a notebook never hands in your key.
 
 # %% [markdown] lang=ru id=cell-038
 # ## 5 · Настоящие ключи, хранимые на диске (задание 1)
 #
 # Настоящий ключ живёт в 2048-битной группе. Мы берём `ffdhe2048` из RFC 7919 — ту же группу, что предлагает TLS 1.3.
 # `keys.load_or_create` загружает ключ `alice`, если он есть, а иначе создаёт и сохраняет его.
-# Файлы попадают в папку `keys/` рядом с блокнотом (git её игнорирует).
+# Файлы попадают в вашу папку ключей, `keys.default_dir()`: `~/.labcrypto/keys` в домашней папке (или папка из
+# переменной окружения `LABCRYPTO_KEYS`), открыть которую можете только вы. Все блокноты пользуются этой одной
+# папкой, и она вне папок с блокнотами: сдавая блокнот, вы никогда не сдаёте свой ключ.
 
 # %% id=cell-039
 groups.FFDHE2048
 
 # %% id=cell-040
-key_dir = Path("keys")
+key_dir = keys.default_dir()
 alice = keys.load_or_create("alice", key_dir)
 alice
 
 # %% [markdown] id=cell-041
-# Two text files. The private key is readable only by you (`-rw-------`, mode 0600):
+# Two text files. The private key is readable only by you (`-rw-------`, mode 0600). Never print its content:
+# a cell's output is saved in the notebook, and the notebook is what you hand in. What is safe to show —
+# where it is, its mode, its first line (a warning) and the fingerprint of its public half:
 
 # %% [markdown] lang=ru id=cell-041
-# Два текстовых файла. Закрытый ключ может читать только владелец (`-rw-------`, режим 0600):
+# Два текстовых файла. Закрытый ключ может читать только владелец (`-rw-------`, режим 0600). Никогда не выводите
+# его содержимое: вывод ячейки сохраняется в блокноте, а блокнот вы сдаёте. Показать можно то, что безопасно, —
+# где он лежит, его режим, первую строку (предупреждение) и отпечаток открытой половины:
 
 # %% id=cell-042
-widgets.file_view(key_dir / "alice.key")
+key_file = key_dir / "alice.key"
+{"file": str(key_file), "mode": oct(key_file.stat().st_mode & 0o777),
+ "first line": key_file.read_text().splitlines()[0], "fingerprint": alice.fingerprint}
 
 # %% id=cell-043
 widgets.file_view(key_dir / "alice.pub")
@@ -592,7 +602,7 @@ checks.hidden_key_file(load_or_create_key)
 # Also: which numbers of Diffie-Hellman are secret, and why a 23 or a 7 is no protection.
 #
 # **Clean up.** This notebook started no servers; the cell below stops any that a re-run left behind (it is the same in every notebook).
-# Your key stays in `keys/` for the next notebooks.
+# Your key stays in your keys folder (`keys.default_dir()`) for the next notebooks.
 
 # %% [markdown] lang=ru id=cell-051
 # ## Итоги
@@ -607,7 +617,7 @@ checks.hidden_key_file(load_or_create_key)
 # А ещё: какие числа в протоколе Диффи — Хеллмана секретны и почему 23 или 7 ни от чего не защищают.
 #
 # **Уборка.** Этот блокнот не запускал серверов; ячейка ниже останавливает те, что мог оставить повторный запуск (она одинакова во всех блокнотах).
-# Ваш ключ остаётся в `keys/` для следующих блокнотов.
+# Ваш ключ остаётся в вашей папке ключей (`keys.default_dir()`) для следующих блокнотов.
 
 # %% id=cell-052
 from labcrypto.server import stop_all

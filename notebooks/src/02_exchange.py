@@ -49,7 +49,6 @@ set_language("ru")      # сообщения лаборатории — по-р�
 import json
 import secrets
 import struct
-from pathlib import Path
 
 from labcrypto import ciphers, groups, keys, wiretap
 from labcrypto.channel import read_frame, write_frame
@@ -392,7 +391,7 @@ checks.hidden_dh_client(dh_client)
 # The chat server runs in a background thread and returns as soon as it listens.
 # Port 0 asks the system for any free port, so classmates on one machine never collide
 # (the cell shows which port it got). The last cell of the notebook stops every server it started.
-# Keys come from `keys/`, as in notebook 01.
+# Keys come from your keys folder (`keys.default_dir()`), as in notebook 01.
 
 # %% [markdown] lang=ru id=cell-022
 # ## 3 · По-настоящему: сервер чата, клиент и Ева
@@ -400,10 +399,10 @@ checks.hidden_dh_client(dh_client)
 # Сервер чата работает в фоновом потоке, и ячейка завершается, как только он начал слушать порт.
 # Порт 0 просит у системы любой свободный порт, поэтому одногруппники на одной машине не мешают друг другу (ячейка показывает, какой порт достался).
 # Последняя ячейка блокнота останавливает все серверы, которые он запустил.
-# Ключи берутся из `keys/`, как в блокноте 01.
+# Ключи берутся из вашей папки ключей (`keys.default_dir()`), как в блокноте 01.
 
 # %% id=cell-023
-key_dir = Path("keys")
+key_dir = keys.default_dir()
 server_key = keys.load_or_create("chat-server", key_dir)
 alice_key = keys.load_or_create("alice", key_dir)
 room = ChatServer(server_key, port=0, name="02-room").start()      # secure mode is the default

@@ -70,7 +70,7 @@ from labcrypto.lab import plots, widgets
 # | **carol** | her key pair; never sent her `.pub` | no |
 # | **mallory** (on the wire) | her own key pair, everybody's public keys | no |
 #
-# Every key lives in `keys/`, as in notebook 01: running the cell again reuses them.
+# Every key lives in your keys folder (`keys.default_dir()`), as in notebook 01: running the cell again reuses them.
 
 # %% [markdown] lang=ru id=cell-003
 # ## Действующие лица
@@ -82,10 +82,10 @@ from labcrypto.lab import plots, widgets
 # | **carol** | её пара ключей; свой `.pub` так и не прислала | нет |
 # | **mallory** (на линии) | её собственная пара ключей, открытые ключи всех остальных | нет |
 #
-# Все ключи лежат в `keys/`, как в блокноте 01: повторный запуск ячейки их переиспользует.
+# Все ключи лежат в вашей папке ключей (`keys.default_dir()`), как в блокноте 01: повторный запуск ячейки их переиспользует.
 
 # %% id=cell-004
-key_dir = Path("keys")
+key_dir = keys.default_dir()
 server_key = keys.load_or_create("chat-server", key_dir)
 people = {name: keys.load_or_create(name, key_dir) for name in ("alice", "bob", "carol", "mallory")}
 {name: pair.fingerprint for name, pair in people.items()}
@@ -104,15 +104,19 @@ people = {name: keys.load_or_create(name, key_dir) for name in ("alice", "bob", 
 widgets.file_view(key_dir / "alice.pub")
 
 # %% [markdown] id=cell-007
-# The instructor adds it to `keys/allowlist.csv`, one row per student: a name, the public key, a comment.
+# The instructor adds it to the class's allowlist, one row per student: a name, the public key, a comment
+# (`labcrypto allow add` keeps it as `allowlist.csv` in the instructor's keys folder). This notebook keeps its own
+# list next to itself, in `allowlist.csv`.
 # This cell starts the list from scratch (so re-running it is safe) and adds alice and bob from their `.pub` files. Carol is not added.
 
 # %% [markdown] lang=ru id=cell-007
-# Преподаватель добавляет его в `keys/allowlist.csv`, по строке на студента: имя, открытый ключ, комментарий.
+# Преподаватель добавляет его в список разрешённых ключей класса, по строке на студента: имя, открытый ключ, комментарий
+# (`labcrypto allow add` хранит его как `allowlist.csv` в папке ключей преподавателя). Этот блокнот держит свой
+# список рядом с собой, в `allowlist.csv`.
 # Эта ячейка начинает список с нуля (поэтому её можно перезапускать) и добавляет alice и bob из их файлов `.pub`. А carol в список не добавлена.
 
 # %% id=cell-008
-allow_path = key_dir / "allowlist.csv"
+allow_path = Path("allowlist.csv")
 allow_path.unlink(missing_ok=True)
 allowlist = Allowlist(allow_path)
 for name in ("alice", "bob"):
@@ -120,7 +124,7 @@ for name in ("alice", "bob"):
 widgets.file_view(allow_path)
 
 # %% [markdown] id=cell-009
-# Open `keys/allowlist.csv` in the file browser on the left, or in a spreadsheet: it is plain CSV.
+# Open `allowlist.csv` in the file browser on the left, or in a spreadsheet: it is plain CSV.
 # The key column is what counts; the name is only a label (and, in notebook 05, the name of the home folder).
 #
 # > **Why public keys, and not IP addresses or passwords?** An address says where packets came from, not who sent them:
@@ -130,7 +134,7 @@ widgets.file_view(allow_path)
 # The same file from the instructor's command line:
 
 # %% [markdown] lang=ru id=cell-009
-# Откройте `keys/allowlist.csv` в файловом браузере слева или в электронной таблице: это обычный CSV.
+# Откройте `allowlist.csv` в файловом браузере слева или в электронной таблице: это обычный CSV.
 # Значение имеет столбец с ключом; имя — только подпись (а в блокноте 05 — ещё и имя домашней папки).
 #
 # > **Почему открытые ключи, а не IP-адреса или пароли?** Адрес говорит, откуда пришли пакеты, а не кто их отправил:

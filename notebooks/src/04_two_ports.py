@@ -70,22 +70,22 @@ from labcrypto.server import connect
 # %% [markdown] id=cell-003
 # ## The setup
 #
-# Keys from `keys/` (notebooks 01–03), an allowlist with alice and bob, and a **pool** of 6 ports.
+# Keys from your keys folder (notebooks 01–03), an allowlist with alice and bob, and a **pool** of 6 ports.
 # `PortPool.reserve(6)` finds 6 consecutive free ports and holds them from that moment, so that classmates on the same machine do not collide
 # (an instructor would fix a range such as 9100–9199 and open it in the firewall).
 
 # %% [markdown] lang=ru id=cell-003
 # ## Подготовка
 #
-# Ключи из `keys/` (блокноты 01–03), список разрешённых ключей с alice и bob и **пул** из 6 портов.
+# Ключи из вашей папки ключей (блокноты 01–03), список разрешённых ключей с alice и bob и **пул** из 6 портов.
 # `PortPool.reserve(6)` находит 6 подряд идущих свободных портов и сразу занимает их, чтобы одногруппники на одной машине не мешали друг другу
 # (преподаватель задал бы постоянный диапазон, например 9100–9199, и открыл бы его в межсетевом экране).
 
 # %% id=cell-004
-key_dir = Path("keys")
+key_dir = keys.default_dir()
 server_key = keys.load_or_create("chat-server", key_dir)
 people = {name: keys.load_or_create(name, key_dir) for name in ("alice", "bob")}
-allowlist = Allowlist(key_dir / "allowlist-04.csv")
+allowlist = Allowlist(Path("allowlist-04.csv"))
 for name, pair in people.items():
     if not allowlist.is_allowed(pair.public_key):
         allowlist.add(name, pair.public_key)

@@ -72,16 +72,16 @@ from labcrypto.lab import plots, widgets
 # ## 1 · A file server in a folder of its own
 #
 # The server's files live in a fresh temporary folder: `homes/` holds one home per user (named from the allowlist), and
-# `alice-laptop/` plays alice's own computer. Keys come from `keys/`, as before. Re-running the cell makes a new folder.
+# `alice-laptop/` plays alice's own computer. Keys come from your keys folder, as before. Re-running the cell makes a new folder.
 
 # %% [markdown] lang=ru id=cell-003
 # ## 1 · Файловый сервер в собственной папке
 #
 # Файлы сервера лежат в новой временной папке: в `homes/` — по домашней папке на пользователя (имена берутся из списка разрешённых ключей),
-# а `alice-laptop/` изображает собственный компьютер alice. Ключи, как и раньше, берутся из `keys/`. Повторный запуск ячейки создаёт новую папку.
+# а `alice-laptop/` изображает собственный компьютер alice. Ключи, как и раньше, берутся из вашей папки ключей. Повторный запуск ячейки создаёт новую папку.
 
 # %% id=cell-004
-key_dir = Path("keys")
+key_dir = keys.default_dir()
 server_key = keys.load_or_create("ftp-server", key_dir)
 people = {name: keys.load_or_create(name, key_dir) for name in ("alice", "bob")}
 
@@ -202,7 +202,7 @@ plots.fingerprint_grid(twenty, static=people["alice"].fingerprint, title="Twenty
 #
 # ## 3 · Forward secrecy, demonstrated
 #
-# Eve records everything, and waits. A year later a thief copies the `keys/` folder of the server. What can they read?
+# Eve records everything, and waits. A year later a thief copies the server's keys folder. What can they read?
 #
 # **A static-key session.** A chat room in `static` mode — the course's own exchange — uses only the long-term keys (`K = A^b`, plus public nonces).
 # Eve records alice's chat with it:
@@ -213,7 +213,7 @@ plots.fingerprint_grid(twenty, static=people["alice"].fingerprint, title="Twenty
 #
 # ## 3 · Прямая секретность на деле
 #
-# Ева записывает всё и ждёт. Через год вор копирует папку `keys/` сервера. Что он сможет прочитать?
+# Ева записывает всё и ждёт. Через год вор копирует папку ключей сервера. Что он сможет прочитать?
 #
 # **Сеанс на статических ключах.** Комната чата в режиме `static` — это и есть обмен из курса — использует только долговременные ключи (`K = A^b` плюс открытые nonce).
 # Ева записывает разговор alice в этой комнате:
