@@ -7,9 +7,11 @@ do, through HTTP only:
 
 * ``Hub`` — ``jupyterhub`` from this venv on 127.0.0.1 (three free ports:
   the hub, the proxy's API, the proxy's public side), with the
-  ``shared-password`` authenticator, ``SimpleLocalProcessSpawner`` (a home
-  folder per user under a temporary directory), configurable-http-proxy
-  from npm, and an admin *service* token for its REST API. Every process
+  ``shared-password`` authenticator, ``LocalProcessSpawner`` (each user's
+  server runs as the Unix account of that name, in its home: the hub runs
+  as root; ``hub_campus`` makes the accounts), the lab's shipped settings
+  (``hub/jupyterhub_config.py``), configurable-http-proxy from npm, and an
+  admin *service* token for its REST API. Every process
   it starts — the hub, the proxy, each user's server, each kernel — carries
   a random marker in its environment, so ``processes()`` finds them all
   (even one that lost its parent) and ``kill_leftovers()`` ends them by PID.
@@ -49,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hub_accounts import OWNER_VAR
 from kernels import write_kernelspec  # re-exported: test_hub imports it from here
 
 __all__ = [
@@ -74,6 +77,10 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 #: Where ``.ci/run`` installs configurable-http-proxy (npm, local prefix), then PATH.
 PROXY_PATHS = [ROOT / ".venv" / "node" / "node_modules" / ".bin" / "configurable-http-proxy"]
+#: The settings the lab ships for hubs (hub/jupyterhub_config.py and the servers' files).
+SHIPPED_CONFIG = ROOT / "hub"
+#: A request the hub answered with 2xx or 3xx, as its log shows it.
+_SUCCESSFUL_REQUEST = re.compile(r"\] [23]\d\d (GET|POST|PUT|PATCH|DELETE|HEAD) ")
 #: The environment variable whose value marks every process a ``Hub`` starts.
 MARKER_VAR = "LABCRYPTO_HUB_TEST"
 
@@ -165,6 +172,9 @@ def rss_bytes(pid: int) -> int:
 _CONFIG = """\
 # Written by tests/hub_lab.py for one test run.
 c = get_config()  # noqa
+# The lab's own settings for hubs, as INSTRUCTORS.md tells a course to load them.
+load_subconfig({shipped!r})  # noqa
+
 c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = {public_port}
 c.JupyterHub.hub_ip = "127.0.0.1"
@@ -181,11 +191,9 @@ c.JupyterHub.authenticator_class = "shared-password"
 c.SharedPasswordAuthenticator.user_password = {password!r}
 c.Authenticator.allow_all = True
 
-# One server per user, all as this Unix user, each in its own home folder.
-c.JupyterHub.spawner_class = "simple"
-c.SimpleLocalProcessSpawner.home_dir_template = {home_template!r}
-c.Spawner.cmd = [{singleuser!r}]
-c.Spawner.args = {args!r}
+# One server per user, each as that user's own Unix account, in its home (hub as root).
+c.JupyterHub.spawner_class = "localprocess"
+c.Spawner.cmd = {singleuser!r}
 c.Spawner.environment = {environment!r}
 c.Spawner.http_timeout = {http_timeout}
 c.Spawner.start_timeout = {http_timeout}
@@ -195,7 +203,7 @@ c.JupyterHub.services = [{{"name": "test-admin", "api_token": {token!r}}}]
 c.JupyterHub.load_roles = [
     {{
         "name": "test-admin",
-        "scopes": ["admin:users", "admin:servers", "access:servers"],
+        "scopes": ["admin:users", "admin:servers", "access:servers", "tokens"],
         "services": ["test-admin"],
     }}
 ]
@@ -204,42 +212,47 @@ c.JupyterHub.load_roles = [
 
 @dataclass
 class Hub:
-    """A JupyterHub for one test, on loopback; ``start()``, use, ``stop()`` (always)."""
+    """A JupyterHub for one test, on loopback; ``start()``, use, ``stop()`` (always).
+
+    Each user's server runs as the Unix account of that name, in its home
+    (``LocalProcessSpawner``; the hub runs as root). ``singleuser``: the command
+    that starts a user's server, from an environment every account can execute;
+    ``environment``: added to the servers' environment.
+    """
 
     work: Path
     proxy: Path
     kernels_path: Path | None = None
     http_timeout: int = 120
+    singleuser: list[str] = field(default_factory=lambda: [str(VENV_BIN / "jupyterhub-singleuser")])
+    environment: dict[str, str] = field(default_factory=dict)
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     token: str = field(default_factory=lambda: secrets.token_hex(32))
     marker: str = field(default_factory=lambda: secrets.token_hex(8))
 
     def __post_init__(self) -> None:
         self.hub_port, self.api_port, self.public_port = free_ports(3)
-        self.homes = self.work / "home"
-        self.homes.mkdir(parents=True, exist_ok=True)
         self.log_path = self.work / "jupyterhub.log"
         self.base = f"http://127.0.0.1:{self.public_port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def config_text(self) -> str:
         """The ``jupyterhub_config.py`` this hub runs with."""
-        environment = {MARKER_VAR: self.marker, "PYTHONUNBUFFERED": "1"}
+        environment = {MARKER_VAR: self.marker, "PYTHONUNBUFFERED": "1", **self.environment}
+        environment[OWNER_VAR] = str(os.getpid())
         if self.kernels_path is not None:
             environment["JUPYTER_PATH"] = str(self.kernels_path)
-        args = ["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []
         return _CONFIG.format(
+            shipped=str(SHIPPED_CONFIG / "jupyterhub_config.py"),
             db_url=f"sqlite:///{self.work / 'jupyterhub.sqlite'}",
             cookie_secret=str(self.work / "cookie_secret"),
             proxy_pid=str(self.work / "proxy.pid"),
-            home_template=str(self.homes / "{username}"),
             hub_port=self.hub_port,
             api_port=self.api_port,
             public_port=self.public_port,
             proxy=str(self.proxy),
             password=self.password,
-            singleuser=str(VENV_BIN / "jupyterhub-singleuser"),
-            args=args,
+            singleuser=self.singleuser,
             environment=environment,
             http_timeout=self.http_timeout,
             token=self.token,
@@ -251,6 +264,7 @@ class Hub:
         config.write_text(self.config_text(), encoding="utf-8")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env[MARKER_VAR] = self.marker
+        env[OWNER_VAR] = str(os.getpid())  # a later run ends what a killed one left
         # the venv first (jupyterhub-singleuser, python), and node for the proxy
         env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", "/usr/bin:/bin")])
         for name in [name for name in env if name.startswith("JUPYTERHUB_")]:
@@ -280,12 +294,14 @@ class Hub:
         return True
 
     def log_tail(self, lines: int = 60) -> str:
-        """The last lines of the hub's log (where a failed spawn explains itself)."""
+        """The last lines of the hub's log (where a failed spawn explains itself), without
+        the successful requests (the test's polling would fill it)."""
         try:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return "(no hub log)"
-        return "--- hub log (tail) ---\n" + "\n".join(text.splitlines()[-lines:])
+        kept = [line for line in text.splitlines() if not _SUCCESSFUL_REQUEST.search(line)]
+        return "--- hub log (tail) ---\n" + "\n".join(kept[-lines:])
 
     def api(self, method: str, path: str, body: Any = None, timeout: float = 15.0) -> Any:
         """Call the hub's REST API (``/hub/api`` + ``path``) with the admin token."""
@@ -349,7 +365,7 @@ class Hub:
                     return False
             return True
 
-        poll(all_ready, timeout, step=0.25, what=f"the servers of {names} to be ready")
+        poll(all_ready, timeout, step=1.0, what=f"the servers of {names} to be ready")
         return time.perf_counter() - started
 
     def stop_servers(self, names: list[str], timeout: float = 30.0) -> None:
@@ -459,10 +475,10 @@ class UserServer:
 
     def put_file(self, path: str, content: str | dict[str, Any], kind: str = "file") -> None:
         """Upload a text file (``kind="file"``) or a notebook (a dict) into the user's home."""
-        folder = path.rpartition("/")[0]
-        if folder:
+        parts = path.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):  # every folder on the way, as mkdir -p
             with contextlib.suppress(HubError):  # already there
-                self.api("PUT", f"/contents/{folder}", {"type": "directory"})
+                self.api("PUT", f"/contents/{'/'.join(parts[:depth])}", {"type": "directory"})
         model: dict[str, Any] = {"type": kind, "content": content}
         if kind == "file":
             model["format"] = "text"

@@ -14,12 +14,15 @@ from pathlib import Path
 __all__ = ["write_kernelspec"]
 
 
-def write_kernelspec(folder: Path) -> Path:
-    """Write ``folder/kernels/python3/kernel.json`` for ``sys.executable``; return ``folder``."""
+def write_kernelspec(folder: Path, python: Path | None = None) -> Path:
+    """Write ``folder/kernels/python3/kernel.json`` for ``python`` (default: this
+    interpreter); return ``folder``."""
     spec_dir = folder / "kernels" / "python3"
     spec_dir.mkdir(parents=True, exist_ok=True)
     spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": [
+            str(python or sys.executable), "-m", "ipykernel_launcher", "-f", "{connection_file}"
+        ],
         "display_name": "Python 3 (labcrypto)",
         "language": "python",
     }
