@@ -367,11 +367,25 @@ _JS_MARK_SLIDER_PANELS = """() => {
   return n;
 }"""
 
-# Chat panels: a widget box that holds a text box and a button labelled "Send".
+def send_labels() -> list[str]:
+    """The Send button's label in each language of the lab (lower case), from the catalogs."""
+    import gettext
+
+    from labcrypto import i18n
+
+    labels = {"send"}
+    for code in i18n.LANGUAGES:
+        catalog = gettext.translation(i18n.DOMAIN, i18n.LOCALE_DIR, [code], fallback=True)
+        labels.add(catalog.gettext("Send").lower())
+    return sorted(labels)
+
+
+# Chat panels: a widget box that holds a text box and a button labelled "Send" (or, in the
+# Russian edition, its translation). %s is the list of labels.
 _JS_MARK_CHATS = """() => {
   let n = 0;
   for (const b of document.querySelectorAll('.jp-Notebook .jp-OutputArea-output .widget-button')) {
-    if ((b.textContent || '').trim().toLowerCase() !== 'send') continue;
+    if (!%s.includes((b.textContent || '').trim().toLowerCase())) continue;
     let box = b.parentElement;
     while (box && !(box.classList.contains('widget-box') && box.querySelector('.widget-text input')
                     && box.querySelector('.widget-html'))) box = box.parentElement;
@@ -513,7 +527,7 @@ class NotebookPage:
 
     def chat_panels(self) -> int:
         """How many chat panels (text box + Send button + log) the page shows."""
-        return self.page.evaluate(_JS_MARK_CHATS)
+        return self.page.evaluate(_JS_MARK_CHATS % json.dumps(send_labels()))
 
     def _kernel_texts(self) -> list[dict[str, Any]]:
         """Every ipywidgets Text in the kernel: value, placeholder, continuous_update."""
