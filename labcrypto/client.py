@@ -162,8 +162,9 @@ def _handshake(
         ) from None
     except ConnectionLost as exc:
         raise ConnectionLost(
-            f"{host}:{port} hung up during the handshake ({exc}); is the server in "
-            f"{mode} mode, and is this its port?"
+            f"{host}:{port} hung up during the handshake ({exc}): is it a labcrypto "
+            f"server, and this its port? (A server that refuses your key or mode says "
+            f"so with an error; a silent hang-up is a server that stopped or is not ours.)"
         ) from None
 
 

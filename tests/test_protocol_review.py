@@ -363,3 +363,31 @@ def test_every_flipped_bit_of_every_handshake_message_fails(secure_keys):
         if _outcome(copy.deepcopy(server_after_hello), flipped):
             finished.append(("client_finished", flipped))
     assert finished == []
+
+
+def test_a_hang_up_during_the_handshake_does_not_suggest_another_mode(secure_keys):
+    """A listener that reads the hello and hangs up: the client's message must not invite
+    switching modes (a real labcrypto server refuses a wrong mode with an error code)."""
+    from labcrypto.client import open_channel
+    from labcrypto.errors import ConnectionLost
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+    port = listener.getsockname()[1]
+
+    def hang_up() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.close()
+
+    thread = threading.Thread(target=hang_up)
+    thread.start()
+    try:
+        with pytest.raises(ConnectionLost) as caught:
+            open_channel("127.0.0.1", port, secure_keys("alice"), timeout=5)
+    finally:
+        thread.join(5)
+        listener.close()
+    text = str(caught.value)
+    assert "hung up during the handshake" in text
+    assert "mode" not in text.split("(A server")[0], text
