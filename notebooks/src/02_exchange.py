@@ -408,6 +408,13 @@ alice_key = keys.load_or_create("alice", key_dir)
 room = ChatServer(server_key, port=0, name="02-room").start()      # secure mode is the default
 room
 
+# %% lang=ru id=cell-023
+key_dir = keys.default_dir()
+server_key = keys.load_or_create("chat-server", key_dir)
+alice_key = keys.load_or_create("alice", key_dir)
+room = ChatServer(server_key, port=0, name="02-room").start()      # по умолчанию — защищённый режим
+room
+
 # %% [markdown] id=cell-024
 # Eve taps the wire: a relay that passes every byte on unchanged and writes it down.
 # Alice connects to the tap, which forwards to the server.

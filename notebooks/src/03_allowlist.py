@@ -110,7 +110,7 @@ widgets.file_view(key_dir / "alice.pub")
 # This cell starts the list from scratch (so re-running it is safe) and adds alice and bob from their `.pub` files. Carol is not added.
 
 # %% [markdown] lang=ru id=cell-007
-# Преподаватель добавляет его в список разрешённых ключей класса, по строке на студента: имя, открытый ключ, комментарий
+# Преподаватель добавляет его в список разрешённых ключей группы, по строке на студента: имя, открытый ключ, комментарий
 # (`labcrypto allow add` хранит его как `allowlist.csv` в папке ключей преподавателя). Этот блокнот держит свой
 # список рядом с собой, в `allowlist.csv`.
 # Эта ячейка начинает список с нуля (поэтому её можно перезапускать) и добавляет alice и bob из их файлов `.pub`. А carol в список не добавлена.
