@@ -563,3 +563,62 @@ def test_this_terms_submissions_grade_the_same(graded_this_term: dict[str, Any])
         assert totals[(assignment, "answered")] == sum(
             most for _, most in _cell_scores(course, assignment, "answered").values()
         )
+
+
+# --- the Russian edition: the same assignments, graded the same ------------------------------
+
+
+def _grading_metadata(nb: Any) -> list[tuple[str, str, Any, Any, Any]]:
+    """(cell type, grade id, graded?, solution?, points) of every nbgrader cell, in order."""
+    return [
+        (c.cell_type, m["grade_id"], m.get("grade"), m.get("solution"), m.get("points"))
+        for c in nb.cells
+        if (m := _meta(c)).get("grade_id")
+    ]
+
+
+def test_the_russian_release_has_the_same_grade_ids_and_points(tmp_path: Path) -> None:
+    """``tools/release.py --lang ru`` releases notebooks/ru/: the same assignments, cells,
+    grade ids and points as the English edition; only the prose is Russian. (The English
+    release keeps the English source's ids and points: test_release_is_what_students_should_get.)
+    """
+    assert release.main(["--lang", "ru", "--out", str(tmp_path)]) == 0
+    written = sorted(p.name for p in tmp_path.glob("*.ipynb"))
+    assert written == [f"{a}.ipynb" for a in release.assignments(NOTEBOOK_DIR)]
+    for name in written:
+        russian = nbformat.read(tmp_path / name, 4)
+        english = nbformat.read(NOTEBOOK_DIR / name, 4)
+        assert _grading_metadata(english), name
+        assert _grading_metadata(russian) == _grading_metadata(english), name
+        assert len(russian.cells) == len(english.cells), name
+        assert "raise NotImplementedError()" in "".join(c.source for c in russian.cells), name
+        prose = [
+            (a.source, b.source)
+            for a, b in zip(english.cells, russian.cells, strict=True)
+            if a.cell_type == "markdown" and a.source.strip()
+        ]
+        assert any(a != b for a, b in prose), f"{name}: the Russian release is not Russian"
+
+
+@pytest.fixture(scope="module")
+def graded_russian(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A course made from the Russian edition: its source version handed in, autograded."""
+    return _grade_course(tmp_path_factory.mktemp("grading-ru"), NOTEBOOK_DIR / "ru", ["full"])
+
+
+def test_the_russian_source_version_gets_full_marks(graded_russian: dict[str, Any]) -> None:
+    assert graded_russian["ids"] == release.assignments(NOTEBOOK_DIR)
+    for assignment in graded_russian["ids"]:
+        scores = _cell_scores(graded_russian["course"], assignment, "full")
+        assert scores, assignment
+        lost = {gid: s for gid, s in scores.items() if s[0] != s[1]}
+        assert not lost, f"{assignment} (ru): the instructor's answers lost points in {lost}"
+    # The same points as the English edition: its auto-graded total, and its maximum.
+    rows = {(r["assignment"], r["student_id"]): r for r in graded_russian["rows"]}
+    for assignment in graded_russian["ids"]:
+        english = nbformat.read(NOTEBOOK_DIR / f"{assignment}.ipynb", 4)
+        graded_cells = [c for c in english.cells if _meta(c).get("grade")]
+        auto = sum(_meta(c)["points"] for c in graded_cells if c.cell_type == "code")
+        most = sum(_meta(c)["points"] for c in graded_cells)
+        row = rows[(assignment, "full")]
+        assert (float(row["score"]), float(row["max_score"])) == (auto, most), assignment

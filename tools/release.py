@@ -14,6 +14,11 @@ submissions later. One notebook is one nbgrader assignment, named after it
                                              #   DIR/nbgrader_config.py, DIR/source/<id>/<id>.ipynb,
                                              #   then generate_assignment → DIR/release/<id>/
     python tools/release.py --course DIR --exchange EXCHANGE   # also set nbgrader's exchange folder
+    python tools/release.py --lang ru        # the Russian edition (notebooks/ru/) → release/ru/
+
+The two editions have the same assignment ids, grade ids and points (only the
+prose differs), so ``--lang`` works with every other option; a course grades
+one edition's source, and a test checks that the two releases agree.
 
 It runs the ``nbgrader`` that sits next to this Python (``.venv/bin/nbgrader``),
 in the course folder, exactly as an instructor would type it. GRADING.md
@@ -32,17 +37,21 @@ from pathlib import Path
 
 __all__ = [
     "COURSE_ID",
+    "EDITIONS",
     "assignments",
     "generate",
     "main",
     "nbgrader_command",
     "nbgrader_env",
+    "notebooks_of",
     "release_to",
     "write_course",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
+#: Where each language's edition of the notebooks is built (tools/build_notebooks.py).
+EDITIONS = {"en": NOTEBOOKS, "ru": NOTEBOOKS / "ru"}
 COURSE_ID = "labcrypto"
 
 CONFIG = """\
@@ -61,6 +70,13 @@ c.CourseDirectory.ignore = [
     ".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.key", "keys"
 ]
 {exchange}"""
+
+
+def notebooks_of(lang: str) -> Path:
+    """The folder of one edition's notebooks: ``"en"`` → notebooks/, ``"ru"`` → notebooks/ru/."""
+    if lang not in EDITIONS:
+        raise ValueError(f"no edition in {lang!r}: choose one of {sorted(EDITIONS)}")
+    return EDITIONS[lang]
 
 
 def assignments(notebook_dir: Path = NOTEBOOKS) -> list[str]:
@@ -154,12 +170,18 @@ def release_to(out: Path, notebook_dir: Path = NOTEBOOKS) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--out", type=Path, default=ROOT / "release", help="folder for the release")
+    where.add_argument(
+        "--out", type=Path, help="folder for the release (default: release/, or release/ru/)"
+    )
     where.add_argument("--course", type=Path, help="set up an nbgrader course folder here")
     parser.add_argument("--exchange", type=Path, help="nbgrader exchange folder (with --course)")
+    parser.add_argument(
+        "--lang", choices=sorted(EDITIONS), default="en", help="which edition (default: en)"
+    )
     args = parser.parse_args(argv)
+    notebook_dir = notebooks_of(args.lang)
     if args.course is not None:
-        ids = write_course(args.course, exchange=args.exchange)
+        ids = write_course(args.course, notebook_dir, exchange=args.exchange)
         for assignment in ids:
             released = generate(args.course, assignment)
             sys.stderr.write(f"released {assignment}: {released}\n")
@@ -168,7 +190,10 @@ def main(argv: list[str] | None = None) -> int:
             "gradebook.db); next: see GRADING.md\n"
         )
         return 0
-    for path in release_to(args.out):
+    out = args.out
+    if out is None:
+        out = ROOT / "release" if args.lang == "en" else ROOT / "release" / args.lang
+    for path in release_to(out, notebook_dir):
         sys.stderr.write(f"wrote {path}\n")
     return 0
 
