@@ -7,7 +7,8 @@ and formats the result as text. Errors are raised, not printed: the CLI
 shows them (and only the CLI prints).
 
 Used by ``labcrypto ftp`` (``cli.py``), both for ``-c``/``COMMAND ARGS…``
-and for the interactive shell.
+and for the interactive shell. What it says is in the user's language
+(``labcrypto.i18n``); command names, usages and file names stay as typed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import shlex
 import time
 
+from ..i18n import N_, _
 from ..jail import FileInfo, Listing
 from .client import FileClient
 from .wire import Progress
@@ -22,19 +24,20 @@ from .wire import Progress
 __all__ = ["ALIASES", "COMMANDS", "help_text", "run_command", "run_words"]
 
 #: Every command of the shell: usage, what it does (``help`` shows both), and
-#: how many arguments it takes (least, most), not counting ``-f``.
+#: how many arguments it takes (least, most), not counting ``-f``. The
+#: descriptions are marked ``N_`` and translated when ``help`` shows them.
 COMMANDS: dict[str, tuple[str, str, int, int]] = {
-    "ls": ("ls [PATH]", "list a folder (default: the working folder)", 0, 1),
-    "pwd": ("pwd", "show the working folder", 0, 0),
-    "cd": ("cd PATH", "change the working folder", 1, 1),
-    "mkdir": ("mkdir PATH", "make a folder", 1, 1),
-    "rmdir": ("rmdir PATH", "remove an empty folder", 1, 1),
-    "rm": ("rm PATH", "remove a file", 1, 1),
-    "rename": ("rename [-f] OLD NEW", "rename or move (-f: replace NEW); also 'mv'", 2, 2),
-    "cat": ("cat PATH", "show a small text file", 1, 1),
-    "put": ("put [-f] LOCAL [REMOTE]", "upload a file (-f: replace REMOTE)", 1, 2),
-    "get": ("get [-f] REMOTE [LOCAL]", "download a file (-f: replace LOCAL)", 1, 2),
-    "help": ("help", "this list", 0, 0),
+    "ls": ("ls [PATH]", N_("list a folder (default: the working folder)"), 0, 1),
+    "pwd": ("pwd", N_("show the working folder"), 0, 0),
+    "cd": ("cd PATH", N_("change the working folder"), 1, 1),
+    "mkdir": ("mkdir PATH", N_("make a folder"), 1, 1),
+    "rmdir": ("rmdir PATH", N_("remove an empty folder"), 1, 1),
+    "rm": ("rm PATH", N_("remove a file"), 1, 1),
+    "rename": ("rename [-f] OLD NEW", N_("rename or move (-f: replace NEW); also 'mv'"), 2, 2),
+    "cat": ("cat PATH", N_("show a small text file"), 1, 1),
+    "put": ("put [-f] LOCAL [REMOTE]", N_("upload a file (-f: replace REMOTE)"), 1, 2),
+    "get": ("get [-f] REMOTE [LOCAL]", N_("download a file (-f: replace LOCAL)"), 1, 2),
+    "help": ("help", N_("this list"), 0, 0),
 }
 
 #: Other names students type for the same commands.
@@ -43,8 +46,8 @@ ALIASES = {"mv": "rename", "dir": "ls", "upload": "put", "download": "get"}
 
 def help_text() -> str:
     """Every command with its usage, one a line (what ``help`` shows)."""
-    width = max(len(usage) for usage, *_ in COMMANDS.values())
-    return "\n".join(f"{usage:<{width}}  {text}" for usage, text, *_ in COMMANDS.values())
+    width = max(len(usage) for usage, *_rest in COMMANDS.values())
+    return "\n".join(f"{usage:<{width}}  {_(text)}" for usage, text, *_rest in COMMANDS.values())
 
 
 def _format_listing(entries: list[FileInfo]) -> str:
@@ -56,18 +59,30 @@ def _format_listing(entries: list[FileInfo]) -> str:
         lines.append(f"{entry.kind:<5} {size:>12}  {when}  {entry.name}{suffix}")
     if isinstance(entries, Listing) and entries.truncated:
         lines.append(
-            f"(cut: the folder has more entries than the server lists; these are the first "
-            f"{len(entries)}. Make subfolders)"
+            _(
+                "(cut: the folder has more entries than the server lists; these are the "
+                "first {count}. Make subfolders)"
+            ).format(count=len(entries))
         )
     return "\n".join(lines)
 
 
+#: Sizes in decimal units, smallest first (``_human`` picks one).
+_SIZE_UNITS = (N_("{size} B"), N_("{size} KB"), N_("{size} MB"), N_("{size} GB"))
+
+
 def _human(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    for unit in _SIZE_UNITS[:-1]:
+        if size < 1000:
+            shown = f"{size:.0f}" if unit == _SIZE_UNITS[0] else f"{size:.1f}"
+            return _(unit).format(size=shown)
         size /= 1000
-    return f"{size:.1f} GB"
+    return _(_SIZE_UNITS[-1]).format(size=f"{size:.1f}")
+
+
+#: What the simple commands answer (``cd`` answers with the new working folder).
+_DONE = {"cd": "{path}", "mkdir": N_("made {path}"), "rmdir": N_("removed {path}"),
+         "rm": N_("removed {path}")}  # fmt: skip
 
 
 def run_command(client: FileClient, line: str, progress: Progress | None = None) -> str:
@@ -79,7 +94,7 @@ def run_command(client: FileClient, line: str, progress: Progress | None = None)
     try:
         words = shlex.split(line)
     except ValueError as exc:
-        raise ValueError(f"cannot read that line: {exc}") from None
+        raise ValueError(_("cannot read that line: {error}").format(error=exc)) from None
     return run_words(client, words, progress)
 
 
@@ -91,10 +106,14 @@ def run_words(client: FileClient, words: list[str], progress: Progress | None = 
     force = any(w in ("-f", "--force") for w in rest)
     args = [w for w in rest if w not in ("-f", "--force")]
     if command not in COMMANDS:
-        raise ValueError(f"unknown command {command!r}; the commands are:\n{help_text()}")
-    usage, _, least, most = COMMANDS[command]
+        raise ValueError(
+            _("unknown command {command}; the commands are:\n{commands}").format(
+                command=repr(command), commands=help_text()
+            )
+        )
+    usage, _text, least, most = COMMANDS[command]
     if not least <= len(args) <= most:
-        raise ValueError(f"usage: {usage}")
+        raise ValueError(_("usage: {usage}").format(usage=usage))
     if command == "help":
         return help_text()
     if command == "pwd":
@@ -104,7 +123,7 @@ def run_words(client: FileClient, words: list[str], progress: Progress | None = 
     if command == "cat":
         return client.cat(args[0])
     if command == "rename":
-        return f"renamed to {client.rename(args[0], args[1], overwrite=force)}"
+        return _("renamed to {path}").format(path=client.rename(args[0], args[1], overwrite=force))
     if command in ("put", "get"):
         method = client.put if command == "put" else client.get
         done = method(*args, overwrite=force, progress=progress)
@@ -113,11 +132,12 @@ def run_words(client: FileClient, words: list[str], progress: Progress | None = 
             if command == "put"
             else f"{done.remote} -> {done.local}"
         )
-        return (
-            f"{arrow}: {_human(done.size)} in {done.seconds:.2f} s "
-            f"({done.mb_per_s:.0f} MB/s), sha256 {done.sha256[:16]}..."
+        return _("{arrow}: {size} in {seconds} s ({speed} MB/s), sha256 {digest}...").format(
+            arrow=arrow,
+            size=_human(done.size),
+            seconds=f"{done.seconds:.2f}",
+            speed=f"{done.mb_per_s:.0f}",
+            digest=done.sha256[:16],
         )
     result = getattr(client, command)(args[0])
-    return {"cd": "{}", "mkdir": "made {}", "rmdir": "removed {}", "rm": "removed {}"}[
-        command
-    ].format(result)
+    return _(_DONE[command]).format(path=result)
