@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import gettext
 import json
 import os
 import re
@@ -44,9 +45,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labcrypto import i18n
+
 __all__ = [
     "CHROMIUM",
     "CHROMIUM_FLAGS",
+    "ERROR_PREFIXES",
     "ChatResult",
     "LabServer",
     "NotebookPage",
@@ -54,6 +58,7 @@ __all__ = [
     "count_outputs",
     "error_outputs",
     "free_port",
+    "in_every_language",
     "open_browser",
     "poll",
     "write_lab_settings",
@@ -367,18 +372,24 @@ _JS_MARK_SLIDER_PANELS = """() => {
   return n;
 }"""
 
-def send_labels() -> list[str]:
-    """The Send button's label in each language of the lab (lower case), from the catalogs."""
-    import gettext
 
-    from labcrypto import i18n
-
-    labels = {"send"}
+def in_every_language(message: str) -> list[str]:
+    """``message`` as the lab shows it in each of its languages (from the shipped catalogs)."""
+    shown = {message}
     for code in i18n.LANGUAGES:
         catalog = gettext.translation(i18n.DOMAIN, i18n.LOCALE_DIR, [code], fallback=True)
-        labels.add(catalog.gettext("Send").lower())
-    return sorted(labels)
+        shown.add(catalog.gettext(message))
+    return sorted(shown)
 
+
+def send_labels() -> list[str]:
+    """The Send button's label in each language of the lab (lower case), from the catalogs."""
+    return sorted({label.lower() for label in in_every_language("Send")})
+
+
+#: The chat panel's echo and error lines in either edition ("you: …"/"вы: …", "error: …").
+ECHO_PREFIXES = tuple(f"{who}:" for who in in_every_language("you"))
+ERROR_PREFIXES = tuple(who.lower() for who in in_every_language("error"))
 
 # Chat panels: a widget box that holds a text box and a button labelled "Send" (or, in the
 # Russian edition, its translation). %s is the list of labels.
@@ -562,8 +573,8 @@ class NotebookPage:
             lines = panel.inner_text().splitlines()
             new = [line for line in lines if line not in before]
             ours = [line for line in new if message in line]
-            answers = [line for line in new if not line.startswith("you:")]
-            failed = [line for line in new if line.lower().startswith("error")]
+            answers = [line for line in new if not line.startswith(ECHO_PREFIXES)]
+            failed = [line for line in new if line.lower().startswith(ERROR_PREFIXES)]
             return new if (ours and answers) or failed else None
 
         try:

@@ -50,6 +50,7 @@ import nbformat
 import pytest
 from browser_lab import (
     CHROMIUM,
+    ERROR_PREFIXES,
     LabServer,
     NotebookPage,
     code_cells,
@@ -283,7 +284,7 @@ def _run_notebook(session: Session, name: str, capsys: pytest.CaptureFixture[str
         assert len(replies) == chats, f"{name}: chatted in {len(replies)} of {chats} panels"
         for index, result in enumerate(replies):
             bad = [line for line in result.new_lines
-                   if line.lower().startswith("error") or "Traceback" in line]
+                   if line.lower().startswith(ERROR_PREFIXES) or "Traceback" in line]
             assert not bad, f"{name}: chat panel {index} answered with an error: {bad}"
 
         shots = notebook.screenshot_full(session.shots / f"{stem}-full.png")
