@@ -8,8 +8,10 @@ them. Each test builds the same thing twice and compares.
 
 from __future__ import annotations
 
+import ast
 import math
 import re
+from pathlib import Path
 
 import matplotlib
 
@@ -17,6 +19,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import pytest
+from test_i18n import code_messages
 
 from labcrypto import groups, i18n
 from labcrypto.lab import plots, widgets
@@ -147,3 +150,25 @@ def test_times_are_read_out_in_russian(language) -> None:
     assert plots.format_log10_seconds(math.log10(year) + 598) == "10^598 лет"
     language("en")
     assert plots.format_log10_seconds(math.log10(5 * year)) == "5 years"
+
+
+def test_every_marked_literal_reaches_the_catalog() -> None:
+    """A ``_("...")`` inside an f-string is translated at run time but never extracted
+    (Babel reads an f-string as one token), so it would stay English for good. Python's
+    own parser sees every call: each literal marked anywhere must be in the catalog."""
+    package = Path(i18n.__file__).parent
+    extracted = set(code_messages())
+    missed = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("_", "N_", "gettext", "ngettext")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+                and node.args[0].value not in extracted
+            ):
+                missed.append(f"{path.relative_to(package)}:{node.lineno} {node.args[0].value!r}")
+    assert not missed, "marked but not extracted (inside an f-string?): " + ", ".join(missed)

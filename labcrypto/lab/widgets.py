@@ -307,6 +307,7 @@ class WireView:
             self.frames.append((direction, bytes(frame)))
             recent = self.frames[-self.max_lines :]
         rows = []
+        as_text = html.escape(_("as text:"))
         for where, data in recent:
             text = data[4:].decode("ascii", errors="replace")
             printable = "".join(c if c.isprintable() and c != "\ufffd" else "·" for c in text)
@@ -314,7 +315,7 @@ class WireView:
                 f"<div><b>{html.escape(_(where))}</b> "
                 f"{html.escape(_bytes(len(data)))}: "
                 f"<code>{html.escape(_hex_preview(data))}</code><br>"
-                f"<span style='color:#777'>{html.escape(_('as text:'))} "
+                f"<span style='color:#777'>{as_text} "
                 f"{html.escape(printable[:60])}</span></div>"
             )
         self.log.value = f"<div style='font-size:85%;{_LOG_STYLE}'>" + "".join(rows) + "</div>"
@@ -331,7 +332,8 @@ def side_by_side(*panels: Any) -> ipw.HBox:
 def table(rows: Sequence[Mapping[str, Any]], max_width: int = 70) -> HTML:
     """A list of dicts (one per row, same keys) as a small HTML table."""
     if not rows:
-        return _html(f"<i>{html.escape(_('(nothing)'))}</i>")
+        nothing = html.escape(_("(nothing)"))
+        return _html(f"<i>{nothing}</i>")
     columns = list(rows[0])
     head = "".join(f"<th style='{_CELL}'>{html.escape(str(c))}</th>" for c in columns)
 
