@@ -353,8 +353,9 @@ class Hub:
         """Start every user's server at once; return the seconds until all are ready."""
         started = time.perf_counter()
         # all at once, as a class does at the start of a lecture: each POST waits up to the
-        # hub's slow_spawn_timeout (10 s) for its server, so sequential POSTs would queue
-        each(names, lambda name: self.api("POST", f"/users/{name}/server"))  # 201 / 202
+        # hub's slow_spawn_timeout (10 s) for its server, so sequential POSTs would queue;
+        # with dozens at once on a busy hub an answer can take longer still
+        each(names, lambda name: self.api("POST", f"/users/{name}/server", timeout=timeout))
 
         def all_ready() -> bool:
             for name in names:
