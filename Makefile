@@ -1,12 +1,13 @@
 # The two commands of the README. Both build the virtual environment first.
-#   make lab    install everything and open JupyterLab on notebooks/
+#   make lab    install everything and open JupyterLab on the students' edition
+#               (release/, made from notebooks/ by tools/release.py; git-ignored)
 #   make test   install everything and run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CHP    := $(VENV)/node/node_modules/.bin/configurable-http-proxy
 
-.PHONY: lab test install lint bench clean catalog
+.PHONY: lab lab-instructor test install lint bench clean catalog
 
 install: $(VENV)/.installed $(CHP)
 
@@ -32,7 +33,17 @@ $(CHP):
 # Jupyter refuses to run as root unless told; root is common in containers and VMs.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-lab: install
+# The students' edition: nbgrader's generate_assignment on each notebook (solutions
+# and hidden tests out), with the mistakes list; remade when a notebook changes.
+release/.made: $(VENV)/.installed notebooks/*.ipynb notebooks/MISTAKES.md tools/release.py
+	$(PY) tools/release.py --out release
+	touch $@
+
+lab: install release/.made
+	$(VENV)/bin/jupyter lab release/ $(ROOT_FLAG)
+
+# The instructor's edition: the notebooks with their solutions and hidden tests.
+lab-instructor: install
 	$(VENV)/bin/jupyter lab notebooks/ $(ROOT_FLAG)
 
 test: install

@@ -27,6 +27,7 @@ import csv
 import importlib
 import importlib.util
 import pkgutil
+import re
 import subprocess
 import sys
 import time
@@ -225,15 +226,36 @@ def _wrong_ids(nb: Any, student: str) -> set[str]:
     return set()
 
 
+#: The five hand-ins of one submission graded in the five-runs test (issue 18 §2).
+AGAIN = [f"again-{n}" for n in range(1, 6)]
+#: The answers that used to pass by luck (some runs, not others): the instructor's
+#: answer with one check or the lock left out. Each must lose its points on every run.
+LUCKY = {
+    "dh_client": (" or not groups.is_probable_prime((p - 1) // 2)", ""),
+    "port_pool": ("with self.lock:", "if True:"),
+}
+
+
+def _lucky(grade_id: str, answer: str) -> str:
+    """``answer``, with the mistake that used to pass by luck, for ``again-N``."""
+    if grade_id not in LUCKY:
+        return answer
+    old, new = LUCKY[grade_id]
+    assert old in answer, f"the answer of {grade_id} changed: update LUCKY"
+    return answer.replace(old, new)
+
+
 def _submission(source: Any, released: Any, student: str) -> Any:
     """What ``student`` hands in for one notebook (``answered``: the release, every answer
-    filled in from ``source``)."""
+    filled in from ``source``; ``again-N``: the same, with the ``LUCKY`` mistakes)."""
     if student == "full":
         return copy.deepcopy(source)
     nb = copy.deepcopy(released)
     if student == "blank":
         return nb
     answers = {_meta(c)["grade_id"]: c.source for c in source.cells if _meta(c).get("solution")}
+    if student in AGAIN:
+        answers = {grade_id: _lucky(grade_id, answer) for grade_id, answer in answers.items()}
     wrong = _wrong_ids(nb, student)
     for cell in nb.cells:
         meta = _meta(cell)
@@ -273,6 +295,7 @@ def _grade_course(
     course = base / "course"
     ids = release.write_course(course, notebook_dir)
     seconds: dict[str, float] = {}
+    logs: dict[str, str] = {}
     for assignment in ids:
         fresh = release.generate(course, assignment)
         source = nbformat.read(course / "source" / assignment / f"{assignment}.ipynb", 4)
@@ -282,20 +305,32 @@ def _grade_course(
             folder.mkdir(parents=True)
             nbformat.write(_submission(source, released, student), folder / f"{assignment}.ipynb")
         start = time.perf_counter()
-        _run(["autograde", assignment, "--force"], course, env)
+        result = _run(["autograde", assignment, "--force"], course, env)
         seconds[assignment] = time.perf_counter() - start
+        logs[assignment] = result.stdout + result.stderr
     _run(["export", "--to", str(base / "grades.csv")], course, env)
     with open(base / "grades.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     for assignment, spent in seconds.items():
         sys.stderr.write(f"autograde {assignment}: {spent:.1f} s for {len(students)} submissions\n")
-    return {"course": course, "ids": ids, "rows": rows, "seconds": seconds}
+    return {"course": course, "ids": ids, "rows": rows, "seconds": seconds, "logs": logs}
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A course, released, four students' submissions autograded, grades exported."""
     return _grade_course(tmp_path_factory.mktemp("grading"), NOTEBOOK_DIR, STUDENTS)
+
+
+@pytest.fixture(scope="module")
+def graded_five_times(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The notebooks of the ``LUCKY`` exercises, one submission handed in five times."""
+    base = tmp_path_factory.mktemp("five-runs")
+    folder = base / "notebooks"
+    folder.mkdir()
+    for name in ("02_exchange", "04_two_ports"):
+        (folder / f"{name}.ipynb").write_bytes((NOTEBOOK_DIR / f"{name}.ipynb").read_bytes())
+    return _grade_course(base, folder, AGAIN)
 
 
 def _cell_scores(course: Path, assignment: str, student: str) -> dict[str, tuple[float, float]]:
@@ -330,6 +365,9 @@ def _error_text(cell: Any) -> str:
 def test_release_is_what_students_should_get(tmp_path: Path) -> None:
     written = release.release_to(tmp_path / "release")
     assert {p.stem for p in written} == {p.stem for p in NOTEBOOK_DIR.glob("0*.ipynb")}
+    # The mistakes list the checks cite comes with the notebooks (issue 18 §3).
+    mistakes = (tmp_path / "release" / "MISTAKES.md").read_text(encoding="utf-8")
+    assert mistakes == (NOTEBOOK_DIR / "MISTAKES.md").read_text(encoding="utf-8")
     for path in written:
         student = nbformat.read(path, 4)
         source = nbformat.read(NOTEBOOK_DIR / path.name, 4)
@@ -438,6 +476,24 @@ def test_no_feedback_shows_a_hidden_test(graded: dict[str, Any]) -> None:
                 assert "assert " not in text and "_expect(" not in text, (assignment, text)
 
 
+def test_checksum_warnings_name_only_the_cells_whose_hidden_tests_come_back(
+    graded: dict[str, Any],
+) -> None:
+    """Issue 18 §2: ``autograde`` says "Attribute 'checksum' for cell … has changed!" even
+    for an untouched release. nbgrader's own doing (GRADING.md explains it): it saves each
+    check cell with its hidden tests, releases it without them, and at autograde puts
+    the saved cell back — warning each time. Nothing else may trigger the warning."""
+    pattern = re.compile(r"Attribute 'checksum' for cell (\S+) has changed")
+    for assignment in graded["ids"]:
+        source = nbformat.read(graded["course"] / "source" / assignment / f"{assignment}.ipynb", 4)
+        hidden = {
+            _meta(c)["grade_id"] for c in source.cells if "### BEGIN HIDDEN TESTS" in c.source
+        }
+        warned = set(pattern.findall(graded["logs"][assignment]))
+        assert warned, f"{assignment}: nbgrader no longer warns (update GRADING.md)"
+        assert warned <= hidden, (assignment, warned - hidden)
+
+
 def test_autograde_time_per_notebook(graded: dict[str, Any]) -> None:
     for assignment, spent in graded["seconds"].items():
         # Four submissions each; nbgrader's per-cell timeout (30 s) never came close.
@@ -445,6 +501,37 @@ def test_autograde_time_per_notebook(graded: dict[str, Any]) -> None:
 
 
 # --- per-student numbers and hidden tests, without nbgrader --------------------------------
+
+
+def test_one_submission_gets_the_same_score_on_five_runs(graded_five_times: dict[str, Any]) -> None:
+    """Issue 18 §2: the same submission, autograded five times, gets the same score in
+    every cell; the answers that used to pass by luck lose their points every time."""
+    course = graded_five_times["course"]
+    for assignment in graded_five_times["ids"]:
+        runs = {student: _cell_scores(course, assignment, student) for student in AGAIN}
+        first = runs[AGAIN[0]]
+        assert all(scores == first for scores in runs.values()), (assignment, runs)
+        nb = _autograded(course, assignment, AGAIN[0])
+        for solution_id in _exercises(nb):
+            auto, most = first[_meta(_check_of(nb, solution_id))["grade_id"]]
+            assert auto == (0 if solution_id in LUCKY else most), (assignment, solution_id)
+    totals = [float(r["score"]) for r in graded_five_times["rows"] if r["student_id"] in AGAIN]
+    assert len(totals) == 5 * len(graded_five_times["ids"])
+
+
+def test_make_lab_opens_the_students_edition_and_lab_instructor_the_solutions() -> None:
+    """Issue 18 §3: a newcomer's first command opens the release (git-ignored), not the
+    instructor's notebooks; the instructor's edition is one documented command away."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    lab = re.search(r"^lab:.*\n\t(.*)$", makefile, re.M)
+    instructor = re.search(r"^lab-instructor:.*\n\t(.*)$", makefile, re.M)
+    assert lab and "jupyter lab release/" in lab.group(1)
+    assert instructor and "jupyter lab notebooks/" in instructor.group(1)
+    assert "tools/release.py --out release" in makefile
+    assert "/release/" in (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    for readme in ("README.md", "README.ru.md"):
+        text = (ROOT / readme).read_text(encoding="utf-8")
+        assert "make lab-instructor" in text and "release/" in text, readme
 
 
 def test_variants_differ_between_students_and_repeat_for_one() -> None:

@@ -351,6 +351,148 @@ def test_dh_client_check_names_each_known_mistake(no_leaks) -> None:
     _fails(check, checks_only_p, "fair")
 
 
+def _dh_without(skipped: str):
+    """The reference client with exactly one of its checks left out: "safe", "g" or "B"."""
+    import json
+    import secrets
+
+    from labcrypto.channel import read_frame, write_frame
+
+    def client(sock, min_bits=2048):
+        hello = json.loads(read_frame(sock))
+        p, g, big_b = hello["p"], hello["g"], hello["B"]
+        if p.bit_length() < min_bits or not groups.is_probable_prime(p):
+            raise ValueError("bad p")
+        if skipped != "safe" and not groups.is_probable_prime((p - 1) // 2):
+            raise ValueError("p is not safe")
+        group = groups.Group("offered", p, g, (p - 1) // 2)
+        if skipped != "g":
+            groups.validate_public(group, g)
+        if skipped != "B":
+            groups.validate_public(group, big_b)
+        a = group.random_exponent(secrets.randbelow)
+        write_frame(sock, json.dumps({"A": pow(g, a, p)}).encode())
+        return pow(big_b, a, p)
+
+    return client
+
+
+@pytest.mark.parametrize(
+    ("skipped", "named"),
+    [
+        ("safe", "(p-1)/2 = "),
+        ("g", "is not in the subgroup of prime order q"),
+        ("B", "B = 1 makes K = 1"),
+    ],
+)
+def test_dh_client_check_catches_each_missing_check_on_every_run(skipped, named, no_leaks) -> None:
+    """Issue 18 §2: a client without one check fails on every run, visible and hidden
+    alike, with the words of that check (no random p decides it)."""
+    client = _dh_without(skipped)
+    for _ in range(4):
+        _fails(checks_02_exchange.check_dh_client, client, named, "hostile server")
+        with pytest.raises(CheckFailed, match="A hidden test of this exercise failed"):
+            checks_02_exchange.hidden_dh_client(client)
+    checks_02_exchange.hidden_dh_client(_dh_reference)  # the hidden test passes the reference
+
+
+def test_each_hostile_server_is_refused_by_its_own_check_only() -> None:
+    """The unsafe p passes the g and B checks; the hostile g passes the B check."""
+    from labcrypto.lab import harness
+
+    p = harness.prime_not_safe(64)
+    assert p == harness.prime_not_safe(64)  # the same group on every run
+    unsafe = groups.Group("unsafe", p, 2, (p - 1) // 2)
+    assert not groups.is_probable_prime(unsafe.q)
+    for _ in range(20):
+        _, big_b = harness._server_secret(unsafe, p, 2)
+        groups.validate_public(unsafe, 2)
+        groups.validate_public(unsafe, big_b)
+    fair = groups.small_safe_prime_group(64, seed=3)
+    bad_g = harness.outside_subgroup(fair)
+    with pytest.raises(ValueError):
+        groups.validate_public(fair, bad_g)
+    for _ in range(20):
+        _, big_b = harness._server_secret(fair, fair.p, bad_g)
+        groups.validate_public(fair, big_b)
+
+
+def test_pure_checks_stop_a_slow_loop_and_say_what_took_too_long() -> None:
+    """A loop-based public_value (a multiplications) would run for ever: the check stops
+    it at its bound, says which call and why, and leaves no thread running."""
+    import threading
+    import time
+
+    def multiplies_a_times(grp, a):
+        result = 1
+        for _ in range(a):
+            result = result * grp.g % grp.p
+        return result
+
+    start = time.monotonic()
+    message = _fails(
+        checks_01_keys.check_public_value, multiplies_a_times, "did not finish within 2 s",
+        "public_value(", "2^",
+    )  # fmt: skip
+    assert time.monotonic() - start < 2 + 1.5, message
+    assert "NotImplementedError" not in message
+
+    def still_running() -> bool:
+        return any(t.name == "exercise-check" for t in threading.enumerate())
+
+    deadline = time.monotonic() + 2
+    while still_running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not still_running()  # stopped, not left to run in the background
+
+    def shared_by_loop(grp, a, peer):
+        groups.validate_public(grp, peer)
+        result = 1
+        for _ in range(a):
+            result = result * peer % grp.p
+        return result
+
+    _fails(checks_01_keys.check_shared_secret, shared_by_loop, "did not finish within 2 s")
+
+
+def test_messages_never_hand_over_the_expected_answer(no_leaks) -> None:
+    """Issue 18 §2: a failure says what is wrong, not what to return."""
+    seen: dict[str, int] = {}
+
+    def wrong_above_the_toy_group(grp, a):
+        if grp.p < 1000:
+            return pow(grp.g, a, grp.p)
+        seen["want"] = pow(grp.g, a, grp.p)
+        return (seen["want"] + 1) % grp.p
+
+    message = _fails(checks_01_keys.check_public_value, wrong_above_the_toy_group, "not g^a mod p")
+    assert str(seen["want"]) not in message
+
+    def off_by_one(grp, a, peer):
+        groups.validate_public(grp, peer)
+        k = pow(peer, a, grp.p)
+        seen["K"] = k
+        return k + 1
+
+    message = _fails(checks_01_keys.check_shared_secret, off_by_one, "not K = B^a mod p")
+    assert f"K = {seen['K']}" not in message and "expected" not in message
+
+    message = _fails(checks_02_exchange.check_break_caesar, lambda ct: ct, "unchanged")
+    for plaintext in checks_02_exchange._PLAINTEXTS:
+        assert plaintext[:12] not in message, message
+
+    def loop_returns_the_lines(channel, lines):
+        for line in lines:
+            channel.send(line)
+            channel.recv_text()
+        return list(lines)
+
+    message = _fails(
+        checks_02_exchange.check_chat_loop, loop_returns_the_lines, "not the text the server"
+    )
+    assert "echo:" not in message
+
+
 def test_dh_client_check_ends_a_stuck_client_and_leaves_nothing(no_leaks) -> None:
     import time
 
@@ -482,6 +624,34 @@ def test_is_allowed_check() -> None:
 
     _fails(checks_03_allowlist.check_is_allowed, lambda path, key: 1 / 0, "one bad row")
 
+    def splits_on_commas(path, key):  # issue 18 §2: pointed to csv
+        from labcrypto.keys import PublicKey
+
+        for line in Path(path).read_text().splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            try:
+                if PublicKey.from_text(line.split(",")[1]) == key:
+                    return True
+            except (ValueError, IndexError, LabCryptoError):
+                continue
+        return False
+
+    _fails(checks_03_allowlist.check_is_allowed, splits_on_commas, "csv.reader", "split(',')")
+
+    def unpacks_three_columns(path, key):
+        from labcrypto.keys import PublicKey
+
+        for line in Path(path).read_text().splitlines()[1:]:
+            if not line.strip() or line.startswith("#"):
+                continue
+            name, text, comment = line.split(",")
+            if text.strip().startswith("0x") and PublicKey.from_text(text) == key:
+                return True
+        return False
+
+    _fails(checks_03_allowlist.check_is_allowed, unpacks_three_columns, "csv.reader", "quotes")
+
 
 def test_join_as_new_student_check(no_leaks) -> None:
     from labcrypto.allowlist import Allowlist
@@ -508,6 +678,29 @@ def test_join_as_new_student_check(no_leaks) -> None:
         return ChatClient.connect(*address, key, server_key=server_key, timeout=5)
 
     _fails(checks_03_allowlist.check_join_as_new_student, adds_twice, "second must too")
+
+
+def test_join_check_catches_an_unpinned_server_and_writes_no_file(
+    no_leaks, tmp_path, monkeypatch
+) -> None:
+    """Issue 18 §2 and §4: a join that does not pin the server fails, and the check
+    writes nothing into the student's keys/known_servers.csv (trust on first use)."""
+    from labcrypto.allowlist import Allowlist
+    from labcrypto.chat import ChatClient
+
+    def unpinned(name, key_dir, allowlist_path, address, server_key):
+        key = keys.load_or_create(name, key_dir)
+        listed = Allowlist(allowlist_path)
+        if not listed.is_allowed(key.public_key):
+            listed.add(name, key.public_key)
+        return ChatClient.connect(*address, key, timeout=5)
+
+    monkeypatch.chdir(tmp_path)  # where the default keys/known_servers.csv would go
+    message = _fails(
+        checks_03_allowlist.check_join_as_new_student, unpinned, "without pinning the server's key"
+    )
+    assert "nothing was written" in message
+    assert not (tmp_path / "keys").exists()
 
 
 # --- notebook 04 -----------------------------------------------------------------------
@@ -596,6 +789,87 @@ def test_follow_handoff_check(no_leaks) -> None:
         remembering("port"),
         "ignores the port it was sent",
     )
+
+
+def _pool_class(*, lock: bool = True, close_on_release: bool = True):
+    """The notebook's MyPortPool, with its lock or its close() left out."""
+    import contextlib
+    import socket
+    import threading
+
+    from labcrypto.errors import PoolExhausted
+
+    class Pool:
+        def __init__(self, first, last, host="127.0.0.1"):
+            self.host, self.free = host, list(range(first, last + 1))
+            self.lock = threading.Lock() if lock else contextlib.nullcontext()
+
+        def lease(self):
+            with self.lock:
+                for _ in range(len(self.free)):
+                    port = self.free.pop(0)
+                    sock = socket.socket()
+                    try:
+                        sock.bind((self.host, port))
+                        sock.listen()
+                    except OSError:
+                        sock.close()
+                        self.free.append(port)
+                        continue
+                    return port, sock
+            raise PoolExhausted("none free")
+
+        def release(self, port, sock):
+            if close_on_release:
+                sock.close()
+            with self.lock:
+                self.free.append(port)
+
+    return Pool
+
+
+def test_port_pool_check_catches_a_missing_lock_on_every_run() -> None:
+    """Issue 18 §2: the race is forced (two threads in lease() take turns line by
+    line), so a pool without a lock fails every time, and the reference passes."""
+    for _ in range(5):
+        _fails(checks_04_two_ports.check_port_pool, _pool_class(lock=False), "take turns", "Lock")
+    checks_04_two_ports.check_port_pool(_pool_class())
+
+
+def test_port_pool_check_names_a_release_that_does_not_close() -> None:
+    """Issue 18 §2: a pool whose release() forgets sock.close() is told so, not "a port
+    got lost"."""
+    import socket
+    import threading
+
+    from labcrypto.errors import PoolExhausted
+
+    class ReleaseWithoutClose:
+        def __init__(self, first, last, host="127.0.0.1"):
+            self.host, self.free, self.lock = host, list(range(first, last + 1)), threading.Lock()
+
+        def lease(self):
+            with self.lock:
+                for _ in range(len(self.free)):
+                    port = self.free.pop(0)
+                    sock = socket.socket()
+                    try:
+                        sock.bind((self.host, port))
+                        sock.listen()
+                    except OSError:
+                        sock.close()
+                        self.free.append(port)
+                        continue
+                    return port, sock
+            raise PoolExhausted("none free")
+
+        def release(self, port, sock):
+            with self.lock:
+                self.free.append(port)
+
+    check = checks_04_two_ports.check_port_pool
+    message = _fails(check, ReleaseWithoutClose, "left its socket open")
+    assert "a port got lost" not in message
 
 
 def test_port_pool_check() -> None:
@@ -690,9 +964,21 @@ def test_safe_path_check() -> None:
         return target
 
     _fails(checks_05_ftp.check_safe_path, no_links, "symbolic link")
-    _fails(
+    message = _fails(
         checks_05_ftp.check_safe_path, lambda home, requested: Path(home) / requested, "leading '/'"
     )
+    # Issue 18 §2: the message reads right ("it should be the home folder itself").
+    assert "returned PosixPath('/'); it should be the home folder itself." in message
+    assert "the place" not in message
+
+    def keeps_the_slash_deeper(home, requested):
+        if requested == "/":
+            return Path(home)
+        target = Path(os.path.normpath(Path(home) / requested))
+        return target
+
+    message = _fails(checks_05_ftp.check_safe_path, keeps_the_slash_deeper, "leading '/'")
+    assert "it should be home / 'docs/a.txt'." in message
 
 
 def test_du_check(no_leaks) -> None:
@@ -727,8 +1013,70 @@ def test_du_check(no_leaks) -> None:
 
     _fails(checks_05_ftp.check_du, moves, "do not cd")
 
+    def walks_with_cd(client, path="/"):  # issue 18 §2: a hint, not a bare FileServiceError
+        client.cd(path)
+        total = 0
+        for entry in client.ls():
+            if entry.kind == "file":
+                total += entry.size
+            elif entry.kind == "dir":
+                total += walks_with_cd(client, entry.name)
+        client.cd("..")
+        return total
+
+    _fails(checks_05_ftp.check_du, walks_with_cd, "Your du calls cd", "pass full paths to ls")
+
+    def recurses_on_the_name(client, path="/"):
+        total = 0
+        for entry in client.ls(path):
+            if entry.kind == "file":
+                total += entry.size
+            elif entry.kind == "dir":
+                total += recurses_on_the_name(client, entry.name)
+        return total
+
+    _fails(checks_05_ftp.check_du, recurses_on_the_name, "only its last part", "rstrip('/')")
+
 
 # --- the shape of the teaching layer ------------------------------------------------------
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _listed_mistakes(page: Path) -> set[int]:
+    """The numbers of the mistakes a MISTAKES.md lists ("1. **…**")."""
+    import re
+
+    return {int(n) for n in re.findall(r"^(\d+)\. \*\*", page.read_text("utf-8"), re.M)}
+
+
+def test_every_cited_course_mistake_is_on_the_published_list() -> None:
+    """Issue 18 §3: "course mistake N" is cited by the checks and notebooks; the list is
+    published next to the notebooks, in English and Russian, with every N cited."""
+    import re
+
+    cited: set[int] = set()
+    for path in [*REPO.glob("labcrypto/**/*.py"), *REPO.glob("notebooks/src/*.py")]:
+        text = path.read_text("utf-8")
+        cited |= {int(n) for n in re.findall(r"course mistake (\d+)", text)}
+        cited |= {int(n) for n in re.findall(r"типичная ошибка № ?(\d+)", text)}
+    assert cited
+    for page in (REPO / "notebooks" / "MISTAKES.md", REPO / "notebooks" / "ru" / "MISTAKES.md"):
+        assert cited <= _listed_mistakes(page), (page, cited - _listed_mistakes(page))
+
+
+def test_a_message_that_cites_a_course_mistake_points_to_the_list(monkeypatch) -> None:
+    def unchecked(grp, a, peer):
+        return pow(peer, a, grp.p)
+
+    message = _fails(checks_01_keys.check_shared_secret, unchecked, "course mistake 1")
+    assert "→ Course mistake 1 and its fix: MISTAKES.md, next to this notebook." in message
+    monkeypatch.setenv("LABCRYPTO_LANG", "ru")
+    message = _fails(checks_01_keys.check_shared_secret, unchecked)
+    assert "Типичная ошибка № 1 и как её исправить: MISTAKES.md" in message
+    without = _fails(checks_02_exchange.check_break_caesar, lambda ct: ct, "unchanged")
+    assert "MISTAKES.md" not in without  # only messages that cite a mistake
 
 
 def test_checks_modules_export_only_checks_and_hidden_tests() -> None:

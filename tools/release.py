@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 #: Where each language's edition of the notebooks is built (tools/build_notebooks.py).
 EDITIONS = {"en": NOTEBOOKS, "ru": NOTEBOOKS / "ru"}
+MISTAKES = "MISTAKES.md"  #: the course's mistakes list, next to the notebooks
 COURSE_ID = "labcrypto"
 
 CONFIG = """\
@@ -103,6 +104,14 @@ def nbgrader_env() -> dict[str, str]:
     return env
 
 
+def _copy_mistakes(notebook_dir: Path, folder: Path) -> None:
+    """Put the course's mistakes list (``MISTAKES.md``, which the checks' messages cite)
+    next to the notebooks in ``folder``, if ``notebook_dir`` has one."""
+    mistakes = Path(notebook_dir) / MISTAKES
+    if mistakes.exists():
+        shutil.copyfile(mistakes, Path(folder) / MISTAKES)
+
+
 def write_course(
     course: Path, notebook_dir: Path = NOTEBOOKS, exchange: Path | None = None
 ) -> list[str]:
@@ -117,6 +126,7 @@ def write_course(
         folder = course / "source" / assignment
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(notebook_dir / f"{assignment}.ipynb", folder / f"{assignment}.ipynb")
+        _copy_mistakes(notebook_dir, folder)  # released with each assignment
     exchange_line = ""
     if exchange is not None:
         exchange_line = f"c.Exchange.root = {str(Path(exchange).resolve())!r}\n"
@@ -164,6 +174,7 @@ def release_to(out: Path, notebook_dir: Path = NOTEBOOKS) -> list[Path]:
             target = out / released.name
             shutil.copyfile(released, target)
             written.append(target)
+    _copy_mistakes(notebook_dir, out)
     return written
 
 

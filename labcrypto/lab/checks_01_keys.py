@@ -13,6 +13,7 @@ import re
 import secrets
 import stat
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from typing import Any
 from ..groups import FFDHE2048, TOY, Group, small_safe_prime_group
 from ..i18n import N_, Messages, _
 from ..keys import generate
-from .feedback import call, code_of, expect, explained_in, fail, passed
+from .feedback import PURE_WAIT, call, code_of, expect, explained_in, fail, passed
+from .harness import call_bounded
 from .variants import derive, student_id, variant
 
 __all__ = [
@@ -58,7 +60,12 @@ PUBLIC_VALUE = Messages(
             "and the cell would never finish. Use pow(g, a, p): it reduces at every step."
         ),
         "not an int": N_("{where} returned {kind} {got!r:.60}; expected an int."),
-        "wrong": N_("{where} returned {got}, expected {want}.\n{hint}"),
+        "wrong": N_("{where} returned {got}, which is not g^a mod p.\n{hint}"),
+        "slow": N_(
+            "A loop that multiplies by g once for each unit of a needs about 2^{bits} steps for "
+            "this {bits}-bit a (a real secret has 256 bits). pow(g, a, p) squares and "
+            "multiplies: about 2·{bits} steps."
+        ),
         "swapped": N_(
             "It looks like you computed a^g mod p: the base and exponent are swapped. "
             "A = g^a mod p: the public g is the base, your secret a the exponent."
@@ -99,12 +106,10 @@ def _public_value_failure(group: Group, a: int, got: Any) -> Exception:
     ]
     if a < 200:
         hints.append((g**a, PUBLIC_VALUE["not reduced"]))
-    want = pow(g, a, p)
     return fail(
         PUBLIC_VALUE["wrong"],
         where=where,
         got=_shown(got),
-        want=want if want < SHOWN_UP_TO else "g^a mod p",
         hint=_hint(got, hints) or PUBLIC_VALUE["no hint"],
     )
 
@@ -115,8 +120,14 @@ def check_public_value(public_value: Callable[[Group, int], int]) -> None:
     if re.search(r"\*\*", code_of(public_value)):
         raise fail(PUBLIC_VALUE["power operator"])
     cases = _public_value_cases()
+    deadline = time.monotonic() + PURE_WAIT
     for group, a in cases:
-        got = call(public_value, group, a)
+        got = call_bounded(
+            public_value, group, a,
+            what=f"public_value({group!r}, a = {_shown(a)})",
+            why=PUBLIC_VALUE["slow"].format(bits=a.bit_length()),
+            deadline=deadline,
+        )  # fmt: skip
         if got != pow(group.g, a, group.p):
             raise _public_value_failure(group, a, got)
     passed(PUBLIC_VALUE["passed"], count=len(cases))
@@ -137,8 +148,12 @@ SHARED_SECRET = Messages(
     {
         "not an int": N_("shared_secret returned {kind} {got!r:.60} {where}; expected an int (K)."),
         "wrong": N_(
-            "shared_secret gave {got} {where}; expected K = {want}, and the same "
-            "number on both sides.\n{hint}"
+            "shared_secret gave {got} {where}; that is not K = B^a mod p, the one number "
+            "both sides must get.\n{hint}"
+        ),
+        "slow": N_(
+            "A loop that multiplies once for each unit of the secret needs about 2^{bits} "
+            "steps here; pow(B, a, p) squares and multiplies: about 2·{bits} steps."
         ),
         "where small": N_("with p = {p}, a = {a}, b = {b} (A = {A}, B = {B})"),
         "where big": N_("in the 2048-bit group"),
@@ -199,14 +214,28 @@ def _exchanges() -> list[tuple[Group, int, int]]:
     return trials
 
 
+def _secret_of(
+    shared_secret: Callable[[Group, int, int], int], group: Group, mine: int, peer: int,
+    deadline: float,
+) -> Any:  # fmt: skip
+    """One bounded call ``shared_secret(group, mine, peer)``; its result, or what it raised."""
+    return call_bounded(
+        shared_secret, group, mine, peer,
+        what=f"shared_secret({group!r}, {_shown(mine)}, {_shown(peer)})",
+        why=SHARED_SECRET["slow"].format(bits=mine.bit_length()),
+        deadline=deadline,
+    )  # fmt: skip
+
+
 def _check_one_exchange(
-    shared_secret: Callable[[Group, int, int], int], group: Group, a: int, b: int
-) -> None:
+    shared_secret: Callable[[Group, int, int], int], group: Group, a: int, b: int,
+    deadline: float,
+) -> None:  # fmt: skip
     p, g = group.p, group.g
     public_a, public_b = pow(g, a, p), pow(g, b, p)
     want = pow(public_b, a, p)
-    got_alice = call(shared_secret, group, a, public_b)
-    got_bob = call(shared_secret, group, b, public_a)
+    got_alice = _secret_of(shared_secret, group, a, public_b, deadline)
+    got_bob = _secret_of(shared_secret, group, b, public_a, deadline)
     if got_alice == want and got_bob == want:
         return
     small = p < 1000
@@ -227,19 +256,16 @@ def _check_one_exchange(
     ]
     if small:
         hints.append((peer**mine, SHARED_SECRET["not reduced"]))
-    raise fail(
-        SHARED_SECRET["wrong"],
-        got=got if small else _shown(got),
-        where=where,
-        want=want if small else "B^a mod p",
-        hint=_hint(got, hints),
-    )
+    shown = got if small else _shown(got)
+    raise fail(SHARED_SECRET["wrong"], got=shown, where=where, hint=_hint(got, hints))
 
 
-def _check_refusals(shared_secret: Callable[[Group, int, int], int], group: Group) -> None:
+def _check_refusals(
+    shared_secret: Callable[[Group, int, int], int], group: Group, deadline: float
+) -> None:
     for value, why in _invalid_values(group):
         try:
-            result = call(shared_secret, group, 6, value)
+            result = _secret_of(shared_secret, group, 6, value, deadline)
         except ValueError:
             continue  # refused, as it should (InvalidPublicValue is a ValueError)
         shown: Any = "p-1" if value == group.p - 1 else ("p" if value == group.p else value)
@@ -258,10 +284,11 @@ def check_shared_secret(shared_secret: Callable[[Group, int, int], int]) -> None
     """``shared_secret(group, my_secret, peer_public)`` must return ``peer^my mod p``,
     the same number on both sides, and refuse public values that must not be used."""
     trials = _exchanges()
+    deadline = time.monotonic() + PURE_WAIT
     for group, a, b in trials:
-        _check_one_exchange(shared_secret, group, a, b)
+        _check_one_exchange(shared_secret, group, a, b, deadline)
     for group in (TOY, FFDHE2048):
-        _check_refusals(shared_secret, group)
+        _check_refusals(shared_secret, group, deadline)
     passed(SHARED_SECRET["passed"], count=len(trials))
 
 

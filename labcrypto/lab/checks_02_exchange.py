@@ -17,6 +17,7 @@ from typing import Any
 from ..ciphers import CaesarCipher
 from ..errors import ChannelClosed, ConnectionLost, LabCryptoError
 from ..groups import Group, small_safe_prime_group
+from ..i18n import N_, Messages
 from .feedback import (
     LOOP_WAIT,
     RECV_AS_MESSAGE,
@@ -41,6 +42,7 @@ from .harness import (
     dribble,
     echo_channel,
     in_background,
+    outside_subgroup,
     prime_not_safe,
     read_available,
     run_bounded,
@@ -277,7 +279,7 @@ def hidden_framing(
 
 # --- the course's exchange over TCP ------------------------------------------------------
 
-DH_CLIENT = {
+DH_CLIENT = Messages({
     "secret sent": (
         "The shared secret was sent on the wire (course mistake 3): the bytes your "
         "client sent contain K. Eve reads everything on the wire; each side computes K, "
@@ -329,10 +331,11 @@ DH_CLIENT = {
         "p = 23 is a toy group (5 bits), far below min_bits: refuse groups with "
         "p.bit_length() < min_bits (course mistake 1: p = 7, 23, 151)."
     ),
-    "g of order 2": (
-        "g = p-1: its only powers are 1 and p-1, so K is one of two numbers anyone can "
-        "guess (g never checked: course mistake 1). Check g like a public value: "
-        "groups.validate_public(group, g)."
+    "g outside": N_(
+        "g = {g} is not in the subgroup of prime order q = (p-1)/2 (g^q mod p = p-1, not 1), "
+        "while B is: only a check of g itself refuses this server. With such a g, "
+        "A = g^a tells anyone whether your secret a is even (g never checked: course "
+        "mistake 1). Check g like a public value: groups.validate_public(group, g)."
     ),
     "B = 1": (
         "B = 1 makes K = 1 whatever your secret: validate the server's B with "
@@ -348,11 +351,12 @@ DH_CLIENT = {
     ),
     "kept waiting": "kept waiting",
     "answered": "answered with its public value",
-    "passed": (
+    "passed": N_(
         "dh_client agrees on K with the server whatever the TCP segments, never sends K, and "
-        "refuses a composite p, an unsafe p, a toy p, g = p-1, B = 1 and a 4 GB length."
+        "refuses a composite p, an unsafe p, a toy p, a g outside the subgroup, B = 1 and "
+        "a 4 GB length."
     ),
-}
+})
 
 
 def _dh_case_failed(outcome: DhOutcome, what: str) -> Exception:
@@ -398,13 +402,20 @@ def _check_fair_servers(dh_client: Callable[..., int], group: Group) -> None:
 
 
 def _hostile_servers(group: Group) -> list[tuple[dict[str, Any], str]]:
-    """(what the server sends instead of the fair values, why the client must refuse it)."""
+    """(what the server sends instead of the fair values, why the client must refuse it).
+
+    The same cases on every run, and each one is refused by one check only: the
+    unsafe p is a prime with 2 a square mod p (g = 2 and B pass their checks),
+    the hostile g lies outside the subgroup while B is a square (the B check
+    passes), B = 1 comes with a fair p and g.
+    """
     (product, (low, high)), not_safe = composite(64), prime_not_safe(64)
+    bad_g = outside_subgroup(group)
     return [
         ({"p": product, "g": 2}, DH_CLIENT["composite"].format(p=product, low=low, high=high)),
         ({"p": not_safe, "g": 2}, DH_CLIENT["not safe"].format(q=(not_safe - 1) // 2)),
         ({"p": 23, "g": 2}, DH_CLIENT["toy"]),
-        ({"g": group.p - 1}, DH_CLIENT["g of order 2"]),
+        ({"g": bad_g}, DH_CLIENT["g outside"].format(g=bad_g)),
         ({"B": 1}, DH_CLIENT["B = 1"]),
         ({"header": HEADER.pack(0xFFFF_FFF0)}, DH_CLIENT["4 GB"]),
     ]
@@ -432,7 +443,8 @@ def check_dh_client(dh_client: Callable[..., int]) -> None:
 
     The check is the server, over TCP on 127.0.0.1: first fair (the hello whole,
     cut into single-byte segments, glued to a second message), then hostile
-    (p not prime, p not safe, p too small, g of order 2, B = 1, a 4 GB length).
+    (p not prime, p not safe, p too small, g outside the subgroup, B = 1, a 4 GB
+    length), every case on every run.
     """
     group = small_safe_prime_group(64, seed=secrets.randbelow(10_000))
     _check_fair_servers(dh_client, group)
@@ -443,18 +455,21 @@ def check_dh_client(dh_client: Callable[..., int]) -> None:
 
 @check_dh_client.hidden
 def hidden_dh_client(dh_client: Callable[..., int]) -> None:
-    """The client against a fair server in another group, and against a g of order 2."""
+    """The client against a fair server in another group, then every hostile server,
+    each in a connection of its own: a client that skips one check loses the points
+    on every run."""
     group = small_safe_prime_group(64, seed=7)
     outcome = run_dh_server(dh_client, group)
     expect(outcome.status == "ok" and outcome.value == outcome.shared)
     expect(not outcome.secret_on_wire)
-    bad = run_dh_server(dh_client, group, g=group.p - 1)
-    expect(bad.status == "error" and isinstance(bad.value, ValueError))
+    for how, _why in _hostile_servers(group):
+        bad = run_dh_server(dh_client, group, **how)
+        expect(bad.status == "error" and not bad.sent)
 
 
 # --- breaking the toy cipher ----------------------------------------------------------
 
-BREAK_CAESAR = {
+BREAK_CAESAR = Messages({
     "no wrap": (
         "break_caesar raised {error}: a shifted byte went below 0 or above "
         "255, so the shift does not wrap around. Undo a shift with (b - k) % 256."
@@ -462,16 +477,16 @@ BREAK_CAESAR = {
     "str": (
         "break_caesar returned a str; return the bytes (plaintext.decode() is for showing them)."
     ),
-    "wrong": (
-        "For a message shifted by {shift}, break_caesar returned "
-        "{got!r}… instead of {want!r}… {hint}\n"
+    "wrong": N_(
+        "For a message shifted by {shift}, break_caesar returned {got!r}…, which is not "
+        "the message that was sent. {hint}\n"
         "Try all 256 shifts, score each candidate (+1 per lowercase letter or space, -1 per "
         "byte outside printable ASCII), and keep the best. Remember % 256: shifts wrap."
     ),
     "unchanged": "It returned the ciphertext unchanged.",
     "wrong way": "It shifted the wrong way: undo the shift with (b - k) % 256.",
     "passed": "break_caesar read {count} toy-mode messages without the key.",
-}
+})
 
 _PLAINTEXTS = [
     "meet me at the library at noon, and bring the notes",
@@ -482,8 +497,11 @@ _PLAINTEXTS = [
 ]
 
 
-def _break_one(break_caesar: Callable[[bytes], bytes], plaintext: bytes) -> None:
-    shift = 1 + secrets.randbelow(255)
+#: The shift of each message: the same on every run, small and large, some that wrap past 255.
+_SHIFTS = [13, 200, 255, 1, 128]
+
+
+def _break_one(break_caesar: Callable[[bytes], bytes], plaintext: bytes, shift: int) -> None:
     ciphertext = CaesarCipher(shift).seal(plaintext)
     try:
         got = call(break_caesar, ciphertext)
@@ -500,16 +518,14 @@ def _break_one(break_caesar: Callable[[bytes], bytes], plaintext: bytes) -> None
         hint = BREAK_CAESAR["unchanged"]
     elif isinstance(got, bytes | bytearray) and got == bytes((b + shift) % 256 for b in ciphertext):
         hint = BREAK_CAESAR["wrong way"]
-    raise fail(
-        BREAK_CAESAR["wrong"], shift=shift, got=bytes(got)[:24], want=plaintext[:40], hint=hint
-    )
+    raise fail(BREAK_CAESAR["wrong"], shift=shift, got=bytes(got)[:24], hint=hint)
 
 
 @explained_in("02_exchange", "Exercise: read it without the key")
 def check_break_caesar(break_caesar: Callable[[bytes], bytes]) -> None:
     """``break_caesar(ciphertext)`` must find the plaintext of a toy-mode frame, with no key."""
-    for text in _PLAINTEXTS:
-        _break_one(break_caesar, text.encode())
+    for text, shift in zip(_PLAINTEXTS, _SHIFTS, strict=True):
+        _break_one(break_caesar, text.encode(), shift)
     passed(BREAK_CAESAR["passed"], count=len(_PLAINTEXTS))
 
 
@@ -522,7 +538,7 @@ def hidden_break_caesar(break_caesar: Callable[[bytes], bytes], typed_id: str = 
 
 # --- the message loop -----------------------------------------------------------------
 
-CHAT_LOOP = {
+CHAT_LOOP = Messages({
     "recv first": (
         "The loop called recv() with nothing sent that could be answered: send a "
         "line, then receive its reply (here recv would wait forever)."
@@ -537,9 +553,15 @@ CHAT_LOOP = {
         "channel.recv: that separation is task 2."
     ),
     "bytes": "The replies are bytes; return them as text (channel.recv_text(), or .decode()).",
-    "replies": (
-        "With lines {lines} and a server that answers 'echo: <line>', the loop "
-        "returned {replies!r}; expected {want!r}."
+    "replies": N_(
+        "With lines {lines} and a server that answers each line with a reply, the loop "
+        "returned {replies!r:.120}: {why}."
+    ),
+    "not a list": N_("not a list of the replies"),
+    "count": N_("{got} replies for {sent} lines: one reply per line sent, in order"),
+    "not the replies": N_(
+        "not the text the server sent back: return what channel.recv_text() gave you, "
+        "one item per line"
     ),
     "sent": "The loop sent {sent!r}; send each line once, in order.",
     "real channel": "Over a real SecureChannel the loop {status}: {shown}.",
@@ -547,7 +569,7 @@ CHAT_LOOP = {
     "passed": (
         "chat_loop talks through channel.send/recv only, and works over a real encrypted channel."
     ),
-}
+})
 
 _FORBIDDEN = {
     "pickle": "pickle (course mistake 7: unpickling network bytes runs the sender's code)",
@@ -575,7 +597,13 @@ def _check_loop_with_stand_in(chat_loop: Callable[..., Any]) -> None:
     if replies != want:
         if isinstance(replies, list) and replies and isinstance(replies[0], bytes | bytearray):
             raise fail(CHAT_LOOP["bytes"])
-        raise fail(CHAT_LOOP["replies"], lines=lines, replies=replies, want=want)
+        if not isinstance(replies, list):
+            why = CHAT_LOOP["not a list"]
+        elif len(replies) != len(lines):
+            why = CHAT_LOOP["count"].format(got=len(replies), sent=len(lines))
+        else:
+            why = CHAT_LOOP["not the replies"]
+        raise fail(CHAT_LOOP["replies"], lines=lines, replies=replies, why=why)
     sent = [data for kind, data in fake.calls if kind == "send"]
     if sent != [line.encode() for line in lines]:
         raise fail(CHAT_LOOP["sent"], sent=sent)

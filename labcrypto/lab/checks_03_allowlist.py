@@ -9,10 +9,11 @@ runs the student's code against a real chat server on 127.0.0.1.
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ from ..allowlist import Allowlist
 from ..chat import ChatServer
 from ..errors import AllowlistError, KeyNotAllowed, LabCryptoError
 from ..groups import FFDHE2048, validate_public
+from ..i18n import N_, gettext
 from ..keys import PublicKey, generate, load
-from .feedback import CheckFailed, call, expect, explained_in, fail, passed, refused_as
+from ..known_servers import KnownServers
+from .feedback import CheckFailed, call, code_of, expect, explained_in, fail, passed, refused_as
 
 __all__ = [
     "check_is_allowed",
@@ -42,7 +45,7 @@ IS_ALLOWED = {
     "not a bool": "is_allowed returned {got!r}; return True or False.",
     "wrong": "is_allowed(path, key) returned {got} for a key where {why}; expected {want}.\n{hint}",
     "alice": "alice's row spells her key in capital hex digits, with extra spaces",
-    "bob": "bob's row is plain (its comment contains a comma, in quotes)",
+    "bob": N_("bob's row is quoted, as a spreadsheet writes it (its comment holds a comma)"),
     "carol": "carol's row starts with '#': the instructor commented it out (revoked)",
     "dave": "dave's key appears only inside frank's comment, not as a key",
     "prefix": "this key's text is the start of frank's key text, a different key",
@@ -65,6 +68,11 @@ IS_ALLOWED = {
         "'0x12' is in '0x123'. Parse each row's key and compare with ==."
     ),
     "csv": "Read the file with the csv module (csv.reader), which handles quotes.",
+    "split": N_(
+        "Your code cuts rows with split(','): a comma inside quotes (bob's comment, "
+        "\"group A, lab 2\") is not a column separator, so the row falls apart. Read the "
+        "file with the csv module (csv.reader), which handles quotes."
+    ),
     "cached": (
         "After bob's row was deleted from the file, is_allowed still said True: read "
         "the file on every call (or when it changed). A cached list makes revocation "
@@ -99,7 +107,7 @@ def _tricky_allowlist() -> tuple[list[str], list[tuple[PublicKey, bool, str, str
     rows = [
         "name,public_key,comment",
         f"alice,  labcrypto-dh1   ffdhe2048   {upper}  ,written with capitals",
-        f'bob,{bob.to_text()},"group A, lab 2"',
+        f'bob,"{bob.to_text()}","group A, lab 2"',
         "",
         f"# carol,{carol.to_text()},revoked: commented out by the instructor",
         "eve,not a key at all,a row that cannot be read",
@@ -117,13 +125,21 @@ def _tricky_allowlist() -> tuple[list[str], list[tuple[PublicKey, bool, str, str
     return rows, cases
 
 
+def _splits_on_commas(is_allowed: Callable[..., Any]) -> bool:
+    """Does the code cut CSV rows by hand, with ``split(",")``?"""
+    return re.search(r"\.split\(\s*(['\"]),\1\s*\)", code_of(is_allowed)) is not None
+
+
 def _ask(is_allowed: Callable[[Path, Any], bool], path: Path, key: PublicKey) -> Any:
     try:
         return call(is_allowed, path, key)
     except CheckFailed:
         raise
     except Exception as exc:
-        raise fail(IS_ALLOWED["raised"], error=refused_as(exc)) from None
+        failure = fail(IS_ALLOWED["raised"], error=refused_as(exc))
+        if _splits_on_commas(is_allowed):
+            failure = fail(str(failure) + "\n" + gettext(IS_ALLOWED["split"]))
+        raise failure from None
 
 
 @explained_in("03_allowlist", "6 · Exercise: the allowlist check")
@@ -139,7 +155,9 @@ def check_is_allowed(is_allowed: Callable[[Path, Any], bool]) -> None:
                 continue
             if got not in (True, False):
                 raise fail(IS_ALLOWED["not a bool"], got=got)
-            raise fail(IS_ALLOWED["wrong"], got=got, why=why, want=want, hint=hint)
+            if _splits_on_commas(is_allowed):
+                hint = gettext(IS_ALLOWED["split"])
+            raise fail(IS_ALLOWED["wrong"], got=got, why=gettext(why), want=want, hint=hint)
         # Revocation: the file changes, the answer must change with it.
         path.write_text("\n".join(r for r in rows if not r.startswith("bob,")), encoding="utf-8")
         if call(is_allowed, path, cases[1][0]) is not False:
@@ -180,11 +198,39 @@ JOIN = {
     ),
     "key exists": "Reuse dave's key if it is there: keys.load_or_create(name, key_dir).",
     "where": "(The allowlist file is {name}; the server is at the address given.)",
+    "not pinned": N_(
+        "On the {attempt} call the function connected without pinning the server's key: "
+        "it would trust whichever key the server showed (trust on first use) and write it "
+        "into keys/known_servers.csv. You were given server_key: pass it on "
+        "(ChatClient.connect(..., server_key=server_key)), so that an impostor at that "
+        "address is refused. (The check stopped it there: nothing was written.)"
+    ),
     "passed": (
         "dave got a key, a row on the allowlist (alice's row kept) and into the room — twice, "
         "reusing his key and row the second time."
     ),
 }
+
+
+class _TrustedOnFirstUse(Exception):
+    """Raised in place of writing to a known-servers file while a check runs."""
+
+
+@contextlib.contextmanager
+def _no_trust_on_first_use() -> Iterator[None]:
+    """While inside, a connection that trusts a server on first use (no pinned key) stops
+    with ``_TrustedOnFirstUse`` instead of writing the server into a known_servers.csv:
+    the check learns the key was not pinned, and the student's files stay untouched."""
+
+    def refuse(*args: Any, **kwargs: Any) -> bool:
+        raise _TrustedOnFirstUse
+
+    saved = KnownServers.check
+    KnownServers.check = refuse  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        KnownServers.check = saved  # type: ignore[method-assign]
 
 
 def _join_hint(exc: BaseException, attempt: str, path: Path) -> str:
@@ -200,9 +246,12 @@ def _join_hint(exc: BaseException, attempt: str, path: Path) -> str:
 def _join_once(join: Callable[..., Any], attempt: str, key_dir: Path, path: Path, room: Any,
                server_key: Any) -> Any:  # fmt: skip
     try:
-        client = call(join, "dave", key_dir, path, room.address, server_key.public_key)
+        with _no_trust_on_first_use():
+            client = call(join, "dave", key_dir, path, room.address, server_key.public_key)
     except CheckFailed:
         raise
+    except _TrustedOnFirstUse:
+        raise fail(gettext(JOIN["not pinned"]), attempt=attempt) from None
     except Exception as exc:
         hint = _join_hint(exc, attempt, path)
         raise fail(JOIN["raised"], attempt=attempt, error=refused_as(exc), hint=hint) from None

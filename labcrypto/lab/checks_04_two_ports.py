@@ -24,6 +24,7 @@ from ..channel import SecureChannel
 from ..chat import ChatServer
 from ..errors import PoolExhausted
 from ..groups import FFDHE2048
+from ..i18n import N_, gettext
 from ..keys import KeyPair, PublicKey, generate
 from ..ports import PortPool
 from ..server import connect
@@ -41,7 +42,7 @@ from .feedback import (
     passed,
     refused_as,
 )
-from .harness import Outcome, range_for_a_pool, run_bounded, wait_for_event
+from .harness import Lockstep, Outcome, range_for_a_pool, run_bounded, wait_for_event
 
 __all__ = [
     "check_follow_handoff",
@@ -309,6 +310,20 @@ PORT_POOL = {
         "ports could be leased again: a port got lost (released twice, or "
         "never put back)."
     ),
+    "race": N_(
+        "Two threads called lease() at once while one port was free, and the check made them "
+        "take turns line by line inside it: {problem}. Between reading the free ports and "
+        "taking one, the other thread ran. Guard the list of free ports with a "
+        "threading.Lock, held while you take a port from it and while you give it back."
+    ),
+    "race none": N_("neither thread got the free port"),
+    "race twice": N_("both threads got port {port}"),
+    "race raised": N_("one lease() raised {error}"),
+    "not closed": N_(
+        "release({port}, sock) gave the port back but left its socket open: the port stays "
+        "bound, so the next lease cannot bind it and the pool seems to lose ports. Close "
+        "the socket in release(), then give the port back."
+    ),
     "passed": (
         "The pool skips a busy port, returns listening sockets, refuses when full, and "
         "survived 16 threads: no port leased twice, none lost."
@@ -378,6 +393,62 @@ def _check_leases(pool: Any, first: int) -> None:
         _check_full(pool)
     finally:
         _release_all(pool, leased)
+    for port, sock in leased:
+        if sock.fileno() != -1:
+            sock.close()
+            raise fail(gettext(PORT_POOL["not closed"]), port=port)
+
+
+def _lease_in_a_race(pool: Any, got: list[Any], problems: list[str]) -> None:
+    """One of the two racing threads: one lease, kept (the check releases it)."""
+    try:
+        got.append(pool.lease())
+    except PoolExhausted:
+        got.append(None)
+    except Exception as exc:  # reported to the student by _race
+        problems.append(gettext(PORT_POOL["race raised"]).format(error=refused_as(exc)))
+
+
+def _race(pool_class: Callable[..., Any]) -> None:
+    """Two threads inside ``lease()`` at once, taking turns at every line, for the last port.
+
+    A pool of two ports of its own, one of them leased first. The same
+    interleaving on every run (``Lockstep``): a pool without a lock loses the
+    race every time, not one run in five.
+    """
+    first = range_for_a_pool(2)
+    try:
+        pool = pool_class(first, first + 1, "127.0.0.1")
+    except Exception:
+        return  # not written yet, or broken: the checks after this one say how
+    held = run_bounded(pool.lease)
+    if held.status != "ok" or not (isinstance(held.value, tuple) and len(held.value) == 2):
+        return  # the lease itself goes wrong: _check_leases says how
+    got: list[Any] = []
+    problems: list[str] = []
+    # The file of lease()'s code: a notebook cell's own file name in a kernel
+    # (inspect.getsourcefile(class) fails for a class defined in a notebook).
+    code = getattr(getattr(type(pool), "lease", None), "__code__", None)
+    lockstep = Lockstep(2, code.co_filename if code else "", time.monotonic() + WAIT)
+    def lease() -> None:
+        _lease_in_a_race(pool, got, problems)
+
+    threads = [threading.Thread(target=lockstep.run, args=(n, lease), daemon=True) for n in (0, 1)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(WAIT + 1)
+        leases = [lease for lease in got if lease is not None]
+        ports = [port for port, _ in leases]
+        if not problems and len(set(ports)) != len(ports):
+            problems.append(gettext(PORT_POOL["race twice"]).format(port=ports[0]))
+        if not problems and not leases:
+            problems.append(gettext(PORT_POOL["race none"]))
+        if problems:
+            raise fail(gettext(PORT_POOL["race"]), problem=problems[0])
+    finally:
+        _release_all(pool, [held.value] + [lease for lease in got if lease is not None])
 
 
 def _lease_and_release(pool: Any, holding: set[int], lock: threading.Lock,
@@ -439,6 +510,7 @@ def _check_none_lost(pool: Any) -> None:
 @explained_in("04_two_ports", "5 · Exercise: a port pool")
 def check_port_pool(pool_class: Callable[..., Any]) -> None:
     """A pool class with ``lease() -> (port, sock)`` and ``release(port, sock)``, hammered."""
+    _race(pool_class)
     first = range_for_a_pool(POOL_SIZE + 1)
     blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:

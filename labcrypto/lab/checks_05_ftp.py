@@ -18,11 +18,13 @@ from ..allowlist import Allowlist
 from ..errors import LabCryptoError
 from ..ftp import FileClient, FileServer
 from ..groups import FFDHE2048
+from ..i18n import N_, gettext
 from ..keys import generate
 from .feedback import (
     SERVICE_WAIT,
     CheckFailed,
     call,
+    code_of,
     expect,
     explained_in,
     fail,
@@ -37,14 +39,15 @@ __all__ = ["check_du", "check_safe_path", "hidden_du", "hidden_safe_path"]
 # --- the path check ------------------------------------------------------------------
 
 SAFE_PATH = {
-    "refused inside": (
-        "safe_path(home, {requested!r}) raised {error}, but that path "
-        "is inside the home ({want}). {hint}"
+    "refused inside": N_(
+        "safe_path(home, {requested!r}) raised {error}, but that path leads to {want}, "
+        "inside the home. {hint}"
     ),
-    "elsewhere": (
-        "safe_path(home, {requested!r}) returned {got!r:.100}; expected the place "
-        "{want} under the home. {hint}"
+    "elsewhere": N_(
+        "safe_path(home, {requested!r}) returned {got!r:.100}; it should be {want}. {hint}"
     ),
+    "the home": N_("the home folder itself"),
+    "under the home": N_("home / {relative!r}"),
     "not yet": "a path that does not exist yet",
     "leading slash": (
         "A leading '/' means the top of the home, not of the server's disk: "
@@ -106,14 +109,18 @@ def _check_inside(safe_path: Callable[[Path, str], Any], root: Path, home: Path)
         ("/etc/passwd", home / "etc" / "passwd", SAFE_PATH["leading slash"]),
     ]
     for requested, want, hint in inside:
-        shown = want.relative_to(root)
+        if want == home:
+            shown = gettext(SAFE_PATH["the home"])
+        else:
+            relative = str(want.relative_to(home))
+            shown = gettext(SAFE_PATH["under the home"]).format(relative=relative)
         try:
             got = call(safe_path, home, requested)
         except CheckFailed:
             raise
         except Exception as exc:
             raise fail(
-                SAFE_PATH["refused inside"],
+                gettext(SAFE_PATH["refused inside"]),
                 requested=requested,
                 error=refused_as(exc),
                 want=shown,
@@ -122,7 +129,9 @@ def _check_inside(safe_path: Callable[[Path, str], Any], root: Path, home: Path)
         if not _same_place(got, want):
             if requested.startswith("/") and _same_place(got, Path(requested)):
                 hint = SAFE_PATH["leading slash"]  # home / "/x" is "/x": the leading slash won
-            raise fail(SAFE_PATH["elsewhere"], requested=requested, got=got, want=shown, hint=hint)
+            raise fail(
+                gettext(SAFE_PATH["elsewhere"]), requested=requested, got=got, want=shown, hint=hint
+            )
 
 
 def _check_outside(safe_path: Callable[[Path, str], Any], home: Path) -> None:
@@ -185,6 +194,15 @@ DU = {
         "bytes.\n{hint} Build each sub-path as path.rstrip('/') + '/' + entry.name."
     ),
     "top only": "Only the files at the top were counted: recurse into every folder.",
+    "uses cd": N_(
+        " Your du calls cd: the client's working folder then moves under your recursion, and "
+        "names are looked up in the wrong place. Do not cd: pass full paths to ls."
+    ),
+    "sub-path": N_(
+        " An entry's name is only its last part ('old', not '/docs/old'): ls(entry.name) "
+        "looks for it in the wrong folder. Build each sub-path as "
+        "path.rstrip('/') + '/' + entry.name and recurse on that."
+    ),
     "moved": (
         "After du, the client's working folder is {cwd!r}: do not cd; pass "
         "full paths to ls instead (a helper must not move the user)."
@@ -211,6 +229,17 @@ def _fill_home(home: Path) -> None:
     (home / "docs" / "etc").symlink_to("/etc")  # ls shows it as a "link"
 
 
+def _du_hint(du: Callable[[Any, str], int], error: BaseException) -> str:
+    """Why ``du`` raised: a link it tried to list, a cd, or a sub-path built from the name alone."""
+    if "link" in str(error):
+        return DU["link"]
+    if ".cd(" in code_of(du):
+        return gettext(DU["uses cd"])
+    if isinstance(error, LabCryptoError):
+        return gettext(DU["sub-path"])
+    return ""
+
+
 def _check_total(du: Callable[[Any, str], int], client: FileClient, path: str, want: int) -> None:
     status, got = run_bounded(du, client, path, timeout=SERVICE_WAIT)
     if status == "error" and isinstance(got, NotImplementedError):
@@ -218,8 +247,7 @@ def _check_total(du: Callable[[Any, str], int], client: FileClient, path: str, w
     if status == "stuck":
         raise fail(DU["stuck"], wait=SERVICE_WAIT)
     if status == "error":
-        hint = DU["link"] if "link" in str(got) else ""
-        raise fail(DU["raised"], path=path, error=refused_as(got), hint=hint)
+        raise fail(DU["raised"], path=path, error=refused_as(got), hint=_du_hint(du, got))
     if got == want:
         return
     top_level = sum(s for n, s in _SIZES.items() if "/" not in n)

@@ -27,11 +27,13 @@ from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec
 
 from ..errors import LabCryptoError
+from ..i18n import N_, _
 
 __all__ = [
     "HAMMER_WAIT",
     "HANDOFF_WAIT",
     "LOOP_WAIT",
+    "PURE_WAIT",
     "RECV_AS_MESSAGE",
     "SERVICE_WAIT",
     "WAIT",
@@ -47,6 +49,7 @@ __all__ = [
     "not_written",
     "passed",
     "refused_as",
+    "too_slow",
 ]
 
 P = ParamSpec("P")  # the parameters of a check
@@ -55,6 +58,7 @@ P2 = ParamSpec("P2")  # the parameters of its hidden test
 # --- time bounds: a graded cell never hangs ----------------------------------------
 
 WAIT = 2.0  #: seconds a check waits for the student's code on a socket
+PURE_WAIT = 2.0  #: seconds for all the calls of one pure-Python check (no network)
 LOOP_WAIT = 5.0  #: a message loop over a real encrypted channel
 HANDOFF_WAIT = 8.0  #: a handoff: a handshake, a new connection, a ticket, a welcome
 SERVICE_WAIT = 10.0  #: a walk through the file service (many requests)
@@ -78,7 +82,14 @@ RETURNED = "returned {value}"
 NEVER_RETURNED = "never returned"
 RAISED = "raised {error}"
 
+#: A run of the student's code that the check stopped at its deadline.
+TOO_SLOW = N_("{what} did not finish within {wait:g} s, so the check stopped it. {why}")
+
 POINTER = "\n→ Explained in notebook {notebook}, section «{heading}»."
+#: After a failure that cites the course's mistakes list: where that list is.
+MISTAKES_POINTER = N_("→ Course mistake {number} and its fix: MISTAKES.md, next to this notebook.")
+#: How a message cites the list, in each language ("course mistake 6").
+CITES_A_MISTAKE = re.compile(r"course mistake (\d+)|типичная ошибка № ?(\d+)")
 
 HIDDEN_NOT_WRITTEN = "Not written yet: the exercise above still raises NotImplementedError."
 HIDDEN_RAISED = " (your code raised {kind} on one of them)"
@@ -117,6 +128,12 @@ def call(func: Callable[..., Any], *args: Any) -> Any:
         return func(*args)
     except NotImplementedError:
         raise not_written(getattr(func, "__name__", "your code")) from None
+
+
+def too_slow(what: str, wait: float, why: str = "") -> CheckFailed:
+    """The failure for a call of the student's code that ran past its deadline: which
+    call (``what``), how long it had, and why it is probably slow (``why``)."""
+    return fail(_(TOO_SLOW), what=what, wait=wait, why=why)
 
 
 def refused_as(exc: BaseException) -> str:
@@ -172,7 +189,11 @@ class Check(Generic[P]):
             text = str(failure)
             if "→ Explained in" in text:
                 raise
-            raise CheckFailed(text + POINTER.format(**vars(self.section))) from None
+            text += POINTER.format(**vars(self.section))
+            cited = CITES_A_MISTAKE.search(text)
+            if cited:
+                text += "\n" + _(MISTAKES_POINTER).format(number=cited.group(1) or cited.group(2))
+            raise CheckFailed(text) from None
 
     def hidden(self, test: Callable[P2, None]) -> Callable[P2, None]:
         """Declare ``test`` as this check's hidden test: any failure inside it becomes

@@ -13,7 +13,8 @@ graded cell, so everything here is bounded in time:
   network may deliver them;
 * ``run_dh_server(dh_client, group, ...)`` plays the server of the course's
   exchange, fair or hostile, for one run of a student's client
-  (``composite`` and ``prime_not_safe`` make the hostile p);
+  (``composite`` and ``prime_not_safe`` make the hostile p, ``outside_subgroup``
+  the hostile g);
 * ``echo_channel()`` is a secure channel to a peer that echoes each message,
   ``SendRecvOnly`` and ``ReplyingChannel`` stand-ins with no network at all
   (the first refuses anything but send and recv); ``wait_for_event``
@@ -26,9 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import secrets
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,20 +44,24 @@ from ..groups import TOY, Group, is_probable_prime, small_safe_prime_group
 from ..keys import KeyPair, generate
 from ..ports import PortPool
 from ..streams import close_stream, set_timeout
-from .feedback import WAIT, fail
+from .feedback import PURE_WAIT, WAIT, fail, not_written, too_slow
 
 __all__ = [
     "HEADER",
     "DhOutcome",
+    "Lockstep",
     "Outcome",
+    "Overtime",
     "Pair",
     "ReplyingChannel",
     "SendRecvOnly",
+    "call_bounded",
     "composite",
     "dribble",
     "echo_channel",
     "frame_json",
     "in_background",
+    "outside_subgroup",
     "prime_not_safe",
     "range_for_a_pool",
     "read_available",
@@ -70,6 +77,7 @@ __all__ = [
 HEADER = struct.Struct("!I")  #: the 4-byte big-endian length in front of every frame
 DRIBBLE_GAP = 0.002  #: seconds between two one-byte segments
 POLL = 0.05  #: seconds between two looks at a server's events
+STOP_GRACE = 0.2  #: seconds a stopped run gets to unwind after its deadline
 
 
 class Outcome(NamedTuple):
@@ -83,20 +91,141 @@ class Outcome(NamedTuple):
         return self.status == "error" and isinstance(self.value, kinds)
 
 
+class Overtime(BaseException):
+    """Raised inside the student's code when its time is up (a ``BaseException``, so an
+    ``except Exception`` in that code cannot swallow it)."""
+
+
+def _stopper(deadline: float) -> Callable[..., Any]:
+    """A trace function that raises ``Overtime`` in the traced thread after ``deadline``.
+
+    Python calls it at each new line of code run in the thread it is set in,
+    so a loop written in Python (say, ``a`` multiplications instead of
+    ``pow(g, a, p)``) stops at the deadline instead of running on in the
+    background. Code that waits inside C (a ``recv`` with no timeout) is not
+    stopped by it: there the caller closes the socket.
+    """
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        if time.monotonic() > deadline:
+            raise Overtime
+        return trace
+
+    return trace
+
+
 def run_bounded(func: Callable[..., Any], *args: Any, timeout: float = WAIT) -> Outcome:
-    """Run ``func(*args)`` in a helper thread and wait at most ``timeout`` seconds for it."""
+    """Run ``func(*args)`` in a helper thread and wait at most ``timeout`` seconds for it.
+
+    Past the deadline the helper thread is stopped at its next line of Python
+    (see ``_stopper``): a student's endless loop does not keep a core busy
+    after the check has given up on it.
+    """
     outcome: list[Outcome] = []
+    deadline = time.monotonic() + timeout
 
     def run() -> None:
+        sys.settrace(_stopper(deadline))
         try:
             outcome.append(Outcome("ok", func(*args)))
+        except Overtime:
+            outcome.append(Outcome("stuck", None))
         except BaseException as exc:  # handed to the main thread, which explains it
             outcome.append(Outcome("error", exc))
+        finally:
+            sys.settrace(None)
 
     worker = threading.Thread(target=run, name="exercise-check", daemon=True)
     worker.start()
-    worker.join(timeout)
+    worker.join(timeout + STOP_GRACE)
     return outcome[0] if outcome else Outcome("stuck", None)
+
+
+class Lockstep:
+    """Threads that take turns at every line of the student's code: a race made certain.
+
+    Two threads that call a pool's ``lease()`` at once rarely meet at the
+    racy point by themselves (between reading the list of free ports and
+    taking a port from it). Here each thread, at each new line of code from
+    ``filename`` (the student's), waits for its turn and then hands the turn
+    on: the threads run the student's lines alternately, so both are inside
+    ``lease()`` at once, every time. A thread that does not take its turn
+    within ``patience`` seconds is waiting on something else (a lock the other
+    thread holds, say) and is skipped — so a pool with a lock is never
+    deadlocked, only slowed. After ``deadline`` (a ``time.monotonic()`` value)
+    the student's code stops at its next line (``Overtime``).
+    """
+
+    def __init__(self, count: int, filename: str, deadline: float, patience: float = 0.05):
+        self.count, self.filename = count, filename
+        self.deadline, self.patience = deadline, patience
+        self.turn = 0
+        self.changed = threading.Condition()
+        self.all_started = threading.Barrier(count)
+
+    def run(self, index: int, func: Callable[[], None]) -> None:
+        """Run ``func()`` as thread number ``index`` (0 … count-1) of the lockstep."""
+        try:
+            self.all_started.wait(max(0.0, self.deadline - time.monotonic()))
+        except threading.BrokenBarrierError:
+            return  # another thread never started: nothing to race with
+        sys.settrace(self._tracer(index))
+        try:
+            func()
+        except Overtime:
+            pass
+        finally:
+            sys.settrace(None)
+            self._pass_turn(index)
+
+    def _pass_turn(self, index: int) -> None:
+        with self.changed:
+            if self.turn == index:
+                self.turn = (index + 1) % self.count
+            self.changed.notify_all()
+
+    def _tracer(self, index: int) -> Callable[..., Any]:
+        def on_line(frame: Any, event: str, arg: Any) -> Any:
+            if time.monotonic() > self.deadline:
+                raise Overtime
+            if event == "line":
+                with self.changed:
+                    self.changed.wait_for(lambda: self.turn == index, self.patience)
+                    self.turn = (index + 1) % self.count
+                    self.changed.notify_all()
+            return on_line
+
+        def on_call(frame: Any, event: str, arg: Any) -> Any:
+            return on_line if frame.f_code.co_filename == self.filename else None
+
+        return on_call
+
+
+def call_bounded(
+    func: Callable[..., Any],
+    *args: Any,
+    what: str,
+    why: str = "",
+    deadline: float,
+    bound: float = PURE_WAIT,
+) -> Any:
+    """Call the student's ``func(*args)`` in a helper thread, stopped at ``deadline``
+    (a ``time.monotonic()`` value): its result, or the exception it raised.
+
+    ``what`` names the call for the student ("public_value(…)"), ``why`` says
+    what usually makes it slow. A check that calls the student's code many
+    times gives every call the same deadline, so the whole check stays within
+    its bound whatever the number of cases; ``bound`` is that bound in seconds,
+    as the message shows it.
+    """
+    outcome = run_bounded(func, *args, timeout=max(0.0, deadline - time.monotonic()))
+    if outcome.raised(NotImplementedError):
+        raise not_written(getattr(func, "__name__", "your code"))
+    if outcome.status == "stuck":
+        raise too_slow(what, bound, why)
+    if outcome.status == "error":
+        raise outcome.value
+    return outcome.value
 
 
 def in_background(func: Callable[..., Any], *args: Any, timeout: float = WAIT) -> threading.Thread:
@@ -344,15 +473,18 @@ class DhOutcome:
 
 
 def _server_secret(group: Group, p: int, g: int) -> tuple[int, int]:
-    """The server's ``b`` and ``B = g^b mod p``; with a hostile ``p`` or ``g``, a ``B``
-    other than 0, 1 and p-1, so the client fails on ``p`` or ``g``, not on ``B``."""
-    b = group.random_exponent(secrets.randbelow)
-    big_b = pow(g, b, p)
+    """The server's ``b`` and ``B = g^b mod p``.
+
+    ``b`` is even, so ``B`` is a square mod p and passes the client's check of B
+    even when a hostile ``g`` is not (a g outside the subgroup): each hostile
+    case is refused by the one check it is about. ``B`` is never 0, 1 or p-1.
+    """
+    b, big_b = 0, 1
     for _ in range(20):
+        b = 2 * max(1, group.random_exponent(secrets.randbelow) // 2)
+        big_b = pow(g, b, p)
         if big_b not in (0, 1, p - 1):
             break
-        b = group.random_exponent(secrets.randbelow)
-        big_b = pow(g, b, p)
     return b, big_b
 
 
@@ -437,10 +569,26 @@ def composite(bits: int) -> tuple[int, tuple[int, int]]:
 
 
 def prime_not_safe(bits: int) -> int:
-    """A prime ``p`` of ``bits`` bits with ``(p-1)/2`` not prime."""
-    rng = secrets.SystemRandom()
+    """A prime ``p`` of ``bits`` bits with ``(p-1)/2`` not prime, and 2 a square mod p.
+
+    The same ``p`` on every run (a check must not pass or fail by luck). With
+    ``p ≡ 7 (mod 8)`` the number 2 is a square mod p, so ``g = 2`` and every
+    ``B = 2^b`` pass the check "``y^((p-1)/2) mod p == 1``" — only a client that
+    tests whether ``(p-1)/2`` is prime refuses this group.
+    """
+    rng = random.Random(f"prime-not-safe-{bits}")  # not secret: a fixed hostile group
     for _ in range(100_000):
-        p = rng.getrandbits(bits) | (1 << (bits - 1)) | 1
-        if is_probable_prime(p) and not is_probable_prime((p - 1) // 2):
+        p = rng.getrandbits(bits) | (1 << (bits - 1)) | 7
+        if p % 8 == 7 and is_probable_prime(p) and not is_probable_prime((p - 1) // 2):
             return p
     raise RuntimeError("no such prime found")  # pragma: no cover
+
+
+def outside_subgroup(group: Group) -> int:
+    """The smallest ``g`` of ``group`` outside the subgroup of order q (``g^q mod p = p-1``).
+
+    Such a g is a fine number between 2 and p-2, yet ``A = g^a`` tells
+    anyone whether ``a`` is even; only a check of ``g`` itself (``g^q mod p
+    == 1``, as ``groups.validate_public`` does) refuses it.
+    """
+    return next(y for y in range(2, group.p) if pow(y, group.q, group.p) != 1)
