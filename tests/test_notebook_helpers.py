@@ -645,7 +645,7 @@ def test_is_allowed_check() -> None:
         for line in Path(path).read_text().splitlines()[1:]:
             if not line.strip() or line.startswith("#"):
                 continue
-            name, text, comment = line.split(",")
+            _name, text, _comment = line.split(",")
             if text.strip().startswith("0x") and PublicKey.from_text(text) == key:
                 return True
         return False
