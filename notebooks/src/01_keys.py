@@ -267,13 +267,13 @@ checks.hidden_shared_secret(shared_secret, STUDENT_ID)
 # ### Exercise: your own numbers
 #
 # `my` (from the cell at the top) holds **your** toy group `my.p`, `my.g`, your secret `my.a`, and the public value `my.B` that Bob sent you.
-# Compute your public value `my_A` and the key `my_K` you share with Bob, from `my`'s numbers (by hand with `pow`, or with your functions above).
+# Compute your public value `my_A` and the key `my_K` you share with Bob, from `my`'s numbers: by hand with `pow`, or with your functions above, which take a group: `public_value(my.group, my.a)`, `shared_secret(my.group, my.a, my.B)` (`my` itself is not a group).
 
 # %% [markdown] lang=ru id=cell-022
 # ### Упражнение: ваши собственные числа
 #
 # В `my` (из ячейки в начале) лежат **ваша** учебная группа `my.p`, `my.g`, ваш секрет `my.a` и открытое значение `my.B`, которое прислал вам Боб.
-# Вычислите своё открытое значение `my_A` и общий с Бобом ключ `my_K` из чисел `my` (вручную через `pow` или своими функциями выше).
+# Вычислите своё открытое значение `my_A` и общий с Бобом ключ `my_K` из чисел `my`: вручную через `pow` или своими функциями выше, которые принимают группу: `public_value(my.group, my.a)`, `shared_secret(my.group, my.a, my.B)` (сам `my` группой не является).
 
 # %% id=cell-023
 my.p, my.g, my.a, my.B

@@ -586,8 +586,10 @@ checks.hidden_port_pool(MyPortPool)
 # * The server's own event log is enough to draw who held which port when.
 #
 # **Control question: how does SSL work in practice?** TLS keeps one connection, but the idea of this notebook is there too:
-# a session that outlives its connection. TLS *session resumption* gives the client a ticket (encrypted by the server, like ours) that lets it continue
-# the session on a new connection without a full handshake.
+# a session that outlives its connection. TLS *session resumption* gives the client a ticket that lets it continue the session on a new connection
+# without a full handshake. A TLS ticket is the session's own state, encrypted by the server under a key only the server knows, so the server has
+# nothing to remember. Ours is different: a random token that means nothing by itself, which the server looks up in its own table; it travels only
+# inside the encrypted channel and is good for one connection.
 #
 # **Clean up.** Close the clients, stop the servers and taps, and close the pools:
 
@@ -600,8 +602,10 @@ checks.hidden_port_pool(MyPortPool)
 # * Журнала событий самого сервера достаточно, чтобы нарисовать, кто и когда держал какой порт.
 #
 # **Контрольный вопрос: как работает SSL на практике?** TLS обходится одним соединением, но идея этого блокнота есть и там:
-# сеанс, который переживает своё соединение. *Возобновление сеанса* (session resumption) в TLS выдаёт клиенту билет (зашифрованный сервером, как наш),
-# и по нему клиент продолжает сеанс в новом соединении без полного рукопожатия.
+# сеанс, который переживает своё соединение. *Возобновление сеанса* (session resumption) в TLS выдаёт клиенту билет, по которому клиент продолжает сеанс
+# в новом соединении без полного рукопожатия. Билет TLS — это само состояние сеанса, зашифрованное сервером на ключе, который знает только сервер, поэтому
+# серверу ничего не нужно помнить. Наш билет устроен иначе: это случайная строка, которая сама по себе ничего не значит, и сервер ищет её в своей таблице;
+# она передаётся только внутри зашифрованного канала и годится для одного соединения.
 #
 # **Уборка.** Закройте клиентов, остановите серверы и прослушки и закройте пулы:
 

@@ -685,8 +685,10 @@ widgets.table([{"path": p, "kind": e.kind, "bytes": e.size} for p, e in walk(ali
 # * With static keys only, a stolen private key opens every recording, and lets the thief pose as anyone to the key's owner (with the server's key, he logs in as any student). `secure` mode mixes in ephemeral keys (the terms ee, es, se): a stolen key opens no recording — forward secrecy — and lets the thief pose only as the key's owner.
 # * A home folder is a jail only if every path is read as names, `..` cannot climb above the top, links are never followed, and the check compares path components, not strings.
 #
-# **Control question: how does SSL work in practice?** TLS 1.3 allows **only** ephemeral Diffie-Hellman key exchanges (ECDHE or
+# **Control question: how does SSL work in practice?** In TLS 1.3 every full handshake is an ephemeral Diffie-Hellman key exchange (ECDHE or
 # finite-field DHE, like ours): the certificate's long-term key only *signs* the handshake, so stealing it later opens no recorded session.
+# The exception is resuming with a pre-shared key in the PSK-only mode (`psk_ke`): it skips the fresh DH, so whoever later steals that key reads
+# those connections; the mode that adds a fresh DH (`psk_dhe_ke`) keeps forward secrecy.
 # TLS 1.2 still allowed "static RSA" key exchange, where the stolen server key decrypted everything — the first experiment of section 3.
 #
 # **Clean up.** Stop every server and tap of this notebook and delete its temporary folder:
@@ -699,8 +701,10 @@ widgets.table([{"path": p, "kind": e.kind, "bytes": e.size} for p, e in walk(ali
 # * Если есть только статические ключи, украденный закрытый ключ вскрывает любую запись и позволяет вору выдать себя за кого угодно перед владельцем ключа (с ключом сервера он входит под именем любого студента). Режим `secure` подмешивает эфемерные ключи (слагаемые ee, es, se): украденный ключ не вскрывает ни одной записи — это прямая секретность — и позволяет выдать себя только за владельца ключа.
 # * Домашняя папка изолирует пользователя, только если каждый путь читается по именам, `..` не поднимается выше вершины, по ссылкам никто не ходит, а проверка сравнивает компоненты пути, а не строки.
 #
-# **Контрольный вопрос: как работает SSL на практике?** TLS 1.3 допускает **только** эфемерный обмен ключами Диффи — Хеллмана (ECDHE или
+# **Контрольный вопрос: как работает SSL на практике?** В TLS 1.3 каждое полное рукопожатие — это эфемерный обмен ключами Диффи — Хеллмана (ECDHE или
 # DHE в конечном поле, как у нас): долговременный ключ сертификата только *подписывает* рукопожатие, поэтому его кража потом не вскроет ни одного записанного сеанса.
+# Исключение — возобновление с заранее согласованным ключом (PSK) в режиме «только PSK» (`psk_ke`): в нём нет свежего обмена DH, и тот, кто потом украдёт этот ключ,
+# прочтёт такие соединения; режим, который добавляет свежий DH (`psk_dhe_ke`), прямую секретность сохраняет.
 # TLS 1.2 ещё допускал обмен ключами «static RSA», при котором украденный ключ сервера расшифровывал всё, — это первый эксперимент раздела 3.
 #
 # **Уборка.** Остановите все серверы и прослушки этого блокнота и удалите его временную папку:
