@@ -681,6 +681,12 @@ checks.hidden_is_allowed(is_allowed, allow_path, people)
 #
 # Running it twice must work too: the second time, the key and the row are already there.
 # The check runs your function against a real room on 127.0.0.1 with a fresh allowlist.
+#
+# Why pin? Without `server_key`, `ChatClient.connect` falls back to *trust on first use*: the first time it meets a server
+# at an address it writes that server's key into `keys/known_servers.csv`, and later refuses any other key there, as `ssh` does
+# with `known_hosts`. That protects every connection but the first one, and the first one is exactly when Mallory may be in the middle.
+# You were given the server's key, so pin it: then even the first connection is safe. The check refuses a join that does not pin
+# (and stops it before it writes anything into your `known_servers.csv`).
 
 # %% [markdown] lang=ru id=cell-055
 # ## 7 · Упражнение: новый студент
@@ -695,6 +701,12 @@ checks.hidden_is_allowed(is_allowed, allow_path, people)
 #
 # Повторный вызов тоже должен работать: во второй раз и ключ, и строка уже на месте.
 # Проверка запускает вашу функцию против настоящей комнаты на 127.0.0.1 с новым списком.
+#
+# Зачем закреплять ключ? Без `server_key` метод `ChatClient.connect` переходит к *доверию при первом подключении*: впервые встретив сервер
+# по какому-то адресу, он записывает ключ этого сервера в `keys/known_servers.csv`, а потом отвергает по этому адресу любой другой ключ — так же поступает `ssh`
+# со своим `known_hosts`. Это защищает все соединения, кроме первого, а именно в первом Мэллори и может оказаться посередине.
+# Ключ сервера вам дан, поэтому закрепите его: тогда безопасно и первое соединение. Проверка не засчитывает подключение без закреплённого ключа
+# (и останавливает его раньше, чем оно что-нибудь запишет в ваш `known_servers.csv`).
 
 # %% solution grade_id=join_as_new_student
 def join_as_new_student(name, key_dir, allowlist_path, address, server_key):
