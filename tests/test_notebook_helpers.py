@@ -680,9 +680,7 @@ def test_join_as_new_student_check(no_leaks) -> None:
     _fails(checks_03_allowlist.check_join_as_new_student, adds_twice, "second must too")
 
 
-def test_join_check_catches_an_unpinned_server_and_writes_no_file(
-    no_leaks, tmp_path, monkeypatch
-) -> None:
+def test_join_check_catches_an_unpinned_server_and_writes_no_file(no_leaks) -> None:
     """Issue 18 §2 and §4: a join that does not pin the server fails, and the check
     writes nothing into the student's keys/known_servers.csv (trust on first use)."""
     from labcrypto.allowlist import Allowlist
@@ -695,12 +693,11 @@ def test_join_check_catches_an_unpinned_server_and_writes_no_file(
             listed.add(name, key.public_key)
         return ChatClient.connect(*address, key, timeout=5)
 
-    monkeypatch.chdir(tmp_path)  # where the default keys/known_servers.csv would go
     message = _fails(
         checks_03_allowlist.check_join_as_new_student, unpinned, "without pinning the server's key"
     )
     assert "nothing was written" in message
-    assert not (tmp_path / "keys").exists()
+    assert not (keys.default_dir() / "known_servers.csv").exists()  # the student's own file
 
 
 # --- notebook 04 -----------------------------------------------------------------------

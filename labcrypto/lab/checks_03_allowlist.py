@@ -201,7 +201,7 @@ JOIN = {
     "not pinned": N_(
         "On the {attempt} call the function connected without pinning the server's key: "
         "it would trust whichever key the server showed (trust on first use) and write it "
-        "into keys/known_servers.csv. You were given server_key: pass it on "
+        "into known_servers.csv in your keys folder. You were given server_key: pass it on "
         "(ChatClient.connect(..., server_key=server_key)), so that an impostor at that "
         "address is refused. (The check stopped it there: nothing was written.)"
     ),

@@ -683,7 +683,7 @@ checks.hidden_is_allowed(is_allowed, allow_path, people)
 # The check runs your function against a real room on 127.0.0.1 with a fresh allowlist.
 #
 # Why pin? Without `server_key`, `ChatClient.connect` falls back to *trust on first use*: the first time it meets a server
-# at an address it writes that server's key into `keys/known_servers.csv`, and later refuses any other key there, as `ssh` does
+# at an address it writes that server's key into `known_servers.csv` in your keys folder, and later refuses any other key there, as `ssh` does
 # with `known_hosts`. That protects every connection but the first one, and the first one is exactly when Mallory may be in the middle.
 # You were given the server's key, so pin it: then even the first connection is safe. The check refuses a join that does not pin
 # (and stops it before it writes anything into your `known_servers.csv`).
@@ -703,7 +703,7 @@ checks.hidden_is_allowed(is_allowed, allow_path, people)
 # Проверка запускает вашу функцию против настоящей комнаты на 127.0.0.1 с новым списком.
 #
 # Зачем закреплять ключ? Без `server_key` метод `ChatClient.connect` переходит к *доверию при первом подключении*: впервые встретив сервер
-# по какому-то адресу, он записывает ключ этого сервера в `keys/known_servers.csv`, а потом отвергает по этому адресу любой другой ключ — так же поступает `ssh`
+# по какому-то адресу, он записывает ключ этого сервера в `known_servers.csv` в вашей папке ключей, а потом отвергает по этому адресу любой другой ключ — так же поступает `ssh`
 # со своим `known_hosts`. Это защищает все соединения, кроме первого, а именно в первом Мэллори и может оказаться посередине.
 # Ключ сервера вам дан, поэтому закрепите его: тогда безопасно и первое соединение. Проверка не засчитывает подключение без закреплённого ключа
 # (и останавливает его раньше, чем оно что-нибудь запишет в ваш `known_servers.csv`).
