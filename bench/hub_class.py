@@ -19,7 +19,7 @@ removed afterwards, as in the test.
 
     sudo .venv/bin/python bench/hub_class.py --students 20 40
 
-Heavy: 40 students take about 11 GB and both cores for a few minutes.
+Heavy: 40 students take about 9 GB and both cores for several minutes.
 Figures, not pass/fail.
 """
 
