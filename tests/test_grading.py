@@ -124,6 +124,24 @@ WRONG: dict[str, tuple[str, str]] = {
         "    return max((bytes(b - k for b in ciphertext) for k in range(256)), key=score)\n",
         "does not wrap around",
     ),
+    "my_cipher": (
+        "from cryptography.hazmat.primitives import hashes\n"
+        "from cryptography.hazmat.primitives.ciphers.aead import AESGCM\n"
+        "from cryptography.hazmat.primitives.kdf.hkdf import HKDF\n"
+        "class MyCipher:\n"
+        "    def __init__(self, K, i_am_client):\n"
+        "        self.key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,\n"
+        "                        info=b'session key').derive(K)\n"
+        "        self.sealed = self.opened = 0\n"
+        "    def seal(self, plaintext):\n"
+        "        self.sealed += 1\n"
+        "        nonce = self.sealed.to_bytes(12, 'big')\n"
+        "        return AESGCM(self.key).encrypt(nonce, plaintext, None)\n"
+        "    def open(self, data):\n"
+        "        self.opened += 1\n"
+        "        return AESGCM(self.key).decrypt(self.opened.to_bytes(12, 'big'), data, None)\n",
+        "both directions use one key",
+    ),
     "chat_loop": (
         "import pickle\n"
         "def chat_loop(channel, lines):\n"

@@ -535,6 +535,132 @@ def test_framing_check_ends_a_stuck_receiver_and_leaves_nothing(no_leaks) -> Non
 # --- notebook 01: your own numbers ---------------------------------------------------
 
 
+# --- your own seal and open (05) -----------------------------------------------------------
+
+
+def _cipher_class(
+    labels=(b"client to server", b"server to client"),
+    raw_k=False,
+    fixed_nonce=False,
+    swallow_bad_tag=False,
+    no_tag_check=False,
+    nonce_on_wire=False,
+):
+    """A MyCipher as the notebook describes it, or with one known mistake."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    class MyCipher:
+        def __init__(self, k, i_am_client):
+            if raw_k:
+                found = [k[:32], k[:32]]
+            else:
+                found = [
+                    HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(k)
+                    for label in labels
+                ]
+            self.send_key, self.recv_key = found if i_am_client else found[::-1]
+            self.sealed = self.opened = 0
+
+        def seal(self, plaintext):
+            nonce = bytes(12) if fixed_nonce else self.sealed.to_bytes(12, "big")
+            if nonce_on_wire:
+                nonce = os.urandom(12)
+            self.sealed += 1
+            sealed = AESGCM(self.send_key).encrypt(nonce, plaintext, None)
+            return nonce + sealed if nonce_on_wire else sealed
+
+        def open(self, data):
+            nonce = bytes(12) if fixed_nonce else self.opened.to_bytes(12, "big")
+            if nonce_on_wire:
+                nonce, data = data[:12], data[12:]
+            self.opened += 1
+            if no_tag_check:  # decrypts GCM without ever checking the 16-byte tag
+                decryptor = Cipher(algorithms.AES(self.recv_key), modes.GCM(nonce)).decryptor()
+                return decryptor.update(data[:-16])
+            try:
+                return AESGCM(self.recv_key).decrypt(nonce, data, None)
+            except InvalidTag:
+                if swallow_bad_tag:
+                    return b""
+                raise
+
+    return MyCipher
+
+
+def test_my_cipher_check_passes_the_reference(no_leaks) -> None:
+    import time
+
+    start = time.perf_counter()
+    checks_05_ftp.check_my_cipher(_cipher_class())
+    checks_05_ftp.hidden_my_cipher(_cipher_class())
+    assert time.perf_counter() - start < 3
+
+
+@pytest.mark.parametrize(
+    ("mistake", "phrase"),
+    [
+        ({"fixed_nonce": True}, "nonce reuse"),
+        ({"raw_k": True}, "raw K as key"),
+        ({"labels": (b"key", b"key")}, "both directions use one key"),
+        ({"labels": (b"server to client", b"client to server")}, "server-to-client key"),
+        ({"swallow_bad_tag": True}, "was not refused"),
+        ({"no_tag_check": True}, "do not decrypt without checking the tag"),
+        ({"nonce_on_wire": True}, "the nonce travels with the message"),
+    ],
+)
+def test_my_cipher_check_names_each_mistake(no_leaks, mistake, phrase) -> None:
+    """Each mistake is caught on every run (five runs: nothing depends on luck), by its name."""
+    wrong = _cipher_class(**mistake)
+    for _ in range(5):
+        message = _fails(checks_05_ftp.check_my_cipher, wrong, phrase)
+        assert "section «Exercise: your own seal and open»" in message
+    with pytest.raises(CheckFailed):
+        checks_05_ftp.hidden_my_cipher(wrong)
+
+
+def test_my_cipher_check_catches_a_replay_and_ends_a_stuck_cipher(no_leaks) -> None:
+    import time
+
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    def _nonce(count):
+        return count.to_bytes(12, "big")
+
+    class Replays(_cipher_class()):
+        def open(self, data):  # "tolerates reordering": tries every nonce used so far
+            for count in range(self.opened + 1):
+                try:
+                    plaintext = AESGCM(self.recv_key).decrypt(_nonce(count), data, None)
+                except InvalidTag:
+                    continue
+                self.opened = max(self.opened, count + 1)
+                return plaintext
+            raise InvalidTag
+
+    _fails(checks_05_ftp.check_my_cipher, Replays, "opened twice")
+
+    class Stuck(_cipher_class()):
+        def seal(self, plaintext):
+            time.sleep(3)  # longer than the check waits (a loop that would never end)
+            return b""
+
+    start = time.perf_counter()
+    _fails(checks_05_ftp.check_my_cipher, Stuck, "did not return within")
+    assert time.perf_counter() - start < 5
+    _fails(checks_05_ftp.check_my_cipher, lambda k, c: 1 / 0, "raised ZeroDivisionError")
+
+    class NotWritten:
+        def __init__(self, k, i_am_client):
+            raise NotImplementedError()
+
+    _fails(checks_05_ftp.check_my_cipher, NotWritten, "not written yet")
+
+
 def test_my_numbers_check_never_shows_the_answer() -> None:
     my = variants.variant("s1234567")
     right_a, right_k = pow(my.g, my.a, my.p), pow(my.B, my.a, my.p)

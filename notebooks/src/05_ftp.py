@@ -170,6 +170,118 @@ display(bar)
 down = alice.get("dataset.bin", laptop / "dataset-again.bin", progress=lambda done, total: setattr(bar, "value", done))
 down.sha256 == local_digest, hashlib.sha256((laptop / "dataset-again.bin").read_bytes()).hexdigest() == local_digest
 
+# %% [markdown] id=my-cipher
+# ### Exercise: your own seal and open
+#
+# Every request above was sealed and opened by the package's channel; now write that part yourself. After the exchange both sides hold the same `K` (here as bytes: `K.to_bytes(256, "big")` for a 2048-bit group).
+# Write `MyCipher(K, i_am_client)`, one side of the conversation, with `seal(plaintext)` for what it sends and `open(data)` for what it receives:
+#
+# 1. two keys, one per direction, each made from `K` with HKDF-SHA256 (32 bytes, no salt): `info=b"client to server"` and `info=b"server to client"`.
+#    The client seals with the first and opens with the second; the server the other way round. `K` itself is never a key.
+# 2. a nonce that never repeats under one key: the number of messages this side has sealed before, as 12 big-endian bytes (`count.to_bytes(12, "big")`).
+#    The receiver counts the messages it has opened the same way, so the nonce is not sent.
+# 3. `seal` returns `AESGCM(key).encrypt(nonce, plaintext, None)`; `open` returns `AESGCM(key).decrypt(nonce, data, None)`, which raises `InvalidTag` when a single bit was changed: let it raise.
+#
+# The check is the other side: it derives the keys as described, opens what your client seals and seals what it must open. Then it flips one bit of a message and delivers another one twice.
+
+# %% [markdown] lang=ru id=my-cipher
+# ### Упражнение: свои seal и open
+#
+# Каждый запрос выше шифровал и расшифровывал канал из пакета; теперь напишите эту часть сами. После обмена у обеих сторон один и тот же `K` (здесь в виде байтов: `K.to_bytes(256, "big")` для 2048-битной группы).
+# Напишите `MyCipher(K, i_am_client)` — одну сторону разговора: `seal(plaintext)` для того, что она отправляет, и `open(data)` для того, что она получает.
+#
+# 1. Два ключа, по одному на каждое направление, оба выводятся из `K` через HKDF-SHA256 (32 байта, без соли): `info=b"client to server"` и `info=b"server to client"`.
+#    Клиент шифрует первым и расшифровывает вторым, сервер — наоборот. Сам `K` ключом не бывает никогда.
+# 2. Nonce, который под одним ключом никогда не повторяется: число сообщений, которые эта сторона зашифровала раньше, в виде 12 байтов big-endian (`count.to_bytes(12, "big")`).
+#    Получатель так же считает сообщения, которые он расшифровал, поэтому nonce не передаётся.
+# 3. `seal` возвращает `AESGCM(key).encrypt(nonce, plaintext, None)`; `open` возвращает `AESGCM(key).decrypt(nonce, data, None)`. Если изменён хотя бы один бит, `decrypt` выбрасывает `InvalidTag`: не перехватывайте это исключение.
+#
+# Проверка играет роль другой стороны: она выводит ключи так, как описано выше, расшифровывает то, что зашифровал ваш клиент, и шифрует то, что он должен расшифровать.
+# Затем она меняет один бит в сообщении и доставляет другое сообщение дважды.
+
+# %% solution grade_id=my_cipher
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+
+class MyCipher:
+    """One side of an encrypted conversation: seal what it sends, open what it receives."""
+
+    def __init__(self, K, i_am_client):
+        """K: the shared secret as bytes; i_am_client: True on the client, False on the server."""
+        ### BEGIN SOLUTION
+        keys = [
+            HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(K)
+            for label in (b"client to server", b"server to client")
+        ]
+        self.send_key, self.recv_key = keys if i_am_client else keys[::-1]
+        self.sealed = 0     # messages sealed so far: the next nonce
+        self.opened = 0     # messages opened so far: the nonce the peer used next
+        ### END SOLUTION
+
+    def seal(self, plaintext):
+        """The bytes to send for ``plaintext``."""
+        ### BEGIN SOLUTION
+        nonce = self.sealed.to_bytes(12, "big")
+        self.sealed += 1
+        return AESGCM(self.send_key).encrypt(nonce, plaintext, None)
+        ### END SOLUTION
+
+    def open(self, data):
+        """The plaintext of received ``data``; raises if it was changed on the way."""
+        ### BEGIN SOLUTION
+        nonce = self.opened.to_bytes(12, "big")
+        plaintext = AESGCM(self.recv_key).decrypt(nonce, data, None)  # InvalidTag if changed
+        self.opened += 1
+        return plaintext
+        ### END SOLUTION
+
+# %% lang=ru grade_id=my_cipher
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+
+class MyCipher:
+    """Одна сторона зашифрованного разговора: шифрует то, что отправляет, расшифровывает то, что получает."""
+
+    def __init__(self, K, i_am_client):
+        """K — общий секрет в виде байтов; i_am_client — True у клиента, False у сервера."""
+        ### BEGIN SOLUTION
+        keys = [
+            HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(K)
+            for label in (b"client to server", b"server to client")
+        ]
+        self.send_key, self.recv_key = keys if i_am_client else keys[::-1]
+        self.sealed = 0     # сколько сообщений зашифровано: это следующий nonce
+        self.opened = 0     # сколько сообщений расшифровано: nonce, который собеседник взял следующим
+        ### END SOLUTION
+
+    def seal(self, plaintext):
+        """Байты, которые нужно отправить для ``plaintext``."""
+        ### BEGIN SOLUTION
+        nonce = self.sealed.to_bytes(12, "big")
+        self.sealed += 1
+        return AESGCM(self.send_key).encrypt(nonce, plaintext, None)
+        ### END SOLUTION
+
+    def open(self, data):
+        """Открытый текст полученных ``data``; исключение, если их изменили по дороге."""
+        ### BEGIN SOLUTION
+        nonce = self.opened.to_bytes(12, "big")
+        plaintext = AESGCM(self.recv_key).decrypt(nonce, data, None)  # InvalidTag, если изменены
+        self.opened += 1
+        return plaintext
+        ### END SOLUTION
+
+# %% tests grade_id=check_my_cipher points=3
+"""Check MyCipher against a correct other side: keys from HKDF, one per direction, fresh nonces, tampering and replay refused."""
+checks.check_my_cipher(MyCipher)
+### BEGIN HIDDEN TESTS
+checks.hidden_my_cipher(MyCipher)
+### END HIDDEN TESTS
+
 # %% [markdown] id=cell-018
 # ## 2 · Fresh keys for every request
 #
