@@ -152,6 +152,18 @@ WRONG: dict[str, tuple[str, str]] = {
         "    return replies\n",
         "course mistake 7",
     ),
+    "dh_server": (
+        "import json\n"
+        "import secrets\n"
+        "from labcrypto.channel import read_frame, write_frame\n"
+        "def dh_server(sock, group):\n"
+        "    b = group.random_exponent(secrets.randbelow)\n"
+        "    B = pow(group.g, b, group.p)\n"
+        "    write_frame(sock, json.dumps({'p': group.p, 'g': group.g, 'B': B}).encode())\n"
+        "    A = json.loads(read_frame(sock))['A']\n"
+        "    return pow(A, b, group.p)\n",
+        "K = 0 whatever your b",
+    ),
     "is_allowed": (
         "def is_allowed(path, key):\n    return key.to_text() in Path(path).read_text()\n",
         "Compare keys, not text",

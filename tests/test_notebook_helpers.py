@@ -716,6 +716,109 @@ def _reference_is_allowed(path, key):
     return False
 
 
+# --- the server's half of the exchange (03) ------------------------------------------------
+
+
+def _dh_server(validate="full", fixed_b=False, pickled=False, read=None, send_k=False):
+    """A dh_server as notebook 03 describes it, or with one known mistake."""
+    import json
+    import pickle
+    import secrets
+
+    from labcrypto.channel import read_frame, write_frame
+
+    fixed: dict[int, int] = {}
+
+    def dh_server(sock, group):
+        b = group.random_exponent(secrets.randbelow)
+        if fixed_b:
+            b = fixed.setdefault(group.p, b)
+        hello = {"p": group.p, "g": group.g, "B": pow(group.g, b, group.p)}
+        write_frame(sock, json.dumps(hello).encode())
+        data = read(sock) if read else read_frame(sock)
+        public = (pickle.loads(data) if pickled else json.loads(data))["A"]
+        if validate == "full":
+            groups.validate_public(group, public)
+        elif validate == "small values":  # 0, 1 and p-1 refused by value, no range
+            if public in (0, 1, group.p - 1):
+                raise ValueError("bad A")
+        elif validate == "range":  # 2 <= A <= p-2, no subgroup check
+            if not 2 <= public <= group.p - 2:
+                raise ValueError("bad A")
+        elif validate == "below 2" and public < 2:
+            raise ValueError("bad A")
+        shared = pow(public, b, group.p)
+        if send_k:
+            write_frame(sock, json.dumps({"K": shared}).encode())
+        return shared
+
+    return dh_server
+
+
+def test_dh_server_check_passes_the_reference_quickly(no_leaks) -> None:
+    import time
+
+    start = time.perf_counter()
+    checks_03_allowlist.check_dh_server(_dh_server())
+    checks_03_allowlist.hidden_dh_server(_dh_server())
+    assert time.perf_counter() - start < 5
+
+
+def _recv_ignoring_close(sock):
+    """Reads exactly one frame, but never checks for b'' (the peer closed): it spins on."""
+    import time
+
+    deadline = time.monotonic() + 3  # (bounded here, so that the test leaves no thread)
+
+    def exactly(count):
+        data = b""
+        while len(data) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError("gave up")
+            data += sock.recv(count - len(data))
+        return data
+
+    return exactly(struct.unpack("!I", exactly(4))[0])
+
+
+@pytest.mark.parametrize(
+    ("mistake", "phrases"),
+    [
+        ({"validate": "none"}, ["sent A = 0", "K = 0 whatever your b"]),
+        ({"validate": "below 2"}, ["sent A = p-1", "has order 2"]),
+        ({"validate": "small values"}, ["sent A = p+1", "1 in disguise"]),
+        ({"validate": "range"}, ["outside g's subgroup", "A^q mod p"]),
+        ({"fixed_b": True}, ["same B", "fresh b"]),
+        ({"send_k": True}, ["The shared secret was sent on the wire", "mistake 3"]),
+        ({"pickled": True}, ["pickle", "mistake 7"]),
+        ({"read": lambda sock: sock.recv(1024)[4:]}, ["TCP does not keep message boundaries"]),
+        ({"read": _recv_ignoring_close}, ["closed the connection without sending A", "waiting"]),
+    ],
+)
+def test_dh_server_check_names_each_mistake(no_leaks, mistake, phrases) -> None:
+    """Each mistake is caught on every run (three runs: no case depends on luck), by its name."""
+    wrong = _dh_server(**mistake)
+    for _ in range(3):
+        message = _fails(checks_03_allowlist.check_dh_server, wrong, *phrases)
+        assert "section «Exercise: the server's half of the exchange»" in message
+
+
+def test_dh_server_check_ends_a_stuck_server_and_says_so(no_leaks) -> None:
+    import time
+
+    def never_speaks(sock, group):
+        return int(sock.recv(10) or 0)  # waits for the client, which waits for the hello
+
+    start = time.perf_counter()
+    _fails(checks_03_allowlist.check_dh_server, never_speaks, "sent no hello within")
+    assert time.perf_counter() - start < 5
+
+    def not_written(sock, group):
+        raise NotImplementedError()
+
+    _fails(checks_03_allowlist.check_dh_server, not_written, "not written yet")
+
+
 def test_is_allowed_check() -> None:
     from labcrypto.allowlist import Allowlist
 

@@ -1,37 +1,353 @@
-"""The checks of notebook 03_allowlist: the allowlist check, and a new student who joins.
+"""The checks of notebook 03_allowlist: the server's half of the exchange, the allowlist, newcomers.
 
 Each exercise has a visible check (``check_...``) and, right after it, the
 hidden test nbgrader puts back when it grades (``hidden_...``, run against
-the notebook's own allowlist and chat room). ``check_join_as_new_student``
-runs the student's code against a real chat server on 127.0.0.1.
+the notebook's own allowlist and chat room). ``check_dh_server`` is the
+client of the student's server over TCP on 127.0.0.1, fair and then hostile
+(one case per connection, every case on every run);
+``check_join_as_new_student`` runs the student's code against a real chat
+server on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import pickle
 import re
 import secrets
+import socket
 import stat
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..allowlist import Allowlist
+from ..channel import read_frame
 from ..chat import ChatServer
 from ..errors import AllowlistError, KeyNotAllowed, LabCryptoError
-from ..groups import FFDHE2048, validate_public
-from ..i18n import N_, gettext
+from ..groups import FFDHE2048, Group, small_safe_prime_group, validate_public
+from ..i18n import N_, Messages, gettext
 from ..keys import PublicKey, generate, load
 from ..known_servers import KnownServers
-from .feedback import CheckFailed, call, code_of, expect, explained_in, fail, passed, refused_as
+from .feedback import (
+    RECV_AS_MESSAGE,
+    WAIT,
+    CheckFailed,
+    call,
+    code_of,
+    expect,
+    explained_in,
+    fail,
+    how_it_ended,
+    not_written,
+    passed,
+    refused_as,
+)
+from .harness import HEADER, dribble, frame_json, read_available, tcp_connection
 
 __all__ = [
+    "check_dh_server",
     "check_is_allowed",
     "check_join_as_new_student",
+    "hidden_dh_server",
     "hidden_is_allowed",
     "hidden_join",
 ]
+
+# --- the server's half of the exchange ---------------------------------------------
+
+DH_SERVER = Messages(
+    {
+        "no hello": N_(
+            "Your server sent no hello within {wait:.0f} s of a client connecting: the "
+            "server speaks first, with one JSON frame holding p, g and B; then it reads "
+            "the client's frame."
+        ),
+        "bad hello": N_(
+            "The client could not read your server's hello ({error}): send one frame "
+            "(write_frame) holding JSON with the integers p, g and B."
+        ),
+        "other group": N_(
+            "Your hello does not offer the group dh_server was given: send its p and g "
+            "(group.p, group.g), not numbers of your own."
+        ),
+        "bad B": N_(
+            "Your hello's B is not a valid public value of the group: B = g^b mod p, with "
+            "b drawn by group.random_exponent(secrets.randbelow)."
+        ),
+        "same b": N_(
+            "Two connections got the same B: your server uses one secret b for every "
+            "client, so whoever learns it once reads every conversation. Draw a fresh b "
+            "for every connection with secrets."
+        ),
+        "secret sent": N_(
+            "The shared secret was sent on the wire (course mistake 3): the bytes your "
+            "server sent contain K. Each side computes K; nobody sends it."
+        ),
+        "fair stuck": N_(
+            "With a fair client ({what}), dh_server did not return within {wait:.0f} s: it "
+            "is waiting for bytes that never come.{hint}"
+        ),
+        "fair raised": N_("With a fair client ({what}), dh_server raised {error}.{hint}"),
+        "fair pickle": N_(
+            "With a fair client, dh_server raised {error}: your server reads the client's "
+            "message with pickle (course mistake 7). Unpickling bytes from the network lets "
+            "the sender run any code on your server: the client sends JSON, read it with "
+            "json.loads."
+        ),
+        "fair hint": N_(
+            " It looks like {recv_as_message}: read the client's frame with "
+            "read_frame(sock), which returns exactly one message however it arrives."
+        ),
+        "other K": N_(
+            "With a fair client, dh_server {outcome}, but the client computed another K: "
+            "both sides must get the same number. Use the b of your B for K = A^b mod p."
+        ),
+        "whole": N_("its frame in one piece"),
+        "split": N_("its frame one byte per TCP segment"),
+        "glued": N_("its frame glued to a second message in one segment"),
+        "hostile": N_(
+            "A hostile client {what}, and your server {done}. It must refuse (raise "
+            "ValueError, or let read_frame's error through) and never return a K.\n{why}"
+        ),
+        "returned K": N_("returned a K"),
+        "kept waiting": N_("kept waiting"),
+        "A = 0": N_("sent A = 0"),
+        "A = 1": N_("sent A = 1"),
+        "A = p-1": N_("sent A = p-1"),
+        "A = p+1": N_("sent A = p+1"),
+        "A outside": N_("sent an A outside g's subgroup"),
+        "pickle": N_("sent its A as a pickle"),
+        "garbage": N_("sent a frame of bytes that are not JSON"),
+        "closed": N_("closed the connection without sending A"),
+        "4 GB": N_("announced a message of 4 GB"),
+        "why 0": N_(
+            "A = 0 makes K = 0 whatever your b: anyone can send it and know K. Validate the "
+            "client's A before using it (course mistake 1)."
+        ),
+        "why 1": N_("A = 1 makes K = 1 whatever your b: anyone can send it and know K."),
+        "why p-1": N_(
+            "A = p-1 has order 2: K is 1 or p-1, and the client learns whether your b is "
+            "even. p-1 is in range but still forbidden."
+        ),
+        "why p+1": N_(
+            "p+1 is 1 in disguise: (p+1)^b mod p = 1. A public value must lie between 2 and "
+            "p-2; comparing A with 0, 1 and p-1 is not enough without the range."
+        ),
+        "why outside": N_(
+            "This A is not in the subgroup that g generates (A^q mod p ≠ 1, q = (p-1)/2): K "
+            "= A^b then tells the client whether your b is even. Check that A^q mod p == 1."
+        ),
+        "why pickle": N_(
+            "Your server unpickled bytes from the network (course mistake 7): a pickle can "
+            "make its reader run any code the sender chose. Read JSON only."
+        ),
+        "why garbage": N_(
+            "Bytes from the network are not always what the protocol says: refuse a frame "
+            "that is not JSON holding an integer A, with an error."
+        ),
+        "why closed": N_(
+            "recv() returning b'' means the connection is closed: raise ConnectionError "
+            "(read_frame does), do not loop or go on without A."
+        ),
+        "why 4 GB": N_(
+            "Check the length against a limit before reading (read_frame does): otherwise "
+            "four bytes from anyone make your server wait for, or allocate, 4 GB."
+        ),
+        "passed": N_(
+            "dh_server agrees on K with fair clients whatever the TCP segments, draws a new "
+            "b for each, never sends K, and refuses A = 0, 1, p-1, p+1, an A outside the "
+            "subgroup, a pickle, bytes that are not JSON, a 4 GB length and a client that "
+            "hangs up."
+        ),
+    }
+)
+
+
+@dataclass
+class _ServerRun:
+    """One connection of the student's server with the check's client."""
+
+    status: str = "stuck"  #: "ok", "error" or "stuck" (the server's function)
+    value: Any = None  #: what dh_server returned or raised
+    hello: dict[str, Any] | None = None  #: the server's hello, as the client read it
+    hello_error: str = ""  #: why the client could not read it ("" if it could)
+    client_k: int | None = None  #: the K the fair client computed
+    sent: bytes = b""  #: every byte the server sent
+
+
+def _non_residue(group: Group) -> int:
+    """The smallest value outside g's subgroup (x^q mod p = p-1)."""
+    x = 2
+    while pow(x, group.q, group.p) == 1:
+        x += 1
+    return x
+
+
+def _read_hello(sock: socket.socket, run: _ServerRun) -> dict[str, Any] | None:
+    try:
+        hello = json.loads(read_frame(sock, max_size=1 << 16))
+        if not isinstance(hello, dict) or not all(
+            isinstance(hello.get(name), int) for name in ("p", "g", "B")
+        ):
+            raise ValueError("no integers p, g and B")
+    except TimeoutError:
+        return None
+    except (ValueError, LabCryptoError, ConnectionError) as exc:
+        run.hello_error = refused_as(exc)
+        return None
+    run.hello = hello
+    return hello
+
+
+def _play_client(sock: socket.socket, run: _ServerRun, how: str, group: Group) -> None:
+    """The check's client: read the hello, then answer fairly or as ``how`` says."""
+    hello = _read_hello(sock, run)
+    if hello is None:
+        return
+    p, g, big_b = hello["p"], hello["g"], hello["B"]
+    a = group.random_exponent(secrets.randbelow)
+    public = pow(g, a, p)
+    answers: dict[str, bytes] = {
+        "A = 0": frame_json({"A": 0}),
+        "A = 1": frame_json({"A": 1}),
+        "A = p-1": frame_json({"A": p - 1}),
+        "A = p+1": frame_json({"A": p + 1}),
+        "A outside": frame_json({"A": _non_residue(group)}),
+        "pickle": HEADER.pack(len(pickle.dumps({"A": public}))) + pickle.dumps({"A": public}),
+        "garbage": HEADER.pack(12) + b"\xff\xfenot JSON!!",
+        "4 GB": HEADER.pack(0xFFFF_FFF0),
+    }
+    if how == "closed":
+        sock.shutdown(socket.SHUT_WR)
+        return
+    if how in answers:
+        sock.sendall(answers[how])
+        return
+    run.client_k = pow(big_b, a, p)
+    data = frame_json({"A": public})
+    if how == "split":
+        dribble(sock, data).join(WAIT)
+    elif how == "glued":
+        sock.sendall(data + frame_json({"type": "say", "text": "hello"}))
+    else:
+        sock.sendall(data)
+
+
+def _run_server(dh_server: Callable[..., int], group: Group, how: str) -> _ServerRun:
+    """One connection: the student's server in a bounded thread, the check's client here."""
+    run = _ServerRun()
+    with tcp_connection() as (server_sock, client_sock):
+        done = threading.Event()
+
+        def serve() -> None:
+            try:
+                run.value, run.status = dh_server(server_sock, group), "ok"
+            except BaseException as exc:  # handed to the check, which explains it
+                run.value, run.status = exc, "error"
+            done.set()
+
+        threading.Thread(target=serve, name="exercise-check", daemon=True).start()
+        _play_client(client_sock, run, how, group)
+        done.wait(WAIT)
+        run.sent = read_available(client_sock, wait=0.05)
+        if not done.is_set():
+            run.status, run.value = "stuck", None
+    return run
+
+
+def _hello_problem(run: _ServerRun, group: Group) -> CheckFailed | None:
+    if run.status == "error" and isinstance(run.value, NotImplementedError):
+        return not_written("dh_server")
+    if run.hello is None and not run.hello_error:
+        return fail(DH_SERVER["no hello"], wait=WAIT)
+    if run.hello is None:
+        return fail(DH_SERVER["bad hello"], error=run.hello_error)
+    if (run.hello["p"], run.hello["g"]) != (group.p, group.g):
+        return fail(DH_SERVER["other group"])
+    big_b = run.hello["B"]
+    if not 2 <= big_b <= group.p - 2 or pow(big_b, group.q, group.p) != 1:
+        return fail(DH_SERVER["bad B"])
+    return None
+
+
+def _check_fair_clients(dh_server: Callable[..., int], group: Group) -> None:
+    seen_b: set[int] = set()
+    for how in ("whole", "split", "glued"):
+        run = _run_server(dh_server, group, how)
+        problem = _hello_problem(run, group)
+        if problem is not None:
+            raise problem
+        assert run.hello is not None
+        if run.client_k is not None and str(run.client_k).encode() in run.sent:
+            raise fail(DH_SERVER["secret sent"])
+        hint = "" if how == "whole" else DH_SERVER["fair hint"]
+        hint = hint.format(recv_as_message=RECV_AS_MESSAGE)
+        what = DH_SERVER[how]
+        if run.status == "stuck":
+            raise fail(DH_SERVER["fair stuck"], what=what, wait=WAIT, hint=hint)
+        if run.status == "error" and isinstance(run.value, pickle.UnpicklingError):
+            raise fail(DH_SERVER["fair pickle"], error=refused_as(run.value))
+        if run.status == "error":
+            raise fail(DH_SERVER["fair raised"], what=what, error=refused_as(run.value), hint=hint)
+        if run.value != run.client_k:
+            raise fail(DH_SERVER["other K"], outcome=how_it_ended("ok", run.value, 40))
+        seen_b.add(run.hello["B"])
+    if len(seen_b) < 3:
+        raise fail(DH_SERVER["same b"])
+
+
+_HOSTILE_CLIENTS = [
+    ("A = 0", "why 0"),
+    ("A = 1", "why 1"),
+    ("A = p-1", "why p-1"),
+    ("A = p+1", "why p+1"),
+    ("A outside", "why outside"),
+    ("pickle", "why pickle"),
+    ("garbage", "why garbage"),
+    ("4 GB", "why 4 GB"),
+    ("closed", "why closed"),
+]
+
+
+def _check_hostile_client(dh_server: Callable[..., int], group: Group, how: str, why: str) -> None:
+    run = _run_server(dh_server, group, how)
+    if run.status == "error":
+        return  # refused
+    done = DH_SERVER["returned K"] if run.status == "ok" else DH_SERVER["kept waiting"]
+    raise fail(DH_SERVER["hostile"], what=DH_SERVER[how], done=done, why=DH_SERVER[why])
+
+
+@explained_in("03_allowlist", "Exercise: the server's half of the exchange")
+def check_dh_server(dh_server: Callable[..., int]) -> None:
+    """``dh_server(sock, group)``: the server's half of the course's exchange, done right.
+
+    The check is the client, over TCP on 127.0.0.1: fair first (its frame whole,
+    one byte per segment, glued to a second message), then hostile, one case
+    per connection and every case on every run: A = 0, 1, p-1, p+1, an A outside
+    the subgroup, a pickle, bytes that are not JSON, a 4 GB length, a client
+    that hangs up.
+    """
+    group = small_safe_prime_group(64, seed=secrets.randbelow(10_000))
+    _check_fair_clients(dh_server, group)
+    for how, why in _HOSTILE_CLIENTS:
+        _check_hostile_client(dh_server, group, how, why)
+    passed(DH_SERVER["passed"])
+
+
+@check_dh_server.hidden
+def hidden_dh_server(dh_server: Callable[..., int]) -> None:
+    """Another group; a fair client, and p-1 and p+1 refused."""
+    group = small_safe_prime_group(64, seed=11)
+    run = _run_server(dh_server, group, "whole")
+    expect(run.status == "ok" and run.value == run.client_k)
+    for how in ("A = p-1", "A = p+1"):
+        expect(_run_server(dh_server, group, how).status == "error")
+
 
 # --- the allowlist check ----------------------------------------------------------
 

@@ -489,6 +489,81 @@ def inject(value, direction):
 
 widgets.table([inject(v, d) for v in (1, "p-1") for d in (wiretap.C2S, wiretap.S2C)], max_width=120)
 
+# %% [markdown] id=dh-server
+# ### Exercise: the server's half of the exchange
+#
+# In notebook 02 you wrote the client of the course's exchange, which checks everything the server sends. Now write the server, which must check everything a client sends: the client is whoever connected.
+# Write `dh_server(sock, group)`, which
+#
+# 1. speaks first: draws its secret `b` with `secrets` (`group.random_exponent(secrets.randbelow)`, a new one for every connection) and sends one JSON frame `{"p": ..., "g": ..., "B": ...}` with `write_frame`;
+# 2. reads the client's frame with `read_frame(sock)` and takes `A` from its JSON (never `pickle`);
+# 3. refuses, with `ValueError`, an `A` that `groups.validate_public(group, A)` refuses, and any frame that is not JSON holding an integer `A`;
+# 4. returns `K = A^b mod p`, and sends nothing more: `K` never travels.
+#
+# The check is the client, over TCP on 127.0.0.1, one connection per case and every case on every run: fair first (its frame whole, one byte per TCP segment, glued to a second message),
+# then hostile (`A` = 0, 1, `p-1`, `p+1`, an `A` outside `g`'s subgroup, a pickle, bytes that are not JSON, a 4 GB length, a client that hangs up before sending `A`).
+
+# %% [markdown] lang=ru id=dh-server
+# ### Упражнение: серверная половина обмена
+#
+# В блокноте 02 вы написали клиента обмена из курса, который проверяет всё, что присылает сервер. Теперь напишите сервер, который должен проверять всё, что присылает клиент: клиентом может оказаться кто угодно.
+# Напишите `dh_server(sock, group)`, которая
+#
+# 1. говорит первой: выбирает свой секрет `b` через `secrets` (`group.random_exponent(secrets.randbelow)`, новый для каждого соединения) и отправляет один кадр JSON `{"p": ..., "g": ..., "B": ...}` через `write_frame`;
+# 2. читает кадр клиента через `read_frame(sock)` и берёт `A` из его JSON (никакого `pickle`);
+# 3. с `ValueError` отказывается от `A`, которое отвергает `groups.validate_public(group, A)`, и от любого кадра, в котором нет JSON с целым `A`;
+# 4. возвращает `K = A^b mod p` и больше ничего не отправляет: `K` никогда не передаётся.
+#
+# Проверка играет роль клиента, по TCP на 127.0.0.1: на каждый случай отдельное соединение, и каждый случай проверяется при каждом запуске. Сначала честно: кадр целиком, по одному байту в TCP-сегменте, склеенный со вторым сообщением.
+# Потом враждебно: `A` = 0, 1, `p-1`, `p+1`, `A` вне подгруппы `g`, pickle, байты, которые не являются JSON, длина в 4 ГБ, клиент, который отключается, не отправив `A`.
+
+# %% solution grade_id=dh_server
+import json
+import secrets
+
+from labcrypto.channel import read_frame, write_frame
+
+
+def dh_server(sock, group):
+    """The server's half of the exchange: send (p, g, B), read A, check it, return K."""
+    ### BEGIN SOLUTION
+    b = group.random_exponent(secrets.randbelow)
+    write_frame(sock, json.dumps({"p": group.p, "g": group.g, "B": pow(group.g, b, group.p)}).encode())
+    hello = json.loads(read_frame(sock))
+    A = hello.get("A") if isinstance(hello, dict) else None
+    if not isinstance(A, int):
+        raise ValueError("the client's frame holds no integer A")
+    groups.validate_public(group, A)
+    return pow(A, b, group.p)
+    ### END SOLUTION
+
+# %% lang=ru grade_id=dh_server
+import json
+import secrets
+
+from labcrypto.channel import read_frame, write_frame
+
+
+def dh_server(sock, group):
+    """Серверная половина обмена: отправить (p, g, B), прочитать A, проверить его, вернуть K."""
+    ### BEGIN SOLUTION
+    b = group.random_exponent(secrets.randbelow)
+    write_frame(sock, json.dumps({"p": group.p, "g": group.g, "B": pow(group.g, b, group.p)}).encode())
+    hello = json.loads(read_frame(sock))
+    A = hello.get("A") if isinstance(hello, dict) else None
+    if not isinstance(A, int):
+        raise ValueError("the client's frame holds no integer A")
+    groups.validate_public(group, A)
+    return pow(A, b, group.p)
+    ### END SOLUTION
+
+# %% tests grade_id=check_dh_server points=3
+"""Check dh_server against a client on 127.0.0.1: cut and glued segments, a new b each time, K never sent, hostile clients refused."""
+checks.check_dh_server(dh_server)
+### BEGIN HIDDEN TESTS
+checks.hidden_dh_server(dh_server)
+### END HIDDEN TESTS
+
 # %% [markdown] id=cell-040
 # ## 4 · Knowing a public key is not enough
 #
