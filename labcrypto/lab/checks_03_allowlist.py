@@ -322,7 +322,7 @@ def _check_hostile_client(dh_server: Callable[..., int], group: Group, how: str,
     raise fail(DH_SERVER["hostile"], what=DH_SERVER[how], done=done, why=DH_SERVER[why])
 
 
-@explained_in("03_allowlist", "Exercise: the server's half of the exchange")
+@explained_in("03_allowlist", N_("Exercise: the server's half of the exchange"))
 def check_dh_server(dh_server: Callable[..., int]) -> None:
     """``dh_server(sock, group)``: the server's half of the course's exchange, done right.
 

@@ -236,7 +236,7 @@ def _check_opening(make: Callable[..., Any], k_bytes: bytes) -> None:
         raise fail(MY_CIPHER["replayed"], outcome=how_it_ended(status, value, 40))
 
 
-@explained_in("05_ftp", "Exercise: your own seal and open")
+@explained_in("05_ftp", N_("Exercise: your own seal and open"))
 def check_my_cipher(make: Callable[..., Any]) -> None:
     """``MyCipher(K, i_am_client)``: per-direction keys from K, counter nonces, AES-GCM.
 
