@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from hub_campus import (  # noqa: E402
+    CLASS_SERVER,
     Campus,
     CampusUnavailable,
     make_keys,
@@ -48,21 +49,7 @@ from hub_lab import each  # noqa: E402
 
 MIB = 2**20
 
-CLASS_SERVER = """
-import json, subprocess, sys
-from labcrypto import keys
-from labcrypto.allowlist import Allowlist
-from labcrypto.chat import ChatServer
-for name in {students}:
-    done = subprocess.run(
-        [sys.executable, "-m", "labcrypto", "allow", "add", name, f"class/{{name}}.pub"],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-room = ChatServer(keys.load_or_create("server", keys.default_dir()),
-                  Allowlist(keys.default_dir() / "allowlist.csv"), port=0, name="class").start()
-print(json.dumps({{"port": room.port}}))
-"""
+
 
 TIMED_CHAT = """
 import json, time

@@ -44,6 +44,7 @@ from hub_lab import (
 )
 
 __all__ = [
+    "CLASS_SERVER",
     "Campus",
     "CampusUnavailable",
     "explained",
@@ -331,3 +332,23 @@ def run_notebook(
         "successes": successes,
         "after": printed,
     }
+
+
+# The class chat server, as the teacher starts it in a kernel: every student's .pub on the
+# allowlist through the CLI, then the room; prints its port and who is allowed.
+CLASS_SERVER = """
+import json, subprocess, sys
+from labcrypto import keys
+from labcrypto.allowlist import Allowlist
+from labcrypto.chat import ChatServer
+for name in {students}:
+    done = subprocess.run(
+        [sys.executable, "-m", "labcrypto", "allow", "add", name, f"class/{{name}}.pub"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+allowlist = Allowlist(keys.default_dir() / "allowlist.csv")
+room = ChatServer(keys.load_or_create("server", keys.default_dir()), allowlist, port=0,
+                  name="class").start()
+print(json.dumps({{"port": room.port, "allowed": [entry.name for entry in allowlist.entries()]}}))
+"""

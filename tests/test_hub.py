@@ -73,6 +73,7 @@ import nbformat
 import pytest
 from hub_accounts import OWNER_VAR, Accounts, processes_of, require_root, sweep_leftovers
 from hub_campus import (
+    CLASS_SERVER,
     Campus,
     CampusUnavailable,
     make_keys,
@@ -173,22 +174,7 @@ def test_each_server_runs_as_its_student_in_a_private_home(campus: Campus) -> No
 
 # --- 2. keys and the class chat ---------------------------------------------------------------
 
-CLASS_SERVER = """
-import json, subprocess, sys
-from labcrypto import keys
-from labcrypto.allowlist import Allowlist
-from labcrypto.chat import ChatServer
-for name in {students}:
-    done = subprocess.run(
-        [sys.executable, "-m", "labcrypto", "allow", "add", name, f"class/{{name}}.pub"],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-allowlist = Allowlist(keys.default_dir() / "allowlist.csv")
-room = ChatServer(keys.load_or_create("server", keys.default_dir()), allowlist, port=0,
-                  name="class").start()
-print(json.dumps({{"port": room.port, "allowed": [entry.name for entry in allowlist.entries()]}}))
-"""
+
 
 JOIN = """
 import json
