@@ -764,22 +764,42 @@ def test_dh_server_check_passes_the_reference_quickly(no_leaks) -> None:
     assert time.perf_counter() - start < 5
 
 
-def _recv_ignoring_close(sock):
-    """Reads exactly one frame, but never checks for b'' (the peer closed): it spins on."""
-    import time
+class _RecvIgnoringClose:
+    """Reads exactly one frame of at most 64 KiB, but never checks for b'' (the peer
+    closed): it spins on.
 
-    # Bounded, so that the test leaves no thread; well past the check's 2 s even on a busy machine.
-    deadline = time.monotonic() + 4.5
+    It spins until the test calls ``stop()`` after the check has given its verdict (or
+    60 s at most, so that no thread outlives a broken test). A spinner bounded by a short
+    clock instead could end before the check's wait on a starved machine: with the spinners
+    of earlier runs holding the GIL, the check's own thread once took over 2.5 s to start
+    waiting, and the wrong answer looked like a server that gave up in time.
+    """
 
-    def exactly(count):
-        data = b""
-        while len(data) < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError("gave up")
-            data += sock.recv(count - len(data))
-        return data
+    def __init__(self) -> None:
+        import threading
 
-    return exactly(struct.unpack("!I", exactly(4))[0])
+        self.stopped = threading.Event()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def __call__(self, sock):
+        import time
+
+        deadline = time.monotonic() + 60
+
+        def exactly(count):
+            data = b""
+            while len(data) < count:
+                if self.stopped.is_set() or time.monotonic() > deadline:
+                    raise TimeoutError("gave up")
+                data += sock.recv(count - len(data))
+            return data
+
+        size = struct.unpack("!I", exactly(4))[0]
+        if size > 1 << 16:  # it does limit the length: only b'' is forgotten
+            raise ValueError("frame too large")
+        return exactly(size)
 
 
 @pytest.mark.parametrize(
@@ -793,14 +813,19 @@ def _recv_ignoring_close(sock):
         ({"send_k": True}, ["The shared secret was sent on the wire", "mistake 3"]),
         ({"pickled": True}, ["pickle", "mistake 7"]),
         ({"read": lambda sock: sock.recv(1024)[4:]}, ["TCP does not keep message boundaries"]),
-        ({"read": _recv_ignoring_close}, ["closed the connection without sending A", "waiting"]),
+        ({"read": _RecvIgnoringClose}, ["closed the connection without sending A", "waiting"]),
     ],
 )
 def test_dh_server_check_names_each_mistake(no_leaks, mistake, phrases) -> None:
     """Each mistake is caught on every run (three runs: no case depends on luck), by its name."""
-    wrong = _dh_server(**mistake)
     for _ in range(3):
-        message = _fails(checks_03_allowlist.check_dh_server, wrong, *phrases)
+        spinner = _RecvIgnoringClose() if mistake.get("read") is _RecvIgnoringClose else None
+        wrong = _dh_server(**(mistake | {"read": spinner} if spinner else mistake))
+        try:
+            message = _fails(checks_03_allowlist.check_dh_server, wrong, *phrases)
+        finally:
+            if spinner is not None:
+                spinner.stop()
         assert "section «Exercise: the server's half of the exchange»" in message
 
 

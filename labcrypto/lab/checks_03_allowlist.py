@@ -33,6 +33,7 @@ from ..groups import FFDHE2048, Group, small_safe_prime_group, validate_public
 from ..i18n import N_, Messages, gettext
 from ..keys import PublicKey, generate, load
 from ..known_servers import KnownServers
+from ..streams import set_timeout
 from .feedback import (
     RECV_AS_MESSAGE,
     WAIT,
@@ -47,7 +48,15 @@ from .feedback import (
     passed,
     refused_as,
 )
-from .harness import HEADER, dribble, frame_json, read_available, tcp_connection
+from .harness import (
+    HEADER,
+    Outcome,
+    dribble,
+    frame_json,
+    read_available,
+    run_bounded,
+    tcp_connection,
+)
 
 __all__ = [
     "check_dh_server",
@@ -242,21 +251,25 @@ def _run_server(dh_server: Callable[..., int], group: Group, how: str) -> _Serve
     """One connection: the student's server in a bounded thread, the check's client here."""
     run = _ServerRun()
     with tcp_connection() as (server_sock, client_sock):
+        # The server's socket waits longer than the check: a server reading bytes that
+        # never come is "stuck" at WAIT on every run, never a timeout error racing it.
+        set_timeout(server_sock, 3 * WAIT)
         done = threading.Event()
+        ended: list[Outcome] = []  # the server's one outcome, once it has one
 
         def serve() -> None:
-            try:
-                run.value, run.status = dh_server(server_sock, group), "ok"
-            except BaseException as exc:  # handed to the check, which explains it
-                run.value, run.status = exc, "error"
+            # Bounded: a loop that spins on b'' is stopped at 3 * WAIT, not left running.
+            ended.append(run_bounded(dh_server, server_sock, group, timeout=3 * WAIT))
             done.set()
 
         threading.Thread(target=serve, name="exercise-check", daemon=True).start()
         _play_client(client_sock, run, how, group)
         done.wait(WAIT)
         run.sent = read_available(client_sock, wait=0.05)
-        if not done.is_set():
-            run.status, run.value = "stuck", None
+        # The verdict is taken now, once: a server still running when its time is up is
+        # "stuck", even if it ends a moment later when the check closes its socket.
+        if done.is_set():
+            run.status, run.value = ended[0]
     return run
 
 
