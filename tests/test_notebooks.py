@@ -144,6 +144,55 @@ def _check_language(probe: nbformat.NotebookNode, lang: str) -> None:
         assert options == "options", text
 
 
+# The words a notebook's own code writes (table columns, plot titles, progress labels) are
+# translated by the panels that show them (labcrypto.lab.vocabulary). To see what a student
+# of the Russian edition reads, the run records every shown figure's titles, axis labels and
+# legend entries (tests/label_recorder.py, a cell put first) and prints them at the end.
+RECORDER = (Path(__file__).parent / "label_recorder.py").read_text(encoding="utf-8")
+#: Words that are notation, not English, in a label (``g^x mod p``).
+NOTATION = {"mod"}
+
+
+def _record_labels(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Put the recorder first and a cell that prints what it saw last; return that cell."""
+    recorder = nbformat.v4.new_code_cell(RECORDER)
+    recorder["id"] = "label-recorder"
+    nb.cells.insert(0, recorder)
+    dump = nbformat.v4.new_code_cell("import json\nprint(json.dumps(_labels_shown))")
+    dump["id"] = "label-dump"
+    nb.cells.append(dump)
+    return dump
+
+
+def _reads_as_english(text: str) -> bool:
+    """No Cyrillic letter, and an English word that is not notation."""
+    if re.search("[а-яё]", text, re.IGNORECASE):
+        return False
+    return any(word.lower() not in NOTATION for word in re.findall("[A-Za-z]{3,}", text))
+
+
+def _english_labels(nb: nbformat.NotebookNode, dump: nbformat.NotebookNode) -> list[str]:
+    """Column names, figure labels and widget labels of a run that a Russian student would
+    read in English."""
+    import html
+    import json
+
+    printed = "".join(o.get("text", "") for o in dump.outputs if o.get("output_type") == "stream")
+    found = [f"figure: {label}" for label in json.loads(printed)]
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            page = output.get("data", {}).get("text/html", "")
+            columns = re.findall("<th[^>]*>(.*?)</th>", page)
+            found += [f"column: {html.unescape(column)}" for column in columns]
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    for model in state.get("state", {}).values():
+        label = model.get("state", {}).get("description")
+        if label:
+            found.append(f"{model.get('model_name')}: {label}")
+    assert found, "the recorder saw nothing: is it still wired to matplotlib?"
+    return sorted({item for item in found if _reads_as_english(item.partition(": ")[2])})
+
+
 def _errors(nb: nbformat.NotebookNode) -> list[tuple[int, nbformat.NotebookNode, dict]]:
     found = []
     for index, cell in enumerate(nb.cells):
@@ -251,9 +300,16 @@ def test_instructor_version_runs_clean(path: Path, tmp_path: Path, kernel_env: P
     work = _workdir(tmp_path, path)
     nb = nbformat.read(work / path.name, as_version=4)
     probe = _probe(nb)
+    labels = _record_labels(nb) if _language(path) == "ru" else None
     seconds = _execute(nb, work, kernel_env, allow_errors=True)
     errors = _errors(nb)
     assert not errors, "\n\n".join(_describe(*e) for e in errors)
+    if labels is not None:
+        english = _english_labels(nb, labels)
+        assert not english, (
+            f"{path.name} shows these words of its code in English: {english}. Add each with "
+            "N_() to labcrypto/lab/vocabulary.py, then `make catalog` and translate it"
+        )
     assert not _thread_noise(nb), _thread_noise(nb)
     graded = [c for c in nb.cells if _grading(c).get("grade") and c.cell_type == "code"]
     for cell in graded:

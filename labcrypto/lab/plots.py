@@ -1,7 +1,9 @@
 """Figures for the notebooks: each function draws one picture and returns it.
 
 Every function returns a matplotlib ``Figure`` with a title and labelled
-axes, sized to sit in a notebook without scrolling. In a notebook, end the
+axes, sized to sit in a notebook without scrolling. Its own words come in
+the student's language, and so does a ``title`` a notebook passes when it
+is one of the notebooks' words (``labcrypto.lab.vocabulary``). In a notebook, end the
 call with ``;`` so the figure is shown once (not once more as a text
 repr)::
 
@@ -31,6 +33,7 @@ from matplotlib.patches import Rectangle
 
 from ..groups import Group
 from ..i18n import N_, _, ngettext
+from .vocabulary import shown
 
 __all__ = [
     "AGE_OF_UNIVERSE_SECONDS",
@@ -211,9 +214,9 @@ def byte_histograms(samples: Mapping[str, bytes], title: str | None = None) -> F
         counts = Counter(data)
         ax.bar(range(256), [counts.get(v, 0) for v in range(256)], width=1.0, color=_CLIENT_COLOR)
         size = ngettext("{count} byte", "{count} bytes", len(data)).format(count=len(data))
-        ax.set(title=f"{name} ({size})", xlabel=_("byte value"), xlim=(-2, 258))
+        ax.set(title=f"{shown(str(name))} ({size})", xlabel=_("byte value"), xlim=(-2, 258))
     axes[0][0].set_ylabel(_("how often"))
-    fig.suptitle(_("Which byte values occur") if title is None else title, fontsize=10)
+    fig.suptitle(_("Which byte values occur") if title is None else shown(title), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -307,7 +310,7 @@ def sequence_diagram(
             arrowprops={"arrowstyle": "->", "color": color, "lw": 1.3},
         )
         ax.text(0.5, y + 0.08, label, ha="center", va="bottom", fontsize=8, family="monospace")
-    shown_title = _("This session, message by message") if title is None else title
+    shown_title = _("This session, message by message") if title is None else shown(title)
     ax.set(xlim=(0, 1), ylim=(bottom, top + 0.7), title=shown_title)
     ax.axis("off")
     fig.tight_layout()
@@ -407,7 +410,9 @@ def pool_timeline(
         finish = stop if end is None else end
         top.barh(rows.index(port), finish - begin, left=begin - start, height=0.7, color="tab:blue")
     top.set_yticks(range(len(rows)), [str(p) for p in rows], fontsize=8)
-    top.set(ylabel=_("port"), title=_("Ports of the pool over time") if title is None else title)
+    top.set(
+        ylabel=_("port"), title=_("Ports of the pool over time") if title is None else shown(title)
+    )
     top.invert_yaxis()
     changes = sorted(
         [(b - start, 1) for _, b, _ in intervals]
@@ -464,7 +469,7 @@ def fingerprint_grid(
     grid = [as_bytes(s) for s in sessions] or [[0] * 8]
     axes[0][0].imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=255)
     axes[0][0].set(
-        title=_("Session keys of each request") if title is None else title,
+        title=_("Session keys of each request") if title is None else shown(title),
         xlabel=_("byte of the fingerprint"), ylabel=_("request"),
         yticks=range(len(grid)), yticklabels=[str(i + 1) for i in range(len(grid))],
     )  # fmt: skip

@@ -35,6 +35,7 @@ from IPython.display import HTML
 from .. import server
 from ..groups import TOY, Group
 from ..i18n import N_, _, ngettext
+from .vocabulary import shown, shown_value
 
 __all__ = [
     "ChatPanel",
@@ -135,9 +136,16 @@ def file_view(path: str | Path) -> HTML:
 
 
 def progress(total: int, description: str = "") -> ipw.IntProgress:
-    """A progress bar from 0 to ``total``; display it, then set ``.value`` as you go."""
+    """A progress bar from 0 to ``total``; display it, then set ``.value`` as you go.
+
+    A ``description`` listed in ``labcrypto.lab.vocabulary`` is shown translated.
+    """
     return ipw.IntProgress(
-        value=0, min=0, max=total, description=description, style={"description_width": "initial"}
+        value=0,
+        min=0,
+        max=total,
+        description=shown(description),
+        style={"description_width": "initial"},
     )
 
 
@@ -192,7 +200,7 @@ class ChatPanel:
         )
         self.button = ipw.Button(description=_("Send"), button_style="primary")
         self.log = _log_widget()
-        shown_title = _("chat") if title is None else title
+        shown_title = _("chat") if title is None else shown(title)
         self.title = ipw.HTML(f"<b>{html.escape(shown_title)}</b>")
         self.button.on_click(self._on_button)
         # Enter in the box: ipywidgets 8 sets ``value`` when Enter is pressed
@@ -291,7 +299,7 @@ class WireView:
         self.frames: list[tuple[str, bytes]] = []
         self.max_lines = max_lines
         self.log = _log_widget()
-        shown_title = _("what Eve sees on the wire") if title is None else title
+        shown_title = _("what Eve sees on the wire") if title is None else shown(title)
         self.widget = ipw.VBox([ipw.HTML(f"<b>{html.escape(shown_title)}</b>"), self.log])
 
     @classmethod
@@ -330,15 +338,19 @@ def side_by_side(*panels: Any) -> ipw.HBox:
 
 
 def table(rows: Sequence[Mapping[str, Any]], max_width: int = 70) -> HTML:
-    """A list of dicts (one per row, same keys) as a small HTML table."""
+    """A list of dicts (one per row, same keys) as a small HTML table.
+
+    Column names, and cells that hold one of the notebooks' words, are shown
+    in the student's language (``labcrypto.lab.vocabulary``); data as it is.
+    """
     if not rows:
         nothing = html.escape(_("(nothing)"))
         return _html(f"<i>{nothing}</i>")
     columns = list(rows[0])
-    head = "".join(f"<th style='{_CELL}'>{html.escape(str(c))}</th>" for c in columns)
+    head = "".join(f"<th style='{_CELL}'>{html.escape(shown(str(c)))}</th>" for c in columns)
 
     def cell(value: Any) -> str:
-        text = str(value)
+        text = str(shown_value(value))
         text = text if len(text) <= max_width else text[: max_width - 1] + "…"
         return f"<td style='{_CELL};font-family:monospace;font-size:85%'>{html.escape(text)}</td>"
 

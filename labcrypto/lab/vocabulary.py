@@ -1,0 +1,91 @@
+"""The words the notebooks' own code shows: column names, plot titles, progress labels.
+
+A notebook cell such as ::
+
+    widgets.table([{"who": name, "result": outcome} for ...])
+    plots.sequence_diagram(steps, title="carol: refused at her hello");
+
+writes its English words as plain strings, and the Russian edition runs
+*the same code* (its twin may change only comments and docstrings). So the
+panels translate these words where they show them: ``widgets.table``
+translates its column names and the cells that hold one of the words
+below, the plot functions their ``title`` (and ``byte_histograms`` its
+sample names), and ``widgets.progress`` its label. A student reads
+Russian and the code stays free of gettext.
+
+Only the words listed here are translated (``shown``), so data that
+happens to look like a word — a file name, a key name, a message type —
+is shown exactly as it is. A new column or title in a notebook: add it
+below with ``N_``, run ``make catalog``, translate it in the ``.po``;
+``tests/test_notebooks.py`` runs the Russian notebooks and fails on every
+English column name, plot title or progress label it sees.
+
+Words the code *builds* (``f"joined as {name}"``) cannot be looked up and
+stay English; the notebooks keep those to the data itself.
+"""
+
+from __future__ import annotations
+
+from ..i18n import N_, gettext
+
+__all__ = ["WORDS", "shown", "shown_value"]
+
+#: Column names of the notebooks' tables (and of the library rows they show:
+#: ``wiretap.eavesdropper_view``, ``server.status``, ``ftp`` directory entries).
+COLUMNS = (
+    # wiretap.eavesdropper_view (02, 04)
+    N_("ms"), N_("conn"), N_("direction"), N_("kind"), N_("bytes"), N_("eve sees"), N_("port"),
+    # server.status (the kernel's servers panel)
+    N_("server"), N_("address"), N_("connected"), N_("threads"), N_("leased ports"),
+    # 03: who got in, the log, the man in the middle, malicious values
+    N_("who"), N_("on the list"), N_("result"), N_("handshake on the wire"),
+    N_("encrypted frames sent to them"), N_("text"), N_("pinning"), N_("allowlist"),
+    N_("alice sees"), N_("server logs"), N_("mallory read"), N_("value"), N_("in the hello of"),
+    N_("refused by"), N_("error"),
+    # 05: directory entries, sessions, the thief, the jail
+    N_("name"), N_("size"), N_("mtime"), N_("request"), N_("session keys"),
+    N_("alice's long-term key"), N_("connection"), N_("ephemeral keys in the hellos"),
+    N_("the thief, with the stolen server key"), N_("mode"),
+    N_("the thief, with the server's key b"), N_("the trick"), N_("alice asks for"), N_("path"),
+)  # fmt: skip
+
+#: Titles and labels the notebooks pass to plots and progress bars.
+TITLES = (
+    N_("carol: refused at her hello"),
+    N_("alice: handshake, then ciphertext"),
+    N_("Twenty requests, twenty sets of keys"),
+    N_("plaintext"),
+    N_("toy (Caesar)"),
+    N_("secure (AES-GCM)"),
+    N_("4 s budget"),
+    N_("ports in use"),
+    N_("upload"),
+    N_("download"),
+)
+
+#: Whole cell values the notebooks write (and ``True``/``False``, shown as words).
+CELLS = (
+    N_("True"), N_("False"),
+    N_("client"), N_("server"), N_("client → server"), N_("server → client"),
+    N_("nothing wrong"), N_("a normal join"), N_("nothing"), N_("the server"), N_("nobody!"),
+    N_("handshake port"),
+    N_("climb out with .."), N_("climb from the top"), N_("down, then up twice"),
+    N_("an absolute path"), N_("through a symbolic link"), N_("Windows separators"),
+    N_("a look-alike slash (U+2215)"),
+)  # fmt: skip
+
+#: Every word ``shown`` translates.
+WORDS = frozenset(COLUMNS + TITLES + CELLS)
+
+
+def shown(text: str) -> str:
+    """``text`` in the student's language if it is one of ``WORDS``, else exactly as given."""
+    return gettext(text) if text in WORDS else text
+
+
+def shown_value(value: object) -> object:
+    """A table cell as a student reads it: a ``bool`` as the word ``"True"``/``"False"``
+    (translated), one of ``WORDS`` translated, anything else unchanged."""
+    if isinstance(value, bool):
+        return gettext(str(value))
+    return shown(value) if isinstance(value, str) else value
