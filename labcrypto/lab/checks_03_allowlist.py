@@ -50,6 +50,7 @@ from .feedback import (
 )
 from .harness import (
     HEADER,
+    POLL,
     Outcome,
     dribble,
     frame_json,
@@ -177,6 +178,11 @@ DH_SERVER = Messages(
 )
 
 
+#: The seed of the group of ``check_dh_server``: the same group on every run, and one whose
+#: g is 3, not 2 (a hello that sends g = 2 whatever the group fails every run, not half).
+DH_SERVER_SEED = 5
+
+
 @dataclass
 class _ServerRun:
     """One connection of the student's server with the check's client."""
@@ -213,11 +219,17 @@ def _read_hello(sock: socket.socket, run: _ServerRun) -> dict[str, Any] | None:
     return hello
 
 
-def _play_client(sock: socket.socket, run: _ServerRun, how: str, group: Group) -> None:
-    """The check's client: read the hello, then answer fairly or as ``how`` says."""
+def _play_client(
+    sock: socket.socket, run: _ServerRun, how: str, group: Group, server_sock: socket.socket
+) -> threading.Thread | None:
+    """The check's client: read the hello, then answer fairly or as ``how`` says.
+
+    Its frame cut into single bytes is still on its way when this returns: the thread
+    sending it is returned (None for the other cases).
+    """
     hello = _read_hello(sock, run)
     if hello is None:
-        return
+        return None
     p, g, big_b = hello["p"], hello["g"], hello["B"]
     a = group.random_exponent(secrets.randbelow)
     public = pow(g, a, p)
@@ -233,18 +245,19 @@ def _play_client(sock: socket.socket, run: _ServerRun, how: str, group: Group) -
     }
     if how == "closed":
         sock.shutdown(socket.SHUT_WR)
-        return
+        return None
     if how in answers:
         sock.sendall(answers[how])
-        return
+        return None
     run.client_k = pow(big_b, a, p)
     data = frame_json({"A": public})
-    if how == "split":
-        dribble(sock, data).join(WAIT)
-    elif how == "glued":
+    if how == "split":  # each byte once the server has read the one before
+        return dribble(sock, data, reader=server_sock, timeout=3 * WAIT)
+    if how == "glued":
         sock.sendall(data + frame_json({"type": "say", "text": "hello"}))
     else:
         sock.sendall(data)
+    return None
 
 
 def _run_server(dh_server: Callable[..., int], group: Group, how: str) -> _ServerRun:
@@ -263,12 +276,19 @@ def _run_server(dh_server: Callable[..., int], group: Group, how: str) -> _Serve
             done.set()
 
         threading.Thread(target=serve, name="exercise-check", daemon=True).start()
-        _play_client(client_sock, run, how, group)
-        done.wait(WAIT)
-        run.sent = read_available(client_sock, wait=0.05)
+        sender = _play_client(client_sock, run, how, group, server_sock)
+        # The server's WAIT starts once it has the client's whole frame (the sender ends
+        # by itself within 3 * WAIT if the server stops reading).
+        while sender is not None and sender.is_alive() and not done.wait(POLL):
+            pass
         # The verdict is taken now, once: a server still running when its time is up is
-        # "stuck", even if it ends a moment later when the check closes its socket.
-        if done.is_set():
+        # "stuck", even if it ends a moment later (when the check closes its socket, or
+        # while the check reads what it sent). With no hello at all, the verdict is "no
+        # hello" whatever the server does next: it gets no second WAIT.
+        got_hello = run.hello is not None or bool(run.hello_error)
+        finished = done.wait(WAIT if got_hello else 0)
+        run.sent = read_available(client_sock, wait=0.05)
+        if finished:
             run.status, run.value = ended[0]
     return run
 
@@ -329,9 +349,14 @@ _HOSTILE_CLIENTS = [
 
 def _check_hostile_client(dh_server: Callable[..., int], group: Group, how: str, why: str) -> None:
     run = _run_server(dh_server, group, how)
+    # Refused. Not a MemoryError: whether allocating 4 GB fails at once depends on the
+    # machine (its memory, its overcommit policy), and a verdict must not.
+    if run.status == "error" and not isinstance(run.value, MemoryError):
+        return
     if run.status == "error":
-        return  # refused
-    done = DH_SERVER["returned K"] if run.status == "ok" else DH_SERVER["kept waiting"]
+        done = how_it_ended(run.status, run.value, 40)
+    else:
+        done = DH_SERVER["returned K"] if run.status == "ok" else DH_SERVER["kept waiting"]
     raise fail(DH_SERVER["hostile"], what=DH_SERVER[how], done=done, why=DH_SERVER[why])
 
 
@@ -345,7 +370,7 @@ def check_dh_server(dh_server: Callable[..., int]) -> None:
     the subgroup, a pickle, bytes that are not JSON, a 4 GB length, a client
     that hangs up.
     """
-    group = small_safe_prime_group(64, seed=secrets.randbelow(10_000))
+    group = small_safe_prime_group(64, seed=DH_SERVER_SEED)
     _check_fair_clients(dh_server, group)
     for how, why in _HOSTILE_CLIENTS:
         _check_hostile_client(dh_server, group, how, why)

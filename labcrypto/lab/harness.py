@@ -48,6 +48,7 @@ from .feedback import PURE_WAIT, WAIT, fail, not_written, too_slow
 
 __all__ = [
     "HEADER",
+    "POLL",
     "DhOutcome",
     "Lockstep",
     "Outcome",
@@ -74,8 +75,15 @@ __all__ = [
     "wait_for_event",
 ]
 
+try:  # what a socket has received and nobody has read yet (not on Windows)
+    from fcntl import ioctl
+    from termios import FIONREAD
+except ImportError:  # pragma: no cover - Windows: dribble falls back to a fixed gap
+    ioctl = None  # type: ignore[assignment]
+
 HEADER = struct.Struct("!I")  #: the 4-byte big-endian length in front of every frame
-DRIBBLE_GAP = 0.002  #: seconds between two one-byte segments
+DRIBBLE_GAP = 0.002  #: seconds between two one-byte segments, where nothing paces them
+DRIBBLE_POLL = 0.0005  #: seconds between two looks at whether the reader took its byte
 POLL = 0.05  #: seconds between two looks at a server's events
 STOP_GRACE = 0.2  #: seconds a stopped run gets to unwind after its deadline
 
@@ -287,7 +295,12 @@ def socket_pair(timeout: float = WAIT) -> tuple[socket.socket, socket.socket]:
 
 
 def read_available(sock: socket.socket, limit: int = 1 << 16, wait: float = 0.3) -> bytes:
-    """Everything that arrives on ``sock`` within ``wait`` seconds (up to ``limit`` bytes)."""
+    """Everything that arrives on ``sock`` within ``wait`` seconds (up to ``limit`` bytes).
+
+    The socket's own timeout is put back afterwards: a check that gave the student's end
+    a longer timeout than its verdict wait keeps it.
+    """
+    before = sock.gettimeout()
     set_timeout(sock, wait)
     data = b""
     try:
@@ -298,20 +311,56 @@ def read_available(sock: socket.socket, limit: int = 1 << 16, wait: float = 0.3)
             data += chunk
     except TimeoutError:
         pass
-    set_timeout(sock, WAIT)
+    set_timeout(sock, before)
     return data
 
 
-def dribble(sock: socket.socket, data: bytes) -> threading.Thread:
-    """Send ``data`` one byte per TCP segment from a started thread; join it when done."""
+def _unread(sock: socket.socket) -> int | None:
+    """How many bytes ``sock`` has received that nobody has read yet (None: cannot tell)."""
+    if ioctl is None:
+        return None  # pragma: no cover - Windows
+    return int.from_bytes(ioctl(sock.fileno(), FIONREAD, bytes(4)), sys.byteorder, signed=True)
+
+
+def _wait_until_read(reader: socket.socket | None, deadline: float) -> bool:
+    """Wait until ``reader`` holds no unread byte (False: it did not read by ``deadline``).
+
+    With no ``reader`` to look at, wait ``DRIBBLE_GAP`` instead.
+    """
+    if reader is None or _unread(reader) is None:
+        time.sleep(DRIBBLE_GAP)
+        return True
+    while _unread(reader):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(DRIBBLE_POLL)
+    return True
+
+
+def dribble(
+    sock: socket.socket, data: bytes, reader: socket.socket | None = None, timeout: float = WAIT
+) -> threading.Thread:
+    """Send ``data`` one byte per TCP segment from a started thread; join it when done.
+
+    ``reader`` is the other end of the connection, the one the student's code reads.
+    Given it, each byte leaves only once the byte before it has been read, so every
+    ``recv()`` of the student's code returns exactly one byte, on every run: a loaded
+    machine, where the student's thread may wake long after several bytes arrived, cannot
+    hand a whole message to a single ``recv()`` and pass a wrong answer. Bytes that are
+    not read within ``timeout`` seconds (say, the student's code stopped reading) end the
+    sending; give a ``timeout`` longer than the check's own wait, so that the sender never
+    gives up on code that is still within its time.
+    """
 
     def send_each_byte() -> None:
+        deadline = time.monotonic() + timeout
         try:
             for i in range(len(data)):
                 sock.sendall(data[i : i + 1])
-                time.sleep(DRIBBLE_GAP)
-        except OSError:
-            pass  # the check gave up and closed the socket
+                if not _wait_until_read(reader, deadline):
+                    return  # the student's code stopped reading: the check says so
+        except (OSError, ValueError):
+            pass  # the check gave up and closed the sockets
 
     sender = threading.Thread(target=send_each_byte, name="exercise-check-dribble", daemon=True)
     sender.start()
@@ -535,15 +584,16 @@ def run_dh_server(
     if header is not None:
         wire = header
     server, client = tcp_pair(timeout)
+    # The client's socket waits longer than the check: a client reading bytes that never
+    # come is "stuck" at ``timeout`` on every run, never a timeout error racing it.
+    set_timeout(client, 3 * timeout)
     sender = None
     try:
         if split:
-            sender = dribble(server, wire)
+            sender = dribble(server, wire, reader=client, timeout=3 * timeout)
         else:
             server.sendall(wire)
         status, value = run_bounded(dh_client, client, min_bits or group.bits, timeout=timeout)
-        if sender is not None:
-            sender.join(timeout)
         sent = read_available(server, wait=0.05)  # the client has returned: its bytes are here
     finally:
         close_stream(server)

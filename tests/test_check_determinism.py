@@ -1,0 +1,282 @@
+"""A check that grades students gives the same verdict on every run: no luck in it.
+
+Each test here pins one way a verdict could depend on the machine, the load or a
+random draw, by forcing the interleaving that used to decide it (a reader whose
+thread wakes late, a server that ends just after its time, an allocation that fails
+at once) or by fixing what used to be drawn. Every wrong answer here is far on the
+wrong side of every bound: it never relies on finishing a little before or after a
+wait.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import struct
+import threading
+import time
+
+import pytest
+from test_notebook_helpers import _dh_reference_after_read, _fails
+
+from labcrypto import groups
+from labcrypto.channel import read_frame, write_frame
+from labcrypto.lab import checks_02_exchange, checks_03_allowlist, harness
+from labcrypto.lab.feedback import WAIT, CheckFailed
+
+#: How long the "late" readers below sleep between reading a header and its payload: far
+#: longer than a whole frame takes to dribble one byte per segment (a few ms a byte).
+LATE = 0.4
+
+
+def _recv_exactly(sock: socket.socket, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+def _late_single_recv(sock: socket.socket) -> bytes:
+    """A frame reader with course mistake 6 that a loaded machine used to hide.
+
+    It reads the 4 header bytes in a loop, then, its thread waking late (as a thread does
+    on a busy machine), takes one recv() as the whole payload. Over a connection that
+    delivers one byte per segment, that recv() got the whole payload whenever the bytes
+    had all arrived by then.
+    """
+    (length,) = struct.unpack("!I", _recv_exactly(sock, 4))
+    if length > 1 << 16:
+        raise ValueError("frame too large")
+    time.sleep(LATE)
+    return sock.recv(length)
+
+
+# --- dribble: every recv() gets one byte, however late the reader ----------------------
+
+
+def test_dribble_hands_a_late_reader_one_byte_per_recv() -> None:
+    with harness.tcp_connection() as (left, right):
+        sender = harness.dribble(left, b"0123456789", reader=right, timeout=3 * WAIT)
+        pieces = []
+        for _ in range(10):
+            time.sleep(0.05)  # 50 ms late each time: the old 2 ms gap sent 25 bytes meanwhile
+            pieces.append(right.recv(100))
+        sender.join(WAIT)
+    assert pieces == [bytes([b]) for b in b"0123456789"]
+    assert not sender.is_alive()
+
+
+def test_dribble_stops_when_the_reader_stops_reading() -> None:
+    with harness.tcp_connection() as (left, right):
+        start = time.monotonic()
+        sender = harness.dribble(left, b"0123456789", reader=right, timeout=0.5)
+        sender.join(5)
+        assert not sender.is_alive()
+        assert time.monotonic() - start < 4
+        assert right.recv(100) == b"0"  # it never sent a second byte nobody read
+
+
+def test_framing_check_catches_a_single_recv_however_late_the_reader_wakes(no_leaks) -> None:
+    def send_msg(sock, data):
+        sock.sendall(struct.pack("!I", len(data)) + data)
+
+    def recv_msg(sock):  # only the dribbled message is read late and with one recv()
+        (length,) = struct.unpack("!I", _recv_exactly(sock, 4))
+        if length > 1 << 20:
+            raise ValueError("too big")
+        if length != len(b"split into single bytes"):
+            return _recv_exactly(sock, length)
+        time.sleep(LATE)
+        return sock.recv(length)
+
+    for _ in range(2):
+        _fails(
+            lambda f: checks_02_exchange.check_framing(send_msg, f),
+            recv_msg,
+            "one byte per TCP segment",
+        )
+
+
+def _late_client(sock, min_bits=2048):
+    """The reference dh_client, but its frame read as :func:`_late_single_recv` does."""
+    hello = json.loads(_late_single_recv(sock))
+    return _dh_reference_after_read(sock, hello["p"], hello["g"], hello["B"], min_bits)
+
+
+def test_dh_client_check_catches_a_single_recv_however_late_the_reader_wakes(no_leaks) -> None:
+    for _ in range(2):
+        _fails(checks_02_exchange.check_dh_client, _late_client, "one byte per TCP segment")
+
+
+def _reference_server(read=read_frame, before_return=None):
+    def dh_server(sock, group):
+        b = group.random_exponent(secrets.randbelow)
+        hello = {"p": group.p, "g": group.g, "B": pow(group.g, b, group.p)}
+        write_frame(sock, json.dumps(hello).encode())
+        data = read(sock)
+        if len(data) > 1 << 16:
+            raise ValueError("frame too large")
+        public = json.loads(data)["A"]
+        groups.validate_public(group, public)
+        if before_return is not None:
+            before_return()
+        return pow(public, b, group.p)
+
+    return dh_server
+
+
+def test_dh_server_check_catches_a_single_recv_however_late_the_reader_wakes(no_leaks) -> None:
+    for _ in range(2):
+        _fails(
+            checks_03_allowlist.check_dh_server,
+            _reference_server(read=_late_single_recv),
+            "its frame one byte per TCP segment",
+            "TCP does not keep message boundaries",
+        )
+
+
+# --- socket timeouts never equal the wait that decides the verdict ------------------------
+
+
+def test_the_student_end_waits_longer_than_every_verdict(no_leaks) -> None:
+    """recv_msg, dh_client and dh_server each get a socket whose own timeout ends well
+    after the check's wait: a read that never ends is "stuck" at the wait, never a
+    timeout error racing it (which a hostile case would have taken for a refusal)."""
+    seen: list[float | None] = []
+
+    def send_msg(sock, data):
+        sock.sendall(struct.pack("!I", len(data)) + data)
+
+    def recv_msg(sock):
+        seen.append(sock.gettimeout())
+        (length,) = struct.unpack("!I", _recv_exactly(sock, 4))
+        if length > 1 << 20:
+            raise ValueError("too big")
+        return _recv_exactly(sock, length)
+
+    checks_02_exchange.check_framing(send_msg, recv_msg)
+
+    def client(sock, min_bits=2048):
+        seen.append(sock.gettimeout())
+        raise ValueError("refuses every server")
+
+    harness.run_dh_server(client, groups.small_safe_prime_group(64))
+
+    def server(sock, group):
+        seen.append(sock.gettimeout())
+        write_frame(sock, b"{}")  # a hello the check cannot use: it fails at once
+        raise ValueError("says nothing useful")
+
+    with pytest.raises(CheckFailed):
+        checks_03_allowlist.check_dh_server(server)
+    assert seen and all(t is not None and t >= 2 * WAIT for t in seen), seen
+
+
+# --- a verdict taken once, from a snapshot -------------------------------------------------
+
+
+def test_dh_server_that_ends_after_its_wait_is_stuck_on_every_run(monkeypatch, no_leaks) -> None:
+    """A server that is still running when the check's WAIT ends is "stuck", even if it
+    returns the right K while the check reads what it sent (forced here: the check's read
+    lets the server go, then waits until the server's thread has ended)."""
+    release = threading.Event()
+    read_available = harness.read_available
+
+    def read_after_the_server_ended(sock, *args, **kwargs):
+        release.set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(
+            t.name == "exercise-check" for t in threading.enumerate()
+        ):
+            time.sleep(0.01)
+        return read_available(sock, *args, **kwargs)
+
+    monkeypatch.setattr(checks_03_allowlist, "read_available", read_after_the_server_ended)
+    late = _reference_server(before_return=lambda: release.wait(60))
+    try:
+        _fails(checks_03_allowlist.check_dh_server, late, "did not return within")
+    finally:
+        release.set()
+
+
+def test_dh_server_that_cannot_allocate_4_gb_has_not_refused_it(no_leaks) -> None:
+    """Whether allocating 4 GB fails at once (MemoryError) or succeeds and then waits for
+    bytes that never come depends on the machine: neither is a refusal."""
+
+    def reads_any_length(sock):
+        (length,) = struct.unpack("!I", _recv_exactly(sock, 4))
+        if length > 1 << 30:
+            raise MemoryError  # what recv(length) raises on a machine with less memory
+        return _recv_exactly(sock, length)
+
+    server = _reference_server(read=reads_any_length)
+    message = _fails(checks_03_allowlist.check_dh_server, server, "announced a message of 4 GB")
+    assert "MemoryError" in message
+
+
+def test_dh_server_that_never_speaks_is_told_so_at_once(no_leaks) -> None:
+    def never_speaks(sock, group):
+        return int(sock.recv(10) or 0)
+
+    start = time.monotonic()
+    _fails(checks_03_allowlist.check_dh_server, never_speaks, "sent no hello within")
+    assert time.monotonic() - start < WAIT + 2  # one wait for the hello, not a second one
+
+
+# --- the same group on every run ----------------------------------------------------------
+
+
+def test_dh_client_check_offers_the_same_group_on_every_run(no_leaks) -> None:
+    offered: set[tuple[int, int]] = set()
+
+    def spy(sock, min_bits=2048):
+        hello = json.loads(read_frame(sock))
+        offered.add((hello["p"], hello["g"]))
+        raise ValueError("refuses")
+
+    for _ in range(3):
+        with pytest.raises(CheckFailed):
+            checks_02_exchange.check_dh_client(spy)
+    assert len(offered) == 1
+
+
+def test_dh_client_that_accepts_only_g_2_fails_on_every_run(no_leaks) -> None:
+    def only_g_2(sock, min_bits=2048):
+        hello = json.loads(read_frame(sock))
+        if hello["g"] != 2:
+            raise ValueError("g must be 2")
+        raise AssertionError("never reached: the check's group has g = 3")
+
+    for _ in range(3):
+        _fails(checks_02_exchange.check_dh_client, only_g_2, "fair")
+
+
+def test_dh_server_check_uses_the_same_group_on_every_run(no_leaks) -> None:
+    given: set[tuple[int, int]] = set()
+
+    def spy(sock, group):
+        given.add((group.p, group.g))
+        write_frame(sock, b"{}")  # a hello the check cannot use: it fails at once
+        raise ValueError("says nothing useful")
+
+    for _ in range(3):
+        with pytest.raises(CheckFailed):
+            checks_03_allowlist.check_dh_server(spy)
+    assert len(given) == 1
+
+
+def test_dh_server_whose_hello_says_g_2_fails_on_every_run(no_leaks) -> None:
+    def hello_with_g_2(sock, group):
+        b = group.random_exponent(secrets.randbelow)
+        hello = {"p": group.p, "g": 2, "B": pow(group.g, b, group.p)}
+        write_frame(sock, json.dumps(hello).encode())
+        public = json.loads(read_frame(sock))["A"]
+        groups.validate_public(group, public)
+        return pow(public, b, group.p)
+
+    for _ in range(3):
+        _fails(checks_03_allowlist.check_dh_server, hello_with_g_2, "does not offer the group")
