@@ -531,10 +531,10 @@ def test_a_russian_wrong_answer_gets_a_russian_message_naming_the_mistake(
     monkeypatch.setenv(i18n.ENV_VAR, "ru")
     russian = _failure(check_name, student_code)
     assert russian_words in russian
-    # The message itself is Russian throughout (the "→ Explained in ..." pointer that
-    # labcrypto.lab.feedback adds is not translated yet, and formulas are formulas).
-    body = [line for line in russian.splitlines() if not line.startswith("→")]
-    assert [line for line in body if _ENGLISH_PROSE.search(line)] == []
+    # The message is Russian throughout, down to the pointer to the Russian edition's
+    # section (formulas are formulas).
+    assert "→ Объяснение: блокнот 01_keys, раздел «" in russian
+    assert [line for line in russian.splitlines() if _ENGLISH_PROSE.search(line)] == []
 
 
 def test_a_russian_right_answer_is_praised_in_russian(capsys, monkeypatch) -> None:

@@ -1327,7 +1327,7 @@ def test_a_message_that_cites_a_course_mistake_points_to_the_list(monkeypatch) -
     monkeypatch.setenv("LABCRYPTO_LANG", "ru")
     message = _fails(checks_01_keys.check_shared_secret, unchecked)
     assert "Типичная ошибка № 1 и как её исправить: MISTAKES.md" in message
-    without = _fails(checks_02_exchange.check_break_caesar, lambda ct: ct, "unchanged")
+    without = _fails(checks_02_exchange.check_break_caesar, lambda ct: ct, "без изменений")
     assert "MISTAKES.md" not in without  # only messages that cite a mistake
 
 

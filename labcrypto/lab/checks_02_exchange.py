@@ -16,7 +16,7 @@ from typing import Any
 from ..ciphers import CaesarCipher
 from ..errors import ChannelClosed, ConnectionLost, LabCryptoError
 from ..groups import Group, small_safe_prime_group
-from ..i18n import N_, Messages
+from ..i18n import N_, Messages, _, ngettext
 from ..streams import set_timeout
 from .feedback import (
     LOOP_WAIT,
@@ -68,85 +68,87 @@ __all__ = [
 
 # --- framing ---------------------------------------------------------------------
 
-FRAMING = {
-    "stuck": (
+FRAMING = Messages({
+    "stuck": N_(
         "recv_msg did not return within {wait:.0f} s when {what}. It is still "
         "waiting for bytes that never come (or loops forever).{hint}"
     ),
-    "timed out": (
+    "timed out": N_(
         "recv_msg waited for more bytes than were sent when {what}: read "
         "exactly 4 header bytes, then exactly `length` bytes.{hint}"
     ),
-    "raised": (
-        "recv_msg raised {kind}: {error} when {what}. TCP may deliver "
+    "raised": N_(
+        "recv_msg raised {error} when {what}. TCP may deliver "
         "fewer bytes than recv() asked for: loop until you have all 4 header bytes, then "
         "all `length` payload bytes (course mistake 6)."
     ),
-    "wire": (
+    "wire": N_(
         "send_msg(sock, b'hello') put {raw!r} on the wire; expected {want!r} "
         "(4-byte big-endian length, then the bytes). {hint}"
         "Use struct.pack('!I', len(data)) + data, in one sendall."
     ),
-    "no length": (
+    "no length": N_(
         "there is no length in front: the receiver cannot know where the "
         "message ends (course mistake 6). "
     ),
-    "little-endian": "the length is little-endian; the network order is big-endian ('!I'). ",
-    "payload": "When {what}, recv_msg returned {shown} instead of the {size} bytes sent.{hint}",
-    "newline": (
+    "little-endian": N_("the length is little-endian; the network order is big-endian ('!I'). "),
+    "payload": N_("When {what}, recv_msg returned {shown} instead of the {size} bytes sent.{hint}"),
+    "newline": N_(
         " A delimiter such as '\\n' can occur inside the data: only a length "
         "works for any bytes (course mistake 6)."
     ),
-    "partial": (
+    "partial": N_(
         " It looks like {recv_as_message}: one recv() returns whatever has "
         "arrived, not the whole message. Loop until you have `length` bytes."
     ),
-    "newline in data": "the message holds a newline",
-    "all bytes": "the message holds every byte value",
-    "100 kB": "the message is 100 kB long",
-    "empty": "the message is empty",
-    "one byte at a time": "the message arrived one byte at a time",
-    "dribbled": (
+    "newline in data": N_("the message holds a newline"),
+    "all bytes": N_("the message holds every byte value"),
+    "100 kB": N_("the message is 100 kB long"),
+    "empty": N_("the message is empty"),
+    "one byte at a time": N_("the message arrived one byte at a time"),
+    "dribbled": N_(
         "The message arrived one byte per TCP segment, and recv_msg returned {got!r}: "
         "{recv_as_message}. TCP may cut a message anywhere. Loop until you have all "
         "4 header bytes, then all `length` payload bytes."
     ),
-    "glued first": "two messages arrived in one piece",
-    "glued second": "reading the second of two messages sent together",
-    "glued hint": (
+    "glued first": N_("two messages arrived in one piece"),
+    "glued second": N_("reading the second of two messages sent together"),
+    "glued hint": N_(
         " Both arrived in one TCP segment, and the first call took the second message's "
         "bytes with it: {recv_as_message}. Read exactly `length` bytes, never more."
     ),
-    "glued": (
+    "glued": N_(
         "Two messages arrived in one TCP segment; recv_msg returned {first!r} and then "
         "{second!r}, expected b'one' and b'two': {recv_as_message}. Read exactly "
         "`length` bytes, never more: the rest belongs to the next message."
     ),
-    "too large": (
+    "too large": N_(
         "A peer announced a message of 4 GB (more than max_message = {limit}); "
         "recv_msg {what}. Check the length against the limit *before* reading, and raise "
         "ValueError: otherwise four bytes from anyone make you allocate 4 GB."
     ),
-    "kept waiting": "kept waiting for it",
-    "cut stuck": (
+    "kept waiting": N_("kept waiting for it"),
+    "returned kind": N_("returned {kind}"),
+    "raised kind": N_("raised {kind}"),
+    "cut stuck": N_(
         "The peer closed after 3 of 10 bytes and recv_msg never returned. "
         "recv() returning b'' means the connection is closed: raise "
         "ConnectionError then, do not loop forever."
     ),
-    "cut returned": (
+    "cut returned": N_(
         "The peer closed after 3 of 10 bytes, and recv_msg returned {value!r} "
         "as if it were a whole message. Raise ConnectionError instead."
     ),
-    "cut raised": (
-        "The peer closed after 3 of 10 bytes; recv_msg raised {kind}: {error}. "
+    "cut raised": N_(
+        "The peer closed after 3 of 10 bytes; recv_msg raised {error}. "
         "Raise ConnectionError."
     ),
-    "passed": (
+    "passed": N_(
         "send_msg/recv_msg keep every message whole: split into single bytes, two in one "
         "piece, newlines and binary data, 100 kB; a 4 GB length and a cut connection "
         "are refused."
     ),
-}
+})
 
 
 def _receive(
@@ -161,7 +163,7 @@ def _receive(
             raise not_written("recv_msg")
         if isinstance(value, TimeoutError):
             raise fail(FRAMING["timed out"], what=what, hint=hint)
-        raise fail(FRAMING["raised"], kind=type(value).__name__, error=value, what=what)
+        raise fail(FRAMING["raised"], error=refused_as(value), what=what)
     return value
 
 
@@ -201,10 +203,13 @@ def _check_payloads(
         sender.join(WAIT)
         if got == payload:
             continue
-        shown = f"{len(got)} bytes" if isinstance(got, bytes | bytearray) else repr(got)
+        if isinstance(got, bytes | bytearray):
+            shown = ngettext("{count} byte", "{count} bytes", len(got)).format(count=len(got))
+        else:
+            shown = repr(got)
         hint = FRAMING["newline"] if b"\n" in payload else ""
         if len(payload) > 60000:
-            hint += FRAMING["partial"].format(recv_as_message=RECV_AS_MESSAGE)
+            hint += FRAMING["partial"].format(recv_as_message=_(RECV_AS_MESSAGE))
         raise fail(FRAMING["payload"], what=what, shown=shown, size=len(payload), hint=hint)
 
 
@@ -215,7 +220,7 @@ def _check_dribbled(recv_msg: Callable[..., Any], pair: Pair) -> None:
     sender = dribble(left, HEADER.pack(len(message)) + message, reader=right, timeout=3 * WAIT)
     got = _receive(recv_msg, right, FRAMING["one byte at a time"])
     if got != message:
-        raise fail(FRAMING["dribbled"], got=got, recv_as_message=RECV_AS_MESSAGE)
+        raise fail(FRAMING["dribbled"], got=got, recv_as_message=_(RECV_AS_MESSAGE))
     sender.join(WAIT)
 
 
@@ -223,10 +228,10 @@ def _check_glued(recv_msg: Callable[..., Any], pair: Pair) -> None:
     left, right = pair
     left.sendall(HEADER.pack(3) + b"one" + HEADER.pack(3) + b"two")
     first = _receive(recv_msg, right, FRAMING["glued first"])
-    hint = FRAMING["glued hint"].format(recv_as_message=RECV_AS_MESSAGE)
+    hint = FRAMING["glued hint"].format(recv_as_message=_(RECV_AS_MESSAGE))
     second = _receive(recv_msg, right, FRAMING["glued second"], hint)
     if (first, second) != (b"one", b"two"):
-        raise fail(FRAMING["glued"], first=first, second=second, recv_as_message=RECV_AS_MESSAGE)
+        raise fail(FRAMING["glued"], first=first, second=second, recv_as_message=_(RECV_AS_MESSAGE))
 
 
 def _check_size_limit(recv_msg: Callable[..., Any], pair: Pair, max_message: int) -> None:
@@ -238,7 +243,8 @@ def _check_size_limit(recv_msg: Callable[..., Any], pair: Pair, max_message: int
     if status == "stuck":
         what = FRAMING["kept waiting"]
     else:
-        what = f"{'returned' if status == 'ok' else 'raised'} {type(value).__name__}"
+        ended = FRAMING["returned kind"] if status == "ok" else FRAMING["raised kind"]
+        what = ended.format(kind=type(value).__name__)
     raise fail(FRAMING["too large"], limit=max_message, what=what)
 
 
@@ -252,10 +258,10 @@ def _check_cut_connection(recv_msg: Callable[..., Any], pair: Pair) -> None:
     if status == "ok":
         raise fail(FRAMING["cut returned"], value=value)
     if not isinstance(value, ConnectionError | EOFError | ConnectionLost | ChannelClosed):
-        raise fail(FRAMING["cut raised"], kind=type(value).__name__, error=value)
+        raise fail(FRAMING["cut raised"], error=refused_as(value))
 
 
-@explained_in("02_exchange", "2 · Exercise: frames on a stream")
+@explained_in("02_exchange", N_("2 · Exercise: frames on a stream"))
 def check_framing(
     send_msg: Callable[[socket.socket, bytes], None],
     recv_msg: Callable[[socket.socket], bytes],
@@ -293,54 +299,54 @@ def hidden_framing(
 # --- the course's exchange over TCP ------------------------------------------------------
 
 DH_CLIENT = Messages({
-    "secret sent": (
+    "secret sent": N_(
         "The shared secret was sent on the wire (course mistake 3): the bytes your "
         "client sent contain K. Eve reads everything on the wire; each side computes K, "
         "nobody sends it (notebook 01, section «1 · The idea in small numbers»). Send "
         "only A."
     ),
-    "whole": "the server's hello arrived whole",
-    "split": "the server's hello arrived one byte per TCP segment",
-    "glued": "the server's hello and a second message arrived in one TCP segment",
-    "stuck": (
+    "whole": N_("the server's hello arrived whole"),
+    "split": N_("the server's hello arrived one byte per TCP segment"),
+    "glued": N_("the server's hello and a second message arrived in one TCP segment"),
+    "stuck": N_(
         "dh_client did not return within {wait:.0f} s when {what}. It is waiting for bytes "
         "that never come: {recv_as_message}? Read exactly 4 header bytes, then `length`."
     ),
-    "pickle": (
+    "pickle": N_(
         "dh_client sent a pickle (course mistake 7): the receiver would run pickle.loads on "
         "bytes from the network, which lets the sender run any code on its machine. Send "
         'JSON: write_frame(sock, json.dumps({{"A": A}}).encode()).'
     ),
-    "no length": (
+    "no length": N_(
         "dh_client sent JSON with no length in front: the server cannot know where your "
         "message ends (course mistake 6). Send it as a frame: write_frame(sock, data)."
     ),
-    "misread": (
+    "misread": N_(
         "When {what}, dh_client raised {error}. The server's hello was fair; "
         "it looks like {recv_as_message}: read the frame with read_frame(sock) (or "
         "your recv_msg), which returns exactly one message however it arrives."
     ),
-    "raised": "When {what}, dh_client raised {error} on a fair server.",
-    "unreadable": (
+    "raised": N_("When {what}, dh_client raised {error} on a fair server."),
+    "unreadable": N_(
         "The server could not read your public value: send one frame holding "
         '{{"A": A}} as JSON, with A = g^a mod p (an int between 2 and p-2).'
     ),
-    "other K": (
+    "other K": N_(
         "dh_client returned {got!r:.60}, but the server computed another K from your A: "
         "both sides must get the same number.{hint} Use the same secret a for A = g^a mod p "
         "and for K = B^a mod p."
     ),
-    "returned A": " It returned its own public value A: K = B^a mod p.",
-    "composite": (
+    "returned A": N_(" It returned its own public value A: K = B^a mod p."),
+    "composite": N_(
         "p is not prime: p = {p} = {low} × {high}, and with a "
         "composite p the discrete logarithm is easy. Check "
         "groups.is_probable_prime(p) (course mistake 1: p = 123456, 54, 42)."
     ),
-    "not safe": (
+    "not safe": N_(
         "p is prime but not a safe prime: (p-1)/2 = {q} is not prime, "
         "so g may generate a small subgroup. Check that q = (p-1)/2 is prime too."
     ),
-    "toy": (
+    "toy": N_(
         "p = 23 is a toy group (5 bits), far below min_bits: refuse groups with "
         "p.bit_length() < min_bits (course mistake 1: p = 7, 23, 151)."
     ),
@@ -350,20 +356,20 @@ DH_CLIENT = Messages({
         "A = g^a tells anyone whether your secret a is even (g never checked: course "
         "mistake 1). Check g like a public value: groups.validate_public(group, g)."
     ),
-    "B = 1": (
+    "B = 1": N_(
         "B = 1 makes K = 1 whatever your secret: validate the server's B with "
         "groups.validate_public(group, B) before using it."
     ),
-    "4 GB": (
+    "4 GB": N_(
         "The server announced a message of 4 GB: check the length against a limit before "
         "reading (read_frame does), or four bytes from anyone make you allocate 4 GB."
     ),
-    "hostile": (
+    "hostile": N_(
         "A hostile server: your client {done}; it must refuse (raise ValueError) before "
         "sending anything.\n{why}"
     ),
-    "kept waiting": "kept waiting",
-    "answered": "answered with its public value",
+    "kept waiting": N_("kept waiting"),
+    "answered": N_("answered with its public value"),
     "passed": N_(
         "dh_client agrees on K with the server whatever the TCP segments, never sends K, and "
         "refuses a composite p, an unsafe p, a toy p, a g outside the subgroup, B = 1 and "
@@ -375,7 +381,7 @@ DH_CLIENT = Messages({
 def _dh_case_failed(outcome: DhOutcome, what: str) -> Exception:
     """The failure for a run of the fair server that did not give the same K on both sides."""
     if outcome.status == "stuck":
-        return fail(DH_CLIENT["stuck"], wait=WAIT, what=what, recv_as_message=RECV_AS_MESSAGE)
+        return fail(DH_CLIENT["stuck"], wait=WAIT, what=what, recv_as_message=_(RECV_AS_MESSAGE))
     sent = outcome.sent
     if sent.startswith(b"\x80") or sent[4:5] == b"\x80":
         return fail(DH_CLIENT["pickle"])
@@ -388,7 +394,7 @@ def _dh_case_failed(outcome: DhOutcome, what: str) -> Exception:
                 DH_CLIENT["misread"],
                 what=what,
                 error=refused_as(exc),
-                recv_as_message=RECV_AS_MESSAGE,
+                recv_as_message=_(RECV_AS_MESSAGE),
             )
         return fail(DH_CLIENT["raised"], what=what, error=refused_as(exc))
     if outcome.problems or outcome.A is None:
@@ -450,7 +456,7 @@ def _check_hostile_server(
     raise fail(DH_CLIENT["hostile"], done=done, why=why)
 
 
-@explained_in("02_exchange", "Exercise: the course's exchange over TCP, done right")
+@explained_in("02_exchange", N_("Exercise: the course's exchange over TCP, done right"))
 def check_dh_client(dh_client: Callable[..., int]) -> None:
     """``dh_client(sock, min_bits)``: the client's half of the course's exchange, done right.
 
@@ -483,11 +489,11 @@ def hidden_dh_client(dh_client: Callable[..., int]) -> None:
 # --- breaking the toy cipher ----------------------------------------------------------
 
 BREAK_CAESAR = Messages({
-    "no wrap": (
+    "no wrap": N_(
         "break_caesar raised {error}: a shifted byte went below 0 or above "
         "255, so the shift does not wrap around. Undo a shift with (b - k) % 256."
     ),
-    "str": (
+    "str": N_(
         "break_caesar returned a str; return the bytes (plaintext.decode() is for showing them)."
     ),
     "wrong": N_(
@@ -496,9 +502,9 @@ BREAK_CAESAR = Messages({
         "Try all 256 shifts, score each candidate (+1 per lowercase letter or space, -1 per "
         "byte outside printable ASCII), and keep the best. Remember % 256: shifts wrap."
     ),
-    "unchanged": "It returned the ciphertext unchanged.",
-    "wrong way": "It shifted the wrong way: undo the shift with (b - k) % 256.",
-    "passed": "break_caesar read {count} toy-mode messages without the key.",
+    "unchanged": N_("It returned the ciphertext unchanged."),
+    "wrong way": N_("It shifted the wrong way: undo the shift with (b - k) % 256."),
+    "passed": N_("break_caesar read {count} toy-mode messages without the key."),
 })
 
 _PLAINTEXTS = [
@@ -534,7 +540,7 @@ def _break_one(break_caesar: Callable[[bytes], bytes], plaintext: bytes, shift: 
     raise fail(BREAK_CAESAR["wrong"], shift=shift, got=bytes(got)[:24], hint=hint)
 
 
-@explained_in("02_exchange", "Exercise: read it without the key")
+@explained_in("02_exchange", N_("Exercise: read it without the key"))
 def check_break_caesar(break_caesar: Callable[[bytes], bytes]) -> None:
     """``break_caesar(ciphertext)`` must find the plaintext of a toy-mode frame, with no key."""
     for text, shift in zip(_PLAINTEXTS, _SHIFTS, strict=True):
@@ -552,20 +558,20 @@ def hidden_break_caesar(break_caesar: Callable[[bytes], bytes], typed_id: str = 
 # --- the message loop -----------------------------------------------------------------
 
 CHAT_LOOP = Messages({
-    "recv first": (
+    "recv first": N_(
         "The loop called recv() with nothing sent that could be answered: send a "
         "line, then receive its reply (here recv would wait forever)."
     ),
-    "other method": (
+    "other method": N_(
         "The loop used channel.{name}. The message loop may only call channel.send(...) "
         "and channel.recv(...) / recv_text(...): keys, ciphers, frames and sockets are the "
         "channel's business, not the loop's (task 2)."
     ),
-    "mentions": (
+    "mentions": N_(
         "The loop mentions {what}. It should only call channel.send and "
         "channel.recv: that separation is task 2."
     ),
-    "bytes": "The replies are bytes; return them as text (channel.recv_text(), or .decode()).",
+    "bytes": N_("The replies are bytes; return them as text (channel.recv_text(), or .decode())."),
     "replies": N_(
         "With lines {lines} and a server that answers each line with a reply, the loop "
         "returned {replies!r:.120}: {why}."
@@ -576,30 +582,30 @@ CHAT_LOOP = Messages({
         "not the text the server sent back: return what channel.recv_text() gave you, "
         "one item per line"
     ),
-    "sent": "The loop sent {sent!r}; send each line once, in order.",
-    "real channel": "Over a real SecureChannel the loop {status}: {shown}.",
-    "did not finish": "did not finish",
-    "passed": (
+    "sent": N_("The loop sent {sent!r}; send each line once, in order."),
+    "real channel": N_("Over a real SecureChannel the loop {ended}."),
+    "did not finish": N_("did not finish"),
+    "passed": N_(
         "chat_loop talks through channel.send/recv only, and works over a real encrypted channel."
     ),
 })
 
-_FORBIDDEN = {
-    "pickle": "pickle (course mistake 7: unpickling network bytes runs the sender's code)",
-    "socket": "sockets (the channel owns the socket)",
-    "seal": "the cipher's seal/open (the channel encrypts)",
-    "cipher": "ciphers (the channel encrypts)",
-    "pow(": "pow (key exchange belongs to the handshake, not the loop)",
-    "key": "keys (the loop should know nothing about keys)",
-}
+_FORBIDDEN = Messages({
+    "pickle": N_("pickle (course mistake 7: unpickling network bytes runs the sender's code)"),
+    "socket": N_("sockets (the channel owns the socket)"),
+    "seal": N_("the cipher's seal/open (the channel encrypts)"),
+    "cipher": N_("ciphers (the channel encrypts)"),
+    "pow(": N_("pow (key exchange belongs to the handshake, not the loop)"),
+    "key": N_("keys (the loop should know nothing about keys)"),
+})
 
 
 def _check_loop_code(chat_loop: Callable[..., Any]) -> None:
     code = code_of(chat_loop)
     body = code.split(":", 1)[1] if ":" in code else code
-    for token, what in _FORBIDDEN.items():
+    for token in _FORBIDDEN:
         if token in body.lower():
-            raise fail(CHAT_LOOP["mentions"], what=what)
+            raise fail(CHAT_LOOP["mentions"], what=_FORBIDDEN[token])
 
 
 def _check_loop_with_stand_in(chat_loop: Callable[..., Any]) -> None:
@@ -628,11 +634,13 @@ def _check_loop_over_real_channel(chat_loop: Callable[..., Any]) -> None:
         lines = ["over a real channel", "done"]
         status, value = run_bounded(chat_loop, channel, lines, timeout=LOOP_WAIT)
     if status != "ok" or value != [f"echo: {line}" for line in lines]:
-        shown = CHAT_LOOP["did not finish"] if status == "stuck" else repr(value)
-        raise fail(CHAT_LOOP["real channel"], status=status, shown=shown)
+        ended = how_it_ended(status, value, 120, stuck=CHAT_LOOP["did not finish"])
+        raise fail(CHAT_LOOP["real channel"], ended=ended)
 
 
-@explained_in("02_exchange", "6 · Exercise: a message loop that knows nothing about keys (task 2)")
+@explained_in(
+    "02_exchange", N_("6 · Exercise: a message loop that knows nothing about keys (task 2)")
+)
 def check_chat_loop(chat_loop: Callable[[Any, list[str]], list[str]]) -> None:
     """``chat_loop(channel, lines)`` sends each line, collects each reply, uses only send/recv."""
     _check_loop_code(chat_loop)

@@ -319,7 +319,7 @@ def _check_fair_clients(dh_server: Callable[..., int], group: Group) -> None:
         if run.client_k is not None and str(run.client_k).encode() in run.sent:
             raise fail(DH_SERVER["secret sent"])
         hint = "" if how == "whole" else DH_SERVER["fair hint"]
-        hint = hint.format(recv_as_message=RECV_AS_MESSAGE)
+        hint = hint.format(recv_as_message=gettext(RECV_AS_MESSAGE))
         what = DH_SERVER[how]
         if run.status == "stuck":
             raise fail(DH_SERVER["fair stuck"], what=what, wait=WAIT, hint=hint)
@@ -389,54 +389,56 @@ def hidden_dh_server(dh_server: Callable[..., int]) -> None:
 
 # --- the allowlist check ----------------------------------------------------------
 
-IS_ALLOWED = {
-    "raised": (
+IS_ALLOWED = Messages({
+    "raised": N_(
         "is_allowed raised {error} on a file with a header, a comment "
         "line, a blank line and an unreadable row ('eve,not a key at all'). Skip "
         "what cannot be read (try/except around PublicKey.from_text): one bad row "
         "must not lock the whole class out."
     ),
-    "not a bool": "is_allowed returned {got!r}; return True or False.",
-    "wrong": "is_allowed(path, key) returned {got} for a key where {why}; expected {want}.\n{hint}",
-    "alice": "alice's row spells her key in capital hex digits, with extra spaces",
+    "not a bool": N_("is_allowed returned {got!r}; return True or False."),
+    "wrong": N_(
+        "is_allowed(path, key) returned {got} for a key where {why}; expected {want}.\n{hint}"
+    ),
+    "alice": N_("alice's row spells her key in capital hex digits, with extra spaces"),
     "bob": N_("bob's row is quoted, as a spreadsheet writes it (its comment holds a comma)"),
-    "carol": "carol's row starts with '#': the instructor commented it out (revoked)",
-    "dave": "dave's key appears only inside frank's comment, not as a key",
-    "prefix": "this key's text is the start of frank's key text, a different key",
-    "frank": "frank's key is on the list",
-    "compare keys": (
+    "carol": N_("carol's row starts with '#': the instructor commented it out (revoked)"),
+    "dave": N_("dave's key appears only inside frank's comment, not as a key"),
+    "prefix": N_("this key's text is the start of frank's key text, a different key"),
+    "frank": N_("frank's key is on the list"),
+    "compare keys": N_(
         "Compare keys, not text: PublicKey.from_text(cell) == key. "
         "0x00ab, 0xAB and 171 are the same number, so the same key."
     ),
-    "comments": (
+    "comments": N_(
         "Lines starting with '#' are comments: skip them. A revoked "
         "student whose row was commented out must not get in."
     ),
-    "only the key column": (
+    "only the key column": N_(
         "A key mentioned somewhere in the file is not on the list: only "
         "the public_key column counts. Searching the file's text for the key "
         "(`key.to_text() in text`) is the bug."
     ),
-    "parse each row": (
+    "parse each row": N_(
         "Searching for the key's text finds it inside a longer key: "
         "'0x12' is in '0x123'. Parse each row's key and compare with ==."
     ),
-    "csv": "Read the file with the csv module (csv.reader), which handles quotes.",
+    "csv": N_("Read the file with the csv module (csv.reader), which handles quotes."),
     "split": N_(
         "Your code cuts rows with split(','): a comma inside quotes (bob's comment, "
         "\"group A, lab 2\") is not a column separator, so the row falls apart. Read the "
         "file with the csv module (csv.reader), which handles quotes."
     ),
-    "cached": (
+    "cached": N_(
         "After bob's row was deleted from the file, is_allowed still said True: read "
         "the file on every call (or when it changed). A cached list makes revocation "
         "need a server restart."
     ),
-    "passed": (
+    "passed": N_(
         "is_allowed compares keys by value (any spelling), reads only the key column, skips "
         "comments and bad rows, and sees a revocation at once."
     ),
-}
+})
 
 
 def _prefix_pair() -> tuple[PublicKey, PublicKey]:
@@ -492,11 +494,11 @@ def _ask(is_allowed: Callable[[Path, Any], bool], path: Path, key: PublicKey) ->
     except Exception as exc:
         failure = fail(IS_ALLOWED["raised"], error=refused_as(exc))
         if _splits_on_commas(is_allowed):
-            failure = fail(str(failure) + "\n" + gettext(IS_ALLOWED["split"]))
+            failure = fail(str(failure) + "\n" + IS_ALLOWED["split"])
         raise failure from None
 
 
-@explained_in("03_allowlist", "6 · Exercise: the allowlist check")
+@explained_in("03_allowlist", N_("6 · Exercise: the allowlist check"))
 def check_is_allowed(is_allowed: Callable[[Path, Any], bool]) -> None:
     """``is_allowed(path, key)`` must read the CSV on every call and compare keys by value."""
     rows, cases = _tricky_allowlist()
@@ -510,8 +512,8 @@ def check_is_allowed(is_allowed: Callable[[Path, Any], bool]) -> None:
             if got not in (True, False):
                 raise fail(IS_ALLOWED["not a bool"], got=got)
             if _splits_on_commas(is_allowed):
-                hint = gettext(IS_ALLOWED["split"])
-            raise fail(IS_ALLOWED["wrong"], got=got, why=gettext(why), want=want, hint=hint)
+                hint = IS_ALLOWED["split"]
+            raise fail(IS_ALLOWED["wrong"], got=got, why=why, want=want, hint=hint)
         # Revocation: the file changes, the answer must change with it.
         path.write_text("\n".join(r for r in rows if not r.startswith("bob,")), encoding="utf-8")
         if call(is_allowed, path, cases[1][0]) is not False:
@@ -530,40 +532,43 @@ def hidden_is_allowed(
 
 # --- a new student joins -----------------------------------------------------------------
 
-JOIN = {
-    "not a client": (
-        "On the {attempt} call the function returned {client!r:.80}; return the "
+JOIN = Messages({
+    "not a client": N_(
+        "{attempt} the function returned {client!r:.80}; return the "
         "ChatClient that ChatClient.connect(...) gave you (its .name is the name "
         "the server knows you by: 'dave')."
     ),
-    "no key file": "There is no {name} in key_dir: save dave's key there.",
-    "alice gone": "alice's row is gone from the allowlist: add a row, do not rewrite the file.",
-    "no row": "The allowlist has no row 'dave' with the key in dave.key.",
-    "readable": "dave.key can be read by others: use keys.load_or_create / keys.save.",
-    "raised": "On the {attempt} call, the function raised {error}.\n{hint}",
-    "not allowed": (
+    "no key file": N_("There is no {name} in key_dir: save dave's key there."),
+    "alice gone": N_("alice's row is gone from the allowlist: add a row, do not rewrite the file."),
+    "no row": N_("The allowlist has no row 'dave' with the key in dave.key."),
+    "readable": N_("dave.key can be read by others: use keys.load_or_create / keys.save."),
+    "raised": N_("{attempt}, the function raised {error}.\n{hint}"),
+    "not allowed": N_(
         "The server does not know the key dave connected with. Add dave's *public* key to "
         "the allowlist file you were given (allowlist_path), and connect with the same key "
         "pair (a new key on every run is course mistake 8)."
     ),
-    "added twice": (
+    "added twice": N_(
         "The first call worked; the second must too (a re-run cell). Add the row only if "
         "the key is not on the list yet: Allowlist(path).is_allowed(key.public_key)."
     ),
-    "key exists": "Reuse dave's key if it is there: keys.load_or_create(name, key_dir).",
-    "where": "(The allowlist file is {name}; the server is at the address given.)",
+    "key exists": N_("Reuse dave's key if it is there: keys.load_or_create(name, key_dir)."),
+    "where": N_("(The allowlist file is {name}; the server is at the address given.)"),
+    # {attempt} in the messages above: which call of the student's function it was.
+    "first": N_("On the first call"),
+    "second": N_("On the second call"),
     "not pinned": N_(
-        "On the {attempt} call the function connected without pinning the server's key: "
+        "{attempt} the function connected without pinning the server's key: "
         "it would trust whichever key the server showed (trust on first use) and write it "
         "into known_servers.csv in your keys folder. You were given server_key: pass it on "
         "(ChatClient.connect(..., server_key=server_key)), so that an impostor at that "
         "address is refused. (The check stopped it there: nothing was written.)"
     ),
-    "passed": (
+    "passed": N_(
         "dave got a key, a row on the allowlist (alice's row kept) and into the room — twice, "
         "reusing his key and row the second time."
     ),
-}
+})
 
 
 class _TrustedOnFirstUse(Exception):
@@ -605,14 +610,15 @@ def _join_once(join: Callable[..., Any], attempt: str, key_dir: Path, path: Path
     except CheckFailed:
         raise
     except _TrustedOnFirstUse:
-        raise fail(gettext(JOIN["not pinned"]), attempt=attempt) from None
+        raise fail(JOIN["not pinned"], attempt=JOIN[attempt]) from None
     except Exception as exc:
         hint = _join_hint(exc, attempt, path)
-        raise fail(JOIN["raised"], attempt=attempt, error=refused_as(exc), hint=hint) from None
+        error = refused_as(exc)
+        raise fail(JOIN["raised"], attempt=JOIN[attempt], error=error, hint=hint) from None
     if getattr(client, "name", None) != "dave":
         with contextlib.suppress(Exception):
             client.close()
-        raise fail(JOIN["not a client"], attempt=attempt, client=client)
+        raise fail(JOIN["not a client"], attempt=JOIN[attempt], client=client)
     return client
 
 
@@ -630,7 +636,7 @@ def _check_enrolled(key_dir: Path, path: Path) -> None:
         raise fail(JOIN["readable"])
 
 
-@explained_in("03_allowlist", "7 · Exercise: a new student joins")
+@explained_in("03_allowlist", N_("7 · Exercise: a new student joins"))
 def check_join_as_new_student(join: Callable[..., Any]) -> None:
     """``join(name, key_dir, allowlist_path, address, server_key)`` must enrol and connect."""
     with tempfile.TemporaryDirectory(prefix="labcrypto-check-") as tmp:

@@ -24,7 +24,7 @@ from ..channel import SecureChannel
 from ..chat import ChatServer
 from ..errors import PoolExhausted
 from ..groups import FFDHE2048
-from ..i18n import N_, gettext
+from ..i18n import N_, Messages
 from ..keys import KeyPair, PublicKey, generate
 from ..ports import PortPool
 from ..server import connect
@@ -53,54 +53,58 @@ __all__ = [
 
 # --- the client's half of the handoff ------------------------------------------------
 
-HANDOFF = {
-    "stuck": (
+HANDOFF = Messages({
+    "stuck": N_(
         "follow_handoff did not return within {wait:.0f} s. Every recv needs a timeout "
         "(channel.recv(timeout=5)); after sending the ticket, the next message on "
         "the channel is the server's welcome."
     ),
-    "raised": "follow_handoff raised {error}.\n{hint}",
-    "stranger": (
+    "raised": N_("follow_handoff raised {error}.\n{hint}"),
+    "stranger": N_(
         "The server dropped your data-port connection as a stranger: the ticket "
         "must travel inside the encrypted channel — channel.rebind(new_socket), "
         "then channel.send(ticket message) — not as plain bytes on the socket."
     ),
-    "refused": (
+    "refused": N_(
         "Nothing listened where you connected: use the port from the server's "
         "message (course mistake 10: a client that ignores the port it was sent)."
     ),
-    "bytes": "follow_handoff returned bytes; return the decoded message (a dict).",
-    "not welcome": (
+    "bytes": N_("follow_handoff returned bytes; return the decoded message (a dict)."),
+    "not welcome": N_(
         "follow_handoff returned {shown!r}; expected the first message on the data "
         "port, the room's welcome (a dict with type 'welcome').{hint}"
     ),
-    "the offer": " That is the server's offer itself: connect to its port and show its ticket.",
-    "not moved": "The channel still uses the handshake socket: call channel.rebind(new_socket).",
-    "no join": "The room did not see you join on a data port (events: {joined}).",
-    "second": (
+    "the offer": N_(" That is the server's offer itself: connect to its port and show its ticket."),
+    "not moved": N_(
+        "The channel still uses the handshake socket: call channel.rebind(new_socket)."
+    ),
+    "no join": N_("The room did not see you join on a data port (events: {joined})."),
+    "second": N_(
         "The first handoff worked. A second session was offered a different port and a new "
         "ticket, and follow_handoff {got}.\n{hint}"
     ),
-    "reused ticket": (
+    "reused ticket": N_(
         "The server dropped the data connection as a stranger: it showed a reused ticket. "
         "A ticket is good for one session only; read the ticket from each new offer."
     ),
-    "old port": (
+    "old port": N_(
         "Nothing answered where you connected: it looks like the port of the first session "
         "(course mistake 10: a client that ignores the port it was sent). Use the port "
         "from each offer."
     ),
-    "remembers": "Read the port and the ticket from each offer; remember nothing between calls.",
-    "busy": (
+    "remembers": N_(
+        "Read the port and the ticket from each offer; remember nothing between calls."
+    ),
+    "busy": N_(
         "With every port of the pool in use the server answers "
         '{{"type": "busy", "text": ...}} instead of a port; follow_handoff '
         "{got}. Raise PoolExhausted(text) then, so the caller can wait and retry."
     ),
-    "passed": (
+    "passed": N_(
         "follow_handoff reads the port and ticket, moves the channel to the data port, shows "
         "the ticket there and gets the welcome; a busy pool raises PoolExhausted."
     ),
-}
+})
 
 
 def _handoff_room(pool_size: int) -> tuple[ChatServer, PortPool, KeyPair, KeyPair]:
@@ -233,7 +237,7 @@ def _busy_handoff(follow_handoff: Callable[..., Any], room: Any, pool: PortPool,
         raise fail(HANDOFF["busy"], got=how_it_ended(*outcome, width=80))
 
 
-@explained_in("04_two_ports", "3 · Exercise: the client's half of the handoff")
+@explained_in("04_two_ports", N_("3 · Exercise: the client's half of the handoff"))
 def check_follow_handoff(follow_handoff: Callable[[Any, str], Any]) -> None:
     """``follow_handoff(channel, host)`` must read the port offer, move, show the ticket."""
     room, pool, alice, server_key = _handoff_room(2)
@@ -264,48 +268,48 @@ def hidden_follow_handoff(
 
 # --- a port pool --------------------------------------------------------------------------
 
-PORT_POOL = {
-    "lease shape": (
+PORT_POOL = Messages({
+    "lease shape": N_(
         "lease() returned {got!r:.80}; return (port, sock): the port number and the "
         "socket you bound and listen on."
     ),
-    "lease failed": (
+    "lease failed": N_(
         "lease() {what} with {left} free ports left (one port of the range, "
         "{first}, is held by another program: skip it)."
     ),
-    "busy port": (
+    "busy port": N_(
         "lease() returned port {first}, which another program holds: binding "
         "it failed, and a port you could not bind is not yours (course mistake "
         "10). Skip it and try the next."
     ),
-    "outside": "lease() returned port {port}, outside the range given.",
-    "other socket": (
+    "outside": N_("lease() returned port {port}, outside the range given."),
+    "other socket": N_(
         "lease() returned port {port} with a socket bound to "
         "{bound}: return the socket you bound to that port, "
         "still open (bind, close and bind again is a race: course mistake 10)."
     ),
-    "not listening": (
+    "not listening": N_(
         "Nothing listens on leased port {port}: call sock.listen() before "
         "returning it, so the client's connection is not refused."
     ),
-    "twice": "lease() handed out the same port twice: {ports}.",
-    "waits when full": "With every port leased, lease() waited forever: raise PoolExhausted.",
-    "full": (
+    "twice": N_("lease() handed out the same port twice: {ports}."),
+    "waits when full": N_("With every port leased, lease() waited forever: raise PoolExhausted."),
+    "full": N_(
         "With every port leased, lease() {got}; it must raise PoolExhausted "
         "(with a message such as 'no free port, try again in a moment')."
     ),
-    "threads stuck": (
+    "threads stuck": N_(
         "16 threads leasing and releasing did not finish within {wait:.0f} s: a lease or "
         "release waits forever (a lock never released? a wait without a timeout?)."
     ),
-    "threads": (
+    "threads": N_(
         "With 16 threads at once: {problem}. Guard the list of free ports with a "
         "threading.Lock, held while you take a port from it and while you give it back."
     ),
-    "leased twice": "port {port} was leased to two threads at once",
-    "lease raised": "lease() raised {error}",
-    "release raised": "release() raised {error}",
-    "lost": (
+    "leased twice": N_("port {port} was leased to two threads at once"),
+    "lease raised": N_("lease() raised {error}"),
+    "release raised": N_("release() raised {error}"),
+    "lost": N_(
         "After the threads released everything, only {count} of {size} "
         "ports could be leased again: a port got lost (released twice, or "
         "never put back)."
@@ -324,11 +328,11 @@ PORT_POOL = {
         "bound, so the next lease cannot bind it and the pool seems to lose ports. Close "
         "the socket in release(), then give the port back."
     ),
-    "passed": (
+    "passed": N_(
         "The pool skips a busy port, returns listening sockets, refuses when full, and "
         "survived 16 threads: no port leased twice, none lost."
     ),
-}
+})
 
 POOL_SIZE = 6  #: ports the check's pool hands out (its range holds one more, kept busy)
 THREADS = 16  #: threads that lease and release at once
@@ -346,7 +350,7 @@ def _lease_one(pool: Any, first: int, left: int) -> tuple[int, socket.socket]:
     """One lease, bounded; it must be a listening socket bound to a free port of the range."""
     outcome = run_bounded(_lease_of, pool)
     if outcome.raised(NotImplementedError):
-        raise not_written("The pool")
+        raise not_written(type(pool).__name__)
     if outcome.raised(CheckFailed):
         raise outcome.value
     if outcome.status != "ok":
@@ -396,7 +400,7 @@ def _check_leases(pool: Any, first: int) -> None:
     for port, sock in leased:
         if sock.fileno() != -1:
             sock.close()
-            raise fail(gettext(PORT_POOL["not closed"]), port=port)
+            raise fail(PORT_POOL["not closed"], port=port)
 
 
 def _lease_in_a_race(pool: Any, got: list[Any], problems: list[str]) -> None:
@@ -406,7 +410,7 @@ def _lease_in_a_race(pool: Any, got: list[Any], problems: list[str]) -> None:
     except PoolExhausted:
         got.append(None)
     except Exception as exc:  # reported to the student by _race
-        problems.append(gettext(PORT_POOL["race raised"]).format(error=refused_as(exc)))
+        problems.append(PORT_POOL["race raised"].format(error=refused_as(exc)))
 
 
 def _race(pool_class: Callable[..., Any]) -> None:
@@ -442,11 +446,11 @@ def _race(pool_class: Callable[..., Any]) -> None:
         leases = [lease for lease in got if lease is not None]
         ports = [port for port, _ in leases]
         if not problems and len(set(ports)) != len(ports):
-            problems.append(gettext(PORT_POOL["race twice"]).format(port=ports[0]))
+            problems.append(PORT_POOL["race twice"].format(port=ports[0]))
         if not problems and not leases:
-            problems.append(gettext(PORT_POOL["race none"]))
+            problems.append(PORT_POOL["race none"])
         if problems:
-            raise fail(gettext(PORT_POOL["race"]), problem=problems[0])
+            raise fail(PORT_POOL["race"], problem=problems[0])
     finally:
         _release_all(pool, [held.value] + [lease for lease in got if lease is not None])
 
@@ -507,7 +511,7 @@ def _check_none_lost(pool: Any) -> None:
         _release_all(pool, again)
 
 
-@explained_in("04_two_ports", "5 · Exercise: a port pool")
+@explained_in("04_two_ports", N_("5 · Exercise: a port pool"))
 def check_port_pool(pool_class: Callable[..., Any]) -> None:
     """A pool class with ``lease() -> (port, sock)`` and ``release(port, sock)``, hammered."""
     _race(pool_class)

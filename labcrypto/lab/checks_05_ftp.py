@@ -26,7 +26,7 @@ from ..allowlist import Allowlist
 from ..errors import LabCryptoError
 from ..ftp import FileClient, FileServer
 from ..groups import FFDHE2048
-from ..i18n import N_, Messages, gettext
+from ..i18n import N_, Messages
 from ..keys import generate
 from .feedback import (
     SERVICE_WAIT,
@@ -280,7 +280,7 @@ def _both_directions(make: Callable[..., Any], k_bytes: bytes) -> None:
 
 # --- the path check ------------------------------------------------------------------
 
-SAFE_PATH = {
+SAFE_PATH = Messages({
     "refused inside": N_(
         "safe_path(home, {requested!r}) raised {error}, but that path leads to {want}, "
         "inside the home. {hint}"
@@ -290,34 +290,34 @@ SAFE_PATH = {
     ),
     "the home": N_("the home folder itself"),
     "under the home": N_("home / {relative!r}"),
-    "not yet": "a path that does not exist yet",
-    "leading slash": (
+    "not yet": N_("a path that does not exist yet"),
+    "leading slash": N_(
         "A leading '/' means the top of the home, not of the server's disk: "
         "strip it (requested.lstrip('/')) before joining it under the home."
     ),
-    "wrong refusal": (
+    "wrong refusal": N_(
         "safe_path(home, {requested!r}) raised {error}; refuse a path "
         "outside the home with PermissionError (or ValueError)."
     ),
-    "let out": (
+    "let out": N_(
         "safe_path(home, {requested!r}) returned {got!r:.100} instead of refusing: it "
         "leads outside the home.\n{hint}"
     ),
-    "sibling": (
+    "sibling": N_(
         "The sibling folder 'alice2' starts with the home's name 'alice': a "
         "string test such as str(path).startswith(str(home)) lets it in (course "
         "mistake 13). Compare path components: Path.is_relative_to(home)."
     ),
-    "link": (
+    "link": N_(
         "The path goes through a symbolic link that leads out of the home. "
         "Resolve links first (Path.resolve() / os.path.realpath), then check."
     ),
-    "dots": "Resolve '..' first (Path.resolve()), then check it is under the home.",
-    "passed": (
+    "dots": N_("Resolve '..' first (Path.resolve()), then check it is under the home."),
+    "passed": N_(
         "safe_path keeps every path in the home ('/' is its top) and refuses '..', the "
         "sibling alice2, and links that lead out."
     ),
-}
+})
 
 
 def _same_place(got: Any, want: Path) -> bool:
@@ -352,17 +352,17 @@ def _check_inside(safe_path: Callable[[Path, str], Any], root: Path, home: Path)
     ]
     for requested, want, hint in inside:
         if want == home:
-            shown = gettext(SAFE_PATH["the home"])
+            shown = SAFE_PATH["the home"]
         else:
             relative = str(want.relative_to(home))
-            shown = gettext(SAFE_PATH["under the home"]).format(relative=relative)
+            shown = SAFE_PATH["under the home"].format(relative=relative)
         try:
             got = call(safe_path, home, requested)
         except CheckFailed:
             raise
         except Exception as exc:
             raise fail(
-                gettext(SAFE_PATH["refused inside"]),
+                SAFE_PATH["refused inside"],
                 requested=requested,
                 error=refused_as(exc),
                 want=shown,
@@ -372,7 +372,7 @@ def _check_inside(safe_path: Callable[[Path, str], Any], root: Path, home: Path)
             if requested.startswith("/") and _same_place(got, Path(requested)):
                 hint = SAFE_PATH["leading slash"]  # home / "/x" is "/x": the leading slash won
             raise fail(
-                gettext(SAFE_PATH["elsewhere"]), requested=requested, got=got, want=shown, hint=hint
+                SAFE_PATH["elsewhere"], requested=requested, got=got, want=shown, hint=hint
             )
 
 
@@ -400,7 +400,7 @@ def _check_outside(safe_path: Callable[[Path, str], Any], home: Path) -> None:
         raise fail(SAFE_PATH["let out"], requested=requested, got=got, hint=hint)
 
 
-@explained_in("05_ftp", "5 · Exercise: the path check")
+@explained_in("05_ftp", N_("5 · Exercise: the path check"))
 def check_safe_path(safe_path: Callable[[Path, str], Any]) -> None:
     """``safe_path(home, requested)`` maps a client's path into the home or refuses it."""
     with tempfile.TemporaryDirectory(prefix="labcrypto-check-") as tmp:
@@ -424,18 +424,18 @@ def hidden_safe_path(safe_path: Callable[[Path, str], Any], home: Path) -> None:
 
 # --- a recursive du -----------------------------------------------------------------------
 
-DU = {
-    "stuck": "du did not finish within {wait:.0f} s: does it recurse forever?",
-    "raised": "du(client, {path!r}) raised {error}.{hint}",
-    "link": (
+DU = Messages({
+    "stuck": N_("du did not finish within {wait:.0f} s: does it recurse forever?"),
+    "raised": N_("du(client, {path!r}) raised {error}.{hint}"),
+    "link": N_(
         " ls on a link is refused (the jail never follows links): count only "
         "entries of kind 'file', recurse into kind 'dir', skip the rest."
     ),
-    "wrong": (
+    "wrong": N_(
         "du(client, {path!r}) returned {got!r}; the files under {path} hold {want} "
         "bytes.\n{hint} Build each sub-path as path.rstrip('/') + '/' + entry.name."
     ),
-    "top only": "Only the files at the top were counted: recurse into every folder.",
+    "top only": N_("Only the files at the top were counted: recurse into every folder."),
     "uses cd": N_(
         " Your du calls cd: the client's working folder then moves under your recursion, and "
         "names are looked up in the wrong place. Do not cd: pass full paths to ls."
@@ -445,12 +445,14 @@ DU = {
         "looks for it in the wrong folder. Build each sub-path as "
         "path.rstrip('/') + '/' + entry.name and recurse on that."
     ),
-    "moved": (
+    "moved": N_(
         "After du, the client's working folder is {cwd!r}: do not cd; pass "
         "full paths to ls instead (a helper must not move the user)."
     ),
-    "passed": "du adds up every file under a folder, recursing through the API, skipping links.",
-}
+    "passed": N_(
+        "du adds up every file under a folder, recursing through the API, skipping links."
+    ),
+})
 
 _SIZES = {
     "top.txt": 100,
@@ -476,9 +478,9 @@ def _du_hint(du: Callable[[Any, str], int], error: BaseException) -> str:
     if "link" in str(error):
         return DU["link"]
     if ".cd(" in code_of(du):
-        return gettext(DU["uses cd"])
+        return DU["uses cd"]
     if isinstance(error, LabCryptoError):
-        return gettext(DU["sub-path"])
+        return DU["sub-path"]
     return ""
 
 
@@ -497,7 +499,7 @@ def _check_total(du: Callable[[Any, str], int], client: FileClient, path: str, w
     raise fail(DU["wrong"], path=path, got=got, want=want, hint=hint)
 
 
-@explained_in("05_ftp", "6 · Exercise: `du` on the API")
+@explained_in("05_ftp", N_("6 · Exercise: `du` on the API"))
 def check_du(du: Callable[[Any, str], int]) -> None:
     """``du(client, path)``: total bytes of the files under ``path``, via ``client.ls``."""
     with tempfile.TemporaryDirectory(prefix="labcrypto-check-") as tmp:

@@ -66,34 +66,37 @@ HAMMER_WAIT = 10.0  #: 16 threads leasing and releasing ports
 
 # --- the words several checks share ------------------------------------------------
 
-NOT_WRITTEN = (
+NOT_WRITTEN = N_(
     "{name} is not written yet: replace `raise NotImplementedError()` with your code, "
     "run that cell, then run this one again."
 )
 
 #: The words for course mistake 6, used by every check that catches it.
-RECV_AS_MESSAGE = (
+#: Translate it where it is shown: ``_(RECV_AS_MESSAGE)``.
+RECV_AS_MESSAGE = N_(
     "your function read one recv(1024) as one message — TCP does not keep message "
     "boundaries (course mistake 6)"
 )
 
 #: How a run of the student's code ended, for a failure message (see ``how_it_ended``).
-RETURNED = "returned {value}"
-NEVER_RETURNED = "never returned"
-RAISED = "raised {error}"
+RETURNED = N_("returned {value}")
+NEVER_RETURNED = N_("never returned")
+RAISED = N_("raised {error}")
 
 #: A run of the student's code that the check stopped at its deadline.
 TOO_SLOW = N_("{what} did not finish within {wait:g} s, so the check stopped it. {why}")
 
-POINTER = "\n→ Explained in notebook {notebook}, section «{heading}»."
+#: Where the exercise is explained: the heading is translated too (the Russian
+#: edition's own heading), so each ``explained_in`` heading is marked ``N_``.
+POINTER = N_("→ Explained in notebook {notebook}, section «{heading}».")
 #: After a failure that cites the course's mistakes list: where that list is.
 MISTAKES_POINTER = N_("→ Course mistake {number} and its fix: MISTAKES.md, next to this notebook.")
 #: How a message cites the list, in each language ("course mistake 6").
 CITES_A_MISTAKE = re.compile(r"course mistake (\d+)|типичная ошибка № ?(\d+)")
 
-HIDDEN_NOT_WRITTEN = "Not written yet: the exercise above still raises NotImplementedError."
-HIDDEN_RAISED = " (your code raised {kind} on one of them)"
-HIDDEN_FAILED = (
+HIDDEN_NOT_WRITTEN = N_("Not written yet: the exercise above still raises NotImplementedError.")
+HIDDEN_RAISED = N_(" (your code raised {kind} on one of them)")
+HIDDEN_FAILED = N_(
     "A hidden test of this exercise failed{raised}. Hidden tests try cases the visible "
     "check does not show, some made from your student id; their details are not shown. "
     "Re-read notebook {notebook}, section «{heading}». Then try your code on inputs of "
@@ -103,6 +106,10 @@ HIDDEN_FAILED = (
 
 class CheckFailed(LabCryptoError, AssertionError):
     """An exercise check that did not pass; the message says why and what to try."""
+
+    #: Does the message already end with its section pointer? (A check that calls
+    #: another check must not point twice.)
+    explained: bool = False
 
 
 def fail(template: str, **values: Any) -> CheckFailed:
@@ -119,7 +126,7 @@ def passed(template: str, **values: Any) -> None:
 
 def not_written(name: str) -> CheckFailed:
     """The failure for an exercise that still raises ``NotImplementedError``."""
-    return fail(NOT_WRITTEN, name=name)
+    return fail(_(NOT_WRITTEN), name=name)
 
 
 def call(func: Callable[..., Any], *args: Any) -> Any:
@@ -137,18 +144,24 @@ def too_slow(what: str, wait: float, why: str = "") -> CheckFailed:
 
 
 def refused_as(exc: BaseException) -> str:
-    """An exception as the student should read it: its type and the start of its text."""
-    return f"{type(exc).__name__}: {str(exc)[:160]}"
+    """An exception as the student should read it: as code, ``ValueError('bad A')``.
+
+    Written as code (its type, then its text quoted), it reads the same inside an
+    English or a Russian message: an exception's own text stays as Python, the
+    library or the student wrote it. A long text is cut at 160 characters."""
+    text = str(exc)
+    shown = repr(text[:160] + "…") if len(text) > 160 else repr(text)
+    return f"{type(exc).__name__}({shown})" if text else f"{type(exc).__name__}()"
 
 
 def how_it_ended(status: str, value: Any, width: int = 60, stuck: str = NEVER_RETURNED) -> str:
     """``returned …`` (its repr cut at ``width``), ``never returned`` or ``raised …``:
     the end of a bounded run (status "ok", "stuck" or "error"), in a student's words."""
     if status == "ok":
-        return RETURNED.format(value=repr(value)[:width])
+        return _(RETURNED).format(value=repr(value)[:width])
     if status == "stuck":
-        return stuck
-    return RAISED.format(error=refused_as(value))
+        return _(stuck)
+    return _(RAISED).format(error=refused_as(value))
 
 
 def code_of(func: Callable[..., Any]) -> str:
@@ -169,7 +182,11 @@ class Section:
     """Where an exercise is explained: a notebook and one of its section headings."""
 
     notebook: str
-    heading: str
+    heading: str  #: the English heading, marked ``N_`` where it is declared
+
+    def pointer(self) -> str:
+        """"→ Explained in notebook …, section «…»." in the current language."""
+        return _(POINTER).format(notebook=self.notebook, heading=_(self.heading))
 
 
 class Check(Generic[P]):
@@ -186,14 +203,15 @@ class Check(Generic[P]):
         try:
             self.func(*args, **kwargs)
         except CheckFailed as failure:
-            text = str(failure)
-            if "→ Explained in" in text:
+            if failure.explained:
                 raise
-            text += POINTER.format(**vars(self.section))
+            text = str(failure) + "\n" + self.section.pointer()
             cited = CITES_A_MISTAKE.search(text)
             if cited:
                 text += "\n" + _(MISTAKES_POINTER).format(number=cited.group(1) or cited.group(2))
-            raise CheckFailed(text) from None
+            explained = CheckFailed(text)
+            explained.explained = True
+            raise explained from None
 
     def hidden(self, test: Callable[P2, None]) -> Callable[P2, None]:
         """Declare ``test`` as this check's hidden test: any failure inside it becomes
@@ -205,13 +223,15 @@ class Check(Generic[P]):
             try:
                 test(*args, **kwargs)
             except NotImplementedError:
-                raise CheckFailed("\n" + HIDDEN_NOT_WRITTEN) from None
+                raise CheckFailed("\n" + _(HIDDEN_NOT_WRITTEN)) from None
             except Exception as exc:
-                raised = "" if isinstance(exc, AssertionError) else HIDDEN_RAISED
+                raised = "" if isinstance(exc, AssertionError) else _(HIDDEN_RAISED)
                 raise CheckFailed(
                     "\n"
-                    + HIDDEN_FAILED.format(
-                        raised=raised.format(kind=type(exc).__name__), **vars(section)
+                    + _(HIDDEN_FAILED).format(
+                        raised=raised.format(kind=type(exc).__name__),
+                        notebook=section.notebook,
+                        heading=_(section.heading),
                     )
                 ) from None
 
