@@ -3,6 +3,10 @@
 The story of the room is in ``labcrypto.chat``. ``ChatClient.connect``
 opens the channel (``labcrypto.client.open_channel``: handshake, server
 key check, handoff) and starts one thread that reads the server's lines.
+
+The server's notices arrive as a code with parameters (and an English
+text); the client shows each in its reader's language (``in_language``),
+so a Russian notebook reads "alice входит в чат" from an English server.
 """
 
 from __future__ import annotations
@@ -13,20 +17,47 @@ import queue
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from .channel import SecureChannel
-from .chat_messages import ChatMessage, decode_line, say_message
+from .chat_messages import ChatMessage, decode_line, notice_text, refusal_text, say_message
 from .client import Known, ServerKey, open_channel
-from .errors import ChannelClosed, ConnectionLost, LabCryptoError, MalformedMessage
+from .errors import ChannelClosed, ConnectionLost, LabCryptoError, LineRefused, MalformedMessage
+from .i18n import gettext
 from .keys import KeyPair
 from .streams import set_timeout
 
-__all__ = ["ChatClient"]
+__all__ = ["ChatClient", "in_language", "refusal_in_language"]
 
 log = logging.getLogger("labcrypto.chat")
 
 _END = object()  # put in the queue when the conversation is over
+
+
+def in_language(message: ChatMessage) -> ChatMessage:
+    """``message`` as this process's reader reads it: a notice whose code we know, in the
+    current language (``labcrypto.i18n``); anything else exactly as the server sent it.
+
+    The parameters are filled in by ``chat_messages.notice_text``: text someone else
+    chose goes through ``untrusted.quote``. A notice we cannot fill in (an unknown
+    code, a missing parameter) keeps the server's English text.
+    """
+    if message.kind != "notice" or not message.code:
+        return message
+    try:
+        text = notice_text(message.code, dict(message.params), gettext)
+    except (KeyError, IndexError, ValueError):
+        return message
+    return replace(message, text=text)
+
+
+def refusal_in_language(error: LineRefused) -> str:
+    """Why the room refuses a line (``send`` raised ``error``), in the reader's language."""
+    try:
+        return refusal_text(error.code, error.params, gettext)
+    except (KeyError, IndexError, ValueError):
+        return str(error)
 
 
 class ChatClient:
@@ -37,7 +68,8 @@ class ChatClient:
     ``messages`` (what ``recv`` reads) and, if set, calls
     ``on_message(message)`` — from that thread, so a widget callback must
     only update widget values, never ``print``. Your own lines come back
-    too: that is the server's confirmation. Use it in a ``with`` block, or
+    too: that is the server's confirmation. The server's notices come in
+    the language this process shows messages in (``in_language``). Use it in a ``with`` block, or
     call ``close()``.
     """
 
@@ -168,7 +200,7 @@ class ChatClient:
     def _read_loop(self) -> None:
         while not self._closing.is_set():
             try:
-                message = decode_line(self.channel.recv())
+                message = in_language(decode_line(self.channel.recv()))
             except TimeoutError:
                 continue
             except ChannelClosed:

@@ -7,7 +7,8 @@ Inside the encrypted channel, messages are small JSON objects, never
     client → server   {"type": "say", "text": "hi"}
     server → client   {"type": "welcome", "name": "alice", "members": [...]}
                       {"type": "message", "from": "alice", "text": "hi", "time": ...}
-                      {"type": "notice",  "from": "server", "text": "bob joined", ...}
+                      {"type": "notice",  "from": "server", "text": "bob joined",
+                       "code": "joined", "params": {"name": "bob"}, ...}
 
 What a line may hold, the same for both ends (``check_text``):
 
@@ -21,30 +22,52 @@ What a line may hold, the same for both ends (``check_text``):
   ``alice: ...`` line with ``\\n``, clear a terminal with ``ESC[2J`` or
   reverse the text after it with U+202E (``labcrypto.untrusted``).
 
+The server's notices (joins, leaves, a refused line, a warning) carry a
+``code`` and its ``params`` beside the English ``text``. A server must not
+answer in whatever language its process happens to run in; each member
+reads the notice in *its* language instead: ``chat_client`` fills in the
+translation of ``NOTICES[code]`` (``REFUSALS`` for a refused line's
+reason) with the same ``params``. A client that does not know a code shows
+the English ``text``. Parameters that hold text someone else chose (the
+``UNTRUSTED_PARAMS``) are only ever shown through ``untrusted.quote``, on
+both ends; any other text parameter is quoted too if it holds a control or
+bidi character (a hostile server could send one).
+
 Both ends (``labcrypto.chat_server`` and ``labcrypto.chat_client``) use
-the helpers here, so they agree on every rule.
+the helpers here, so they agree on every rule. This module translates
+nothing itself: ``N_`` only marks the English texts for the catalog, and
+``notice_text`` takes the translation function from its caller.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from . import jsonwire
 from .errors import LineRefused, MalformedMessage
+from .i18n import N_
 from .untrusted import quote, unsafe_characters
 
 __all__ = [
     "MAX_LINE_BYTES",
     "MAX_SAY_BYTES",
     "MAX_TEXT",
+    "NOTICES",
+    "REFUSALS",
     "SERVER_NAME",
+    "UNTRUSTED_PARAMS",
     "ChatMessage",
     "check_text",
     "decode_line",
     "encode",
     "encode_line",
+    "notice",
+    "notice_text",
     "parse_say",
+    "refusal_of",
+    "refusal_text",
     "say_message",
 ]
 
@@ -57,6 +80,47 @@ MAX_TEXT = 4000
 MAX_SAY_BYTES = 12 * MAX_TEXT + 1024
 #: The largest line (``message``, ``notice``, ``welcome``) a client reads.
 MAX_LINE_BYTES = 64 * 1024
+#: The most parameters a notice carries.
+MAX_PARAMS = 8
+
+#: The parameter of a notice or refusal: a name, a number, a piece of text.
+Param = str | int | float
+
+#: Why the room refuses a line, by code. The English text is the message id of its
+#: translation; ``{got}`` and ``{detail}`` hold what the sender chose (or a parser's
+#: words about it), so they are shown only through ``quote``.
+REFUSALS = {
+    "empty": N_("a chat message cannot be empty"),
+    "too long": N_("a chat message has at most {limit} characters; this one has {length}"),
+    "too many bytes": N_(
+        "a chat message has at most {limit} characters; this one is {size} bytes long"
+    ),
+    "unsafe": N_(
+        "a chat message is one line of visible text; this one holds control, format "
+        "or bidi characters ({shown}): remove them"
+    ),
+    "not say": N_('expected a message of type "say", got type {got}'),
+    "text not str": N_('a "say" message needs "text" as a string, got {got}'),
+    "malformed": N_("not a JSON chat message: {detail}"),
+}
+
+#: The server's notices, by code (``refused``: its ``reason`` is a code of ``REFUSALS``).
+NOTICES = {
+    "joined": N_("{name} joined"),
+    "left": N_("{name} left"),
+    "refused": N_("message refused: {reason}"),
+    "idle": N_(
+        "closed: you said nothing for {seconds} s (this room's idle limit); connect again to chat"
+    ),
+    "slow down": N_(
+        "slow down: at most {rate} lines per second each in this room; your next lines wait"
+    ),
+}
+
+#: Parameters that hold text a client chose: shown through ``quote`` on every end,
+#: at most ``UNTRUSTED_LIMIT`` characters of it.
+UNTRUSTED_PARAMS = frozenset({"got", "detail"})
+UNTRUSTED_LIMIT = 120
 
 
 @dataclass(frozen=True)
@@ -71,6 +135,68 @@ class ChatMessage:
     text: str
     time: float
     kind: str = "message"
+    #: A notice's code (a key of ``NOTICES``) and its parameters; empty for a message.
+    code: str = ""
+    params: tuple[tuple[str, Param], ...] = ()
+
+
+def _as_written(text: str) -> str:
+    return text
+
+
+def _shown_param(name: str, value: Param) -> Param:
+    """A parameter as it may appear in a notice: someone else's text always quoted,
+    other text quoted only if it holds a character a terminal would act on."""
+    if not isinstance(value, str):
+        return value
+    if name in UNTRUSTED_PARAMS:
+        return quote(value, UNTRUSTED_LIMIT)
+    return quote(value, len(value)) if unsafe_characters(value) else value
+
+
+def notice_text(
+    code: str, params: Mapping[str, Param], translate: Callable[[str], str] = _as_written
+) -> str:
+    """The text of notice ``code`` with ``params`` filled in, each text parameter made safe.
+
+    ``translate`` turns an English text into the reader's language; the server
+    leaves it as written (English), a client passes ``i18n.gettext``. Raises
+    ``KeyError`` for an unknown code or a missing parameter.
+    """
+    if code == "refused":
+        reason = refusal_text(str(params["reason"]), params, translate)
+        return translate(NOTICES[code]).format(reason=reason)
+    return _fill(translate(NOTICES[code]), params)
+
+
+def refusal_text(
+    code: str, params: Mapping[str, Param], translate: Callable[[str], str] = _as_written
+) -> str:
+    """Why a line was refused (``REFUSALS[code]``), filled in as ``notice_text`` does."""
+    return _fill(translate(REFUSALS[code]), params)
+
+
+def _fill(template: str, params: Mapping[str, Param]) -> str:
+    return template.format(**{name: _shown_param(name, value) for name, value in params.items()})
+
+
+def notice(code: str, time: float, **params: Param) -> ChatMessage:
+    """A notice from the server: its code and parameters, and its English text."""
+    return ChatMessage(
+        SERVER_NAME, notice_text(code, params), time, "notice", code, tuple(params.items())
+    )
+
+
+def _refused(code: str, **params: Param) -> LineRefused:
+    """The ``LineRefused`` for reason ``code`` (English text, code and parameters)."""
+    return LineRefused(_fill(REFUSALS[code], params), code, params)
+
+
+def refusal_of(error: Exception) -> dict[str, Param]:
+    """The parameters of a ``refused`` notice for ``error`` (what ``parse_say`` raised)."""
+    if isinstance(error, LineRefused) and error.code in REFUSALS:
+        return {**error.params, "reason": error.code}
+    return {"reason": "malformed", "detail": str(error)}
 
 
 def check_text(text: str) -> str:
@@ -78,18 +204,13 @@ def check_text(text: str) -> str:
     if not isinstance(text, str):
         raise TypeError(f"a chat message is text (str), got {type(text).__name__}")
     if not text.strip():
-        raise LineRefused("a chat message cannot be empty")
+        raise _refused("empty")
     if len(text) > MAX_TEXT:
-        raise LineRefused(
-            f"a chat message has at most {MAX_TEXT} characters; this one has {len(text)}"
-        )
+        raise _refused("too long", limit=MAX_TEXT, length=len(text))
     unsafe = unsafe_characters(text)
     if unsafe:
-        shown = ", ".join(unsafe[:8]) + (", …" if len(unsafe) > 8 else "")
-        raise LineRefused(
-            f"a chat message is one line of visible text; this one holds control, format "
-            f"or bidi characters ({shown}): remove them"
-        )
+        # The escapes (\x1b, \u202e) are printable already: safe to show as they are.
+        raise _refused("unsafe", shown=", ".join(unsafe[:8]) + (", …" if len(unsafe) > 8 else ""))
     return text
 
 
@@ -106,31 +227,36 @@ def say_message(text: str) -> bytes:
 def parse_say(data: bytes) -> str:
     """The text of a client's ``say`` message.
 
-    Raises ``LineRefused`` for text the room does not carry (too long,
-    empty, control characters), and ``MalformedJSON`` or
-    ``MalformedMessage`` for anything that is not a ``say`` message at all.
-    All three are answered with a notice, and the member chats on.
+    Raises ``LineRefused`` for a line the room does not carry (not a
+    ``say`` message, text that is too long, empty, or holds control
+    characters), and ``MalformedJSON`` for bytes that are not one JSON
+    object at all. Both are answered with a notice, and the member chats on.
     """
     if len(data) > MAX_SAY_BYTES:
-        raise LineRefused(
-            f"a chat message has at most {MAX_TEXT} characters; this one is {len(data)} bytes long"
-        )
+        raise _refused("too many bytes", limit=MAX_TEXT, size=len(data))
     message = jsonwire.decode(data, MAX_SAY_BYTES)
     kind, text = message.get("type"), message.get("text")
     if kind != "say":
-        raise MalformedMessage(f'expected a message of type "say", got type {quote(kind, 40)}')
+        got = kind if isinstance(kind, str) else repr(kind)
+        # One character over what is shown, so that quote() marks the cut with "…".
+        raise _refused("not say", got=got[: UNTRUSTED_LIMIT + 1])
     if not isinstance(text, str):
-        raise MalformedMessage(
-            f'a "say" message needs "text" as a string, got {type(text).__name__}'
-        )
+        raise _refused("text not str", got=type(text).__name__)
     return check_text(text)
 
 
 def encode_line(message: ChatMessage) -> bytes:
     """A ``message`` or ``notice`` as the server sends it to each member."""
-    return encode(
-        {"type": message.kind, "from": message.sender, "text": message.text, "time": message.time}
-    )
+    line: dict[str, Any] = {
+        "type": message.kind, "from": message.sender, "text": message.text, "time": message.time
+    }  # fmt: skip
+    if message.code:
+        line["code"], line["params"] = message.code, dict(message.params)
+    return encode(line)
+
+
+def _is_param(value: object) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
 
 
 def decode_line(data: bytes) -> ChatMessage:
@@ -138,12 +264,17 @@ def decode_line(data: bytes) -> ChatMessage:
     fields = jsonwire.decode(data, MAX_LINE_BYTES)
     kind, sender, text = fields.get("type"), fields.get("from"), fields.get("text")
     when = fields.get("time")
+    code, params = fields.get("code", ""), fields.get("params", {})
     if (
         kind not in ("message", "notice")
         or not isinstance(sender, str)
         or not isinstance(text, str)
         or not isinstance(when, int | float)
         or isinstance(when, bool)
+        or not isinstance(code, str)
+        or not isinstance(params, dict)
+        or len(params) > MAX_PARAMS
+        or not all(_is_param(value) for value in params.values())
     ):
         raise MalformedMessage(f"not a chat line: {quote(data, 80)}")
-    return ChatMessage(sender, text, float(when), kind)
+    return ChatMessage(sender, text, float(when), kind, code, tuple(params.items()))

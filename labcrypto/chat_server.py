@@ -19,6 +19,10 @@ room's limits (``ChatSettings``):
 
 Everything a client chose (its text, a field of its hello) reaches the
 log only through ``untrusted.quote``.
+
+The server speaks no language of its own to the members: each notice
+goes out as a code and its parameters (``chat_messages.NOTICES``) with
+its English text, and each member's client shows it in its own language.
 """
 
 from __future__ import annotations
@@ -36,7 +40,16 @@ from typing import Any
 from .admission import Admission, AdmissionRules
 from .allowlist import Allowlist
 from .channel import SecureChannel, encode_frame
-from .chat_messages import SERVER_NAME, ChatMessage, check_text, encode, encode_line, parse_say
+from .chat_messages import (
+    SERVER_NAME,
+    ChatMessage,
+    check_text,
+    encode,
+    encode_line,
+    notice,
+    parse_say,
+    refusal_of,
+)
 from .errors import (
     ChannelClosed,
     HandoffFailed,
@@ -428,7 +441,7 @@ class ChatServer(ThreadedServer):
             close_stream(control)  # the handshake port has done its job
         where = f" on port {stream.getsockname()[1]}" if control is not None else ""
         self.emit("join", f"{name} joined from {who}{where}")
-        self._notice(f"{name} joined")
+        self._notice("joined", name=name)
         try:
             self._read_loop(member)
         finally:
@@ -438,7 +451,7 @@ class ChatServer(ThreadedServer):
             why = f" ({quote(member.reason, 200)})" if member.reason else ""
             self.emit("leave", f"{name} left{why}")
             if not self._stopping.is_set():
-                self._notice(f"{name} left")
+                self._notice("left", name=name)
 
     def _read_loop(self, member: _Member) -> None:
         """Deliver what ``member`` says until it leaves, breaks the channel, idles, or we stop.
@@ -454,11 +467,7 @@ class ChatServer(ThreadedServer):
             except TimeoutError:
                 if idle and time.monotonic() - last_heard > idle:
                     member.reason = f"silent for {idle:.0f} s"
-                    self._tell(
-                        member,
-                        f"closed: you said nothing for {idle:.0f} s (this room's idle "
-                        "limit); connect again to chat",
-                    )
+                    self._tell(member, "idle", seconds=round(idle))
                     return
                 continue
             except ChannelClosed:
@@ -473,7 +482,7 @@ class ChatServer(ThreadedServer):
             try:
                 text = parse_say(data)
             except (LineRefused, ProtocolError) as exc:
-                self._tell(member, f"message refused: {exc}")
+                self._tell(member, "refused", **refusal_of(exc))
                 continue
             self._deliver(ChatMessage(member.name, text, time.time()))
 
@@ -494,11 +503,7 @@ class ChatServer(ThreadedServer):
         if member.tokens < 1:
             if now - member.warned > 10:
                 member.warned = now
-                self._tell(
-                    member,
-                    f"slow down: at most {rate:.0f} lines per second each in this room; "
-                    "your next lines wait",
-                )
+                self._tell(member, "slow down", rate=round(rate))
             deadline = now + (1 - member.tokens) / rate
             while time.monotonic() < deadline:  # bounded by the deadline
                 if not member.alive or self._stopping.is_set():
@@ -527,11 +532,13 @@ class ChatServer(ThreadedServer):
             if member.alive and not member.offer(payload):
                 member.drop(f"too slow: over {self.settings.max_pending} bytes waiting")
 
-    def _notice(self, text: str) -> None:
-        self._deliver(ChatMessage(SERVER_NAME, text, time.time(), "notice"))
+    def _notice(self, code: str, **params: str | int | float) -> None:
+        """Tell every member: notice ``code`` (``chat_messages.NOTICES``) with ``params``."""
+        self._deliver(notice(code, time.time(), **params))
 
-    def _tell(self, member: _Member, text: str) -> None:
-        member.offer(encode_line(ChatMessage(SERVER_NAME, text, time.time(), "notice")))
+    def _tell(self, member: _Member, code: str, **params: str | int | float) -> None:
+        """Tell one member: notice ``code`` with ``params``."""
+        member.offer(encode_line(notice(code, time.time(), **params)))
 
 
 def _with_changes(settings: ChatSettings, changes: dict[str, Any]) -> ChatSettings:

@@ -168,8 +168,19 @@ class QuotaExceeded(FileServiceError):
 
 
 class LineRefused(LabCryptoError, ValueError):
-    """A chat line the room does not carry: empty, too long, or holding control or bidi
-    characters. The server says why, and the conversation goes on."""
+    """A chat line the room does not carry: empty, too long, holding control or bidi
+    characters, or not a ``say`` message. The server says why, and the conversation goes on.
+
+    ``code`` names the reason and ``params`` fill in its text (``chat_messages.REFUSALS``):
+    the server sends both, so each member reads the reason in its own language.
+    """
+
+    def __init__(
+        self, message: str, code: str = "", params: dict[str, str | int | float] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = dict(params or {})
 
 
 class HandoffFailed(HandshakeError):

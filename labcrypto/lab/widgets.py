@@ -33,6 +33,8 @@ import ipywidgets as ipw
 from IPython.display import HTML
 
 from .. import server
+from ..chat_client import refusal_in_language
+from ..errors import LineRefused
 from ..groups import TOY, Group
 from ..i18n import N_, _, ngettext
 from .vocabulary import shown, shown_value
@@ -251,6 +253,9 @@ class ChatPanel:
             return False
         try:
             self._send(text)
+        except LineRefused as exc:  # the room's reason, in the student's language
+            self.add(_("error"), f"{type(exc).__name__}: {refusal_in_language(exc)}")
+            return False
         except Exception as exc:  # shown to the student, in the panel, in red
             self.add(_("error"), f"{type(exc).__name__}: {exc}")
             return False
