@@ -4,8 +4,10 @@
 what the format promises: a marker that breaks a rule is refused with its
 file and line; a Russian twin translates the cell above it and nothing else
 (code, nbgrader roles, grade ids and points are identical in both editions);
-the cells still lacking Russian text are listed; and a stale or orphaned
-Russian notebook is caught like a stale English one.
+the cells still lacking Russian text are listed; a twin whose English
+text changed after it was written is refused until it is updated and
+re-marked (``en=``); and a stale or orphaned Russian notebook is caught
+like a stale English one.
 
 ``tests/data/notebook_src/09_twins.py`` is a tiny source with one cell of
 each kind, all but two of them with a Russian twin.
@@ -14,6 +16,7 @@ each kind, all but two of them with a Russian twin.
 from __future__ import annotations
 
 import ast
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -26,8 +29,12 @@ TWINS = FIXTURES / "09_twins.py"
 
 
 def _write(tmp_path: Path, text: str) -> Path:
+    """``text`` as a source file, its twins marked as a translator marks them (``--mark``),
+    so each case meets only the rule it is about."""
     source = tmp_path / "01_case.py"
     source.write_text(text, encoding="utf-8")
+    with contextlib.suppress(build_notebooks.SourceError):  # the case's own error, below
+        build_notebooks.mark(source)
     return source
 
 
@@ -190,6 +197,8 @@ SOLUTION = "# %% solution grade_id=f\n" + BODY
         ("x = 1\n# %% id=a\n1\n", "before the first"),
         ("# only a comment\n", "no `# %%` cells"),
         ("# %% id=a/b\n1\n", "is not 1-64 letters"),
+        ("# %% id=a en=1234abcd\n1\n", "en= belongs on a lang= twin"),
+        ("# %% [markdown] id=a\n# Hi\n\n# %% [markdown] lang=ru id=a en=x\n# Привет\n", "8 hex"),
     ],
 )
 def test_a_broken_source_is_refused_with_its_place(
@@ -264,6 +273,59 @@ def test_a_code_twin_may_change_comments_and_docstrings(tmp_path: Path) -> None:
     )
     (cell,) = build_notebooks.parse(source)
     assert '"""Один."""' in cell.translations["ru"] and '"""One."""' in cell.text
+
+
+# --- a twin that falls behind its English text ---------------------------------------------
+
+TWO = (
+    "# %% [markdown] id=a\n# Alice sends A.\n\n# %% [markdown] lang=ru id=a\n# Алиса шлёт A.\n\n"
+    "# %% [markdown] id=b\n# Bob sends B.\n\n# %% [markdown] lang=ru id=b\n# Боб шлёт B.\n"
+)
+
+
+def test_a_twin_whose_english_changed_is_refused_until_re_marked(tmp_path: Path) -> None:
+    source = _write(tmp_path, TWO)
+    assert [c.translations["ru"] for c in build_notebooks.parse(source)] == [
+        "Алиса шлёт A.", "Боб шлёт B.",
+    ]  # fmt: skip
+    source.write_text(
+        source.read_text(encoding="utf-8").replace("Bob sends B.", "Bob sends B = g^b."),
+        encoding="utf-8",
+    )
+    with pytest.raises(build_notebooks.SourceError) as info:
+        build_notebooks.parse(source)
+    message = str(info.value)
+    assert message.startswith("01_case.py:10:") and "English text of b" in message
+    assert "python tools/build_notebooks.py --mark 01_case.py:b" in message
+    # The build of the whole lab (and so `--check` and the tests) stops on it too.
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    with pytest.raises(build_notebooks.SourceError, match="changed after"):
+        build_notebooks.build_all(check=True, sources=tmp_path, notebooks=notebooks)
+    # The translator updates the Russian and re-marks that cell; only its marker changes.
+    before = source.read_text(encoding="utf-8").splitlines()
+    source.write_text("\n".join(before).replace("Боб шлёт B.", "Боб шлёт B = g^b.") + "\n")
+    assert build_notebooks.mark(source, {"b"}) == ["01_case.py:10 b"]
+    after = source.read_text(encoding="utf-8").splitlines()
+    assert [i for i, (x, y) in enumerate(zip(before, after, strict=True)) if x != y] == [9, 10]
+    assert build_notebooks.parse(source)[1].translations["ru"] == "Боб шлёт B = g^b."
+    assert build_notebooks.mark(source) == [], "nothing left to mark"
+
+
+def test_a_twin_without_its_mark_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "01_case.py"
+    source.write_text(TWO, encoding="utf-8")
+    with pytest.raises(build_notebooks.SourceError, match=r"01_case\.py:4:.*does not say") as info:
+        build_notebooks.parse(source)
+    assert "--mark 01_case.py:a" in str(info.value)
+    with pytest.raises(build_notebooks.SourceError, match="no cell c"):
+        build_notebooks.mark(source, {"c"})
+
+
+def test_the_mark_ignores_trailing_spaces_and_blank_lines_only() -> None:
+    mark = build_notebooks.english_hash
+    assert mark("Hi  \nthere\n\n") == mark("Hi\nthere")
+    assert mark("Hi there") != mark("Hi  there") != mark("Hi\n\nthere")
 
 
 # --- the lab's own sources ----------------------------------------------------------------

@@ -28,6 +28,9 @@ each line). Each marker names the cell's role and a stable id::
                                                  the code cell just above it: the code
                                                  itself must be the same
 
+(Every twin marker also ends with ``en=HASH``, the English text it was
+written against: see "A twin that falls behind" below.)
+
 Every cell has exactly one id: ``grade_id=`` for the cells nbgrader grades or
 locks (it is both the nbgrader grade id and the notebook's cell id), ``id=``
 for the others. Ids are names, not positions: a new cell gets a new short id
@@ -88,12 +91,28 @@ cells, points where nbgrader needs them); (3) bilingual twins are not a
 jupytext idea, and would need a second pass anyway; (4) errors name the
 file and line of the marker.
 
+A twin that falls behind. When someone edits an English cell and not its
+twin, the Russian edition would silently say something else. So every twin
+marker carries ``en=`` and the first 8 hex digits of the SHA-256 of the
+English text it translates (``# %% [markdown] lang=ru id=intro en=3f2a9c1b``);
+the build refuses a twin whose English text no longer has that hash, naming
+the cell and the command that re-marks it once the Russian is updated::
+
+    python tools/build_notebooks.py --mark 03_allowlist.py:cell-016   # one cell's twins
+    python tools/build_notebooks.py --mark 03_allowlist.py            # every twin of a file
+
+A new twin is marked the same way. (Only the text counts: lines' trailing
+spaces and the blank lines around a cell do not change the hash.) The mark
+is a hash, not a copy of the English text, so a diff stays readable; it
+cannot say *what* changed, but ``git log -p`` on the source does.
+
 The built notebooks carry no outputs and no execution counts, so building
 twice gives the same bytes.
 
     python tools/build_notebooks.py             # write every notebook (both editions)
     python tools/build_notebooks.py --check     # fail if a notebook differs from its source
     python tools/build_notebooks.py --missing   # list the cells with no Russian text yet
+    python tools/build_notebooks.py --mark FILE[:ID] …   # the twins are up to date again
 
 The exercise cells use nbgrader's metadata (schema 3), so an instructor can
 run ``nbgrader generate_assignment`` / ``autograde`` on them as they are.
@@ -103,6 +122,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import re
 import sys
 from dataclasses import dataclass, field
@@ -119,6 +139,7 @@ __all__ = [
     "build_all",
     "editions",
     "main",
+    "mark",
     "missing_translations",
     "parse",
 ]
@@ -138,8 +159,9 @@ LANGUAGE_INFO = {"name": "python", "version": "3.11"}
 MARKER = re.compile(r"^# %%(?P<header>(?: .*)?)$")
 CELL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 POINTS = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
+MARK = re.compile(r"^[0-9a-f]{8}$")  # a twin's en=: the English text's hash
 ROLES = ("solution", "tests", "answer", "locked")
-KEYS = ("id", "grade_id", "points", "lang")
+KEYS = ("id", "grade_id", "points", "lang", "en")
 
 
 class SourceError(ValueError):
@@ -169,7 +191,15 @@ class _Marker:
     points: int | float | None
     lang: str
     where: str  # "NAME.py:LINE" of the marker
+    mark: str | None = None  # a twin's en=, the hash of the English text it translates
     lines: list[tuple[int, str]] = field(default_factory=list)
+
+
+def english_hash(text: str) -> str:
+    """The mark a twin carries (``en=``): 8 hex digits of the SHA-256 of the English text,
+    trailing spaces left out."""
+    lines = "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()[:8]
 
 
 def _split_header(header: str, where: str) -> tuple[str, str | None, dict[str, str]]:
@@ -230,6 +260,8 @@ def _parse_marker(header: str, where: str) -> _Marker:
         raise SourceError(f"{where}: id {cell_id!r} is not 1-64 letters, digits, - or _")
     lang = values.get("lang", ENGLISH)
     if lang == ENGLISH:
+        if "en" in values:
+            raise SourceError(f"{where}: en= belongs on a lang= twin (the English text's hash)")
         _check_role(kind, role, values, where)
         return _Marker(kind, role, cell_id, _points(role, values, where), lang, where)
     if lang not in TRANSLATIONS:
@@ -239,7 +271,10 @@ def _parse_marker(header: str, where: str) -> _Marker:
             f"{where}: a twin carries only lang= and the id; its role and points are "
             "those of the English cell above it"
         )
-    return _Marker(kind, None, cell_id, None, lang, where)
+    mark = values.get("en")
+    if mark is not None and not MARK.match(mark):
+        raise SourceError(f"{where}: en={mark} is not 8 hex digits (use --mark to write it)")
+    return _Marker(kind, None, cell_id, None, lang, where, mark)
 
 
 def _markers(source: Path) -> list[_Marker]:
@@ -358,7 +393,27 @@ def _add_twin(cells: list[Cell], marker: _Marker, text: str) -> None:
             f"{where}: the lang={lang} twin of {marker.id} changes the code; "
             "a translation changes only comments and docstrings"
         )
+    _check_mark(english, marker)
     english.translations[lang] = text
+
+
+def _check_mark(english: Cell, twin: _Marker) -> None:
+    """The twin was written against the English text as it is now (its ``en=`` says so)."""
+    source, _, _line = twin.where.partition(":")
+    command = f"python tools/build_notebooks.py --mark {source}:{twin.id}"
+    current = english_hash(english.text)
+    if twin.mark is None:
+        raise SourceError(
+            f"{twin.where}: this lang={twin.lang} twin of {twin.id} does not say which English "
+            f"text it translates (en=); once it is written, mark it: {command}"
+        )
+    if twin.mark != current:
+        raise SourceError(
+            f"{twin.where}: the English text of {twin.id} ({english.where}) changed after its "
+            f"lang={twin.lang} twin was written (the twin says en={twin.mark}, the English "
+            f"is now {current}): update the {twin.lang} text to say what the English says, "
+            f"then mark it up to date: {command}"
+        )
 
 
 def parse(source: Path) -> list[Cell]:
@@ -499,6 +554,54 @@ def build_all(
     return differ
 
 
+def mark(source: Path, ids: set[str] | None = None) -> list[str]:
+    """Write ``en=`` (the current English text's hash) on the twins of ``source``: every
+    twin, or those of the cells in ``ids``. Return ``file:line id`` of each changed marker.
+
+    Run it after updating a translation; it only records that the twin matches the
+    English text *now*, so it is for a person who has checked that, not for a script.
+    """
+    markers = _markers(source)
+    if ids is not None and (unknown := ids - {m.id for m in markers}):
+        raise SourceError(f"{source.name}: no cell {', '.join(sorted(unknown))}")
+    lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
+    changed = []
+    english: _Marker | None = None
+    for marker in markers:
+        if marker.lang == ENGLISH:
+            english = marker
+            continue
+        if english is None or (ids is not None and marker.id not in ids):
+            continue
+        wanted = english_hash(_text(english, source))
+        if marker.mark == wanted:
+            continue
+        number = int(marker.where.rpartition(":")[2])
+        words = [w for w in lines[number - 1].split() if not w.startswith("en=")]
+        lines[number - 1] = " ".join([*words, f"en={wanted}"]) + "\n"
+        changed.append(f"{marker.where} {marker.id}")
+    if changed:
+        source.write_text("".join(lines), encoding="utf-8")
+    return changed
+
+
+def _mark(names: list[str]) -> int:
+    """``--mark FILE[:ID] …``: mark the named twins up to date; print what changed."""
+    wanted: dict[Path, set[str] | None] = {}
+    for name in names:
+        file, _, cell_id = name.partition(":")
+        source = SOURCES / Path(file).name
+        if not source.exists():
+            raise SourceError(f"{file}: no such source in notebooks/src")
+        ids = wanted.get(source, set())
+        if ids is not None:  # None: the whole file is marked already
+            wanted[source] = ids | {cell_id} if cell_id else None
+    for source, ids in wanted.items():
+        for line in mark(source, ids):
+            sys.stderr.write(f"marked {line}\n")
+    return _build(check=False)
+
+
 def _report_missing(lang: str) -> int:
     """Print ``file:line id`` of every markdown cell with no ``lang`` text; 1 if any."""
     sources = sorted(SOURCES.glob("*.py"))
@@ -524,8 +627,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--missing", metavar="LANG", nargs="?", const="ru", help="list cells with no LANG text"
     )
+    parser.add_argument(
+        "--mark",
+        metavar="FILE[:ID]",
+        nargs="+",
+        help="after updating a translation: mark the twins of FILE (or of its cell ID) as "
+        "written against the English text as it is now, then build",
+    )
     args = parser.parse_args(argv)
     try:
+        if args.mark:
+            return _mark(args.mark)
         return _report_missing(args.missing) if args.missing else _build(args.check)
     except SourceError as exc:
         sys.stderr.write(f"notebooks/src/{exc}\n")

@@ -7,7 +7,7 @@
 #
 # Alice and Bob agree on a key.
 
-# %% [markdown] lang=ru id=intro
+# %% [markdown] lang=ru id=intro en=7e2fe488
 # # 09 · Близнецы
 #
 # Алиса и Боб договариваются о ключе.
@@ -17,7 +17,7 @@ from labcrypto.i18n import set_language
 
 set_language("en")  # the lab's messages in English
 
-# %% lang=ru id=language
+# %% lang=ru id=language en=f6779f75
 from labcrypto.i18n import set_language
 
 set_language("ru")  # сообщения лаборатории — по-русски
@@ -26,7 +26,7 @@ set_language("ru")  # сообщения лаборатории — по-рус�
 p, g = 23, 5  # the course's toy group
 p, g
 
-# %% lang=ru id=setup
+# %% lang=ru id=setup en=c1d347bc
 p, g = 23, 5  # учебная группа курса
 p, g
 
@@ -37,7 +37,7 @@ def public_value(a):
     return pow(g, a, p)
     ### END SOLUTION
 
-# %% lang=ru grade_id=public_value
+# %% lang=ru grade_id=public_value en=fd2ece3c
 def public_value(a):
     """Вернуть A = g^a mod p."""
     ### BEGIN SOLUTION
@@ -51,7 +51,7 @@ assert public_value(6) == 8
 assert public_value(15) == 19
 ### END HIDDEN TESTS
 
-# %% lang=ru grade_id=check_public_value
+# %% lang=ru grade_id=check_public_value en=f6c816a7
 """Проверка public_value на числах из курса."""
 assert public_value(6) == 8
 ### BEGIN HIDDEN TESTS
@@ -61,7 +61,7 @@ assert public_value(15) == 19
 # %% [markdown] answer grade_id=why_secret points=1
 # Only `a` is secret: `p`, `g` and `A` travel in the open.
 
-# %% [markdown] lang=ru grade_id=why_secret
+# %% [markdown] lang=ru grade_id=why_secret en=a3722a6b
 # Секретно только `a`: `p`, `g` и `A` передаются открыто.
 
 # %% locked grade_id=cleanup
