@@ -15,7 +15,7 @@
 #
 # **You need:** Python functions, `%`, and the Caesar-cipher lab. **Time:** about 40 minutes.
 
-# %% [markdown] lang=ru id=cell-000
+# %% [markdown] lang=ru id=cell-000 en=ae656a9a
 # # 01 · Ключи: договориться о секрете при всех
 #
 # *Двое незнакомых людей выбирают одно общее число, пока их слушают все, — и хранят свои ключи на диске (задание 1).*
@@ -32,7 +32,7 @@
 # %% [markdown] id=cell-001
 # **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.
 
-# %% [markdown] lang=ru id=cell-001
+# %% [markdown] lang=ru id=cell-001 en=bc1bfe98
 # **Сначала выполните эти две ячейки.** Первая выбирает язык сообщений лаборатории (проверок, панелей, графиков), вторая только импортирует то, что нужно блокноту.
 
 # %% id=language
@@ -40,7 +40,7 @@ from labcrypto.i18n import set_language
 
 set_language("en")      # the lab's messages in English
 
-# %% lang=ru id=language
+# %% lang=ru id=language en=ed0fa723
 from labcrypto.i18n import set_language
 
 set_language("ru")      # сообщения лаборатории — по-русски
@@ -59,7 +59,7 @@ from labcrypto.lab import plots, variants, widgets
 # Some exercises use numbers made from it, so yours differ from your neighbour's; the autograder makes the same numbers from the same id
 # (when it grades, it uses the id your submission was collected under). Compute your answers in the notebook: a pasted number fits only one id.
 
-# %% [markdown] lang=ru id=cell-003
+# %% [markdown] lang=ru id=cell-003 en=053b3025
 # **Ваш идентификатор студента.** Впишите его один раз между кавычками — ровно так, как вас знает преподаватель, — и выполните ячейку.
 # Некоторые упражнения используют числа, составленные из него, поэтому ваши числа отличаются от чисел соседа. Автопроверка получает из того же идентификатора те же числа
 # (при проверке она берёт идентификатор, под которым собрана ваша работа). Вычисляйте ответы в блокноте: вставленное готовое число подходит только к одному идентификатору.
@@ -69,7 +69,7 @@ STUDENT_ID = ""        # for example "s1234567"
 my = variants.variant(variants.student_id(STUDENT_ID))
 my
 
-# %% lang=ru id=cell-004
+# %% lang=ru id=cell-004 en=c7cdfb3f
 STUDENT_ID = ""        # например, "s1234567"
 my = variants.variant(variants.student_id(STUDENT_ID))
 my
@@ -81,7 +81,7 @@ my
 # They first agree, in public, on two numbers: a prime `p` and a generator `g`.
 # The course uses `p = 23, g = 5`:
 
-# %% [markdown] lang=ru id=cell-005
+# %% [markdown] lang=ru id=cell-005 en=dac55058
 # ## 1 · Идея на маленьких числах
 #
 # Алиса и Боб хотят получить общий секретный ключ, но каждый байт между ними может прочитать Ева.
@@ -99,7 +99,7 @@ p, g
 # may learn from. Fine for seeing the numbers; real code uses a constant-time routine — the lab's 2048-bit
 # handshake calls GMP's `powmod_sec` through `groups.power`, TLS libraries use OpenSSL's, new protocols use X25519.)
 
-# %% [markdown] lang=ru id=cell-007
+# %% [markdown] lang=ru id=cell-007 en=9e9dfd99
 # Алиса выбирает **секретный** показатель степени `a` и отправляет `A = g^a mod p`.
 # Встроенная `pow(g, a, p)` с тремя аргументами вычисляет его, ни разу не строя огромное число `g^a`.
 # (Её время работы *не постоянно*: оно зависит от битов `a`, и терпеливый противник, который может её засекать,
@@ -111,7 +111,7 @@ a = 6                # Alice's secret: never leaves her computer
 A = pow(g, a, p)     # her public value: sent over the network
 A
 
-# %% lang=ru id=cell-008
+# %% lang=ru id=cell-008 en=da3ba505
 a = 6                # секрет Алисы: никогда не покидает её компьютер
 A = pow(g, a, p)     # её открытое значение: передаётся по сети
 A
@@ -121,7 +121,7 @@ b = 15               # Bob's secret
 B = pow(g, b, p)     # Bob's public value
 B
 
-# %% lang=ru id=cell-009
+# %% lang=ru id=cell-009 en=df1ecad4
 b = 15               # секрет Боба
 B = pow(g, b, p)     # открытое значение Боба
 B
@@ -129,7 +129,7 @@ B
 # %% [markdown] id=cell-010
 # Now each side combines **its own secret** with **the other's public value**:
 
-# %% [markdown] lang=ru id=cell-010
+# %% [markdown] lang=ru id=cell-010 en=3dbe8309
 # Теперь каждая сторона объединяет **свой секрет** с **открытым значением другой стороны**:
 
 # %% id=cell-011
@@ -141,7 +141,7 @@ K_alice, K_bob
 # The same number, because `(g^b)^a = g^(a·b) = (g^a)^b (mod p)`. Nobody sent `K`:
 # each side computed it. (Sending `K` "to compare" would hand it to Eve — a common mistake.)
 
-# %% [markdown] lang=ru id=cell-012
+# %% [markdown] lang=ru id=cell-012 en=0aa5747b
 # Число одно и то же, потому что `(g^b)^a = g^(a·b) = (g^a)^b (mod p)`. Никто не отправлял `K`:
 # каждая сторона вычислила его сама. (Отправить `K`, «чтобы сравнить», — значит отдать его Еве; это частая ошибка.)
 
@@ -156,7 +156,7 @@ widgets.exchange_table(a, b)
 #
 # Move the sliders: every choice of `a` and `b` gives both sides the same `K`.
 
-# %% [markdown] lang=ru id=cell-014
+# %% [markdown] lang=ru id=cell-014 en=068e67ec
 # > **Читаем текст курса.** Открытый ключ клиента записан в нём как «(p, q, A)» — имеется в виду **(p, g, A)**.
 # > Там же сказано, что расшифровать может только клиент, «потому что только он знает правильные p и q».
 # > На самом деле **p и g открыты** — таблица выше показывает их всем.
@@ -176,7 +176,7 @@ widgets.key_exchange_sliders(a=6, b=15)
 #
 # Example: `public_value(groups.TOY, 6)` should give `8`.
 
-# %% [markdown] lang=ru id=cell-016
+# %% [markdown] lang=ru id=cell-016 en=77f8d1a4
 # ## 2 · Упражнение: вычислите открытое значение
 #
 # Напишите `public_value(group, a)`, которая возвращает `A = g^a mod p`.
@@ -192,7 +192,7 @@ def public_value(group, a):
     return pow(group.g, a, group.p)
     ### END SOLUTION
 
-# %% lang=ru grade_id=public_value
+# %% lang=ru grade_id=public_value en=57c0d408
 def public_value(group, a):
     """Вернуть A = g^a mod p для секретного показателя a."""
     ### BEGIN SOLUTION
@@ -206,7 +206,7 @@ checks.check_public_value(public_value)
 checks.hidden_public_value(public_value, STUDENT_ID)
 ### END HIDDEN TESTS
 
-# %% lang=ru grade_id=check_public_value
+# %% lang=ru grade_id=check_public_value en=aab726b4
 """Проверка public_value: A = g^a mod p, от p = 23 до 2048 битов."""
 checks.check_public_value(public_value)
 ### BEGIN HIDDEN TESTS
@@ -223,7 +223,7 @@ checks.hidden_public_value(public_value, STUDENT_ID)
 # Values outside the subgroup that `g` generates leak bits of your secret.
 # `groups.validate_public(group, peer_public)` checks all of these and raises `InvalidPublicValue`, a `ValueError`.
 
-# %% [markdown] lang=ru id=cell-019
+# %% [markdown] lang=ru id=cell-019 en=c50b5456
 # ## 3 · Упражнение: общий секрет и значения, которые надо отвергать
 #
 # Напишите `shared_secret(group, my_secret, peer_public)`, которая возвращает `K = peer_public^my_secret mod p`.
@@ -241,7 +241,7 @@ def shared_secret(group, my_secret, peer_public):
     return pow(peer_public, my_secret, group.p)
     ### END SOLUTION
 
-# %% lang=ru grade_id=shared_secret
+# %% lang=ru grade_id=shared_secret en=72511863
 def shared_secret(group, my_secret, peer_public):
     """Вернуть K = peer_public^my_secret mod p; ValueError для значения, которым нельзя пользоваться."""
     ### BEGIN SOLUTION
@@ -256,7 +256,7 @@ checks.check_shared_secret(shared_secret)
 checks.hidden_shared_secret(shared_secret, STUDENT_ID)
 ### END HIDDEN TESTS
 
-# %% lang=ru grade_id=check_shared_secret
+# %% lang=ru grade_id=check_shared_secret en=700ba4f6
 """Проверка shared_secret: обе стороны получают один и тот же K, плохие открытые значения отвергаются."""
 checks.check_shared_secret(shared_secret)
 ### BEGIN HIDDEN TESTS
@@ -269,7 +269,7 @@ checks.hidden_shared_secret(shared_secret, STUDENT_ID)
 # `my` (from the cell at the top) holds **your** toy group `my.p`, `my.g`, your secret `my.a`, and the public value `my.B` that Bob sent you.
 # Compute your public value `my_A` and the key `my_K` you share with Bob, from `my`'s numbers: by hand with `pow`, or with your functions above, which take a group: `public_value(my.group, my.a)`, `shared_secret(my.group, my.a, my.B)` (`my` itself is not a group).
 
-# %% [markdown] lang=ru id=cell-022
+# %% [markdown] lang=ru id=cell-022 en=0a4f56ad
 # ### Упражнение: ваши собственные числа
 #
 # В `my` (из ячейки в начале) лежат **ваша** учебная группа `my.p`, `my.g`, ваш секрет `my.a` и открытое значение `my.B`, которое прислал вам Боб.
@@ -287,7 +287,7 @@ my_K = pow(my.B, my.a, my.p)
 ### END SOLUTION
 my_A, my_K
 
-# %% lang=ru grade_id=my_numbers
+# %% lang=ru grade_id=my_numbers en=1cb69129
 my_A = None    # ваше открытое значение в вашей группе
 my_K = None    # ваш общий с Бобом ключ
 ### BEGIN SOLUTION
@@ -303,7 +303,7 @@ checks.check_my_numbers(my, my_A, my_K)
 checks.hidden_my_numbers(STUDENT_ID, my_A, my_K)
 ### END HIDDEN TESTS
 
-# %% lang=ru grade_id=check_my_numbers
+# %% lang=ru grade_id=check_my_numbers en=20f3f6ca
 """Проверка my_A и my_K: ваше открытое значение и общий с Бобом ключ в вашей собственной группе."""
 checks.check_my_numbers(my, my_A, my_K)
 ### BEGIN HIDDEN TESTS
@@ -317,7 +317,7 @@ checks.hidden_my_numbers(STUDENT_ID, my_A, my_K)
 # the *discrete logarithm*. Going forward is one `pow`. Going back, the values jump
 # around with no slope to follow:
 
-# %% [markdown] lang=ru id=cell-026
+# %% [markdown] lang=ru id=cell-026 en=49f53d0d
 # ## 4 · Почему Ева не может вернуться от `A` к `a`
 #
 # Ева знает `p`, `g` и `A`. Чтобы найти `K`, ей нужно `a` — такое `x`, что `g^x mod p = A`,
@@ -331,7 +331,7 @@ plots.powers(groups.TOY, big=groups.small_safe_prime_group(16));
 # Compare `x²`, which only grows: there you can find `x` from `x²` by bisection in a few steps.
 # Here the only general plan is to try `x = 1, 2, 3, …` until the power matches:
 
-# %% [markdown] lang=ru id=cell-028
+# %% [markdown] lang=ru id=cell-028 en=14e49a95
 # Сравните с `x²`, который только растёт: там `x` по `x²` находится делением пополам за несколько шагов.
 # Здесь же единственный общий план — пробовать `x = 1, 2, 3, …`, пока степень не совпадёт:
 
@@ -345,7 +345,7 @@ def brute_force_log(group, y):
         value = value * group.g % group.p
     raise ValueError("y is not a power of g")
 
-# %% lang=ru id=cell-029
+# %% lang=ru id=cell-029 en=29914dd2
 def brute_force_log(group, y):
     """Найти x, для которого g^x mod p == y, перебирая x = 1, 2, 3, ... (план Евы)."""
     value = group.g
@@ -358,7 +358,7 @@ def brute_force_log(group, y):
 # %% id=cell-030
 brute_force_log(groups.TOY, A)    # Eve recovers Alice's a = 6 at once
 
-# %% lang=ru id=cell-030
+# %% lang=ru id=cell-030 en=852f2806
 brute_force_log(groups.TOY, A)    # Ева сразу находит секрет Алисы a = 6
 
 # %% [markdown] id=cell-031
@@ -368,7 +368,7 @@ brute_force_log(groups.TOY, A)    # Ева сразу находит секре�
 # Each run looks for the secret Eve would try last, so each time is "try every exponent".
 # It stops after about 4 seconds.
 
-# %% [markdown] lang=ru id=cell-031
+# %% [markdown] lang=ru id=cell-031 en=6fc38a98
 # Для `p = 23` это мгновенно — как и для `p = 7`, `151` и любого учебного простого числа из стартового кода курса.
 # Как растёт время с размером `p`?
 # Следующая ячейка замеряет атаку на группах из 8, 9, 10, … битов.
@@ -383,7 +383,7 @@ def time_attack(bits):
     brute_force_log(group, y)
     return time.perf_counter() - start
 
-# %% lang=ru id=cell-032
+# %% lang=ru id=cell-032 en=17aaee97
 def time_attack(bits):
     group = groups.small_safe_prime_group(bits)
     y = pow(group.g, group.q - 1, group.p)     # секрет, который перебор найдёт последним
@@ -404,7 +404,7 @@ for bits in range(8, 41):
     bar.value = min(40, int(10 * sum(seconds)))
 f"timed {sizes[0]} to {sizes[-1]} bits in {sum(seconds):.1f} s"
 
-# %% lang=ru id=cell-033
+# %% lang=ru id=cell-033 en=40ab43ca
 budget = 4.0                                    # секунд на весь эксперимент
 bar = widgets.progress(total=40, description="4 s budget")
 display(bar)
@@ -424,7 +424,7 @@ plots.brute_force_times(sizes, seconds, target_bits=2048);
 # On the left, a straight line on a log scale: **every extra bit doubles the time**.
 # On the right, the same line carried on to a 2048-bit `p`:
 
-# %% [markdown] lang=ru id=cell-035
+# %% [markdown] lang=ru id=cell-035 en=064448a0
 # Слева — прямая в логарифмическом масштабе: **каждый лишний бит удваивает время**.
 # Справа — та же прямая, продолженная до 2048-битного `p`:
 
@@ -438,7 +438,7 @@ plots.format_log10_seconds(plots.extrapolate_log10_seconds(sizes, seconds, 2048)
 # which is why 2048 bits is today's minimum.
 # Toy primes like 23 fall to any of them in microseconds.
 
-# %% [markdown] lang=ru id=cell-037
+# %% [markdown] lang=ru id=cell-037 en=e35c967a
 # Справедливости ради: в настоящих 2048-битных группах секреты 256-битные (в среднем около 2^255 попыток,
 # это всё равно порядка 10^60 лет), и существуют атаки умнее полного перебора.
 # Лучшая из известных (решето числового поля) требует для 2048 битов около 2^112 шагов,
@@ -454,7 +454,7 @@ plots.format_log10_seconds(plots.extrapolate_log10_seconds(sizes, seconds, 2048)
 # named by the environment variable `LABCRYPTO_KEYS`), made so that only you can open it. Every notebook uses
 # that one folder, and it is outside the notebooks' folders: handing in a notebook never hands in your key.
 
-# %% [markdown] lang=ru id=cell-038
+# %% [markdown] lang=ru id=cell-038 en=2af4fb6b
 # ## 5 · Настоящие ключи, хранимые на диске (задание 1)
 #
 # Настоящий ключ живёт в 2048-битной группе. Мы берём `ffdhe2048` из RFC 7919 — ту же группу, что предлагает TLS 1.3.
@@ -476,7 +476,7 @@ alice
 # a cell's output is saved in the notebook, and the notebook is what you hand in. What is safe to show —
 # where it is, its mode, its first line (a warning) and the fingerprint of its public half:
 
-# %% [markdown] lang=ru id=cell-041
+# %% [markdown] lang=ru id=cell-041 en=2817fac9
 # Два текстовых файла. Закрытый ключ может читать только владелец (`-rw-------`, режим 0600). Никогда не выводите
 # его содержимое: вывод ячейки сохраняется в блокноте, а блокнот вы сдаёте. Показать можно то, что безопасно, —
 # где он лежит, его режим, первую строку (предупреждение) и отпечаток открытой половины:
@@ -493,7 +493,7 @@ widgets.file_view(key_dir / "alice.pub")
 # A fresh object read from the files is the same key — the fingerprint
 # (a short hash of the public value, as `ssh` shows) matches:
 
-# %% [markdown] lang=ru id=cell-044
+# %% [markdown] lang=ru id=cell-044 en=d09edb6a
 # Новый объект, прочитанный из файлов, — тот же самый ключ: отпечаток
 # (короткий хеш открытого значения, как его показывает `ssh`) совпадает:
 
@@ -505,7 +505,7 @@ reloaded = keys.load("alice", key_dir)
 # Run the key cell again (or restart the kernel and run it): the key is *reused*, and the file is not even rewritten.
 # That is what lets a server recognise Alice tomorrow (notebook 03).
 
-# %% [markdown] lang=ru id=cell-046
+# %% [markdown] lang=ru id=cell-046 en=9ba2819e
 # Выполните ячейку с ключом ещё раз (или перезапустите ядро и выполните её): ключ *переиспользуется*, а файл даже не перезаписывается.
 # Именно это позволит серверу узнать Алису завтра (блокнот 03).
 
@@ -529,7 +529,7 @@ again = keys.load_or_create("alice", key_dir)
 # `os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)` gives a file descriptor; `open(fd, "w")` writes to it.
 # Known mistakes from earlier years: a new key on every run, a file that holds `K` or `A` instead of `a`, a key file anyone can read.
 
-# %% [markdown] lang=ru id=cell-048
+# %% [markdown] lang=ru id=cell-048 en=17d21609
 # ## 6 · Упражнение: свой файл ключа
 #
 # Напишите `load_or_create_key(path)` — сердцевину `keys.load_or_create`:
@@ -559,7 +559,7 @@ def load_or_create_key(path, group=groups.FFDHE2048):
     return pair
     ### END SOLUTION
 
-# %% lang=ru grade_id=load_or_create_key
+# %% lang=ru grade_id=load_or_create_key en=31ada80b
 def load_or_create_key(path, group=groups.FFDHE2048):
     """Вернуть пару ключей из текстового файла `path`; если файла нет — создать его."""
     ### BEGIN SOLUTION
@@ -582,7 +582,7 @@ checks.check_load_or_create_key(load_or_create_key)
 checks.hidden_key_file(load_or_create_key)
 ### END HIDDEN TESTS
 
-# %% lang=ru grade_id=check_load_or_create_key
+# %% lang=ru grade_id=check_load_or_create_key en=80bb55e5
 """Проверка load_or_create_key: закрытый файл, повторное использование при следующем запуске, свой ключ в каждом файле."""
 checks.check_load_or_create_key(load_or_create_key)
 ### BEGIN HIDDEN TESTS
@@ -604,7 +604,7 @@ checks.hidden_key_file(load_or_create_key)
 # **Clean up.** This notebook started no servers; the cell below stops any that a re-run left behind (it is the same in every notebook).
 # Your key stays in your keys folder (`keys.default_dir()`) for the next notebooks.
 
-# %% [markdown] lang=ru id=cell-051
+# %% [markdown] lang=ru id=cell-051 en=bf43f591
 # ## Итоги
 #
 # * `p` и `g` открыты; секрет каждой стороны — её показатель степени (`a`, `b`). По сети передаются только `A = g^a mod p` и `B = g^b mod p`.
@@ -627,6 +627,6 @@ stop_all()
 # %% [markdown] id=cell-053
 # **Next:** [02 · An encrypted conversation](02_exchange.ipynb) — the same exchange over a socket, then a chat that Eve cannot read.
 
-# %% [markdown] lang=ru id=cell-053
+# %% [markdown] lang=ru id=cell-053 en=d6d0fa93
 # **Дальше:** [02 · Зашифрованный разговор](02_exchange.ipynb) — тот же обмен через сокет, а затем чат, который Ева не может прочитать.
 

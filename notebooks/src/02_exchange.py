@@ -15,7 +15,7 @@
 #
 # **You need:** notebook 01 and the threaded-server lab. **Time:** about 45 minutes.
 
-# %% [markdown] lang=ru id=cell-000
+# %% [markdown] lang=ru id=cell-000 en=c22ae96e
 # # 02 · Зашифрованный разговор
 #
 # *Рукопожатие по шагам, затем чат, который Ева не может прочитать, — а криптография вынесена из цикла обмена сообщениями (задание 2).*
@@ -32,7 +32,7 @@
 # %% [markdown] id=cell-001
 # **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.
 
-# %% [markdown] lang=ru id=cell-001
+# %% [markdown] lang=ru id=cell-001 en=bc1bfe98
 # **Сначала выполните эти две ячейки.** Первая выбирает язык сообщений лаборатории (проверок, панелей, графиков), вторая только импортирует то, что нужно блокноту.
 
 # %% id=language
@@ -40,7 +40,7 @@ from labcrypto.i18n import set_language
 
 set_language("en")      # the lab's messages in English
 
-# %% lang=ru id=language
+# %% lang=ru id=language en=ed0fa723
 from labcrypto.i18n import set_language
 
 set_language("ru")      # сообщения лаборатории — по-русски
@@ -61,7 +61,7 @@ from labcrypto.lab import plots, variants, widgets
 # %% [markdown] id=cell-003
 # **Your student id**, as in notebook 01 (one exercise uses a message made from it):
 
-# %% [markdown] lang=ru id=cell-003
+# %% [markdown] lang=ru id=cell-003 en=4cde48cb
 # **Ваш идентификатор студента** — тот же, что в блокноте 01 (в одном упражнении из него составляется сообщение):
 
 # %% id=cell-004
@@ -69,7 +69,7 @@ STUDENT_ID = ""        # the same id as in notebook 01
 my = variants.variant(variants.student_id(STUDENT_ID))
 my
 
-# %% lang=ru id=cell-004
+# %% lang=ru id=cell-004 en=45f78066
 STUDENT_ID = ""        # тот же идентификатор, что в блокноте 01
 my = variants.variant(variants.student_id(STUDENT_ID))
 my
@@ -85,7 +85,7 @@ my
 #
 # Alice and Bob each end up with `K`; Eve does not. Let us watch it happen.
 
-# %% [markdown] lang=ru id=cell-005
+# %% [markdown] lang=ru id=cell-005 en=76b6ddbf
 # ## Действующие лица
 #
 # | | знает | отправляет |
@@ -103,7 +103,7 @@ my
 # *We* carry the bytes between them, one cell at a time.
 # Toy mode first (`p = 23`), so that every number is small enough to read.
 
-# %% [markdown] lang=ru id=cell-006
+# %% [markdown] lang=ru id=cell-006 en=ad1e803b
 # ## 1 · Рукопожатие вручную
 #
 # Рукопожатие живёт в двух объектах. Они принимают байты и отдают байты, сокетов у них нет.
@@ -120,7 +120,7 @@ for _ in range(100):                 # the toy group has only 20 keys: draw agai
 client = ClientHandshake(alice_toy, mode="toy")
 server = ServerHandshake(bob_toy, mode="toy")
 
-# %% lang=ru id=cell-007
+# %% lang=ru id=cell-007 en=d102463e
 alice_toy = keys.generate(groups.TOY)
 bob_toy = keys.generate(groups.TOY)
 for _ in range(100):                 # в учебной группе всего 20 ключей: если совпали, выбираем заново
@@ -134,7 +134,7 @@ server = ServerHandshake(bob_toy, mode="toy")
 hello = client.start()
 hello               # exactly these bytes travel: readable JSON, with A in "static"
 
-# %% lang=ru id=cell-008
+# %% lang=ru id=cell-008 en=0d6a5eca
 hello = client.start()
 hello               # по сети идут ровно эти байты: читаемый JSON, A — в поле "static"
 
@@ -143,7 +143,7 @@ hello               # по сети идут ровно эти байты: чи�
 # unpickling bytes from the network runs whatever code the sender put in them (course mistake 7).
 # (The course text writes "(p, q, A)": it means `(p, g, A)`. Here the group's name stands for `p` and `g`.)
 
-# %% [markdown] lang=ru id=cell-009
+# %% [markdown] lang=ru id=cell-009 en=e7eb4027
 # Стартовый код курса отправлял `(p, g, A)` через `pickle`. Здесь это JSON:
 # `pickle.loads` на байтах из сети выполнит любой код, который туда положил отправитель (типичная ошибка № 7).
 # (В тексте курса открытый ключ клиента записан как «(p, q, A)» — имеется в виду `(p, g, A)`. Здесь `p` и `g` заменяет имя группы.)
@@ -152,14 +152,14 @@ hello               # по сети идут ровно эти байты: чи�
 server_hello, server_finished = server.receive(hello)
 server_hello        # B and a fresh random nonce
 
-# %% lang=ru id=cell-010
+# %% lang=ru id=cell-010 en=ff563e42
 server_hello, server_finished = server.receive(hello)
 server_hello        # B и новое случайное число (nonce)
 
 # %% id=cell-011
 server_finished     # a proof (HMAC) that Bob derived the keys
 
-# %% lang=ru id=cell-011
+# %% lang=ru id=cell-011 en=f8953cd8
 server_finished     # доказательство (HMAC), что Боб выработал ключи
 
 # %% id=cell-012
@@ -178,7 +178,7 @@ client.session.numbers, server.session.numbers
 #
 # In toy mode that symmetric key is the course's Caesar shift, `K mod 256`:
 
-# %% [markdown] lang=ru id=cell-013
+# %% [markdown] lang=ru id=cell-013 en=62fe1618
 # У обеих сторон один и тот же `K`, и по сети он не передавался.
 #
 # > **Читаем текст курса.** «Клиент посылает сообщение серверу, шифруя его закрытым ключом и открытым ключом сервера. Сервер принимает сообщение, расшифровывает его сначала своим закрытым ключом, а потом — открытым ключом клиента». Это похоже на двойное шифрование в RSA.
@@ -213,7 +213,7 @@ bob_reads.open(captured)
 #
 # The check runs your pair over a real TCP connection on 127.0.0.1 against a hostile peer.
 
-# %% [markdown] lang=ru id=cell-016
+# %% [markdown] lang=ru id=cell-016 en=78827ecc
 # ## 2 · Упражнение: кадры в потоке
 #
 # TCP передаёт поток байтов, а не сообщения. Один `send` может прийти тремя результатами `recv`, а два `send` — одним.
@@ -260,7 +260,7 @@ def recv_msg(sock):
     return recv_exactly(length)
     ### END SOLUTION
 
-# %% lang=ru grade_id=framing
+# %% lang=ru grade_id=framing en=0d778f7a
 MAX_MESSAGE = 1 << 20    # 1 МиБ
 HEADER = struct.Struct("!I")
 
@@ -297,7 +297,7 @@ checks.check_framing(send_msg, recv_msg, MAX_MESSAGE)
 checks.hidden_framing(send_msg, recv_msg)
 ### END HIDDEN TESTS
 
-# %% lang=ru grade_id=check_framing
+# %% lang=ru grade_id=check_framing en=d045c814
 """Проверка send_msg/recv_msg: разрезанные байты, склеенные сообщения, двоичные данные, огромная длина, обрыв."""
 checks.check_framing(send_msg, recv_msg, MAX_MESSAGE)
 ### BEGIN HIDDEN TESTS
@@ -321,7 +321,7 @@ checks.hidden_framing(send_msg, recv_msg)
 # then hostile (a `p` that is not prime, a prime `p` whose `(p-1)/2` is not prime, a toy `p`, a `g` outside the subgroup of order `q`, `B = 1`, a 4 GB length).
 # Every hostile case runs on every run, and each is refused by one of your checks only: leave one out and the check fails every time.
 
-# %% [markdown] lang=ru id=cell-019
+# %% [markdown] lang=ru id=cell-019 en=0c9b4076
 # ### Упражнение: обмен из курса по TCP, но правильно
 #
 # Стартовый код курса отправляет `(p, g, A)` через `pickle`, читает ответ одним `recv(1024)`, а `p = 7`.
@@ -355,7 +355,7 @@ def dh_client(sock, min_bits=2048):
     return pow(B, a, p)
     ### END SOLUTION
 
-# %% lang=ru grade_id=dh_client
+# %% lang=ru grade_id=dh_client en=0f083a74
 def dh_client(sock, min_bits=2048):
     """Клиентская половина обмена: прочитать (p, g, B), проверить их, отправить A, вернуть K."""
     ### BEGIN SOLUTION
@@ -380,7 +380,7 @@ checks.check_dh_client(dh_client)
 checks.hidden_dh_client(dh_client)
 ### END HIDDEN TESTS
 
-# %% lang=ru grade_id=check_dh_client
+# %% lang=ru grade_id=check_dh_client en=7c09629b
 """Проверка dh_client против сервера на 127.0.0.1: разрезанные и склеенные сегменты, K не отправляется, враждебные группы отвергаются."""
 checks.check_dh_client(dh_client)
 ### BEGIN HIDDEN TESTS
@@ -395,7 +395,7 @@ checks.hidden_dh_client(dh_client)
 # (the cell shows which port it got). The last cell of the notebook stops every server it started.
 # Keys come from your keys folder (`keys.default_dir()`), as in notebook 01.
 
-# %% [markdown] lang=ru id=cell-022
+# %% [markdown] lang=ru id=cell-022 en=b62d38b4
 # ## 3 · По-настоящему: сервер чата, клиент и Ева
 #
 # Сервер чата работает в фоновом потоке, и ячейка завершается, как только он начал слушать порт.
@@ -410,7 +410,7 @@ alice_key = keys.load_or_create("alice", key_dir)
 room = ChatServer(server_key, port=0, name="02-room").start()      # secure mode is the default
 room
 
-# %% lang=ru id=cell-023
+# %% lang=ru id=cell-023 en=ffed670e
 key_dir = keys.default_dir()
 server_key = keys.load_or_create("chat-server", key_dir)
 alice_key = keys.load_or_create("alice", key_dir)
@@ -422,7 +422,7 @@ room
 # Alice connects to the tap, which forwards to the server.
 # She pins the server's key (`server_key=`), so a man in the middle would be caught (notebook 03 shows how).
 
-# %% [markdown] lang=ru id=cell-024
+# %% [markdown] lang=ru id=cell-024 en=89dabaa9
 # Ева прослушивает линию: это ретранслятор, который передаёт каждый байт дальше без изменений и записывает его.
 # Алиса подключается к прослушке, а та пересылает всё серверу.
 # Алиса закрепляет ключ сервера (`server_key=`), поэтому «человек посередине» будет пойман (как — покажет блокнот 03).
@@ -437,7 +437,7 @@ alice
 # the server sends it back to everyone in the room, you included, and that is your confirmation.
 # The panel is updated from the client's background thread, which only changes widget values and never prints.
 
-# %% [markdown] lang=ru id=cell-026
+# %% [markdown] lang=ru id=cell-026 en=19b6ef7d
 # Слева — панель чата, справа — то, что видит Ева. Напишите сообщение и нажмите **Отправить**:
 # сервер разошлёт его всем в комнате, в том числе вам, — это и есть подтверждение.
 # Панель обновляется из фонового потока клиента. Этот поток только меняет значения виджетов и ничего не печатает.
@@ -451,7 +451,7 @@ widgets.side_by_side(panel, eve_view)
 # If this notebook runs without a browser, nobody presses Send. The next cell sends a line
 # through exactly the code the button uses, then shows what the room sent back.
 
-# %% [markdown] lang=ru id=cell-028
+# %% [markdown] lang=ru id=cell-028 en=501dcb6d
 # Если блокнот выполняется без браузера, кнопку «Отправить» никто не нажмёт. Следующая ячейка отправляет строку
 # тем же кодом, что и кнопка, и показывает, что прислала комната.
 
@@ -464,7 +464,7 @@ room.say("welcome, Alice")
 # Eve's view of the whole connection, handshake included.
 # She sees every public value; after the handshake she sees only ciphertext:
 
-# %% [markdown] lang=ru id=cell-030
+# %% [markdown] lang=ru id=cell-030 en=e7bba89f
 # Всё соединение глазами Евы, включая рукопожатие.
 # Она видит все открытые значения, а после рукопожатия — только шифртекст:
 
@@ -478,7 +478,7 @@ widgets.table(wiretap.eavesdropper_view(tap.frames()))
 #
 # Same room, same client code, `mode="toy"`. The only change is the Caesar cipher keyed by a small `K`:
 
-# %% [markdown] lang=ru id=cell-032
+# %% [markdown] lang=ru id=cell-032 en=6bdbe977
 # ## 4 · Атака, затем защита
 #
 # ### Учебный чат читается с одного взгляда
@@ -499,7 +499,7 @@ bob = ChatClient.connect(*toy_tap.address, bob_toy_key, mode="toy",
 bob.send("the exam password is swordfish, do not tell anyone")
 [m.text for m in bob.iter_messages(timeout=0.5)]
 
-# %% lang=ru id=cell-033
+# %% lang=ru id=cell-033 en=d7592ddf
 toy_server_key = keys.generate(groups.TOY)
 bob_toy_key = keys.generate(groups.TOY)
 for _ in range(100):                 # учебных ключей всего 20: ключ Боба должен отличаться от ключа сервера
@@ -518,7 +518,7 @@ toy_frames = [f for f in toy_tap.frames(wiretap.C2S) if f.kind == "data"]
 stolen = toy_frames[0].payload
 stolen              # what Eve captured: Caesar-shifted JSON
 
-# %% lang=ru id=cell-034
+# %% lang=ru id=cell-034 en=a80479b0
 toy_frames = [f for f in toy_tap.frames(wiretap.C2S) if f.kind == "data"]
 stolen = toy_frames[0].payload
 stolen              # что перехватила Ева: JSON, сдвинутый шифром Цезаря
@@ -532,7 +532,7 @@ stolen              # что перехватила Ева: JSON, сдвинут
 # A score that works: +1 for every lowercase letter or space, −1 for every byte that is not printable ASCII (below 32 or above 126).
 # Remember that shifts wrap around: `(byte - k) % 256`.
 
-# %% [markdown] lang=ru id=cell-035
+# %% [markdown] lang=ru id=cell-035 en=aed92120
 # ### Упражнение: прочитать без ключа
 #
 # Напишите `break_caesar(ciphertext)`, которая возвращает байты открытого текста.
@@ -553,7 +553,7 @@ def break_caesar(ciphertext):
     return max(candidates, key=looks_like_text)
     ### END SOLUTION
 
-# %% lang=ru grade_id=break_caesar
+# %% lang=ru grade_id=break_caesar en=4c1aeccb
 def break_caesar(ciphertext):
     """Открытый текст кадра учебного режима, найденный без ключа."""
     ### BEGIN SOLUTION
@@ -572,7 +572,7 @@ checks.check_break_caesar(break_caesar)
 checks.hidden_break_caesar(break_caesar, STUDENT_ID)
 ### END HIDDEN TESTS
 
-# %% lang=ru grade_id=check_break_caesar
+# %% lang=ru grade_id=check_break_caesar en=e3d25e59
 """Проверка break_caesar: сообщения учебного режима читаются без ключа."""
 checks.check_break_caesar(break_caesar)
 ### BEGIN HIDDEN TESTS
@@ -583,7 +583,7 @@ checks.hidden_break_caesar(break_caesar, STUDENT_ID)
 # Eve's own version (the package's `wiretap.crack_caesar`), and the score of every shift.
 # One shift stands out, and that shift is the key:
 
-# %% [markdown] lang=ru id=cell-038
+# %% [markdown] lang=ru id=cell-038 en=a95a4224
 # Версия самой Евы (`wiretap.crack_caesar` из пакета) и оценка каждого сдвига.
 # Один сдвиг резко выделяется — он и есть ключ:
 
@@ -599,7 +599,7 @@ plaintext
 # She did not even need the shift: with `p = 23` she can take `A` and `B` from the hellos
 # and find `K` by trying all 22 exponents, as in notebook 01:
 
-# %% [markdown] lang=ru id=cell-041
+# %% [markdown] lang=ru id=cell-041 en=6b044670
 # Ей даже не нужен был сдвиг: при `p = 23` она берёт `A` и `B` из приветствий
 # и находит `K`, перебрав все 22 показателя степени, как в блокноте 01:
 
@@ -612,7 +612,7 @@ wiretap.recover_toy_secret(toy_tap.frames()) % 256 == shift
 # Send one long message in each room and compare the bytes on the wire.
 # Caesar only moves the letters' pile of counts somewhere else. AES-GCM output spreads evenly over all 256 byte values:
 
-# %% [markdown] lang=ru id=cell-043
+# %% [markdown] lang=ru id=cell-043 en=c02bdfbe
 # ### Защищённый режим: считать нечего
 #
 # Отправьте по одному длинному сообщению в каждую комнату и сравните байты на линии.
@@ -638,7 +638,7 @@ plots.byte_histograms({
 # And a flipped byte? In toy mode it silently changes the message.
 # In secure mode the 16-byte tag no longer matches and the receiver refuses the frame (`DecryptionFailed`):
 
-# %% [markdown] lang=ru id=cell-046
+# %% [markdown] lang=ru id=cell-046 en=b7af3534
 # А если изменить один байт? В учебном режиме сообщение молча меняется.
 # В защищённом режиме 16-байтовый тег аутентификации перестаёт сходиться, и получатель отвергает кадр (`DecryptionFailed`):
 
@@ -648,7 +648,7 @@ tampered = bytearray(toy_cipher.seal(b"pay 10 euros to bob"))
 tampered[5] ^= 0x01                     # Eve flips one bit of "10"
 toy_cipher.open(bytes(tampered))        # no error, a different message
 
-# %% lang=ru id=cell-047
+# %% lang=ru id=cell-047 en=85d602aa
 toy_cipher = ciphers.CaesarCipher(42)
 tampered = bytearray(toy_cipher.seal(b"pay 10 euros to bob"))
 tampered[5] ^= 0x01                     # Ева меняет один бит в «10»
@@ -661,7 +661,7 @@ s_hello, s_finished = s.receive(c.start())
 s.receive(c_finished)
 alice_seals, bob_opens = c.session.ciphers()[0], s.session.ciphers()[1]
 
-# %% lang=ru id=cell-048
+# %% lang=ru id=cell-048 en=aa8c9d37
 c, s = ClientHandshake(alice_key), ServerHandshake(server_key)    # защищённое рукопожатие вручную
 s_hello, s_finished = s.receive(c.start())
 [c_finished] = c.receive(s_hello) + c.receive(s_finished)
@@ -677,7 +677,7 @@ except DecryptionFailed as exc:
     refused = exc
 refused
 
-# %% lang=ru id=cell-049
+# %% lang=ru id=cell-049 en=f6e3b121
 tampered = bytearray(alice_seals.seal(b"pay 10 euros to bob"))
 tampered[5] ^= 0x01                     # тот же изменённый бит
 try:
@@ -691,7 +691,7 @@ refused
 #
 # The handshake messages come from the client's session transcript, and the data frames from Eve's tap.
 
-# %% [markdown] lang=ru id=cell-050
+# %% [markdown] lang=ru id=cell-050 en=d5f3f825
 # ## 5 · Этот сеанс на схеме — по тому, что только что выполнилось
 #
 # Сообщения рукопожатия взяты из записи сеанса клиента (transcript), кадры данных — из прослушки Евы.
@@ -708,7 +708,7 @@ plots.sequence_diagram(steps);
 # Task 2 asks to separate key generation and encryption from the message exchange.
 # The layers: the loop on top sees only `send` and `recv`.
 
-# %% [markdown] lang=ru id=cell-052
+# %% [markdown] lang=ru id=cell-052 en=1b10e928
 # ## 6 · Упражнение: цикл сообщений, который ничего не знает о ключах (задание 2)
 #
 # Задание 2 курса: «Проведите рефакторинг кода клиента и сервера так, чтобы все, относящееся к генерации ключей, установлению режима шифрования, шифрованию исходящих и дешифрованию входящих сообщений было отделено от основного алгоритма обмена сообщениями».
@@ -723,7 +723,7 @@ plots.layers();
 # Use nothing but the channel's `send`/`recv`/`recv_text`: no sockets, keys, ciphers or `pickle`.
 # The check runs it against a stand-in channel that has nothing else, then over a real `SecureChannel`.
 
-# %% [markdown] lang=ru id=cell-054
+# %% [markdown] lang=ru id=cell-054 en=1e53c003
 # Напишите `chat_loop(channel, lines)`: для каждой строки вызовите `channel.send(line)`, затем получите ответ
 # через `channel.recv_text(timeout=5)`; верните список ответов.
 # Пользуйтесь только методами канала `send`/`recv`/`recv_text`: никаких сокетов, ключей, шифров и `pickle`.
@@ -740,7 +740,7 @@ def chat_loop(channel, lines):
     return replies
     ### END SOLUTION
 
-# %% lang=ru grade_id=chat_loop
+# %% lang=ru grade_id=chat_loop en=42285bd3
 def chat_loop(channel, lines):
     """Отправить каждую строку и собрать ответ на каждую; вернуть ответы текстом."""
     ### BEGIN SOLUTION
@@ -758,7 +758,7 @@ checks.check_chat_loop(chat_loop)
 checks.hidden_chat_loop(chat_loop)
 ### END HIDDEN TESTS
 
-# %% lang=ru grade_id=check_chat_loop
+# %% lang=ru grade_id=check_chat_loop en=cccb8315
 """Проверка chat_loop: только send/recv, ответы по порядку, работа поверх настоящего канала."""
 checks.check_chat_loop(chat_loop)
 ### BEGIN HIDDEN TESTS
@@ -781,7 +781,7 @@ checks.hidden_chat_loop(chat_loop)
 #
 # **Clean up.** Close the clients and stop the servers and taps this notebook started:
 
-# %% [markdown] lang=ru id=cell-057
+# %% [markdown] lang=ru id=cell-057 en=c1332503
 # ## Итоги
 #
 # * Рукопожатие — это несколько читаемых сообщений: открытые значения, случайные числа (nonce) и доказательства. Сам `K` никогда не передаётся, а `p`, `g`, `A`, `B` открыты.
@@ -800,13 +800,13 @@ checks.hidden_chat_loop(chat_loop)
 # %% id=cell-058
 widgets.kernel_status()     # what this kernel runs now; the button stops it all
 
-# %% lang=ru id=cell-058
+# %% lang=ru id=cell-058 en=ec73d38a
 widgets.kernel_status()     # что сейчас работает в этом ядре; кнопка останавливает всё
 
 # %% [markdown] id=cell-059
 # The panel above is the kernel's view: every server and tap this notebook started (re-running a cell *replaces* a named server, it never piles up a second one), its threads and the pool ports it holds. The next cell does what the button does, so the notebook also cleans up when nobody clicks:
 
-# %% [markdown] lang=ru id=cell-059
+# %% [markdown] lang=ru id=cell-059 en=7dc7c476
 # Панель выше показывает ядро изнутри: каждый сервер и каждую прослушку, запущенные блокнотом, их потоки и занятые порты из пула.
 # (Повторный запуск ячейки *заменяет* именованный сервер и никогда не добавляет второй.)
 # Следующая ячейка делает то же, что кнопка, так что блокнот прибирает за собой, даже если кнопку никто не нажал:
@@ -819,7 +819,7 @@ bob.close()
 stop_all()              # every server and tap of this kernel, including ones from re-run cells
 running_servers()
 
-# %% lang=ru id=cell-060
+# %% lang=ru id=cell-060 en=dff0ba88
 from labcrypto.server import running_servers, stop_all
 
 alice.close()
@@ -830,6 +830,6 @@ running_servers()
 # %% [markdown] id=cell-061
 # **Next:** [03 · Who may join: the allowlist](03_allowlist.ipynb) — the server checks every client's key, and Eve's man in the middle fails.
 
-# %% [markdown] lang=ru id=cell-061
+# %% [markdown] lang=ru id=cell-061 en=cf1aef92
 # **Дальше:** [03 · Кто может войти: список разрешённых ключей](03_allowlist.ipynb) — сервер проверяет ключ каждого клиента, и атака «человек посередине» в исполнении Евы проваливается.
 

@@ -15,7 +15,7 @@
 #
 # **You need:** notebooks 01 and 02. **Time:** about 45 minutes.
 
-# %% [markdown] lang=ru id=cell-000
+# %% [markdown] lang=ru id=cell-000 en=e65b5166
 # # 03 · Кто может войти: список разрешённых ключей
 #
 # *Сервер хранит список открытых ключей, с которыми готов разговаривать, и отключает всех остальных, не сказав им ничего секретного (задание 3).*
@@ -32,7 +32,7 @@
 # %% [markdown] id=cell-001
 # **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.
 
-# %% [markdown] lang=ru id=cell-001
+# %% [markdown] lang=ru id=cell-001 en=bc1bfe98
 # **Сначала выполните эти две ячейки.** Первая выбирает язык сообщений лаборатории (проверок, панелей, графиков), вторая только импортирует то, что нужно блокноту.
 
 # %% id=language
@@ -40,7 +40,7 @@ from labcrypto.i18n import set_language
 
 set_language("en")      # the lab's messages in English
 
-# %% lang=ru id=language
+# %% lang=ru id=language en=ed0fa723
 from labcrypto.i18n import set_language
 
 set_language("ru")      # сообщения лаборатории — по-русски
@@ -72,7 +72,7 @@ from labcrypto.lab import plots, widgets
 #
 # Every key lives in your keys folder (`keys.default_dir()`), as in notebook 01: running the cell again reuses them.
 
-# %% [markdown] lang=ru id=cell-003
+# %% [markdown] lang=ru id=cell-003 en=717d28e5
 # ## Действующие лица
 #
 # | | что есть | в списке? |
@@ -95,7 +95,7 @@ people = {name: keys.load_or_create(name, key_dir) for name in ("alice", "bob", 
 #
 # A student gives the instructor a `.pub` file — the public half only, safe to send by mail:
 
-# %% [markdown] lang=ru id=cell-005
+# %% [markdown] lang=ru id=cell-005 en=e63e9457
 # ## 1 · Список разрешённых ключей — это файл, который можно открыть
 #
 # Студент отдаёт преподавателю файл `.pub` — только открытую половину, её можно спокойно прислать по почте:
@@ -109,7 +109,7 @@ widgets.file_view(key_dir / "alice.pub")
 # list next to itself, in `allowlist.csv`.
 # This cell starts the list from scratch (so re-running it is safe) and adds alice and bob from their `.pub` files. Carol is not added.
 
-# %% [markdown] lang=ru id=cell-007
+# %% [markdown] lang=ru id=cell-007 en=0ad0c2ad
 # Преподаватель добавляет его в список разрешённых ключей группы, по строке на студента: имя, открытый ключ, комментарий
 # (`labcrypto allow add` хранит его как `allowlist.csv` в папке ключей преподавателя). Этот блокнот держит свой
 # список рядом с собой, в `allowlist.csv`.
@@ -133,7 +133,7 @@ widgets.file_view(allow_path)
 #
 # The same file from the instructor's command line:
 
-# %% [markdown] lang=ru id=cell-009
+# %% [markdown] lang=ru id=cell-009 en=334ccbf1
 # Откройте `allowlist.csv` в файловом браузере слева или в электронной таблице: это обычный CSV.
 # Значение имеет столбец с ключом; имя — только подпись (а в блокноте 05 — ещё и имя домашней папки).
 #
@@ -152,7 +152,7 @@ cli.main(["allow", "list", "--allowlist", str(allow_path)]);
 # The chat room of notebook 02, now with the allowlist. Eve's wiretap sits in front of it so that we can see each connection on the wire.
 # The server's key is pinned by every client (`server_key=`).
 
-# %% [markdown] lang=ru id=cell-011
+# %% [markdown] lang=ru id=cell-011 en=cc8e172b
 # ## 2 · Трое студентов стучатся одновременно
 #
 # Комната чата из блокнота 02, теперь со списком разрешённых ключей. Перед ней стоит прослушка Евы, чтобы мы видели каждое соединение на линии.
@@ -167,7 +167,7 @@ room, tap
 # Alice, bob and carol connect **at the same time**, each in a thread of its own (the assignment asks for several clients;
 # the server runs one thread per connection). Each thread only returns what happened; nothing prints from a thread.
 
-# %% [markdown] lang=ru id=cell-013
+# %% [markdown] lang=ru id=cell-013 en=9244dd31
 # Все трое — alice, bob и carol — подключаются **одновременно**, каждый в своём потоке. Задание 3 требует: «Проверьте правильность работы на нескольких разных клиентах»;
 # сервер обслуживает каждое соединение в отдельном потоке. Каждый поток только возвращает, что произошло; из потоков ничего не печатается.
 
@@ -186,7 +186,7 @@ with ThreadPoolExecutor(max_workers=3) as workers:
     outcome = dict(zip(names, workers.map(try_to_join, names), strict=True))
 outcome
 
-# %% lang=ru id=cell-014
+# %% lang=ru id=cell-014 en=d033681c
 def try_to_join(name):
     """Подключиться как `name` через прослушку; вернуть (клиент или None, ошибка или None)."""
     try:
@@ -205,7 +205,7 @@ outcome
 # What crossed the wire for each of them. The tap recorded every frame; the client's hello carries its public key,
 # so we can tell whose connection is whose:
 
-# %% [markdown] lang=ru id=cell-015
+# %% [markdown] lang=ru id=cell-015 en=71ec8fec
 # Что прошло по линии для каждого из них. Прослушка записала каждый кадр; приветствие клиента несёт его открытый ключ,
 # поэтому можно понять, чьё соединение чьё:
 
@@ -233,7 +233,7 @@ widgets.table([{
     "encrypted frames sent to them": sum(f.kind == "data" and f.direction == wiretap.S2C for f in frames_of(name)),
 } for name, (client, error) in outcome.items()])
 
-# %% lang=ru id=cell-016
+# %% lang=ru id=cell-016 en=75cdf84f
 def frames_of(name):
     """Кадры того соединения прослушки, в приветствии клиента которого — открытый ключ `name`."""
     wanted = f"{people[name].public:#x}"
@@ -261,7 +261,7 @@ widgets.table([{
 # Carol was dropped **at the first step**: the server read her hello, looked up her key, and answered with a plain `error` —
 # no `server_hello`, no session keys, not one encrypted byte. Her client says why, in words:
 
-# %% [markdown] lang=ru id=cell-017
+# %% [markdown] lang=ru id=cell-017 en=3427ddcc
 # Клиента carol отключили **на первом же шаге**: сервер прочитал её приветствие, поискал её ключ и ответил простым `error` —
 # без `server_hello`, без ключей сеанса, без единого зашифрованного байта. Её клиент объясняет причину словами:
 
@@ -271,7 +271,7 @@ outcome["carol"][1]
 # %% [markdown] id=cell-019
 # The server's log of the same moment (it logs the key's fingerprint, so the instructor can tell who tried):
 
-# %% [markdown] lang=ru id=cell-019
+# %% [markdown] lang=ru id=cell-019 en=762d6f8d
 # Журнал сервера в тот же момент (в нём отпечаток ключа, так что преподаватель видит, кто пытался войти):
 
 # %% id=cell-020
@@ -280,7 +280,7 @@ widgets.table([{"kind": e.kind, "text": e.text} for e in room.events if e.kind i
 # %% [markdown] id=cell-021
 # The two conversations side by side: alice's full handshake, carol's two messages.
 
-# %% [markdown] lang=ru id=cell-021
+# %% [markdown] lang=ru id=cell-021 en=a0906df1
 # Два разговора рядом: полное рукопожатие alice и два сообщения carol.
 
 # %% id=cell-022
@@ -300,7 +300,7 @@ plots.sequence_diagram(wire_steps(frames_of("alice")), title="alice: handshake, 
 # Mallory's wiretap now plays the server to alice and alice to the server (`wiretap.ManInTheMiddle`): two handshakes, both with her own key.
 # Secure mode does not help: AES-GCM with a key shared with Mallory is a secret shared with Mallory.
 
-# %% [markdown] lang=ru id=cell-024
+# %% [markdown] lang=ru id=cell-024 en=0b0b2927
 # ## 3 · Зачем всё это? «Человек посередине»
 #
 # Отключим на минуту защиту: комната **без** списка разрешённых ключей и alice **без** закреплённого ключа сервера.
@@ -315,7 +315,7 @@ alice = ChatClient.connect(*mitm_tap.address, people["alice"], known_servers=Fal
 alice.send("my password for the lab machines is hunter2")
 [m.text for m in alice.iter_messages(timeout=0.5) if m.kind == "message"]
 
-# %% lang=ru id=cell-025
+# %% lang=ru id=cell-025 en=56c5b413
 open_room = ChatServer(server_key, allowlist=None, name="03-open-room").start()
 mallory = wiretap.ManInTheMiddle(people["mallory"])      # она пользуется своей парой ключей
 mitm_tap = wiretap.Wiretap(open_room.address, policy=mallory, name="03-mitm-tap").start()
@@ -326,7 +326,7 @@ alice.send("my password for the lab machines is hunter2")
 # %% [markdown] id=cell-026
 # Alice got her own message back and noticed nothing. Mallory read everything, in both directions:
 
-# %% [markdown] lang=ru id=cell-026
+# %% [markdown] lang=ru id=cell-026 en=b18f6548
 # Своё сообщение alice получила обратно и ничего не заметила. Мэллори прочитала всё, в обе стороны:
 
 # %% id=cell-027
@@ -335,7 +335,7 @@ mallory.stolen_text()
 # %% [markdown] id=cell-028
 # The clues were there: the key alice's client accepted is Mallory's, not the server's, and the room knows alice by Mallory's fingerprint.
 
-# %% [markdown] lang=ru id=cell-028
+# %% [markdown] lang=ru id=cell-028 en=622115da
 # Улики были: клиент alice принял ключ Мэллори, а не сервера, и комната знает alice по отпечатку Мэллори.
 
 # %% id=cell-029
@@ -352,7 +352,7 @@ alice.close()
 #
 # Alice pins the server's key, and the room checks the allowlist. Each side reports exactly what went wrong:
 
-# %% [markdown] lang=ru id=cell-031
+# %% [markdown] lang=ru id=cell-031 en=5884b116
 # ### Та же атака — с закреплением ключа и списком разрешённых ключей
 #
 # Теперь alice закрепляет ключ сервера, а комната сверяется со списком. Каждая сторона точно сообщает, что пошло не так:
@@ -379,7 +379,7 @@ time.sleep(0.2)
 #
 # All four combinations, each a fresh attempt:
 
-# %% [markdown] lang=ru id=cell-034
+# %% [markdown] lang=ru id=cell-034 en=0be21d34
 # Посмотрите на отпечаток в обоих сообщениях: он принадлежит **Мэллори**, а не alice. Чтобы вообще говорить с сервером, Мэллори должна пройти рукопожатие
 # со своей парой ключей (чужих закрытых ключей у неё нет), а её ключа в списке нет.
 # Закрепление ключа ловит её с другой стороны: ей пришлось бы показать alice ключ сервера, а завершить рукопожатие с ним она не может.
@@ -409,7 +409,7 @@ def attack(pin, with_allowlist):
 
 widgets.table([attack(pin, listed) for pin in (False, True) for listed in (False, True)])
 
-# %% lang=ru id=cell-035
+# %% lang=ru id=cell-035 en=52696949
 def attack(pin, with_allowlist):
     """Клиент alice говорит с сервером через Мэллори; вернуть строку таблицы: кто что заметил."""
     target = ChatServer(server_key, allowlist if with_allowlist else None, name="03-target").start()
@@ -441,7 +441,7 @@ widgets.table([attack(pin, listed) for pin in (False, True) for listed in (False
 # Instead of her own key, Mallory could rewrite the public value in a hello to `1` or `p − 1`.
 # Then `K` is known without any private key:
 
-# %% [markdown] lang=ru id=cell-036
+# %% [markdown] lang=ru id=cell-036 en=d1ba569b
 # Любая из двух защит по отдельности останавливает этого злоумышленника: закрепление ключа защищает alice, список разрешённых ключей — сервер.
 # Используйте обе: злоумышленнику, который хочет обмануть только alice, сервер вообще не нужен, и тогда помогает только закрепление.
 #
@@ -458,7 +458,7 @@ pow(1, a, p), pow(p - 1, a, p) in (1, p - 1)
 # %% [markdown] id=cell-038
 # Both sides validate every public value before using it (`groups.validate_public`, notebook 01), so the handshake stops:
 
-# %% [markdown] lang=ru id=cell-038
+# %% [markdown] lang=ru id=cell-038 en=e6cca4ce
 # Обе стороны проверяют каждое открытое значение, прежде чем им пользоваться (`groups.validate_public`, блокнот 01), поэтому рукопожатие останавливается:
 
 # %% id=cell-039
@@ -475,7 +475,7 @@ def inject(value, direction):
 
 widgets.table([inject(v, d) for v in (1, "p-1") for d in (wiretap.C2S, wiretap.S2C)], max_width=120)
 
-# %% lang=ru id=cell-039
+# %% lang=ru id=cell-039 en=cd97ee10
 def inject(value, direction):
     """Мэллори подменяет открытое значение в одном приветствии; кто его отвергнет?"""
     middle = wiretap.Wiretap(room.address, policy=wiretap.InjectPublicValue(value, direction), name="03-inject-tap").start()
@@ -503,7 +503,7 @@ widgets.table([inject(v, d) for v in (1, "p-1") for d in (wiretap.C2S, wiretap.S
 # The check is the client, over TCP on 127.0.0.1, one connection per case and every case on every run: fair first (its frame whole, one byte per TCP segment, glued to a second message),
 # then hostile (`A` = 0, 1, `p-1`, `p+1`, an `A` outside `g`'s subgroup, a pickle, bytes that are not JSON, a 4 GB length, a client that hangs up before sending `A`).
 
-# %% [markdown] lang=ru id=dh-server
+# %% [markdown] lang=ru id=dh-server en=801a4708
 # ### Упражнение: серверная половина обмена
 #
 # В блокноте 02 вы написали клиента обмена из курса, который проверяет всё, что присылает сервер. Теперь напишите сервер, который должен проверять всё, что присылает клиент: клиентом может оказаться кто угодно.
@@ -537,7 +537,7 @@ def dh_server(sock, group):
     return pow(A, b, group.p)
     ### END SOLUTION
 
-# %% lang=ru grade_id=dh_server
+# %% lang=ru grade_id=dh_server en=9b6d2eb3
 import json
 import secrets
 
@@ -570,7 +570,7 @@ checks.hidden_dh_server(dh_server)
 # Public keys are public: Mallory has alice's `alice.pub`. What if she presents **alice's** public key with her own private number?
 # The allowlist check passes — it *is* alice's key. Step by step, with the handshake objects of notebook 02:
 
-# %% [markdown] lang=ru id=cell-040
+# %% [markdown] lang=ru id=cell-040 en=5a5f747e
 # ## 4 · Знать открытый ключ недостаточно
 #
 # Открытые ключи открыты: у Мэллори есть `alice.pub`. Что если она предъявит открытый ключ **alice** вместе со своим закрытым числом?
@@ -583,7 +583,7 @@ real_server = ServerHandshake(server_key, allow=allowlist.is_allowed)
 server_hello, server_finished = real_server.receive(fake_client.start())
 real_server.client_key == people["alice"].public_key      # the server believes it is alice
 
-# %% lang=ru id=cell-041
+# %% lang=ru id=cell-041 en=c94fad08
 fake_alice = keys.KeyPair(groups.FFDHE2048, private=people["mallory"].private, public=people["alice"].public)
 fake_client = ClientHandshake(fake_alice, expected_server_key=server_key.public_key)
 real_server = ServerHandshake(server_key, allow=allowlist.is_allowed)
@@ -595,7 +595,7 @@ real_server.client_key == people["alice"].public_key      # сервер вер�
 # a different number, because only alice's secret `a` gives `B^a = A^b`. Mallory's client finds out first:
 # the server's proof (an HMAC with keys from the server's `K`) does not match hers.
 
-# %% [markdown] lang=ru id=cell-042
+# %% [markdown] lang=ru id=cell-042 en=0b9e6a58
 # Теперь каждая сторона вычисляет `K`. Сервер: `K = A^b mod p` с `A` от alice. Мэллори: `K = B^m mod p` со своим `m` —
 # это другое число, потому что `B^a = A^b` даёт только секрет alice `a`. Клиент Мэллори узнаёт об этом первым:
 # доказательство сервера (HMAC на ключах из `K` сервера) не совпадает с её собственным.
@@ -610,7 +610,7 @@ mallory_error
 # %% [markdown] id=cell-044
 # She can skip that check and send a made-up proof of her own. The server's check catches it:
 
-# %% [markdown] lang=ru id=cell-044
+# %% [markdown] lang=ru id=cell-044 en=0003f902
 # Она может пропустить эту проверку и отправить выдуманное доказательство. Его ловит проверка на сервере:
 
 # %% id=cell-045
@@ -624,7 +624,7 @@ server_error
 # Over the network the same thing happens, and the server logs it. The server did send its hello and its proof,
 # but no chat message: the room only starts after the client's proof.
 
-# %% [markdown] lang=ru id=cell-046
+# %% [markdown] lang=ru id=cell-046 en=ba66cfa3
 # По сети происходит то же самое, и сервер записывает это в журнал. Сервер отправил своё приветствие и доказательство,
 # но ни одного сообщения чата: комната открывается только после доказательства клиента.
 
@@ -644,7 +644,7 @@ type(network_error).__name__, [e.text for e in room.events if e.kind == "handsha
 #
 # Bob leaves the course. The instructor removes his row — here with the command line — and the server is **not** restarted:
 
-# %% [markdown] lang=ru id=cell-048
+# %% [markdown] lang=ru id=cell-048 en=9e179e51
 # Чтобы выдать себя за alice, Мэллори нужен **закрытый** ключ alice `a`, а найти его по `A` — это дискретный логарифм из блокнота 01.
 # Поэтому файл закрытого ключа должен оставаться закрытым (режим `0600`, никогда не коммитить), а в списке разрешённых ключей можно спокойно хранить открытые ключи.
 #
@@ -680,7 +680,7 @@ room.running, room.port == tap.target[1], room.members()
 #   finds it inside comments and inside longer keys.
 # * Read the file on every call, so that a revocation counts at once.
 
-# %% [markdown] lang=ru id=cell-052
+# %% [markdown] lang=ru id=cell-052 en=77ed4741
 # Та же комната, тот же порт: сервер перечитывает CSV-файл, как только тот меняется на диске, так что следующее рукопожатие видит новый список.
 # Старое соединение bob всё ещё в комнате (проверка идёт при рукопожатии); чтобы завершить и его, серверу пришлось бы
 # отключать участников, чей ключ исчез из списка. На alice это никак не влияет.
@@ -712,7 +712,7 @@ def is_allowed(path, key):
     return False
     ### END SOLUTION
 
-# %% lang=ru grade_id=is_allowed
+# %% lang=ru grade_id=is_allowed en=800a2505
 def is_allowed(path, key):
     """True, если для открытого ключа `key` есть строка в CSV-файле списка разрешённых ключей `path`."""
     ### BEGIN SOLUTION
@@ -736,7 +736,7 @@ checks.check_is_allowed(is_allowed)
 checks.hidden_is_allowed(is_allowed, allow_path, people)
 ### END HIDDEN TESTS
 
-# %% lang=ru grade_id=check_is_allowed
+# %% lang=ru grade_id=check_is_allowed en=6e72ca3d
 """Проверка is_allowed: сравнение ключей, а не текста, комментарии, испорченные строки, кавычки, отзыв ключа."""
 checks.check_is_allowed(is_allowed)
 ### BEGIN HIDDEN TESTS
@@ -763,7 +763,7 @@ checks.hidden_is_allowed(is_allowed, allow_path, people)
 # You were given the server's key, so pin it: then even the first connection is safe. The check refuses a join that does not pin
 # (and stops it before it writes anything into your `known_servers.csv`).
 
-# %% [markdown] lang=ru id=cell-055
+# %% [markdown] lang=ru id=cell-055 en=373edd1b
 # ## 7 · Упражнение: новый студент
 #
 # На курс приходит Dave. Напишите `join_as_new_student(name, key_dir, allowlist_path, address, server_key)`, которая
@@ -794,7 +794,7 @@ def join_as_new_student(name, key_dir, allowlist_path, address, server_key):
     return ChatClient.connect(*address, key, server_key=server_key, timeout=5)
     ### END SOLUTION
 
-# %% lang=ru grade_id=join_as_new_student
+# %% lang=ru grade_id=join_as_new_student en=ce2ab085
 def join_as_new_student(name, key_dir, allowlist_path, address, server_key):
     """Записать `name` на курс (пара ключей + строка в списке) и вернуть ChatClient, подключённый от его имени."""
     ### BEGIN SOLUTION
@@ -812,7 +812,7 @@ checks.check_join_as_new_student(join_as_new_student)
 checks.hidden_join(join_as_new_student, key_dir, allow_path, room, server_key)
 ### END HIDDEN TESTS
 
-# %% lang=ru grade_id=check_join_as_new_student
+# %% lang=ru grade_id=check_join_as_new_student en=ead953ea
 """Проверка join_as_new_student: ключ переиспользуется, строка добавляется один раз (остальные сохраняются), вход в комнату от имени студента."""
 checks.check_join_as_new_student(join_as_new_student)
 ### BEGIN HIDDEN TESTS
@@ -824,7 +824,7 @@ checks.hidden_join(join_as_new_student, key_dir, allow_path, room, server_key)
 #
 # Why does the allowlist stop the man in the middle of section 3? Write one sentence in the cell below (graded by your instructor).
 
-# %% [markdown] lang=ru id=cell-058
+# %% [markdown] lang=ru id=cell-058 en=b2a2d1a1
 # ## 8 · Упражнение: одним предложением
 #
 # Почему список разрешённых ключей останавливает «человека посередине» из раздела 3? Напишите одно предложение в ячейке ниже (его оценит преподаватель).
@@ -833,7 +833,7 @@ checks.hidden_join(join_as_new_student, key_dir, allow_path, room, server_key)
 # To talk to the server, the man in the middle must finish a handshake with his own key pair, because he holds no listed student's
 # private key; his public key is not on the allowlist, so the server drops him at his hello, before any session key exists.
 
-# %% [markdown] lang=ru grade_id=mitm_answer
+# %% [markdown] lang=ru grade_id=mitm_answer en=7038449e
 # Чтобы говорить с сервером, «человек посередине» должен завершить рукопожатие со своей парой ключей, ведь закрытых ключей студентов из списка у него нет;
 # его открытого ключа в списке нет, поэтому сервер отключает его на первом же приветствии, когда ещё не выработан ни один ключ сеанса.
 
@@ -851,7 +851,7 @@ checks.hidden_join(join_as_new_student, key_dir, allow_path, room, server_key)
 #
 # **Clean up.** Close the clients and stop every server and tap this notebook started:
 
-# %% [markdown] lang=ru id=cell-060
+# %% [markdown] lang=ru id=cell-060 en=bae71c83
 # ## Итоги
 #
 # * Список разрешённых ключей — это CSV-файл **открытых ключей**. Сервер проверяет ключ клиента внутри рукопожатия и отключает неизвестного клиента на его приветствии, до всякого шифрования.
@@ -877,6 +877,6 @@ running_servers()
 # %% [markdown] id=cell-062
 # **Next:** [04 · Two ports](04_two_ports.ipynb) — the handshake on one port, the conversation on another, with ports from a pool.
 
-# %% [markdown] lang=ru id=cell-062
+# %% [markdown] lang=ru id=cell-062 en=34f8284c
 # **Дальше:** [04 · Два порта](04_two_ports.ipynb) — рукопожатие на одном порту, разговор на другом, порты из пула.
 

@@ -15,7 +15,7 @@
 #
 # **You need:** notebooks 02 and 03. **Time:** about 45 minutes.
 
-# %% [markdown] lang=ru id=cell-000
+# %% [markdown] lang=ru id=cell-000 en=5b98ed42
 # # 04 · Два порта: рукопожатие здесь, разговор там
 #
 # *Сервер отвечает на одном общеизвестном порту, а затем переводит каждый разговор на отдельный порт из пула (задание 4).*
@@ -32,7 +32,7 @@
 # %% [markdown] id=cell-001
 # **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.
 
-# %% [markdown] lang=ru id=cell-001
+# %% [markdown] lang=ru id=cell-001 en=bc1bfe98
 # **Сначала выполните эти две ячейки.** Первая выбирает язык сообщений лаборатории (проверок, панелей, графиков), вторая только импортирует то, что нужно блокноту.
 
 # %% id=language
@@ -40,7 +40,7 @@ from labcrypto.i18n import set_language
 
 set_language("en")      # the lab's messages in English
 
-# %% lang=ru id=language
+# %% lang=ru id=language en=ed0fa723
 from labcrypto.i18n import set_language
 
 set_language("ru")      # сообщения лаборатории — по-русски
@@ -74,7 +74,7 @@ from labcrypto.server import connect
 # `PortPool.reserve(6)` finds 6 consecutive free ports and holds them from that moment, so that classmates on the same machine do not collide
 # (an instructor would fix a range such as 9100–9199 and open it in the firewall).
 
-# %% [markdown] lang=ru id=cell-003
+# %% [markdown] lang=ru id=cell-003 en=3811d3aa
 # ## Подготовка
 #
 # Ключи из вашей папки ключей (блокноты 01–03), список разрешённых ключей с alice и bob и **пул** из 6 портов.
@@ -96,7 +96,7 @@ pool
 # The room of notebooks 02–03, now with the pool. `ticket_timeout=120` gives you two minutes between the cells below
 # to come to the data port (the default is 10 seconds).
 
-# %% [markdown] lang=ru id=cell-005
+# %% [markdown] lang=ru id=cell-005 en=b24c5526
 # Комната из блокнотов 02–03, теперь с пулом. `ticket_timeout=120` даёт вам две минуты между ячейками ниже,
 # чтобы прийти на порт данных (по умолчанию — 10 секунд).
 
@@ -110,7 +110,7 @@ room.address, hs_tap.address
 #
 # **Step 1: the handshake, on the public port** (through Eve's tap), exactly as in notebook 02:
 
-# %% [markdown] lang=ru id=cell-007
+# %% [markdown] lang=ru id=cell-007 en=168da043
 # ## 1 · Передача соединения по шагам
 #
 # **Шаг 1: рукопожатие на открытом порту** (через прослушку Евы), точно как в блокноте 02:
@@ -124,7 +124,7 @@ channel
 # **Step 2: the first encrypted message.** The server leased a port from its pool and says where to go, with a ticket.
 # Decrypted on the client side:
 
-# %% [markdown] lang=ru id=cell-009
+# %% [markdown] lang=ru id=cell-009 en=ee367025
 # **Шаг 2: первое зашифрованное сообщение.** Сервер взял порт из своего пула и сообщает, куда идти, вместе с билетом.
 # Расшифровано на стороне клиента:
 
@@ -135,7 +135,7 @@ offer
 # %% id=cell-011
 pool.leased()       # the server holds that port: bound and listening, for us only
 
-# %% lang=ru id=cell-011
+# %% lang=ru id=cell-011 en=b4cf6a47
 pool.leased()       # сервер держит этот порт: он привязан и слушает, только для нас
 
 # %% [markdown] id=cell-012
@@ -143,7 +143,7 @@ pool.leased()       # сервер держит этот порт: он прив
 # The channel *moves* to the new socket (`rebind`): same keys, same message counters. The first frame there is the ticket, encrypted
 # as the session's next message; `handoff.present_ticket` does both:
 
-# %% [markdown] lang=ru id=cell-012
+# %% [markdown] lang=ru id=cell-012 en=a1a89599
 # **Шаг 3: повторное подключение.** Новое TCP-соединение с портом данных — Ева прослушивает и его.
 # Канал *переезжает* на новый сокет (`rebind`): те же ключи, те же счётчики сообщений. Первый кадр там — билет,
 # зашифрованный как очередное сообщение сеанса; `handoff.present_ticket` делает и то и другое:
@@ -155,7 +155,7 @@ welcome = decode_message(channel.recv(timeout=5))
 control.close()                                   # the handshake port has done its job
 welcome
 
-# %% lang=ru id=cell-013
+# %% lang=ru id=cell-013 en=27b97305
 data_tap = wiretap.Wiretap(("127.0.0.1", offer["port"]), name="04-tap-data").start()
 data_sock = handoff.present_ticket(channel, *data_tap.address, offer["ticket"])
 welcome = decode_message(channel.recv(timeout=5))
@@ -165,7 +165,7 @@ welcome
 # %% [markdown] id=cell-014
 # **Step 4: the conversation**, on the data port:
 
-# %% [markdown] lang=ru id=cell-014
+# %% [markdown] lang=ru id=cell-014 en=0cf37098
 # **Шаг 4: разговор** — на порту данных:
 
 # %% id=cell-015
@@ -176,7 +176,7 @@ channel.send(encode_message({"type": "say", "text": "hello from the data port"})
 # What Eve saw on **both** connections. On the public port: the handshake in readable JSON, then one ciphertext frame —
 # the port and the ticket, which she cannot read. On the data port: only ciphertext, starting with the ticket.
 
-# %% [markdown] lang=ru id=cell-016
+# %% [markdown] lang=ru id=cell-016 en=6b068d4b
 # Что Ева видела на **обоих** соединениях. На открытом порту — рукопожатие в читаемом JSON, затем один кадр шифртекста:
 # порт и билет, прочитать которые она не может. На порту данных — только шифртекст, начиная с билета.
 
@@ -192,7 +192,7 @@ widgets.table([{k: row[k] for k in ("port", "direction", "kind", "bytes", "eve s
 #
 # In practice, `ChatClient.connect` does all four steps for you, and says which port it moved to:
 
-# %% [markdown] lang=ru id=cell-018
+# %% [markdown] lang=ru id=cell-018 en=4e074f98
 # Ева может угадать порт данных по следующему TCP-соединению, которое увидит. Но билет спрятан внутри шифрования,
 # а соединение без него (см. следующий раздел) ничего не добьётся.
 #
@@ -214,7 +214,7 @@ time.sleep(0.2)
 # Mallory watches the wire. When alice gets her offer, Mallory connects to the data port **first** and sends a frame:
 # the ticket frame she recorded from alice's *previous* session (she cannot make a new one: it needs this session's key).
 
-# %% [markdown] lang=ru id=cell-021
+# %% [markdown] lang=ru id=cell-021 en=c07a6b42
 # ## 2 · Посторонний на порту данных
 #
 # Мэллори следит за линией. Когда alice получает предложение порта, Мэллори **первой** подключается к порту данных и отправляет кадр:
@@ -230,7 +230,7 @@ stranger = connect("127.0.0.1", offer["port"], timeout=5)
 stranger.sendall(encode_frame(recorded_ticket))
 stranger.recv(100)      # b'' : the server hung up on her
 
-# %% lang=ru id=cell-022
+# %% lang=ru id=cell-022 en=5f4b3087
 control = connect(*room.address, timeout=5)
 channel = SecureChannel.client(control, people["alice"], expected_server_key=server_key.public_key, timeout=5)
 offer = decode_message(channel.recv(timeout=5))
@@ -244,7 +244,7 @@ stranger.recv(100)      # b'' : сервер оборвал её соедине�
 # The server tried her frame on a *copy* of the session's receive counter; it did not decrypt, so she was dropped,
 # and the session is untouched. Alice comes second and still gets in:
 
-# %% [markdown] lang=ru id=cell-023
+# %% [markdown] lang=ru id=cell-023 en=a4709680
 # Сервер проверил её кадр на *копии* счётчика принятых сообщений сеанса. Кадр не расшифровался, поэтому её отключили,
 # а сеанс остался нетронутым. Настоящая alice приходит второй и всё равно попадает внутрь:
 
@@ -255,7 +255,7 @@ decode_message(channel.recv(timeout=5))["type"], [e.text for e in room.events if
 # %% [markdown] id=cell-025
 # Once alice is in, the data port stops listening: a late comer is refused outright.
 
-# %% [markdown] lang=ru id=cell-025
+# %% [markdown] lang=ru id=cell-025 en=56c39837
 # Как только alice вошла, порт данных перестаёт слушать: опоздавшему сразу отказывают в соединении.
 
 # %% id=cell-026
@@ -283,7 +283,7 @@ control.close()
 #
 # The check runs your function against the reference chat server on 127.0.0.1: once with a free pool, once with a full one.
 
-# %% [markdown] lang=ru id=cell-028
+# %% [markdown] lang=ru id=cell-028 en=503900b5
 # ## 3 · Упражнение: клиентская половина передачи соединения
 #
 # Напишите `follow_handoff(channel, host)`. Рукопожатие уже сделано; `channel` открыт на общем порту.
@@ -309,7 +309,7 @@ def follow_handoff(channel, host):
     return json.loads(channel.recv(timeout=5))
     ### END SOLUTION
 
-# %% lang=ru grade_id=follow_handoff
+# %% lang=ru grade_id=follow_handoff en=9b697737
 def follow_handoff(channel, host):
     """Перейти на порт, который предложил сервер; вернуть первое сообщение на порту данных (dict)."""
     ### BEGIN SOLUTION
@@ -329,7 +329,7 @@ checks.check_follow_handoff(follow_handoff)
 checks.hidden_follow_handoff(follow_handoff, room, people["bob"], server_key)
 ### END HIDDEN TESTS
 
-# %% lang=ru grade_id=check_follow_handoff
+# %% lang=ru grade_id=check_follow_handoff en=d672e801
 """Проверка follow_handoff против эталонного сервера: порт, билет, приветствие; ответ busy — исключение."""
 checks.check_follow_handoff(follow_handoff)
 ### BEGIN HIDDEN TESTS
@@ -342,7 +342,7 @@ checks.hidden_follow_handoff(follow_handoff, room, people["bob"], server_key)
 # Sixteen visitors come and go: each connects (retrying after a short wait if the server says *busy*), says hello,
 # stays a moment, and leaves. The bar shows the ports in use, read from the pool while it happens.
 
-# %% [markdown] lang=ru id=cell-031
+# %% [markdown] lang=ru id=cell-031 en=ce526dba
 # ## 4 · Пул в работе
 #
 # Шестнадцать посетителей приходят и уходят. Каждый подключается (если сервер отвечает *busy* — «занято», ждёт немного и пробует снова), здоровается,
@@ -364,7 +364,7 @@ def visit(number):
         return busy
     return None
 
-# %% lang=ru id=cell-032
+# %% lang=ru id=cell-032 en=f0280797
 def visit(number):
     """Один посетитель; возвращает, сколько раз сервер ответил busy (работает в рабочем потоке)."""
     time.sleep(0.05 * number)
@@ -395,7 +395,7 @@ retries = [v.result() for v in visits]
 gauge.value = len(pool.leased())
 f"{len(retries)} visitors, {sum(retries)} busy answers, {len(pool.leased())} ports still leased"
 
-# %% lang=ru id=cell-033
+# %% lang=ru id=cell-033 en=598e2742
 gauge = widgets.progress(pool.size, "ports in use")
 display(gauge)
 started = time.time()
@@ -414,7 +414,7 @@ f"{len(retries)} visitors, {sum(retries)} busy answers, {len(pool.leased())} por
 # The same story from the server's own log (`room.events`): each bar is one lease of one port, from the offer until the conversation ended;
 # below, how many were in use at once, and the clients turned away because all 6 were taken.
 
-# %% [markdown] lang=ru id=cell-034
+# %% [markdown] lang=ru id=cell-034 en=22bb376e
 # Та же история по журналу самого сервера (`room.events`): каждая полоса — одна аренда одного порта, от предложения до конца разговора.
 # Ниже — сколько портов было занято одновременно и сколько клиентов получили отказ, потому что все 6 были заняты.
 
@@ -429,7 +429,7 @@ plots.pool_timeline(intervals, busy, ports=range(pool.first, pool.last + 1));
 #
 # A pool of two ports, two clients that stay. The third is told, clearly and at once, that the server is busy:
 
-# %% [markdown] lang=ru id=cell-036
+# %% [markdown] lang=ru id=cell-036 en=c2a6ec1c
 # Каждая аренда вернулась: пул не теряет порты (аренда освобождается ровно один раз — когда разговор закончен или билет просрочен).
 #
 # ### Пул, заполненный нарочно
@@ -450,7 +450,7 @@ turned_away
 # %% [markdown] id=cell-038
 # One client leaves; its port goes back to the pool, and the retry works:
 
-# %% [markdown] lang=ru id=cell-038
+# %% [markdown] lang=ru id=cell-038 en=ba71e25c
 # Один клиент уходит, его порт возвращается в пул, и повторная попытка удаётся:
 
 # %% id=cell-039
@@ -476,7 +476,7 @@ third, attempt
 # and returning a port even though binding failed. Keep the free ports in a list guarded by a `threading.Lock`:
 # the check hammers your pool from 16 threads at once and fails on a port leased twice or lost.
 
-# %% [markdown] lang=ru id=cell-040
+# %% [markdown] lang=ru id=cell-040 en=fda52e7f
 # ## 5 · Упражнение: пул портов
 #
 # Напишите класс `MyPortPool(first, last, host)` с двумя методами:
@@ -526,7 +526,7 @@ class MyPortPool:
             self.free.append(port)
         ### END SOLUTION
 
-# %% lang=ru grade_id=port_pool
+# %% lang=ru grade_id=port_pool en=72eb2604
 class MyPortPool:
     """Порты first..last на host, выдаются по одному, из многих потоков."""
 
@@ -570,7 +570,7 @@ checks.check_port_pool(MyPortPool)
 checks.hidden_port_pool(MyPortPool)
 ### END HIDDEN TESTS
 
-# %% lang=ru grade_id=check_port_pool
+# %% lang=ru grade_id=check_port_pool en=b8c8e4b6
 """Проверка MyPortPool: занятые порты пропускаются, сокеты слушают, PoolExhausted при заполненном пуле, 16 потоков."""
 checks.check_port_pool(MyPortPool)
 ### BEGIN HIDDEN TESTS
@@ -593,7 +593,7 @@ checks.hidden_port_pool(MyPortPool)
 #
 # **Clean up.** Close the clients, stop the servers and taps, and close the pools:
 
-# %% [markdown] lang=ru id=cell-043
+# %% [markdown] lang=ru id=cell-043 en=da2da0a4
 # ## Итоги
 #
 # * Рукопожатие идёт на одном открытом порту. **Первое зашифрованное сообщение** несёт порт данных и билет, поэтому узнаёт их только клиент, который прошёл рукопожатие.
@@ -622,6 +622,6 @@ running_servers(), pool, small_pool
 # %% [markdown] id=cell-045
 # **Next:** [05 · An encrypted file server](05_ftp.ipynb) — fresh keys for every request, and a home folder nobody can leave.
 
-# %% [markdown] lang=ru id=cell-045
+# %% [markdown] lang=ru id=cell-045 en=0002d6a4
 # **Дальше:** [05 · Зашифрованный файловый сервер](05_ftp.ipynb) — новые ключи для каждого запроса и домашняя папка, из которой никто не выйдет.
 

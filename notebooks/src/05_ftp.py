@@ -16,7 +16,7 @@
 #
 # **You need:** notebooks 01–03 and the course's FTP lab. **Time:** about 50 minutes.
 
-# %% [markdown] lang=ru id=cell-000
+# %% [markdown] lang=ru id=cell-000 en=d068bcc8
 # # 05 · Зашифрованный файловый сервер
 #
 # *FTP-подобный сервер из курса: полный обмен ключами перед каждым запросом и домашняя папка, из которой никто не выйдет (задание 5).*
@@ -34,7 +34,7 @@
 # %% [markdown] id=cell-001
 # **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.
 
-# %% [markdown] lang=ru id=cell-001
+# %% [markdown] lang=ru id=cell-001 en=bc1bfe98
 # **Сначала выполните эти две ячейки.** Первая выбирает язык сообщений лаборатории (проверок, панелей, графиков), вторая только импортирует то, что нужно блокноту.
 
 # %% id=language
@@ -42,7 +42,7 @@ from labcrypto.i18n import set_language
 
 set_language("en")      # the lab's messages in English
 
-# %% lang=ru id=language
+# %% lang=ru id=language en=ed0fa723
 from labcrypto.i18n import set_language
 
 set_language("ru")      # сообщения лаборатории — по-русски
@@ -74,7 +74,7 @@ from labcrypto.lab import plots, widgets
 # The server's files live in a fresh temporary folder: `homes/` holds one home per user (named from the allowlist), and
 # `alice-laptop/` plays alice's own computer. Keys come from your keys folder, as before. Re-running the cell makes a new folder.
 
-# %% [markdown] lang=ru id=cell-003
+# %% [markdown] lang=ru id=cell-003 en=62b8bd72
 # ## 1 · Файловый сервер в собственной папке
 #
 # Файлы сервера лежат в новой временной папке: в `homes/` — по домашней папке на пользователя (имена берутся из списка разрешённых ключей),
@@ -102,7 +102,7 @@ server, alice
 # Every method of the client is one request: connect, handshake with fresh keys, one command, one reply, close —
 # the course's one-request-per-connection design.
 
-# %% [markdown] lang=ru id=cell-006
+# %% [markdown] lang=ru id=cell-006 en=084f4a48
 # Каждый метод клиента — это один запрос: подключение, рукопожатие с новыми ключами, одна команда, один ответ, закрытие.
 # Это схема курса «один запрос — одно соединение».
 
@@ -127,7 +127,7 @@ alice.rm("lab3-notes.txt"), alice.cd("/"), [entry.name for entry in alice.ls("do
 # %% [markdown] id=cell-012
 # On the server's disk, alice's `/` is the folder `homes/alice`. She never sees that name, nor anything next to it:
 
-# %% [markdown] lang=ru id=cell-012
+# %% [markdown] lang=ru id=cell-012 en=1975ee2d
 # На диске сервера `/` для alice — это папка `homes/alice`. Этого имени она никогда не видит, как и ничего рядом с ним:
 
 # %% id=cell-013
@@ -141,7 +141,7 @@ sorted(str(p.relative_to(lab)) for p in (lab / "homes").rglob("*"))
 # before the end record is not kept: the receiver keeps the file only when all of it arrived (otherwise there is no file
 # at all, not half of one). The SHA-256 below is computed by us, on each copy, to see that for ourselves.
 
-# %% [markdown] lang=ru id=cell-014
+# %% [markdown] lang=ru id=cell-014 en=3ee93bea
 # ### Файл побольше, с индикатором прогресса и хешем
 #
 # Файл передаётся кадрами по 512 КиБ. Каждый кадр запечатан: зашифрован и аутентифицирован с очередным номером сообщения.
@@ -184,7 +184,7 @@ down.sha256 == local_digest, hashlib.sha256((laptop / "dataset-again.bin").read_
 #
 # The check is the other side: it derives the keys as described, opens what your client seals and seals what it must open. Then it flips one bit of a message and delivers another one twice.
 
-# %% [markdown] lang=ru id=my-cipher
+# %% [markdown] lang=ru id=my-cipher en=528b086c
 # ### Упражнение: свои seal и open
 #
 # Каждый запрос выше шифровал и расшифровывал канал из пакета; теперь напишите эту часть сами. После обмена у обеих сторон один и тот же `K` (здесь в виде байтов: `K.to_bytes(256, "big")` для 2048-битной группы).
@@ -237,7 +237,7 @@ class MyCipher:
         return plaintext
         ### END SOLUTION
 
-# %% lang=ru grade_id=my_cipher
+# %% lang=ru grade_id=my_cipher en=f28fd250
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -288,7 +288,7 @@ checks.hidden_my_cipher(MyCipher)
 # Each request made a new ephemeral key pair on both sides, so each had its own session keys.
 # The client keeps each session's fingerprint (a hash of its keys, safe to show). Twenty more requests:
 
-# %% [markdown] lang=ru id=cell-018
+# %% [markdown] lang=ru id=cell-018 en=ccc44479
 # ## 2 · Новые ключи для каждого запроса
 #
 # Каждый запрос создавал новую эфемерную пару ключей на обеих сторонах, поэтому у каждого запроса были свои ключи сеанса.
@@ -319,7 +319,7 @@ plots.fingerprint_grid(twenty, static=people["alice"].fingerprint, title="Twenty
 # **A static-key session.** A chat room in `static` mode — the course's own exchange — uses only the long-term keys (`K = A^b`, plus public nonces).
 # Eve records alice's chat with it:
 
-# %% [markdown] lang=ru id=cell-022
+# %% [markdown] lang=ru id=cell-022 en=567c88f7
 # Слева все строки разные; справа — долговременный ключ alice, каждый раз один и тот же. Он говорит, **кто** она,
 # и сервер сверяет его со списком разрешённых ключей при каждом запросе.
 #
@@ -343,7 +343,7 @@ replies
 # %% [markdown] id=cell-024
 # **The theft.** The server's private key file, read from disk like any file:
 
-# %% [markdown] lang=ru id=cell-024
+# %% [markdown] lang=ru id=cell-024 en=a7668ca6
 # **Кража.** Файл закрытого ключа сервера, прочитанный с диска, как любой другой файл:
 
 # %% id=cell-025
@@ -354,7 +354,7 @@ stolen
 # **Offline decryption.** The thief repeats the server's key schedule (`labcrypto/handshake.py`) with the stolen key and the recorded hellos:
 # `K = A^b mod p`, the transcript hash of both hellos, HKDF (`ciphers.derive_session_keys`), then AES-GCM with the message counter as nonce.
 
-# %% [markdown] lang=ru id=cell-026
+# %% [markdown] lang=ru id=cell-026 en=1bac6db9
 # **Расшифровка без сети.** Вор повторяет выработку ключей сервера (`labcrypto/handshake.py`) с украденным ключом и записанными приветствиями:
 # `K = A^b mod p`, хеш записи обоих приветствий, HKDF (`ciphers.derive_session_keys`), затем AES-GCM со счётчиком сообщений в роли nonce.
 
@@ -381,7 +381,7 @@ def decrypt_recording(frames, stolen_key):
                wiretap.S2C: ciphers.AeadCipher(session.server_to_client)}
     return [(f.direction, readers[f.direction].open(f.payload)) for f in frames if f.kind == "data"]
 
-# %% lang=ru id=cell-027
+# %% lang=ru id=cell-027 en=54f46301
 def transcript_hash(client_hello, server_hello):
     """SHA-256 от обоих приветствий, каждое со своей длиной в 4 байтах, ровно как отправлены (как в handshake.py)."""
     digest = hashlib.sha256()
@@ -412,7 +412,7 @@ def decrypt_recording(frames, stolen_key):
 #
 # **The per-request sessions.** Now Eve records alice's file requests (each one a connection of its own):
 
-# %% [markdown] lang=ru id=cell-029
+# %% [markdown] lang=ru id=cell-029 en=1c9946e0
 # Каждое слово — через год. Запись была в безопасности ровно до тех пор, пока был в безопасности долговременный ключ.
 #
 # **Сеансы на каждый запрос.** Теперь Ева записывает файловые запросы alice (каждый — в отдельном соединении):
@@ -451,7 +451,7 @@ widgets.table([{"connection": conn.id, "ephemeral keys in the hellos": "ephemera
 # In `static` mode the session key is `K = A^b` — and he has `b`. His client below sends alice's public key, computes every
 # Diffie-Hellman term it can from `b` and his own ephemeral key, and runs the handshake's own key schedule:
 
-# %% [markdown] lang=ru id=cell-032
+# %% [markdown] lang=ru id=cell-032 en=ec593eb5
 # Тот же украденный ключ, тот же код — ничего не открывается. Каждое рукопожатие в режиме `secure` — и файлового сервиса, и чата —
 # подмешивает секреты из **эфемерных** пар ключей, созданных для одного этого соединения: `X = g^x` от alice, `Y = g^y` от сервера.
 # `X` и `Y` есть в записи, но `x` и `y` нигде не записывались и были забыты, когда запрос закончился:
@@ -504,7 +504,7 @@ widgets.table([{"mode": "static", "the thief, with the server's key b": log_in_a
                {"mode": "secure", "the thief, with the server's key b": log_in_as_alice(secure_room.address, "secure")}],
               max_width=110)
 
-# %% lang=ru id=cell-032b
+# %% lang=ru id=cell-032b en=d1350b39
 def log_in_as_alice(address, mode):
     """Клиент вора: открытый ключ alice в приветствии, украденный ключ сервера b у него в руках."""
     A, p = people["alice"].public_key, stolen.group.p
@@ -563,7 +563,7 @@ widgets.table([{"mode": "static", "the thief, with the server's key b": log_in_a
 #
 # Bob stores a file in his home. Alice tries every way out of hers:
 
-# %% [markdown] lang=ru id=cell-032c
+# %% [markdown] lang=ru id=cell-032c en=e04448a4
 # В режиме `static` сервер приветствует вора как **alice** — и так же принял бы его под именем любого студента из списка.
 # Это *подмена при компрометации ключа* (key-compromise impersonation): украденный ключ позволяет вору выдавать себя
 # за *других* перед владельцем ключа. В режиме `secure` слагаемое `se` смешивает статический ключ alice со свежим
@@ -592,7 +592,7 @@ bob.put(laptop / "bob.txt", "private.txt")
 os.symlink("/etc", lab / "homes" / "alice" / "system")      # a link someone left in alice's home
 bob.ls("/")
 
-# %% lang=ru id=cell-033
+# %% lang=ru id=cell-033 en=7d5bb687
 bob = FileClient(*server.address, people["bob"], server_key=server_key.public_key)
 (laptop / "bob.txt").write_text("bob's private notes")
 bob.put(laptop / "bob.txt", "private.txt")
@@ -634,7 +634,7 @@ widgets.table([attempt(how, path) for how, path in [
 #
 # The check tries a battery of escapes in a temporary folder that has a sibling `alice2` and links that lead out.
 
-# %% [markdown] lang=ru id=cell-035
+# %% [markdown] lang=ru id=cell-035 en=e3ca4dbe
 # `..` выше вершины домашней папки отвергается ещё до обращения к диску. `/etc/passwd` — это `/etc/passwd` *самой alice* (внутри её домашней папки, и такого файла нет:
 # курс хочет, чтобы «в идеале пользователь даже не подозревал», что снаружи что-то есть). По ссылке сервер никогда не переходит; обратная косая черта и похожие на косую черту символы (`∕`, U+2215) в именах отвергаются.
 # Всё это сервер делает без `os.chdir` (он сменил бы папку сразу всем потокам процесса — типичная ошибка № 13): он проходит путь по одному имени за раз,
@@ -662,7 +662,7 @@ def safe_path(home, requested):
     return target
     ### END SOLUTION
 
-# %% lang=ru grade_id=safe_path
+# %% lang=ru grade_id=safe_path en=f5c20161
 def safe_path(home, requested):
     """Настоящий путь для пути клиента `requested` внутри `home`; PermissionError, если он ведёт наружу."""
     ### BEGIN SOLUTION
@@ -680,7 +680,7 @@ checks.check_safe_path(safe_path)
 checks.hidden_safe_path(safe_path, lab / "homes" / "alice")
 ### END HIDDEN TESTS
 
-# %% lang=ru grade_id=check_safe_path
+# %% lang=ru grade_id=check_safe_path en=a186e7e0
 """Проверка safe_path: пути внутри ведут в домашнюю папку; '..', соседняя alice2 и ссылки отвергаются."""
 checks.check_safe_path(safe_path)
 ### BEGIN HIDDEN TESTS
@@ -699,7 +699,7 @@ checks.hidden_safe_path(safe_path, lab / "homes" / "alice")
 #
 # The check runs your `du` against a real file server with a known tree.
 
-# %% [markdown] lang=ru id=cell-038
+# %% [markdown] lang=ru id=cell-038 en=9a157bdc
 # ## 6 · Упражнение: `du` поверх API
 #
 # У сервера нет команды `du`, но клиент может собрать её из `ls`. Напишите `du(client, path)`: общий размер в байтах всех файлов
@@ -724,7 +724,7 @@ def du(client, path="/"):
     return total
     ### END SOLUTION
 
-# %% lang=ru grade_id=du
+# %% lang=ru grade_id=du en=56ff8a3d
 def du(client, path="/"):
     """Сколько байтов занимают файлы под `path` на сервере, со всеми вложенными папками."""
     ### BEGIN SOLUTION
@@ -744,7 +744,7 @@ checks.check_du(du)
 checks.hidden_du(du, alice, lab / "homes" / "alice")
 ### END HIDDEN TESTS
 
-# %% lang=ru grade_id=check_du
+# %% lang=ru grade_id=check_du en=f25513ff
 """Проверка du: все файлы под папкой, рекурсия через ls, ссылки пропускаются, без cd."""
 checks.check_du(du)
 ### BEGIN HIDDEN TESTS
@@ -754,7 +754,7 @@ checks.hidden_du(du, alice, lab / "homes" / "alice")
 # %% [markdown] id=cell-041
 # Alice's home, measured with the reference version of the same idea (`ls` walked folder by folder):
 
-# %% [markdown] lang=ru id=cell-041
+# %% [markdown] lang=ru id=cell-041 en=b5096dab
 # Домашняя папка alice, измеренная эталонной версией той же идеи (`ls` папка за папкой):
 
 # %% id=cell-042
@@ -772,7 +772,7 @@ widgets.table([{"path": p, "kind": e.kind, "bytes": e.size} for p, e in walk(ali
 #
 # Why does the course's **one-request-per-connection** design make fresh keys for every request natural? Answer in two or three sentences (graded by your instructor).
 
-# %% [markdown] lang=ru id=cell-043
+# %% [markdown] lang=ru id=cell-043 en=1f40e7e0
 # ## 7 · Упражнение: своими словами
 #
 # Почему схема курса **«один запрос — одно соединение»** делает новые ключи для каждого запроса естественными? Ответьте в двух-трёх предложениях (ответ оценит преподаватель).
@@ -783,7 +783,7 @@ widgets.table([{"path": p, "kind": e.kind, "bytes": e.size} for p, e in walk(ali
 # connection closes. A long-lived connection would have to re-key in the middle of a conversation to get the same effect; here each
 # request simply is its own session, so a stolen long-term key opens none of the recorded ones.
 
-# %% [markdown] lang=ru grade_id=one_request_answer
+# %% [markdown] lang=ru grade_id=one_request_answer en=d34e1d72
 # Каждый запрос и так открывает новое соединение и проходит полное рукопожатие перед своей единственной командой, поэтому новая эфемерная пара ключей
 # стоит там лишь немного дополнительной арифметики и не требует состояния: между запросами ничего хранить не нужно, а ключи можно выбросить, когда
 # соединение закрывается. Долгоживущему соединению для того же эффекта пришлось бы менять ключи посреди разговора; здесь же каждый
@@ -805,7 +805,7 @@ widgets.table([{"path": p, "kind": e.kind, "bytes": e.size} for p, e in walk(ali
 #
 # **Clean up.** Stop every server and tap of this notebook and delete its temporary folder:
 
-# %% [markdown] lang=ru id=cell-045
+# %% [markdown] lang=ru id=cell-045 en=6bf49150
 # ## Итоги
 #
 # * Файловый сервис сохраняет схему курса — один запрос на соединение — и ставит перед каждым запросом полное рукопожатие: список разрешённых ключей проверяется каждый раз, и у каждого запроса свои ключи сеанса.
@@ -832,7 +832,7 @@ running_servers(), lab.exists()
 # **That was the last notebook.** Back to the start: [01 · Keys](01_keys.ipynb). To run the lab from a terminal: `labcrypto --help`
 # (`labcrypto ftp-serve`, `labcrypto ftp --key alice -c "ls"`).
 
-# %% [markdown] lang=ru id=cell-047
+# %% [markdown] lang=ru id=cell-047 en=2992ba04
 # **Это был последний блокнот.** Вернуться к началу: [01 · Ключи](01_keys.ipynb). Чтобы работать с лабораторной из терминала: `labcrypto --help`
 # (`labcrypto ftp-serve`, `labcrypto ftp --key alice -c "ls"`).
 
