@@ -52,6 +52,7 @@ from .chat_messages import (
 )
 from .errors import (
     ChannelClosed,
+    ConnectionLost,
     HandoffFailed,
     KeyNotAllowed,
     LabCryptoError,
@@ -406,13 +407,26 @@ class ChatServer(ThreadedServer):
             stopping = self._stopping.is_set()
             self.handshake_finished(conn, None if stopping else False)
             if not stopping:
-                self.emit(
-                    "handshake-failed", f"{who}: {type(exc).__name__}: {quote(str(exc), 200)}"
-                )
+                self.emit("handshake-failed", f"{who}{self._claimed(offered, exc)}")
         else:
             self.handshake_finished(conn, True)
             return channel
         return None
+
+    def _claimed(self, offered: list[PublicKey], exc: BaseException) -> str:
+        """Why a handshake failed, for the log. A client whose key passed the allowlist had
+        one step left, its proof (client_finished): so say whose key it presented and that
+        it never proved holding the private half (a client that hangs up there found our
+        proof wrong, or knows it cannot make its own)."""
+        text = f": {type(exc).__name__}: {quote(str(exc), 200)}"
+        if not offered:
+            return text
+        key = offered[-1]
+        name = self.allowlist.name_of(key) if self.allowlist is not None else None
+        whose = f"{name}'s key ({key.fingerprint})" if name else f"the key {key.fingerprint}"
+        if isinstance(exc, ConnectionLost):
+            text = ": it hung up before its proof"
+        return f" presented {whose} but did not prove it holds the private key{text}"
 
     def _name_of(self, key: PublicKey) -> str:
         """The allowlist name of ``key``, or its fingerprint without an allowlist."""

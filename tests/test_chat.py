@@ -24,7 +24,13 @@ from hostile_clients import refusal
 
 from labcrypto import keys
 from labcrypto.allowlist import Allowlist
-from labcrypto.channel import FrameDecoder, SecureChannel, encode_frame, write_frame
+from labcrypto.channel import (
+    FrameDecoder,
+    SecureChannel,
+    encode_frame,
+    read_frame,
+    write_frame,
+)
 from labcrypto.chat import (
     MAX_TEXT,
     SERVER_NAME,
@@ -250,6 +256,34 @@ def test_a_key_removed_from_the_allowlist_is_refused_next_time(server, keyring, 
     allowlist.remove("dave")
     with pytest.raises(KeyNotAllowed):
         join(server, "dave", keyring, known)
+
+
+def test_the_log_names_the_key_a_client_claimed_without_its_private_key(
+    server, keyring, known, no_leaks
+):
+    """Issue 18 §4: mallory presents alice's listed key with her own private number. Her
+    real client gives up at the server's proof; a made-up proof of hers is refused. Either
+    way the log says what happened: alice's key, never proved (not a bare ConnectionLost)."""
+    alice, mallory = keyring("alice"), keyring("mallory")
+    fake = keys.KeyPair(alice.group, mallory.private, alice.public)
+    with pytest.raises(LabCryptoError):
+        join(server, "alice", lambda name: fake, known)
+    with socket.create_connection((HOST, server.port), timeout=5.0) as sock:
+        client = ClientHandshake(fake, server.mode)
+        write_frame(sock, client.start())
+        read_frame(sock), read_frame(sock)  # the server's hello and proof: she cannot check them
+        write_frame(sock, encode_message({"type": "client_finished", "confirm": "00" * 32}))
+        assert decode_message(read_frame(sock))["type"] == "error"
+
+    def failed() -> list[str]:
+        return [e.text for e in server.events if e.kind == "handshake-failed"]
+
+    assert wait_until(lambda: len(failed()) == 2)
+    claimed = f"presented alice's key ({alice.fingerprint}) but did not prove it holds the"
+    assert all(claimed in text for text in failed()), failed()
+    assert failed()[0].endswith("it hung up before its proof")
+    assert "could not prove it holds the private key" in failed()[1]
+    assert "ConnectionLost" not in " ".join(failed())
 
 
 def test_without_allowlist_everyone_is_named_by_fingerprint(mode, keyring, known, no_leaks):

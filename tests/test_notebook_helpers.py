@@ -955,6 +955,148 @@ def test_join_check_catches_an_unpinned_server_and_writes_no_file(no_leaks) -> N
     assert not (keys.default_dir() / "known_servers.csv").exists()  # the student's own file
 
 
+# --- the check inside the handshake (03) ----------------------------------------------------
+
+
+def _serve_one(mistake=None):
+    """A serve_one as notebook 03 describes it, or with one known mistake."""
+    from labcrypto.allowlist import Allowlist
+    from labcrypto.channel import SecureChannel, read_frame, write_frame
+    from labcrypto.errors import KeyNotAllowed
+    from labcrypto.handshake import ServerHandshake
+
+    cache: dict[Path, set] = {}
+
+    def allowed(path, key):
+        if mistake == "cached":  # the keys read once per file, kept for every later connection
+            if path not in cache:
+                cache[path] = {entry.key for entry in Allowlist(path).entries()}
+            return key in cache[path]
+        if mistake == "text":  # the key's text searched for in the file's text
+            return key.to_text() in Path(path).read_text(encoding="utf-8")
+        if mistake == "prefix":  # the first 40 characters of the key texts compared
+            listed = Allowlist(path).entries()
+            return any(e.key.to_text()[:40] == key.to_text()[:40] for e in listed)
+        if mistake == "fail open" and not Path(path).exists():
+            return True  # "no list yet: everybody may come in"
+        if mistake == "own is_allowed":  # notebook 03's is_allowed: FileNotFoundError if no file
+            return _reference_is_allowed(path, key)
+        return Allowlist(path).is_allowed(key)
+
+    def refuse(sock, exc):
+        if mistake != "silent":
+            write_frame(sock, ServerHandshake.error_message(exc))
+        raise exc
+
+    def serve_one(sock, server_key, allowlist_path):
+        if mistake == "after the welcome":
+            channel = SecureChannel.server(sock, server_key)
+            channel.send("welcome")
+            if not allowed(allowlist_path, channel.session.peer_key):
+                channel.close()
+                raise KeyNotAllowed("not on the list")
+            return channel
+        if mistake == "after the handshake":
+            channel = SecureChannel.server(sock, server_key)
+            if not allowed(allowlist_path, channel.session.peer_key):
+                refuse(sock, KeyNotAllowed("not on the list"))
+            channel.send("welcome")
+            return channel
+        check_at_hello = mistake != "after receive"
+        handshake = ServerHandshake(
+            server_key, allow=(lambda key: allowed(allowlist_path, key)) if check_at_hello else None
+        )
+        try:
+            replies = handshake.receive(read_frame(sock))
+            if not check_at_hello and not allowed(allowlist_path, handshake.client_key):
+                raise KeyNotAllowed("not on the list")  # the replies, keys and all, are made
+            for reply in replies:
+                write_frame(sock, reply)
+            if mistake == "before the proof":  # serves on the hello alone: the proof never checked
+                read_frame(sock)
+                channel = SecureChannel(sock, handshake._make_session(handshake.client_key))
+                channel.send("welcome")
+                return channel
+            handshake.receive(read_frame(sock))
+        except LabCryptoError as exc:
+            refuse(sock, exc)
+        channel = SecureChannel(sock, handshake.session)
+        channel.send("welcome")
+        return channel
+
+    return serve_one
+
+
+def test_serve_one_check_passes_the_reference_quickly(no_leaks) -> None:
+    import time
+
+    start = time.perf_counter()
+    checks_03_allowlist.check_serve_one(_serve_one())
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize(
+    ("mistake", "phrases"),
+    [
+        ("after the welcome", ["not on the allowlist: your server sent it", "too late"]),
+        ("after the handshake", ["answered its hello", "too late"]),
+        ("after receive", ["had already computed a Diffie-Hellman result with that client's key"]),
+        ("silent", ["no refusal reached the client", "error_message"]),
+        ("before the proof", ["claims alice's key", "Its proof (client_finished) was made up"]),
+        ("text", ["answered its hello", "Compare keys (PublicKey ==), not text"]),
+        ("prefix", ["answered its hello", "Compare keys (PublicKey ==), not text"]),
+        ("cached", ["Bob, after his row was removed", "got in", "(a cache)"]),
+        ("fail open", ["allowlist file was deleted: your server sent it", "fail closed"]),
+        ("own is_allowed", ["no refusal", "raised FileNotFoundError", "nobody is on the list"]),
+    ],
+)
+def test_serve_one_check_names_each_mistake(no_leaks, mistake, phrases) -> None:
+    """Each mistake loses on every run (three runs: no case depends on luck), by its name,
+    and never in more than 3 × WAIT (a case that fails ends its connection first)."""
+    import time
+
+    from labcrypto.lab.feedback import WAIT
+
+    wrong = _serve_one(mistake)
+    for _ in range(3):
+        start = time.perf_counter()
+        message = _fails(checks_03_allowlist.check_serve_one, wrong, *phrases)
+        assert time.perf_counter() - start < 3 * WAIT + 2, mistake
+        assert "section «Exercise: the check inside the handshake»" in message
+
+
+def test_serve_one_check_ends_a_stuck_server_and_says_so(no_leaks) -> None:
+    import time
+
+    from labcrypto.channel import read_frame
+
+    def waits_for_more(sock, server_key, allowlist_path):
+        read_frame(sock)  # the hello, then a second frame that never comes
+        return read_frame(sock)
+
+    start = time.perf_counter()
+    _fails(checks_03_allowlist.check_serve_one, waits_for_more, "the handshake did not finish")
+    assert time.perf_counter() - start < 8
+
+    def not_written(sock, server_key, allowlist_path):
+        raise NotImplementedError()
+
+    _fails(checks_03_allowlist.check_serve_one, not_written, "not written yet")
+
+
+def test_hidden_serve_one_uses_the_notebooks_own_list(no_leaks, tmp_path) -> None:
+    from labcrypto.allowlist import Allowlist
+
+    people = {name: keys.generate() for name in ("alice", "carol", "mallory")}
+    server_key, path = keys.generate(), tmp_path / "allowlist.csv"
+    Allowlist(path).add("alice", people["alice"].public_key)
+    checks_03_allowlist.hidden_serve_one(_serve_one(), server_key, path, people)
+    for mistake in ("after the welcome", "before the proof"):
+        with pytest.raises(CheckFailed) as info:
+            checks_03_allowlist.hidden_serve_one(_serve_one(mistake), server_key, path, people)
+        assert "hidden test" in str(info.value) and "carol" not in str(info.value)
+
+
 # --- notebook 04 -----------------------------------------------------------------------
 
 

@@ -255,7 +255,8 @@ def test_nbgrader_metadata_is_well_formed(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     grade_ids = [_grading(c)["grade_id"] for c in nb.cells if _grading(c)]
     assert len(grade_ids) == len(set(grade_ids)), f"duplicate grade_id in {grade_ids}"
-    exercises = 0
+    exercises = 0  # code exercises, each with its check (a free-text question is counted apart)
+    questions = 0
     for index, cell in enumerate(nb.cells):
         meta = _grading(cell)
         where = f"{path.name} cell {index} ({meta.get('grade_id', 'no grade_id')})"
@@ -268,7 +269,7 @@ def test_nbgrader_metadata_is_well_formed(path: Path) -> None:
             continue
         assert meta.get("schema_version") == 3, where
         if _is_manual_answer(cell):
-            exercises += 1
+            questions += 1
             assert not meta.get("locked") and meta.get("task") is False, where
             points = meta.get("points")
             assert isinstance(points, int | float) and points > 0, f"{where}: points {points!r}"
@@ -290,6 +291,7 @@ def test_nbgrader_metadata_is_well_formed(path: Path) -> None:
             assert "checks.check_" in cell.source, f"{where}: call a friendly check"
             assert cell.source.count("### BEGIN HIDDEN TESTS") == 1, f"{where}: hidden tests"
     assert 2 <= exercises <= 4, f"{path.name} has {exercises} exercises (2 to 4 wanted)"
+    assert questions <= 1, f"{path.name} has {questions} free-text questions (at most 1 wanted)"
 
 
 # --- running -------------------------------------------------------------------------

@@ -20,20 +20,29 @@ import socket
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..allowlist import Allowlist
-from ..channel import read_frame
+from ..channel import FrameReader, SecureChannel, encode_frame, read_frame, write_frame
 from ..chat import ChatServer
-from ..errors import AllowlistError, KeyNotAllowed, LabCryptoError
+from ..errors import (
+    AllowlistError,
+    ChannelClosed,
+    HandshakeError,
+    KeyNotAllowed,
+    LabCryptoError,
+)
 from ..groups import FFDHE2048, Group, small_safe_prime_group, validate_public
+from ..handshake import ClientHandshake, decode_message, encode_message
 from ..i18n import N_, Messages, gettext
-from ..keys import PublicKey, generate, load
+from ..keys import KeyPair, PublicKey, generate, load
 from ..known_servers import KnownServers
 from ..streams import set_timeout
+from ..untrusted import quote
 from .feedback import (
     RECV_AS_MESSAGE,
     WAIT,
@@ -63,9 +72,11 @@ __all__ = [
     "check_dh_server",
     "check_is_allowed",
     "check_join_as_new_student",
+    "check_serve_one",
     "hidden_dh_server",
     "hidden_is_allowed",
     "hidden_join",
+    "hidden_serve_one",
 ]
 
 # --- the server's half of the exchange ---------------------------------------------
@@ -528,6 +539,384 @@ def hidden_is_allowed(
     """The notebook's own allowlist: alice on it, carol not."""
     expect(is_allowed(path, people["alice"].public_key) is True)
     expect(is_allowed(path, people["carol"].public_key) is False)
+
+
+# --- the check inside the handshake ---------------------------------------------------
+
+SERVE_ONE = Messages(
+    {
+        "alice": N_("Alice, whose key is on the allowlist"),
+        "bob": N_("Bob, whose key is on the allowlist (his first visit)"),
+        "stranger": N_("A client whose key is not on the allowlist"),
+        "twin": N_("Another client whose key is not on the allowlist"),
+        "revoked": N_("Bob, after his row was removed from the allowlist file"),
+        "no file": N_("Alice, after the allowlist file was deleted"),
+        "liar": N_("A client that claims alice's key without holding her private key"),
+        "why stranger": N_(
+            "Your server checks the key too late: the check belongs at the client's hello, "
+            "where the client's key first arrives, before the server says or computes "
+            "anything secret."
+        ),
+        "why twin": N_(
+            "Its key's text is the beginning of a listed key's text, but it is another key. "
+            "Compare keys (PublicKey ==), not text: a search of the file's text finds a "
+            "key inside a longer one."
+        ),
+        "why revoked": N_(
+            "Read the allowlist file at every connection: a list kept from an earlier "
+            "connection (a cache) lets a removed student in until the server restarts."
+        ),
+        "why no file": N_(
+            "No file means nobody is on the list: a server that cannot read its allowlist "
+            "must refuse everyone (fail closed), never let everyone in."
+        ),
+        "served": N_("{who}: your server sent it {count} encrypted message(s): it got in. {why}"),
+        "answered": N_(
+            "{who}: your server answered its hello with its own hello and proof "
+            "(server_hello, server_finished), so it had made session keys with a client it "
+            "must refuse. {why}"
+        ),
+        "computed": N_(
+            "{who}: your server sent it only a refusal, but it had already computed a "
+            "Diffie-Hellman result with that client's key: the handshake's key schedule "
+            "ran for a client the server refuses. Check the key before the handshake goes "
+            "past the client's hello."
+        ),
+        "no refusal": N_(
+            "{who}: no refusal reached the client before the connection closed (serve_one "
+            "{ended}). Send it the plain error message, ServerHandshake.error_message(exc), "
+            "so the client can say why it was dropped. {why}"
+        ),
+        "other code": N_(
+            "{who}: your server refused it with the code {code}, not 'not_allowed', so the "
+            "client cannot tell that its key is not on the list. {why}"
+        ),
+        "returned": N_(
+            "{who}: the client was refused, but serve_one then returned {value} as if it had "
+            "been served. After the refusal, raise the error again."
+        ),
+        "stuck": N_(
+            "{who}: serve_one did not end within {wait:.0f} s. It is waiting for bytes that "
+            "never come: after a refusal, or a failed handshake, it must end."
+        ),
+        "refused": N_(
+            "{who}: your server refused it (code 'not_allowed'), although its row is in the "
+            "file at allowlist_path: the lookup must find a listed key, and compare keys, "
+            "not their text."
+        ),
+        "failed": N_("{who}: your server ended the handshake with the error {code} ({text})."),
+        "unfinished": N_(
+            "{who}: the handshake did not finish (what your server sent: {sent}), and "
+            "serve_one {ended}. Run the handshake until handshake.done, sending every message "
+            "that receive() returns."
+        ),
+        "no welcome": N_(
+            "{who}: the handshake finished, but no encrypted message came before serve_one "
+            "{ended}. Send 'welcome' through SecureChannel(sock, handshake.session)."
+        ),
+        "other welcome": N_("{who}: the first encrypted message was {text}, not 'welcome'."),
+        "after welcome": N_(
+            "{who} got in, but then serve_one {ended}: return the SecureChannel you sent the "
+            "welcome through, at once."
+        ),
+        "liar served": N_(
+            "{who}: your server sent it {count} encrypted message(s). Its proof "
+            "(client_finished) was made up: only the holder of alice's private key can make "
+            "the real one. Serve a client only once the handshake is done, after its proof "
+            "checked out."
+        ),
+        "liar returned": N_(
+            "{who}: serve_one returned {value} for it. Its proof (client_finished) was made "
+            "up, so the handshake must end in an error there, and serve_one must not return "
+            "a channel."
+        ),
+        "nothing": N_("nothing at all"),
+        "passed": N_(
+            "serve_one checks the key at the client's hello: alice gets in and gets her "
+            "welcome; a stranger, a key that only looks like a listed one, a revoked student, "
+            "and everyone once the file is gone get a plain refusal and nothing else (no "
+            "server hello, no session key, no encrypted byte); and a client that claims "
+            "alice's key without her private key fails its proof and is never served."
+        ),
+    }
+)
+
+#: How long the student's server may run on one connection (its socket waits as long): far
+#: past the check's own deadlines, so its timeout never races a verdict.
+_SERVER_PATIENCE = 5 * WAIT
+#: What a lying client sends as its proof: it cannot compute the real one.
+_MADE_UP_PROOF = encode_message({"type": "client_finished", "confirm": "00" * 32})
+
+
+@dataclass(frozen=True, repr=False)
+class _WatchedKey(KeyPair):
+    """The server's key pair, noting every public value it does Diffie-Hellman with.
+
+    A server that refuses a stranger only after the handshake's key schedule
+    ran looks right on the wire (one refusal, nothing else); the note shows
+    that it computed a shared secret with the stranger's key first.
+    """
+
+    met: list[Any] = field(default_factory=list, compare=False)
+
+    def shared_secret(self, peer: PublicKey | int) -> int:
+        self.met.append(peer)
+        return super().shared_secret(peer)
+
+    def computed_with(self, key: PublicKey) -> bool:
+        return any(peer == key or peer == key.value for peer in list(self.met))
+
+
+def _watched(pair: KeyPair) -> _WatchedKey:
+    return _WatchedKey(pair.group, pair.private, pair.public)
+
+
+def _claiming(key: PublicKey) -> KeyPair:
+    """A key pair that claims ``key`` with a private number that does not belong to it."""
+    return KeyPair(key.group, key.group.random_exponent(secrets.randbelow), key.value)
+
+
+@dataclass
+class _Visit:
+    """One client's visit to the student's server, as the client saw it."""
+
+    frames: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  #: (type, message)
+    welcome: bytes | None = None  #: the first encrypted message, opened (allowed clients)
+    status: str = "stuck"  #: how serve_one ended: "ok", "error" or "stuck"
+    value: Any = None  #: what it returned or raised
+    computed: bool = False  #: did the server compute a DH result with the client's key?
+
+    def kinds(self) -> list[str]:
+        return [kind for kind, _ in self.frames]
+
+    def encrypted(self) -> int:
+        return self.kinds().count("data")
+
+    def error(self) -> dict[str, Any] | None:
+        return next((m for kind, m in self.frames if kind == "error"), None)
+
+
+def _as_handshake_message(payload: bytes) -> dict[str, Any] | None:
+    try:
+        return decode_message(payload)
+    except LabCryptoError:
+        return None  # not JSON: an encrypted frame
+
+
+def _opened(opener: Any, payload: bytes) -> bytes | None:
+    """``payload`` decrypted as this client's next message, or None if it does not open."""
+    if opener is None:
+        return None
+    try:
+        return bytes(opener.open(payload))
+    except LabCryptoError:
+        return None
+
+
+def _play_visitor(sock: socket.socket, visitor: KeyPair, server: PublicKey, visit: _Visit) -> None:
+    """The check's client: a real handshake, pinning ``server``, until the server hangs up.
+
+    A visitor that lies about its key cannot check the server's proof, nor
+    make its own: it sends a made-up one and reads on. Every frame is noted
+    in ``visit``; encrypted ones are opened once this client has session keys.
+    """
+    handshake = ClientHandshake(visitor, expected_server_key=server)
+    reader, opener, lying = FrameReader(), None, False
+    deadline = time.monotonic() + 2 * WAIT
+    try:
+        write_frame(sock, handshake.start())
+        while True:
+            payload = bytes(reader.read(sock, deadline))
+            opened = _opened(opener, payload)
+            message = None if opened is not None else _as_handshake_message(payload)
+            if message is None:
+                visit.frames.append(("data", {}))
+                if visit.welcome is None:
+                    visit.welcome = opened
+                continue
+            visit.frames.append((message["type"], message))
+            if message["type"] == "error" or lying:
+                continue
+            try:
+                replies = handshake.receive(payload)
+            except HandshakeError:
+                lying = True
+                sock.sendall(encode_frame(_MADE_UP_PROOF))
+                continue
+            for reply in replies:
+                write_frame(sock, reply)
+            if handshake.session is not None:
+                opener = handshake.session.ciphers()[1]
+    except (ChannelClosed, TimeoutError, LabCryptoError, OSError):
+        return  # the server hung up (or the deadline came): what came is the visit
+
+
+def _visit(serve_one: Callable[..., Any], server_key: _WatchedKey, path: Path,
+           visitor: KeyPair) -> _Visit:  # fmt: skip
+    """One connection: the student's server in a bounded thread, the check's client here.
+
+    When ``serve_one`` ends, its side of the connection is shut, as a real
+    server closes a connection after its handler: the client then reads to
+    the end of what was sent. The verdict is taken once, from that snapshot.
+    """
+    visit = _Visit()
+    server_key.met.clear()
+    with tcp_connection() as (server_sock, client_sock):
+        set_timeout(server_sock, _SERVER_PATIENCE)
+        done = threading.Event()
+        ended: list[Outcome] = []
+
+        def serve() -> None:
+            outcome = run_bounded(serve_one, server_sock, server_key, path,
+                                  timeout=_SERVER_PATIENCE)  # fmt: skip
+            ended.append(outcome)
+            done.set()
+            with contextlib.suppress(OSError):
+                server_sock.shutdown(socket.SHUT_WR)
+
+        threading.Thread(target=serve, name="exercise-check", daemon=True).start()
+        _play_visitor(client_sock, visitor, server_key.public_key, visit)
+        done.wait(WAIT)
+        if done.is_set():
+            visit.status, visit.value = ended[0]
+        visit.computed = server_key.computed_with(visitor.public_key)
+    return visit
+
+
+def _ended(visit: _Visit) -> str:
+    return how_it_ended(visit.status, visit.value)
+
+
+def _raise_if_not_written(visit: _Visit) -> None:
+    if visit.status == "error" and isinstance(visit.value, NotImplementedError):
+        raise not_written("serve_one")
+
+
+def _served_problem(visit: _Visit, who: str) -> CheckFailed | None:
+    """What went wrong for a client on the list (None: it got in, as it should)."""
+    error = visit.error()
+    if error is not None and error.get("code") == "not_allowed":
+        return fail(SERVE_ONE["refused"], who=who)
+    if error is not None:
+        text = quote(error.get("message"), 120)
+        return fail(SERVE_ONE["failed"], who=who, code=quote(error.get("code"), 40), text=text)
+    if "server_finished" not in visit.kinds():
+        sent = ", ".join(visit.kinds()) or SERVE_ONE["nothing"]
+        return fail(SERVE_ONE["unfinished"], who=who, sent=sent, ended=_ended(visit))
+    if visit.welcome is None:
+        return fail(SERVE_ONE["no welcome"], who=who, ended=_ended(visit))
+    if visit.welcome != b"welcome":
+        return fail(SERVE_ONE["other welcome"], who=who, text=quote(visit.welcome, 40))
+    if visit.status != "ok" or not isinstance(visit.value, SecureChannel):
+        return fail(SERVE_ONE["after welcome"], who=who, ended=_ended(visit))
+    return None
+
+
+def _refusal_problem(visit: _Visit, who: str, why: str, why_quiet: str = "") -> CheckFailed | None:
+    """What went wrong for a client that must be refused (None: a plain refusal, nothing else).
+
+    ``why`` explains a client that got in or got an answer (the case's point);
+    ``why_quiet`` a refusal that was not said (only the missing file explains it).
+    """
+    if visit.encrypted():
+        return fail(SERVE_ONE["served"], who=who, count=visit.encrypted(), why=why)
+    if "server_hello" in visit.kinds() or "server_finished" in visit.kinds():
+        return fail(SERVE_ONE["answered"], who=who, why=why)
+    if visit.computed:
+        return fail(SERVE_ONE["computed"], who=who)
+    error = visit.error()
+    if error is None:
+        return fail(SERVE_ONE["no refusal"], who=who, ended=_ended(visit), why=why_quiet)
+    if error.get("code") != "not_allowed":
+        code = quote(error.get("code"), 40)
+        return fail(SERVE_ONE["other code"], who=who, code=code, why=why_quiet)
+    if visit.status == "stuck":
+        return fail(SERVE_ONE["stuck"], who=who, wait=3 * WAIT)
+    if visit.status == "ok" and visit.value is not None:
+        return fail(SERVE_ONE["returned"], who=who, value=quote(visit.value, 60))
+    return None
+
+
+def _liar_problem(visit: _Visit, who: str) -> CheckFailed | None:
+    """What went wrong for a client whose proof is made up (None: it was never served)."""
+    if visit.encrypted():
+        return fail(SERVE_ONE["liar served"], who=who, count=visit.encrypted())
+    if visit.status == "stuck":
+        return fail(SERVE_ONE["stuck"], who=who, wait=3 * WAIT)
+    if visit.status == "ok" and visit.value is not None:
+        return fail(SERVE_ONE["liar returned"], who=who, value=quote(visit.value, 60))
+    return None
+
+
+def _expect_served(serve_one: Callable[..., Any], key: _WatchedKey, path: Path,
+                   visitor: KeyPair, who: str) -> None:  # fmt: skip
+    visit = _visit(serve_one, key, path, visitor)
+    _raise_if_not_written(visit)
+    problem = _served_problem(visit, SERVE_ONE[who])
+    if problem is not None:
+        raise problem
+
+
+def _expect_refused(serve_one: Callable[..., Any], key: _WatchedKey, path: Path,
+                    visitor: KeyPair, who: str, why: str) -> None:  # fmt: skip
+    visit = _visit(serve_one, key, path, visitor)
+    _raise_if_not_written(visit)
+    why_quiet = SERVE_ONE[why] if why == "why no file" else ""
+    problem = _refusal_problem(visit, SERVE_ONE[who], SERVE_ONE[why], why_quiet)
+    if problem is not None:
+        raise problem
+
+
+@explained_in("03_allowlist", N_("Exercise: the check inside the handshake"))
+def check_serve_one(serve_one: Callable[..., Any]) -> None:
+    """``serve_one(sock, server_key, allowlist_path)``: one connection, checked at the hello.
+
+    The check plays real clients over TCP on 127.0.0.1, one connection each:
+    alice (listed) must get in and get 'welcome'; a stranger, a key whose
+    text begins a listed key's text, bob once his row is removed (he got in
+    a moment before), and alice once the file is deleted must each get one
+    plain refusal (code not_allowed) and nothing else — no server hello, no
+    DH computed with their key, no encrypted byte; a client claiming alice's
+    key without her private key must never be served. About 2 s when right;
+    a failing case ends within 3 × WAIT.
+    """
+    server_key = _watched(generate(FFDHE2048))
+    alice, bob, stranger = (generate(FFDHE2048) for _ in range(3))
+    twin, frank = _prefix_pair()  # twin's text is the start of frank's: another key
+    with tempfile.TemporaryDirectory(prefix="labcrypto-check-") as tmp:
+        path = Path(tmp) / "allowlist.csv"
+        listed = Allowlist(path)
+        for name, key in (("alice", alice.public_key), ("bob", bob.public_key), ("frank", frank)):
+            listed.add(name, key, comment="lab group A")
+        _expect_served(serve_one, server_key, path, alice, "alice")
+        _expect_refused(serve_one, server_key, path, stranger, "stranger", "why stranger")
+        visit = _visit(serve_one, server_key, path, _claiming(alice.public_key))
+        problem = _liar_problem(visit, SERVE_ONE["liar"])
+        if problem is not None:
+            raise problem
+        _expect_refused(serve_one, server_key, path, _claiming(twin), "twin", "why twin")
+        _expect_served(serve_one, server_key, path, bob, "bob")
+        listed.remove("bob")
+        _expect_refused(serve_one, server_key, path, bob, "revoked", "why revoked")
+        path.unlink()
+        _expect_refused(serve_one, server_key, path, alice, "no file", "why no file")
+    passed(SERVE_ONE["passed"])
+
+
+@check_serve_one.hidden
+def hidden_serve_one(
+    serve_one: Callable[..., Any], server_key: KeyPair, path: Path, people: dict[str, Any]
+) -> None:
+    """The notebook's own allowlist: alice served, carol refused, a fake alice never served."""
+    key = _watched(server_key)
+    alice = _visit(serve_one, key, path, people["alice"])
+    if alice.status == "error" and isinstance(alice.value, NotImplementedError):
+        raise NotImplementedError
+    expect(_served_problem(alice, "alice") is None)
+    carol = _visit(serve_one, key, path, people["carol"])
+    expect(_refusal_problem(carol, "carol", "") is None)
+    fake = KeyPair(FFDHE2048, private=people["mallory"].private, public=people["alice"].public)
+    expect(_liar_problem(_visit(serve_one, key, path, fake), "alice") is None)
 
 
 # --- a new student joins -----------------------------------------------------------------

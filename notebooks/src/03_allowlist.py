@@ -621,11 +621,13 @@ except HandshakeError as exc:
 server_error
 
 # %% [markdown] id=cell-046
-# Over the network the same thing happens, and the server logs it. The server did send its hello and its proof,
+# Over the network the same thing happens. Mallory's real client gives up at the server's proof, so the server sees her hang up before her own proof,
+# and its log says whose key she presented and that she never proved holding it. The server did send its hello and its proof,
 # but no chat message: the room only starts after the client's proof.
 
-# %% [markdown] lang=ru id=cell-046 en=ba66cfa3
-# По сети происходит то же самое, и сервер записывает это в журнал. Сервер отправил своё приветствие и доказательство,
+# %% [markdown] lang=ru id=cell-046 en=95673bc1
+# По сети происходит то же самое. Настоящий клиент Мэллори сдаётся на доказательстве сервера, и сервер видит, что она отключилась, не прислав своего доказательства;
+# в журнале он пишет, чей ключ она предъявила и что владение им она так и не доказала. Сервер отправил своё приветствие и доказательство,
 # но ни одного сообщения чата: комната открывается только после доказательства клиента.
 
 # %% id=cell-047
@@ -741,6 +743,94 @@ checks.hidden_is_allowed(is_allowed, allow_path, people)
 checks.check_is_allowed(is_allowed)
 ### BEGIN HIDDEN TESTS
 checks.hidden_is_allowed(is_allowed, allow_path, people)
+### END HIDDEN TESTS
+
+# %% [markdown] id=serve-one
+# ### Exercise: the check inside the handshake
+#
+# `is_allowed` answers a question; a server must ask it at the right moment. Write `serve_one(sock, server_key, allowlist_path)`, the server's side of one connection `sock` (a connected TCP socket), as `ChatServer` does it, with the handshake objects of section 4:
+#
+# 1. Make a `ServerHandshake(server_key, allow=...)` and run it: read each client frame with `read_frame(sock)`, give it to `handshake.receive(...)`, and send each message it returns with `write_frame(sock, ...)`, until `handshake.done`.
+# 2. Check the client's key against the allowlist at `allowlist_path` when its hello arrives, before the server makes any key or sends anything: that is what `ServerHandshake`'s `allow` is for (section 4).
+#    Look at the file at every connection: a student removed a minute ago must be refused. No file means nobody is allowed.
+#    `Allowlist(allowlist_path)` does both; your `is_allowed` of section 6 works too if a missing file gives `False`.
+# 3. If the handshake fails (a `LabCryptoError`: a key not on the list, or a client that cannot prove it holds its key), send the client the plain refusal `ServerHandshake.error_message(exc)`, then raise the error again.
+# 4. Once the handshake is done, and only then: make `SecureChannel(sock, handshake.session)`, send `"welcome"` through it, and return it.
+#
+# The check plays real clients over TCP on 127.0.0.1, each on a connection of its own: alice (on the list); a stranger; a key whose text only begins like a listed key's; bob before and after his row is removed;
+# a client that claims alice's key without her private key; and alice again once the file is deleted. A refused client must get one plain refusal and nothing else: no server hello, no session key, not one encrypted byte.
+
+# %% [markdown] lang=ru id=serve-one en=74d66a20
+# ### Упражнение: проверка внутри рукопожатия
+#
+# `is_allowed` отвечает на вопрос, а сервер должен задать его в нужный момент. Напишите `serve_one(sock, server_key, allowlist_path)` — серверную сторону одного соединения `sock` (подключённого TCP-сокета), так, как это делает `ChatServer`, с объектами рукопожатия из раздела 4:
+#
+# 1. Создайте `ServerHandshake(server_key, allow=...)` и проведите рукопожатие: читайте каждый кадр клиента через `read_frame(sock)`, передавайте его в `handshake.receive(...)` и отправляйте каждое сообщение, которое тот вернёт, через `write_frame(sock, ...)`, пока не станет `handshake.done`.
+# 2. Проверьте ключ клиента по списку из файла `allowlist_path`, когда приходит приветствие клиента, — до того как сервер создаст хоть один ключ или что-нибудь отправит: для этого у `ServerHandshake` и есть `allow` (раздел 4).
+#    Заглядывайте в файл при каждом соединении: студент, которого удалили из списка минуту назад, должен получить отказ. Нет файла — значит, нельзя никому.
+#    `Allowlist(allowlist_path)` умеет и то и другое; ваша `is_allowed` из раздела 6 тоже подойдёт, если при отсутствии файла она возвращает `False`.
+# 3. Если рукопожатие не удалось (`LabCryptoError`: ключа нет в списке или клиент не может доказать, что владеет своим ключом), отправьте клиенту простой отказ `ServerHandshake.error_message(exc)` и снова выбросьте эту ошибку.
+# 4. Когда рукопожатие завершено, и только тогда: создайте `SecureChannel(sock, handshake.session)`, отправьте через него `"welcome"` и верните его.
+#
+# Проверка играет роль настоящих клиентов по TCP на 127.0.0.1, каждого на отдельном соединении: alice (она в списке); посторонний; ключ, текст которого лишь начинается так же, как текст ключа из списка; bob до и после удаления его строки;
+# клиент, который выдаёт себя за владельца ключа alice, не имея её закрытого ключа; и снова alice, когда файл удалён. Клиент, которому отказано, должен получить один простой отказ и больше ничего: ни приветствия сервера, ни ключа сеанса, ни одного зашифрованного байта.
+
+# %% solution grade_id=serve_one
+from labcrypto.channel import SecureChannel, read_frame, write_frame
+from labcrypto.handshake import ServerHandshake
+
+
+def serve_one(sock, server_key, allowlist_path):
+    """The server's side of one connection: the handshake with the allowlist check at the client's hello, then a welcome."""
+    ### BEGIN SOLUTION
+    allowlist = Allowlist(allowlist_path)           # reads the file when asked, again whenever it changes
+    handshake = ServerHandshake(server_key, allow=allowlist.is_allowed)
+    try:
+        while not handshake.done:
+            for reply in handshake.receive(read_frame(sock)):
+                write_frame(sock, reply)
+    except LabCryptoError as exc:
+        write_frame(sock, ServerHandshake.error_message(exc))
+        raise
+    channel = SecureChannel(sock, handshake.session)
+    channel.send("welcome")
+    return channel
+    ### END SOLUTION
+
+# %% lang=ru grade_id=serve_one en=755f57f3
+from labcrypto.channel import SecureChannel, read_frame, write_frame
+from labcrypto.handshake import ServerHandshake
+
+
+def serve_one(sock, server_key, allowlist_path):
+    """Серверная сторона одного соединения: рукопожатие с проверкой по списку при приветствии клиента, затем приветствие сервера."""
+    ### BEGIN SOLUTION
+    allowlist = Allowlist(allowlist_path)           # читает файл по запросу и заново — всякий раз, когда он меняется
+    handshake = ServerHandshake(server_key, allow=allowlist.is_allowed)
+    try:
+        while not handshake.done:
+            for reply in handshake.receive(read_frame(sock)):
+                write_frame(sock, reply)
+    except LabCryptoError as exc:
+        write_frame(sock, ServerHandshake.error_message(exc))
+        raise
+    channel = SecureChannel(sock, handshake.session)
+    channel.send("welcome")
+    return channel
+    ### END SOLUTION
+
+# %% tests grade_id=check_serve_one points=3
+"""Check serve_one with real clients on 127.0.0.1: alice served; a stranger, a look-alike key, a revoked student and everyone without the file refused at the hello; a fake alice never served."""
+checks.check_serve_one(serve_one)
+### BEGIN HIDDEN TESTS
+checks.hidden_serve_one(serve_one, server_key, allow_path, people)
+### END HIDDEN TESTS
+
+# %% lang=ru grade_id=check_serve_one en=1db79d51
+"""Проверка serve_one настоящими клиентами на 127.0.0.1: alice обслужена; посторонний, похожий ключ, отозванный студент и все, когда файла нет, получают отказ при приветствии; поддельная alice не обслужена никогда."""
+checks.check_serve_one(serve_one)
+### BEGIN HIDDEN TESTS
+checks.hidden_serve_one(serve_one, server_key, allow_path, people)
 ### END HIDDEN TESTS
 
 # %% [markdown] id=cell-055
