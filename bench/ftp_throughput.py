@@ -27,6 +27,7 @@ latency p50/p99 and RSS growth per side. Figures, not pass/fail.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
@@ -34,11 +35,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from labcrypto import groups, keys
 from labcrypto.allowlist import Allowlist
 from labcrypto.ftp import CHUNK_SIZE, FileClient, FileServer
+from labcrypto.key_pool import EphemeralPool
 
 MIB = 1 << 20
 
@@ -90,15 +93,44 @@ class CpuMeter:
 # --- the servers, each in a child process ------------------------------------------------
 
 
-def serve_encrypted(workdir: Path) -> None:
-    """Child process: run the FileServer, print its port, wait for stdin to close."""
+class MadeInTheHandshake(EphemeralPool):
+    """A pool that never makes a pair ahead: every ``take`` makes one on the spot,
+    inside the handshake, as before the key pool (for before/after figures)."""
+
+    def refill(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def handshakes_as_before() -> Iterator[None]:
+    """Inside: every handshake of this process computes its ss term again (as before
+    ``KeyPair.static_shared_secret`` remembered it). Use with ``MadeInTheHandshake``."""
+    remembered = keys.KeyPair.static_shared_secret
+    keys.KeyPair.static_shared_secret = keys.KeyPair.shared_secret  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        keys.KeyPair.static_shared_secret = remembered  # type: ignore[method-assign]
+
+
+def serve_encrypted(workdir: Path, as_before: bool = False) -> None:
+    """Child process: run the FileServer, print its port, wait for stdin to close.
+
+    ``as_before``: every ephemeral key and ss term made inside the handshake.
+    """
     server_key = keys.load("server", workdir / "keys")
     allowlist = Allowlist(workdir / "keys" / "allowlist.csv")
-    with FileServer(
-        server_key, allowlist, workdir / "root", max_upload=16 << 30, connection_timeout=60
-    ) as server:
-        print(server.port, flush=True)
-        sys.stdin.read()
+    with contextlib.ExitStack() as stack:
+        if as_before:
+            stack.enter_context(handshakes_as_before())
+        server = FileServer(
+            server_key, allowlist, workdir / "root", max_upload=16 << 30, connection_timeout=60
+        )
+        if as_before:
+            server.ephemeral_pool = MadeInTheHandshake(server_key.group)
+        with server:
+            print(server.port, flush=True)
+            sys.stdin.read()
 
 
 def serve_plain(workdir: Path, size: int) -> None:
@@ -297,7 +329,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--serve":
-        serve_encrypted(Path(sys.argv[2]))
+        serve_encrypted(Path(sys.argv[2]), as_before="--as-before" in sys.argv[3:])
     elif len(sys.argv) > 3 and sys.argv[1] == "--serve-plain":
         serve_plain(Path(sys.argv[2]), int(sys.argv[3]))
     else:

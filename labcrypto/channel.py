@@ -53,6 +53,7 @@ from .errors import (
     ProtocolError,
 )
 from .handshake import MAX_HANDSHAKE_MESSAGE, ClientHandshake, ServerHandshake, Session
+from .key_pool import EphemeralPool
 from .keys import KeyPair, PublicKey, RandomSource
 from .streams import close_stream, set_timeout
 
@@ -285,11 +286,16 @@ class SecureChannel:
         max_frame: int = DEFAULT_MAX_FRAME,
         rng: RandomSource | None = None,
         ephemeral: bool | None = None,
+        ephemeral_pool: EphemeralPool | None = None,
     ) -> SecureChannel:
         """Run the client handshake over ``stream``; return the open channel.
 
         ``service`` must be what the server offers (``"chat"``, ``"files"``).
         ``ephemeral`` is kept for old callers: secure mode always uses them.
+        ``ephemeral_pool``: the handshake takes its fresh ephemeral key pair
+        from it, and while the server works out its half we make the pair
+        for the next handshake (``key_pool``); without one the pair is made
+        in the handshake, while the server waits for our hello.
         """
         handshake = ClientHandshake(
             static,
@@ -298,10 +304,13 @@ class SecureChannel:
             expected_server_key=expected_server_key,
             rng=rng,
             ephemeral=ephemeral,
+            ephemeral_keys=None if ephemeral_pool is None else ephemeral_pool.take,
         )
         set_timeout(stream, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         write_frame(stream, handshake.start())
+        if ephemeral_pool is not None and handshake.ephemeral:
+            ephemeral_pool.refill()  # the server is busy with its half meanwhile
         reader = FrameReader(MAX_HANDSHAKE_MESSAGE)
         while not handshake.done:
             for reply in handshake.receive(_handshake_frame(reader, stream, deadline, "server")):
@@ -327,6 +336,7 @@ class SecureChannel:
         frame_timeout: float | None = None,
         rng: RandomSource | None = None,
         require_ephemeral: bool = False,
+        ephemeral_pool: EphemeralPool | None = None,
     ) -> SecureChannel:
         """Run the server handshake over ``stream``; return the open channel.
 
@@ -334,6 +344,8 @@ class SecureChannel:
         client that sends a byte a second is cut off all the same
         (``TimeoutError``). ``frame_timeout``: afterwards, each frame must
         arrive whole within that many seconds (``PeerTooSlow``; None: no limit).
+        ``ephemeral_pool``: as for ``client`` (the next pair is made while
+        the client works out its half).
 
         On a refused client (not allowed, bad value, wrong version) it sends
         the client one plain ``error`` message and re-raises, so the caller
@@ -346,6 +358,7 @@ class SecureChannel:
             allow=allow,
             rng=rng,
             require_ephemeral=require_ephemeral,
+            ephemeral_keys=None if ephemeral_pool is None else ephemeral_pool.take,
         )
         set_timeout(stream, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -362,6 +375,8 @@ class SecureChannel:
             if replies:
                 # One sendall for both hello and finished: one packet, no Nagle stall.
                 stream.sendall(b"".join(encode_frame(r, max_frame) for r in replies))
+                if ephemeral_pool is not None and handshake.ephemeral:
+                    ephemeral_pool.refill()  # the client is busy with its half meanwhile
         set_timeout(stream, timeout)  # the deadline shortened it
         assert handshake.session is not None
         channel = cls(stream, handshake.session, max_frame=max_frame)

@@ -87,7 +87,11 @@ handshake ends.
 
 The random source (ephemeral exponents and nonces) is a parameter, ``rng``
 (default: the ``secrets`` module), so a test can pin it and check the key
-schedule against known answers.
+schedule against known answers. ``ephemeral_keys`` may hand this side its
+fresh ephemeral key pair instead (a function that returns a new one on
+each call: ``key_pool.EphemeralPool.take`` makes them ahead of time, each
+used once); the handshake refuses one of another group, or one it has seen
+already in this process's last few handshakes.
 """
 
 from __future__ import annotations
@@ -196,6 +200,10 @@ TERMS: dict[str, tuple[str, ...]] = {
 _EPHEMERAL_MODES = frozenset(mode for mode, terms in TERMS.items() if "ee" in terms)
 #: Service labels (domain separation: a chat handshake cannot be replayed at the file service).
 SERVICES = ("chat", "files")
+#: The public values of the ephemeral keys handed in through ``ephemeral_keys`` lately
+#: (up to 1024, then it starts over): one seen again is refused (a key source that
+#: repeats itself is a broken one).
+_RECENT_EPHEMERALS: set[int] = set()
 #: A handshake message is a few hundred bytes; anything much bigger is an attack.
 MAX_HANDSHAKE_MESSAGE = 16 * 1024
 _NONCE_BYTES = 32
@@ -412,6 +420,7 @@ class _Handshake:
         service: str,
         rng: RandomSource | None,
         state: str,
+        ephemeral_keys: Callable[[], KeyPair] | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
@@ -427,6 +436,7 @@ class _Handshake:
         self.group = MODES[mode]
         self.ephemeral = mode in _EPHEMERAL_MODES
         self.rng: RandomSource = rng if rng is not None else secrets
+        self.ephemeral_keys = ephemeral_keys
         self.state = state
         self.session: Session | None = None
         self.transcript: list[tuple[str, dict[str, Any]]] = []
@@ -459,8 +469,20 @@ class _Handshake:
         return (self.role, self.state, event) in TRANSITIONS
 
     def _make_ephemeral(self) -> None:
-        if self.ephemeral:
+        if not self.ephemeral:
+            return
+        if self.ephemeral_keys is None:
             self._eph = generate(self.group, self.rng)
+            return
+        pair = self.ephemeral_keys()
+        if pair.group != self.group:
+            raise ValueError(f"an ephemeral key of group {pair.group.name}, not {self.group.name}")
+        if pair.public in _RECENT_EPHEMERALS:  # each is used once, or it is not ephemeral
+            raise ValueError("ephemeral_keys gave a key pair this process has used before")
+        if len(_RECENT_EPHEMERALS) >= 1024:
+            _RECENT_EPHEMERALS.clear()
+        _RECENT_EPHEMERALS.add(pair.public)
+        self._eph = pair
 
     def _dh_terms(self, peer_static: PublicKey, peer_eph: PublicKey | None) -> dict[str, int]:
         """The Diffie-Hellman results this side can compute, by name (see the module doc).
@@ -470,7 +492,7 @@ class _Handshake:
         comes first in a name: ``es`` is the client's ephemeral with the
         server's static key.
         """
-        terms = {"ss": self.static.shared_secret(peer_static)}
+        terms = {"ss": self.static.static_shared_secret(peer_static)}  # the same every time
         if self._eph is not None:
             assert peer_eph is not None
             mine_eph_theirs_static = self._eph.shared_secret(peer_static)
@@ -570,9 +592,10 @@ class ClientHandshake(_Handshake):
         expected_server_key: PublicKey | str | None = None,
         rng: RandomSource | None = None,
         ephemeral: bool | None = None,
+        ephemeral_keys: Callable[[], KeyPair] | None = None,
     ) -> None:
         _check_ephemeral_option(mode, ephemeral)
-        super().__init__(static, mode, service, rng, START)
+        super().__init__(static, mode, service, rng, START, ephemeral_keys)
         if isinstance(expected_server_key, str):
             expected_server_key = parse_fingerprint(expected_server_key)
         self.expected_server_key: PublicKey | str | None = expected_server_key
@@ -723,10 +746,11 @@ class ServerHandshake(_Handshake):
         allow: Callable[[PublicKey], bool] | None = None,
         rng: RandomSource | None = None,
         require_ephemeral: bool = False,
+        ephemeral_keys: Callable[[], KeyPair] | None = None,
     ) -> None:
         if require_ephemeral:
             _check_ephemeral_option(mode, True)
-        super().__init__(static, mode, service, rng, WAIT_CLIENT_HELLO)
+        super().__init__(static, mode, service, rng, WAIT_CLIENT_HELLO, ephemeral_keys)
         self.allow = allow
         self.client_key: PublicKey | None = None
 

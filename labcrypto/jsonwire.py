@@ -51,7 +51,8 @@ def decode(data: bytes, max_size: int) -> dict[str, Any]:
         raise MalformedJSON(f"a message must be one JSON object: {_reason(exc)}") from None
     if not isinstance(message, dict):
         raise MalformedJSON("a message must be one JSON object {...}")
-    _check_strings(message)
+    if "\\u" in text:  # only a \u escape can make a surrogate: UTF-8 bytes never decode to one
+        _check_strings(message)
     return message
 
 
@@ -70,7 +71,13 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _check_strings(message: dict[str, Any]) -> None:
-    """Refuse lone surrogates anywhere in ``message`` (keys and values, at any depth)."""
+    """Refuse lone surrogates anywhere in ``message`` (keys and values, at any depth).
+
+    Only called when the text has a ``\\u`` escape: valid UTF-8 never decodes
+    to a surrogate, so a message without escapes (nearly all of them, and
+    every handshake message) cannot hold one, and the walk — most of the
+    cost of parsing a hello with two 2048-bit numbers — is skipped.
+    """
     pending: list[Any] = [message]
     while pending:  # a loop, not recursion: the peer chooses the depth
         value = pending.pop()

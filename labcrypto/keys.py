@@ -237,6 +237,39 @@ class KeyPair:
             value = validate_public(self.group, peer)
         return power(value, self.private, self.group)
 
+    #: How many peers' static×static secrets a long-term key remembers (then it starts over).
+    REMEMBERED_PEERS = 256
+
+    @functools.cached_property
+    def _static_secrets(self) -> dict[int, int]:
+        return {}
+
+    def static_shared_secret(self, peer: PublicKey) -> int:
+        """``shared_secret(peer)`` for two *long-term* keys, remembered for next time.
+
+        The static×static term (``ss`` of the handshake) is the same number
+        in every handshake between the same two long-term keys, so a
+        file server that sees a student's key on every request (and the
+        student's client, which sees the server's) computes it once, not
+        on every connection: one 2048-bit exponentiation fewer per side.
+
+        Remembering it keeps nothing a thief could not get anyway: it is
+        kept in this object only, never written anywhere, and whoever can
+        read this object reads ``private`` beside it, from which every such
+        secret follows. It is not a session key: each session's keys still
+        need the fresh ephemeral terms (``ee``, ``es``, ``se``). Never use
+        this for ephemeral keys (their secrets must be forgotten at once).
+        At most ``REMEMBERED_PEERS`` peers are kept; then it starts over.
+        """
+        remembered = self._static_secrets
+        secret = remembered.get(peer.value)
+        if secret is None or peer.group != self.group:
+            secret = self.shared_secret(peer)  # validates the group too
+            if len(remembered) >= self.REMEMBERED_PEERS:
+                remembered.clear()
+            remembered[peer.value] = secret
+        return secret
+
     def __repr__(self) -> str:
         return f"KeyPair({self.group.name}, fingerprint={self.fingerprint})"
 

@@ -30,7 +30,7 @@ class Layer(NamedTuple):
 LAYERS = [
     Layer(
         "protocol core",
-        "errors groups keys ciphers handshake jsonwire untrusted streams i18n",
+        "errors groups keys key_pool ciphers handshake jsonwire untrusted streams i18n",
         forbids="socket socketserver selectors threading ipywidgets IPython matplotlib",
     ),
     Layer("channel", "channel", forbids="socket ipywidgets IPython matplotlib"),

@@ -206,3 +206,28 @@ def test_gmp_and_python_jacobi_symbols_agree():
     values = [0, 1, 2, p - 1, p - 2] + [secrets.randbelow(p) for _ in range(200)]
     for value in values:
         assert groups._jacobi(value, p) == groups.jacobi_symbol(value, p) == gmpy2.jacobi(value, p)
+
+
+def test_gmp_lets_go_of_the_gil_while_it_works(monkeypatch):
+    """groups.power runs GMP in a context that releases the GIL (gmpy2's default holds it,
+    and then one thread's exponentiation stalls every other thread of a server)."""
+    import threading
+
+    import gmpy2
+
+    seen: list[bool] = []
+    real = gmpy2.powmod_sec
+
+    def spy(base, exponent, modulus):
+        seen.append(gmpy2.get_context().allow_release_gil)
+        return real(base, exponent, modulus)
+
+    monkeypatch.setattr(gmpy2, "powmod_sec", spy)
+    group = groups.FFDHE2048
+    assert groups.power(5, 1 << 255 | 12345, group) == pow(5, 1 << 255 | 12345, group.p)
+    # In a fresh thread too (gmpy2's contexts belong to one thread each).
+    thread = threading.Thread(target=groups.power, args=(7, 1 << 255 | 99, group))
+    thread.start()
+    thread.join(10)
+    assert seen == [True, True]
+    assert not gmpy2.get_context().allow_release_gil  # the caller's own context is untouched

@@ -97,6 +97,8 @@ def test_decode_round_trips() -> None:
         (b'{"a":"\\ud800"}', "surrogate"),
         (b'{"a":[["\\udfff"]]}', "surrogate"),
         (b'{"\\ud800":1}', "surrogate"),
+        (b'{"a":"\\u00e9\\udc00"}', "surrogate"),  # behind another escape
+        (b'{"a":"\xed\xa0\x80"}', "UTF-8"),  # a surrogate written as UTF-8 bytes, no escape
         (b'{"a":"\xff"}', "UTF-8"),
         (b"[1,2]", "object"),
         (b'{"a":', "JSON"),

@@ -33,6 +33,7 @@ from ..errors import (
     TransferFailed,
 )
 from ..jail import AtomicFile, FileInfo, Listing, show_path, split_path
+from ..key_pool import EphemeralPool
 from ..keys import KeyPair, PublicKey
 from ..server import connect
 from ..streams import close_stream
@@ -104,6 +105,9 @@ class FileClient:
         self.timeout = timeout
         self.chunk_size = chunk_size
         self.sessions: deque[str] = deque(maxlen=10_000)
+        #: Each request's ephemeral key pair is made while the previous request
+        #: waited for the server (``key_pool``); each is used once.
+        self.ephemeral_pool = EphemeralPool(key.group)
 
     @property
     def last_session(self) -> str | None:
@@ -123,6 +127,7 @@ class FileClient:
                 service="files",
                 expected_server_key=self.server_key,
                 timeout=self.timeout,
+                ephemeral_pool=self.ephemeral_pool,
             )
         except BaseException:
             close_stream(sock)

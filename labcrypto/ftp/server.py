@@ -39,6 +39,7 @@ from ..errors import (
     UploadTooLarge,
 )
 from ..jail import NOREPLACE_METHOD, Jail, show_path, split_path
+from ..key_pool import EphemeralPool
 from ..keys import KeyPair, PublicKey
 from ..server import ThreadedServer
 from ..untrusted import quote
@@ -104,6 +105,9 @@ class FileServer(ThreadedServer):
         self.ledger = QuotaLedger(quota)
         self.max_cat = max_cat
         self.chunk_size = chunk_size
+        #: Each request's ephemeral key pair is made while the previous client
+        #: worked out its half of the handshake (``key_pool``); each is used once.
+        self.ephemeral_pool = EphemeralPool(key.group)
 
     @property
     def quota(self) -> int | None:
@@ -117,6 +121,11 @@ class FileServer(ThreadedServer):
             self.emit("start", f"rename without replacing: {NOREPLACE_METHOD}")
         super().start()
         return self
+
+    def on_stop(self) -> None:
+        """Drop the ephemeral key pairs made ahead: they protected nothing yet."""
+        self.ephemeral_pool.clear()
+        super().on_stop()
 
     def _remove_unfinished_uploads(self) -> None:
         try:
@@ -142,6 +151,7 @@ class FileServer(ThreadedServer):
                 service="files",
                 timeout=self.connection_timeout,
                 frame_timeout=self.connection_timeout,
+                ephemeral_pool=self.ephemeral_pool,
             )
         except (LabCryptoError, OSError) as exc:
             self.emit("refused", f"{who}: {exc}")
