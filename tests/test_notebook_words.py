@@ -107,3 +107,25 @@ def test_every_word_has_its_russian_and_english_stays_as_written(language) -> No
     assert untranslated == ["secure (AES-GCM)"]
     language("en")
     assert all(vocabulary.shown(w) == w for w in vocabulary.WORDS)
+
+
+def test_what_eve_sees_and_the_students_numbers_in_russian(language) -> None:
+    """Two library texts a Russian student meets in every notebook's first outputs."""
+    from labcrypto.lab import variants
+    from labcrypto.wiretap.capture import describe
+
+    language("en")
+    assert describe(bytes(22)).startswith("22 bytes of ciphertext: 00 00")
+    assert repr(variants.variant("")).startswith("Variant(for nobody (set STUDENT_ID): p=")
+    language("ru")
+    assert describe(bytes(21)).startswith("21 байт шифртекста: 00 00")
+    assert describe(bytes(22)).startswith("22 байта шифртекста: ")
+    shown = repr(variants.variant("s1"))
+    assert shown.startswith("Variant(студент 's1': p=") and "B=" in shown
+
+
+def test_the_stop_button_is_as_wide_as_its_russian_label(language) -> None:
+    language("ru")
+    panel = widgets.kernel_status()
+    button = panel.children[1]
+    assert button.description == "Остановить все серверы" and button.layout.width == "auto"

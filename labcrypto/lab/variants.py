@@ -34,6 +34,7 @@ from pathlib import Path
 
 from ..ciphers import CaesarCipher
 from ..groups import Group, small_safe_prime_group
+from ..i18n import _
 
 __all__ = [
     "ENV_VAR",
@@ -114,8 +115,11 @@ class Variant:
         return CaesarCipher(self.shift).seal(self.message)
 
     def __repr__(self) -> str:
-        who = repr(self.student_id) if self.student_id else "nobody (set STUDENT_ID)"
-        return f"Variant(for {who}: p={self.p}, g={self.g}, a={self.a}, B={self.B})"
+        # The first thing a notebook shows: in the student's language (labcrypto.i18n).
+        who = repr(self.student_id) if self.student_id else _("nobody (set STUDENT_ID)")
+        return _("Variant(for {who}: p={p}, g={g}, a={a}, B={B})").format(
+            who=who, p=self.p, g=self.g, a=self.a, B=self.B
+        )
 
 
 def derive(student: str, purpose: str) -> int:

@@ -370,7 +370,11 @@ def kernel_status() -> ipw.VBox:
     cell again to refresh it.
     """
     shown = ipw.HTML()
-    button = ipw.Button(description=_("Stop all servers"), button_style="warning")
+    button = ipw.Button(
+        description=_("Stop all servers"),
+        button_style="warning",
+        layout=ipw.Layout(width="auto"),  # as wide as its label, in any language
+    )
 
     def refresh() -> None:
         rows = server.status()

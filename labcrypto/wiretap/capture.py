@@ -24,6 +24,7 @@ from typing import Any
 from ..channel import DEFAULT_MAX_FRAME, FrameDecoder
 from ..errors import LabCryptoError, MalformedMessage
 from ..handshake import decode_message
+from ..i18n import _, ngettext
 from ..keys import parse_number
 
 __all__ = [
@@ -202,16 +203,23 @@ def _short_number(text: str) -> str:
         return text[:20]
     if value.bit_length() <= 64:
         return str(value)
-    return f"{text[:10]}…({value.bit_length()} bits)"
+    return _("{start}…({bits} bits)").format(start=text[:10], bits=value.bit_length())
 
 
 def describe(payload: bytes) -> str:
-    """One line for a frame: the handshake message it carries, or its ciphertext."""
+    """One line for a frame: the handshake message it carries, or its ciphertext.
+
+    The words are in the reader's language (a notebook shows them to a student);
+    the message fields are shown as they travel.
+    """
     message = handshake_message(payload)
     if message is None:
-        preview = payload[:16].hex(" ")
-        more = " …" if len(payload) > 16 else ""
-        return f"{len(payload)} bytes of ciphertext: {preview}{more}"
+        preview = payload[:16].hex(" ") + (" …" if len(payload) > 16 else "")
+        count = len(payload)
+        text = ngettext(
+            "{count} byte of ciphertext: {preview}", "{count} bytes of ciphertext: {preview}", count
+        )
+        return text.format(count=count, preview=preview)
     shown = []
     for key, value in message.items():
         if key == "type":
