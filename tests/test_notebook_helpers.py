@@ -1230,6 +1230,153 @@ def test_port_pool_check_catches_a_missing_lock_on_every_run() -> None:
     checks_04_two_ports.check_port_pool(_pool_class())
 
 
+def _bind_close_bind_pool(*, swallow: bool = False):
+    """Course mistake 10 as students write it: test each port with a throwaway socket
+    (bind, close), then bind it again for the lease (``swallow``: ignore the second
+    bind's error and return the socket anyway)."""
+    import socket
+
+    Pool = _pool_class()
+
+    class BindCloseBind(Pool):
+        def _is_free(self, port):
+            probe = socket.socket()
+            try:
+                probe.bind((self.host, port))
+                return True
+            except OSError:
+                return False
+            finally:
+                probe.close()
+
+        def lease(self):
+            with self.lock:
+                for port in list(self.free):
+                    if self._is_free(port):
+                        self.free.remove(port)
+                        sock = socket.socket()
+                        try:
+                            sock.bind((self.host, port))
+                            sock.listen()
+                        except OSError:
+                            if not swallow:
+                                raise
+                        return port, sock
+            raise PoolExhausted("none free")
+
+    from labcrypto.errors import PoolExhausted
+
+    return BindCloseBind
+
+
+def test_port_pool_check_catches_bind_close_bind_on_every_run() -> None:
+    """Issue 18 §2: a pool that binds a port, closes it and binds it again used to keep
+    its points (the check compared only port numbers). The check's thief takes the
+    port in the gap, on every run, whether the second bind's error shows or not."""
+    for swallow in (False, True, False):
+        message = _fails(
+            checks_04_two_ports.check_port_pool,
+            _bind_close_bind_pool(swallow=swallow),
+            "Bind, close and bind again is a race",
+            "course mistake 10",
+        )
+        assert "another program took it" in message
+
+
+def test_port_pool_check_wants_the_leased_socket_itself_open_and_listening() -> None:
+    """The socket lease() returns must be the one listening on the port, and stay open
+    while leased: a closed socket, a socket that is not the listener, a pool that keeps
+    one socket and closes it on the next lease each lose the points, each told why."""
+    import socket
+
+    Pool = _pool_class()
+
+    class ReturnsClosed(Pool):
+        def lease(self):
+            port, sock = super().lease()
+            sock.close()
+            return port, sock
+
+    class ReturnsAnother(Pool):
+        def lease(self):
+            port, sock = super().lease()
+            other = socket.socket()
+            other.bind(("127.0.0.1", 0))
+            self.kept = [*getattr(self, "kept", []), sock]
+            return port, other
+
+    class OneSocketAtATime(Pool):
+        last = None
+
+        def lease(self):
+            port, sock = super().lease()
+            if self.last is not None:
+                self.last.close()
+            self.last = sock
+            return port, sock
+
+    check = checks_04_two_ports.check_port_pool
+    _fails(check, ReturnsClosed, "with a closed socket")
+    _fails(check, ReturnsAnother, "with a socket bound to")
+    _fails(check, OneSocketAtATime, "was closed by later leases")
+
+
+def test_port_pool_race_gives_a_correct_pool_its_points_when_undecided() -> None:
+    """Issue 18 §2: a correct pool once scored 0 in real nbgrader on a loaded machine:
+    the forced race ran past its deadline and "neither thread got the port" was
+    taken for a failure. A lease that waits on its lock costs one patience, not one per
+    line; and a race still undecided at its deadline is no failure."""
+    import time
+
+    Pool = _pool_class()
+
+    class ManyLines(Pool):
+        def lease(self):
+            with self.lock:
+                seen = []
+                for number in range(200):  # 200 lines or more under the lock
+                    seen.append(number)
+            return super().lease()
+
+    started = time.monotonic()
+    checks_04_two_ports._race(ManyLines)
+    assert time.monotonic() - started < checks_04_two_ports.RACE_WAIT
+
+    class Slow(Pool):
+        def lease(self):
+            with self.lock:
+                for _ in range(4):
+                    time.sleep(checks_04_two_ports.RACE_WAIT / 3)  # past the deadline
+            return super().lease()
+
+    started = time.monotonic()
+    checks_04_two_ports._race(Slow)  # undecided: no failure
+    assert time.monotonic() - started < checks_04_two_ports.RACE_WAIT + 3
+
+
+def test_port_pool_race_under_load() -> None:
+    """The race decides the same under load: four busy-loop processes (bounded by
+    ``timeout``, killed at the end) on this 2-core machine; the reference pool passes
+    the race, the pool without a lock fails it, every run."""
+    import subprocess
+    import sys
+
+    busy = [
+        subprocess.Popen(["timeout", "60", sys.executable, "-c", "while True: pass"])
+        for _ in range(4)
+    ]
+    try:
+        for _ in range(5):
+            checks_04_two_ports._race(_pool_class())
+            with pytest.raises(CheckFailed, match="take turns"):
+                checks_04_two_ports._race(_pool_class(lock=False))
+    finally:
+        for process in busy:
+            process.kill()
+        for process in busy:
+            process.wait(5)
+
+
 def test_port_pool_check_names_a_release_that_does_not_close() -> None:
     """Issue 18 §2: a pool whose release() forgets sock.close() is told so, not "a port
     got lost"."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import struct
+import sys
 import tempfile
 import threading
 import time
@@ -292,6 +294,26 @@ PORT_POOL = Messages({
         "Nothing listens on leased port {port}: call sock.listen() before "
         "returning it, so the client's connection is not refused."
     ),
+    "stolen": N_(
+        "Port {port} was bound during your lease(), then free again before lease() "
+        "returned, and another program took it in that moment (the check did, on purpose: "
+        "on a busy server some program will). Bind, close and bind again is a race "
+        "(course mistake 10): keep the socket you bound, make it listen, and return that "
+        "very socket."
+    ),
+    "closed socket": N_(
+        "lease() returned port {port} with a closed socket: return the socket you bound "
+        "and listen on, still open (release() closes it, not lease())."
+    ),
+    "closed while leased": N_(
+        "The socket of leased port {port} was closed by later leases: each leased socket "
+        "stays open, and listening, until release(port, sock) closes it."
+    ),
+    "not the listener": N_(
+        "A connection to leased port {port} did not arrive on the socket lease() returned: "
+        "return the very socket you bound to the port and listen on (a socket bound, "
+        "closed and bound again is another socket: course mistake 10)."
+    ),
     "twice": N_("lease() handed out the same port twice: {ports}."),
     "waits when full": N_("With every port leased, lease() waited forever: raise PoolExhausted."),
     "full": N_(
@@ -337,6 +359,11 @@ PORT_POOL = Messages({
 POOL_SIZE = 6  #: ports the check's pool hands out (its range holds one more, kept busy)
 THREADS = 16  #: threads that lease and release at once
 ROUNDS = 30  #: leases each thread tries
+#: Seconds the forced race may take; past them it is undecided (not a failure).
+RACE_WAIT = 4.0
+#: Seconds a racing thread waits for the other to take its turn before running on
+#: without it (it is blocked: on the lock the first thread holds, if the pool has one).
+RACE_PATIENCE = 0.5
 
 
 def _lease_of(pool: Any) -> tuple[int, socket.socket]:
@@ -346,13 +373,117 @@ def _lease_of(pool: Any) -> tuple[int, socket.socket]:
     return got
 
 
+class _PortThief:
+    """Another program on the machine, as quick as can be, while the student's lease() runs.
+
+    Before each line of the student's code it tries to bind every port of the
+    range. A port that was bound at an earlier line (by the pool) and is free
+    again now, it binds and keeps: a pool that binds a port, closes it and
+    binds it again (course mistake 10) finds the port taken on every run, not
+    once a term on a busy server. A correct pool never lets go of a port it
+    is about to hand out, so the thief never gets one of those.
+    """
+
+    def __init__(self, host: str, ports: range, student_file: str) -> None:
+        self.host, self.ports, self.student_file = host, ports, student_file
+        self.seen_bound: set[int] = set()
+        self.stolen: dict[int, socket.socket] = {}
+
+    def _probe(self) -> None:
+        for port in self.ports:
+            if port in self.stolen:
+                continue
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind((self.host, port))
+            except OSError:
+                sock.close()
+                self.seen_bound.add(port)
+                continue
+            if port in self.seen_bound:
+                self.stolen[port] = sock  # the pool let go of it: it is ours now
+            else:
+                sock.close()
+
+    def lease(self, pool: Any) -> tuple[int, socket.socket]:
+        """``pool.lease()``, with the thief watching between its lines (keeps the caller's
+        trace function, which stops the code at its deadline)."""
+        outer = sys.gettrace()
+
+        def on_event(frame: Any, event: str, arg: Any) -> Any:
+            if outer is not None:
+                outer(frame, event, arg)
+            if event == "line" and frame.f_code.co_filename == self.student_file:
+                self._probe()
+            return on_event
+
+        sys.settrace(on_event)
+        try:
+            return _lease_of(pool)
+        finally:
+            sys.settrace(outer)
+
+    def close(self) -> None:
+        for sock in self.stolen.values():
+            sock.close()
+        self.stolen.clear()
+
+
+def _listens_on(sock: socket.socket, port: int) -> bool:
+    """Does a connection to ``port`` arrive on this very ``sock`` (not some other socket)?"""
+    try:
+        client = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    except OSError:
+        return False
+    with client:
+        try:
+            sock.settimeout(WAIT)
+            conn, _ = sock.accept()
+        except OSError:
+            return False
+        finally:
+            with contextlib.suppress(OSError):
+                sock.settimeout(None)
+    # Closed with a reset, not a FIN: no TIME_WAIT left on the port, which the
+    # student's pool binds again later (most do it without SO_REUSEADDR).
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+    return True
+
+
+def _check_socket(port: int, sock: socket.socket, *, leased_later: bool = False) -> None:
+    """``sock`` is open, bound to ``port``, and the one listening there."""
+    if sock.fileno() == -1:
+        key = "closed while leased" if leased_later else "closed socket"
+        raise fail(PORT_POOL[key], port=port)
+    bound = sock.getsockname()[1]
+    if bound != port:
+        raise fail(PORT_POOL["other socket"], port=port, bound=bound)
+    if not _listens_on(sock, port):
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=WAIT).close()
+            raise fail(PORT_POOL["not the listener"], port=port)
+        raise fail(PORT_POOL["not listening"], port=port)
+
+
 def _lease_one(pool: Any, first: int, left: int) -> tuple[int, socket.socket]:
-    """One lease, bounded; it must be a listening socket bound to a free port of the range."""
-    outcome = run_bounded(_lease_of, pool)
+    """One lease, bounded, watched by a thief; a listening socket bound to a free port."""
+    code = getattr(getattr(type(pool), "lease", None), "__code__", None)
+    thief = _PortThief("127.0.0.1", range(first + 1, first + POOL_SIZE + 1),
+                       code.co_filename if code else "")  # fmt: skip
+    try:
+        outcome = run_bounded(thief.lease, pool)
+        stolen = sorted(thief.stolen)
+    finally:
+        thief.close()
     if outcome.raised(NotImplementedError):
         raise not_written(type(pool).__name__)
     if outcome.raised(CheckFailed):
         raise outcome.value
+    if outcome.status == "ok" and outcome.value[1].fileno() == -1:
+        raise fail(PORT_POOL["closed socket"], port=outcome.value[0])
+    if stolen and (outcome.status != "ok" or outcome.value[0] in stolen):
+        raise fail(PORT_POOL["stolen"], port=stolen[0])
     if outcome.status != "ok":
         what = how_it_ended(*outcome)
         raise fail(PORT_POOL["lease failed"], what=what, left=left, first=first)
@@ -361,12 +492,7 @@ def _lease_one(pool: Any, first: int, left: int) -> tuple[int, socket.socket]:
         raise fail(PORT_POOL["busy port"], first=first)
     if not first <= port <= first + POOL_SIZE:
         raise fail(PORT_POOL["outside"], port=port)
-    if sock.getsockname()[1] != port:
-        raise fail(PORT_POOL["other socket"], port=port, bound=sock.getsockname()[1])
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=WAIT).close()
-    except OSError:
-        raise fail(PORT_POOL["not listening"], port=port) from None
+    _check_socket(port, sock)
     return port, sock
 
 
@@ -394,6 +520,8 @@ def _check_leases(pool: Any, first: int) -> None:
         ports = [p for p, _ in leased]
         if len(set(ports)) != len(ports):
             raise fail(PORT_POOL["twice"], ports=sorted(ports))
+        for port, sock in leased:  # still open and listening, after the leases that followed
+            _check_socket(port, sock, leased_later=True)
         _check_full(pool)
     finally:
         _release_all(pool, leased)
@@ -418,7 +546,9 @@ def _race(pool_class: Callable[..., Any]) -> None:
 
     A pool of two ports of its own, one of them leased first. The same
     interleaving on every run (``Lockstep``): a pool without a lock loses the
-    race every time, not one run in five.
+    race every time, not one run in five. A race still undecided at its
+    deadline (a very busy machine, a pool with a lock that made the threads
+    wait) counts for nothing either way: the hammer after it still runs.
     """
     first = range_for_a_pool(2)
     try:
@@ -433,7 +563,9 @@ def _race(pool_class: Callable[..., Any]) -> None:
     # The file of lease()'s code: a notebook cell's own file name in a kernel
     # (inspect.getsourcefile(class) fails for a class defined in a notebook).
     code = getattr(getattr(type(pool), "lease", None), "__code__", None)
-    lockstep = Lockstep(2, code.co_filename if code else "", time.monotonic() + WAIT)
+    deadline = time.monotonic() + RACE_WAIT
+    lockstep = Lockstep(2, code.co_filename if code else "", deadline, patience=RACE_PATIENCE)
+
     def lease() -> None:
         _lease_in_a_race(pool, got, problems)
 
@@ -442,12 +574,13 @@ def _race(pool_class: Callable[..., Any]) -> None:
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(WAIT + 1)
+            thread.join(max(0.0, deadline - time.monotonic()) + 1)
+        decided = not lockstep.overtime and not any(thread.is_alive() for thread in threads)
         leases = [lease for lease in got if lease is not None]
         ports = [port for port, _ in leases]
         if not problems and len(set(ports)) != len(ports):
             problems.append(PORT_POOL["race twice"].format(port=ports[0]))
-        if not problems and not leases:
+        if not problems and not leases and decided:
             problems.append(PORT_POOL["race none"])
         if problems:
             raise fail(PORT_POOL["race"], problem=problems[0])
