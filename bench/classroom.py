@@ -975,6 +975,11 @@ def _report_mixed(
         f"{max(1, args.client_processes)} other process(es); services in "
         f"{'separate processes' if args.separate_services else 'one process'}"
     )
+    print(
+        "  load average now (1, 5, 15 min): "
+        + " ".join(f"{x:.1f}" for x in os.getloadavg())
+        + f" on {os.cpu_count()} cores (absolute figures inflate with it)"
+    )
     lines = len(result["latency"].get("chat round trip", []))
     print(
         f"  throughput: chat {said / wall:,.0f} lines said/s (each to every member: "
