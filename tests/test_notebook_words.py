@@ -129,3 +129,18 @@ def test_the_stop_button_is_as_wide_as_its_russian_label(language) -> None:
     panel = widgets.kernel_status()
     button = panel.children[1]
     assert button.description == "Остановить все серверы" and button.layout.width == "auto"
+
+
+def test_the_chat_panel_names_the_room_in_the_students_language(language) -> None:
+    """The server's lines are signed "сервер" in a Russian panel; a person keeps their name."""
+    from types import SimpleNamespace
+
+    from labcrypto.chat import ChatMessage
+
+    language("ru")
+    client = SimpleNamespace(name="alice", send=lambda text: None, on_message=None)
+    panel = widgets.ChatPanel.for_client(client)
+    client.on_message(ChatMessage("server", "alice входит в чат", 0.0, "notice"))
+    client.on_message(ChatMessage("bob", "привет", 0.0))
+    assert panel.lines == ["сервер: alice входит в чат", "bob: привет"]
+    assert "#6a1b9a" in panel.log.value, "the room's lines keep their colour"

@@ -34,6 +34,7 @@ from IPython.display import HTML
 
 from .. import server
 from ..chat_client import refusal_in_language
+from ..chat_messages import SERVER_NAME
 from ..errors import LineRefused
 from ..groups import TOY, Group
 from ..i18n import N_, _, ngettext
@@ -235,7 +236,9 @@ class ChatPanel:
         panel = cls(client.send, title or _("chat as {name}").format(name=client.name), echo=False)
 
         def show(message: Any) -> None:
-            panel.add(message.sender, message.text)
+            # The room's own voice ("server") in the student's language; people by name.
+            who = _(SERVER_NAME) if message.sender == SERVER_NAME else message.sender
+            panel.add(who, message.text)
 
         client.on_message = show
         return panel
@@ -280,7 +283,7 @@ class ChatPanel:
     @staticmethod
     def _render(line: str) -> str:
         who, _sep, text = line.partition(": ")
-        colors = {_("you"): "#1565c0", _("error"): "#b00020", "server": "#6a1b9a"}
+        colors = {_("you"): "#1565c0", _("error"): "#b00020", _(SERVER_NAME): "#6a1b9a"}
         color = colors.get(who, "#333")
         return f"<span style='color:{color}'><b>{html.escape(who)}</b>: {html.escape(text)}</span>"
 
