@@ -28,6 +28,7 @@ COMMAND_WORDS = (
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 COMMENT = re.compile(r"(?:^|\s)#(?:\s.*)?$")  # a shell comment: "# ..." or a lone "#"
 LINK = re.compile(r"\]\(([^)#]+\.md)\)")
+CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
 
 
 def _read(name: str) -> str:
@@ -104,6 +105,38 @@ def test_russian_document_names_the_same_commands(english: str) -> None:
     assert not missing and not extra, (
         f"{PAIRS[english]}: commands missing {sorted(missing)}, not in {english} {sorted(extra)}"
     )
+
+
+def code_spans(text: str) -> set[str]:
+    """Every inline code span of the prose (names, paths, commands, numbers in a table)."""
+    return {" ".join(m.group(1).split()) for m in re.finditer(r"`([^`]+)`", _prose(text))}
+
+
+def untranslated_spans(english: str, russian: str) -> list[str]:
+    """The English text's code spans the Russian lacks, beyond the ones it translated.
+
+    A span may be translated (a message a student reads, quoted in Russian): each span
+    of the Russian text with Cyrillic in it stands in for one missing English span.
+    """
+    missing = code_spans(english) - code_spans(russian)
+    translated = [s for s in code_spans(russian) - code_spans(english) if CYRILLIC.search(s)]
+    return sorted(missing) if len(missing) > len(translated) else []
+
+
+@pytest.mark.parametrize("english", sorted(PAIRS))
+def test_russian_document_names_the_same_things(english: str) -> None:
+    """Every name, path and value the original writes as code (the exercises of a table,
+    a setting, a file) is in the translation too: a row added in English shows up here."""
+    missing = untranslated_spans(_read(english), _read(PAIRS[english]))
+    assert not missing, f"{PAIRS[english]} does not mention {missing}, which {english} does"
+
+
+def test_a_span_added_to_the_original_is_caught() -> None:
+    russian = "`public_value` и `→ Объяснение: блокнот 01`"
+    assert untranslated_spans("`public_value` and `→ Explained in notebook 01`", russian) == []
+    assert untranslated_spans(
+        "`public_value`, `dh_server` and `→ Explained in notebook 01`", russian
+    ) == ["dh_server", "→ Explained in notebook 01"]
 
 
 @pytest.mark.parametrize("english", sorted(PAIRS))
