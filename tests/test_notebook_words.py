@@ -144,3 +144,22 @@ def test_the_chat_panel_names_the_room_in_the_students_language(language) -> Non
     client.on_message(ChatMessage("bob", "привет", 0.0))
     assert panel.lines == ["сервер: alice входит в чат", "bob: привет"]
     assert "#6a1b9a" in panel.log.value, "the room's lines keep their colour"
+
+
+def test_numbers_in_figures_are_written_the_russian_way(language) -> None:
+    """A decimal comma and a thin space between thousands in Russian; English as Python writes."""
+    import math
+
+    year = 365.25 * 24 * 3600
+    language("ru")
+    assert plots.format_log10_seconds(math.log10(0.0032)) == "3,2 мс"
+    assert plots.format_log10_seconds(math.log10(3000 * year)) == "3\u2009000 лет"
+    try:
+        figure = plots.brute_force_times([8, 9, 10, 11], [1e-3, 2e-3, 4e-3, 8e-3])
+        legend = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+        assert "×2,00 на каждый бит" in legend, legend
+    finally:
+        plt.close("all")
+    language("en")
+    assert plots.format_log10_seconds(math.log10(0.0032)) == "3.2 ms"
+    assert plots.format_log10_seconds(math.log10(3000 * year)) == "3,000 years"

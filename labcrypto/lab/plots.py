@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..groups import Group
-from ..i18n import N_, _, ngettext
+from ..i18n import N_, _, language, ngettext
 from .vocabulary import shown
 
 __all__ = [
@@ -126,22 +126,30 @@ def extrapolate_log10_seconds(
 _UNITS = ((N_("{value} days"), 86400), (N_("{value} hours"), 3600), (N_("{value} minutes"), 60))
 
 
+def _number(formatted: str) -> str:
+    """A number Python formatted (``"3.2"``, ``"1,000"``) as the reader writes numbers:
+    in Russian a decimal comma and a thin space between thousands (``"3,2"``, ``"1 000"``)."""
+    if language() != "ru":
+        return formatted
+    return formatted.replace(",", "\u2009").replace(".", ",")
+
+
 def format_log10_seconds(log10_seconds: float) -> str:
     """A human reading of ``10**log10_seconds`` seconds: "3.2 ms", "5 days", "10^598 years"."""
     if log10_seconds < 2:
         value = 10**log10_seconds
         if value < 1:
-            return _("{value} ms").format(value=f"{value * 1000:.3g}")
-        return _("{value} s").format(value=f"{value:.3g}")
+            return _("{value} ms").format(value=_number(f"{value * 1000:.3g}"))
+        return _("{value} s").format(value=_number(f"{value:.3g}"))
     if log10_seconds < math.log10(_YEAR):
         value = 10**log10_seconds
         for unit, size in _UNITS:
             if value >= size:
-                return _(unit).format(value=f"{value / size:.3g}")
+                return _(unit).format(value=_number(f"{value / size:.3g}"))
     log10_years = log10_seconds - math.log10(_YEAR)
     if log10_years < 6:
         years = round(10**log10_years)
-        return ngettext("{value} year", "{value} years", years).format(value=f"{years:,}")
+        return ngettext("{value} year", "{value} years", years).format(value=_number(f"{years:,}"))
     return _("10^{power} years").format(power=f"{log10_years:.0f}")
 
 
@@ -164,7 +172,7 @@ def brute_force_times(
         [2 ** (slope * x + intercept) for x in fit_x],
         "--",
         color="gray",
-        label=_("×{factor} per bit").format(factor=f"{2**slope:.2f}"),
+        label=_("×{factor} per bit").format(factor=_number(f"{2**slope:.2f}")),
     )
     left.set(title=_("Trying every exponent"), xlabel=_("size of p (bits)"), ylabel=_("seconds"))
     left.legend(fontsize=8)
