@@ -168,6 +168,17 @@ WRONG: dict[str, tuple[str, str]] = {
         "def is_allowed(path, key):\n    return key.to_text() in Path(path).read_text()\n",
         "Compare keys, not text",
     ),
+    "serve_one": (
+        "from labcrypto.channel import SecureChannel\n"
+        "def serve_one(sock, server_key, allowlist_path):\n"
+        "    channel = SecureChannel.server(sock, server_key)\n"
+        "    channel.send('welcome')\n"
+        "    if not Allowlist(allowlist_path).is_allowed(channel.session.peer_key):\n"
+        "        channel.close()\n"
+        "        raise LabCryptoError('not on the allowlist')\n"
+        "    return channel\n",
+        "checks the key too late",
+    ),
     "join_as_new_student": (
         "def join_as_new_student(name, key_dir, allowlist_path, address, server_key):\n"
         "    key = keys.generate()\n"
@@ -224,6 +235,63 @@ WRONG: dict[str, tuple[str, str]] = {
         "Only the files at the top were counted",
     ),
 }
+
+
+
+def _serve_one(allow: str, before: str = "") -> str:
+    """notebook 03's serve_one as a student writes it, with ``allow`` as its allowlist check."""
+    return (
+        "from labcrypto.channel import SecureChannel, read_frame, write_frame\n"
+        "from labcrypto.handshake import ServerHandshake\n"
+        f"{before}"
+        "def serve_one(sock, server_key, allowlist_path):\n"
+        f"    handshake = ServerHandshake(server_key, allow={allow})\n"
+        "    try:\n"
+        "        while not handshake.done:\n"
+        "            for reply in handshake.receive(read_frame(sock)):\n"
+        "                write_frame(sock, reply)\n"
+        "    except LabCryptoError as exc:\n"
+        "        write_frame(sock, ServerHandshake.error_message(exc))\n"
+        "        raise\n"
+        "    channel = SecureChannel(sock, handshake.session)\n"
+        "    channel.send('welcome')\n"
+        "    return channel\n"
+    )
+
+
+#: More typical wrong answers of some exercises (issue 18: at least three each), with the
+#: phrase each one's feedback must contain. Student ``more-N`` hands in the N-th of every
+#: list, every other exercise answered right: each loses exactly that exercise's points.
+MORE_WRONG: dict[str, list[tuple[str, str]]] = {
+    "serve_one": [
+        (  # the list read once and kept: a student removed later still gets in
+            _serve_one(
+                "lambda key: key in KEPT.setdefault(allowlist_path, "
+                "{e.key for e in Allowlist(allowlist_path).entries()})",
+                before="KEPT = {}\n",
+            ),
+            "(a cache)",
+        ),
+        (  # the key's text searched for in the file's text
+            _serve_one("lambda key: key.to_text() in Path(allowlist_path).read_text()"),
+            "Compare keys (PublicKey ==), not text",
+        ),
+        (  # no file, no list: everybody in
+            _serve_one(
+                "lambda key: not Path(allowlist_path).exists() "
+                "or Allowlist(allowlist_path).is_allowed(key)"
+            ),
+            "fail closed",
+        ),
+    ],
+}
+MORE = [f"more-{n}" for n in range(1, 1 + max(len(v) for v in MORE_WRONG.values()))]
+
+
+def _more_wrong(student: str) -> dict[str, tuple[str, str]]:
+    """The wrong answers ``more-N`` hands in, by grade id (the N-th of each list)."""
+    n = int(student.rpartition("-")[2]) - 1
+    return {grade_id: wrong[n] for grade_id, wrong in MORE_WRONG.items() if n < len(wrong)}
 
 
 def _meta(cell: Any) -> dict:
@@ -286,13 +354,15 @@ def _submission(source: Any, released: Any, student: str) -> Any:
     answers = {_meta(c)["grade_id"]: c.source for c in source.cells if _meta(c).get("solution")}
     if student in AGAIN:
         answers = {grade_id: _lucky(grade_id, answer) for grade_id, answer in answers.items()}
-    wrong = _wrong_ids(nb, student)
+    wrong = {grade_id: WRONG[grade_id][0] for grade_id in _wrong_ids(nb, student)}
+    if student in MORE:
+        wrong = {grade_id: answer for grade_id, (answer, _) in _more_wrong(student).items()}
     for cell in nb.cells:
         meta = _meta(cell)
         if not meta.get("solution"):
             continue
         grade_id = meta["grade_id"]
-        cell.source = WRONG[grade_id][0] if grade_id in wrong else answers[grade_id]
+        cell.source = wrong.get(grade_id, answers[grade_id])
     return nb
 
 
@@ -361,6 +431,18 @@ def graded_five_times(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any
     for name in ("02_exchange", "04_two_ports"):
         (folder / f"{name}.ipynb").write_bytes((NOTEBOOK_DIR / f"{name}.ipynb").read_bytes())
     return _grade_course(base, folder, AGAIN)
+
+
+@pytest.fixture(scope="module")
+def graded_more(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The notebooks of the ``MORE_WRONG`` exercises, each ``more-N`` student's hand-in graded."""
+    base = tmp_path_factory.mktemp("more-mistakes")
+    folder = base / "notebooks"
+    folder.mkdir()
+    for path in sorted(NOTEBOOK_DIR.glob("0*.ipynb")):
+        if set(_exercises(nbformat.read(path, 4))) & set(MORE_WRONG):
+            (folder / path.name).write_bytes(path.read_bytes())
+    return _grade_course(base, folder, MORE)
 
 
 def _cell_scores(course: Path, assignment: str, student: str) -> dict[str, tuple[float, float]]:
@@ -466,6 +548,38 @@ def test_each_typical_mistake_loses_exactly_its_points(
                 assert heading in feedback, f"{solution_id}: no pointer to its section"
             else:
                 assert auto == most, f"{assignment}: the right {solution_id} lost points"
+
+
+def test_more_typical_mistakes_each_lose_exactly_their_points(graded_more: dict[str, Any]) -> None:
+    """Issue 18: an exercise's further typical wrong answers, each handed in on its own (every
+    other answer right), each lose exactly that exercise's points, with feedback naming it."""
+    course = graded_more["course"]
+    assert graded_more["ids"], "the notebooks of MORE_WRONG were graded"
+    totals = {(r["assignment"], r["student_id"]): float(r["score"]) for r in graded_more["rows"]}
+    seen: set[str] = set()
+    for assignment in graded_more["ids"]:
+        full = sum(most for _, most in _cell_scores(course, assignment, MORE[0]).values())
+        for student in MORE:
+            nb = _autograded(course, assignment, student)
+            wrong = _more_wrong(student)
+            scores = _cell_scores(course, assignment, student)
+            lost = 0.0
+            for solution_id in _exercises(nb):
+                check = _check_of(nb, solution_id)
+                auto, most = scores[_meta(check)["grade_id"]]
+                if solution_id not in wrong:
+                    assert auto == most, f"{student}: the right {solution_id} lost points"
+                    continue
+                assert auto == 0, f"{student}: the wrong {solution_id} still scored {auto}"
+                lost += most
+                feedback = _error_text(check)
+                phrase = wrong[solution_id][1]
+                assert phrase in feedback, f"{student} {solution_id}: {phrase!r} not in\n{feedback}"
+                heading = CHECKS[_meta(check)["grade_id"]].section.heading
+                assert heading in feedback, f"{student} {solution_id}: no pointer to its section"
+            seen |= set(wrong) & set(_exercises(nb))
+            assert totals[(assignment, student)] == full - lost, (assignment, student)
+    assert seen == set(MORE_WRONG), "every exercise of MORE_WRONG was graded"
 
 
 def test_exported_grades(graded: dict[str, Any]) -> None:
