@@ -127,7 +127,14 @@ from .errors import (
     VersionMismatch,
 )
 from .groups import FFDHE2048, TOY, Group
-from .keys import KeyPair, PublicKey, RandomSource, generate, parse_fingerprint
+from .keys import (
+    KeyPair,
+    PublicKey,
+    RandomSource,
+    fingerprint_of,
+    generate,
+    parse_fingerprint,
+)
 from .untrusted import quote
 
 __all__ = [
@@ -542,7 +549,9 @@ class _Handshake:
                 "K_bits": self.group.bits,
             }
             if self._eph is not None and self._peer_eph is not None:
-                mine, theirs = self._eph.fingerprint, self._peer_eph.fingerprint
+                # Our own value needs no check (we made it): no PublicKey, no Jacobi symbol.
+                mine = fingerprint_of(self.group, self._eph.public)
+                theirs = self._peer_eph.fingerprint
                 numbers["A_ephemeral"], numbers["B_ephemeral"] = (
                     (mine, theirs) if self.role == "client" else (theirs, mine)
                 )
