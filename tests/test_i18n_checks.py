@@ -20,7 +20,13 @@ from typing import Any
 
 import pytest
 from test_i18n import _ENGLISH_PROSE
-from test_notebook_helpers import _cipher_class, _dh_server, _dh_variant, _pool_class
+from test_notebook_helpers import (
+    _cipher_class,
+    _dh_server,
+    _dh_variant,
+    _pool_class,
+    _serve_one,
+)
 
 from labcrypto import i18n
 from labcrypto.errors import LabCryptoError
@@ -234,6 +240,39 @@ def test_03_a_revoked_student_let_in() -> None:
         ["the instructor commented it out", "are comments: skip them"],
         ["преподаватель закомментировал её", "комментарии: пропускайте их"],
         ALLOWLIST,
+    )
+
+
+SERVE_ONE = "Упражнение: проверка внутри рукопожатия"
+
+
+def test_03_the_key_checked_after_the_welcome(no_leaks) -> None:
+    assert_named_in_russian(
+        checks_03_allowlist.check_serve_one,
+        (_serve_one("after the welcome"),),
+        ["A client whose key is not on the allowlist", "checks the key too late"],
+        ["Клиент, чьего ключа нет в списке разрешённых", "проверяет ключ слишком поздно"],
+        SERVE_ONE,
+    )
+
+
+def test_03_an_allowlist_read_once_and_kept(no_leaks) -> None:
+    assert_named_in_russian(
+        checks_03_allowlist.check_serve_one,
+        (_serve_one("cached"),),
+        ["after his row was removed", "(a cache)"],
+        ["после того, как его строку удалили", "(кэш)"],
+        SERVE_ONE,
+    )
+
+
+def test_03_no_allowlist_file_lets_everyone_in(no_leaks) -> None:
+    assert_named_in_russian(
+        checks_03_allowlist.check_serve_one,
+        (_serve_one("fail open"),),
+        ["after the allowlist file was deleted", "fail closed"],
+        ["после того, как файл списка удалили", "должен отказывать всем"],
+        SERVE_ONE,
     )
 
 

@@ -1084,6 +1084,39 @@ def test_serve_one_check_ends_a_stuck_server_and_says_so(no_leaks) -> None:
     _fails(checks_03_allowlist.check_serve_one, not_written, "not written yet")
 
 
+def test_serve_one_check_passes_a_right_server_that_is_slow(no_leaks) -> None:
+    """A loaded machine slows every step: a right server that takes 0.5 s before each
+    answer (far more than a loaded machine adds) keeps its points; no verdict hangs on speed."""
+    import time
+
+    right = _serve_one()
+
+    def slow(sock, server_key, allowlist_path):
+        time.sleep(0.5)
+        return right(sock, server_key, allowlist_path)
+
+    checks_03_allowlist.check_serve_one(slow)
+
+
+def test_serve_one_check_ends_a_server_that_waits_after_its_refusal(no_leaks) -> None:
+    import time
+
+    from labcrypto.channel import read_frame
+
+    right = _serve_one()
+
+    def lingers(sock, server_key, allowlist_path):
+        try:
+            return right(sock, server_key, allowlist_path)
+        except LabCryptoError:
+            read_frame(sock)  # waits for a frame that never comes
+            raise
+
+    start = time.perf_counter()
+    _fails(checks_03_allowlist.check_serve_one, lingers, "did not end within 6 s")
+    assert time.perf_counter() - start < 10
+
+
 def test_hidden_serve_one_uses_the_notebooks_own_list(no_leaks, tmp_path) -> None:
     from labcrypto.allowlist import Allowlist
 
