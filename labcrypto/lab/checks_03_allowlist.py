@@ -644,6 +644,8 @@ SERVE_ONE = Messages(
 #: How long the student's server may run on one connection (its socket waits as long): far
 #: past the check's own deadlines, so its timeout never races a verdict.
 _SERVER_PATIENCE = 5 * WAIT
+#: The fields of a client hello that hold its public values (static and ephemeral).
+_VALUES = ("static", "ephemeral")
 #: What a lying client sends as its proof: it cannot compute the real one.
 _MADE_UP_PROOF = encode_message({"type": "client_finished", "confirm": "00" * 32})
 
@@ -663,8 +665,10 @@ class _WatchedKey(KeyPair):
         self.met.append(peer)
         return super().shared_secret(peer)
 
-    def computed_with(self, key: PublicKey) -> bool:
-        return any(peer == key or peer == key.value for peer in list(self.met))
+    def computed_with(self, values: set[int]) -> bool:
+        """Did this key do Diffie-Hellman with any of these public values?"""
+        met = [peer.value if isinstance(peer, PublicKey) else peer for peer in list(self.met)]
+        return any(value in values for value in met)
 
 
 def _watched(pair: KeyPair) -> _WatchedKey:
@@ -684,7 +688,8 @@ class _Visit:
     welcome: bytes | None = None  #: the first encrypted message, opened (allowed clients)
     status: str = "stuck"  #: how serve_one ended: "ok", "error" or "stuck"
     value: Any = None  #: what it returned or raised
-    computed: bool = False  #: did the server compute a DH result with the client's key?
+    offered: set[int] = field(default_factory=set)  #: the client's public values (its hello)
+    computed: bool = False  #: did the server compute a DH result with any of them?
 
     def kinds(self) -> list[str]:
         return [kind for kind, _ in self.frames]
@@ -724,7 +729,9 @@ def _play_visitor(sock: socket.socket, visitor: KeyPair, server: PublicKey, visi
     reader, opener, lying = FrameReader(), None, False
     deadline = time.monotonic() + 2 * WAIT
     try:
-        write_frame(sock, handshake.start())
+        hello = handshake.start()
+        visit.offered = {int(v, 16) for k, v in decode_message(hello).items() if k in _VALUES}
+        write_frame(sock, hello)
         while True:
             payload = bytes(reader.read(sock, deadline))
             opened = _opened(opener, payload)
@@ -779,7 +786,7 @@ def _visit(serve_one: Callable[..., Any], server_key: _WatchedKey, path: Path,
         done.wait(WAIT)
         if done.is_set():
             visit.status, visit.value = ended[0]
-        visit.computed = server_key.computed_with(visitor.public_key)
+        visit.computed = server_key.computed_with(visit.offered)
     return visit
 
 
