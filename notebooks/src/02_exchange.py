@@ -698,7 +698,7 @@ refused
 
 # %% id=cell-051
 steps = plots.transcript_steps(alice.channel.session.transcript)
-steps += [("client" if f.direction == wiretap.C2S else "server", wiretap.describe(f.payload)[:60])
+steps += [("client" if f.direction == wiretap.C2S else "server", wiretap.describe(f.payload))
           for f in tap.frames() if f.kind == "data"][:6]
 plots.sequence_diagram(steps);
 
