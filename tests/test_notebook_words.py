@@ -128,7 +128,7 @@ def test_the_stop_button_is_as_wide_as_its_russian_label(language) -> None:
     language("ru")
     panel = widgets.kernel_status()
     button = panel.children[1]
-    assert button.description == "Остановить все серверы" and button.layout.width == "auto"
+    assert button.description == "Остановить все серверы" and button.layout.width == "max-content"
 
 
 def test_the_chat_panel_names_the_room_in_the_students_language(language) -> None:

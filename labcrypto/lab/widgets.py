@@ -376,7 +376,7 @@ def kernel_status() -> ipw.VBox:
     button = ipw.Button(
         description=_("Stop all servers"),
         button_style="warning",
-        layout=ipw.Layout(width="auto"),  # as wide as its label, in any language
+        layout=ipw.Layout(width="max-content"),  # as wide as its label, in any language
     )
 
     def refresh() -> None:
