@@ -280,3 +280,138 @@ def test_dh_server_whose_hello_says_g_2_fails_on_every_run(no_leaks) -> None:
 
     for _ in range(3):
         _fails(checks_03_allowlist.check_dh_server, hello_with_g_2, "does not offer the group")
+
+
+# --- the check's own work is not the student's time -------------------------------------
+
+
+def test_shared_secret_check_does_its_own_work_before_the_students_time(monkeypatch) -> None:
+    """On a loaded machine the check's own 2048-bit powers once ate most of PURE_WAIT, and
+    a right answer was "too slow". Forced here: the check's own work takes longer than the
+    whole bound; the student's right answer must still pass."""
+    from labcrypto.lab import checks_01_keys
+    from labcrypto.lab.feedback import PURE_WAIT
+
+    real = checks_01_keys._invalid_values
+
+    def slow_invalid_values(group):
+        time.sleep(PURE_WAIT / 2)  # twice: longer than the whole bound
+        return real(group)
+
+    monkeypatch.setattr(checks_01_keys, "_invalid_values", slow_invalid_values)
+
+    def good(grp, a, peer):
+        groups.validate_public(grp, peer)
+        return pow(peer, a, grp.p)
+
+    checks_01_keys.check_shared_secret(good)
+
+
+# --- hidden tests never hang the grading -------------------------------------------------
+
+
+class _Endless:
+    """Student code that never returns: it spins until the test calls ``stop()`` (or 60 s
+    at most, so that no thread outlives a broken test)."""
+
+    def __init__(self) -> None:
+        self.stopped = threading.Event()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def __call__(self, *args):
+        deadline = time.monotonic() + 60
+        while not self.stopped.is_set() and time.monotonic() < deadline:
+            pass
+        raise TimeoutError("stopped by the test")
+
+
+HIDDEN_TESTS = ["public_value", "shared_secret", "break_caesar", "chat_loop", "du"]
+
+
+def _hidden_tests(tmp_path):
+    from labcrypto.lab import checks_01_keys, checks_05_ftp
+
+    (tmp_path / "a.txt").write_bytes(b"x" * 10)
+    return {
+        "public_value": (checks_01_keys, lambda f: checks_01_keys.hidden_public_value(f, "s7")),
+        "shared_secret": (checks_01_keys, lambda f: checks_01_keys.hidden_shared_secret(f, "s7")),
+        "break_caesar": (
+            checks_02_exchange,
+            lambda f: checks_02_exchange.hidden_break_caesar(f, "s7"),
+        ),
+        "chat_loop": (checks_02_exchange, checks_02_exchange.hidden_chat_loop),
+        "du": (checks_05_ftp, lambda f: checks_05_ftp.hidden_du(f, None, tmp_path)),
+    }
+
+
+@pytest.mark.parametrize(
+    "name", ["public_value", "shared_secret", "break_caesar", "chat_loop", "du"]
+)
+def test_a_hidden_test_stops_code_that_never_returns(name, tmp_path, monkeypatch) -> None:
+    module, hidden = _hidden_tests(tmp_path)[name]
+    monkeypatch.setattr(module, "HIDDEN_WAIT", 0.5, raising=False)
+    endless = _Endless()
+    failures: list[BaseException] = []
+
+    def grade() -> None:
+        try:
+            hidden(endless)
+        except BaseException as exc:
+            failures.append(exc)
+
+    grader = threading.Thread(target=grade, daemon=True)
+    try:
+        grader.start()
+        grader.join(10)
+        assert not grader.is_alive(), "the hidden test is still waiting for the student's code"
+    finally:
+        endless.stop()
+        grader.join(5)
+    assert len(failures) == 1 and isinstance(failures[0], CheckFailed), failures
+    assert "hidden test" in str(failures[0])
+
+
+# --- a secret from a small range is refused by its size, not by a lucky repeat -----------
+
+
+def test_a_key_drawn_from_a_small_range_fails_on_every_run(tmp_path) -> None:
+    """Drawn from 1000 numbers, two keys were equal about one run in a thousand: only those
+    runs failed. Forced here: the draws never repeat, yet the check fails."""
+    import os
+
+    from labcrypto import keys
+    from labcrypto.lab import checks_01_keys
+
+    draws = iter(range(1000, 2000))
+
+    def load_or_create_key(path, group=groups.FFDHE2048):
+        if path.exists():
+            private = keys.parse_number(path.read_text().split(":", 1)[1])
+            return keys.KeyPair(group, private, pow(group.g, private, group.p))
+        private = next(draws)  # course mistake 2: random.randint(1000, 1999), but never twice
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(fd, "w") as file:
+            file.write(f"private: {private:#x}\n")
+        return keys.KeyPair(group, private, pow(group.g, private, group.p))
+
+    for _ in range(2):
+        _fails(checks_01_keys.check_load_or_create_key, load_or_create_key, "only 10 bits")
+
+
+def test_a_dh_server_with_b_from_a_small_range_fails_on_every_run(no_leaks) -> None:
+    """Drawn from 100 numbers, three connections repeated a B about one run in thirty: only
+    those runs failed. Forced here: the draws never repeat, yet the check fails."""
+    draws = iter(range(10, 100))
+
+    def dh_server(sock, group):
+        b = next(draws)  # course mistake 2: random.randint(10, 99), but never twice
+        hello = {"p": group.p, "g": group.g, "B": pow(group.g, b, group.p)}
+        write_frame(sock, json.dumps(hello).encode())
+        public = json.loads(read_frame(sock))["A"]
+        groups.validate_public(group, public)
+        return pow(public, b, group.p)
+
+    for _ in range(2):
+        _fails(checks_03_allowlist.check_dh_server, dh_server, "for a b below 65536", "mistake 2")

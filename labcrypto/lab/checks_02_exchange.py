@@ -19,6 +19,7 @@ from ..groups import Group, small_safe_prime_group
 from ..i18n import N_, Messages, _, ngettext
 from ..streams import set_timeout
 from .feedback import (
+    HIDDEN_WAIT,
     LOOP_WAIT,
     RECV_AS_MESSAGE,
     WAIT,
@@ -45,6 +46,7 @@ from .harness import (
     outside_subgroup,
     prime_not_safe,
     read_available,
+    returned_within,
     run_bounded,
     run_dh_server,
     tcp_connection,
@@ -552,7 +554,7 @@ def check_break_caesar(break_caesar: Callable[[bytes], bytes]) -> None:
 def hidden_break_caesar(break_caesar: Callable[[bytes], bytes], typed_id: str = "") -> None:
     """This student's own captured message."""
     mine = variant(student_id(typed_id))
-    expect(break_caesar(mine.ciphertext) == mine.message)
+    expect(returned_within(break_caesar, mine.ciphertext, timeout=HIDDEN_WAIT) == mine.message)
 
 
 # --- the message loop -----------------------------------------------------------------
@@ -652,5 +654,6 @@ def check_chat_loop(chat_loop: Callable[[Any, list[str]], list[str]]) -> None:
 @check_chat_loop.hidden
 def hidden_chat_loop(chat_loop: Callable[[Any, list[str]], list[str]]) -> None:
     """A loop with no lines, and replies that differ from the lines."""
-    expect(chat_loop(ReplyingChannel(), ["a", "b"]) == ["re: a", "re: b"])
-    expect(chat_loop(ReplyingChannel(), []) == [])
+    two_lines = returned_within(chat_loop, ReplyingChannel(), ["a", "b"], timeout=HIDDEN_WAIT)
+    expect(two_lines == ["re: a", "re: b"])
+    expect(returned_within(chat_loop, ReplyingChannel(), [], timeout=HIDDEN_WAIT) == [])

@@ -105,6 +105,11 @@ DH_SERVER = Messages(
             "client, so whoever learns it once reads every conversation. Draw a fresh b "
             "for every connection with secrets."
         ),
+        "small b": N_(
+            "Your hello's B is g^b mod p for a b below {limit}: whoever tries every b up to "
+            "there finds yours in a moment, and reads the conversation (course mistake 2). "
+            "Draw b with group.random_exponent(secrets.randbelow), never from a small range."
+        ),
         "secret sent": N_(
             "The shared secret was sent on the wire (course mistake 3): the bytes your "
             "server sent contain K. Each side computes K; nobody sends it."
@@ -192,6 +197,7 @@ DH_SERVER = Messages(
 #: The seed of the group of ``check_dh_server``: the same group on every run, and one whose
 #: g is 3, not 2 (a hello that sends g = 2 whatever the group fails every run, not half).
 DH_SERVER_SEED = 5
+SMALL_EXPONENT = 1 << 16  #: a b below this is found by trying them all (a few ms)
 
 
 @dataclass
@@ -204,6 +210,16 @@ class _ServerRun:
     hello_error: str = ""  #: why the client could not read it ("" if it could)
     client_k: int | None = None  #: the K the fair client computed
     sent: bytes = b""  #: every byte the server sent
+
+
+def _has_small_exponent(group: Group, values: set[int]) -> bool:
+    """Is one of ``values`` equal to g^b mod p for some b below ``SMALL_EXPONENT``?"""
+    power = 1
+    for _ in range(SMALL_EXPONENT):
+        power = power * group.g % group.p
+        if power in values:
+            return True
+    return False
 
 
 def _non_residue(group: Group) -> int:
@@ -341,6 +357,10 @@ def _check_fair_clients(dh_server: Callable[..., int], group: Group) -> None:
         if run.value != run.client_k:
             raise fail(DH_SERVER["other K"], outcome=how_it_ended("ok", run.value, 40))
         seen_b.add(run.hello["B"])
+    # A b from a small range is refused by its size first: three draws from it may or may
+    # not repeat, and a verdict that hangs on that would change from run to run.
+    if _has_small_exponent(group, seen_b):
+        raise fail(DH_SERVER["small b"], limit=SMALL_EXPONENT)
     if len(seen_b) < 3:
         raise fail(DH_SERVER["same b"])
 

@@ -32,6 +32,7 @@ from ..i18n import N_, _
 __all__ = [
     "HAMMER_WAIT",
     "HANDOFF_WAIT",
+    "HIDDEN_WAIT",
     "LOOP_WAIT",
     "PURE_WAIT",
     "RECV_AS_MESSAGE",
@@ -63,6 +64,9 @@ LOOP_WAIT = 5.0  #: a message loop over a real encrypted channel
 HANDOFF_WAIT = 8.0  #: a handoff: a handshake, a new connection, a ticket, a welcome
 SERVICE_WAIT = 10.0  #: a walk through the file service (many requests)
 HAMMER_WAIT = 10.0  #: 16 threads leasing and releasing ports
+#: One call of the student's code in a hidden test: generous (a traced loop runs about
+#: 100 times slower than untraced on a loaded machine); it only keeps grading from hanging.
+HIDDEN_WAIT = 10.0
 
 # --- the words several checks share ------------------------------------------------
 

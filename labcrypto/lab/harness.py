@@ -44,7 +44,7 @@ from ..groups import TOY, Group, is_probable_prime, small_safe_prime_group
 from ..keys import KeyPair, generate
 from ..ports import PortPool
 from ..streams import close_stream, set_timeout
-from .feedback import PURE_WAIT, WAIT, fail, not_written, too_slow
+from .feedback import PURE_WAIT, WAIT, expect, fail, not_written, too_slow
 
 __all__ = [
     "HEADER",
@@ -66,6 +66,7 @@ __all__ = [
     "prime_not_safe",
     "range_for_a_pool",
     "read_available",
+    "returned_within",
     "run_bounded",
     "run_dh_server",
     "socket_pair",
@@ -259,6 +260,22 @@ def call_bounded(
     if outcome.status == "error":
         raise outcome.value
     return outcome.value
+
+
+def returned_within(func: Callable[..., Any], *args: Any, timeout: float = WAIT) -> Any:
+    """For a hidden test: what the student's ``func(*args)`` returned, run as
+    ``run_bounded`` runs it (stopped at ``timeout``).
+
+    What it raised is raised again, as it is (the hidden test turns it into its one
+    generic failure, or into "not written yet"); a run stopped at its deadline is a
+    failed test. A hidden test that called the student's code directly would hang the
+    grading of the whole notebook on a loop that never ends.
+    """
+    status, value = run_bounded(func, *args, timeout=timeout)
+    if status == "error":
+        raise value
+    expect(status == "ok")
+    return value
 
 
 def in_background(func: Callable[..., Any], *args: Any, timeout: float = WAIT) -> threading.Thread:
