@@ -63,7 +63,7 @@ from .errors import (
 from .handoff import DEFAULT_TICKET_TIMEOUT, busy_message, offer_data_port
 from .handshake import MODES
 from .keys import KeyPair, PublicKey
-from .ports import PortPool
+from .ports import PairPool, PortPool, as_port_pool
 from .server import ThreadedServer
 from .streams import close_stream
 from .untrusted import quote
@@ -237,10 +237,12 @@ class ChatServer(ThreadedServer):
     ``allowlist``: who may join; None lets every valid key in, named by its
     fingerprint (only for notebook 03's "what goes wrong" demo).
     ``pool``: None for one port (notebook 02), or a ``PortPool`` for the
-    two-port handoff (notebook 04). ``host``, ``port`` and ``name`` are
-    ``ThreadedServer``'s. The limits and timeouts are a ``ChatSettings``
-    (``settings``); any of its fields may also be given by name, which
-    changes just that one: ``ChatServer(key, allowlist, idle_timeout=60)``.
+    two-port handoff (notebook 04); a pool of your own with ``lease() ->
+    (port, sock)`` and ``release(port, sock)`` works too (``as_port_pool``).
+    ``host``, ``port`` and ``name`` are ``ThreadedServer``'s. The limits
+    and timeouts are a ``ChatSettings`` (``settings``); any of its fields
+    may also be given by name, which changes just that one:
+    ``ChatServer(key, allowlist, idle_timeout=60)``.
     """
 
     def __init__(
@@ -249,7 +251,7 @@ class ChatServer(ThreadedServer):
         allowlist: Allowlist | None = None,
         *,
         mode: str = "secure",
-        pool: PortPool | None = None,
+        pool: PortPool | PairPool | Any = None,
         host: str = "127.0.0.1",
         port: int = 0,
         name: str | None = None,
@@ -274,7 +276,7 @@ class ChatServer(ThreadedServer):
         self.key = key
         self.allowlist = allowlist
         self.mode = mode
-        self.pool = pool
+        self.pool = as_port_pool(pool)
         self.settings = settings
         self.admission = Admission(
             AdmissionRules(

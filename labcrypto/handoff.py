@@ -62,7 +62,7 @@ from dataclasses import dataclass
 from . import jsonwire
 from .channel import FrameDecoder, SecureChannel
 from .errors import HandoffFailed, LabCryptoError, PoolExhausted, ProtocolError
-from .ports import Lease, PortPool
+from .ports import Lease, PairPool, PortPool
 from .server import connect
 from .streams import close_stream
 
@@ -138,7 +138,7 @@ def _ticket_checker(ticket: str) -> Callable[[bytes], bool]:
 def offer_data_port(
     channel: SecureChannel,
     control: socket.socket,
-    pool: PortPool,
+    pool: PortPool | PairPool,
     *,
     ticket_timeout: float = DEFAULT_TICKET_TIMEOUT,
     lease_wait: float = 0.0,
@@ -170,7 +170,8 @@ def offer_data_port(
         lease.socket.listen(_BACKLOG)
         ticket = secrets.token_hex(TICKET_BYTES)
         channel.send(port_message(lease.port, ticket, ticket_timeout))
-        emit("pool", f"port {lease.port} leased ({len(pool.leased())} of {pool.size} in use)")
+        of = f" of {pool.size}" if pool.size is not None else ""
+        emit("pool", f"port {lease.port} leased ({len(pool.leased())}{of} in use)")
         deadline = time.monotonic() + ticket_timeout
         data = _wait_for_ticket(channel, lease, ticket, control, deadline, stopping, emit)
     except BaseException:

@@ -52,11 +52,12 @@ import threading
 import time
 import warnings
 from types import TracebackType
+from typing import Any
 
 from .errors import PoolExhausted
 from .streams import close_stream
 
-__all__ = ["Lease", "PortPool", "free_port_range"]
+__all__ = ["Lease", "PairPool", "PortPool", "as_port_pool", "free_port_range"]
 
 #: Where ``PortPool.reserve`` looks: below Linux's ephemeral ports (32768-60999),
 #: so the system does not give one of them to an outgoing connection.
@@ -151,7 +152,7 @@ class Lease:
     """
 
     def __init__(
-        self, pool: PortPool, port: int, sock: socket.socket, expires_at: float | None
+        self, pool: PortPool | PairPool, port: int, sock: socket.socket, expires_at: float | None
     ) -> None:
         self._pool = pool
         self.port = port
@@ -428,6 +429,96 @@ class PortPool:
             leased = len(self._leases)
         state = "closed" if self._closed else f"{leased} of {self.size} leased"
         return f"PortPool({self._range()}, {state})"
+
+
+class PairPool:
+    """A pool whose ``lease()`` returns a ``(port, sock)`` pair, seen as a ``PortPool``.
+
+    Notebook 04's exercise pool (``MyPortPool``) has ``lease() -> (port,
+    sock)`` and ``release(port, sock)``: the shape a student writes first.
+    The servers want what ``PortPool`` gives: ``lease(timeout=...)`` returning
+    a ``Lease`` (``.port``, ``.socket``, ``.release()``), ``leased()`` and
+    ``size``. This wrapper turns the first into the second, so
+    ``ChatServer(..., pool=MyPortPool(...))`` works (``as_port_pool`` wraps
+    it for you). It adds no lock of its own around the student's pool: that
+    pool's thread safety is the student's, as the exercise asks. Each lease
+    is given back to it exactly once.
+    """
+
+    def __init__(self, pool: Any) -> None:
+        for method in ("lease", "release"):
+            if not callable(getattr(pool, method, None)):
+                raise TypeError(
+                    f"a port pool needs lease() and release(port, sock); {pool!r} has no {method}()"
+                )
+        self.pool = pool
+        self._lock = threading.Lock()
+        self._leases: dict[int, Lease] = {}
+
+    @property
+    def size(self) -> int | None:
+        """How many ports the pool has, if it says (``size``, or ``first`` and ``last``)."""
+        size = getattr(self.pool, "size", None)
+        if isinstance(size, int):
+            return size
+        first, last = getattr(self.pool, "first", None), getattr(self.pool, "last", None)
+        return last - first + 1 if isinstance(first, int) and isinstance(last, int) else None
+
+    def lease(self, timeout: float = 0) -> Lease:
+        """``pool.lease()`` as a ``Lease``; while it raises ``PoolExhausted``, retry for up
+        to ``timeout`` seconds (the wrapped pool cannot say when a port comes back)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                got = self.pool.lease()
+                break
+            except PoolExhausted:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise
+                time.sleep(min(_RETRY_BUSY_SECONDS, remaining))
+        if not (isinstance(got, tuple) and len(got) == 2 and isinstance(got[1], socket.socket)):
+            raise TypeError(f"lease() must return (port, sock), got {got!r:.80}")
+        port, sock = got
+        lease = Lease(self, port, sock, None)
+        with self._lock:
+            self._leases[port] = lease
+        return lease
+
+    def _give_back(self, lease: Lease) -> None:
+        """``pool.release(port, sock)``, once per lease (called by ``Lease.release``)."""
+        with self._lock:
+            if lease._returned or self._leases.get(lease.port) is not lease:
+                return
+            lease._returned = True
+            del self._leases[lease.port]
+        self.pool.release(lease.port, lease.socket)
+
+    def leased(self) -> list[int]:
+        """The ports leased through this wrapper right now, smallest first."""
+        with self._lock:
+            return sorted(self._leases)
+
+    def close(self) -> None:
+        """Give every lease back to the wrapped pool (and close it, if it has ``close``)."""
+        with self._lock:
+            leases = list(self._leases.values())
+        for lease in leases:
+            lease.release()
+        close = getattr(self.pool, "close", None)
+        if callable(close):
+            close()
+
+    def __repr__(self) -> str:
+        return f"PairPool({self.pool!r}, {len(self.leased())} leased)"
+
+
+def as_port_pool(pool: Any) -> PortPool | PairPool | None:
+    """``pool`` as the servers use it: a ``PortPool`` (or None) as it is, any other pool
+    with ``lease() -> (port, sock)`` and ``release(port, sock)`` wrapped in ``PairPool``."""
+    if pool is None or isinstance(pool, PortPool | PairPool):
+        return pool
+    return PairPool(pool)
 
 
 def _bind_all(host: str, first: int, size: int) -> list[socket.socket] | None:

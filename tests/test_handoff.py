@@ -416,3 +416,68 @@ def test_many_clients_at_once_then_nothing_left(start, keyring, known):
     assert wait_until(lambda: server.pool.leased() == [])
     assert wait_until(lambda: threading.active_count() <= threads_before)
     assert wait_until(lambda: len(server.threads()) == 1)  # the accept loop only
+
+
+# --- a pool the student wrote (notebook 04's exercise) ----------------------------------
+
+
+class ExercisePool:
+    """Notebook 04's MyPortPool as the exercise asks for it: ``lease() -> (port, sock)``,
+    ``release(port, sock)``; it counts its releases so the test can see each come back."""
+
+    def __init__(self, first: int, last: int, host: str = HOST) -> None:
+        self.host, self.free = host, list(range(first, last + 1))
+        self.lock = threading.Lock()
+        self.released: list[int] = []
+
+    def lease(self) -> tuple[int, socket.socket]:
+        with self.lock:
+            for _ in range(len(self.free)):
+                port = self.free.pop(0)
+                sock = socket.socket()
+                try:
+                    sock.bind((self.host, port))
+                    sock.listen()
+                except OSError:
+                    sock.close()
+                    self.free.append(port)
+                    continue
+                return port, sock
+        raise PoolExhausted("no free port; try again in a moment")
+
+    def release(self, port: int, sock: socket.socket) -> None:
+        sock.close()
+        with self.lock:
+            self.free.append(port)
+            self.released.append(port)
+
+
+def test_the_chat_server_runs_on_a_pool_the_student_wrote(keyring, mode, tmp_path, known):
+    """Issue 18 §1: ChatServer takes the exercise's pool (``(port, sock)`` leases) as it
+    is: the conversation moves to one of its ports, a full pool says busy, and each
+    port goes back to the student's pool exactly once (it used to fail right after the
+    handshake: a tuple has no ``.socket``)."""
+    allow = Allowlist(tmp_path / "allowlist.csv", keyring("alice").group)
+    for name in NAMES[1:]:
+        allow.add(name, keyring(name).public_key)
+    spare = PortPool.reserve(1, HOST)
+    spare.close()  # the student's pool binds its ports itself
+    mine = ExercisePool(spare.first, spare.last)
+    server = ChatServer(keyring("server"), allow, mode=mode, pool=mine).start()
+    try:
+        with join(server, "alice", keyring, known) as alice:
+            assert alice.data_port == spare.first
+            assert server.pool.leased() == [spare.first]
+            echo(alice, "hello through my own pool")
+            with pytest.raises(PoolExhausted, match="busy"):
+                join(server, "bob", keyring, known)
+        assert wait_until(lambda: mine.released == [spare.first])
+        with join(server, "bob", keyring, known) as bob:
+            echo(bob, "the port came back")
+        assert wait_until(lambda: mine.released == [spare.first] * 2)
+        assert wait_until(lambda: server.pool.leased() == [])
+    finally:
+        server.stop()
+    assert mine.free == [spare.first]
+    # The student's pool does not say its size: the event says what it knows.
+    assert any(e.text == f"port {spare.first} leased (1 in use)" for e in server.events)
