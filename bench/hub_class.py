@@ -10,11 +10,11 @@ tests/test_hub.py), then what a lecture does:
    ``.pub`` files and runs the class chat server; every student joins and
    sends ``--lines`` lines, 0.2 s apart, timing each line's round trip (sent
    → back from the server) and counting lines nobody received;
-3. notebook 02, top to bottom, in every student's server at once;
+3. notebook 02b (the chat), top to bottom, in every student's server at once;
 
 and prints spawn time, memory per student (idle server; server with its
 notebook kernel), the machine's peak memory use (MemAvailable, sampled each
-second), chat p50/p99 and lost lines, and notebook 02's times. Everything is
+second), chat p50/p99 and lost lines, and notebook 02b's times. Everything is
 removed afterwards, as in the test.
 
     sudo .venv/bin/python bench/hub_class.py --students 20 40
@@ -166,9 +166,9 @@ def chat(campus: Campus, lines: int) -> dict[str, Any]:
 
 
 def notebooks(campus: Campus) -> dict[str, Any]:
-    """Notebook 02 in every student's server at once."""
-    content = json.loads((ROOT / "notebooks" / "02_exchange.ipynb").read_text(encoding="utf-8"))
-    path = "notebooks/02_exchange.ipynb"
+    """Notebook 02b (the chat) in every student's server at once."""
+    content = json.loads((ROOT / "notebooks" / "02b_chat.ipynb").read_text(encoding="utf-8"))
+    path = "notebooks/02b_chat.ipynb"
     students = campus.students
     each(students, lambda n: campus.server(n).put_file(path, content, kind="notebook"))
     runs = each(
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(row), flush=True)
     print(
         "\n| students | spawn (all at once) | idle server | server + notebook kernel "
-        "| machine peak | chat p50 / p99 | lines lost | notebook 02 (min / median / max) |"
+        "| machine peak | chat p50 / p99 | lines lost | notebook 02b (min / median / max) |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:

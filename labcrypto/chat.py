@@ -1,6 +1,6 @@
 """The chat room: the course's message exchange, encrypted, for a whole class.
 
-Notebook 02_exchange starts a ``ChatServer`` on one port; 03_allowlist
+Notebook 02b_chat starts a ``ChatServer`` on one port; 03_allowlist
 turns the allowlist on; 04_two_ports gives it a ``PortPool`` so every
 conversation moves to a port of its own after the handshake. The CLI's
 ``labcrypto serve`` / ``labcrypto chat`` use the same two classes.

@@ -16,12 +16,8 @@ from .lab.checks_01_keys import (
     check_public_value,
     check_shared_secret,
 )
-from .lab.checks_02_exchange import (
-    check_break_caesar,
-    check_chat_loop,
-    check_dh_client,
-    check_framing,
-)
+from .lab.checks_02_exchange import check_dh_client, check_framing
+from .lab.checks_02b_chat import check_break_caesar, check_chat_loop
 from .lab.checks_03_allowlist import check_is_allowed, check_join_as_new_student
 from .lab.checks_04_two_ports import check_follow_handoff, check_port_pool
 from .lab.checks_05_ftp import check_du, check_safe_path

@@ -18,12 +18,8 @@ from .lab.checks_01_keys import (
     hidden_public_value,
     hidden_shared_secret,
 )
-from .lab.checks_02_exchange import (
-    hidden_break_caesar,
-    hidden_chat_loop,
-    hidden_dh_client,
-    hidden_framing,
-)
+from .lab.checks_02_exchange import hidden_dh_client, hidden_framing
+from .lab.checks_02b_chat import hidden_break_caesar, hidden_chat_loop
 from .lab.checks_03_allowlist import hidden_is_allowed, hidden_join
 from .lab.checks_04_two_ports import hidden_follow_handoff, hidden_port_pool
 from .lab.checks_05_ftp import hidden_du, hidden_safe_path

@@ -86,10 +86,12 @@ class Expect:
 EXPECTED: dict[str, Expect] = {
     # key_exchange_sliders, the brute-force progress bar; plots.powers, plots.brute_force_times
     "01_keys.ipynb": Expect(widgets=2, plots=2),
+    # the handshake by hand and two exercises: no widget, no plot
+    "02_exchange.ipynb": Expect(widgets=0, plots=0),
     # side_by_side(chat panel, Eve's wire view) is one view; plots.caesar_scores,
     # byte_histograms, sequence_diagram, layers; the chat panel for Alice's client;
     # widgets.kernel_status before the clean-up
-    "02_exchange.ipynb": Expect(widgets=2, plots=4, chats=1),
+    "02b_chat.ipynb": Expect(widgets=2, plots=4, chats=1),
     # file views and event tables are HTML, not widgets; two sequence diagrams
     "03_allowlist.ipynb": Expect(widgets=0, plots=2),
     # the "ports in use" gauge while 16 visitors come and go; plots.pool_timeline

@@ -30,7 +30,7 @@ The tests, in the order a course meets them:
    them with ``labcrypto allow add`` and runs the class chat server; every
    student joins pinned to its key and sees every classmate's line under
    the allowlist's name; the outsider is refused (``KeyNotAllowed``);
-3. notebook 02, top to bottom, in every server at once, without an error;
+3. notebook 02b (the chat), top to bottom, in every server at once, without an error;
 4. privacy: through their own kernels, students try to read a classmate's
    ``.key``, notebook and home listing — every attempt is a PermissionError;
    a student's hub token reads their own files (200) and none of a
@@ -38,11 +38,11 @@ The tests, in the order a course meets them:
 5. kernels that always start: every server starts kernels at once, several
    rounds; every kernel answers, every one on the ipc transport (no ports);
 6. the course through nbgrader's exchange, across accounts: the teacher
-   makes the course (``tools/release.py``) and releases 01 and 02; three
+   makes the course (``tools/release.py``) and releases 01 and 02b; three
    students fetch, work (all solved, nothing solved, half solved), run and
    submit; the teacher collects, autogrades, generates and releases
    feedback; the students fetch it. Each score is what the submission
-   earned (from the notebook's points), the key made in 01 is the one 02
+   earned (from the notebook's points), the key made in 01 is the one 02b
    uses, and no ``.key`` file and no private number is anywhere under the
    exchange, the course, or the feedback;
 7. everything stops: no process of the hub or of any student is left.
@@ -310,7 +310,7 @@ def test_keys_and_the_class_chat(campus: Campus) -> None:
 
 
 def test_notebook_02_in_every_home_at_once(campus: Campus) -> None:
-    notebook = NOTEBOOKS / "02_exchange.ipynb"
+    notebook = NOTEBOOKS / "02b_chat.ipynb"  # the notebook with the chat and the keys
     content = json.loads(notebook.read_text(encoding="utf-8"))
     path = f"notebooks/{notebook.name}"
     users = campus.users
@@ -471,7 +471,7 @@ print(json.dumps({
 """
 
 COURSE = "labcrypto"
-ASSIGNMENTS = ["01_keys", "02_exchange"]
+ASSIGNMENTS = ["01_keys", "02b_chat"]  # 02b is the first to use the key made in 01
 
 
 def _shell(campus: Campus, name: str, argv: list[str], cwd: str = "~") -> str:
@@ -582,7 +582,7 @@ def test_the_course_through_nbgrader_exchange(campus: Campus) -> None:
                 key_of[student] = in_use["file"]
             else:
                 assert in_use["file"] == key_of[student], (
-                    f"{student}'s 02 uses key {in_use['file']}, 01 made {key_of[student]}"
+                    f"{student}'s 02b uses key {in_use['file']}, 01 made {key_of[student]}"
                 )
             assert not (campus.home(student) / assignment / "keys").exists(), (
                 f"{assignment} made a keys/ folder inside {student}'s assignment folder"

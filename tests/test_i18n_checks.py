@@ -32,6 +32,7 @@ from labcrypto import i18n
 from labcrypto.errors import LabCryptoError
 from labcrypto.lab import (
     checks_02_exchange,
+    checks_02b_chat,
     checks_03_allowlist,
     checks_04_two_ports,
     checks_05_ftp,
@@ -162,9 +163,9 @@ def test_02_a_composite_p_accepted(no_leaks) -> None:
     assert "дискретный логарифм находится легко" in message
 
 
-def test_02_a_caesar_never_broken() -> None:
+def test_02b_a_caesar_never_broken() -> None:
     assert_named_in_russian(
-        checks_02_exchange.check_break_caesar,
+        checks_02b_chat.check_break_caesar,
         (lambda ciphertext: ciphertext,),
         ["It returned the ciphertext unchanged."],
         ["Она вернула шифртекст без изменений."],
@@ -172,13 +173,13 @@ def test_02_a_caesar_never_broken() -> None:
     )
 
 
-def test_02_a_loop_that_reaches_into_the_channel(no_leaks) -> None:
+def test_02b_a_loop_that_reaches_into_the_channel(no_leaks) -> None:
     assert_named_in_russian(
-        checks_02_exchange.check_chat_loop,
+        checks_02b_chat.check_chat_loop,
         (lambda channel, lines: [channel.stream for _ in lines],),
         ["The loop used channel.stream", "(task 2)"],
         ["Цикл обратился к channel.stream", "дело канала, а не цикла (задание 2)"],
-        "6 · Упражнение: цикл сообщений, который ничего не знает о ключах (задание 2)",
+        "4 · Упражнение: цикл сообщений, который ничего не знает о ключах (задание 2)",
     )
 
 
@@ -484,7 +485,7 @@ def test_an_exercise_not_written_yet_says_so_in_russian() -> None:
         raise NotImplementedError()
 
     message = assert_named_in_russian(
-        checks_02_exchange.check_break_caesar,
+        checks_02b_chat.check_break_caesar,
         (break_caesar,),
         ["break_caesar is not written yet"],
         ["Код break_caesar ещё не написан", "выполните ту ячейку"],
@@ -514,5 +515,5 @@ def test_a_hidden_test_fails_with_russian_generic_words(no_leaks) -> None:
 
     os.environ[i18n.ENV_VAR] = "ru"
     with pytest.raises(CheckFailed) as failure:
-        checks_02_exchange.hidden_break_caesar(crashes)
+        checks_02b_chat.hidden_break_caesar(crashes)
     assert "(на одном из них ваш код выбросил KeyError)" in str(failure.value)

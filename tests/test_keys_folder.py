@@ -48,9 +48,9 @@ def test_an_existing_folder_is_used_as_it_is(tmp_path, monkeypatch) -> None:
 
 
 def test_every_working_folder_gets_the_same_keys(tmp_path, monkeypatch) -> None:
-    """Notebook 01 in one folder, 02 in another (nbgrader's exchange): one key."""
+    """Notebook 01 in one folder, 02b in another (nbgrader's exchange): one key."""
     made = []
-    for assignment in ("01_keys", "02_exchange"):
+    for assignment in ("01_keys", "02b_chat"):
         work = tmp_path / assignment
         work.mkdir()
         monkeypatch.chdir(work)

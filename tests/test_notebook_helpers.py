@@ -22,6 +22,7 @@ from labcrypto.errors import LabCryptoError
 from labcrypto.lab import (
     checks_01_keys,
     checks_02_exchange,
+    checks_02b_chat,
     checks_03_allowlist,
     checks_04_two_ports,
     checks_05_ftp,
@@ -225,10 +226,10 @@ def test_framing_check() -> None:
 
 
 def test_break_caesar_check() -> None:
-    checks_02_exchange.check_break_caesar(lambda ct: wiretap.crack_caesar(ct)[1])
-    _fails(checks_02_exchange.check_break_caesar, lambda ct: ct, "unchanged")
+    checks_02b_chat.check_break_caesar(lambda ct: wiretap.crack_caesar(ct)[1])
+    _fails(checks_02b_chat.check_break_caesar, lambda ct: ct, "unchanged")
     _fails(
-        checks_02_exchange.check_break_caesar,
+        checks_02b_chat.check_break_caesar,
         lambda ct: max((bytes(b - k for b in ct) for k in range(256)), key=lambda d: d.count(32)),
         "does not wrap around",
     )
@@ -477,8 +478,8 @@ def test_messages_never_hand_over_the_expected_answer(no_leaks) -> None:
     message = _fails(checks_01_keys.check_shared_secret, off_by_one, "not K = B^a mod p")
     assert f"K = {seen['K']}" not in message and "expected" not in message
 
-    message = _fails(checks_02_exchange.check_break_caesar, lambda ct: ct, "unchanged")
-    for plaintext in checks_02_exchange._PLAINTEXTS:
+    message = _fails(checks_02b_chat.check_break_caesar, lambda ct: ct, "unchanged")
+    for plaintext in checks_02b_chat._PLAINTEXTS:
         assert plaintext[:12] not in message, message
 
     def loop_returns_the_lines(channel, lines):
@@ -488,7 +489,7 @@ def test_messages_never_hand_over_the_expected_answer(no_leaks) -> None:
         return list(lines)
 
     message = _fails(
-        checks_02_exchange.check_chat_loop, loop_returns_the_lines, "not the text the server"
+        checks_02b_chat.check_chat_loop, loop_returns_the_lines, "not the text the server"
     )
     assert "echo:" not in message
 
@@ -687,9 +688,9 @@ def test_message_loop_check(no_leaks) -> None:
             replies.append(channel.recv_text(timeout=5))
         return replies
 
-    checks_02_exchange.check_chat_loop(good)
+    checks_02b_chat.check_chat_loop(good)
     _fails(
-        checks_02_exchange.check_chat_loop,
+        checks_02b_chat.check_chat_loop,
         lambda channel, lines: [channel.stream for _ in lines],
         "channel.stream",
     )
@@ -1649,13 +1650,13 @@ def test_a_message_that_cites_a_course_mistake_points_to_the_list(monkeypatch) -
     monkeypatch.setenv("LABCRYPTO_LANG", "ru")
     message = _fails(checks_01_keys.check_shared_secret, unchecked)
     assert "Типичная ошибка № 1 и как её исправить: MISTAKES.md" in message
-    without = _fails(checks_02_exchange.check_break_caesar, lambda ct: ct, "без изменений")
+    without = _fails(checks_02b_chat.check_break_caesar, lambda ct: ct, "без изменений")
     assert "MISTAKES.md" not in without  # only messages that cite a mistake
 
 
 def test_checks_modules_export_only_checks_and_hidden_tests() -> None:
     """The harness (threads, peers, pairs) stays out of what a notebook imports."""
-    modules = [checks_01_keys, checks_02_exchange, checks_03_allowlist]
+    modules = [checks_01_keys, checks_02_exchange, checks_02b_chat, checks_03_allowlist]
     modules += [checks_04_two_ports, checks_05_ftp]
     for module in modules:
         names = set(module.__all__)

@@ -6,7 +6,7 @@ hidden tests in place). nbgrader turns each into what students get: every
 hidden tests removed, outputs cleared, the check cells locked, nbgrader's
 metadata (grade ids, points, checksums) kept so ``autograde`` can grade the
 submissions later. One notebook is one nbgrader assignment, named after it
-(``01_keys`` … ``05_ftp``): one assignment per class session.
+(``01_keys``, ``02_exchange``, ``02b_chat`` … ``05_ftp``): one assignment per class session.
 
     python tools/release.py                  # release/01_keys.ipynb … (a throwaway course)
     python tools/release.py --out DIR        # the same, into DIR
@@ -81,8 +81,9 @@ def notebooks_of(lang: str) -> Path:
 
 
 def assignments(notebook_dir: Path = NOTEBOOKS) -> list[str]:
-    """The assignment ids: one per notebook, ``01_keys`` … ``05_ftp``."""
-    return sorted(path.stem for path in notebook_dir.glob("[0-9][0-9]_*.ipynb"))
+    """The assignment ids: one per notebook, ``01_keys``, ``02_exchange``, ``02b_chat`` …
+    ``05_ftp`` (02 is two class sessions: 02 and 02b)."""
+    return sorted(path.stem for path in notebook_dir.glob("[0-9][0-9]*_*.ipynb"))
 
 
 def nbgrader_command() -> list[str]:

@@ -5,8 +5,8 @@ visible check a student runs, and beside it the hidden test nbgrader puts
 back when it grades:
 
 * ``checks_01_keys``      — public value, shared secret, your own numbers, the key file
-* ``checks_02_exchange``  — framing, the course's exchange over TCP, breaking the toy
-  cipher, the message loop
+* ``checks_02_exchange``  — framing, the course's exchange over TCP
+* ``checks_02b_chat``     — breaking the toy cipher, the message loop
 * ``checks_03_allowlist`` — the allowlist check, a new student joins
 * ``checks_04_two_ports`` — the client's half of the handoff, a port pool
 * ``checks_05_ftp``       — the path check, a recursive ``du``

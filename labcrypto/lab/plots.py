@@ -11,7 +11,7 @@ repr)::
 
 The figures are drawn from data the notebook just produced (timings it
 measured, bytes it captured, the transcript of the session it ran), never
-from a stored picture. Used by notebooks 01_keys, 02_exchange, 04_two_ports
+from a stored picture. Used by notebooks 01_keys, 02b_chat, 04_two_ports
 (the pool's timeline) and 05_ftp (the session keys of each request).
 
 This module imports matplotlib; ``import labcrypto`` does not, so the

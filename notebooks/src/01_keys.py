@@ -625,8 +625,8 @@ from labcrypto.server import stop_all
 stop_all()
 
 # %% [markdown] id=cell-053
-# **Next:** [02 · An encrypted conversation](02_exchange.ipynb) — the same exchange over a socket, then a chat that Eve cannot read.
+# **Next:** [02 · The exchange, by hand and over TCP](02_exchange.ipynb) — the same exchange over a socket (then, in 02b, a chat that Eve cannot read).
 
-# %% [markdown] lang=ru id=cell-053 en=d6d0fa93
-# **Дальше:** [02 · Зашифрованный разговор](02_exchange.ipynb) — тот же обмен через сокет, а затем чат, который Ева не может прочитать.
+# %% [markdown] lang=ru id=cell-053 en=6fda191c
+# **Дальше:** [02 · Обмен вручную и по TCP](02_exchange.ipynb) — тот же обмен через сокет (а в блокноте 02b — чат, который Ева не может прочитать).
 

@@ -13,9 +13,9 @@
 # 3. run a man-in-the-middle attack on an unauthenticated exchange, and show how pinning and the allowlist stop it;
 # 4. explain why holding a public key is not enough to pass as its owner.
 #
-# **You need:** notebooks 01 and 02. **Time:** about 45 minutes.
+# **You need:** notebooks 01, 02 and 02b. **Time:** about 45 minutes.
 
-# %% [markdown] lang=ru id=cell-000 en=e65b5166
+# %% [markdown] lang=ru id=cell-000 en=a318d71f
 # # 03 · Кто может войти: список разрешённых ключей
 #
 # *Сервер хранит список открытых ключей, с которыми готов разговаривать, и отключает всех остальных, не сказав им ничего секретного (задание 3).*
@@ -27,7 +27,7 @@
 # 3. провести атаку «человек посередине» на неаутентифицированный обмен и показать, как её останавливают закрепление ключа и список разрешённых ключей;
 # 4. объяснить, почему открытого ключа недостаточно, чтобы выдать себя за его владельца.
 #
-# **Что нужно:** блокноты 01 и 02. **Время:** около 45 минут.
+# **Что нужно:** блокноты 01, 02 и 02b. **Время:** около 45 минут.
 
 # %% [markdown] id=cell-001
 # **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.
@@ -149,13 +149,13 @@ cli.main(["allow", "list", "--allowlist", str(allow_path)]);
 # %% [markdown] id=cell-011
 # ## 2 · Three students knock at once
 #
-# The chat room of notebook 02, now with the allowlist. Eve's wiretap sits in front of it so that we can see each connection on the wire.
+# The chat room of notebook 02b, now with the allowlist. Eve's wiretap sits in front of it so that we can see each connection on the wire.
 # The server's key is pinned by every client (`server_key=`).
 
-# %% [markdown] lang=ru id=cell-011 en=cc8e172b
+# %% [markdown] lang=ru id=cell-011 en=fe185064
 # ## 2 · Трое студентов стучатся одновременно
 #
-# Комната чата из блокнота 02, теперь со списком разрешённых ключей. Перед ней стоит прослушка Евы, чтобы мы видели каждое соединение на линии.
+# Комната чата из блокнота 02b, теперь со списком разрешённых ключей. Перед ней стоит прослушка Евы, чтобы мы видели каждое соединение на линии.
 # Ключ сервера закреплён у каждого клиента (`server_key=`).
 
 # %% id=cell-012

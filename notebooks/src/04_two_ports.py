@@ -13,9 +13,9 @@
 # 3. read a pool's occupancy from the server's own events, and handle a full pool ("busy, retry") without hanging;
 # 4. write the client's half of the handoff and a thread-safe port pool.
 #
-# **You need:** notebooks 02 and 03. **Time:** about 45 minutes.
+# **You need:** notebooks 02, 02b and 03. **Time:** about 45 minutes.
 
-# %% [markdown] lang=ru id=cell-000 en=5b98ed42
+# %% [markdown] lang=ru id=cell-000 en=63d9a602
 # # 04 · Два порта: рукопожатие здесь, разговор там
 #
 # *Сервер отвечает на одном общеизвестном порту, а затем переводит каждый разговор на отдельный порт из пула (задание 4).*
@@ -27,7 +27,7 @@
 # 3. читать занятость пула по событиям самого сервера и обрабатывать переполненный пул («занято, повторите») без зависания;
 # 4. написать клиентскую половину передачи соединения и потокобезопасный пул портов.
 #
-# **Что нужно:** блокноты 02 и 03. **Время:** около 45 минут.
+# **Что нужно:** блокноты 02, 02b и 03. **Время:** около 45 минут.
 
 # %% [markdown] id=cell-001
 # **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.
@@ -93,11 +93,11 @@ pool = PortPool.reserve(6)
 pool
 
 # %% [markdown] id=cell-005
-# The room of notebooks 02–03, now with the pool. `ticket_timeout=120` gives you two minutes between the cells below
+# The room of notebooks 02b–03, now with the pool. `ticket_timeout=120` gives you two minutes between the cells below
 # to come to the data port (the default is 10 seconds).
 
-# %% [markdown] lang=ru id=cell-005 en=b24c5526
-# Комната из блокнотов 02–03, теперь с пулом. `ticket_timeout=120` даёт вам две минуты между ячейками ниже,
+# %% [markdown] lang=ru id=cell-005 en=03699e77
+# Комната из блокнотов 02b–03, теперь с пулом. `ticket_timeout=120` даёт вам две минуты между ячейками ниже,
 # чтобы прийти на порт данных (по умолчанию — 10 секунд).
 
 # %% id=cell-006

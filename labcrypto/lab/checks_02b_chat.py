@@ -1,0 +1,213 @@
+"""The checks of notebook 02b_chat: breaking the toy cipher, and the message loop.
+
+Each exercise has a visible check (``check_...``) and, right after it, the
+hidden test nbgrader puts back when it grades (``hidden_...``). The loop's
+check runs it against a stand-in channel that has only ``send``/``recv``,
+then over a real encrypted channel with a server thread, bounded by a timeout.
+(Until notebook 02 was split in two, these lived in ``checks_02_exchange``.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..ciphers import CaesarCipher
+from ..i18n import N_, Messages
+from .feedback import (
+    HIDDEN_WAIT,
+    LOOP_WAIT,
+    call,
+    code_of,
+    expect,
+    explained_in,
+    fail,
+    how_it_ended,
+    passed,
+    refused_as,
+)
+from .harness import (
+    ReplyingChannel,
+    SendRecvOnly,
+    echo_channel,
+    returned_within,
+    run_bounded,
+)
+from .variants import student_id, variant
+
+__all__ = [
+    "check_break_caesar",
+    "check_chat_loop",
+    "hidden_break_caesar",
+    "hidden_chat_loop",
+]
+
+# --- breaking the toy cipher ----------------------------------------------------------
+
+BREAK_CAESAR = Messages({
+    "no wrap": N_(
+        "break_caesar raised {error}: a shifted byte went below 0 or above "
+        "255, so the shift does not wrap around. Undo a shift with (b - k) % 256."
+    ),
+    "str": N_(
+        "break_caesar returned a str; return the bytes (plaintext.decode() is for showing them)."
+    ),
+    "wrong": N_(
+        "For a message shifted by {shift}, break_caesar returned {got!r}…, which is not "
+        "the message that was sent. {hint}\n"
+        "Try all 256 shifts, score each candidate (+1 per lowercase letter or space, -1 per "
+        "byte outside printable ASCII), and keep the best. Remember % 256: shifts wrap."
+    ),
+    "unchanged": N_("It returned the ciphertext unchanged."),
+    "wrong way": N_("It shifted the wrong way: undo the shift with (b - k) % 256."),
+    "passed": N_("break_caesar read {count} toy-mode messages without the key."),
+})
+
+_PLAINTEXTS = [
+    "meet me at the library at noon, and bring the notes",
+    "the password for the lab machines is on the whiteboard",
+    '{"type":"say","text":"did anyone finish the second task yet?"}',
+    "Caesar had only twenty five keys; this toy cipher has two hundred and fifty six",
+    "attack at dawn",
+]
+
+
+#: The shift of each message: the same on every run, small and large, some that wrap past 255.
+_SHIFTS = [13, 200, 255, 1, 128]
+
+
+def _break_one(break_caesar: Callable[[bytes], bytes], plaintext: bytes, shift: int) -> None:
+    ciphertext = CaesarCipher(shift).seal(plaintext)
+    try:
+        got = call(break_caesar, ciphertext)
+    except ValueError as exc:
+        if "range(0, 256)" not in str(exc):
+            raise
+        raise fail(BREAK_CAESAR["no wrap"], error=refused_as(exc)) from None
+    if got == plaintext:
+        return
+    if isinstance(got, str):
+        raise fail(BREAK_CAESAR["str"])
+    hint = ""
+    if got == ciphertext:
+        hint = BREAK_CAESAR["unchanged"]
+    elif isinstance(got, bytes | bytearray) and got == bytes((b + shift) % 256 for b in ciphertext):
+        hint = BREAK_CAESAR["wrong way"]
+    raise fail(BREAK_CAESAR["wrong"], shift=shift, got=bytes(got)[:24], hint=hint)
+
+
+@explained_in("02b_chat", N_("Exercise: read it without the key"))
+def check_break_caesar(break_caesar: Callable[[bytes], bytes]) -> None:
+    """``break_caesar(ciphertext)`` must find the plaintext of a toy-mode frame, with no key."""
+    for text, shift in zip(_PLAINTEXTS, _SHIFTS, strict=True):
+        _break_one(break_caesar, text.encode(), shift)
+    passed(BREAK_CAESAR["passed"], count=len(_PLAINTEXTS))
+
+
+@check_break_caesar.hidden
+def hidden_break_caesar(break_caesar: Callable[[bytes], bytes], typed_id: str = "") -> None:
+    """This student's own captured message."""
+    mine = variant(student_id(typed_id))
+    expect(returned_within(break_caesar, mine.ciphertext, timeout=HIDDEN_WAIT) == mine.message)
+
+
+# --- the message loop -----------------------------------------------------------------
+
+CHAT_LOOP = Messages({
+    "recv first": N_(
+        "The loop called recv() with nothing sent that could be answered: send a "
+        "line, then receive its reply (here recv would wait forever)."
+    ),
+    "other method": N_(
+        "The loop used channel.{name}. The message loop may only call channel.send(...) "
+        "and channel.recv(...) / recv_text(...): keys, ciphers, frames and sockets are the "
+        "channel's business, not the loop's (task 2)."
+    ),
+    "mentions": N_(
+        "The loop mentions {what}. It should only call channel.send and "
+        "channel.recv: that separation is task 2."
+    ),
+    "bytes": N_("The replies are bytes; return them as text (channel.recv_text(), or .decode())."),
+    "replies": N_(
+        "With lines {lines} and a server that answers each line with a reply, the loop "
+        "returned {replies!r:.120}: {why}."
+    ),
+    "not a list": N_("not a list of the replies"),
+    "count": N_("{got} replies for {sent} lines: one reply per line sent, in order"),
+    "not the replies": N_(
+        "not the text the server sent back: return what channel.recv_text() gave you, "
+        "one item per line"
+    ),
+    "sent": N_("The loop sent {sent!r}; send each line once, in order."),
+    "real channel": N_("Over a real SecureChannel the loop {ended}."),
+    "did not finish": N_("did not finish"),
+    "passed": N_(
+        "chat_loop talks through channel.send/recv only, and works over a real encrypted channel."
+    ),
+})
+
+_FORBIDDEN = Messages({
+    "pickle": N_("pickle (course mistake 7: unpickling network bytes runs the sender's code)"),
+    "socket": N_("sockets (the channel owns the socket)"),
+    "seal": N_("the cipher's seal/open (the channel encrypts)"),
+    "cipher": N_("ciphers (the channel encrypts)"),
+    "pow(": N_("pow (key exchange belongs to the handshake, not the loop)"),
+    "key": N_("keys (the loop should know nothing about keys)"),
+})
+
+
+def _check_loop_code(chat_loop: Callable[..., Any]) -> None:
+    code = code_of(chat_loop)
+    body = code.split(":", 1)[1] if ":" in code else code
+    for token in _FORBIDDEN:
+        if token in body.lower():
+            raise fail(CHAT_LOOP["mentions"], what=_FORBIDDEN[token])
+
+
+def _check_loop_with_stand_in(chat_loop: Callable[..., Any]) -> None:
+    lines = ["hello", "how are you?", "bye"]
+    fake = SendRecvOnly(CHAT_LOOP["recv first"], CHAT_LOOP["other method"])
+    replies = call(chat_loop, fake, list(lines))
+    want = [f"echo: {line}" for line in lines]
+    if replies != want:
+        if isinstance(replies, list) and replies and isinstance(replies[0], bytes | bytearray):
+            raise fail(CHAT_LOOP["bytes"])
+        if not isinstance(replies, list):
+            why = CHAT_LOOP["not a list"]
+        elif len(replies) != len(lines):
+            why = CHAT_LOOP["count"].format(got=len(replies), sent=len(lines))
+        else:
+            why = CHAT_LOOP["not the replies"]
+        raise fail(CHAT_LOOP["replies"], lines=lines, replies=replies, why=why)
+    sent = [data for kind, data in fake.calls if kind == "send"]
+    if sent != [line.encode() for line in lines]:
+        raise fail(CHAT_LOOP["sent"], sent=sent)
+
+
+def _check_loop_over_real_channel(chat_loop: Callable[..., Any]) -> None:
+    """The same loop over a real encrypted channel, with a real server thread."""
+    with echo_channel() as channel:
+        lines = ["over a real channel", "done"]
+        status, value = run_bounded(chat_loop, channel, lines, timeout=LOOP_WAIT)
+    if status != "ok" or value != [f"echo: {line}" for line in lines]:
+        ended = how_it_ended(status, value, 120, stuck=CHAT_LOOP["did not finish"])
+        raise fail(CHAT_LOOP["real channel"], ended=ended)
+
+
+@explained_in(
+    "02b_chat", N_("4 · Exercise: a message loop that knows nothing about keys (task 2)")
+)
+def check_chat_loop(chat_loop: Callable[[Any, list[str]], list[str]]) -> None:
+    """``chat_loop(channel, lines)`` sends each line, collects each reply, uses only send/recv."""
+    _check_loop_code(chat_loop)
+    _check_loop_with_stand_in(chat_loop)
+    _check_loop_over_real_channel(chat_loop)
+    passed(CHAT_LOOP["passed"])
+
+
+@check_chat_loop.hidden
+def hidden_chat_loop(chat_loop: Callable[[Any, list[str]], list[str]]) -> None:
+    """A loop with no lines, and replies that differ from the lines."""
+    two_lines = returned_within(chat_loop, ReplyingChannel(), ["a", "b"], timeout=HIDDEN_WAIT)
+    expect(two_lines == ["re: a", "re: b"])
+    expect(returned_within(chat_loop, ReplyingChannel(), [], timeout=HIDDEN_WAIT) == [])
