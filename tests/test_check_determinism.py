@@ -331,17 +331,14 @@ HIDDEN_TESTS = ["public_value", "shared_secret", "break_caesar", "chat_loop", "d
 
 
 def _hidden_tests(tmp_path):
-    from labcrypto.lab import checks_01_keys, checks_05_ftp
+    from labcrypto.lab import checks_01_keys, checks_02b_chat, checks_05_ftp
 
     (tmp_path / "a.txt").write_bytes(b"x" * 10)
     return {
         "public_value": (checks_01_keys, lambda f: checks_01_keys.hidden_public_value(f, "s7")),
         "shared_secret": (checks_01_keys, lambda f: checks_01_keys.hidden_shared_secret(f, "s7")),
-        "break_caesar": (
-            checks_02_exchange,
-            lambda f: checks_02_exchange.hidden_break_caesar(f, "s7"),
-        ),
-        "chat_loop": (checks_02_exchange, checks_02_exchange.hidden_chat_loop),
+        "break_caesar": (checks_02b_chat, lambda f: checks_02b_chat.hidden_break_caesar(f, "s7")),
+        "chat_loop": (checks_02b_chat, checks_02b_chat.hidden_chat_loop),
         "du": (checks_05_ftp, lambda f: checks_05_ftp.hidden_du(f, None, tmp_path)),
     }
 
