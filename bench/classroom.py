@@ -65,6 +65,7 @@ from labcrypto import groups, keys
 from labcrypto.allowlist import Allowlist
 from labcrypto.channel import SecureChannel, encode_frame
 from labcrypto.chat import ChatClient, ChatMessage, ChatServer, ChatSettings
+from labcrypto.cli import DEFAULT_FTP_NICENESS
 from labcrypto.client import open_channel
 from labcrypto.errors import LabCryptoError, PoolExhausted
 from labcrypto.ftp import FileClient, FileServer
@@ -801,6 +802,7 @@ def run_mixed(args: argparse.Namespace) -> int:
             "key": (server_key.private, server_key.public), "folder": folder, "quota": quota,
         }  # fmt: skip
         if args.separate_services:  # as `labcrypto serve` and `labcrypto ftp-serve` run
+            file_spec["nice"] = args.file_nice  # as ftp-serve lowers its own priority
             file_service = _FileServiceProcess(context, file_spec)
             file_port, servers = file_service.port, [chat]
         else:  # both in this process, as in one notebook kernel
@@ -896,6 +898,8 @@ def _file_server(spec: dict) -> FileServer:
 
 def _serve_files(spec: dict, pipe: multiprocessing.connection.Connection) -> None:
     """The file service in a process of its own: report its port, serve until told, report."""
+    if spec.get("nice"):
+        os.nice(spec["nice"])  # as `labcrypto ftp-serve` does (its --nice, default 10)
     threads_at_start = threading.active_count()
     fds_at_start = len(os.listdir("/proc/self/fd"))
     server = _file_server(spec).start()
@@ -974,6 +978,7 @@ def _report_mixed(
         f"handoff, uploads of {args.file_kib} KiB; clients in "
         f"{max(1, args.client_processes)} other process(es); services in "
         f"{'separate processes' if args.separate_services else 'one process'}"
+        + (f" (file service at niceness +{args.file_nice})" if args.separate_services else "")
     )
     print(
         "  load average now (1, 5, 15 min): "
@@ -1036,6 +1041,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="--mixed: the file service in a process of its own, as `labcrypto serve` and "
         "`labcrypto ftp-serve` run (default: both in one process, as in one notebook kernel)",
+    )
+    parser.add_argument(
+        "--file-nice",
+        type=int,
+        default=DEFAULT_FTP_NICENESS,
+        help="--separate-services: how much the file service lowers its CPU priority, as "
+        f"`labcrypto ftp-serve --nice` does ({DEFAULT_FTP_NICENESS}; 0: not at all)",
     )
     parser.add_argument(
         "--file-kib", type=int, default=1024, help="--mixed: size of each upload (1024 KiB)"

@@ -350,15 +350,7 @@ def test_file_service_end_to_end_and_sigterm(tmp_path) -> None:
         assert cli("keygen", name, cwd=tmp_path).returncode == 0
     assert cli("allow", "add", "alice", "keys/alice.pub", cwd=tmp_path).returncode == 0
     (tmp_path / "notes.txt").write_text("bring coffee\n")
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "labcrypto", "ftp-serve", "--port", "0", "--root", "homes"],
-        cwd=tmp_path,
-        env=_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    serve = _ftp_serve(tmp_path, "--root", "homes")
     try:
         port = _first_line(serve, timeout=20).strip().rsplit(":", 1)[1]
         done = cli(
@@ -383,11 +375,55 @@ def test_file_service_end_to_end_and_sigterm(tmp_path) -> None:
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=10) == 0
     finally:
-        if serve.poll() is None:
-            serve.kill()
-            serve.wait(timeout=5)
-        if serve.stdout is not None:
-            serve.stdout.close()
+        _stop(serve)
+
+
+def _ftp_serve(tmp_path: Path, *options: str) -> subprocess.Popen[str]:
+    """``labcrypto ftp-serve --port 0 OPTIONS`` started in ``tmp_path``, stdout piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "labcrypto", "ftp-serve", "--port", "0", *options],
+        cwd=tmp_path,
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def _stop(serve: subprocess.Popen[str]) -> None:
+    """Kill ``serve`` if it still runs, and close its pipe."""
+    if serve.poll() is None:
+        serve.kill()
+        serve.wait(timeout=5)
+    if serve.stdout is not None:
+        serve.stdout.close()
+
+
+@pytest.mark.parametrize(
+    ("option", "lowered_by"), [([], 10), (["--nice", "3"], 3), (["--nice", "0"], 0)]
+)
+def test_ftp_serve_lowers_its_own_cpu_priority(
+    tmp_path, option: list[str], lowered_by: int
+) -> None:
+    """ftp-serve yields the CPU to a chat on the same machine: niceness +10 by default
+    (bench/classroom.py --mixed --separate-services measured why), --nice N, 0 keeps it."""
+    assert cli("keygen", "server", cwd=tmp_path).returncode == 0
+    serve = _ftp_serve(tmp_path, *option)
+    try:
+        assert "listening on" in _first_line(serve, timeout=20)  # niced before it listens
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, serve.pid) == min(19, mine + lowered_by)
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=10) == 0
+    finally:
+        _stop(serve)
+
+
+def test_ftp_serve_refuses_to_raise_its_priority(tmp_path) -> None:
+    done = cli("ftp-serve", "--port", "0", "--nice", "-1", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "--nice" in done.stderr and "root" in done.stderr
 
 
 def test_ftp_takes_one_command_as_words_like_the_tools_students_know(tmp_path) -> None:
