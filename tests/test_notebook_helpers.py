@@ -1406,7 +1406,9 @@ def test_port_pool_race_under_load() -> None:
                 checks_04_two_ports._race(_pool_class(lock=False))
     finally:
         for process in busy:
-            process.kill()
+            # timeout passes SIGTERM on to its busy loop; kill() would end timeout alone and
+            # leave the loop spinning, an orphan, long after the test (found under stress).
+            process.terminate()
         for process in busy:
             process.wait(5)
 

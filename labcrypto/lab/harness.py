@@ -365,12 +365,15 @@ def _unread(sock: socket.socket) -> int | None:
 
 
 def _wait_until_read(reader: socket.socket | None, deadline: float) -> bool:
-    """Wait until ``reader`` holds no unread byte (False: it did not read by ``deadline``).
+    """After a byte was sent: wait ``DRIBBLE_GAP``, then until ``reader`` holds no unread
+    byte (False: it did not read by ``deadline``).
 
-    With no ``reader`` to look at, wait ``DRIBBLE_GAP`` instead.
+    The gap comes first because an empty queue means "read" only once the byte has
+    arrived: loopback delivers it within the send call, or (if the kernel defers its
+    network work) moments later.
     """
+    time.sleep(DRIBBLE_GAP)
     if reader is None or _unread(reader) is None:
-        time.sleep(DRIBBLE_GAP)
         return True
     while _unread(reader):
         if time.monotonic() > deadline:
