@@ -74,6 +74,43 @@ def _all_checks() -> dict[str, Check]:
 
 CHECKS = _all_checks()
 
+#: notebook 05's request handler as the exercise describes it, but with its ephemeral key
+#: pair made once, when the cell runs (the first wrong answer; ``MORE_WRONG`` changes it).
+_ONCE_PER_SERVER = (
+    "from cryptography.hazmat.primitives import hashes\n"
+    "from cryptography.hazmat.primitives.ciphers.aead import AESGCM\n"
+    "from cryptography.hazmat.primitives.kdf.hkdf import HKDF\n"
+    "from labcrypto.channel import read_frame, write_frame\n"
+    "from labcrypto.groups import FFDHE2048\n"
+    "from labcrypto.handshake import transcript_hash\n"
+    "mine = keys.generate(FFDHE2048)  # made once, when the server starts\n"
+    "def handle_request(sock, server_key, answer):\n"
+    "    client_hello = read_frame(sock)\n"
+    "    hello = json.loads(client_hello)\n"
+    "    A, X = int(hello['static'], 16), int(hello['ephemeral'], 16)\n"
+    "    server_hello = json.dumps({'ephemeral': hex(mine.public)}).encode()\n"
+    "    write_frame(sock, server_hello)\n"
+    "    K, K2 = server_key.shared_secret(A), mine.shared_secret(X)\n"
+    "    info = b'labcrypto 05 request' + transcript_hash(client_hello, server_hello)\n"
+    "    ikm = K2.to_bytes(256, 'big') + K.to_bytes(256, 'big')\n"
+    "    k = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=info).derive(ikm)\n"
+    "    command = AESGCM(k[:32]).decrypt(bytes(12), read_frame(sock), None)\n"
+    "    write_frame(sock, AESGCM(k[32:]).encrypt(bytes(12), answer(command), None))\n"
+)
+_PER_REQUEST = _ONCE_PER_SERVER.replace(
+    "mine = keys.generate(FFDHE2048)  # made once, when the server starts\n", ""
+).replace(
+    "    server_hello = json.dumps(",
+    "    mine = keys.generate(server_key.group)\n    server_hello = json.dumps(",
+)
+
+
+def _handler_with(old: str, new: str) -> str:
+    """The per-request handler with one line changed: a wrong answer of ``MORE_WRONG``."""
+    assert old in _PER_REQUEST, old
+    return _PER_REQUEST.replace(old, new)
+
+
 # One typical wrong answer per exercise (by the grade id of its solution cell), and a
 # phrase its check's feedback must contain: the known mistake, in the student's words.
 WRONG: dict[str, tuple[str, str]] = {
@@ -221,6 +258,7 @@ WRONG: dict[str, tuple[str, str]] = {
         "            self.free.append(port)\n",
         "course mistake 10",
     ),
+    "request_handler": (_ONCE_PER_SERVER, "Two requests got the same Y"),
     "safe_path": (
         "def safe_path(home, requested):\n"
         "    target = (Path(home) / requested.lstrip('/')).resolve()\n"
@@ -282,6 +320,22 @@ MORE_WRONG: dict[str, list[tuple[str, str]]] = {
                 "or Allowlist(allowlist_path).is_allowed(key)"
             ),
             "fail closed",
+        ),
+    ],
+    "request_handler": [
+        (  # K' computed but not mixed in: the keys come from the static K alone
+            _handler_with("ikm = K2.to_bytes(256, 'big') + K.to_bytes", "ikm = K.to_bytes"),
+            "computed but not mixed in",
+        ),
+        (  # the client's ephemeral X reused as the server's: K' = X^b
+            _handler_with(
+                "{'ephemeral': hex(mine.public)}", "{'ephemeral': hello['ephemeral']}"
+            ).replace("mine.shared_secret(X)", "server_key.shared_secret(X)"),
+            "the client's own X, sent back",
+        ),
+        (  # Y never sent: the client cannot compute K'
+            _handler_with("{'ephemeral': hex(mine.public)}", "{'ok': True}"),
+            "no ephemeral public value",
         ),
     ],
 }

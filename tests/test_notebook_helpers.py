@@ -662,6 +662,139 @@ def test_my_cipher_check_catches_a_replay_and_ends_a_stuck_cipher(no_leaks) -> N
     _fails(checks_05_ftp.check_my_cipher, NotWritten, "not written yet")
 
 
+# --- a fresh key pair for every request (05) -------------------------------------------
+
+
+def _request_handler(mistake: str = ""):
+    """A handle_request as notebook 05 describes it, or with one known mistake."""
+    import hashlib
+    import json
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from labcrypto.channel import read_frame, write_frame
+    from labcrypto.handshake import transcript_hash
+
+    once: dict[str, keys.KeyPair] = {}
+
+    def handle_request(sock, server_key, answer):
+        group = server_key.group
+        if mistake == "reads two frames first":
+            read_frame(sock)
+        client_hello = read_frame(sock)
+        hello = json.loads(client_hello)
+        A, X = int(hello["static"], 16), int(hello["ephemeral"], 16)
+        if mistake == "once per server":
+            mine = once.setdefault("y", keys.generate(group))
+        elif mistake == "y from the request":
+            y = int.from_bytes(hashlib.sha256(client_hello).digest(), "big") | 1 << 255
+            mine = keys.KeyPair(group, y, pow(group.g, y, group.p))
+        else:
+            mine = keys.generate(group)
+        shown = {"client's X": X, "static B": server_key.public}.get(mistake, mine.public)
+        server_hello = json.dumps({} if mistake == "no Y" else {"ephemeral": hex(shown)}).encode()
+        write_frame(sock, server_hello)
+        K = server_key.shared_secret(A)
+        K2 = mine.shared_secret(X)
+        if mistake in ("client's X", "X^b"):
+            K2 = server_key.shared_secret(X)
+        parts = {"only K": [K], "no K": [K2], "swapped": [K, K2]}.get(mistake, [K2, K])
+        transcript = transcript_hash(client_hello, server_hello)
+        if mistake == "client hello only":
+            transcript = hashlib.sha256(client_hello).digest()
+        derived = HKDF(
+            algorithm=hashes.SHA256(), length=64, salt=None,
+            info=b"labcrypto 05 request" + transcript,
+        ).derive(b"".join(part.to_bytes(256, "big") for part in parts))  # fmt: skip
+        command = AESGCM(derived[:32]).decrypt(bytes(12), read_frame(sock), None)
+        back = derived[:32] if mistake == "one key" else derived[32:]
+        write_frame(sock, AESGCM(back).encrypt(bytes(12), answer(command), None))
+
+    return handle_request
+
+
+def test_request_handler_check_passes_the_reference_quickly(no_leaks) -> None:
+    import time
+
+    start = time.perf_counter()
+    checks_05_ftp.check_request_handler(_request_handler())
+    checks_05_ftp.hidden_request_handler(_request_handler())
+    assert time.perf_counter() - start < 3
+
+
+@pytest.mark.parametrize(
+    ("mistake", "phrases"),
+    [
+        ("once per server", ["Two requests got the same Y", "made once"]),
+        ("only K", ["computed but not mixed in", "read it: b'cat exam/answers.txt'"]),
+        ("no Y", ["no ephemeral public value", "cannot compute K'"]),
+        ("client's X", ["the client's own X, sent back", "reuses the client's"]),
+        ("X^b", ["Your K' is X^b", "read it: b'cat exam/answers.txt'"]),
+        ("static B", ["your static public key B"]),
+        ("no K", ["K = A^b is not mixed in", "man in the middle"]),
+        ("swapped", ["K' first"]),
+        ("client hello only", ["covers only the client's hello", "not bound"]),
+        ("y from the request", ["sent again byte for byte, was carried out again"]),
+        ("one key", ["could not open your answer", "keys[32:]"]),
+    ],
+)
+def test_request_handler_check_names_each_mistake(no_leaks, mistake, phrases) -> None:
+    """Each mistake is caught on every run (three runs: nothing depends on luck), by its name."""
+    wrong = _request_handler(mistake)
+    for _ in range(3):
+        message = _fails(checks_05_ftp.check_request_handler, wrong, *phrases)
+        assert "section «Exercise: a fresh key pair for every request»" in message
+    with pytest.raises(CheckFailed):
+        checks_05_ftp.hidden_request_handler(wrong)
+
+
+def test_request_handler_thief_opens_only_what_static_keys_open(no_leaks) -> None:
+    """The check's thief is a real attacker: with both static keys he reads a request whose
+    keys come from K alone, and not one that mixes in K' (same recording code, same thief)."""
+    from labcrypto.groups import FFDHE2048
+
+    server_key, client = keys.generate(FFDHE2048), keys.generate(FFDHE2048)
+    for mistake, readable in (("only K", True), ("X^b", True), ("", False)):
+        schedule = {"only K": ("ss",), "X^b": ("es", "ss"), "": ("ee", "ss")}[mistake]
+        recorded = checks_05_ftp._run_request(
+            _request_handler(mistake), server_key, client, checks_05_ftp._Schedule(schedule)
+        )
+        assert recorded.answer == checks_05_ftp._ANSWER, mistake
+        stolen = checks_05_ftp._thief_reads(recorded, server_key, client)
+        assert (stolen == checks_05_ftp._COMMAND) is readable, mistake
+
+
+def test_request_handler_check_ends_a_stuck_handler_and_says_so(no_leaks) -> None:
+    import time
+
+    def never_answers(sock, server_key, answer):
+        sock.recv(1 << 16)
+        sock.recv(1 << 16)  # waits for more, and never says hello (ends when the check hangs up)
+
+    bound = checks_05_ftp.REQUEST_WAIT
+    for stuck in (never_answers, _request_handler("reads two frames first")):
+        start = time.perf_counter()
+        _fails(checks_05_ftp.check_request_handler, stuck, f"sent no hello within {bound:.0f} s")
+        assert time.perf_counter() - start < bound + 3
+
+    def not_written(sock, server_key, answer):
+        raise NotImplementedError()
+
+    _fails(checks_05_ftp.check_request_handler, not_written, "not written yet")
+
+    def typo(sock, server_key, answer):
+        return server_key.shared_secret(int(sock))
+
+    _fails(checks_05_ftp.check_request_handler, typo, "raised TypeError")
+
+    def hangs_up(sock, server_key, answer):
+        sock.close()  # before the client's hello has even arrived
+
+    _fails(checks_05_ftp.check_request_handler, hangs_up, "returned without sending its hello")
+
+
 def test_my_numbers_check_never_shows_the_answer() -> None:
     my = variants.variant("s1234567")
     right_a, right_k = pow(my.g, my.a, my.p), pow(my.B, my.a, my.p)
@@ -1514,6 +1647,13 @@ def test_fingerprint_grid_draws_one_row_per_request() -> None:
     fig.canvas.draw()
     assert len(fig.axes) == 2
     assert fig.axes[0].images[0].get_array().shape == (5, 8)
+    assert fig.axes[0].get_xlabel() == "byte of the fingerprint"
+    # 05 §2 draws each request's ephemeral Y instead, and says so under the panel
+    ys = [os.urandom(16).hex() for _ in range(3)]
+    fig = plots.fingerprint_grid(ys, title="Y = g^y of each request", xlabel="byte of Y")
+    _labelled(fig)
+    assert fig.axes[0].get_xlabel() == "byte of Y"
+    assert fig.axes[0].images[0].get_array().shape == (3, 16)
 
 
 def test_safe_path_check() -> None:

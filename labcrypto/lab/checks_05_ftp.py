@@ -1,19 +1,30 @@
-"""The checks of notebook 05_ftp: your own seal and open, the path check, a recursive ``du``.
+"""The checks of notebook 05_ftp: your own seal and open, a fresh key pair for every
+request, the path check, a recursive ``du``.
 
 Each exercise has a visible check (``check_...``) and, right after it, the
 hidden test nbgrader puts back when it grades (``hidden_...``, run on the
 notebook's own home folder and file client). ``check_my_cipher`` is the other
 side of an encrypted conversation (it derives the keys as the notebook says,
-and flips a bit, and replays a message); ``check_du`` runs the student's code
-against a real file server on 127.0.0.1.
+and flips a bit, and replays a message); ``check_request_handler`` is the
+client of the student's request handler over TCP on 127.0.0.1, and then a
+thief who recorded a request and stole both static keys; ``check_du`` runs
+the student's code against a real file server on 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import itertools
+import json
 import os
 import secrets
+import socket
 import tempfile
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +34,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..allowlist import Allowlist
-from ..errors import LabCryptoError
+from ..channel import encode_frame, read_frame, write_frame
+from ..errors import ChannelClosed, LabCryptoError
 from ..ftp import FileClient, FileServer
-from ..groups import FFDHE2048
+from ..groups import FFDHE2048, power, validate_public
+from ..handshake import transcript_hash
 from ..i18n import N_, Messages
-from ..keys import generate
+from ..keys import KeyPair, PublicKey, generate
+from ..streams import set_timeout
 from .feedback import (
     HIDDEN_WAIT,
     SERVICE_WAIT,
@@ -43,14 +57,16 @@ from .feedback import (
     passed,
     refused_as,
 )
-from .harness import returned_within, run_bounded
+from .harness import Outcome, returned_within, run_bounded, tcp_connection
 
 __all__ = [
     "check_du",
     "check_my_cipher",
+    "check_request_handler",
     "check_safe_path",
     "hidden_du",
     "hidden_my_cipher",
+    "hidden_request_handler",
     "hidden_safe_path",
 ]
 
@@ -274,6 +290,482 @@ def _both_directions(make: Callable[..., Any], k_bytes: bytes) -> None:
         except Exception:
             refused = True
         expect(refused)
+
+
+# --- a fresh key pair for every request ----------------------------------------------
+
+REQUEST_HANDLER = Messages(
+    {
+        "no hello": N_(
+            "Your handler sent no hello within {wait:.0f} s of the client's: read the "
+            "client's hello, then send yours at once (write_frame), before you read "
+            "anything else. The client cannot seal its command until it has your Y."
+        ),
+        "returned early": N_(
+            "Your handler returned without sending its hello: read the client's hello, then "
+            "send yours with write_frame(sock, ...) before anything else."
+        ),
+        "bad hello": N_(
+            "The client could not read your hello ({error}): send one frame holding JSON "
+            'with your ephemeral public value, {{"ephemeral": hex(Y)}}.'
+        ),
+        "no Y": N_(
+            "Your hello carries no ephemeral public value: without Y the client cannot "
+            "compute K' = Y^x, so it cannot derive the request's keys at all. Send the "
+            'public value of the key pair you made for this request: {{"ephemeral": hex(Y)}}.'
+        ),
+        "bad Y": N_(
+            "Your hello's Y is not a valid public value of the group: Y = g^y mod p, from a "
+            "key pair made for this request with keys.generate(server_key.group)."
+        ),
+        "echoed X": N_(
+            "Your hello's Y is the client's own X, sent back: the server made no ephemeral "
+            "key of its own (it reuses the client's). Then K' can only be X^b, your static b "
+            "again, and whoever steals b later reads every recorded request. Make a key pair "
+            "for this request (keys.generate(server_key.group)) and send its public value."
+        ),
+        "static Y": N_(
+            "Your hello's Y is your static public key B: nothing on the server's side is "
+            "fresh, and K' then needs only the static b, which a thief may steal later. "
+            "Make a new key pair for every request and send its public value."
+        ),
+        "stuck": N_(
+            "With a fair client, your handler did not finish within {wait:.0f} s: it is "
+            "waiting for bytes that never come. The client sends exactly two frames: its "
+            "hello, then (after your hello) its sealed command."
+        ),
+        "raised": N_("With a fair client, your handler raised {error}."),
+        "no answer": N_(
+            "With a fair client, your handler opened the command but sent no sealed answer: "
+            "send AESGCM(keys[32:]).encrypt(bytes(12), answer(command), None) in one frame."
+        ),
+        "answer unreadable": N_(
+            "Your handler opened the client's command, but the client could not open your "
+            "answer: seal it with the server-to-client key keys[32:] (not the key the "
+            "client sealed with) and the nonce bytes(12)."
+        ),
+        "cannot open": N_(
+            "The client and your handler derived different keys (your handler {outcome}), "
+            "and none of the usual mistakes explains it. Check each step against the "
+            "description: K = A^b and K' = X^y as 256 big-endian bytes each; HKDF-SHA256, 64 "
+            'bytes, no salt, info = b"labcrypto 05 request" + transcript_hash(client_hello, '
+            "server_hello) over both hellos exactly as sent; input K' bytes + K bytes."
+        ),
+        "only K": N_(
+            "Your keys come from K = A^b alone: K' = X^y never goes into HKDF (computed but "
+            "not mixed in). So a thief who recorded this request and later stole the static "
+            "keys derived the same keys, and read it: {stolen}. Derive from K' bytes + K bytes."
+        ),
+        "es": N_(
+            "Your K' is X^b, the client's ephemeral key with your static b: a thief who "
+            "recorded this request and later stole b computed it as you did, and read it: "
+            "{stolen}. K' = X^y, with the y of the key pair you make for this request."
+        ),
+        "no K": N_(
+            "Your keys come from K' alone: K = A^b is not mixed in, so nothing ties them to "
+            "the two static keys, and a man in the middle who sends his own Y gets the "
+            "client's keys. Derive from K' bytes + K bytes."
+        ),
+        "swapped": N_(
+            "Your HKDF input is K bytes + K' bytes; the description, and the client, put K' "
+            "first: K' bytes + K bytes. Either order is safe, but both sides must use the "
+            "same one."
+        ),
+        "four terms": N_(
+            "You mixed in all four terms of labcrypto's handshake (ee, es, se, ss): a good "
+            "idea, but here the client mixes in only K' and K. Derive from K' bytes + K "
+            "bytes, so both sides get the same keys."
+        ),
+        "not bound": N_(
+            "Your keys are not bound to the transcript: info holds no hash of the hellos. "
+            "Then nothing makes the two sides notice a changed hello. Use info = "
+            'b"labcrypto 05 request" + transcript_hash(client_hello, server_hello).'
+        ),
+        "client hello only": N_(
+            "Your transcript hash covers only the client's hello: your own hello, with Y in "
+            "it, is not bound to the keys. Hash both hellos exactly as they were sent: "
+            "transcript_hash(client_hello, server_hello)."
+        ),
+        "plain hash": N_(
+            "Your transcript hash is sha256(client_hello + server_hello): without the "
+            "lengths, two different pairs of hellos can give the same bytes. Use "
+            "transcript_hash(client_hello, server_hello) from labcrypto.handshake, which "
+            "writes each hello's length before it."
+        ),
+        "same Y": N_(
+            "Two requests got the same Y: your ephemeral key pair is made once (when the "
+            "server starts, or when the cell runs), not for every request. A y that lives "
+            "as long as the server is a second static key: whoever takes it from the "
+            "server's memory reads every recorded request, and a request replayed byte for "
+            "byte gets the same keys again. Make the key pair inside the handler."
+        ),
+        "same keys": N_(
+            "Two requests derived the same keys: every request must have keys of its own. "
+            "Make a new key pair for every request and mix its K' into the keys."
+        ),
+        "replayed": N_(
+            "A recorded request, sent again byte for byte, was carried out again (answer "
+            "was called with its command): a fresh Y gives the replay new keys, under which "
+            "the old sealed command cannot open. Make y new for every request and mix K' = "
+            "X^y into the keys."
+        ),
+        "thief": N_(
+            "A thief who recorded a request and later stole both static keys (a and b) "
+            "read it: {stolen}. Only K' = X^y keeps a recording closed: y must be made "
+            "for the request, never stored, and mixed into the keys."
+        ),
+        "passed": N_(
+            "handle_request makes a fresh key pair for every request (two requests: two Ys, "
+            "two sets of keys), mixes K' = X^y with K = A^b into HKDF bound to both hellos, "
+            "refuses a replayed request, and a thief with both stolen static keys cannot "
+            "open the recording."
+        ),
+    }
+)
+
+#: HKDF's info label of the exercise; the transcript hash follows it.
+REQUEST_INFO = b"labcrypto 05 request"
+_COMMAND = b"cat exam/answers.txt"
+_ANSWER = b"1 B, 2 C, 3 A, 4 D"
+_NONCE = bytes(12)  # each key seals one message only
+#: Seconds for all the requests that look for the handler's mistake (ten, about 50 ms each).
+DIAGNOSIS_WAIT = 15.0
+#: Seconds the client waits for the handler's hello, and for the handler to end after the
+#: client's last frame. A right handler needs milliseconds, but it runs traced (so that a
+#: loop that never ends can be stopped), which a loaded machine makes up to ~100x slower;
+#: a stuck handler waits for ever, far past any bound.
+REQUEST_WAIT = 5 * WAIT
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    """A way to derive a request's keys: which DH results in which order, bound how."""
+
+    terms: tuple[str, ...]  #: "ee" = K' (X^y = Y^x), "ss" = K (A^b = B^a), "es" = X^b, "se" = Y^a
+    binding: str = "transcript"  #: what follows the label in HKDF's info (see ``_info``)
+
+
+_SPEC = _Schedule(("ee", "ss"))
+#: The schedules of known mistakes, tried one request each when the spec's keys fail.
+_MISTAKES: list[tuple[str, _Schedule]] = [
+    ("only K", _Schedule(("ss",))),
+    ("es", _Schedule(("es", "ss"))),
+    ("no K", _Schedule(("ee",))),
+    ("swapped", _Schedule(("ss", "ee"))),
+    ("client hello only", _Schedule(("ee", "ss"), "client hello")),
+    ("not bound", _Schedule(("ee", "ss"), "none")),
+    ("plain hash", _Schedule(("ee", "ss"), "plain")),
+    ("four terms", _Schedule(("ee", "es", "se", "ss"))),
+    ("only K", _Schedule(("ss",), "none")),
+    ("es", _Schedule(("es",))),
+]
+
+
+def _info(binding: str, client_hello: bytes, server_hello: bytes) -> bytes:
+    if binding == "transcript":
+        return REQUEST_INFO + transcript_hash(client_hello, server_hello)
+    if binding == "client hello":
+        return REQUEST_INFO + hashlib.sha256(client_hello).digest()
+    if binding == "plain":
+        return REQUEST_INFO + hashlib.sha256(client_hello + server_hello).digest()
+    return REQUEST_INFO
+
+
+def _request_keys(
+    schedule: _Schedule, terms: dict[str, int], client_hello: bytes, server_hello: bytes
+) -> bytes:
+    """64 bytes: the client-to-server key, then the server-to-client key."""
+    ikm = b"".join(terms[name].to_bytes(256, "big") for name in schedule.terms)
+    info = _info(schedule.binding, client_hello, server_hello)
+    return HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=info).derive(ikm)
+
+
+@dataclass
+class _Request:
+    """One request of the check's client to the student's handler, as the client saw it."""
+
+    status: str = "stuck"  #: how the handler ended: "ok", "error" or "stuck"
+    value: Any = None  #: what it returned or raised
+    client_hello: bytes = b""
+    sealed_command: bytes = b""
+    server_hello: bytes | None = None  #: the handler's first frame (None: none came)
+    hello_error: str = ""  #: why that frame could not be read
+    later: list[bytes] = field(default_factory=list)  #: the handler's frames after its hello
+    X: int = 0  #: the client's ephemeral public value
+    Y: int | None = None  #: the handler's, as read from its hello
+    keys: bytes = b""  #: the 64 bytes of keys the client derived
+    answer: bytes | None = None  #: the handler's sealed answer, opened by the client
+    carried_out: list[bytes] = field(default_factory=list)  #: the commands answer() got
+    timed_out: bool = False  #: no hello came within WAIT (the handler is stuck)
+
+
+def _read_y(request: _Request) -> None:
+    """The handler's Y from its hello (``request.hello_error`` says why not)."""
+    try:
+        hello = json.loads(request.server_hello or b"")
+        value = hello.get("ephemeral") if isinstance(hello, dict) else None
+    except ValueError as exc:
+        request.hello_error = refused_as(exc)
+        return
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = int(value, 16)
+    if isinstance(value, int) and not isinstance(value, bool):
+        request.Y = value
+
+
+def _client_terms(request: _Request, x: KeyPair, client: KeyPair, server: PublicKey) -> dict:
+    """The DH results the check's client can compute (x and a are its own)."""
+    assert request.Y is not None
+    group = server.group
+    return {
+        "ee": power(request.Y, x.private, group),
+        "es": power(server.value, x.private, group),
+        "se": power(request.Y, client.private, group),
+        "ss": power(server.value, client.private, group),
+    }
+
+
+def _play_client(
+    sock: socket.socket,
+    request: _Request,
+    client: KeyPair,
+    server: PublicKey,
+    schedule: _Schedule,
+) -> None:
+    """The check's client: its hello, the handler's hello, the sealed command."""
+    x = generate(server.group)
+    request.X = x.public
+    hello = {"static": f"{client.public:#x}", "ephemeral": f"{x.public:#x}"}
+    request.client_hello = json.dumps(hello).encode()
+    try:
+        write_frame(sock, request.client_hello)
+        request.server_hello = read_frame(sock, max_size=1 << 16)
+    except TimeoutError:
+        request.timed_out = True  # no hello within REQUEST_WAIT: the verdict is "stuck"
+        return
+    except (ChannelClosed, ConnectionError):
+        return  # the handler ended (or closed its socket) without a hello
+    except (LabCryptoError, OSError) as exc:
+        request.hello_error = refused_as(exc)
+        return
+    _read_y(request)
+    if request.Y is None or not 2 <= request.Y <= server.group.p - 2:
+        with contextlib.suppress(OSError):  # nothing to seal: the handler's next read ends
+            sock.shutdown(socket.SHUT_WR)
+        return
+    terms = _client_terms(request, x, client, server)
+    request.keys = _request_keys(schedule, terms, request.client_hello, request.server_hello)
+    request.sealed_command = AESGCM(request.keys[:32]).encrypt(_NONCE, _COMMAND, None)
+    with contextlib.suppress(OSError):  # the handler may have hung up already
+        write_frame(sock, request.sealed_command)
+
+
+def _replay(sock: socket.socket, request: _Request, recorded: _Request) -> None:
+    """An attacker's client: a recorded request's two frames, sent again byte for byte."""
+    request.client_hello, request.sealed_command = recorded.client_hello, recorded.sealed_command
+    request.X = recorded.X
+    with contextlib.suppress(OSError):  # the handler may have hung up already
+        sock.sendall(encode_frame(recorded.client_hello) + encode_frame(recorded.sealed_command))
+
+
+def _frames_until_closed(sock: socket.socket, count: int = 4) -> list[bytes]:
+    """The frames the handler sent before its socket was shut down (at most ``count``)."""
+    frames: list[bytes] = []
+    with contextlib.suppress(TimeoutError, LabCryptoError, OSError):
+        while len(frames) < count:
+            frames.append(read_frame(sock))
+    return frames
+
+
+def _run_request(
+    handle: Callable[..., Any],
+    server_key: KeyPair,
+    client: KeyPair,
+    schedule: _Schedule = _SPEC,
+    replay: _Request | None = None,
+) -> _Request:
+    """One request over TCP: the student's handler in a bounded thread, the client here.
+
+    When the handler ends, its socket is shut down for writing, so the client
+    reads everything it sent and then the end. The verdict is taken once: a
+    handler still running ``REQUEST_WAIT`` seconds after the client's last frame is
+    "stuck", even if it ends a moment later when the check closes its socket.
+    """
+    request = _Request()
+    carried_out: list[bytes] = []
+
+    def answer(command: bytes) -> bytes:
+        carried_out.append(bytes(command))
+        return _ANSWER
+
+    with tcp_connection(timeout=3 * REQUEST_WAIT) as (server_sock, client_sock):
+        set_timeout(client_sock, REQUEST_WAIT)
+        done = threading.Event()
+        ended: list[Outcome] = []
+
+        def serve() -> None:
+            outcome = run_bounded(handle, server_sock, server_key, answer, timeout=3 * REQUEST_WAIT)
+            ended.append(outcome)
+            with contextlib.suppress(OSError):
+                server_sock.shutdown(socket.SHUT_WR)
+            done.set()
+
+        threading.Thread(target=serve, name="exercise-check", daemon=True).start()
+        if replay is None:
+            _play_client(client_sock, request, client, server_key.public_key, schedule)
+        else:
+            _replay(client_sock, request, replay)
+            with contextlib.suppress(TimeoutError, LabCryptoError, OSError):
+                request.server_hello = read_frame(client_sock, max_size=1 << 16)
+        if not request.timed_out and done.wait(REQUEST_WAIT):
+            request.status, request.value = ended[0]
+            request.later = _frames_until_closed(client_sock)
+        request.carried_out = list(carried_out)
+    if request.keys and request.later:
+        request.answer = _opens(request.keys[32:], _NONCE, request.later[0])
+    return request
+
+
+def _thief_reads(recorded: _Request, stolen_b: KeyPair, stolen_a: KeyPair) -> bytes | None:
+    """The attacker: a recording, and both static private keys stolen later.
+
+    He reads A, X and Y from the recorded hellos and computes every DH result
+    the stolen a and b give him (K = A^b, X^b, Y^a); then he tries each way
+    of feeding them to HKDF, with each binding, on the recorded sealed
+    command. What he cannot compute is K' = X^y = Y^x: x and y were never
+    stored. Returns the command if any attempt opens it.
+    """
+    if recorded.server_hello is None or recorded.Y is None or not recorded.sealed_command:
+        return None
+    group = stolen_b.group
+    hello = json.loads(recorded.client_hello)
+    big_a, big_x = int(hello["static"], 16), int(hello["ephemeral"], 16)
+    known = {
+        "ss": power(big_a, stolen_b.private, group),
+        "es": power(big_x, stolen_b.private, group),
+        "se": power(recorded.Y, stolen_a.private, group),
+    }
+    for size in (1, 2, 3):
+        for names in itertools.permutations(known, size):
+            for binding in ("transcript", "none", "client hello", "plain"):
+                keys = _request_keys(
+                    _Schedule(names, binding), known, recorded.client_hello, recorded.server_hello
+                )
+                opened = _opens(keys[:32], _NONCE, recorded.sealed_command)
+                if opened is not None:
+                    return opened
+    return None
+
+
+def _hello_problem(request: _Request, server_key: KeyPair) -> CheckFailed | None:
+    """What is wrong with the handler's hello, if anything."""
+    if request.status == "error" and isinstance(request.value, NotImplementedError):
+        return not_written("handle_request")
+    if request.server_hello is None and request.status == "error":
+        return fail(REQUEST_HANDLER["raised"], error=refused_as(request.value))
+    if request.server_hello is None and request.status == "ok":
+        return fail(REQUEST_HANDLER["returned early"])
+    if request.server_hello is None and request.hello_error:
+        return fail(REQUEST_HANDLER["bad hello"], error=request.hello_error)
+    if request.server_hello is None:
+        return fail(REQUEST_HANDLER["no hello"], wait=REQUEST_WAIT)
+    if request.hello_error:
+        return fail(REQUEST_HANDLER["bad hello"], error=request.hello_error)
+    if request.Y is None:
+        return fail(REQUEST_HANDLER["no Y"])
+    if request.Y == request.X:
+        return fail(REQUEST_HANDLER["echoed X"])
+    if server_key.public == request.Y:
+        return fail(REQUEST_HANDLER["static Y"])
+    try:
+        validate_public(server_key.group, request.Y)
+    except LabCryptoError:
+        return fail(REQUEST_HANDLER["bad Y"])
+    return None
+
+
+def _which_mistake(
+    handle: Callable[..., Any], server_key: KeyPair, client: KeyPair, first: _Request
+) -> CheckFailed:
+    """The handler's keys are not the client's: find the known mistake it makes, if any.
+
+    The client makes one more request for each mistaken key schedule (keys from
+    K alone, K' = X^b, no transcript, ...): the one the handler answers is the
+    one it uses. When that one needs no ephemeral secret, the thief's own code
+    opens the recording, and the message shows what he read.
+    """
+    deadline = time.monotonic() + DIAGNOSIS_WAIT  # a safety net: each request is bounded too
+    for name, schedule in _MISTAKES:
+        if time.monotonic() > deadline:
+            break
+        request = _run_request(handle, server_key, client, schedule)
+        if request.status == "stuck":
+            break
+        if request.answer != _ANSWER:
+            continue
+        stolen = _thief_reads(request, server_key, client)
+        return fail(REQUEST_HANDLER[name], stolen=repr(stolen))
+    outcome = how_it_ended(first.status, first.value, 60)
+    return fail(REQUEST_HANDLER["cannot open"], outcome=outcome)
+
+
+def _fair_request(handle: Callable[..., Any], server_key: KeyPair, client: KeyPair) -> _Request:
+    """One request as the exercise describes it, answered right; else the failure."""
+    request = _run_request(handle, server_key, client)
+    problem = _hello_problem(request, server_key)
+    if problem is not None:
+        raise problem
+    if request.answer == _ANSWER and request.carried_out == [_COMMAND]:
+        return request
+    if request.status == "stuck":
+        raise fail(REQUEST_HANDLER["stuck"], wait=REQUEST_WAIT)
+    if request.carried_out == [_COMMAND]:
+        if not request.later:
+            raise fail(REQUEST_HANDLER["no answer"])
+        raise fail(REQUEST_HANDLER["answer unreadable"])
+    if request.status == "error" and not isinstance(request.value, InvalidTag):
+        raise fail(REQUEST_HANDLER["raised"], error=refused_as(request.value))
+    raise _which_mistake(handle, server_key, client, request)
+
+
+@explained_in("05_ftp", N_("Exercise: a fresh key pair for every request"))
+def check_request_handler(handle: Callable[..., Any]) -> None:
+    """``handle_request(sock, server_key, answer)``: one request of the encrypted file server.
+
+    The check is the client, over TCP on 127.0.0.1: two fair requests (each must
+    open, with a Y and keys of its own), the first one replayed byte for byte
+    (it must not be carried out), then a thief with both static private keys
+    tries every way he can to open the recording of the first.
+    """
+    server_key, client = generate(FFDHE2048), generate(FFDHE2048)
+    first = _fair_request(handle, server_key, client)
+    second = _fair_request(handle, server_key, client)
+    if first.Y == second.Y:
+        raise fail(REQUEST_HANDLER["same Y"])
+    if first.keys == second.keys:
+        raise fail(REQUEST_HANDLER["same keys"])
+    if _run_request(handle, server_key, client, replay=first).carried_out:
+        raise fail(REQUEST_HANDLER["replayed"])
+    stolen = _thief_reads(first, server_key, client)
+    if stolen is not None:
+        raise fail(REQUEST_HANDLER["thief"], stolen=repr(stolen))
+    passed(REQUEST_HANDLER["passed"])
+
+
+@check_request_handler.hidden
+def hidden_request_handler(handle: Callable[..., Any]) -> None:
+    """Other keys; three requests, each answered, each with its own Y; the thief reads none;
+    the last one replayed is not carried out."""
+    server_key, client = generate(FFDHE2048), generate(FFDHE2048)
+    requests: list[_Request] = []
+    for _ in range(3):
+        request = _run_request(handle, server_key, client)
+        expect(request.answer == _ANSWER and request.carried_out == [_COMMAND])
+        expect(_thief_reads(request, server_key, client) is None)
+        requests.append(request)
+    expect(len({request.Y for request in requests}) == 3)
+    expect(not _run_request(handle, server_key, client, replay=requests[-1]).carried_out)
 
 
 # --- the path check ------------------------------------------------------------------

@@ -455,12 +455,15 @@ def fingerprint_grid(
     sessions: Sequence[str],
     static: str | None = None,
     title: str | None = None,
+    xlabel: str | None = None,
 ) -> Figure:
     """One row per request: the bytes of its session fingerprint as colours.
 
     Every row looks different when every request had keys of its own. With
     ``static`` (the fingerprint of your long-term key), a second panel shows
-    it for comparison: the same row every time.
+    it for comparison: the same row every time. ``sessions`` may hold any
+    hex strings (say, each request's ephemeral public value, with ``xlabel``
+    saying so).
     """
 
     def as_bytes(text: str) -> list[int]:
@@ -478,7 +481,8 @@ def fingerprint_grid(
     axes[0][0].imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=255)
     axes[0][0].set(
         title=_("Session keys of each request") if title is None else shown(title),
-        xlabel=_("byte of the fingerprint"), ylabel=_("request"),
+        xlabel=_("byte of the fingerprint") if xlabel is None else shown(xlabel),
+        ylabel=_("request"),
         yticks=range(len(grid)), yticklabels=[str(i + 1) for i in range(len(grid))],
     )  # fmt: skip
     axes[0][0].tick_params(axis="y", labelsize=7)

@@ -9,8 +9,8 @@ writes its English words as plain strings, and the Russian edition runs
 *the same code* (its twin may change only comments and docstrings). So the
 panels translate these words where they show them: ``widgets.table``
 translates its column names and the cells that hold one of the words
-below, the plot functions their ``title`` (and ``byte_histograms`` its
-sample names), and ``widgets.progress`` its label. A student reads
+below, the plot functions their ``title`` (``fingerprint_grid`` its ``xlabel``, and
+``byte_histograms`` its sample names), and ``widgets.progress`` its label. A student reads
 Russian and the code stays free of gettext.
 
 Only the words listed here are translated (``shown``), so data that
@@ -44,7 +44,8 @@ COLUMNS = (
     N_("refused by"), N_("error"),
     # 05: directory entries, sessions, the thief, the jail
     N_("name"), N_("size"), N_("mtime"), N_("request"), N_("session keys"),
-    N_("alice's long-term key"), N_("connection"), N_("ephemeral keys in the hellos"),
+    N_("A (alice, static)"), N_("X (alice, this request)"), N_("Y (server, this request)"),
+    N_("nonce (public)"), N_("SHA-256 of K"), N_("connection"), N_("ephemeral keys in the hellos"),
     N_("the thief, with the stolen server key"), N_("mode"),
     N_("the thief, with the server's key b"), N_("the trick"), N_("alice asks for"), N_("path"),
 )  # fmt: skip
@@ -53,7 +54,8 @@ COLUMNS = (
 TITLES = (
     N_("carol: refused at her hello"),
     N_("alice: handshake, then ciphertext"),
-    N_("Twenty requests, twenty sets of keys"),
+    N_("Y = g^y of each request"),
+    N_("byte of Y (its first 16)"),
     N_("plaintext"),
     N_("toy (Caesar)"),
     N_("secure (AES-GCM)"),

@@ -285,32 +285,124 @@ checks.hidden_my_cipher(MyCipher)
 # %% [markdown] id=cell-018
 # ## 2 · Fresh keys for every request
 #
-# Each request made a new ephemeral key pair on both sides, so each had its own session keys.
-# The client keeps each session's fingerprint (a hash of its keys, safe to show). Twenty more requests:
+# Each request makes a new ephemeral key pair on both sides. A wiretap in front of the server shows what each request's two hellos carry:
+# alice's static public key `A`, her ephemeral public value `X = g^x` for this request, and the server's `Y = g^y`. Ten more requests:
 
-# %% [markdown] lang=ru id=cell-018 en=ccc44479
+# %% [markdown] lang=ru id=cell-018 en=e71110a6
 # ## 2 · Новые ключи для каждого запроса
 #
-# Каждый запрос создавал новую эфемерную пару ключей на обеих сторонах, поэтому у каждого запроса были свои ключи сеанса.
-# Клиент хранит отпечаток каждого сеанса (хеш его ключей, показывать его безопасно). Ещё двадцать запросов:
+# Каждый запрос создаёт новую эфемерную пару ключей на обеих сторонах. Прослушка перед сервером показывает, что несут два приветствия каждого запроса:
+# статический открытый ключ alice `A`, её эфемерное открытое значение `X = g^x` для этого запроса и `Y = g^y` сервера. Ещё десять запросов:
 
 # %% id=cell-019
-before = len(alice.sessions)
-for _ in range(20):
-    alice.ls("/")
-twenty = list(alice.sessions)[before:]
-widgets.table([{"request": i + 1, "session keys": fp, "alice's long-term key": people["alice"].fingerprint}
-               for i, fp in enumerate(twenty)])
+def short(value):
+    """A public value from a hello, cut to its first 16 hex digits ("—" if there is none)."""
+    return value[:18] + "…" if value else "—"
 
-# %% id=cell-020
-len(set(twenty)), len(twenty)
+
+def hello_values(conn):
+    """The public values in the two hellos of one tapped connection."""
+    hellos = {f.message["type"]: f.message for f in conn.frames if f.kind == "handshake"}
+    client, server = hellos["client_hello"], hellos["server_hello"]
+    return {"A (alice, static)": short(client["static"]),
+            "X (alice, this request)": short(client.get("ephemeral")),
+            "Y (server, this request)": short(server.get("ephemeral"))}
+
+
+keys_tap = wiretap.Wiretap(server.address, name="05-tap-keys").start()
+tapped_alice = FileClient(*keys_tap.address, people["alice"], server_key=server_key.public_key)
+for _ in range(10):
+    tapped_alice.ls("/")
+requests = [hello_values(conn) for conn in keys_tap.connections]
+widgets.table([{"request": i + 1, **row} for i, row in enumerate(requests)])
+
+# %% lang=ru id=cell-019 en=339c7044
+def short(value):
+    """Открытое значение из приветствия, обрезанное до первых 16 шестнадцатеричных цифр ("—", если его нет)."""
+    return value[:18] + "…" if value else "—"
+
+
+def hello_values(conn):
+    """Открытые значения в двух приветствиях одного прослушанного соединения."""
+    hellos = {f.message["type"]: f.message for f in conn.frames if f.kind == "handshake"}
+    client, server = hellos["client_hello"], hellos["server_hello"]
+    return {"A (alice, static)": short(client["static"]),
+            "X (alice, this request)": short(client.get("ephemeral")),
+            "Y (server, this request)": short(server.get("ephemeral"))}
+
+
+keys_tap = wiretap.Wiretap(server.address, name="05-tap-keys").start()
+tapped_alice = FileClient(*keys_tap.address, people["alice"], server_key=server_key.public_key)
+for _ in range(10):
+    tapped_alice.ls("/")
+requests = [hello_values(conn) for conn in keys_tap.connections]
+widgets.table([{"request": i + 1, **row} for i, row in enumerate(requests)])
+
+# %% [markdown] id=cell-020
+# How many different values each column holds over the ten requests:
+
+# %% [markdown] lang=ru id=cell-020 en=6614f90b
+# Сколько разных значений в каждом столбце за десять запросов:
+
+# %% id=cell-020b
+widgets.table([{column: len({row[column] for row in requests}) for column in requests[0]}])
 
 # %% id=cell-021
-plots.fingerprint_grid(twenty, static=people["alice"].fingerprint, title="Twenty requests, twenty sets of keys");
+server_ys = [f.message["ephemeral"] for f in keys_tap.frames() if f.kind == "handshake" and f.message["type"] == "server_hello"]
+plots.fingerprint_grid([y[2:34] for y in server_ys], static=people["alice"].fingerprint,
+                       title="Y = g^y of each request", xlabel="byte of Y (its first 16)");
+
+# %% [markdown] id=static-mode
+# `A` is the same every time: it says **who** alice is, and the server checks it against the allowlist on every request. `X` and `Y` are new every time,
+# and so is `K' = g^xy`, which only the two ends of that one request ever computed.
+#
+# **And in `static` mode?** The course's own exchange has no `X` and no `Y`. Its session keys still differ from one connection to the next, because
+# of the public random nonces in the hellos, so a table of session fingerprints looks just as varied. But the only Diffie-Hellman secret behind them is
+# `K = A^b`, the same for every connection. Three connections to a chat room in `static` mode, with a hash of that `K` (the server can compute it; a hash is safe to show):
+
+# %% [markdown] lang=ru id=static-mode en=a7ce45f9
+# `A` каждый раз один и тот же: он говорит, **кто** такая alice, и сервер сверяет его со списком разрешённых ключей при каждом запросе. `X` и `Y` каждый раз новые,
+# а с ними и `K' = g^xy`, который вычисляли только два конца этого одного запроса.
+#
+# **А в режиме `static`?** В обмене из курса нет ни `X`, ни `Y`. Его ключи сеанса всё равно меняются от соединения к соединению —
+# из-за открытых случайных nonce в приветствиях, поэтому таблица отпечатков сеансов выглядит так же пёстро. Но единственный секрет Диффи — Хеллмана за ними —
+# `K = A^b`, один и тот же для всех соединений. Три соединения с комнатой чата в режиме `static` и хеш этого `K` (сервер может его вычислить; показывать хеш безопасно):
+
+# %% id=static-rows
+static_room = ChatServer(server_key, allowlist, name="05-static-keys", mode="static").start()
+static_tap = wiretap.Wiretap(static_room.address, name="05-tap-static").start()
+rows = []
+for _ in range(3):
+    static_chat = ChatClient.connect(*static_tap.address, people["alice"], mode="static", server_key=server_key.public_key)
+    fingerprint = static_chat.channel.session.fingerprint
+    static_chat.close()
+    conn = static_tap.connections[-1]
+    hello = json.loads(next(f.payload for f in conn.frames if f.kind == "handshake"))
+    K = server_key.shared_secret(keys.parse_number(hello["static"]))        # K = A^b, as the server computes it
+    rows.append({**hello_values(conn), "nonce (public)": hello["nonce"][:16] + "…",
+                 "session keys": fingerprint, "SHA-256 of K": hashlib.sha256(str(K).encode()).hexdigest()[:16]})
+static_tap.stop(), static_room.stop()
+widgets.table(rows)
+
+# %% lang=ru id=static-rows en=5b9d7953
+static_room = ChatServer(server_key, allowlist, name="05-static-keys", mode="static").start()
+static_tap = wiretap.Wiretap(static_room.address, name="05-tap-static").start()
+rows = []
+for _ in range(3):
+    static_chat = ChatClient.connect(*static_tap.address, people["alice"], mode="static", server_key=server_key.public_key)
+    fingerprint = static_chat.channel.session.fingerprint
+    static_chat.close()
+    conn = static_tap.connections[-1]
+    hello = json.loads(next(f.payload for f in conn.frames if f.kind == "handshake"))
+    K = server_key.shared_secret(keys.parse_number(hello["static"]))        # K = A^b, как его вычисляет сервер
+    rows.append({**hello_values(conn), "nonce (public)": hello["nonce"][:16] + "…",
+                 "session keys": fingerprint, "SHA-256 of K": hashlib.sha256(str(K).encode()).hexdigest()[:16]})
+static_tap.stop(), static_room.stop()
+widgets.table(rows)
 
 # %% [markdown] id=cell-022
-# Every row different on the left; on the right, alice's long-term key, the same every time — it says **who** she is,
-# and the server checks it against the allowlist on every request.
+# The session keys differ on every row here too, yet whoever steals `b` computes `K = A^b` once and opens all three. Fresh session keys are not enough:
+# what protects a recording is a fresh *secret*, `K'`, that nobody kept. Section 3 shows both, with a thief.
 #
 # ## 3 · Forward secrecy, demonstrated
 #
@@ -319,9 +411,9 @@ plots.fingerprint_grid(twenty, static=people["alice"].fingerprint, title="Twenty
 # **A static-key session.** A chat room in `static` mode — the course's own exchange — uses only the long-term keys (`K = A^b`, plus public nonces).
 # Eve records alice's chat with it:
 
-# %% [markdown] lang=ru id=cell-022 en=567c88f7
-# Слева все строки разные; справа — долговременный ключ alice, каждый раз один и тот же. Он говорит, **кто** она,
-# и сервер сверяет его со списком разрешённых ключей при каждом запросе.
+# %% [markdown] lang=ru id=cell-022 en=23961e76
+# Ключи сеанса и здесь разные в каждой строке, но тот, кто украдёт `b`, один раз вычислит `K = A^b` и вскроет все три. Новых ключей сеанса недостаточно:
+# запись защищает новый *секрет* `K'`, который никто не сохранил. Раздел 3 показывает и то, и другое — с вором.
 #
 # ## 3 · Прямая секретность на деле
 #
@@ -558,12 +650,8 @@ widgets.table([{"mode": "static", "the thief, with the server's key b": log_in_a
 # | alice's `a` | `secure` | none | alice, to everyone (until she is taken off the allowlist) |
 #
 # In every mode the owner's own identity goes with the key: a stolen key must be replaced (a new key, a new pin, a new allowlist row).
-#
-# ## 4 · The jail: a home you cannot leave
-#
-# Bob stores a file in his home. Alice tries every way out of hers:
 
-# %% [markdown] lang=ru id=cell-032c en=e04448a4
+# %% [markdown] lang=ru id=cell-032c en=2fdaaba9
 # В режиме `static` сервер приветствует вора как **alice** — и так же принял бы его под именем любого студента из списка.
 # Это *подмена при компрометации ключа* (key-compromise impersonation): украденный ключ позволяет вору выдавать себя
 # за *других* перед владельцем ключа. В режиме `secure` слагаемое `se` смешивает статический ключ alice со свежим
@@ -580,7 +668,141 @@ widgets.table([{"mode": "static", "the thief, with the server's key b": log_in_a
 # | `a` (ключ alice) | `secure` | ничего | alice — перед всеми (пока её не уберут из списка разрешённых) |
 #
 # В любом режиме собственная личность владельца уходит вместе с ключом: украденный ключ нужно заменить (новый ключ, новое закрепление, новая строка в списке).
+
+# %% [markdown] id=request-handler
+# ### Exercise: a fresh key pair for every request
 #
+# Task 5 of the course: "key exchange and generation happen on every request, and are different every time". Write the server's side of one request,
+# `handle_request(sock, server_key, answer)`. Its protocol is smaller than labcrypto's, so it fits in one function:
+#
+# ```
+# client → server   {"static": hex(A), "ephemeral": hex(X)}    its hello: one frame of JSON
+# server → client   {"ephemeral": hex(Y)}                      your hello: the Y of a key pair made for this request
+# client → server   the command, sealed with keys[:32]
+# server → client   answer(command), sealed with keys[32:]
+# ```
+#
+# 1. Read the client's hello with `read_frame(sock)` and keep its bytes exactly as they came; take `A` and `X` from it (`int(text, 16)`).
+# 2. Make a **fresh** key pair for this request, `mine = keys.generate(server_key.group)`, and send your hello with its public value `Y` (`write_frame`).
+# 3. `K = A^b` is `server_key.shared_secret(A)`, and `K' = X^y` is `mine.shared_secret(X)` (both check the client's value first).
+# 4. The keys: 64 bytes of HKDF-SHA256, no salt, `info = b"labcrypto 05 request" + transcript_hash(client_hello, server_hello)` (both hellos exactly as sent),
+#    from `K'.to_bytes(256, "big") + K.to_bytes(256, "big")`. The first 32 bytes are the client-to-server key, the last 32 the server-to-client key.
+# 5. Open the command with `AESGCM(keys[:32]).decrypt(bytes(12), data, None)` and send `AESGCM(keys[32:]).encrypt(bytes(12), answer(command), None)`.
+#    A nonce of zeros is safe here only because each key seals exactly one message, and the keys are new for every request.
+#
+# The check is the client, over TCP: two requests (each must get a Y and keys of its own), then the first one replayed byte for byte.
+# Then comes the thief of section 3, with the recording of a request and **both** static private keys: he tries every way to derive its keys from what he can compute.
+
+# %% [markdown] lang=ru id=request-handler en=36a0ccf3
+# ### Упражнение: новая пара ключей для каждого запроса
+#
+# Задание 5 курса: «обмен ключами и генерация происходят при каждом запросе и каждый раз разные». Напишите сторону сервера для одного запроса,
+# `handle_request(sock, server_key, answer)`. Её протокол меньше, чем у labcrypto, поэтому он помещается в одну функцию:
+#
+# ```
+# клиент → сервер   {"static": hex(A), "ephemeral": hex(X)}    его приветствие: один кадр JSON
+# сервер → клиент   {"ephemeral": hex(Y)}                      ваше приветствие: Y пары ключей, созданной для этого запроса
+# клиент → сервер   команда, запечатанная ключом keys[:32]
+# сервер → клиент   answer(command), запечатанный ключом keys[32:]
+# ```
+#
+# 1. Прочитайте приветствие клиента через `read_frame(sock)` и сохраните его байты ровно такими, какими они пришли; возьмите из него `A` и `X` (`int(text, 16)`).
+# 2. Создайте **новую** пару ключей для этого запроса, `mine = keys.generate(server_key.group)`, и отправьте своё приветствие с её открытым значением `Y` (`write_frame`).
+# 3. `K = A^b` — это `server_key.shared_secret(A)`, а `K' = X^y` — это `mine.shared_secret(X)` (оба сначала проверяют значение клиента).
+# 4. Ключи: 64 байта HKDF-SHA256, без соли, `info = b"labcrypto 05 request" + transcript_hash(client_hello, server_hello)` (оба приветствия ровно в том виде, в каком отправлены),
+#    из `K'.to_bytes(256, "big") + K.to_bytes(256, "big")`. Первые 32 байта — ключ от клиента к серверу, последние 32 — ключ от сервера к клиенту.
+# 5. Откройте команду через `AESGCM(keys[:32]).decrypt(bytes(12), data, None)` и отправьте `AESGCM(keys[32:]).encrypt(bytes(12), answer(command), None)`.
+#    Нулевой nonce здесь безопасен только потому, что каждый ключ запечатывает ровно одно сообщение, а ключи новые для каждого запроса.
+#
+# Проверка играет роль клиента, по TCP: два запроса (у каждого должны быть свои Y и свои ключи), затем первый запрос, повторённый байт в байт.
+# Затем приходит вор из раздела 3 — с записью запроса и **обоими** украденными статическими закрытыми ключами: он пробует все способы вывести её ключи из того, что может вычислить.
+
+# %% solution grade_id=request_handler
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from labcrypto.channel import read_frame, write_frame
+from labcrypto.handshake import transcript_hash
+
+
+def handle_request(sock, server_key, answer):
+    """One request of the encrypted file server: a fresh key pair, K and K', the sealed answer."""
+    ### BEGIN SOLUTION
+    client_hello = read_frame(sock)
+    hello = json.loads(client_hello)
+    A, X = int(hello["static"], 16), int(hello["ephemeral"], 16)
+    mine = keys.generate(server_key.group)          # y and Y = g^y: for this request only
+    server_hello = json.dumps({"ephemeral": hex(mine.public)}).encode()
+    write_frame(sock, server_hello)
+    K = server_key.shared_secret(A)                 # K = A^b: the static keys say who talks
+    K2 = mine.shared_secret(X)                      # K' = X^y: gone when the request ends
+    info = b"labcrypto 05 request" + transcript_hash(client_hello, server_hello)
+    request_keys = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=info).derive(
+        K2.to_bytes(256, "big") + K.to_bytes(256, "big"))
+    command = AESGCM(request_keys[:32]).decrypt(bytes(12), read_frame(sock), None)
+    write_frame(sock, AESGCM(request_keys[32:]).encrypt(bytes(12), answer(command), None))
+    ### END SOLUTION
+
+# %% lang=ru grade_id=request_handler en=60c1da2c
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from labcrypto.channel import read_frame, write_frame
+from labcrypto.handshake import transcript_hash
+
+
+def handle_request(sock, server_key, answer):
+    """Один запрос зашифрованного файлового сервера: новая пара ключей, K и K', запечатанный ответ."""
+    ### BEGIN SOLUTION
+    client_hello = read_frame(sock)
+    hello = json.loads(client_hello)
+    A, X = int(hello["static"], 16), int(hello["ephemeral"], 16)
+    mine = keys.generate(server_key.group)          # y и Y = g^y: только для этого запроса
+    server_hello = json.dumps({"ephemeral": hex(mine.public)}).encode()
+    write_frame(sock, server_hello)
+    K = server_key.shared_secret(A)                 # K = A^b: статические ключи говорят, кто говорит
+    K2 = mine.shared_secret(X)                      # K' = X^y: исчезает, когда запрос закончен
+    info = b"labcrypto 05 request" + transcript_hash(client_hello, server_hello)
+    request_keys = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=info).derive(
+        K2.to_bytes(256, "big") + K.to_bytes(256, "big"))
+    command = AESGCM(request_keys[:32]).decrypt(bytes(12), read_frame(sock), None)
+    write_frame(sock, AESGCM(request_keys[32:]).encrypt(bytes(12), answer(command), None))
+    ### END SOLUTION
+
+# %% tests grade_id=check_request_handler points=3
+"""Check handle_request as its client over TCP: a key pair and keys of its own for every request, a replay refused, a thief with both static keys locked out."""
+checks.check_request_handler(handle_request)
+### BEGIN HIDDEN TESTS
+checks.hidden_request_handler(handle_request)
+### END HIDDEN TESTS
+
+# %% lang=ru grade_id=check_request_handler en=bd00938a
+"""Проверка handle_request её клиентом по TCP: у каждого запроса своя пара ключей и свои ключи, повтор отвергнут, вор с обоими статическими ключами не входит."""
+checks.check_request_handler(handle_request)
+### BEGIN HIDDEN TESTS
+checks.hidden_request_handler(handle_request)
+### END HIDDEN TESTS
+
+# %% [markdown] id=one-request
+# **Why one request per connection makes this natural.** Every request already opens a new connection and runs a whole handshake before its one
+# command, so a new ephemeral key pair there costs only a little more arithmetic and needs no state: nothing is kept between requests, and `y` is
+# thrown away when the handler returns. A long-lived connection would have to re-key in the middle of a conversation to get the same effect;
+# here each request simply is its own session, so a stolen long-term key opens none of the recorded ones.
+
+# %% [markdown] lang=ru id=one-request en=7536e553
+# **Почему схема «один запрос — одно соединение» делает это естественным.** Каждый запрос и так открывает новое соединение и проходит полное рукопожатие
+# перед своей единственной командой, поэтому новая эфемерная пара ключей стоит там лишь немного дополнительной арифметики и не требует состояния: между
+# запросами ничего не хранится, а `y` выбрасывается, когда обработчик возвращается. Долгоживущему соединению для того же эффекта пришлось бы менять ключи
+# посреди разговора; здесь же каждый запрос — сам по себе отдельный сеанс, поэтому украденный долговременный ключ не вскроет ни одной записи.
+
+# %% [markdown] id=jail
+# ## 4 · The jail: a home you cannot leave
+#
+# Bob stores a file in his home. Alice tries every way out of hers:
+
+# %% [markdown] lang=ru id=jail en=85b3f26d
 # ## 4 · Изоляция: домашняя папка, из которой не выйти
 #
 # Студент bob сохраняет файл в своей домашней папке, а alice пробует все пути наружу из своей:
@@ -766,28 +988,6 @@ def walk(client, path="/"):
             yield from walk(client, full)
 
 widgets.table([{"path": p, "kind": e.kind, "bytes": e.size} for p, e in walk(alice)])
-
-# %% [markdown] id=cell-043
-# ## 7 · Exercise: in your own words
-#
-# Why does the course's **one-request-per-connection** design make fresh keys for every request natural? Answer in two or three sentences (graded by your instructor).
-
-# %% [markdown] lang=ru id=cell-043 en=1f40e7e0
-# ## 7 · Упражнение: своими словами
-#
-# Почему схема курса **«один запрос — одно соединение»** делает новые ключи для каждого запроса естественными? Ответьте в двух-трёх предложениях (ответ оценит преподаватель).
-
-# %% [markdown] answer grade_id=one_request_answer points=1
-# Every request already opens a new connection and runs a whole handshake before its one command, so making a new ephemeral key pair there
-# costs only a little more arithmetic and needs no state: nothing has to be kept between requests, and the keys can be thrown away when the
-# connection closes. A long-lived connection would have to re-key in the middle of a conversation to get the same effect; here each
-# request simply is its own session, so a stolen long-term key opens none of the recorded ones.
-
-# %% [markdown] lang=ru grade_id=one_request_answer en=d34e1d72
-# Каждый запрос и так открывает новое соединение и проходит полное рукопожатие перед своей единственной командой, поэтому новая эфемерная пара ключей
-# стоит там лишь немного дополнительной арифметики и не требует состояния: между запросами ничего хранить не нужно, а ключи можно выбросить, когда
-# соединение закрывается. Долгоживущему соединению для того же эффекта пришлось бы менять ключи посреди разговора; здесь же каждый
-# запрос — сам по себе отдельный сеанс, поэтому украденный долговременный ключ не вскроет ни одной записи.
 
 # %% [markdown] id=cell-045
 # ## Summary
