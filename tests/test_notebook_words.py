@@ -89,8 +89,11 @@ def test_plot_titles_from_notebooks_are_translated(language) -> None:
         assert CYRILLIC.search(figure.axes[0].get_title())
         own = plots.sequence_diagram(steps, title="my diagram")
         assert own.axes[0].get_title() == "my diagram"
-        grid = plots.fingerprint_grid(["00ff"] * 2, title="Twenty requests, twenty sets of keys")
+        grid = plots.fingerprint_grid(
+            ["00ff"] * 2, title="Y = g^y of each request", xlabel="byte of Y (its first 16)"
+        )
         assert CYRILLIC.search(grid.axes[0].get_title())
+        assert CYRILLIC.search(grid.axes[0].get_xlabel())
         histograms = plots.byte_histograms({"plaintext": b"hello", "toy (Caesar)": b"khoor"})
         titles = [ax.get_title() for ax in histograms.axes]
         assert all(CYRILLIC.search(t.rsplit(" (", 1)[0]) for t in titles), titles
