@@ -622,6 +622,13 @@ def _run_request(
             request.status, request.value = ended[0]
             request.later = _frames_until_closed(client_sock)
         request.carried_out = list(carried_out)
+        if not done.is_set():
+            # The verdict is taken. End of stream from the client ends a handler that waits
+            # for more frames; closing its socket under it would not wake it if the number
+            # of that socket is at once reused by the next connection.
+            with contextlib.suppress(OSError):
+                client_sock.shutdown(socket.SHUT_WR)
+            done.wait(WAIT)
     if request.keys and request.later:
         request.answer = _opens(request.keys[32:], _NONCE, request.later[0])
     return request
