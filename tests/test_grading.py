@@ -235,6 +235,17 @@ WRONG: dict[str, tuple[str, str]] = {
         "    return json.loads(channel.recv(timeout=5))\n",
         "inside the encrypted channel",
     ),
+    "offer_port": (
+        "def offer_port(channel, pool, timeout=5.0):\n"
+        "    port, sock = pool.lease()\n"
+        "    ticket = secrets.token_hex(32)\n"
+        "    channel.send(json.dumps({'type': 'port', 'port': port, 'ticket': ticket}))\n"
+        "    sock.settimeout(timeout)\n"
+        "    conn, _ = sock.accept()\n"
+        "    channel.rebind(conn)\n"
+        "    return conn, port, sock\n",
+        "took that connection as the client's",
+    ),
     "port_pool": (
         "class MyPortPool:\n"
         "    def __init__(self, first, last, host='127.0.0.1'):\n"
@@ -348,6 +359,77 @@ def _more_wrong(student: str) -> dict[str, tuple[str, str]]:
     return {grade_id: wrong[n] for grade_id, wrong in MORE_WRONG.items() if n < len(wrong)}
 
 
+#: More typical wrong answers for the new exercises (issue 18: at least three each through
+#: real nbgrader): student ``more-N-GRADE_ID`` hands in the N-th of them and every other
+#: answer right.
+MORE_WRONG: dict[str, list[tuple[str, str]]] = {
+    "offer_port": [
+        (
+            "def offer_port(channel, pool, timeout=5.0):\n"
+            "    port, sock = pool.lease()\n"
+            "    ticket = secrets.token_hex(32)\n"
+            "    channel.send(json.dumps({'type': 'port', 'port': port, 'ticket': ticket}))\n"
+            "    sock.settimeout(timeout)\n"
+            "    while True:\n"
+            "        conn, _ = sock.accept()\n"
+            "        channel.rebind(conn)\n"
+            "        if json.loads(channel.recv(timeout=1))['ticket'] == ticket:\n"
+            "            return conn, port, sock\n"
+            "        conn.close()\n",
+            "the channel was broken",
+        ),
+        (
+            "def offer_port(channel, pool, timeout=5.0):\n"
+            "    port, sock = pool.lease()\n"
+            "    ticket = secrets.token_hex(32)\n"
+            "    channel.send(json.dumps({'type': 'port', 'port': port, 'ticket': ticket}))\n"
+            "    def shows_ticket(message):\n"
+            "        return json.loads(message).get('ticket') == ticket\n"
+            "    deadline = time.monotonic() + timeout\n"
+            "    while time.monotonic() < deadline:\n"
+            "        sock.settimeout(max(0.01, deadline - time.monotonic()))\n"
+            "        try:\n"
+            "            conn, _ = sock.accept()\n"
+            "        except TimeoutError:\n"
+            "            break\n"
+            "        conn.settimeout(1)\n"
+            "        if channel.open_candidate(read_frame(conn), shows_ticket) is None:\n"
+            "            conn.close()\n"
+            "            continue\n"
+            "        channel.rebind(conn)\n"
+            "        return conn, port, sock\n"
+            "    raise HandoffFailed('nobody came')\n",
+            "the port never went back to the pool",
+        ),
+        (
+            "TICKET = secrets.token_hex(32)\n"
+            "def offer_port(channel, pool, timeout=5.0):\n"
+            "    port, sock = pool.lease()\n"
+            "    channel.send(json.dumps({'type': 'port', 'port': port, 'ticket': TICKET}))\n"
+            "    def shows_ticket(message):\n"
+            "        return json.loads(message).get('ticket') == TICKET\n"
+            "    deadline = time.monotonic() + timeout\n"
+            "    while time.monotonic() < deadline:\n"
+            "        sock.settimeout(max(0.01, deadline - time.monotonic()))\n"
+            "        try:\n"
+            "            conn, _ = sock.accept()\n"
+            "        except TimeoutError:\n"
+            "            break\n"
+            "        conn.settimeout(1)\n"
+            "        if channel.open_candidate(read_frame(conn), shows_ticket) is None:\n"
+            "            conn.close()\n"
+            "            continue\n"
+            "        channel.rebind(conn)\n"
+            "        return conn, port, sock\n"
+            "    pool.release(port, sock)\n"
+            "    raise HandoffFailed('nobody came')\n",
+            "Two sessions got the same ticket",
+        ),
+    ],
+}
+MORE = [f"more-{n}-{grade_id}" for grade_id, wrong in MORE_WRONG.items() for n in range(len(wrong))]
+
+
 def _meta(cell: Any) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {})
 
@@ -408,6 +490,10 @@ def _submission(source: Any, released: Any, student: str) -> Any:
     answers = {_meta(c)["grade_id"]: c.source for c in source.cells if _meta(c).get("solution")}
     if student in AGAIN:
         answers = {grade_id: _lucky(grade_id, answer) for grade_id, answer in answers.items()}
+    if student in MORE:
+        _, number, grade_id = student.split("-", 2)
+        if grade_id in answers:
+            answers[grade_id] = MORE_WRONG[grade_id][int(number)][0]
     wrong = {grade_id: WRONG[grade_id][0] for grade_id in _wrong_ids(nb, student)}
     if student in MORE:
         wrong = {grade_id: answer for grade_id, (answer, _) in _more_wrong(student).items()}
@@ -495,6 +581,18 @@ def graded_more(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder.mkdir()
     for path in sorted(NOTEBOOK_DIR.glob("0*.ipynb")):
         if set(_exercises(nbformat.read(path, 4))) & set(MORE_WRONG):
+            (folder / path.name).write_bytes(path.read_bytes())
+    return _grade_course(base, folder, MORE)
+
+
+@pytest.fixture(scope="module")
+def graded_more_mistakes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The notebooks of the ``MORE_WRONG`` exercises, one submission per extra mistake."""
+    base = tmp_path_factory.mktemp("more-mistakes")
+    folder = base / "notebooks"
+    folder.mkdir()
+    for path in NOTEBOOK_DIR.glob("0*.ipynb"):
+        if set(MORE_WRONG) & set(_exercises(nbformat.read(path, 4))):
             (folder / path.name).write_bytes(path.read_bytes())
     return _grade_course(base, folder, MORE)
 
@@ -715,6 +813,30 @@ def test_one_submission_gets_the_same_score_on_five_runs(graded_five_times: dict
             assert auto == (0 if solution_id in LUCKY else most), (assignment, solution_id)
     totals = [float(r["score"]) for r in graded_five_times["rows"] if r["student_id"] in AGAIN]
     assert len(totals) == 5 * len(graded_five_times["ids"])
+
+
+def test_more_mistakes_each_lose_exactly_their_points(
+    graded_more_mistakes: dict[str, Any],
+) -> None:
+    """Issue 18: beyond the one wrong answer per exercise above, each new exercise's other
+    typical mistakes lose exactly that exercise's points, each with feedback naming it."""
+    course = graded_more_mistakes["course"]
+    for assignment in graded_more_mistakes["ids"]:
+        for student in MORE:
+            _, number, wrong_id = student.split("-", 2)
+            nb = _autograded(course, assignment, student)
+            if wrong_id not in _exercises(nb):
+                continue
+            scores = _cell_scores(course, assignment, student)
+            for solution_id in _exercises(nb):
+                check = _check_of(nb, solution_id)
+                auto, most = scores[_meta(check)["grade_id"]]
+                if solution_id != wrong_id:
+                    assert auto == most, (student, solution_id, "a right answer lost points")
+                    continue
+                assert auto == 0, f"{student}: the wrong {solution_id} still scored {auto}"
+                phrase = MORE_WRONG[wrong_id][int(number)][1]
+                assert phrase in _error_text(check), f"{student}: {phrase!r} not in feedback"
 
 
 def test_make_lab_opens_the_students_edition_and_lab_instructor_the_solutions() -> None:

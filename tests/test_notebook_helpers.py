@@ -6,6 +6,7 @@ and a message naming the mistake, on the mistakes students make.
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 from pathlib import Path
@@ -1350,6 +1351,115 @@ def test_follow_handoff_check(no_leaks) -> None:
         remembering("port"),
         "ignores the port it was sent",
     )
+
+
+def _offer_port(*, ticket_check: str = "open_candidate", fresh_ticket: bool = True,
+                after_stranger: str = "wait", release_on_timeout: bool = True):  # fmt: skip
+    """The notebook's offer_port, or one of its typical mistakes: ``ticket_check``
+    "open_candidate" (right), "none" (the first connection is the client), "decrypts"
+    (any frame that decrypts) or "recv" (rebind, then channel.recv: a stranger breaks the
+    channel); ``after_stranger`` "wait" (right) or "give up"."""
+    import hmac
+    import secrets
+    import time
+
+    from labcrypto.channel import read_frame
+    from labcrypto.errors import HandoffFailed
+
+    fixed = secrets.token_hex(32)
+
+    def offer_port(channel, pool, timeout=5.0):
+        port, sock = pool.lease()
+        ticket = secrets.token_hex(32) if fresh_ticket else fixed
+        channel.send(json.dumps({"type": "port", "port": port, "ticket": ticket}))
+
+        def shows_ticket(message):
+            try:
+                shown = json.loads(message)["ticket"]
+            except (ValueError, KeyError, TypeError):
+                return False
+            return ticket_check == "decrypts" or hmac.compare_digest(
+                str(shown).encode(), ticket.encode()
+            )
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                conn, _ = sock.accept()
+            except TimeoutError:
+                break
+            conn.settimeout(1)
+            if ticket_check == "none":
+                channel.rebind(conn)
+                return conn, port, sock
+            if ticket_check == "recv":
+                channel.rebind(conn)
+                if json.loads(channel.recv(timeout=1))["ticket"] == ticket:
+                    return conn, port, sock
+                conn.close()
+                continue
+            try:
+                frame = read_frame(conn)
+            except (OSError, LabCryptoError):
+                frame = None
+            if frame is None or channel.open_candidate(frame, shows_ticket) is None:
+                conn.close()
+                if after_stranger == "give up":
+                    pool.release(port, sock)
+                    raise HandoffFailed("a wrong ticket")
+                continue
+            channel.rebind(conn)
+            return conn, port, sock
+        if release_on_timeout:
+            pool.release(port, sock)
+        raise HandoffFailed(f"nobody came to port {port} with the ticket in time")
+
+    return offer_port
+
+
+def test_offer_port_check_passes_the_reference() -> None:
+    checks_04_two_ports.check_offer_port(_offer_port())
+    checks_04_two_ports.hidden_offer_port(_offer_port())
+
+
+@pytest.mark.parametrize(
+    ("mistake", "words"),
+    [
+        ({"ticket_check": "none"}, ["random bytes", "took that connection", "open_candidate"]),
+        ({"ticket_check": "decrypts"}, ["wrong ticket", "took that connection"]),
+        ({"ticket_check": "recv"}, ["the channel was broken", "copy of the counter"]),
+        ({"after_stranger": "give up"}, ["used up the session", "keep waiting"]),
+        ({"release_on_timeout": False}, ["never went back to the pool", "pool.release"]),
+        ({"fresh_ticket": False}, ["the same ticket", "new for every offer"]),
+    ],
+)
+def test_offer_port_check_names_each_mistake(mistake, words) -> None:
+    """Issue 18 §1: each typical mistake of the server's half fails, its message naming it."""
+    _fails(checks_04_two_ports.check_offer_port, _offer_port(**mistake), *words)
+    if "ticket_check" in mistake or "after_stranger" in mistake:  # the hidden test's stranger
+        with pytest.raises(CheckFailed, match="hidden test"):
+            checks_04_two_ports.hidden_offer_port(_offer_port(**mistake))
+
+
+def test_offer_port_check_names_a_plain_text_offer_and_a_wait_forever() -> None:
+    import secrets
+
+    def plain(channel, pool, timeout=5.0):
+        port, _sock = pool.lease()
+        channel.stream.sendall(json.dumps({"port": port, "ticket": secrets.token_hex(32)}).encode())
+        return None
+
+    _fails(checks_04_two_ports.check_offer_port, plain, "no encrypted offer", "channel.send")
+
+    def forever(channel, pool, timeout=5.0):
+        port, sock = pool.lease()
+        channel.send(json.dumps({"type": "port", "port": port, "ticket": secrets.token_hex(32)}))
+        while True:
+            conn, _ = sock.accept()
+            conn.close()
+
+    _fails(checks_04_two_ports.check_offer_port, forever, "did not return within", "timeout")
 
 
 def _pool_class(*, lock: bool = True, close_on_release: bool = True):

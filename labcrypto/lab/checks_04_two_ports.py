@@ -10,7 +10,10 @@ threads lease and release at once.
 from __future__ import annotations
 
 import contextlib
+import copy
+import math
 import re
+import secrets
 import socket
 import struct
 import sys
@@ -21,15 +24,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .. import jsonwire
 from ..allowlist import Allowlist
-from ..channel import SecureChannel
+from ..channel import SecureChannel, encode_frame
 from ..chat import ChatServer
-from ..errors import PoolExhausted
+from ..errors import LabCryptoError, PoolExhausted
 from ..groups import FFDHE2048
 from ..i18n import N_, Messages
 from ..keys import KeyPair, PublicKey, generate
 from ..ports import PortPool
 from ..server import connect
+from ..streams import close_stream
 from .feedback import (
     HAMMER_WAIT,
     HANDOFF_WAIT,
@@ -44,12 +49,22 @@ from .feedback import (
     passed,
     refused_as,
 )
-from .harness import Lockstep, Outcome, range_for_a_pool, run_bounded, wait_for_event
+from .harness import (
+    STOP_GRACE,
+    Lockstep,
+    Outcome,
+    range_for_a_pool,
+    run_bounded,
+    tcp_pair,
+    wait_for_event,
+)
 
 __all__ = [
     "check_follow_handoff",
+    "check_offer_port",
     "check_port_pool",
     "hidden_follow_handoff",
+    "hidden_offer_port",
     "hidden_port_pool",
 ]
 
@@ -266,6 +281,358 @@ def hidden_follow_handoff(
     finally:
         channel.close()
         control.close()
+
+
+# --- the server's half of the handoff -------------------------------------------------
+
+OFFER_PORT = Messages(
+    {
+        "no offer": N_(
+            "The client got no encrypted offer within {wait:.0f} s ({error}). Lease a port "
+            "from the pool, then send the offer through the channel, as the session's first "
+            "message: channel.send(json.dumps({{\"type\": \"port\", \"port\": port, "
+            "\"ticket\": ticket}}))."
+        ),
+        "bad offer": N_(
+            "The client could not read your offer ({shown}): send JSON with \"type\": "
+            "\"port\", the leased port (an int) and the ticket (a str)."
+        ),
+        "not leased": N_(
+            "Your offer names port {port}, which the pool did not lease to you: lease a port "
+            "with pool.lease() and offer that one."
+        ),
+        "short ticket": N_(
+            "Your ticket has {bits} bits of randomness; make it at least 128 "
+            "(secrets.token_hex(32) gives 256), or a stranger can guess it."
+        ),
+        "same ticket": N_(
+            "Two sessions got the same ticket: a ticket must be new for every offer "
+            "(secrets.token_hex(32) each time), or one session's ticket opens another's port."
+        ),
+        "stuck": N_(
+            "offer_port did not return within {wait:.0f} s of the client showing its ticket. "
+            "Accept with a timeout (sock.settimeout) and return (conn, port, sock) once the "
+            "ticket holder is in."
+        ),
+        "raised": N_("offer_port raised {error} when the client came with its ticket.{hint}"),
+        "shape": N_(
+            "offer_port returned {got}; return (conn, port, sock): the data connection of "
+            "the ticket holder and the lease (port and listening socket), still held."
+        ),
+        "not client": N_(
+            "offer_port returned a connection that is not the ticket holder's (its peer: "
+            "{who}): return the connection on which the ticket came."
+        ),
+        "not rebound": N_(
+            "The channel still talks over the handshake connection: after the ticket, call "
+            "channel.rebind(conn) so the conversation goes on over the data port."
+        ),
+        "released early": N_(
+            "The port went back to the pool while the conversation still uses it: keep the "
+            "lease (return port and sock); the caller releases it when the conversation ends."
+        ),
+        "stranger in": N_(
+            "{stranger} connected to the offered port before the real client, and offer_port "
+            "took that connection as the client's. Only the holder of the ticket may come in: "
+            "read one frame from each connection, try it with channel.open_candidate(frame, "
+            "shows_ticket), and drop the connection when that gives None."
+        ),
+        "stranger ends it": N_(
+            "{stranger} connected to the offered port before the real client, and offer_port "
+            "{got}: a stranger used up the session. Drop that connection (conn.close()) and "
+            "keep waiting, until the timeout, for the one that shows the ticket."
+        ),
+        "stranger broke it": N_(
+            "{stranger} connected to the offered port before the real client, and after that "
+            "the channel was broken ({error}): its frame was read as the session's next "
+            "message. Try a newcomer's frame with channel.open_candidate(frame, check): on a "
+            "copy of the counter, so a stranger changes nothing."
+        ),
+        "never came stuck": N_(
+            "The client never came to the offered port, and offer_port was still waiting "
+            "{wait:.0f} s after its timeout of {timeout:.0f} s: accept with a timeout "
+            "(sock.settimeout(what is left)) and stop when the time is up."
+        ),
+        "never came returned": N_(
+            "The client never came to the offered port, and offer_port returned {got}; "
+            "give the port back (pool.release(port, sock)) and raise HandoffFailed."
+        ),
+        "never came kept": N_(
+            "The client never came, offer_port gave up, but the port never went back to the "
+            "pool: call pool.release(port, sock) before you raise, or the pool runs dry."
+        ),
+        "passed": N_(
+            "offer_port offers a leased port and a fresh ticket in the channel, drops strangers "
+            "(no ticket, a wrong ticket, a replayed frame) without losing the session, admits "
+            "the ticket holder, and gives the port back when nobody comes."
+        ),
+    }
+)
+
+#: The strangers on the data port, in the words of the messages.
+STRANGERS = Messages(
+    {
+        "garbage": N_("A stranger who sent a frame of random bytes"),
+        "wrong ticket": N_("A connection that showed a wrong ticket"),
+        "replay": N_("A stranger who replayed a frame recorded from an earlier session"),
+        "old ticket": N_("A connection that showed the ticket of an earlier session"),
+    }
+)
+
+OFFER_TIMEOUT = 3.0  #: seconds offer_port is given to wait for the client in the check
+NEVER_TIMEOUT = 1.0  #: its timeout when the client never comes
+
+
+class _CheckPool:
+    """The pool the check hands to offer_port: ``lease() -> (port, sock)``,
+    ``release(port, sock)``, on ports held by a ``PortPool``; it notes every release."""
+
+    def __init__(self, size: int) -> None:
+        self.ports = PortPool.reserve(size)
+        self.leases: dict[int, Any] = {}
+        self.released: list[int] = []
+        self.lock = threading.Lock()
+
+    def lease(self) -> tuple[int, socket.socket]:
+        lease = self.ports.lease()
+        with self.lock:
+            self.leases[lease.port] = lease
+        return lease.port, lease.socket
+
+    def release(self, port: int, sock: socket.socket) -> None:
+        with self.lock:
+            lease = self.leases.pop(port, None)
+            self.released.append(port)
+        if lease is not None:
+            lease.release()
+
+    def release_all(self) -> None:
+        """Give back whatever offer_port still holds (the check is done with it)."""
+        for port in list(self.leases):
+            self.release(port, self.leases[port].socket)
+
+    def close(self) -> None:
+        self.ports.close()
+
+
+class _Session:
+    """One client session with the check's server key, over a fresh TCP pair."""
+
+    def __init__(self, server_key: KeyPair, client_key: KeyPair) -> None:
+        self.server_end, self.client_end = tcp_pair(3 * WAIT)
+        done: list[SecureChannel] = []
+        helper = threading.Thread(
+            target=lambda: done.append(SecureChannel.server(self.server_end, server_key)),
+            daemon=True,
+        )
+        helper.start()
+        try:
+            self.client = SecureChannel.client(
+                self.client_end, client_key, expected_server_key=server_key.public_key,
+                timeout=3 * WAIT,
+            )  # fmt: skip
+        finally:
+            helper.join(3 * WAIT)
+        self.server = done[0]
+        self.others: list[socket.socket] = []
+
+    def sealed_next(self, message: dict[str, Any]) -> bytes:
+        """A frame sealed as the client's next message, *without* using up that message."""
+        return encode_frame(copy.copy(self.client._sealer).seal(jsonwire.encode(message)))
+
+    def connect(self, port: int) -> socket.socket:
+        sock = connect("127.0.0.1", port, timeout=3 * WAIT)
+        self.others.append(sock)
+        return sock
+
+    def close(self) -> None:
+        for sock in [*self.others, self.server_end, self.client_end]:
+            close_stream(sock)
+
+
+def _start_offer(offer_port: Callable[..., Any], session: _Session, pool: _CheckPool,
+                 timeout: float) -> tuple[threading.Thread, list[Outcome]]:  # fmt: skip
+    """Run the student's ``offer_port`` in the background, bounded; its outcome goes in the list."""
+    box: list[Outcome] = []
+
+    def run() -> None:
+        box.append(run_bounded(offer_port, session.server, pool, timeout, timeout=timeout + WAIT))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, box
+
+
+def _verdict(thread: threading.Thread, box: list[Outcome], within: float) -> Outcome:
+    """The outcome, taken once: after at most ``within`` seconds."""
+    thread.join(within + STOP_GRACE)
+    return box[0] if box else Outcome("stuck", None)
+
+
+def _read_offer(session: _Session, pool: _CheckPool, seen: set[str],
+                box: list[Outcome]) -> dict[str, Any]:  # fmt: skip
+    """The offer as the client reads it: port leased to offer_port, a fresh long ticket."""
+    try:
+        raw = session.client.recv(timeout=WAIT + 1)
+    except (OSError, LabCryptoError) as exc:
+        ended = box[0] if box else None  # offer_port may have raised before any offer
+        if ended is not None and ended.raised(NotImplementedError):
+            raise not_written("offer_port") from None
+        why = refused_as(ended.value if ended is not None and ended.status == "error" else exc)
+        raise fail(OFFER_PORT["no offer"], wait=WAIT + 1, error=why) from None
+    try:
+        offer = jsonwire.decode(raw, 4096)
+    except LabCryptoError:
+        offer = None
+    port, ticket = (offer or {}).get("port"), (offer or {}).get("ticket")
+    if not (isinstance(offer, dict) and offer.get("type") == "port" and isinstance(port, int)
+            and isinstance(ticket, str)):  # fmt: skip
+        raise fail(OFFER_PORT["bad offer"], shown=repr(raw)[:80])
+    if port not in pool.leases:
+        raise fail(OFFER_PORT["not leased"], port=port)
+    bits = len(set(ticket)) and int(len(ticket) * math.log2(max(2, len(set(ticket)))))
+    if bits < 128:
+        raise fail(OFFER_PORT["short ticket"], bits=bits)
+    if ticket in seen:
+        raise fail(OFFER_PORT["same ticket"])
+    seen.add(ticket)
+    return offer
+
+
+def _strangers_then_client(offer_port: Callable[..., Any], keys: tuple[KeyPair, KeyPair],
+                           pool: _CheckPool, seen: set[str], strangers: list[str],
+                           earlier: dict[str, Any]) -> None:  # fmt: skip
+    """One session: the offer; ``strangers`` first on the offered port, each of whom must
+    be hung up on without ending the session; then the client with its ticket, admitted.
+    The verdict is taken once, when offer_port has had WAIT after the client came."""
+    session = _Session(*keys)
+    pool.released.clear()  # this session's releases only
+    try:
+        thread, box = _start_offer(offer_port, session, pool, OFFER_TIMEOUT)
+        offer = _read_offer(session, pool, seen, box)
+        port, ticket = offer["port"], offer["ticket"]
+        frames: dict[str, Callable[[], bytes]] = {
+            "garbage": lambda: encode_frame(secrets.token_bytes(48)),
+            "wrong ticket": lambda: session.sealed_next({"type": "ticket", "ticket": "0" * 64}),
+            "replay": lambda: earlier["frame"],
+            "old ticket": lambda: session.sealed_next(
+                {"type": "ticket", "ticket": earlier["ticket"]}
+            ),
+        }
+        came: dict[tuple[str, int], str] = {}
+        for kind in strangers:
+            with contextlib.suppress(OSError):
+                sock = session.connect(port)
+                came[sock.getsockname()] = kind
+                sock.sendall(frames[kind]())
+                _hung_up(sock, WAIT)
+        frame = session.client.seal_frame(jsonwire.encode({"type": "ticket", "ticket": ticket}))
+        data = None
+        with contextlib.suppress(OSError):
+            data = session.connect(port)
+            data.sendall(frame)
+            session.client.rebind(data)
+        outcome = _verdict(thread, box, WAIT)
+        _judge(outcome, session, data, pool, port, came)
+        session.server.send(b"welcome")
+        if session.client.recv(timeout=WAIT) != b"welcome":
+            raise fail(OFFER_PORT["not rebound"])
+        earlier.update(frame=frame, ticket=ticket)
+    finally:
+        session.close()
+        pool.release_all()
+
+
+def _judge(outcome: Outcome, session: _Session, data: socket.socket | None, pool: _CheckPool,
+           port: int, came: dict[tuple[str, int], str]) -> None:  # fmt: skip
+    """offer_port returned the ticket holder's connection, rebound the channel, kept the lease."""
+    if outcome.raised(NotImplementedError):
+        raise not_written("offer_port")
+    stranger = STRANGERS[next(iter(came.values()))] if came else ""
+    if outcome.status == "stuck":
+        raise fail(OFFER_PORT["stuck"], wait=WAIT)
+    if outcome.status == "error":
+        if came and (session.server.failure is not None or session.server.closed):
+            raise fail(OFFER_PORT["stranger broke it"], stranger=stranger,
+                       error=refused_as(outcome.value))  # fmt: skip
+        if came:
+            raise fail(OFFER_PORT["stranger ends it"], stranger=stranger,
+                       got=how_it_ended(*outcome, width=60))  # fmt: skip
+        raise fail(OFFER_PORT["raised"], error=refused_as(outcome.value), hint="")
+    got = outcome.value
+    if not (isinstance(got, tuple) and len(got) == 3 and isinstance(got[0], socket.socket)):
+        raise fail(OFFER_PORT["shape"], got=repr(got)[:80])
+    try:
+        peer = got[0].getpeername()
+    except OSError:
+        peer = None
+    if peer in came:
+        raise fail(OFFER_PORT["stranger in"], stranger=STRANGERS[came[peer]])
+    if data is None or peer != data.getsockname():
+        raise fail(OFFER_PORT["not client"], who=peer)
+    if session.server.stream is not got[0]:
+        raise fail(OFFER_PORT["not rebound"])
+    if port in pool.released:
+        raise fail(OFFER_PORT["released early"])
+
+
+def _never_comes(offer_port: Callable[..., Any], keys: tuple[KeyPair, KeyPair],
+                 pool: _CheckPool, seen: set[str]) -> None:  # fmt: skip
+    """The client reads the offer and never comes: the port goes back after the timeout."""
+    session = _Session(*keys)
+    pool.released.clear()
+    try:
+        thread, box = _start_offer(offer_port, session, pool, NEVER_TIMEOUT)
+        offer = _read_offer(session, pool, seen, box)
+        outcome = _verdict(thread, box, NEVER_TIMEOUT + WAIT)
+        if outcome.status == "stuck":
+            raise fail(OFFER_PORT["never came stuck"], wait=WAIT, timeout=NEVER_TIMEOUT)
+        if outcome.status == "ok":
+            raise fail(OFFER_PORT["never came returned"], got=how_it_ended(*outcome, width=60))
+        if offer["port"] not in pool.released:
+            raise fail(OFFER_PORT["never came kept"])
+    finally:
+        session.close()
+        pool.release_all()
+
+
+def _hung_up(sock: socket.socket, wait: float) -> bool:
+    """Did the other end close ``sock`` within ``wait`` seconds?"""
+    sock.settimeout(wait)
+    try:
+        return sock.recv(1) == b""
+    except (ConnectionResetError, ConnectionAbortedError):
+        return True
+    except OSError:
+        return False
+
+
+@explained_in("04_two_ports", N_("Exercise: the server's half of the handoff"))
+def check_offer_port(offer_port: Callable[..., Any]) -> None:
+    """``offer_port(channel, pool, timeout)`` against real clients and strangers over TCP."""
+    keys = (generate(FFDHE2048), generate(FFDHE2048))
+    pool = _CheckPool(2)
+    seen: set[str] = set()
+    earlier: dict[str, Any] = {}
+    try:
+        _strangers_then_client(offer_port, keys, pool, seen, [], earlier)
+        _strangers_then_client(offer_port, keys, pool, seen, ["garbage", "wrong ticket"], earlier)
+        _strangers_then_client(offer_port, keys, pool, seen, ["replay", "old ticket"], earlier)
+        _never_comes(offer_port, keys, pool, seen)
+    finally:
+        pool.close()
+    passed(OFFER_PORT["passed"])
+
+
+@check_offer_port.hidden
+def hidden_offer_port(offer_port: Callable[..., Any]) -> None:
+    """One more session, a stranger with a wrong ticket first: the client gets in."""
+    pool = _CheckPool(1)
+    try:
+        keys = (generate(FFDHE2048), generate(FFDHE2048))
+        _strangers_then_client(offer_port, keys, pool, set(), ["wrong ticket"], {})
+    finally:
+        pool.close()
 
 
 # --- a port pool --------------------------------------------------------------------------

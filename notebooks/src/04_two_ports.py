@@ -11,11 +11,11 @@
 # 1. follow the two-port handoff message by message: the port and ticket as the first encrypted message, the reconnect, the conversation;
 # 2. say why a stranger who connects to the data port first cannot steal the session;
 # 3. read a pool's occupancy from the server's own events, and handle a full pool ("busy, retry") without hanging;
-# 4. write the client's half of the handoff and a thread-safe port pool.
+# 4. write both halves of the handoff (the client's and the server's) and a thread-safe port pool that the real chat server runs on.
 #
 # **You need:** notebooks 02, 02b and 03. **Time:** about 45 minutes.
 
-# %% [markdown] lang=ru id=cell-000 en=63d9a602
+# %% [markdown] lang=ru id=cell-000 en=a510a779
 # # 04 · Два порта: рукопожатие здесь, разговор там
 #
 # *Сервер отвечает на одном общеизвестном порту, а затем переводит каждый разговор на отдельный порт из пула (задание 4).*
@@ -25,7 +25,7 @@
 # 1. проследить передачу соединения на второй порт сообщение за сообщением: порт и билет в первом зашифрованном сообщении, повторное подключение, разговор;
 # 2. объяснить, почему посторонний, который первым подключится к порту данных, не сможет украсть сеанс;
 # 3. читать занятость пула по событиям самого сервера и обрабатывать переполненный пул («занято, повторите») без зависания;
-# 4. написать клиентскую половину передачи соединения и потокобезопасный пул портов.
+# 4. написать обе половины передачи соединения (клиентскую и серверную) и потокобезопасный пул портов, на котором работает настоящий сервер чата.
 #
 # **Что нужно:** блокноты 02, 02b и 03. **Время:** около 45 минут.
 
@@ -46,8 +46,10 @@ from labcrypto.i18n import set_language
 set_language("ru")      # сообщения лаборатории — по-русски
 
 # %% id=cell-002
+import hmac
 import json
 import random
+import secrets
 import socket
 import threading
 import time
@@ -58,9 +60,9 @@ from IPython.display import display
 
 from labcrypto import handoff, keys, wiretap
 from labcrypto.allowlist import Allowlist
-from labcrypto.channel import SecureChannel, encode_frame
+from labcrypto.channel import SecureChannel, encode_frame, read_frame
 from labcrypto.chat import ChatClient, ChatServer
-from labcrypto.errors import PoolExhausted
+from labcrypto.errors import HandoffFailed, LabCryptoError, PoolExhausted
 from labcrypto.handshake import decode_message, encode_message
 from labcrypto.lab import checks_04_two_ports as checks
 from labcrypto.lab import plots, widgets
@@ -336,6 +338,128 @@ checks.check_follow_handoff(follow_handoff)
 checks.hidden_follow_handoff(follow_handoff, room, people["bob"], server_key)
 ### END HIDDEN TESTS
 
+# %% [markdown] id=offer-port-intro
+# ## Exercise: the server's half of the handoff
+#
+# Now the other side. Write `offer_port(channel, pool, timeout=5.0)` for the server: the handshake is done, and `channel` is open on the public port.
+#
+# 1. Lease a port: `port, sock = pool.lease()` — a socket bound to the port and listening, as your `MyPortPool` of section 5 gives.
+# 2. Make a ticket nobody can guess, new for every offer (`secrets.token_hex(32)`), and send the offer **through the channel**,
+#    as the session's first encrypted message: `{"type": "port", "port": port, "ticket": ticket}`.
+# 3. Until `timeout` seconds have passed, accept connections on `sock` (`sock.settimeout(what is left)`). From each, read one frame
+#    (`conn.settimeout(1)`, then `read_frame(conn)`) and try it with `channel.open_candidate(frame, shows_ticket)`: it decrypts the frame
+#    as the session's next message *on a copy of the counter*, and keeps it only if `shows_ticket(message)` is true.
+#    `None` means a stranger: close that connection and keep waiting; the session is untouched.
+# 4. For the ticket holder: `channel.rebind(conn)`, and return `(conn, port, sock)`. The port stays leased: the caller releases it when the conversation ends.
+# 5. If nobody came in time, give the port back (`pool.release(port, sock)`) and raise `HandoffFailed`.
+#
+# The check plays the clients over 127.0.0.1: the fair client; strangers who come first (random bytes, a wrong ticket,
+# a frame replayed from an earlier session, the ticket of an earlier session); and a client that never comes.
+
+# %% [markdown] lang=ru id=offer-port-intro en=875ce3af
+# ## Упражнение: серверная половина передачи соединения
+#
+# Теперь другая сторона. Напишите для сервера `offer_port(channel, pool, timeout=5.0)`: рукопожатие уже сделано, `channel` открыт на общем порту.
+#
+# 1. Возьмите порт: `port, sock = pool.lease()` — сокет, привязанный к порту и слушающий, как его выдаёт ваш `MyPortPool` из раздела 5.
+# 2. Сделайте билет, который никто не угадает, новый для каждого предложения (`secrets.token_hex(32)`), и отправьте предложение **через канал**,
+#    первым зашифрованным сообщением сеанса: `{"type": "port", "port": port, "ticket": ticket}`.
+# 3. Пока не прошло `timeout` секунд, принимайте соединения на `sock` (`sock.settimeout(сколько осталось)`). Из каждого прочитайте один кадр
+#    (`conn.settimeout(1)`, затем `read_frame(conn)`) и проверьте его через `channel.open_candidate(frame, shows_ticket)`: кадр расшифровывается
+#    как очередное сообщение сеанса *на копии счётчика* и принимается, только если `shows_ticket(message)` истинно.
+#    `None` означает постороннего: закройте это соединение и ждите дальше; сеанс не тронут.
+# 4. Для владельца билета: `channel.rebind(conn)` и верните `(conn, port, sock)`. Порт остаётся выданным: его освободит вызывающий, когда разговор закончится.
+# 5. Если за отведённое время никто не пришёл, верните порт (`pool.release(port, sock)`) и выбросьте `HandoffFailed`.
+#
+# Проверка играет клиентов на 127.0.0.1: честного клиента; посторонних, которые приходят первыми (случайные байты, чужой билет,
+# кадр, повторённый из прошлого сеанса, билет прошлого сеанса); и клиента, который так и не пришёл.
+
+# %% solution grade_id=offer_port
+def offer_port(channel, pool, timeout=5.0):
+    """Offer a port of pool to the client of channel; return (conn, port, sock) once the ticket holder is in."""
+    ### BEGIN SOLUTION
+    port, sock = pool.lease()
+    ticket = secrets.token_hex(32)
+    channel.send(json.dumps({"type": "port", "port": port, "ticket": ticket}))
+
+    def shows_ticket(message):
+        try:
+            shown = json.loads(message)["ticket"]
+        except (ValueError, KeyError, TypeError):
+            return False
+        return hmac.compare_digest(str(shown).encode(), ticket.encode())
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            conn, _ = sock.accept()
+        except TimeoutError:
+            break
+        conn.settimeout(1)
+        try:
+            frame = read_frame(conn)
+        except (OSError, LabCryptoError):
+            frame = None
+        if frame is None or channel.open_candidate(frame, shows_ticket) is None:
+            conn.close()                        # a stranger: drop it, keep waiting
+            continue
+        channel.rebind(conn)
+        return conn, port, sock
+    pool.release(port, sock)
+    raise HandoffFailed(f"nobody came to port {port} with the ticket in time")
+    ### END SOLUTION
+
+# %% lang=ru grade_id=offer_port en=22132d15
+def offer_port(channel, pool, timeout=5.0):
+    """Предложить клиенту канала channel порт из pool; вернуть (conn, port, sock), когда войдёт владелец билета."""
+    ### BEGIN SOLUTION
+    port, sock = pool.lease()
+    ticket = secrets.token_hex(32)
+    channel.send(json.dumps({"type": "port", "port": port, "ticket": ticket}))
+
+    def shows_ticket(message):
+        try:
+            shown = json.loads(message)["ticket"]
+        except (ValueError, KeyError, TypeError):
+            return False
+        return hmac.compare_digest(str(shown).encode(), ticket.encode())
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            conn, _ = sock.accept()
+        except TimeoutError:
+            break
+        conn.settimeout(1)
+        try:
+            frame = read_frame(conn)
+        except (OSError, LabCryptoError):
+            frame = None
+        if frame is None or channel.open_candidate(frame, shows_ticket) is None:
+            conn.close()                        # посторонний: отключить, ждать дальше
+            continue
+        channel.rebind(conn)
+        return conn, port, sock
+    pool.release(port, sock)
+    raise HandoffFailed(f"nobody came to port {port} with the ticket in time")
+    ### END SOLUTION
+
+# %% tests grade_id=check_offer_port points=3
+"""Check offer_port with real clients: the fair one, strangers first (no ticket, a wrong or old one, a replay), one that never comes."""
+checks.check_offer_port(offer_port)
+### BEGIN HIDDEN TESTS
+checks.hidden_offer_port(offer_port)
+### END HIDDEN TESTS
+
+# %% lang=ru grade_id=check_offer_port en=43c66bec
+"""Проверка offer_port настоящими клиентами: честный, посторонние первыми (без билета, с чужим или старым, повтор кадра), не пришедший."""
+checks.check_offer_port(offer_port)
+### BEGIN HIDDEN TESTS
+checks.hidden_offer_port(offer_port)
+### END HIDDEN TESTS
+
 # %% [markdown] id=cell-031
 # ## 4 · The pool at work
 #
@@ -576,6 +700,48 @@ checks.check_port_pool(MyPortPool)
 ### BEGIN HIDDEN TESTS
 checks.hidden_port_pool(MyPortPool)
 ### END HIDDEN TESTS
+
+# %% [markdown] id=my-pool-room
+# ### Your pool in the real server
+#
+# `ChatServer` takes your `MyPortPool` as it is: it wraps a pool whose `lease()` gives `(port, sock)` in `ports.PairPool`, which
+# shows it to the handoff as the package's own pool. Bob's conversation below moves to one of **your** ports, and the port goes back
+# to your pool when he leaves. (Until `MyPortPool` is written, the package's `PortPool` stands in.)
+
+# %% [markdown] lang=ru id=my-pool-room en=4607bbd8
+# ### Ваш пул в настоящем сервере
+#
+# `ChatServer` принимает ваш `MyPortPool` как есть: пул, чей `lease()` выдаёт `(port, sock)`, он оборачивает в `ports.PairPool`,
+# и передача соединения видит его как собственный пул пакета. Разговор Боба ниже переезжает на один из **ваших** портов, а порт
+# возвращается в ваш пул, когда Боб уходит. (Пока `MyPortPool` не написан, его заменяет `PortPool` из пакета.)
+
+# %% id=my-pool-room-run
+spare = PortPool.reserve(3)
+spare.close()                                     # your pool binds these ports itself
+try:
+    my_pool = MyPortPool(spare.first, spare.last)
+except NotImplementedError:                       # not written yet: the package's pool stands in
+    my_pool = PortPool(spare.first, spare.last)
+my_room = ChatServer(server_key, allowlist, pool=my_pool, name="04-my-pool-room").start()
+guest = ChatClient.connect(*my_room.address, people["bob"], server_key=server_key.public_key, timeout=5)
+guest.send("hello through my own pool")
+moved_to, leased_now = guest.data_port, my_room.pool.leased()
+guest.close()
+type(my_room.pool).__name__, moved_to, leased_now
+
+# %% lang=ru id=my-pool-room-run en=ba7b997e
+spare = PortPool.reserve(3)
+spare.close()                                     # ваш пул сам привязывает эти порты
+try:
+    my_pool = MyPortPool(spare.first, spare.last)
+except NotImplementedError:                       # ещё не написан: его заменяет пул пакета
+    my_pool = PortPool(spare.first, spare.last)
+my_room = ChatServer(server_key, allowlist, pool=my_pool, name="04-my-pool-room").start()
+guest = ChatClient.connect(*my_room.address, people["bob"], server_key=server_key.public_key, timeout=5)
+guest.send("hello through my own pool")
+moved_to, leased_now = guest.data_port, my_room.pool.leased()
+guest.close()
+type(my_room.pool).__name__, moved_to, leased_now
 
 # %% [markdown] id=cell-043
 # ## Summary
