@@ -61,9 +61,10 @@ DEFAULT_FTP_PORT = 9091
 #: How much ``ftp-serve`` lowers its own CPU priority (``os.nice``) unless ``--nice``
 #: says otherwise. A chat line waits for the CPU while files move on the same
 #: machine; a transfer hardly notices a few milliseconds. With the file service
-#: at niceness 10 a class's chat round trip stayed under 100 ms at p99 beside ten
-#: students moving files, where it was 130-150 ms without (bench/classroom.py
-#: --mixed --separate-services), and each file client still got its share.
+#: at niceness 10 a class's chat round trip was 75-106 ms at p99 beside ten
+#: students moving files, where it was 135-150 ms without (bench/classroom.py
+#: --mixed --separate-services, a 2-core machine at load 26-40); each file client
+#: then moved ~2.7 MB/s instead of 3.5-4, still its share.
 DEFAULT_FTP_NICENESS = 10
 
 log = logging.getLogger("labcrypto.cli")
