@@ -67,6 +67,9 @@ def test_widget_labels_and_status_lines_follow_the_language(language) -> None:
     assert russian.title.value == "<b>чат</b>"
     slider_a, slider_b = widgets.key_exchange_sliders().children[0].children
     assert CYRILLIC.search(slider_a.description) and CYRILLIC.search(slider_b.description)
+    order = widgets.order_sliders()
+    assert CYRILLIC.search(order.children[0].children[1].description)
+    assert "порядок 22" in order.children[1].value and "has order" not in order.children[1].value
     # The status line under the table: Russian, and the numbers still in it.
     table = widgets.exchange_table(6, 15).data
     assert "Алиса и Боб" in table and "кто знает" in table

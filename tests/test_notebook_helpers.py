@@ -115,6 +115,30 @@ def test_exchange_table_shows_the_same_k() -> None:
     assert f"= <b>{pow(5, 7, 23)}</b>" in box.children[1].value
 
 
+def test_order_panel_shows_which_values_occur() -> None:
+    """01's sliders show what the exchange table cannot: g's order decides how many public
+    values exist (all 22 for the course's g = 5, 11 for g = 2, two for g = p-1)."""
+    p = 23
+    for g in range(2, p):
+        occurring = {pow(g, x, p) for x in range(1, p)}
+        html = widgets.order_view(g, 6, p).data
+        assert f"has order {len(occurring)}" in html, (g, html[-300:])
+        assert f"A = {pow(g, 6, p)}." in html
+    assert "every number from 1 to 22" in widgets.order_view(5, 6).data
+    assert "Eve has 11 exponents to try, not 22" in widgets.order_view(2, 6).data
+    assert "can only be 1 / 22" in widgets.order_view(22, 6).data
+    # The powers after the first cycle are greyed: 11 of them for g = 2, none for g = 5.
+    assert widgets.order_view(2, 6).data.count("color:#999") == 2 * 11  # x and g^x cells
+    assert "color:#999" not in widgets.order_view(5, 6).data
+    box = widgets.order_sliders()
+    slider_g, slider_a = box.children[0].children
+    assert "has order 22" in box.children[1].value
+    slider_g.value = 2
+    assert "has order 11" in box.children[1].value
+    slider_a.value = 3
+    assert f"A = {pow(2, 3, 23)}." in box.children[1].value
+
+
 def _fails(check, func, *words: str) -> str:
     with pytest.raises(CheckFailed) as info:
         check(func)

@@ -3,7 +3,10 @@
 * ``exchange_table(a, b)`` — the numbers of one Diffie-Hellman exchange,
   who knows which (notebook 01).
 * ``key_exchange_sliders()`` — the same table with two sliders for ``a``
-  and ``b``: move one and watch ``A``, ``B`` and ``K`` change (notebook 01).
+  and ``b``: move one and watch ``A``, ``B`` and ``K`` change.
+* ``order_sliders()`` — what the table cannot show: sliders for ``g`` and
+  ``a`` above the powers of ``g`` in a row, which come back to 1 after the
+  order of ``g``, so only that many public values ever occur (notebook 01).
 * ``file_view(path)`` — a file's name, permissions and text (notebook 01).
 * ``progress(total)`` — a progress bar for a loop in a cell.
 * ``ChatPanel`` — a text box, a Send button and a conversation log
@@ -47,12 +50,15 @@ __all__ = [
     "file_view",
     "kernel_status",
     "key_exchange_sliders",
+    "order_sliders",
+    "order_view",
     "progress",
     "side_by_side",
     "table",
 ]
 
 _CELL = "padding:2px 12px;text-align:left"
+_NUMBER_CELL = "padding:2px 4px;text-align:center;border:1px solid #ddd"
 
 _COLORS = {"secret": "#b00020", "public": "#1b5e20"}
 
@@ -122,6 +128,82 @@ def key_exchange_sliders(a: int = 6, b: int = 15, group: Group = TOY) -> ipw.VBo
     slider_b.observe(update, names="value")
     update()
     return ipw.VBox([ipw.HBox([slider_a, slider_b]), table])
+
+
+def _powers(g: int, p: int) -> list[int]:
+    """``g^1, g^2, …, g^(p-1) mod p``: one full turn of every cycle ``g`` can make."""
+    values, value = [], 1
+    for _exponent in range(p - 1):
+        value = value * g % p
+        values.append(value)
+    return values
+
+
+def _order(powers: Sequence[int]) -> int:
+    """The order of ``g``: the first exponent with ``g^x = 1`` (``powers`` from ``_powers``)."""
+    return powers.index(1) + 1
+
+
+def order_view(g: int, a: int, p: int = TOY.p) -> HTML:
+    """The powers of ``g`` modulo ``p`` in a row, ``A = g^a`` marked, and what ``g``'s order means.
+
+    What the exchange table cannot show: the powers come back to 1 after
+    ``order(g)`` steps and then repeat, so only that many public values (and
+    shared secrets) ever occur, whatever the secrets are.
+    """
+    powers = _powers(g, p)
+    order = _order(powers)
+    cells = []
+    for exponent, value in enumerate(powers, start=1):
+        style = _NUMBER_CELL
+        if exponent > order:
+            style += ";color:#999"  # the same values again: the cycle repeats
+        if exponent == a:
+            style += f";font-weight:bold;background:#e8f5e9;color:{_COLORS['public']}"
+        cells.append((exponent, value, style))
+    head = "".join(f"<th style='{style}'>{x}</th>" for x, _v, style in cells)
+    row = "".join(f"<td style='{style}'>{v}</td>" for _x, v, style in cells)
+    labels = (_("x"), _("g^x mod p"))
+    table = (
+        f"<table><tr><th style='{_CELL}'>{labels[0]}</th>{head}</tr>"
+        f"<tr><th style='{_CELL}'>{labels[1]}</th>{row}</tr></table>"
+    )
+    total = p - 1
+    if order == total:
+        meaning = _(
+            "g = {g} has order {order} = p-1: its powers reach every number from 1 to "
+            "{top}, so A, B and K can be any of them."
+        ).format(g=g, order=order, top=total)
+    elif order <= 2:
+        meaning = _(
+            "g = {g} has order {order}: A, B and K can only be {values}, whatever the "
+            "secrets. Eve needs no search at all; that is why a public value p-1 is refused."
+        ).format(g=g, order=order, values=" / ".join(str(v) for v in sorted(set(powers))))
+    else:
+        meaning = _(
+            "g = {g} has order {order}: only {order} of the {total} numbers ever occur as "
+            "A, B or K, so Eve has {order} exponents to try, not {total}."
+        ).format(g=g, order=order, total=total)
+    same = _("a = {a} and a + {order} = {later} give the same A = {A}.").format(
+        a=a, order=order, later=a + order, A=powers[a - 1]
+    )
+    return _html(f"{table}<p>{meaning} {same}</p>")
+
+
+def order_sliders(g: int = TOY.g, a: int = 6, p: int = TOY.p) -> ipw.VBox:
+    """Sliders for ``g`` and ``a`` (modulo the small prime ``p``) above a live ``order_view``."""
+    style = {"description_width": "90px"}
+    slider_g = ipw.IntSlider(value=g, min=2, max=p - 1, description="g", style=style)
+    slider_a = ipw.IntSlider(value=a, min=1, max=p - 2, description=_("Alice's a"), style=style)
+    view = ipw.HTML()
+
+    def update(_change: object = None) -> None:
+        view.value = order_view(slider_g.value, slider_a.value, p).data
+
+    slider_g.observe(update, names="value")
+    slider_a.observe(update, names="value")
+    update()
+    return ipw.VBox([ipw.HBox([slider_g, slider_a]), view])
 
 
 def file_view(path: str | Path) -> HTML:

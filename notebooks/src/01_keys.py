@@ -13,9 +13,9 @@
 # 3. refuse the public values an attacker would send (0, 1, p-1, …);
 # 4. keep a key pair in text files that are private and reused between runs.
 #
-# **You need:** Python functions, `%`, and the Caesar-cipher lab. **Time:** about 40 minutes.
+# **You need:** Python functions, `%`, and the Caesar-cipher lab. **Time:** about 50 minutes.
 
-# %% [markdown] lang=ru id=cell-000 en=ae656a9a
+# %% [markdown] lang=ru id=cell-000 en=cbd7ad1a
 # # 01 · Ключи: договориться о секрете при всех
 #
 # *Двое незнакомых людей выбирают одно общее число, пока их слушают все, — и хранят свои ключи на диске (задание 1).*
@@ -154,18 +154,35 @@ widgets.exchange_table(a, b)
 # > In fact **p and g are public** — the table above shows them to everyone.
 # > The only secrets are the exponents `a` and `b`.
 #
-# Move the sliders: every choice of `a` and `b` gives both sides the same `K`.
+# The table shows one exchange. The panel below shows what a table cannot: which numbers can occur at all.
+# It lists `g^1, g^2, …, g^22 mod 23` in a row, with Alice's `A = g^a` marked.
+# The powers come back to 1 after a number of steps called the **order** of `g`, then repeat (grey):
+# only that many numbers can ever be `A`, `B` or `K`, whatever the secrets. The course's `g = 5` reaches all 22.
+# Move `g` to 2 (order 11: Eve has half as many exponents to try), then to 22 = p − 1
+# (order 2: `A`, `B` and `K` are 1 or 22 — which is why a public value `p − 1` is refused).
+# No `g` has any order but 1, 2, 11 or 22, because 23 = 2·11 + 1 with 11 prime: a *safe prime*.
+# The lab's real 2048-bit groups are safe primes for the same reason.
 
-# %% [markdown] lang=ru id=cell-014 en=068e67ec
+# %% [markdown] lang=ru id=cell-014 en=24e9b545
 # > **Читаем текст курса.** Открытый ключ клиента записан в нём как «(p, q, A)» — имеется в виду **(p, g, A)**.
 # > Там же сказано, что расшифровать может только клиент, «потому что только он знает правильные p и q».
 # > На самом деле **p и g открыты** — таблица выше показывает их всем.
 # > Секретны только показатели `a` и `b`.
 #
-# Подвигайте ползунки: при любых `a` и `b` обе стороны получают один и тот же `K`.
+# Таблица показывает один обмен. Панель ниже показывает то, чего таблица показать не может: какие числа вообще могут появиться.
+# В ней в ряд выписаны `g^1, g^2, …, g^22 mod 23`, а `A = g^a` Алисы выделено.
+# Через некоторое число шагов степени возвращаются к 1 — это число называется **порядком** `g` — и дальше повторяются (серым):
+# только столько чисел и может оказаться `A`, `B` или `K`, какими бы ни были секреты. У `g = 5` из курса их все 22.
+# Поставьте `g` = 2 (порядок 11: Еве нужно перебрать вдвое меньше показателей), затем 22 = p − 1
+# (порядок 2: `A`, `B` и `K` равны 1 или 22 — поэтому открытое значение `p − 1` и отвергается).
+# Других порядков, кроме 1, 2, 11 и 22, ни у одного `g` нет, потому что 23 = 2·11 + 1, а 11 — простое: это *безопасное простое число*.
+# Настоящие 2048-битные группы лаборатории — безопасные простые числа по той же причине.
 
 # %% id=cell-015
-widgets.key_exchange_sliders(a=6, b=15)
+widgets.order_sliders(g=5, a=6)      # p = 23, the course's group
+
+# %% lang=ru id=cell-015 en=65f54799
+widgets.order_sliders(g=5, a=6)      # p = 23, группа из курса
 
 # %% [markdown] id=cell-016
 # ## 2 · Exercise: compute a public value

@@ -12,9 +12,9 @@
 # 2. frame messages on a TCP stream so that none is ever cut or glued to the next;
 # 3. write the client of the course's exchange over TCP, which refuses every group and public value it must not use and never sends `K`.
 #
-# **You need:** notebook 01 and the threaded-server lab. **Time:** about 40 minutes.
+# **You need:** notebook 01 and the threaded-server lab. **Time:** about 45 minutes.
 
-# %% [markdown] lang=ru id=cell-000 en=49261794
+# %% [markdown] lang=ru id=cell-000 en=fd1c83cd
 # # 02 · Обмен вручную и по TCP
 #
 # *Рукопожатие по шагам, кадры в потоке TCP и обмен Диффи — Хеллмана из курса, сделанный правильно, через настоящий сокет. Блокнот 02b превращает его в чат, который Ева не может прочитать.*

@@ -13,9 +13,9 @@
 # 2. break the course's Caesar-keyed chat from captured bytes, and show why AES-GCM resists the same attack and catches tampering;
 # 3. write a message loop that only calls `send` and `recv`, with keys and ciphers kept out of it.
 #
-# **You need:** notebook 02 and the threaded-server lab. **Time:** about 40 minutes.
+# **You need:** notebook 02 and the threaded-server lab. **Time:** about 35 minutes.
 
-# %% [markdown] lang=ru id=cell-000 en=709b1726
+# %% [markdown] lang=ru id=cell-000 en=1e33d169
 # # 02b · Зашифрованный разговор
 #
 # *Чат, который Ева не может прочитать, на рукопожатии из блокнота 02, — а криптография вынесена из цикла обмена сообщениями (задание 2).*
@@ -26,7 +26,7 @@
 # 2. взломать чат курса на шифре Цезаря по перехваченным байтам и показать, почему AES-GCM выдерживает ту же атаку и замечает подмену;
 # 3. написать цикл обмена сообщениями, который только вызывает `send` и `recv`, а о ключах и шифрах ничего не знает.
 #
-# **Что нужно:** блокнот 02 и лабораторная о многопоточном сервере. **Время:** около 40 минут.
+# **Что нужно:** блокнот 02 и лабораторная о многопоточном сервере. **Время:** около 30 минут.
 
 # %% [markdown] id=cell-001
 # **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.
@@ -131,14 +131,27 @@ widgets.side_by_side(panel, eve_view)
 # %% [markdown] id=cell-028
 # If this notebook runs without a browser, nobody presses Send. The next cell sends a line
 # through exactly the code the button uses, then shows what the room sent back.
+#
+# The panel's title and every line carry the one name the room gave Alice. This room keeps no list of names:
+# all it knows of anyone is their public key, so it names her by her key's fingerprint (`SHA256:…`), and the
+# server's greeting uses that same name. Notebook 03 binds names to keys with a list — the job a certificate does in TLS.
 
-# %% [markdown] lang=ru id=cell-028 en=501dcb6d
+# %% [markdown] lang=ru id=cell-028 en=7ba2878a
 # Если блокнот выполняется без браузера, кнопку «Отправить» никто не нажмёт. Следующая ячейка отправляет строку
 # тем же кодом, что и кнопка, и показывает, что прислала комната.
+#
+# В заголовке панели и в каждой строке стоит одно и то же имя, которое комната дала Алисе. Списка имён у этой комнаты нет:
+# о любом участнике она знает только его открытый ключ, поэтому называет Алису отпечатком её ключа (`SHA256:…`),
+# и приветствие сервера обращается к ней по тому же имени. Блокнот 03 свяжет имена с ключами списком — в TLS это работа сертификата.
 
 # %% id=cell-029
 panel.submit("hello from the notebook: can anyone read this?")
-room.say("welcome, Alice")
+room.say(f"welcome, {alice.name}")      # the name the room knows her by: her key's fingerprint
+[f"{m.sender}: {m.text}" for m in alice.iter_messages(timeout=0.5)]
+
+# %% lang=ru id=cell-029 en=b2c7948c
+panel.submit("hello from the notebook: can anyone read this?")
+room.say(f"welcome, {alice.name}")      # имя, под которым её знает комната: отпечаток её ключа
 [f"{m.sender}: {m.text}" for m in alice.iter_messages(timeout=0.5)]
 
 # %% [markdown] id=cell-030

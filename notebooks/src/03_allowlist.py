@@ -13,9 +13,9 @@
 # 3. run a man-in-the-middle attack on an unauthenticated exchange, and show how pinning and the allowlist stop it;
 # 4. explain why holding a public key is not enough to pass as its owner.
 #
-# **You need:** notebooks 01, 02 and 02b. **Time:** about 45 minutes.
+# **You need:** notebooks 01, 02 and 02b. **Time:** about 90 minutes.
 
-# %% [markdown] lang=ru id=cell-000 en=a318d71f
+# %% [markdown] lang=ru id=cell-000 en=c996df49
 # # 03 · Кто может войти: список разрешённых ключей
 #
 # *Сервер хранит список открытых ключей, с которыми готов разговаривать, и отключает всех остальных, не сказав им ничего секретного (задание 3).*
@@ -27,7 +27,7 @@
 # 3. провести атаку «человек посередине» на неаутентифицированный обмен и показать, как её останавливают закрепление ключа и список разрешённых ключей;
 # 4. объяснить, почему открытого ключа недостаточно, чтобы выдать себя за его владельца.
 #
-# **Что нужно:** блокноты 01, 02 и 02b. **Время:** около 45 минут.
+# **Что нужно:** блокноты 01, 02 и 02b. **Время:** около 80 минут.
 
 # %% [markdown] id=cell-001
 # **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.

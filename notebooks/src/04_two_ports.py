@@ -13,9 +13,9 @@
 # 3. read a pool's occupancy from the server's own events, and handle a full pool ("busy, retry") without hanging;
 # 4. write both halves of the handoff (the client's and the server's) and a thread-safe port pool that the real chat server runs on.
 #
-# **You need:** notebooks 02, 02b and 03. **Time:** about 45 minutes.
+# **You need:** notebooks 02, 02b and 03. **Time:** about 100 minutes.
 
-# %% [markdown] lang=ru id=cell-000 en=a510a779
+# %% [markdown] lang=ru id=cell-000 en=2e311256
 # # 04 · Два порта: рукопожатие здесь, разговор там
 #
 # *Сервер отвечает на одном общеизвестном порту, а затем переводит каждый разговор на отдельный порт из пула (задание 4).*
@@ -27,7 +27,7 @@
 # 3. читать занятость пула по событиям самого сервера и обрабатывать переполненный пул («занято, повторите») без зависания;
 # 4. написать обе половины передачи соединения (клиентскую и серверную) и потокобезопасный пул портов, на котором работает настоящий сервер чата.
 #
-# **Что нужно:** блокноты 02, 02b и 03. **Время:** около 45 минут.
+# **Что нужно:** блокноты 02, 02b и 03. **Время:** около 90 минут.
 
 # %% [markdown] id=cell-001
 # **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.

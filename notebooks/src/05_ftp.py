@@ -14,9 +14,9 @@
 #    and say what else a stolen key gives a thief in each mode (logging in as a student with the server's key);
 # 4. keep a client inside its home folder, against `..`, absolute paths, look-alike siblings and symbolic links.
 #
-# **You need:** notebooks 01–03 and the course's FTP lab. **Time:** about 50 minutes.
+# **You need:** notebooks 01–03 and the course's FTP lab. **Time:** about 100 minutes.
 
-# %% [markdown] lang=ru id=cell-000 en=d068bcc8
+# %% [markdown] lang=ru id=cell-000 en=bfeba260
 # # 05 · Зашифрованный файловый сервер
 #
 # *FTP-подобный сервер из курса: полный обмен ключами перед каждым запросом и домашняя папка, из которой никто не выйдет (задание 5).*
@@ -29,7 +29,7 @@
 #    и сказать, что ещё украденный ключ даёт вору в каждом режиме (вход под именем студента с ключом сервера);
 # 4. удержать клиента внутри его домашней папки — против `..`, абсолютных путей, похожих соседних папок и символических ссылок.
 #
-# **Что нужно:** блокноты 01–03 и лабораторная курса о FTP-сервере. **Время:** около 50 минут.
+# **Что нужно:** блокноты 01–03 и лабораторная курса о FTP-сервере. **Время:** около 85 минут.
 
 # %% [markdown] id=cell-001
 # **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.
