@@ -349,20 +349,6 @@ MORE_WRONG: dict[str, list[tuple[str, str]]] = {
             "no ephemeral public value",
         ),
     ],
-}
-MORE = [f"more-{n}" for n in range(1, 1 + max(len(v) for v in MORE_WRONG.values()))]
-
-
-def _more_wrong(student: str) -> dict[str, tuple[str, str]]:
-    """The wrong answers ``more-N`` hands in, by grade id (the N-th of each list)."""
-    n = int(student.rpartition("-")[2]) - 1
-    return {grade_id: wrong[n] for grade_id, wrong in MORE_WRONG.items() if n < len(wrong)}
-
-
-#: More typical wrong answers for the new exercises (issue 18: at least three each through
-#: real nbgrader): student ``more-N-GRADE_ID`` hands in the N-th of them and every other
-#: answer right.
-MORE_WRONG: dict[str, list[tuple[str, str]]] = {
     "offer_port": [
         (
             "def offer_port(channel, pool, timeout=5.0):\n"
@@ -427,7 +413,15 @@ MORE_WRONG: dict[str, list[tuple[str, str]]] = {
         ),
     ],
 }
-MORE = [f"more-{n}-{grade_id}" for grade_id, wrong in MORE_WRONG.items() for n in range(len(wrong))]
+MORE = [f"more-{n}" for n in range(1, 1 + max(len(v) for v in MORE_WRONG.values()))]
+
+
+def _more_wrong(student: str) -> dict[str, tuple[str, str]]:
+    """The wrong answers ``more-N`` hands in, by grade id (the N-th of each list)."""
+    n = int(student.rpartition("-")[2]) - 1
+    return {grade_id: wrong[n] for grade_id, wrong in MORE_WRONG.items() if n < len(wrong)}
+
+
 
 
 def _meta(cell: Any) -> dict:
@@ -490,10 +484,6 @@ def _submission(source: Any, released: Any, student: str) -> Any:
     answers = {_meta(c)["grade_id"]: c.source for c in source.cells if _meta(c).get("solution")}
     if student in AGAIN:
         answers = {grade_id: _lucky(grade_id, answer) for grade_id, answer in answers.items()}
-    if student in MORE:
-        _, number, grade_id = student.split("-", 2)
-        if grade_id in answers:
-            answers[grade_id] = MORE_WRONG[grade_id][int(number)][0]
     wrong = {grade_id: WRONG[grade_id][0] for grade_id in _wrong_ids(nb, student)}
     if student in MORE:
         wrong = {grade_id: answer for grade_id, (answer, _) in _more_wrong(student).items()}
@@ -581,18 +571,6 @@ def graded_more(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder.mkdir()
     for path in sorted(NOTEBOOK_DIR.glob("0*.ipynb")):
         if set(_exercises(nbformat.read(path, 4))) & set(MORE_WRONG):
-            (folder / path.name).write_bytes(path.read_bytes())
-    return _grade_course(base, folder, MORE)
-
-
-@pytest.fixture(scope="module")
-def graded_more_mistakes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The notebooks of the ``MORE_WRONG`` exercises, one submission per extra mistake."""
-    base = tmp_path_factory.mktemp("more-mistakes")
-    folder = base / "notebooks"
-    folder.mkdir()
-    for path in NOTEBOOK_DIR.glob("0*.ipynb"):
-        if set(MORE_WRONG) & set(_exercises(nbformat.read(path, 4))):
             (folder / path.name).write_bytes(path.read_bytes())
     return _grade_course(base, folder, MORE)
 
@@ -813,30 +791,6 @@ def test_one_submission_gets_the_same_score_on_five_runs(graded_five_times: dict
             assert auto == (0 if solution_id in LUCKY else most), (assignment, solution_id)
     totals = [float(r["score"]) for r in graded_five_times["rows"] if r["student_id"] in AGAIN]
     assert len(totals) == 5 * len(graded_five_times["ids"])
-
-
-def test_more_mistakes_each_lose_exactly_their_points(
-    graded_more_mistakes: dict[str, Any],
-) -> None:
-    """Issue 18: beyond the one wrong answer per exercise above, each new exercise's other
-    typical mistakes lose exactly that exercise's points, each with feedback naming it."""
-    course = graded_more_mistakes["course"]
-    for assignment in graded_more_mistakes["ids"]:
-        for student in MORE:
-            _, number, wrong_id = student.split("-", 2)
-            nb = _autograded(course, assignment, student)
-            if wrong_id not in _exercises(nb):
-                continue
-            scores = _cell_scores(course, assignment, student)
-            for solution_id in _exercises(nb):
-                check = _check_of(nb, solution_id)
-                auto, most = scores[_meta(check)["grade_id"]]
-                if solution_id != wrong_id:
-                    assert auto == most, (student, solution_id, "a right answer lost points")
-                    continue
-                assert auto == 0, f"{student}: the wrong {solution_id} still scored {auto}"
-                phrase = MORE_WRONG[wrong_id][int(number)][1]
-                assert phrase in _error_text(check), f"{student}: {phrase!r} not in feedback"
 
 
 def test_make_lab_opens_the_students_edition_and_lab_instructor_the_solutions() -> None:
