@@ -514,7 +514,9 @@ def _read_y(request: _Request) -> None:
         request.Y = value
 
 
-def _client_terms(request: _Request, x: KeyPair, client: KeyPair, server: PublicKey) -> dict[str, int]:
+def _client_terms(
+    request: _Request, x: KeyPair, client: KeyPair, server: PublicKey
+) -> dict[str, int]:
     """The DH results the check's client can compute (x and a are its own)."""
     assert request.Y is not None
     group = server.group
