@@ -58,6 +58,51 @@ def test_the_stated_time_is_within_the_models_range(source: Path, lang: str) -> 
     )
 
 
+@pytest.mark.parametrize(
+    ("source", "lang"), EDITIONS, ids=[f"{s.stem}-{lang}" for s, lang in EDITIONS]
+)
+def test_the_appendix_states_its_own_time(source: Path, lang: str) -> None:
+    """An optional "Going further" appendix is counted apart from the core, and the first
+    cell states its minutes too, inside the model's range; a notebook without one states none."""
+    built = build_notebooks.editions(source)[lang]
+    counts = notebook_time.count(built, lang)
+    further = notebook_time.count_further(built, lang)
+    if further is None:
+        assert counts.further_stated is None, f"{source.stem} ({lang}) states an appendix it lacks"
+        return
+    assert counts.further_stated, f"{source.stem} ({lang}) does not state its appendix's time"
+    low, high = notebook_time.estimate(further, lang, (0.0, 0.0))
+    assert low <= counts.further_stated <= high, (
+        f"{source.stem} ({lang}) states about {counts.further_stated} more minutes for its "
+        f"appendix, but the model gives {low:.0f}–{high:.0f} (middle {(low + high) / 2:.0f})"
+    )
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[s.stem for s in SOURCES])
+def test_an_appendix_is_optional_in_fact(source: Path) -> None:
+    """What the model leaves out of a notebook's time holds nothing a student is graded on,
+    and comes after the Summary, at the same cell in every edition."""
+    built = build_notebooks.editions(source)
+    starts = {}
+    for lang, notebook in built.items():
+        core, appendix = notebook_time.split(notebook, lang)
+        starts[lang] = len(core)
+        for cell in appendix:
+            grading = cell.metadata.get("nbgrader", {})
+            assert not grading.get("grade") and not grading.get("solution"), (
+                f"{source.stem} ({lang}): graded cell {cell.get('id')} in the optional appendix"
+            )
+        if appendix:
+            summary = SUMMARY[lang]
+            assert any(c.cell_type == "markdown" and summary in c.source for c in core), (
+                f"{source.stem} ({lang}): the appendix must come after the {summary!r}"
+            )
+    assert len(set(starts.values())) == 1, f"the editions split at different cells: {starts}"
+
+
+SUMMARY = {"en": "## Summary", "ru": "## Итоги"}
+
+
 def _notebook(tmp_path: Path, body: str) -> Path:
     source = tmp_path / "07_sample.py"
     source.write_text(body, encoding="utf-8")
@@ -118,6 +163,53 @@ def test_the_counts_are_what_the_student_reads_and_writes(tmp_path: Path) -> Non
     assert english.written_lines == 2  # the region's code, not its comment or the def
     assert english.code_lines == 2 + 2 + 2  # the language cell; x, y; the def and docstring
     assert english.exercises == 2 and english.answers == 1  # one check, one free answer
+
+
+APPENDIX = """
+# %% [markdown] id=summary
+# ## Summary
+#
+# Done.
+
+# %% [markdown] lang=ru id=summary
+# ## Итоги
+#
+# Готово.
+
+# %% [markdown] id=further
+# ## Going further (optional)
+#
+# Four more words here.
+
+# %% [markdown] lang=ru id=further
+# ## Для желающих (по желанию)
+#
+# Ещё четыре слова здесь.
+
+# %% id=extra
+z = 3
+"""
+
+
+def test_an_appendix_is_counted_apart(tmp_path: Path) -> None:
+    plain = build_notebooks.editions(_notebook(tmp_path, SAMPLE))
+    stated = SAMPLE.replace(
+        "about 12 minutes.", "about 12 minutes, and about 2 more for the optional *Going further*."
+    ).replace(
+        "около 9 минут.",
+        "около 9 минут и ещё около 2 минут на необязательный раздел «Для желающих».",
+    )
+    built = build_notebooks.editions(_notebook(tmp_path, stated + APPENDIX))
+    for lang in notebook_time.LANGUAGES:
+        before = notebook_time.count(plain[lang], lang)
+        core = notebook_time.count(built[lang], lang)
+        further = notebook_time.count_further(built[lang], lang)
+        assert notebook_time.count_further(plain[lang], lang) is None
+        assert core.code_lines == before.code_lines  # z = 3 is the appendix's
+        assert core.further_stated == 2 and before.further_stated is None
+        assert further is not None and further.code_lines == 1 and further.exercises == 0
+        assert further.words == (3 + 4 if lang == "en" else 4 + 4)  # the heading and its text
+        assert core.words > before.words  # the Summary and the appendix's time are the core's
 
 
 def test_the_model_grows_with_the_work_and_its_ends_are_ordered(tmp_path: Path) -> None:

@@ -34,6 +34,22 @@ range between the two totals, and the middle is what the notebook states.
 * **A free-text answer:** 2–5 minutes. **An interactive panel** (sliders, a
   chat box): 1–3 minutes of playing with it.
 
+**An appendix, "Going further".** A notebook may end with an optional
+section headed ``## Going further`` (Russian ``## Для желающих``), after its
+Summary. The model counts it apart: the time a notebook states (**Time:**) is
+its core, what a class session must hold, and the appendix's own minutes are
+stated beside it in the same first cell ("and about N more for the optional
+*Going further*"), from the same paces, so a student who plans the whole
+notebook sees the whole. This is honest only for material that is optional in
+fact, so ``tests/test_notebook_time.py`` holds the appendix to what a
+program can check — no exercise, no free-text answer, no solution in it; it
+starts after the Summary; both editions put it at the same cell — and a
+reviewer to the rest: no goal of the notebook, no Summary bullet and no later
+notebook may rely on it. (The kernel time of ``--run`` is "Run All" of the
+whole notebook, appendix included, and is charged to the core: a few seconds
+too many, never too few.) Moving a section there is a decision about the
+course, not about the number.
+
 The one calibration point: the old notebook 02 (before it was split into 02
 and 02b, git ``627e34e``) comes out of this model at about 62–99 minutes,
 English edition, against the 70–90 minutes the trial measured. A new trial
@@ -42,10 +58,12 @@ should replace these numbers, not the other way round.
     .venv/bin/python tools/notebook_time.py            # the table from the sources (no kernel)
     .venv/bin/python tools/notebook_time.py --run      # also "Run All" each notebook, headless
     .venv/bin/python tools/notebook_time.py --lang ru  # the Russian edition only
+    .venv/bin/python tools/notebook_time.py --run --only 04_two_ports   # one notebook's kernel
 
 ``tests/test_notebook_time.py`` checks that the time each notebook states
 (**Time:** about N minutes / **Время:** около N минут) lies in this range,
-so the stated number cannot silently go stale when a notebook grows.
+so the stated number cannot silently go stale when a notebook grows; the same
+for the appendix's number.
 """
 
 from __future__ import annotations
@@ -92,6 +110,18 @@ STATED = {
     "ru": re.compile(r"\*\*Время:\*\* около (\d+) минут"),
 }
 
+#: The appendix's minutes, stated in the same first cell after the **Time:**.
+STATED_FURTHER = {
+    "en": re.compile(r"about (\d+) more for the optional \*Going further\*"),
+    "ru": re.compile(r"ещё около (\d+) минут на необязательный раздел «Для желающих»"),
+}
+
+#: The heading that opens a notebook's optional appendix (the rest of the notebook).
+APPENDIX = {
+    "en": re.compile(r"^## Going further\b"),
+    "ru": re.compile(r"^## Для желающих\b"),
+}
+
 
 @dataclass(frozen=True)
 class Counts:
@@ -104,6 +134,7 @@ class Counts:
     answers: int
     panels: int
     stated: int | None  #: the minutes the notebook states, if it does
+    further_stated: int | None = None  #: the minutes it states for its appendix, if any
 
 
 def _code_lines(text: str) -> list[str]:
@@ -128,11 +159,30 @@ def _words(markdown: str) -> int:
     return len(re.findall(r"\w+", markdown))
 
 
+def split(notebook: Any, lang: str) -> tuple[list[Any], list[Any]]:
+    """(core, appendix): the cells before the ``## Going further`` heading and from it on."""
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "markdown" and APPENDIX[lang].match(cell.source):
+            return list(notebook.cells[:index]), list(notebook.cells[index:])
+    return list(notebook.cells), []
+
+
 def count(notebook: Any, lang: str) -> Counts:
-    """The counts of one built edition (an nbformat node with nbgrader's metadata) in ``lang``."""
+    """The counts of one built edition's core (an nbformat node with nbgrader's metadata)."""
+    return count_cells(split(notebook, lang)[0], lang)
+
+
+def count_further(notebook: Any, lang: str) -> Counts | None:
+    """The counts of the edition's optional appendix, or None if it has none."""
+    appendix = split(notebook, lang)[1]
+    return count_cells(appendix, lang) if appendix else None
+
+
+def count_cells(cells: list[Any], lang: str) -> Counts:
+    """What a run of cells asks of a student: words, lines, exercises, the stated minutes."""
     words = code = written = exercises = answers = panels = 0
-    stated = None
-    for cell in notebook.cells:
+    stated = further_stated = None
+    for cell in cells:
         grade = cell.metadata.get("nbgrader", {})
         text = cell.source
         if cell.cell_type == "markdown":
@@ -143,6 +193,9 @@ def count(notebook: Any, lang: str) -> Counts:
             found = STATED[lang].search(text)
             if found and stated is None:
                 stated = int(found.group(1))
+            found = STATED_FURTHER[lang].search(text)
+            if found and further_stated is None:
+                further_stated = int(found.group(1))
         elif grade.get("solution"):
             written += _solution_lines(text)
             code += len(_code_lines(text)) - _solution_lines(text)
@@ -151,7 +204,9 @@ def count(notebook: Any, lang: str) -> Counts:
         else:
             code += len(_code_lines(text))
             panels += bool(PANEL_CALLS.search(text))
-    return Counts(words, code, written, exercises + answers, answers, panels, stated)
+    return Counts(
+        words, code, written, exercises + answers, answers, panels, stated, further_stated
+    )
 
 
 def minutes(counts: Counts, lang: str, pace: Pace, kernel_seconds: float) -> float:
@@ -206,14 +261,36 @@ def kernel_times(names: list[str]) -> dict[str, float]:
     return times
 
 
-def table(langs: tuple[str, ...], measured: dict[str, float] | None) -> list[str]:
-    """The table's lines: counts, the range, the middle and what each notebook states."""
+def _row(
+    name: str,
+    lang: str,
+    counts: Counts,
+    shown: str,
+    kernel: tuple[float, float],
+    stated: int | None,
+) -> str:
+    low, high = estimate(counts, lang, kernel)
+    return (
+        f"{name:<14}{lang:>5}{counts.words:7d}{counts.code_lines:6d}"
+        f"{counts.written_lines:7d}{counts.exercises:4d}{shown:>8}"
+        f"{f'{low:.0f}–{high:.0f}':>12}{(low + high) / 2:8.0f}"
+        f"{stated if stated else '—':>8}"
+    )
+
+
+def table(
+    langs: tuple[str, ...], measured: dict[str, float] | None, only: str | None = None
+) -> list[str]:
+    """The table's lines: counts, the range, the middle and what each notebook states
+    (a notebook's optional appendix on a line of its own, ``+ further``)."""
     head = (
         f"{'notebook':<14}{'lang':>5}{'words':>7}{'demo':>6}{'write':>7}{'ex':>4}"
         f"{'kernel':>8}{'model min':>12}{'middle':>8}{'stated':>8}"
     )
     lines = [head]
     for source in sources():
+        if only and only not in source.stem:
+            continue
         built = editions(source)
         for lang in langs:
             if lang not in built:
@@ -223,13 +300,12 @@ def table(langs: tuple[str, ...], measured: dict[str, float] | None) -> list[str
                 kernel, shown = (0.0, KERNEL_BOUND_SECONDS), "≤60s"
             else:
                 kernel, shown = (measured[source.stem],) * 2, f"{measured[source.stem]:.0f}s"
-            low, high = estimate(counts, lang, kernel)
-            lines.append(
-                f"{source.stem:<14}{lang:>5}{counts.words:7d}{counts.code_lines:6d}"
-                f"{counts.written_lines:7d}{counts.exercises:4d}{shown:>8}"
-                f"{f'{low:.0f}–{high:.0f}':>12}{(low + high) / 2:8.0f}"
-                f"{counts.stated if counts.stated else '—':>8}"
-            )
+            lines.append(_row(source.stem, lang, counts, shown, kernel, counts.stated))
+            further = count_further(built[lang], lang)
+            if further is not None:
+                lines.append(
+                    _row("  + further", lang, further, "—", (0.0, 0.0), counts.further_stated)
+                )
     return lines
 
 
@@ -237,14 +313,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="store_true", help='also time "Run All" of each notebook')
     parser.add_argument("--lang", choices=LANGUAGES, help="one edition only")
+    parser.add_argument("--only", metavar="NAME", help="the notebooks whose name contains NAME")
     args = parser.parse_args(argv)
     langs = (args.lang,) if args.lang else LANGUAGES
-    measured = kernel_times([s.stem for s in sources()]) if args.run else None
-    print("\n".join(table(langs, measured)))
+    names = [s.stem for s in sources() if not args.only or args.only in s.stem]
+    measured = kernel_times(names) if args.run else None
+    print("\n".join(table(langs, measured, args.only)))
     print(
         "words: prose read; demo: code lines read and run; write: solution lines written; "
         "ex: graded exercises.\nmodel min: fast–slow student (a model, not a stopwatch: see "
-        "the docstring of tools/notebook_time.py); stated: the notebook's **Time:**."
+        "the docstring of tools/notebook_time.py); stated: the notebook's **Time:** (for "
+        "+ further, the minutes it states for its optional appendix)."
     )
     return 0
 

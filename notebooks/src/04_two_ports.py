@@ -8,26 +8,26 @@
 #
 # **After this notebook you will be able to**
 #
-# 1. follow the two-port handoff message by message: the port and ticket as the first encrypted message, the reconnect, the conversation;
-# 2. say why a stranger who connects to the data port first cannot steal the session;
-# 3. read a pool's occupancy from the server's own events, and handle a full pool ("busy, retry") without hanging;
+# 1. follow the handoff message by message: the port and ticket as the first encrypted message, the reconnect, the conversation;
+# 2. say why a stranger who reaches the data port first cannot steal the session;
+# 3. handle a full pool ("busy, retry") without hanging;
 # 4. write both halves of the handoff (the client's and the server's) and a thread-safe port pool that the real chat server runs on.
 #
-# **You need:** notebooks 02, 02b and 03. **Time:** about 100 minutes.
+# **You need:** notebooks 02, 02b and 03. **Time:** about 90 minutes, and about 6 more for the optional *Going further* at the end.
 
-# %% [markdown] lang=ru id=cell-000 en=2e311256
+# %% [markdown] lang=ru id=cell-000 en=c26d5993
 # # 04 · Два порта: рукопожатие здесь, разговор там
 #
 # *Сервер отвечает на одном общеизвестном порту, а затем переводит каждый разговор на отдельный порт из пула (задание 4).*
 #
 # **После этого блокнота вы сможете**
 #
-# 1. проследить передачу соединения на второй порт сообщение за сообщением: порт и билет в первом зашифрованном сообщении, повторное подключение, разговор;
-# 2. объяснить, почему посторонний, который первым подключится к порту данных, не сможет украсть сеанс;
-# 3. читать занятость пула по событиям самого сервера и обрабатывать переполненный пул («занято, повторите») без зависания;
+# 1. проследить передачу соединения сообщение за сообщением: порт и билет в первом зашифрованном сообщении, повторное подключение, разговор;
+# 2. объяснить, почему посторонний, первым пришедший на порт данных, не сможет украсть сеанс;
+# 3. обрабатывать переполненный пул («занято, повторите») без зависания;
 # 4. написать обе половины передачи соединения (клиентскую и серверную) и потокобезопасный пул портов, на котором работает настоящий сервер чата.
 #
-# **Что нужно:** блокноты 02, 02b и 03. **Время:** около 90 минут.
+# **Что нужно:** блокноты 02, 02b и 03. **Время:** около 85 минут и ещё около 5 минут на необязательный раздел «Для желающих» в конце.
 
 # %% [markdown] id=cell-001
 # **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.
@@ -48,15 +48,11 @@ set_language("ru")      # сообщения лаборатории — по-р�
 # %% id=cell-002
 import hmac
 import json
-import random
 import secrets
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-from IPython.display import display
 
 from labcrypto import handoff, keys, wiretap
 from labcrypto.allowlist import Allowlist
@@ -72,16 +68,14 @@ from labcrypto.server import connect
 # %% [markdown] id=cell-003
 # ## The setup
 #
-# Keys from your keys folder (notebooks 01–03), an allowlist with alice and bob, and a **pool** of 6 ports.
-# `PortPool.reserve(6)` finds 6 consecutive free ports and holds them from that moment, so that classmates on the same machine do not collide
-# (an instructor would fix a range such as 9100–9199 and open it in the firewall).
+# Your keys (notebooks 01–03), an allowlist with alice and bob, and a **pool** of 6 ports: `PortPool.reserve(6)` finds 6 consecutive
+# free ports and holds them, so that classmates on one machine do not collide (a course would fix a range such as 9100–9199).
 
-# %% [markdown] lang=ru id=cell-003 en=3811d3aa
+# %% [markdown] lang=ru id=cell-003 en=21fb173e
 # ## Подготовка
 #
-# Ключи из вашей папки ключей (блокноты 01–03), список разрешённых ключей с alice и bob и **пул** из 6 портов.
-# `PortPool.reserve(6)` находит 6 подряд идущих свободных портов и сразу занимает их, чтобы одногруппники на одной машине не мешали друг другу
-# (преподаватель задал бы постоянный диапазон, например 9100–9199, и открыл бы его в межсетевом экране).
+# Ваши ключи (блокноты 01–03), список разрешённых ключей с alice и bob и **пул** из 6 портов: `PortPool.reserve(6)` находит 6 подряд идущих
+# свободных портов и сразу занимает их, чтобы одногруппники на одной машине не мешали друг другу (на курсе задали бы постоянный диапазон, например 9100–9199).
 
 # %% id=cell-004
 key_dir = keys.default_dir()
@@ -190,25 +184,18 @@ widgets.table([{k: row[k] for k in ("port", "direction", "kind", "bytes", "eve s
 
 # %% [markdown] id=cell-018
 # Eve can guess the data port from the next TCP connection she sees, but the ticket is inside the encryption,
-# and (next section) a connection without it gets nowhere.
-#
-# In practice, `ChatClient.connect` does all four steps for you, and says which port it moved to:
+# and (next section) a connection without it gets nowhere. In practice, `ChatClient.connect` does all four steps for you
+# (section 4 uses it). The server's own log of this session, once alice leaves:
 
-# %% [markdown] lang=ru id=cell-018 en=4e074f98
+# %% [markdown] lang=ru id=cell-018 en=22826f5b
 # Ева может угадать порт данных по следующему TCP-соединению, которое увидит. Но билет спрятан внутри шифрования,
-# а соединение без него (см. следующий раздел) ничего не добьётся.
-#
-# На практике все четыре шага за вас делает `ChatClient.connect` и сообщает, на какой порт переехал:
-
-# %% id=cell-019
-bob = ChatClient.connect(*room.address, people["bob"], server_key=server_key.public_key, timeout=5)
-bob, pool.leased()
+# а соединение без него (см. следующий раздел) ничего не добьётся. На практике все четыре шага за вас делает `ChatClient.connect`
+# (он понадобится в разделе 4). Журнал самого сервера об этом сеансе, когда alice уходит:
 
 # %% id=cell-020
 channel.close()
-bob.close()
 time.sleep(0.2)
-[e.text for e in room.events if e.kind in ("pool", "join", "leave")][-6:]
+[e.text for e in room.events if e.kind in ("pool", "join", "leave")]
 
 # %% [markdown] id=cell-021
 # ## 2 · A stranger on the data port
@@ -254,19 +241,6 @@ stranger.recv(100)      # b'' : сервер оборвал её соедине�
 data_sock = handoff.present_ticket(channel, "127.0.0.1", offer["port"], offer["ticket"])
 decode_message(channel.recv(timeout=5))["type"], [e.text for e in room.events if e.kind == "stranger"][-1:]
 
-# %% [markdown] id=cell-025
-# Once alice is in, the data port stops listening: a late comer is refused outright.
-
-# %% [markdown] lang=ru id=cell-025 en=56c39837
-# Как только alice вошла, порт данных перестаёт слушать: опоздавшему сразу отказывают в соединении.
-
-# %% id=cell-026
-try:
-    connect("127.0.0.1", offer["port"], timeout=2)
-except ConnectionRefusedError as exc:
-    late = exc
-late
-
 # %% id=cell-027
 stranger.close()
 channel.close()
@@ -282,10 +256,8 @@ control.close()
 # 2. Connect to `host` at **that** port (`connect(host, port, timeout=5)`), and move the channel there: `channel.rebind(new_socket)`.
 # 3. Send the ticket **through the channel**: `channel.send(json.dumps({"type": "ticket", "ticket": ...}))`.
 # 4. Return the next message (the room's welcome) as a dict.
-#
-# The check runs your function against the reference chat server on 127.0.0.1: once with a free pool, once with a full one.
 
-# %% [markdown] lang=ru id=cell-028 en=503900b5
+# %% [markdown] lang=ru id=cell-028 en=92f08eb0
 # ## 3 · Упражнение: клиентская половина передачи соединения
 #
 # Напишите `follow_handoff(channel, host)`. Рукопожатие уже сделано; `channel` открыт на общем порту.
@@ -295,8 +267,6 @@ control.close()
 # 2. Подключитесь к `host` на **этот** порт (`connect(host, port, timeout=5)`) и переведите туда канал: `channel.rebind(new_socket)`.
 # 3. Отправьте билет **через канал**: `channel.send(json.dumps({"type": "ticket", "ticket": ...}))`.
 # 4. Верните следующее сообщение (приветствие комнаты) в виде словаря.
-#
-# Проверка запускает вашу функцию против эталонного сервера чата на 127.0.0.1: один раз со свободным пулом, один раз — с заполненным.
 
 # %% solution grade_id=follow_handoff
 def follow_handoff(channel, host):
@@ -352,11 +322,8 @@ checks.hidden_follow_handoff(follow_handoff, room, people["bob"], server_key)
 #    `None` means a stranger: close that connection and keep waiting; the session is untouched.
 # 4. For the ticket holder: `channel.rebind(conn)`, and return `(conn, port, sock)`. The port stays leased: the caller releases it when the conversation ends.
 # 5. If nobody came in time, give the port back (`pool.release(port, sock)`) and raise `HandoffFailed`.
-#
-# The check plays the clients over 127.0.0.1: the fair client; strangers who come first (random bytes, a wrong ticket,
-# a frame replayed from an earlier session, the ticket of an earlier session); and a client that never comes.
 
-# %% [markdown] lang=ru id=offer-port-intro en=875ce3af
+# %% [markdown] lang=ru id=offer-port-intro en=10531b8e
 # ## Упражнение: серверная половина передачи соединения
 #
 # Теперь другая сторона. Напишите для сервера `offer_port(channel, pool, timeout=5.0)`: рукопожатие уже сделано, `channel` открыт на общем порту.
@@ -370,9 +337,6 @@ checks.hidden_follow_handoff(follow_handoff, room, people["bob"], server_key)
 #    `None` означает постороннего: закройте это соединение и ждите дальше; сеанс не тронут.
 # 4. Для владельца билета: `channel.rebind(conn)` и верните `(conn, port, sock)`. Порт остаётся выданным: его освободит вызывающий, когда разговор закончится.
 # 5. Если за отведённое время никто не пришёл, верните порт (`pool.release(port, sock)`) и выбросьте `HandoffFailed`.
-#
-# Проверка играет клиентов на 127.0.0.1: честного клиента; посторонних, которые приходят первыми (случайные байты, чужой билет,
-# кадр, повторённый из прошлого сеанса, билет прошлого сеанса); и клиента, который так и не пришёл.
 
 # %% solution grade_id=offer_port
 def offer_port(channel, pool, timeout=5.0):
@@ -460,105 +424,17 @@ checks.check_offer_port(offer_port)
 checks.hidden_offer_port(offer_port)
 ### END HIDDEN TESTS
 
-# %% [markdown] id=cell-031
-# ## 4 · The pool at work
-#
-# Sixteen visitors come and go: each connects (retrying after a short wait if the server says *busy*), says hello,
-# stays a moment, and leaves. The bar shows the ports in use, read from the pool while it happens.
-
-# %% [markdown] lang=ru id=cell-031 en=ce526dba
-# ## 4 · Пул в работе
-#
-# Шестнадцать посетителей приходят и уходят. Каждый подключается (если сервер отвечает *busy* — «занято», ждёт немного и пробует снова), здоровается,
-# задерживается на мгновение и уходит. Полоса показывает занятые порты, прочитанные из пула прямо во время работы.
-
-# %% id=cell-032
-def visit(number):
-    """One visitor; returns how many times the server said busy (runs in a worker thread)."""
-    time.sleep(0.05 * number)
-    for busy in range(20):
-        try:
-            client = ChatClient.connect(*room.address, people["alice"], server_key=server_key.public_key, timeout=5)
-        except PoolExhausted:
-            time.sleep(0.1 + 0.05 * busy)       # busy: wait a moment, then retry
-            continue
-        client.send(f"visitor {number} says hi")
-        time.sleep(random.uniform(0.2, 0.8))
-        client.close()
-        return busy
-    return None
-
-# %% lang=ru id=cell-032 en=f0280797
-def visit(number):
-    """Один посетитель; возвращает, сколько раз сервер ответил busy (работает в рабочем потоке)."""
-    time.sleep(0.05 * number)
-    for busy in range(20):
-        try:
-            client = ChatClient.connect(*room.address, people["alice"], server_key=server_key.public_key, timeout=5)
-        except PoolExhausted:
-            time.sleep(0.1 + 0.05 * busy)       # занято: подождать немного и повторить
-            continue
-        client.send(f"visitor {number} says hi")
-        time.sleep(random.uniform(0.2, 0.8))
-        client.close()
-        return busy
-    return None
-
-# %% id=cell-033
-gauge = widgets.progress(pool.size, "ports in use")
-display(gauge)
-started = time.time()
-with ThreadPoolExecutor(max_workers=16) as workers:
-    visits = [workers.submit(visit, n) for n in range(16)]
-    for _ in range(300):                       # at most 15 s
-        gauge.value = len(pool.leased())
-        if all(v.done() for v in visits):
-            break
-        time.sleep(0.05)
-retries = [v.result() for v in visits]
-gauge.value = len(pool.leased())
-f"{len(retries)} visitors, {sum(retries)} busy answers, {len(pool.leased())} ports still leased"
-
-# %% lang=ru id=cell-033 en=598e2742
-gauge = widgets.progress(pool.size, "ports in use")
-display(gauge)
-started = time.time()
-with ThreadPoolExecutor(max_workers=16) as workers:
-    visits = [workers.submit(visit, n) for n in range(16)]
-    for _ in range(300):                       # не дольше 15 с
-        gauge.value = len(pool.leased())
-        if all(v.done() for v in visits):
-            break
-        time.sleep(0.05)
-retries = [v.result() for v in visits]
-gauge.value = len(pool.leased())
-f"{len(retries)} visitors, {sum(retries)} busy answers, {len(pool.leased())} ports still leased"
-
-# %% [markdown] id=cell-034
-# The same story from the server's own log (`room.events`): each bar is one lease of one port, from the offer until the conversation ended;
-# below, how many were in use at once, and the clients turned away because all 6 were taken.
-
-# %% [markdown] lang=ru id=cell-034 en=22bb376e
-# Та же история по журналу самого сервера (`room.events`): каждая полоса — одна аренда одного порта, от предложения до конца разговора.
-# Ниже — сколько портов было занято одновременно и сколько клиентов получили отказ, потому что все 6 были заняты.
-
-# %% id=cell-035
-intervals, busy = plots.lease_intervals(room.events, since=started)
-plots.pool_timeline(intervals, busy, ports=range(pool.first, pool.last + 1));
-
 # %% [markdown] id=cell-036
-# Every lease came back: the pool is leak-proof (a lease is released exactly once, when the conversation ends or the ticket expires).
+# ## 4 · A full pool
 #
-# ### A full pool, on purpose
-#
-# A pool of two ports, two clients that stay. The third is told, clearly and at once, that the server is busy:
+# A pool of two ports, two clients that stay. The third is told, clearly and at once, that the server is busy
+# (it may wait and try again, as the visitors of *Going further* do):
 
-# %% [markdown] lang=ru id=cell-036 en=c2a6ec1c
-# Каждая аренда вернулась: пул не теряет порты (аренда освобождается ровно один раз — когда разговор закончен или билет просрочен).
+# %% [markdown] lang=ru id=cell-036 en=797d0fe1
+# ## 4 · Переполненный пул
 #
-# ### Пул, заполненный нарочно
-#
-# Пул из двух портов и два клиента, которые не уходят. Третьему сразу и ясно отвечают, что сервер занят:
+# Пул из двух портов и два клиента, которые не уходят. Третьему сразу и ясно отвечают, что сервер занят
+# (он может подождать и попробовать снова, как это делают посетители в разделе «Для желающих»):
 
 # %% id=cell-037
 small_pool = PortPool.reserve(2)
@@ -571,22 +447,6 @@ except PoolExhausted as exc:
     turned_away = exc
 turned_away
 
-# %% [markdown] id=cell-038
-# One client leaves; its port goes back to the pool, and the retry works:
-
-# %% [markdown] lang=ru id=cell-038 en=ba71e25c
-# Один клиент уходит, его порт возвращается в пул, и повторная попытка удаётся:
-
-# %% id=cell-039
-stayers[0].close()
-for attempt in range(20):
-    try:
-        third = ChatClient.connect(*small_room.address, people["alice"], server_key=server_key.public_key, timeout=5)
-        break
-    except PoolExhausted:
-        time.sleep(0.1)
-third, attempt
-
 # %% [markdown] id=cell-040
 # ## 5 · Exercise: a port pool
 #
@@ -596,11 +456,10 @@ third, attempt
 #   Skip a port whose `bind` fails (another program holds it). If no port is free, raise `PoolExhausted` at once — never wait forever.
 # * `release(port, sock)` closes the socket and puts the port back.
 #
-# Course mistake 10 names the traps: "bind, close, and bind again later" (another program can take the port in between: return the bound socket),
-# and returning a port even though binding failed. Keep the free ports in a list guarded by a `threading.Lock`:
-# the check hammers your pool from 16 threads at once and fails on a port leased twice or lost.
+# Return the bound socket, not only its number: "bind, close, and bind again later" lets another program take the port in between (course mistake 10).
+# Keep the free ports in a list guarded by a `threading.Lock`: the check hammers your pool from 16 threads at once.
 
-# %% [markdown] lang=ru id=cell-040 en=fda52e7f
+# %% [markdown] lang=ru id=cell-040 en=a3d6eaf5
 # ## 5 · Упражнение: пул портов
 #
 # Напишите класс `MyPortPool(first, last, host)` с двумя методами:
@@ -609,9 +468,8 @@ third, attempt
 #   Пропускайте порт, если `bind` не удался (его держит другая программа). Если свободных портов нет, сразу выбросьте `PoolExhausted` — никогда не ждите бесконечно.
 # * `release(port, sock)` закрывает сокет и возвращает порт в пул.
 #
-# Типичная ошибка № 10 называет ловушки: «привязать, закрыть и потом привязать снова» (в промежутке порт может занять другая программа — возвращайте уже привязанный сокет)
-# и выдача порта, даже если привязать его не удалось. Храните свободные порты в списке под защитой `threading.Lock`:
-# проверка атакует ваш пул из 16 потоков одновременно и не пройдёт, если порт выдан дважды или потерян.
+# Возвращайте привязанный сокет, а не только номер порта: если «привязать, закрыть и потом привязать снова», в промежутке порт может занять другая программа (типичная ошибка № 10).
+# Храните свободные порты в списке под защитой `threading.Lock`: проверка атакует ваш пул из 16 потоков одновременно.
 
 # %% solution grade_id=port_pool
 class MyPortPool:
@@ -704,15 +562,13 @@ checks.hidden_port_pool(MyPortPool)
 # %% [markdown] id=my-pool-room
 # ### Your pool in the real server
 #
-# `ChatServer` takes your `MyPortPool` as it is: it wraps a pool whose `lease()` gives `(port, sock)` in `ports.PairPool`, which
-# shows it to the handoff as the package's own pool. Bob's conversation below moves to one of **your** ports, and the port goes back
+# `ChatServer` takes your `MyPortPool` as it is. Bob's conversation below moves to one of **your** ports, and the port goes back
 # to your pool when he leaves. (Until `MyPortPool` is written, the package's `PortPool` stands in.)
 
-# %% [markdown] lang=ru id=my-pool-room en=4607bbd8
+# %% [markdown] lang=ru id=my-pool-room en=ae51a407
 # ### Ваш пул в настоящем сервере
 #
-# `ChatServer` принимает ваш `MyPortPool` как есть: пул, чей `lease()` выдаёт `(port, sock)`, он оборачивает в `ports.PairPool`,
-# и передача соединения видит его как собственный пул пакета. Разговор Боба ниже переезжает на один из **ваших** портов, а порт
+# `ChatServer` принимает ваш `MyPortPool` как есть. Разговор Боба ниже переезжает на один из **ваших** портов, а порт
 # возвращается в ваш пул, когда Боб уходит. (Пока `MyPortPool` не написан, его заменяет `PortPool` из пакета.)
 
 # %% id=my-pool-room-run
@@ -746,39 +602,35 @@ type(my_room.pool).__name__, moved_to, leased_now
 # %% [markdown] id=cell-043
 # ## Summary
 #
-# * The handshake happens on one public port; the **first encrypted message** carries the data port and a ticket, so only the client that did the handshake learns them.
-# * The conversation continues on the data port with the same session keys: the ticket frame is the session's next message, so a stranger — even one replaying a recorded ticket — cannot produce it, is dropped, and does not use up the session.
-# * The pool hands out ports that are already bound and listening (no race), gives each back exactly once, and answers "busy" at once when it is empty; clients wait and retry.
-# * The server's own event log is enough to draw who held which port when.
+# * The handshake happens on a public port; the **first encrypted message** carries the data port and a ticket, so only the client that did the handshake learns them.
+# * On the data port the session goes on with the same keys: the ticket frame is its next message, which a stranger cannot produce, even by replaying a recorded one; she is dropped, and the session is not used up.
+# * The pool hands out ports already bound and listening (no race), takes each back exactly once, and answers "busy" at once when it is empty; clients wait and retry.
 #
-# **Control question: how does SSL work in practice?** TLS keeps one connection, but the idea of this notebook is there too:
-# a session that outlives its connection. TLS *session resumption* gives the client a ticket that lets it continue the session on a new connection
-# without a full handshake. A TLS ticket is the session's own state, encrypted by the server under a key only the server knows, so the server has
-# nothing to remember. Ours is different: a random token that means nothing by itself, which the server looks up in its own table; it travels only
-# inside the encrypted channel and is good for one connection.
+# **Control question: how does SSL work in practice?** TLS keeps one connection, but it too has a session that outlives its connection:
+# *session resumption* gives the client a ticket to continue the session on a new connection without a full handshake. A TLS ticket is the
+# session's state, encrypted under a key only the server knows, so the server remembers nothing. Ours is a random token that the server looks
+# up in its own table; it travels only inside the encrypted channel and is good for one connection.
 #
 # **Clean up.** Close the clients, stop the servers and taps, and close the pools:
 
-# %% [markdown] lang=ru id=cell-043 en=da2da0a4
+# %% [markdown] lang=ru id=cell-043 en=2f9c98f5
 # ## Итоги
 #
-# * Рукопожатие идёт на одном открытом порту. **Первое зашифрованное сообщение** несёт порт данных и билет, поэтому узнаёт их только клиент, который прошёл рукопожатие.
-# * Разговор продолжается на порту данных с теми же ключами сеанса. Кадр с билетом — очередное сообщение сеанса, поэтому посторонний не может его изготовить (даже повторив записанный билет): его отключают, а сеанс не расходуется.
-# * Пул выдаёт уже привязанные и слушающие порты (без гонки), возвращает каждый ровно один раз и сразу отвечает «занято», когда пуст; клиенты ждут и пробуют снова.
-# * Журнала событий самого сервера достаточно, чтобы нарисовать, кто и когда держал какой порт.
+# * Рукопожатие идёт на открытом порту. **Первое зашифрованное сообщение** несёт порт данных и билет, поэтому узнаёт их только клиент, который прошёл рукопожатие.
+# * На порту данных сеанс продолжается с теми же ключами. Кадр с билетом — очередное сообщение сеанса; посторонний не может его изготовить, даже повторив записанный кадр: его отключают, а сеанс не расходуется.
+# * Пул выдаёт уже привязанные и слушающие порты (без гонки), принимает каждый обратно ровно один раз и сразу отвечает «занято», когда пуст; клиенты ждут и пробуют снова.
 #
-# **Контрольный вопрос: как работает SSL на практике?** TLS обходится одним соединением, но идея этого блокнота есть и там:
-# сеанс, который переживает своё соединение. *Возобновление сеанса* (session resumption) в TLS выдаёт клиенту билет, по которому клиент продолжает сеанс
-# в новом соединении без полного рукопожатия. Билет TLS — это само состояние сеанса, зашифрованное сервером на ключе, который знает только сервер, поэтому
-# серверу ничего не нужно помнить. Наш билет устроен иначе: это случайная строка, которая сама по себе ничего не значит, и сервер ищет её в своей таблице;
-# она передаётся только внутри зашифрованного канала и годится для одного соединения.
+# **Контрольный вопрос: как работает SSL на практике?** TLS обходится одним соединением, но и в нём сеанс может пережить своё соединение:
+# *возобновление сеанса* (session resumption) выдаёт клиенту билет, по которому он продолжает сеанс в новом соединении без полного рукопожатия.
+# Билет TLS — это состояние сеанса, зашифрованное на ключе, который знает только сервер, поэтому серверу ничего не нужно помнить. Наш билет —
+# случайная строка, которую сервер ищет в своей таблице; она передаётся только внутри зашифрованного канала и годится для одного соединения.
 #
 # **Уборка.** Закройте клиентов, остановите серверы и прослушки и закройте пулы:
 
 # %% id=cell-044
 from labcrypto.server import running_servers, stop_all
 
-for client in [*stayers, third]:
+for client in stayers:
     client.close()
 stop_all()
 pool.close()
@@ -791,3 +643,130 @@ running_servers(), pool, small_pool
 # %% [markdown] lang=ru id=cell-045 en=0002d6a4
 # **Дальше:** [05 · Зашифрованный файловый сервер](05_ftp.ipynb) — новые ключи для каждого запроса и домашняя папка, из которой никто не выйдет.
 
+# %% [markdown] id=further
+# ## Going further (optional): the pool under a crowd
+#
+# Nothing above depends on this section, and nothing in it is graded. A room with a fresh pool of 6 ports, and sixteen visitors who come and go:
+# each connects (retrying after a short wait if the server says *busy*), says hello, stays a moment, and leaves.
+
+# %% [markdown] lang=ru id=further en=b7c4cfa0
+# ## Для желающих: пул под наплывом посетителей
+#
+# От этого раздела ничего выше не зависит, и в нём ничего не оценивается. Комната со свежим пулом из 6 портов и шестнадцать посетителей, которые приходят и уходят:
+# каждый подключается (если сервер отвечает *busy* — «занято», ждёт немного и пробует снова), здоровается, задерживается на мгновение и уходит.
+
+# %% id=further-room
+import random
+from concurrent.futures import ThreadPoolExecutor
+
+from IPython.display import display
+
+crowd_pool = PortPool.reserve(6)
+crowd_room = ChatServer(server_key, allowlist, pool=crowd_pool, name="04-crowd-room").start()
+crowd_room
+
+# %% id=cell-032
+def visit(number):
+    """One visitor; returns how many times the server said busy (runs in a worker thread)."""
+    time.sleep(0.05 * number)
+    for busy in range(20):
+        try:
+            client = ChatClient.connect(*crowd_room.address, people["alice"], server_key=server_key.public_key, timeout=5)
+        except PoolExhausted:
+            time.sleep(0.1 + 0.05 * busy)       # busy: wait a moment, then retry
+            continue
+        client.send(f"visitor {number} says hi")
+        time.sleep(random.uniform(0.2, 0.8))
+        client.close()
+        return busy
+    return None
+
+# %% lang=ru id=cell-032 en=5c34903a
+def visit(number):
+    """Один посетитель; возвращает, сколько раз сервер ответил busy (работает в рабочем потоке)."""
+    time.sleep(0.05 * number)
+    for busy in range(20):
+        try:
+            client = ChatClient.connect(*crowd_room.address, people["alice"], server_key=server_key.public_key, timeout=5)
+        except PoolExhausted:
+            time.sleep(0.1 + 0.05 * busy)       # занято: подождать немного и повторить
+            continue
+        client.send(f"visitor {number} says hi")
+        time.sleep(random.uniform(0.2, 0.8))
+        client.close()
+        return busy
+    return None
+
+# %% id=cell-033
+gauge = widgets.progress(crowd_pool.size, "ports in use")
+display(gauge)
+started = time.time()
+with ThreadPoolExecutor(max_workers=16) as workers:
+    visits = [workers.submit(visit, n) for n in range(16)]
+    for _ in range(300):                       # at most 15 s
+        gauge.value = len(crowd_pool.leased())
+        if all(v.done() for v in visits):
+            break
+        time.sleep(0.05)
+retries = [v.result() for v in visits]
+gauge.value = len(crowd_pool.leased())
+f"{len(retries)} visitors, {sum(retries)} busy answers, {len(crowd_pool.leased())} ports still leased"
+
+# %% lang=ru id=cell-033 en=a6cd546b
+gauge = widgets.progress(crowd_pool.size, "ports in use")
+display(gauge)
+started = time.time()
+with ThreadPoolExecutor(max_workers=16) as workers:
+    visits = [workers.submit(visit, n) for n in range(16)]
+    for _ in range(300):                       # не дольше 15 с
+        gauge.value = len(crowd_pool.leased())
+        if all(v.done() for v in visits):
+            break
+        time.sleep(0.05)
+retries = [v.result() for v in visits]
+gauge.value = len(crowd_pool.leased())
+f"{len(retries)} visitors, {sum(retries)} busy answers, {len(crowd_pool.leased())} ports still leased"
+
+# %% [markdown] id=cell-034
+# The bar showed the ports in use, read from the pool while it happened. The same story from the server's own log (`crowd_room.events`):
+# each bar is one lease of one port, from the offer until the conversation ended; below, how many were in use at once,
+# and the clients turned away because all 6 were taken. Every lease came back: the pool is leak-proof (a lease is released exactly once,
+# when the conversation ends or the ticket expires).
+
+# %% [markdown] lang=ru id=cell-034 en=2c097f0e
+# Полоса показывала занятые порты, прочитанные из пула прямо во время работы. Та же история по журналу самого сервера (`crowd_room.events`):
+# каждая полоса — одна аренда одного порта, от предложения до конца разговора. Ниже — сколько портов было занято одновременно
+# и сколько клиентов получили отказ, потому что все 6 были заняты. Каждая аренда вернулась: пул не теряет порты (аренда освобождается
+# ровно один раз — когда разговор закончен или билет просрочен).
+
+# %% id=cell-035
+intervals, busy = plots.lease_intervals(crowd_room.events, since=started)
+plots.pool_timeline(intervals, busy, ports=range(crowd_pool.first, crowd_pool.last + 1));
+
+# %% [markdown] id=further-door
+# One more thing the reference server does: once the ticket holder is in, the data port stops listening,
+# so a late comer (Mallory with a replayed ticket, say) is refused outright:
+
+# %% [markdown] lang=ru id=further-door en=ae00e094
+# Ещё одно свойство эталонного сервера: как только владелец билета вошёл, порт данных перестаёт слушать,
+# поэтому опоздавшему (например, Мэллори с повторённым билетом) сразу отказывают в соединении:
+
+# %% id=further-door-run
+visitor = ChatClient.connect(*crowd_room.address, people["bob"], server_key=server_key.public_key, timeout=5)
+try:
+    connect("127.0.0.1", visitor.data_port, timeout=2)
+except ConnectionRefusedError as exc:
+    late = exc
+visitor.close()
+late
+
+# %% [markdown] id=further-end
+# Stop this room and close its pool:
+
+# %% [markdown] lang=ru id=further-end en=0f130bca
+# Остановите эту комнату и закройте её пул:
+
+# %% id=further-stop
+stop_all()
+crowd_pool.close()
+running_servers(), crowd_pool

@@ -11,12 +11,11 @@
 # 1. use an encrypted file service (`ls`, `mkdir`, `put`, `get`, `cat`, `rename`, `rm`) and check a transfer by its digest;
 # 2. show that every request runs on keys of its own, and explain why one request per connection makes that natural;
 # 3. demonstrate forward secrecy: a recording made with static keys is opened by a stolen key, one made with ephemeral keys is not;
-#    and say what else a stolen key gives a thief in each mode (logging in as a student with the server's key);
 # 4. keep a client inside its home folder, against `..`, absolute paths, look-alike siblings and symbolic links.
 #
-# **You need:** notebooks 01–03 and the course's FTP lab. **Time:** about 100 minutes.
+# **You need:** notebooks 01–03 and the course's FTP lab. **Time:** about 90 minutes, and about 8 more for the optional *Going further* at the end.
 
-# %% [markdown] lang=ru id=cell-000 en=bfeba260
+# %% [markdown] lang=ru id=cell-000 en=26beca64
 # # 05 · Зашифрованный файловый сервер
 #
 # *FTP-подобный сервер из курса: полный обмен ключами перед каждым запросом и домашняя папка, из которой никто не выйдет (задание 5).*
@@ -26,10 +25,9 @@
 # 1. пользоваться зашифрованным файловым сервисом (`ls`, `mkdir`, `put`, `get`, `cat`, `rename`, `rm`) и проверять передачу по хешу;
 # 2. показать, что каждый запрос работает на своих ключах, и объяснить, почему схема «один запрос — одно соединение» делает это естественным;
 # 3. продемонстрировать прямую секретность: запись, сделанную на статических ключах, вскрывает украденный ключ, а запись на эфемерных ключах — нет;
-#    и сказать, что ещё украденный ключ даёт вору в каждом режиме (вход под именем студента с ключом сервера);
 # 4. удержать клиента внутри его домашней папки — против `..`, абсолютных путей, похожих соседних папок и символических ссылок.
 #
-# **Что нужно:** блокноты 01–03 и лабораторная курса о FTP-сервере. **Время:** около 85 минут.
+# **Что нужно:** блокноты 01–03 и лабораторная курса о FTP-сервере. **Время:** около 80 минут и ещё около 7 минут на необязательный раздел «Для желающих» в конце.
 
 # %% [markdown] id=cell-001
 # **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.
@@ -51,16 +49,14 @@ set_language("ru")      # сообщения лаборатории — по-р�
 import hashlib
 import json
 import os
-import secrets
 import shutil
-import socket
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 from IPython.display import display
 
-from labcrypto import channel, ciphers, handshake, keys, wiretap
+from labcrypto import ciphers, handshake, keys, wiretap
 from labcrypto.allowlist import Allowlist
 from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.errors import DecryptionFailed, FileServiceError
@@ -419,7 +415,7 @@ widgets.table(rows)
 #
 # Ева записывает всё и ждёт. Через год вор копирует папку ключей сервера. Что он сможет прочитать?
 #
-# **Сеанс на статических ключах.** Комната чата в режиме `static` — это и есть обмен из курса — использует только долговременные ключи (`K = A^b` плюс открытые nonce).
+# **Сеанс на статических ключах.** Комната чата в режиме `static` — это и есть обмен из курса — использует только долговременные ключи (`K = A^b` плюс открытые nonce).
 # Ева записывает разговор alice в этой комнате:
 
 # %% id=cell-023
@@ -443,55 +439,31 @@ stolen = keys.load("ftp-server", key_dir)
 stolen
 
 # %% [markdown] id=cell-026
-# **Offline decryption.** The thief repeats the server's key schedule (`labcrypto/handshake.py`) with the stolen key and the recorded hellos:
-# `K = A^b mod p`, the transcript hash of both hellos, HKDF (`ciphers.derive_session_keys`), then AES-GCM with the message counter as nonce.
+# **Offline decryption.** The thief repeats the server's key schedule with the stolen key and the recorded hellos: `K = A^b mod p`,
+# then `handshake.key_schedule` (HKDF over `K`, both nonces and the hash of both hellos), then AES-GCM with the message counter as nonce.
 
-# %% [markdown] lang=ru id=cell-026 en=1bac6db9
-# **Расшифровка без сети.** Вор повторяет выработку ключей сервера (`labcrypto/handshake.py`) с украденным ключом и записанными приветствиями:
-# `K = A^b mod p`, хеш записи обоих приветствий, HKDF (`ciphers.derive_session_keys`), затем AES-GCM со счётчиком сообщений в роли nonce.
+# %% [markdown] lang=ru id=cell-026 en=062a9be9
+# **Расшифровка без сети.** Вор повторяет выработку ключей сервера с украденным ключом и записанными приветствиями: `K = A^b mod p`,
+# затем `handshake.key_schedule` (HKDF от `K`, обоих nonce и хеша обоих приветствий), затем AES-GCM со счётчиком сообщений в роли nonce.
 
 # %% id=cell-027
-def transcript_hash(client_hello, server_hello):
-    """SHA-256 over both hellos, each with its 4-byte length, exactly as sent (as in handshake.py)."""
-    digest = hashlib.sha256()
-    for part in (client_hello, server_hello):
-        digest.update(len(part).to_bytes(4, "big") + part)
-    return digest.digest()
-
-
 def decrypt_recording(frames, stolen_key):
     """Everything said in one recorded connection, opened with the server's stolen private key."""
     hellos = {f.message["type"]: f.payload for f in frames if f.kind == "handshake"}
-    client_hello = json.loads(hellos["client_hello"])
-    server_hello = json.loads(hellos["server_hello"])
-    K = stolen_key.shared_secret(keys.parse_number(client_hello["static"]))        # K = A^b mod p
-    session = ciphers.derive_session_keys(
-        [K.to_bytes(stolen_key.group.byte_length, "big")],
-        bytes.fromhex(client_hello["nonce"]), bytes.fromhex(server_hello["nonce"]),
-        transcript_hash(hellos["client_hello"], hellos["server_hello"]))
+    A = keys.parse_number(json.loads(hellos["client_hello"])["static"])
+    K = stolen_key.shared_secret(A)                                         # K = A^b mod p
+    session, _ = handshake.key_schedule("static", {"ss": K}, hellos["client_hello"], hellos["server_hello"])
     readers = {wiretap.C2S: ciphers.AeadCipher(session.client_to_server),
                wiretap.S2C: ciphers.AeadCipher(session.server_to_client)}
     return [(f.direction, readers[f.direction].open(f.payload)) for f in frames if f.kind == "data"]
 
-# %% lang=ru id=cell-027 en=54f46301
-def transcript_hash(client_hello, server_hello):
-    """SHA-256 от обоих приветствий, каждое со своей длиной в 4 байтах, ровно как отправлены (как в handshake.py)."""
-    digest = hashlib.sha256()
-    for part in (client_hello, server_hello):
-        digest.update(len(part).to_bytes(4, "big") + part)
-    return digest.digest()
-
-
+# %% lang=ru id=cell-027 en=07e159f0
 def decrypt_recording(frames, stolen_key):
     """Всё сказанное в одном записанном соединении, вскрытое украденным закрытым ключом сервера."""
     hellos = {f.message["type"]: f.payload for f in frames if f.kind == "handshake"}
-    client_hello = json.loads(hellos["client_hello"])
-    server_hello = json.loads(hellos["server_hello"])
-    K = stolen_key.shared_secret(keys.parse_number(client_hello["static"]))        # K = A^b mod p
-    session = ciphers.derive_session_keys(
-        [K.to_bytes(stolen_key.group.byte_length, "big")],
-        bytes.fromhex(client_hello["nonce"]), bytes.fromhex(server_hello["nonce"]),
-        transcript_hash(hellos["client_hello"], hellos["server_hello"]))
+    A = keys.parse_number(json.loads(hellos["client_hello"])["static"])
+    K = stolen_key.shared_secret(A)                                         # K = A^b mod p
+    session, _ = handshake.key_schedule("static", {"ss": K}, hellos["client_hello"], hellos["server_hello"])
     readers = {wiretap.C2S: ciphers.AeadCipher(session.client_to_server),
                wiretap.S2C: ciphers.AeadCipher(session.server_to_client)}
     return [(f.direction, readers[f.direction].open(f.payload)) for f in frames if f.kind == "data"]
@@ -535,139 +507,17 @@ widgets.table([{"connection": conn.id, "ephemeral keys in the hellos": "ephemera
 # would not open it: the term `ee = Y^x = X^y` needs `x` or `y`.
 #
 # From the recording the thief still learns *who* talked (alice's static key is in the hello), when, and how much (frame sizes).
-#
-# ### The stolen key at the door: logging in as alice
-#
-# Reading old traffic is one thing a stolen key might give. The other is the future: can the thief, with the **server's**
-# private key `b`, log in to the server *as alice*? He knows alice's public key `A` (it is on the allowlist, and in every hello).
-# In `static` mode the session key is `K = A^b` — and he has `b`. His client below sends alice's public key, computes every
-# Diffie-Hellman term it can from `b` and his own ephemeral key, and runs the handshake's own key schedule:
+# (What else a stolen key gives him — logging in *as* a student — is the optional *Going further* at the end.)
 
-# %% [markdown] lang=ru id=cell-032 en=ec593eb5
+# %% [markdown] lang=ru id=cell-032 en=c8fa1cf3
 # Тот же украденный ключ, тот же код — ничего не открывается. Каждое рукопожатие в режиме `secure` — и файлового сервиса, и чата —
-# подмешивает секреты из **эфемерных** пар ключей, созданных для одного этого соединения: `X = g^x` от alice, `Y = g^y` от сервера.
+# подмешивает секреты из **эфемерных** пар ключей, созданных для одного этого соединения: `X = g^x` от alice, `Y = g^y` от сервера.
 # `X` и `Y` есть в записи, но `x` и `y` нигде не записывались и были забыты, когда запрос закончился:
 # вернуть их — это дискретный логарифм из блокнота 01. Это и есть **прямая секретность**. Даже *оба* долговременных ключа
-# её не вскроют: для `ee = Y^x = X^y` нужен `x` или `y`.
+# её не вскроют: для `ee = Y^x = X^y` нужен `x` или `y`.
 #
 # Из записи вор всё равно узнаёт, *кто* разговаривал (статический ключ alice есть в приветствии), когда и сколько (размеры кадров).
-#
-# ### Украденный ключ у двери: вход под именем alice
-#
-# Чтение старого трафика — лишь одно, что может дать украденный ключ. Другое — будущее: может ли вор с закрытым ключом **сервера** `b`
-# войти на сервер *как alice*? Открытый ключ alice `A` он знает (он в списке разрешённых и в каждом приветствии).
-# В режиме `static` ключ сеанса — `K = A^b`, а `b` у него есть. Его клиент ниже отправляет открытый ключ alice, вычисляет все
-# слагаемые Диффи — Хеллмана, какие может, из `b` и своего эфемерного ключа, и запускает выработку ключей самого рукопожатия:
-
-# %% id=cell-032b
-def log_in_as_alice(address, mode):
-    """The thief's client: alice's public key in the hello, the server's stolen key b in his hands."""
-    A, p = people["alice"].public_key, stolen.group.p
-    mine = keys.generate(stolen.group)                       # his own ephemeral key: x and X = g^x
-    hello = {"type": "client_hello", "protocol": handshake.PROTOCOL, "version": handshake.PROTOCOL_VERSION,
-             "service": "chat", "mode": mode, "group": stolen.group.name, "static": f"{A.value:#x}"}
-    if mode == "secure":
-        hello["ephemeral"] = f"{mine.public:#x}"
-    hello["nonce"] = secrets.token_hex(32)
-    hello = handshake.encode_message(hello)
-    with socket.create_connection(address, timeout=5) as sock:
-        channel.write_frame(sock, hello)
-        server_hello = channel.read_frame(sock)
-        channel.read_frame(sock)                             # server_finished: he does not need to check it
-        reply = json.loads(server_hello)
-        terms = {"ss": pow(A.value, stolen.private, p)}      # ss = A^b: the stolen b does it all in static mode
-        if mode == "secure":
-            B, Y = int(reply["static"], 16), int(reply["ephemeral"], 16)
-            terms["ee"] = pow(Y, mine.private, p)            # ee = Y^x: his own x
-            terms["es"] = pow(B, mine.private, p)            # es = B^x: his own x again
-            terms["se"] = pow(Y, stolen.private, p)          # se = Y^a = A^y: needs alice's a or the server's y; a guess
-        session, th = handshake.key_schedule(mode, terms, hello, server_hello)
-        confirm = ciphers.confirmation_tag(session.client_confirm, th).hex()
-        channel.write_frame(sock, handshake.encode_message({"type": "client_finished", "confirm": confirm}))
-        try:
-            welcome = ciphers.AeadCipher(session.server_to_client).open(channel.read_frame(sock))
-        except Exception as exc:                             # the server refused: an error, or it hung up
-            return f"refused ({type(exc).__name__})"
-        return f"logged in: {welcome.decode()[:70]}"
-
-
-secure_room = ChatServer(server_key, allowlist, name="05-secure-room").start()
-widgets.table([{"mode": "static", "the thief, with the server's key b": log_in_as_alice(room.address, "static")},
-               {"mode": "secure", "the thief, with the server's key b": log_in_as_alice(secure_room.address, "secure")}],
-              max_width=110)
-
-# %% lang=ru id=cell-032b en=d1350b39
-def log_in_as_alice(address, mode):
-    """Клиент вора: открытый ключ alice в приветствии, украденный ключ сервера b у него в руках."""
-    A, p = people["alice"].public_key, stolen.group.p
-    mine = keys.generate(stolen.group)                       # его собственный эфемерный ключ: x и X = g^x
-    hello = {"type": "client_hello", "protocol": handshake.PROTOCOL, "version": handshake.PROTOCOL_VERSION,
-             "service": "chat", "mode": mode, "group": stolen.group.name, "static": f"{A.value:#x}"}
-    if mode == "secure":
-        hello["ephemeral"] = f"{mine.public:#x}"
-    hello["nonce"] = secrets.token_hex(32)
-    hello = handshake.encode_message(hello)
-    with socket.create_connection(address, timeout=5) as sock:
-        channel.write_frame(sock, hello)
-        server_hello = channel.read_frame(sock)
-        channel.read_frame(sock)                             # server_finished: проверять его вору незачем
-        reply = json.loads(server_hello)
-        terms = {"ss": pow(A.value, stolen.private, p)}      # ss = A^b: в режиме static украденный b делает всё
-        if mode == "secure":
-            B, Y = int(reply["static"], 16), int(reply["ephemeral"], 16)
-            terms["ee"] = pow(Y, mine.private, p)            # ee = Y^x: его собственный x
-            terms["es"] = pow(B, mine.private, p)            # es = B^x: снова его x
-            terms["se"] = pow(Y, stolen.private, p)          # se = Y^a = A^y: нужен a alice или y сервера; догадка
-        session, th = handshake.key_schedule(mode, terms, hello, server_hello)
-        confirm = ciphers.confirmation_tag(session.client_confirm, th).hex()
-        channel.write_frame(sock, handshake.encode_message({"type": "client_finished", "confirm": confirm}))
-        try:
-            welcome = ciphers.AeadCipher(session.server_to_client).open(channel.read_frame(sock))
-        except Exception as exc:                             # сервер отказал: ошибка или разрыв соединения
-            return f"refused ({type(exc).__name__})"
-        return f"logged in: {welcome.decode()[:70]}"
-
-
-secure_room = ChatServer(server_key, allowlist, name="05-secure-room").start()
-widgets.table([{"mode": "static", "the thief, with the server's key b": log_in_as_alice(room.address, "static")},
-               {"mode": "secure", "the thief, with the server's key b": log_in_as_alice(secure_room.address, "secure")}],
-              max_width=110)
-
-# %% [markdown] id=cell-032c
-# In `static` mode the server greets the thief as **alice** — and would greet him as any student on the allowlist.
-# This is *key-compromise impersonation*: a stolen key lets the thief pose as *others* to its owner. In `secure` mode the
-# term `se` mixes alice's static key with the server's fresh ephemeral key: computing it takes alice's `a` or the
-# server's `y`, and the thief has neither, so the server's Finished check fails. (The term `es`, the other way
-# round, stops a thief with alice's key from posing as the server she pinned.)
-#
-# What a stolen private key gives the thief:
-#
-# | stolen key | mode | past recordings | in the future, he can pose as |
-# |---|---|---|---|
-# | the server's `b` | `static` | **all** of that server's sessions | the server, to everyone; **any student**, to the server |
-# | the server's `b` | `secure` | none | the server, to everyone (until its key is replaced) |
-# | alice's `a` | `static` | **all** of alice's sessions | alice, to everyone; **the server**, to alice |
-# | alice's `a` | `secure` | none | alice, to everyone (until she is taken off the allowlist) |
-#
-# In every mode the owner's own identity goes with the key: a stolen key must be replaced (a new key, a new pin, a new allowlist row).
-
-# %% [markdown] lang=ru id=cell-032c en=2fdaaba9
-# В режиме `static` сервер приветствует вора как **alice** — и так же принял бы его под именем любого студента из списка.
-# Это *подмена при компрометации ключа* (key-compromise impersonation): украденный ключ позволяет вору выдавать себя
-# за *других* перед владельцем ключа. В режиме `secure` слагаемое `se` смешивает статический ключ alice со свежим
-# эфемерным ключом сервера: чтобы его вычислить, нужен `a` alice или `y` сервера, а у вора нет ни того, ни другого, и проверка
-# Finished на сервере не проходит. (Слагаемое `es`, симметрично, не даёт вору с ключом alice выдать себя за сервер, ключ которого она закрепила.)
-#
-# Что украденный закрытый ключ даёт вору:
-#
-# | украденный ключ | режим | прошлые записи | в будущем он может выдать себя за |
-# |---|---|---|---|
-# | `b` (ключ сервера) | `static` | **все** сеансы этого сервера | сервер — перед всеми; **любого студента** — перед сервером |
-# | `b` (ключ сервера) | `secure` | ничего | сервер — перед всеми (пока ключ сервера не заменён) |
-# | `a` (ключ alice) | `static` | **все** сеансы alice | alice — перед всеми; **сервер** — перед alice |
-# | `a` (ключ alice) | `secure` | ничего | alice — перед всеми (пока её не уберут из списка разрешённых) |
-#
-# В любом режиме собственная личность владельца уходит вместе с ключом: украденный ключ нужно заменить (новый ключ, новое закрепление, новая строка в списке).
+# (Что ещё даёт ему украденный ключ — вход *под именем* студента, — показано в необязательном разделе «Для желающих» в конце.)
 
 # %% [markdown] id=request-handler
 # ### Exercise: a fresh key pair for every request
@@ -973,28 +823,12 @@ checks.check_du(du)
 checks.hidden_du(du, alice, lab / "homes" / "alice")
 ### END HIDDEN TESTS
 
-# %% [markdown] id=cell-041
-# Alice's home, measured with the reference version of the same idea (`ls` walked folder by folder):
-
-# %% [markdown] lang=ru id=cell-041 en=b5096dab
-# Домашняя папка alice, измеренная эталонной версией той же идеи (`ls` папка за папкой):
-
-# %% id=cell-042
-def walk(client, path="/"):
-    for entry in client.ls(path):
-        full = path.rstrip("/") + "/" + entry.name
-        yield full, entry
-        if entry.kind == "dir":
-            yield from walk(client, full)
-
-widgets.table([{"path": p, "kind": e.kind, "bytes": e.size} for p, e in walk(alice)])
-
 # %% [markdown] id=cell-045
 # ## Summary
 #
 # * The file service keeps the course's design — one request per connection — and puts a full handshake in front of each: the allowlist is checked every time, and each request gets session keys of its own.
 # * Transfers stream in large sealed frames and end with a sealed end record; the receiver keeps the file only when all of it arrived.
-# * With static keys only, a stolen private key opens every recording, and lets the thief pose as anyone to the key's owner (with the server's key, he logs in as any student). `secure` mode mixes in ephemeral keys (the terms ee, es, se): a stolen key opens no recording — forward secrecy — and lets the thief pose only as the key's owner.
+# * With static keys only, a stolen private key opens every recording. `secure` mode mixes in ephemeral keys made for one connection and then forgotten: a stolen key opens no recording — forward secrecy.
 # * A home folder is a jail only if every path is read as names, `..` cannot climb above the top, links are never followed, and the check compares path components, not strings.
 #
 # **Control question: how does SSL work in practice?** In TLS 1.3 every full handshake is an ephemeral Diffie-Hellman key exchange (ECDHE or
@@ -1005,12 +839,12 @@ widgets.table([{"path": p, "kind": e.kind, "bytes": e.size} for p, e in walk(ali
 #
 # **Clean up.** Stop every server and tap of this notebook and delete its temporary folder:
 
-# %% [markdown] lang=ru id=cell-045 en=6bf49150
+# %% [markdown] lang=ru id=cell-045 en=1dd7a267
 # ## Итоги
 #
 # * Файловый сервис сохраняет схему курса — один запрос на соединение — и ставит перед каждым запросом полное рукопожатие: список разрешённых ключей проверяется каждый раз, и у каждого запроса свои ключи сеанса.
 # * Файлы передаются потоком крупных запечатанных кадров и завершаются запечатанной записью о конце передачи; получатель сохраняет файл, только если файл пришёл целиком.
-# * Если есть только статические ключи, украденный закрытый ключ вскрывает любую запись и позволяет вору выдать себя за кого угодно перед владельцем ключа (с ключом сервера он входит под именем любого студента). Режим `secure` подмешивает эфемерные ключи (слагаемые ee, es, se): украденный ключ не вскрывает ни одной записи — это прямая секретность — и позволяет выдать себя только за владельца ключа.
+# * Если есть только статические ключи, украденный закрытый ключ вскрывает любую запись. Режим `secure` подмешивает эфемерные ключи, созданные для одного соединения и затем забытые: украденный ключ не вскрывает ни одной записи — это прямая секретность.
 # * Домашняя папка изолирует пользователя, только если каждый путь читается по именам, `..` не поднимается выше вершины, по ссылкам никто не ходит, а проверка сравнивает компоненты пути, а не строки.
 #
 # **Контрольный вопрос: как работает SSL на практике?** В TLS 1.3 каждое полное рукопожатие — это эфемерный обмен ключами Диффи — Хеллмана (ECDHE или
@@ -1036,3 +870,156 @@ running_servers(), lab.exists()
 # **Это был последний блокнот.** Вернуться к началу: [01 · Ключи](01_keys.ipynb). Чтобы работать с лабораторной из терминала: `labcrypto --help`
 # (`labcrypto ftp-serve`, `labcrypto ftp --key alice -c "ls"`).
 
+# %% [markdown] id=further
+# ## Going further (optional): the stolen key at the door
+#
+# Nothing above depends on this section, and nothing in it is graded. Reading old traffic is one thing a stolen key might give. The other is the future: can the thief, with the **server's**
+# private key `b`, log in to the server *as alice*? He knows alice's public key `A` (it is on the allowlist, and in every hello).
+# In `static` mode the session key is `K = A^b` — and he has `b`. Two rooms with alice on their allowlist, one in each mode:
+
+# %% [markdown] lang=ru id=further en=17d22f77
+# ## Для желающих: украденный ключ у двери
+#
+# От этого раздела ничего выше не зависит, и в нём ничего не оценивается. Чтение старого трафика — лишь одно, что может дать украденный ключ. Другое — будущее: может ли вор с закрытым ключом **сервера** `b`
+# войти на сервер *как alice*? Открытый ключ alice `A` он знает (он в списке разрешённых и в каждом приветствии).
+# В режиме `static` ключ сеанса — `K = A^b`, а `b` у него есть. Две комнаты, в списке разрешённых которых есть alice, по одной в каждом режиме:
+
+# %% id=further-rooms
+import secrets
+import socket
+
+from labcrypto import channel
+
+door = Path(tempfile.mkdtemp(prefix="lab05-door-"))
+door_list = Allowlist(door / "allowlist.csv")
+door_list.add("alice", people["alice"].public_key)
+static_door = ChatServer(server_key, door_list, name="05-static-door", mode="static").start()
+secure_door = ChatServer(server_key, door_list, name="05-secure-door").start()
+static_door, secure_door
+
+# %% [markdown] id=further-thief
+# His client sends alice's public key, computes every Diffie-Hellman term it can from `b` and his own ephemeral key,
+# and runs the handshake's own key schedule:
+
+# %% [markdown] lang=ru id=further-thief en=2a5717df
+# Его клиент отправляет открытый ключ alice, вычисляет все слагаемые Диффи — Хеллмана, какие может, из `b` и своего эфемерного ключа,
+# и запускает выработку ключей самого рукопожатия:
+
+# %% id=cell-032b
+def log_in_as_alice(address, mode):
+    """The thief's client: alice's public key in the hello, the server's stolen key b in his hands."""
+    A, p = people["alice"].public_key, stolen.group.p
+    mine = keys.generate(stolen.group)                       # his own ephemeral key: x and X = g^x
+    hello = {"type": "client_hello", "protocol": handshake.PROTOCOL, "version": handshake.PROTOCOL_VERSION,
+             "service": "chat", "mode": mode, "group": stolen.group.name, "static": f"{A.value:#x}"}
+    if mode == "secure":
+        hello["ephemeral"] = f"{mine.public:#x}"
+    hello["nonce"] = secrets.token_hex(32)
+    hello = handshake.encode_message(hello)
+    with socket.create_connection(address, timeout=5) as sock:
+        channel.write_frame(sock, hello)
+        server_hello = channel.read_frame(sock)
+        channel.read_frame(sock)                             # server_finished: he does not need to check it
+        reply = json.loads(server_hello)
+        terms = {"ss": pow(A.value, stolen.private, p)}      # ss = A^b: the stolen b does it all in static mode
+        if mode == "secure":
+            B, Y = int(reply["static"], 16), int(reply["ephemeral"], 16)
+            terms["ee"] = pow(Y, mine.private, p)            # ee = Y^x: his own x
+            terms["es"] = pow(B, mine.private, p)            # es = B^x: his own x again
+            terms["se"] = pow(Y, stolen.private, p)          # se = Y^a = A^y: needs alice's a or the server's y; a guess
+        session, th = handshake.key_schedule(mode, terms, hello, server_hello)
+        confirm = ciphers.confirmation_tag(session.client_confirm, th).hex()
+        channel.write_frame(sock, handshake.encode_message({"type": "client_finished", "confirm": confirm}))
+        try:
+            welcome = ciphers.AeadCipher(session.server_to_client).open(channel.read_frame(sock))
+        except Exception as exc:                             # the server refused: an error, or it hung up
+            return f"refused ({type(exc).__name__})"
+        return f"logged in: {welcome.decode()[:70]}"
+
+
+widgets.table([{"mode": "static", "the thief, with the server's key b": log_in_as_alice(static_door.address, "static")},
+               {"mode": "secure", "the thief, with the server's key b": log_in_as_alice(secure_door.address, "secure")}],
+              max_width=110)
+
+# %% lang=ru id=cell-032b en=862e82d1
+def log_in_as_alice(address, mode):
+    """Клиент вора: открытый ключ alice в приветствии, украденный ключ сервера b у него в руках."""
+    A, p = people["alice"].public_key, stolen.group.p
+    mine = keys.generate(stolen.group)                       # его собственный эфемерный ключ: x и X = g^x
+    hello = {"type": "client_hello", "protocol": handshake.PROTOCOL, "version": handshake.PROTOCOL_VERSION,
+             "service": "chat", "mode": mode, "group": stolen.group.name, "static": f"{A.value:#x}"}
+    if mode == "secure":
+        hello["ephemeral"] = f"{mine.public:#x}"
+    hello["nonce"] = secrets.token_hex(32)
+    hello = handshake.encode_message(hello)
+    with socket.create_connection(address, timeout=5) as sock:
+        channel.write_frame(sock, hello)
+        server_hello = channel.read_frame(sock)
+        channel.read_frame(sock)                             # server_finished: проверять его вору незачем
+        reply = json.loads(server_hello)
+        terms = {"ss": pow(A.value, stolen.private, p)}      # ss = A^b: в режиме static украденный b делает всё
+        if mode == "secure":
+            B, Y = int(reply["static"], 16), int(reply["ephemeral"], 16)
+            terms["ee"] = pow(Y, mine.private, p)            # ee = Y^x: его собственный x
+            terms["es"] = pow(B, mine.private, p)            # es = B^x: снова его x
+            terms["se"] = pow(Y, stolen.private, p)          # se = Y^a = A^y: нужен a alice или y сервера; догадка
+        session, th = handshake.key_schedule(mode, terms, hello, server_hello)
+        confirm = ciphers.confirmation_tag(session.client_confirm, th).hex()
+        channel.write_frame(sock, handshake.encode_message({"type": "client_finished", "confirm": confirm}))
+        try:
+            welcome = ciphers.AeadCipher(session.server_to_client).open(channel.read_frame(sock))
+        except Exception as exc:                             # сервер отказал: ошибка или разрыв соединения
+            return f"refused ({type(exc).__name__})"
+        return f"logged in: {welcome.decode()[:70]}"
+
+
+widgets.table([{"mode": "static", "the thief, with the server's key b": log_in_as_alice(static_door.address, "static")},
+               {"mode": "secure", "the thief, with the server's key b": log_in_as_alice(secure_door.address, "secure")}],
+              max_width=110)
+
+# %% [markdown] id=cell-032c
+# In `static` mode the server greets the thief as **alice** — and would greet him as any student on the allowlist.
+# This is *key-compromise impersonation*: a stolen key lets the thief pose as *others* to its owner. In `secure` mode the
+# term `se` mixes alice's static key with the server's fresh ephemeral key: computing it takes alice's `a` or the
+# server's `y`, and the thief has neither, so the server's Finished check fails. (The term `es`, the other way
+# round, stops a thief with alice's key from posing as the server she pinned.)
+#
+# What a stolen private key gives the thief:
+#
+# | stolen key | mode | past recordings | in the future, he can pose as |
+# |---|---|---|---|
+# | the server's `b` | `static` | **all** of that server's sessions | the server, to everyone; **any student**, to the server |
+# | the server's `b` | `secure` | none | the server, to everyone (until its key is replaced) |
+# | alice's `a` | `static` | **all** of alice's sessions | alice, to everyone; **the server**, to alice |
+# | alice's `a` | `secure` | none | alice, to everyone (until she is taken off the allowlist) |
+#
+# In every mode the owner's own identity goes with the key: a stolen key must be replaced (a new key, a new pin, a new allowlist row).
+
+# %% [markdown] lang=ru id=cell-032c en=2fdaaba9
+# В режиме `static` сервер приветствует вора как **alice** — и так же принял бы его под именем любого студента из списка.
+# Это *подмена при компрометации ключа* (key-compromise impersonation): украденный ключ позволяет вору выдавать себя
+# за *других* перед владельцем ключа. В режиме `secure` слагаемое `se` смешивает статический ключ alice со свежим
+# эфемерным ключом сервера: чтобы его вычислить, нужен `a` alice или `y` сервера, а у вора нет ни того, ни другого, и проверка
+# Finished на сервере не проходит. (Слагаемое `es`, симметрично, не даёт вору с ключом alice выдать себя за сервер, ключ которого она закрепила.)
+#
+# Что украденный закрытый ключ даёт вору:
+#
+# | украденный ключ | режим | прошлые записи | в будущем он может выдать себя за |
+# |---|---|---|---|
+# | `b` (ключ сервера) | `static` | **все** сеансы этого сервера | сервер — перед всеми; **любого студента** — перед сервером |
+# | `b` (ключ сервера) | `secure` | ничего | сервер — перед всеми (пока ключ сервера не заменён) |
+# | `a` (ключ alice) | `static` | **все** сеансы alice | alice — перед всеми; **сервер** — перед alice |
+# | `a` (ключ alice) | `secure` | ничего | alice — перед всеми (пока её не уберут из списка разрешённых) |
+#
+# В любом режиме собственная личность владельца уходит вместе с ключом: украденный ключ нужно заменить (новый ключ, новое закрепление, новая строка в списке).
+
+# %% [markdown] id=further-end
+# Stop the two rooms and delete their folder:
+
+# %% [markdown] lang=ru id=further-end en=d201d603
+# Остановите обе комнаты и удалите их папку:
+
+# %% id=further-stop
+stop_all()
+shutil.rmtree(door, ignore_errors=True)
+running_servers(), door.exists()
