@@ -1067,18 +1067,30 @@ def test_is_allowed_check() -> None:
     _fails(checks_03_allowlist.check_is_allowed, unpacks_three_columns, "csv.reader", "quotes")
 
 
+def _enrol(name, key_dir, allowlist_path):
+    """The first half of notebook 03's join: dave's key, reused, and his row, added once."""
+    from labcrypto.allowlist import Allowlist
+
+    key = keys.load_or_create(name, key_dir)
+    listed = Allowlist(allowlist_path)
+    if not listed.is_allowed(key.public_key):
+        listed.add(name, key.public_key)
+    return key
+
+
+def _join(name, key_dir, allowlist_path, address, server_key):
+    """Notebook 03's join as the exercise asks: enrolled, then connected, the server pinned."""
+    from labcrypto.chat import ChatClient
+
+    key = _enrol(name, key_dir, allowlist_path)
+    return ChatClient.connect(*address, key, server_key=server_key, timeout=5)
+
+
 def test_join_as_new_student_check(no_leaks) -> None:
     from labcrypto.allowlist import Allowlist
     from labcrypto.chat import ChatClient
 
-    def good(name, key_dir, allowlist_path, address, server_key):
-        key = keys.load_or_create(name, key_dir)
-        listed = Allowlist(allowlist_path)
-        if not listed.is_allowed(key.public_key):
-            listed.add(name, key.public_key)
-        return ChatClient.connect(*address, key, server_key=server_key, timeout=5)
-
-    checks_03_allowlist.check_join_as_new_student(good)
+    checks_03_allowlist.check_join_as_new_student(_join)
 
     def forgets_the_list(name, key_dir, allowlist_path, address, server_key):
         key = keys.load_or_create(name, key_dir)

@@ -21,7 +21,7 @@ from typing import Any
 from ..groups import FFDHE2048, TOY, Group, small_safe_prime_group
 from ..i18n import N_, Messages, _
 from ..keys import generate
-from .feedback import HIDDEN_WAIT, PURE_WAIT, call, code_of, expect, explained_in, fail, passed
+from .feedback import HIDDEN_WAIT, PURE_WAIT, code_of, expect, explained_in, fail, passed
 from .harness import call_bounded, returned_within
 from .variants import derive, student_id, variant
 
@@ -486,6 +486,11 @@ KEY_FILE = Messages(
             "The key is in {group} ({bits} bits): a real key belongs in "
             "the 2048-bit group (groups.FFDHE2048, the default of keys.generate)."
         ),
+        "slow": N_(
+            "Making a key and writing it to a file takes milliseconds: is there a loop that "
+            "never ends (say, one that waits for a file to appear, or draws numbers until a "
+            "condition that never holds)?"
+        ),
         "passed": N_(
             "load_or_create_key keeps one private key in a file only you can read, reuses it "
             "on the next run, and makes a different one for another file."
@@ -526,9 +531,21 @@ def _check_saved_privately(path: Path, pair: Any) -> str:
     return text
 
 
-def _check_reused(load_or_create_key: Callable[[Path], Any], path: Path, first: Any) -> None:
+def _key_from(load_or_create_key: Callable[[Path], Any], path: Path, deadline: float) -> Any:
+    """One bounded call ``load_or_create_key(path)``: its result, or what it raised."""
+    return call_bounded(
+        load_or_create_key, path,
+        what=f"load_or_create_key({path.name!r})",
+        why=KEY_FILE["slow"],
+        deadline=deadline,
+    )  # fmt: skip
+
+
+def _check_reused(
+    load_or_create_key: Callable[[Path], Any], path: Path, first: Any, deadline: float
+) -> None:
     text = path.read_text(encoding="utf-8", errors="replace")
-    second = call(load_or_create_key, path)
+    second = _key_from(load_or_create_key, path, deadline)
     if path.read_text(encoding="utf-8", errors="replace") != text:
         raise fail(KEY_FILE["rewritten"])
     if getattr(second, "private", None) != first.private:
@@ -540,11 +557,12 @@ def check_load_or_create_key(load_or_create_key: Callable[[Path], Any]) -> None:
     """``load_or_create_key(path)`` must keep one private key in a private text file."""
     with tempfile.TemporaryDirectory(prefix="labcrypto-check-") as tmp:
         path = Path(tmp) / "student.key"
-        first = call(load_or_create_key, path)
+        deadline = time.monotonic() + PURE_WAIT  # one bound for the three calls
+        first = _key_from(load_or_create_key, path, deadline)
         _check_pair(first)
         _check_saved_privately(path, first)
-        _check_reused(load_or_create_key, path, first)
-        other = call(load_or_create_key, Path(tmp) / "other.key")
+        _check_reused(load_or_create_key, path, first, deadline)
+        other = _key_from(load_or_create_key, Path(tmp) / "other.key", deadline)
         # A secret from a small range is refused by its size: two draws from it may or may
         # not be equal, and a verdict that hangs on that would change from run to run.
         if first.private.bit_length() < SMALL_SECRET_BITS:
@@ -561,9 +579,9 @@ def hidden_key_file(load_or_create_key: Callable[[Path], Any]) -> None:
     """One more key file, in a fresh folder: private, reused, consistent."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "nested name.key"
-        first = load_or_create_key(path)
+        first = returned_within(load_or_create_key, path, timeout=HIDDEN_WAIT)
         text = path.read_text(encoding="utf-8", errors="replace")
-        again = load_or_create_key(path)
+        again = returned_within(load_or_create_key, path, timeout=HIDDEN_WAIT)
         expect(again.private == first.private)
         expect(path.read_text(encoding="utf-8", errors="replace") == text)
         expect(path.stat().st_mode & 0o077 == 0)

@@ -9,6 +9,7 @@ then over a real encrypted channel with a server thread, bounded by a timeout.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from ..i18n import N_, Messages
 from .feedback import (
     HIDDEN_WAIT,
     LOOP_WAIT,
+    PURE_WAIT,
     call,
     code_of,
     expect,
@@ -29,6 +31,7 @@ from .feedback import (
 from .harness import (
     ReplyingChannel,
     SendRecvOnly,
+    call_bounded,
     echo_channel,
     returned_within,
     run_bounded,
@@ -60,6 +63,10 @@ BREAK_CAESAR = Messages({
     ),
     "unchanged": N_("It returned the ciphertext unchanged."),
     "wrong way": N_("It shifted the wrong way: undo the shift with (b - k) % 256."),
+    "slow": N_(
+        "Trying all 256 shifts of a message this short takes a few milliseconds: is there a "
+        "loop that never ends (a `while` whose condition never changes)?"
+    ),
     "passed": N_("break_caesar read {count} toy-mode messages without the key."),
 })
 
@@ -76,10 +83,18 @@ _PLAINTEXTS = [
 _SHIFTS = [13, 200, 255, 1, 128]
 
 
-def _break_one(break_caesar: Callable[[bytes], bytes], plaintext: bytes, shift: int) -> None:
+def _break_one(
+    break_caesar: Callable[[bytes], bytes], plaintext: bytes, shift: int, deadline: float
+) -> None:
+    """One message, shifted by ``shift``: the student's answer, stopped at ``deadline``."""
     ciphertext = CaesarCipher(shift).seal(plaintext)
     try:
-        got = call(break_caesar, ciphertext)
+        got = call_bounded(
+            break_caesar, ciphertext,
+            what=f"break_caesar(<{len(ciphertext)} bytes>)",
+            why=BREAK_CAESAR["slow"],
+            deadline=deadline,
+        )  # fmt: skip
     except ValueError as exc:
         if "range(0, 256)" not in str(exc):
             raise
@@ -99,8 +114,9 @@ def _break_one(break_caesar: Callable[[bytes], bytes], plaintext: bytes, shift: 
 @explained_in("02b_chat", N_("Exercise: read it without the key"))
 def check_break_caesar(break_caesar: Callable[[bytes], bytes]) -> None:
     """``break_caesar(ciphertext)`` must find the plaintext of a toy-mode frame, with no key."""
+    deadline = time.monotonic() + PURE_WAIT  # one bound for all five messages
     for text, shift in zip(_PLAINTEXTS, _SHIFTS, strict=True):
-        _break_one(break_caesar, text.encode(), shift)
+        _break_one(break_caesar, text.encode(), shift, deadline)
     passed(BREAK_CAESAR["passed"], count=len(_PLAINTEXTS))
 
 

@@ -12,6 +12,7 @@ server on 127.0.0.1.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import pickle
 import re
@@ -44,10 +45,12 @@ from ..known_servers import KnownServers
 from ..streams import set_timeout
 from ..untrusted import quote
 from .feedback import (
+    HIDDEN_WAIT,
+    JOIN_WAIT,
+    PURE_WAIT,
     RECV_AS_MESSAGE,
     WAIT,
     CheckFailed,
-    call,
     code_of,
     expect,
     explained_in,
@@ -61,9 +64,11 @@ from .harness import (
     HEADER,
     POLL,
     Outcome,
+    call_bounded,
     dribble,
     frame_json,
     read_available,
+    returned_within,
     run_bounded,
     tcp_connection,
 )
@@ -465,6 +470,10 @@ IS_ALLOWED = Messages({
         "the file on every call (or when it changed). A cached list makes revocation "
         "need a server restart."
     ),
+    "slow": N_(
+        "Reading a CSV file of a few rows takes milliseconds: is there a loop that never "
+        "ends (say, a `while` that reads the same line again and again)?"
+    ),
     "passed": N_(
         "is_allowed compares keys by value (any spelling), reads only the key column, skips "
         "comments and bad rows, and sees a revocation at once."
@@ -517,9 +526,17 @@ def _splits_on_commas(is_allowed: Callable[..., Any]) -> bool:
     return re.search(r"\.split\(\s*(['\"]),\1\s*\)", code_of(is_allowed)) is not None
 
 
-def _ask(is_allowed: Callable[[Path, Any], bool], path: Path, key: PublicKey) -> Any:
+def _ask(
+    is_allowed: Callable[[Path, Any], bool], path: Path, key: PublicKey, deadline: float
+) -> Any:
+    """One bounded call ``is_allowed(path, key)``; what it raised becomes a failure."""
     try:
-        return call(is_allowed, path, key)
+        return call_bounded(
+            is_allowed, path, key,
+            what=f"is_allowed({path.name!r}, key)",
+            why=IS_ALLOWED["slow"],
+            deadline=deadline,
+        )  # fmt: skip
     except CheckFailed:
         raise
     except Exception as exc:
@@ -536,8 +553,9 @@ def check_is_allowed(is_allowed: Callable[[Path, Any], bool]) -> None:
     with tempfile.TemporaryDirectory(prefix="labcrypto-check-") as tmp:
         path = Path(tmp) / "allowlist.csv"
         path.write_text("\n".join(rows), encoding="utf-8")
+        deadline = time.monotonic() + PURE_WAIT  # one bound for all the calls
         for key, want, why, hint in cases:
-            got = _ask(is_allowed, path, key)
+            got = _ask(is_allowed, path, key, deadline)
             if got is want:
                 continue
             if got not in (True, False):
@@ -547,7 +565,7 @@ def check_is_allowed(is_allowed: Callable[[Path, Any], bool]) -> None:
             raise fail(IS_ALLOWED["wrong"], got=got, why=why, want=want, hint=hint)
         # Revocation: the file changes, the answer must change with it.
         path.write_text("\n".join(r for r in rows if not r.startswith("bob,")), encoding="utf-8")
-        if call(is_allowed, path, cases[1][0]) is not False:
+        if _ask(is_allowed, path, cases[1][0], deadline) is not False:
             raise fail(IS_ALLOWED["cached"])
     passed(IS_ALLOWED["passed"])
 
@@ -557,8 +575,9 @@ def hidden_is_allowed(
     is_allowed: Callable[[Path, Any], bool], path: Path, people: dict[str, Any]
 ) -> None:
     """The notebook's own allowlist: alice on it, carol not."""
-    expect(is_allowed(path, people["alice"].public_key) is True)
-    expect(is_allowed(path, people["carol"].public_key) is False)
+    alice, carol = people["alice"].public_key, people["carol"].public_key
+    expect(returned_within(is_allowed, path, alice, timeout=HIDDEN_WAIT) is True)
+    expect(returned_within(is_allowed, path, carol, timeout=HIDDEN_WAIT) is False)
 
 
 # --- the check inside the handshake ---------------------------------------------------
@@ -970,6 +989,11 @@ JOIN = Messages({
     ),
     "key exists": N_("Reuse dave's key if it is there: keys.load_or_create(name, key_dir)."),
     "where": N_("(The allowlist file is {name}; the server is at the address given.)"),
+    "slow": N_(
+        "({attempt}.) A key, a row in a small file and one connection to a server on this "
+        "machine take well under a second: is your function waiting for something that "
+        "never comes (an input(), a recv with no timeout, a loop that never ends)?"
+    ),
     # {attempt} in the messages above: which call of the student's function it was.
     "first": N_("On the first call"),
     "second": N_("On the second call"),
@@ -991,21 +1015,76 @@ class _TrustedOnFirstUse(Exception):
     """Raised in place of writing to a known-servers file while a check runs."""
 
 
-@contextlib.contextmanager
-def _no_trust_on_first_use() -> Iterator[None]:
-    """While inside, a connection that trusts a server on first use (no pinned key) stops
-    with ``_TrustedOnFirstUse`` instead of writing the server into a known_servers.csv:
-    the check learns the key was not pinned, and the student's files stay untouched."""
+class _NoTrustOnFirstUse:
+    """``KnownServers.check`` made to refuse, in the threads that run a student's code only.
 
-    def refuse(*args: Any, **kwargs: Any) -> bool:
-        raise _TrustedOnFirstUse
+    A client that does not pin the server's key trusts it on first use: it writes the
+    server into known_servers.csv in the student's keys folder. The check must learn
+    that the key was not pinned without letting that happen, so while it runs,
+    ``KnownServers.check`` is replaced: in a thread marked by ``guarded`` (the helper
+    thread that runs the student's function) it records the refusal and raises
+    ``_TrustedOnFirstUse``; in every other thread (the notebook's own chat client, a
+    server) it does its usual work. A class attribute is seen by every thread of the
+    kernel, hence the mark: nothing changes for code the check did not start.
 
-    saved = KnownServers.check
-    KnownServers.check = refuse  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        KnownServers.check = saved  # type: ignore[method-assign]
+    The replacement is put in by ``installed()`` and taken out when the last check
+    inside it is done, whatever happened (a lock and a count). A student's thread
+    that outlives the check cannot use the real method afterwards either: past its
+    deadline it stops at its next line of Python (``harness.run_bounded``), and the
+    check's chat room, the only server it could reach, is stopped by then.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._real: Callable[..., bool] = KnownServers.check
+        self._marked = threading.local()  #: .refused: where a marked thread's refusals go
+
+    def _gate(self) -> Callable[..., bool]:
+        real, marked = self._real, self._marked
+
+        def check(known: KnownServers, host: str, port: int, key: PublicKey) -> bool:
+            refused = getattr(marked, "refused", None)
+            if refused is None:
+                return real(known, host, port, key)  # not the student's code: as usual
+            refused.append(f"{host}:{port}")
+            raise _TrustedOnFirstUse
+
+        return check
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """While inside, marked threads cannot trust a server on first use."""
+        with self._lock:
+            if self._users == 0:
+                self._real = KnownServers.check
+                KnownServers.check = self._gate()  # type: ignore[method-assign]
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    KnownServers.check = self._real  # type: ignore[method-assign]
+
+    def guarded(self, func: Callable[..., Any], refused: list[str]) -> Callable[..., Any]:
+        """``func``, marking the thread that runs it: a first-use trust there is refused,
+        and the server's address appended to ``refused`` (even if ``func`` catches the
+        exception, the check knows)."""
+
+        @functools.wraps(func)
+        def run(*args: Any) -> Any:
+            self._marked.refused = refused
+            try:
+                return func(*args)
+            finally:
+                self._marked.refused = None
+
+        return run
+
+
+_NO_TRUST_ON_FIRST_USE = _NoTrustOnFirstUse()
 
 
 def _join_hint(exc: BaseException, attempt: str, path: Path) -> str:
@@ -1019,21 +1098,33 @@ def _join_hint(exc: BaseException, attempt: str, path: Path) -> str:
 
 
 def _join_once(join: Callable[..., Any], attempt: str, key_dir: Path, path: Path, room: Any,
-               server_key: Any) -> Any:  # fmt: skip
+               server_key: Any, deadline: float) -> Any:  # fmt: skip
+    """One call of the student's ``join`` for dave, stopped at ``deadline``: the client."""
+    refused: list[str] = []
+    name = getattr(join, "__name__", "join")
     try:
-        with _no_trust_on_first_use():
-            client = call(join, "dave", key_dir, path, room.address, server_key.public_key)
+        with _NO_TRUST_ON_FIRST_USE.installed():
+            client = call_bounded(
+                _NO_TRUST_ON_FIRST_USE.guarded(join, refused),
+                "dave", key_dir, path, room.address, server_key.public_key,
+                what=f"{name}('dave', …)",
+                why=JOIN["slow"].format(attempt=JOIN[attempt]),
+                deadline=deadline,
+                bound=JOIN_WAIT,
+            )  # fmt: skip
     except CheckFailed:
         raise
-    except _TrustedOnFirstUse:
-        raise fail(JOIN["not pinned"], attempt=JOIN[attempt]) from None
     except Exception as exc:
+        if refused:
+            raise fail(JOIN["not pinned"], attempt=JOIN[attempt]) from None
         hint = _join_hint(exc, attempt, path)
         error = refused_as(exc)
         raise fail(JOIN["raised"], attempt=JOIN[attempt], error=error, hint=hint) from None
-    if getattr(client, "name", None) != "dave":
+    if refused or getattr(client, "name", None) != "dave":
         with contextlib.suppress(Exception):
             client.close()
+        if refused:  # it caught the refusal and went on: still not pinned
+            raise fail(JOIN["not pinned"], attempt=JOIN[attempt])
         raise fail(JOIN["not a client"], attempt=JOIN[attempt], client=client)
     return client
 
@@ -1063,9 +1154,12 @@ def check_join_as_new_student(join: Callable[..., Any]) -> None:
             server_key, Allowlist(path), name="check-join-room", connection_timeout=5.0
         ).start()
         clients: list[Any] = []
+        deadline = time.monotonic() + JOIN_WAIT  # one bound for both calls
         try:
             for attempt in ("first", "second"):
-                clients.append(_join_once(join, attempt, key_dir, path, room, server_key))
+                clients.append(
+                    _join_once(join, attempt, key_dir, path, room, server_key, deadline)
+                )
             _check_enrolled(key_dir, path)
         finally:
             for client in clients:
@@ -1080,7 +1174,8 @@ def hidden_join(
     join: Callable[..., Any], key_dir: Path, path: Path, room: Any, server_key: Any
 ) -> None:
     """Dave joins the notebook's own room."""
-    client = join("dave", key_dir, path, room.address, server_key.public_key)
+    address, pinned = room.address, server_key.public_key
+    client = returned_within(join, "dave", key_dir, path, address, pinned, timeout=HIDDEN_WAIT)
     try:
         expect(client.name == "dave")
         expect(Allowlist(path).name_of(load("dave", key_dir).public_key) == "dave")

@@ -33,6 +33,7 @@ __all__ = [
     "HAMMER_WAIT",
     "HANDOFF_WAIT",
     "HIDDEN_WAIT",
+    "JOIN_WAIT",
     "LOOP_WAIT",
     "PURE_WAIT",
     "RECV_AS_MESSAGE",
@@ -62,6 +63,7 @@ WAIT = 2.0  #: seconds a check waits for the student's code on a socket
 PURE_WAIT = 2.0  #: seconds for all the calls of one pure-Python check (no network)
 LOOP_WAIT = 5.0  #: a message loop over a real encrypted channel
 HANDOFF_WAIT = 8.0  #: a handoff: a handshake, a new connection, a ticket, a welcome
+JOIN_WAIT = 8.0  #: a new student joins twice: a key, an allowlist row and a handshake each
 SERVICE_WAIT = 10.0  #: a walk through the file service (many requests)
 HAMMER_WAIT = 10.0  #: 16 threads leasing and releasing ports
 #: One call of the student's code in a hidden test: generous (a traced loop runs about

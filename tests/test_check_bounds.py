@@ -1,0 +1,238 @@
+"""Every check ends within its own bound, with a message that says what took too long.
+
+A student's answer that never returns (a loop whose condition never changes, a wait
+for input that never comes) must not hang the notebook, nor nbgrader's grading until
+its 30 s cell timeout ends it with a bare ``KeyboardInterrupt``: each check runs the
+student's code in a helper thread with a deadline (``harness.call_bounded``) and fails
+at that deadline, naming the call. Each wrong answer here is far on the wrong side of
+the bound: it spins (stopped at its next line of Python at the deadline) or waits
+inside C, where nothing can stop it (then the test lets it go once the verdict is in),
+for a minute at most. The notebook 03 join check also replaces ``KnownServers.check``
+while it runs: the replacement must touch only the student's thread and always go away.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_notebook_helpers import _enrol, _join
+
+from labcrypto import groups, keys
+from labcrypto.known_servers import KnownServers
+from labcrypto.lab import checks_01_keys, checks_02b_chat, checks_03_allowlist
+from labcrypto.lab.feedback import JOIN_WAIT, PURE_WAIT, CheckFailed
+
+#: How much longer than its bound a check may take in all: its own set-up (keys, a
+#: chat room), the grace a stopped thread gets, and a loaded machine's delays.
+SLACK = 2.0
+
+
+class Endless:
+    """Student code that never returns, until the test calls ``stop()`` (60 s at most,
+    so that no thread outlives a broken test).
+
+    ``how="spin"`` loops in Python; ``how="wait"`` blocks inside C (an event's wait,
+    as a ``recv`` with no timeout would), which no trace function can interrupt.
+    """
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+        self.stopped = threading.Event()
+        self.entered = threading.Event()  #: set once the student's code has started
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def __call__(self, *args: Any) -> Any:
+        self.entered.set()
+        if self.how == "wait":
+            self.stopped.wait(60)
+        else:
+            deadline = time.monotonic() + 60
+            while not self.stopped.is_set() and time.monotonic() < deadline:
+                pass
+        raise TimeoutError("stopped by the test")
+
+
+#: Each check that calls the student's code, its bound, and the call its message names.
+CHECKS: dict[str, tuple[Callable[[Any], None], float, str]] = {
+    "break_caesar": (checks_02b_chat.check_break_caesar, PURE_WAIT, "break_caesar(<"),
+    "is_allowed": (checks_03_allowlist.check_is_allowed, PURE_WAIT, "is_allowed('allowlist.csv'"),
+    "load_or_create_key": (
+        checks_01_keys.check_load_or_create_key,
+        PURE_WAIT,
+        "load_or_create_key('student.key')",
+    ),
+    "join_as_new_student": (
+        checks_03_allowlist.check_join_as_new_student,
+        JOIN_WAIT,
+        "join_as_new_student('dave'",
+    ),
+}
+
+#: "took too long", in the words of ``feedback.TOO_SLOW``, for each bound.
+TOO_LONG = "did not finish within {bound:g} s, so the check stopped it"
+
+
+def _named(endless: Endless, name: str) -> Callable[..., Any]:
+    """``endless`` as a function called ``name`` (the message shows the student's name)."""
+
+    def student_code(*args: Any) -> Any:
+        return endless(*args)
+
+    student_code.__name__ = name
+    return student_code
+
+
+@pytest.mark.parametrize("how", ["spin", "wait"])
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_a_check_stops_code_that_never_returns_and_says_so(name, how, no_leaks) -> None:
+    check, bound, call = CHECKS[name]
+    endless = Endless(how)
+    start = time.monotonic()
+    try:
+        with pytest.raises(CheckFailed) as info:
+            check(_named(endless, name))
+        spent = time.monotonic() - start
+    finally:
+        endless.stop()
+    message = str(info.value)
+    assert endless.entered.is_set(), "the student's code was called"
+    assert TOO_LONG.format(bound=bound) in message, message
+    assert call in message, message
+    assert bound <= spent < bound + SLACK, f"{name} ended after {spent:.1f} s (bound {bound} s)"
+
+
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_a_check_says_in_russian_what_took_too_long(name, monkeypatch, no_leaks) -> None:
+    from labcrypto import i18n
+
+    monkeypatch.setenv(i18n.ENV_VAR, "ru")
+    check, bound, call = CHECKS[name]
+    endless = Endless("spin")
+    try:
+        with pytest.raises(CheckFailed) as info:
+            check(_named(endless, name))
+    finally:
+        endless.stop()
+    message = str(info.value)
+    assert f"Вызов {call}" in message and f"не завершился за {bound:g} с" in message, message
+    why = message.split("проверка его остановила.")[1].split("→")[0]
+    assert re.search("[а-я]{5}", why) and "never" not in why, message  # its reason, in Russian
+
+
+# --- the hidden tests of the same exercises -----------------------------------------------
+
+
+class _Room:
+    address = ("127.0.0.1", 9)  # never reached: the student's code never returns
+
+
+def _hidden(name: str, tmp_path: Path) -> Callable[[Callable[..., Any]], None]:
+    alice, carol = keys.generate(groups.TOY), keys.generate(groups.TOY)
+    people = {"alice": alice, "carol": carol}
+    path = tmp_path / "allowlist.csv"
+    return {
+        "is_allowed": lambda f: checks_03_allowlist.hidden_is_allowed(f, path, people),
+        "key_file": checks_01_keys.hidden_key_file,
+        "join": lambda f: checks_03_allowlist.hidden_join(f, tmp_path, path, _Room(), alice),
+    }[name]
+
+
+@pytest.mark.parametrize(
+    "name, module",
+    [
+        ("is_allowed", checks_03_allowlist),
+        ("key_file", checks_01_keys),
+        ("join", checks_03_allowlist),
+    ],
+)
+def test_a_hidden_test_stops_code_that_never_returns(name, module, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(module, "HIDDEN_WAIT", 0.5)
+    hidden = _hidden(name, tmp_path)
+    endless = Endless("spin")
+    start = time.monotonic()
+    try:
+        with pytest.raises(CheckFailed) as info:
+            hidden(endless)
+        spent = time.monotonic() - start
+    finally:
+        endless.stop()
+    assert "hidden test" in str(info.value)
+    assert spent < 0.5 + SLACK, spent
+
+
+# --- the join check's stand-in for KnownServers.check ---------------------------------------
+
+
+@pytest.fixture
+def real_check() -> Iterator[Callable[..., bool]]:
+    """``KnownServers.check`` before the test; the test fails if it is not back after."""
+    before = KnownServers.check
+    yield before
+    assert KnownServers.check is before, "the join check left KnownServers.check replaced"
+
+
+def test_the_stand_in_refuses_only_in_the_students_thread(tmp_path, real_check, no_leaks) -> None:
+    """While the student's code runs under the check, another thread of the kernel (the
+    notebook's own client, say) still records a new server as usual."""
+    elsewhere = KnownServers(tmp_path / "known_servers.csv")
+    server_key = keys.generate(groups.TOY).public_key
+    recorded: list[bool] = []
+
+    def join_while_another_thread_connects(*args: Any) -> Any:
+        other = threading.Thread(
+            target=lambda: recorded.append(elsewhere.check("127.0.0.1", 4242, server_key))
+        )
+        other.start()
+        other.join(5)
+        return _join(*args)
+
+    checks_03_allowlist.check_join_as_new_student(join_while_another_thread_connects)
+    assert recorded == [True, False]  # written down the first time, matched the second
+    assert elsewhere.get("127.0.0.1", 4242) == server_key
+
+
+def test_the_stand_in_is_taken_out_after_a_refusal_and_after_a_timeout(
+    real_check, no_leaks
+) -> None:
+    from labcrypto.chat import ChatClient
+
+    def unpinned(name, key_dir, allowlist_path, address, server_key):
+        key = _enrol(name, key_dir, allowlist_path)
+        return ChatClient.connect(*address, key, timeout=5)
+
+    with pytest.raises(CheckFailed, match="without pinning"):
+        checks_03_allowlist.check_join_as_new_student(unpinned)
+    assert KnownServers.check is real_check
+    endless = Endless("wait")
+    try:
+        with pytest.raises(CheckFailed, match="did not finish"):
+            checks_03_allowlist.check_join_as_new_student(endless)
+        assert KnownServers.check is real_check  # while the student's thread still waits
+    finally:
+        endless.stop()
+
+
+def test_a_join_that_catches_the_refusal_is_still_unpinned(real_check, no_leaks) -> None:
+    """The refusal is an exception in the student's thread; code that catches every
+    exception and goes on must not turn "not pinned" into another verdict."""
+    from labcrypto.chat import ChatClient
+
+    def swallows(name, key_dir, allowlist_path, address, server_key):
+        key = _enrol(name, key_dir, allowlist_path)
+        try:
+            return ChatClient.connect(*address, key, timeout=5)
+        except Exception:  # course mistake 11: whatever went wrong, try the other way
+            return ChatClient.connect(*address, key, server_key=server_key, timeout=5)
+
+    with pytest.raises(CheckFailed) as info:
+        checks_03_allowlist.check_join_as_new_student(swallows)
+    assert "without pinning the server's key" in str(info.value)
+    assert not (keys.default_dir() / "known_servers.csv").exists()
