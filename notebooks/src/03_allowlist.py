@@ -13,9 +13,9 @@
 # 3. run a man-in-the-middle attack on an unauthenticated exchange, and show how pinning and the allowlist stop it;
 # 4. explain why holding a public key is not enough to pass as its owner.
 #
-# **You need:** notebooks 01, 02 and 02b. **Time:** about 90 minutes.
+# **You need:** notebooks 01, 02 and 02b. **Time:** about 90 minutes, and about 3 more for the optional *Going further* at the end.
 
-# %% [markdown] lang=ru id=cell-000 en=c996df49
+# %% [markdown] lang=ru id=cell-000 en=7342bf42
 # # 03 · Кто может войти: список разрешённых ключей
 #
 # *Сервер хранит список открытых ключей, с которыми готов разговаривать, и отключает всех остальных, не сказав им ничего секретного (задание 3).*
@@ -27,7 +27,7 @@
 # 3. провести атаку «человек посередине» на неаутентифицированный обмен и показать, как её останавливают закрепление ключа и список разрешённых ключей;
 # 4. объяснить, почему открытого ключа недостаточно, чтобы выдать себя за его владельца.
 #
-# **Что нужно:** блокноты 01, 02 и 02b. **Время:** около 80 минут.
+# **Что нужно:** блокноты 01, 02 и 02b. **Время:** около 80 минут и ещё около 3 минут на необязательный раздел «Для желающих» в конце.
 
 # %% [markdown] id=cell-001
 # **Run these two cells first.** The first sets the language of the lab's messages (checks, panels, plots); the second only imports what the notebook uses.
@@ -376,74 +376,25 @@ time.sleep(0.2)
 # Look at the fingerprint in both messages: it is **Mallory's**, not alice's. To talk to the server at all, Mallory must run a handshake
 # with her own key pair (she has nobody else's private key), and her key is not on the list.
 # Pinning catches her from the other side: she would have to show alice the server's key, and she cannot finish a handshake with it.
-#
-# All four combinations, each a fresh attempt:
 
-# %% [markdown] lang=ru id=cell-034 en=0be21d34
+# %% [markdown] lang=ru id=cell-034 en=4a10ab81
 # Посмотрите на отпечаток в обоих сообщениях: он принадлежит **Мэллори**, а не alice. Чтобы вообще говорить с сервером, Мэллори должна пройти рукопожатие
 # со своей парой ключей (чужих закрытых ключей у неё нет), а её ключа в списке нет.
 # Закрепление ключа ловит её с другой стороны: ей пришлось бы показать alice ключ сервера, а завершить рукопожатие с ним она не может.
-#
-# Все четыре сочетания, каждое — новая попытка:
-
-# %% id=cell-035
-def attack(pin, with_allowlist):
-    """Alice talks to the server through Mallory; return a row: who noticed what."""
-    target = ChatServer(server_key, allowlist if with_allowlist else None, name="03-target").start()
-    eve = wiretap.ManInTheMiddle(people["mallory"])
-    middle = wiretap.Wiretap(target.address, policy=eve, name="03-mitm-tap").start()
-    try:
-        client = ChatClient.connect(*middle.address, people["alice"], known_servers=False, timeout=5,
-                                    server_key=server_key.public_key if pin else None)
-    except LabCryptoError as exc:
-        alice_saw = type(exc).__name__
-    else:
-        client.send("my password is hunter2")
-        list(client.iter_messages(timeout=0.3))
-        client.close()
-        alice_saw = "nothing wrong"
-    time.sleep(0.1)
-    return {"pinning": pin, "allowlist": with_allowlist, "alice sees": alice_saw,
-            "server logs": next((e.kind for e in target.events if e.kind in ("rejected", "handshake-failed")), "a normal join"),
-            "mallory read": eve.stolen_text(wiretap.C2S) or "nothing"}
-
-widgets.table([attack(pin, listed) for pin in (False, True) for listed in (False, True)])
-
-# %% lang=ru id=cell-035 en=52696949
-def attack(pin, with_allowlist):
-    """Клиент alice говорит с сервером через Мэллори; вернуть строку таблицы: кто что заметил."""
-    target = ChatServer(server_key, allowlist if with_allowlist else None, name="03-target").start()
-    eve = wiretap.ManInTheMiddle(people["mallory"])
-    middle = wiretap.Wiretap(target.address, policy=eve, name="03-mitm-tap").start()
-    try:
-        client = ChatClient.connect(*middle.address, people["alice"], known_servers=False, timeout=5,
-                                    server_key=server_key.public_key if pin else None)
-    except LabCryptoError as exc:
-        alice_saw = type(exc).__name__
-    else:
-        client.send("my password is hunter2")
-        list(client.iter_messages(timeout=0.3))
-        client.close()
-        alice_saw = "nothing wrong"
-    time.sleep(0.1)
-    return {"pinning": pin, "allowlist": with_allowlist, "alice sees": alice_saw,
-            "server logs": next((e.kind for e in target.events if e.kind in ("rejected", "handshake-failed")), "a normal join"),
-            "mallory read": eve.stolen_text(wiretap.C2S) or "nothing"}
-
-widgets.table([attack(pin, listed) for pin in (False, True) for listed in (False, True)])
 
 # %% [markdown] id=cell-036
-# Either defence alone stops this attacker: pinning protects alice, the allowlist protects the server.
-# Use both — an attacker who only wants to fool alice does not need the server at all, and then only pinning helps.
+# Either defence alone would stop this attacker (*Going further* at the end tries all four combinations): pinning protects alice,
+# the allowlist protects the server. Use both — an attacker who only wants to fool alice does not need the server at all, and then only pinning helps.
 #
 # ### Malicious values: 1 and p−1
 #
 # Instead of her own key, Mallory could rewrite the public value in a hello to `1` or `p − 1`.
 # Then `K` is known without any private key:
 
-# %% [markdown] lang=ru id=cell-036 en=d1ba569b
-# Любая из двух защит по отдельности останавливает этого злоумышленника: закрепление ключа защищает alice, список разрешённых ключей — сервер.
-# Используйте обе: злоумышленнику, который хочет обмануть только alice, сервер вообще не нужен, и тогда помогает только закрепление.
+# %% [markdown] lang=ru id=cell-036 en=6fee735d
+# Любая из двух защит по отдельности остановила бы этого злоумышленника (в разделе «Для желающих» в конце проверены все четыре сочетания):
+# закрепление ключа защищает alice, список разрешённых ключей — сервер. Используйте обе: злоумышленнику, который хочет обмануть только alice,
+# сервер вообще не нужен, и тогда помогает только закрепление.
 #
 # ### Вредоносные значения: 1 и p−1
 #
@@ -500,10 +451,10 @@ widgets.table([inject(v, d) for v in (1, "p-1") for d in (wiretap.C2S, wiretap.S
 # 3. refuses, with `ValueError`, an `A` that `groups.validate_public(group, A)` refuses, and any frame that is not JSON holding an integer `A`;
 # 4. returns `K = A^b mod p`, and sends nothing more: `K` never travels.
 #
-# The check is the client, over TCP on 127.0.0.1, one connection per case and every case on every run: fair first (its frame whole, one byte per TCP segment, glued to a second message),
-# then hostile (`A` = 0, 1, `p-1`, `p+1`, an `A` outside `g`'s subgroup, a pickle, bytes that are not JSON, a 4 GB length, a client that hangs up before sending `A`).
+# The check is the client over TCP on 127.0.0.1, every case on every run: fair (its frame whole, one byte per segment, glued to a second message),
+# then hostile (`A` = 0, 1, `p-1`, `p+1`, outside `g`'s subgroup, a pickle, not JSON, a 4 GB length, a client that hangs up early).
 
-# %% [markdown] lang=ru id=dh-server en=801a4708
+# %% [markdown] lang=ru id=dh-server en=5b7d01c8
 # ### Упражнение: серверная половина обмена
 #
 # В блокноте 02 вы написали клиента обмена из курса, который проверяет всё, что присылает сервер. Теперь напишите сервер, который должен проверять всё, что присылает клиент: клиентом может оказаться кто угодно.
@@ -514,8 +465,8 @@ widgets.table([inject(v, d) for v in (1, "p-1") for d in (wiretap.C2S, wiretap.S
 # 3. с `ValueError` отказывается от `A`, которое отвергает `groups.validate_public(group, A)`, и от любого кадра, в котором нет JSON с целым `A`;
 # 4. возвращает `K = A^b mod p` и больше ничего не отправляет: `K` никогда не передаётся.
 #
-# Проверка играет роль клиента, по TCP на 127.0.0.1: на каждый случай отдельное соединение, и каждый случай проверяется при каждом запуске. Сначала честно: кадр целиком, по одному байту в TCP-сегменте, склеенный со вторым сообщением.
-# Потом враждебно: `A` = 0, 1, `p-1`, `p+1`, `A` вне подгруппы `g`, pickle, байты, которые не являются JSON, длина в 4 ГБ, клиент, который отключается, не отправив `A`.
+# Проверка играет роль клиента по TCP на 127.0.0.1, и каждый случай проверяется при каждом запуске. Сначала честно: кадр целиком, по одному байту в сегменте, склеенный со вторым сообщением.
+# Потом враждебно: `A` = 0, 1, `p-1`, `p+1`, вне подгруппы `g`, pickle, не JSON, длина в 4 ГБ, клиент, который отключается раньше времени.
 
 # %% solution grade_id=dh_server
 import json
@@ -757,10 +708,10 @@ checks.hidden_is_allowed(is_allowed, allow_path, people)
 # 3. If the handshake fails (a `LabCryptoError`: a key not on the list, or a client that cannot prove it holds its key), send the client the plain refusal `ServerHandshake.error_message(exc)`, then raise the error again.
 # 4. Once the handshake is done, and only then: make `SecureChannel(sock, handshake.session)`, send `"welcome"` through it, and return it.
 #
-# The check plays real clients over TCP on 127.0.0.1, each on a connection of its own: alice (on the list); a stranger; a key whose text only begins like a listed key's; bob before and after his row is removed;
-# a client that claims alice's key without her private key; and alice again once the file is deleted. A refused client must get one plain refusal and nothing else: no server hello, no session key, not one encrypted byte.
+# The check plays real clients over TCP on 127.0.0.1 (its cell lists them). A refused client must get one plain refusal and nothing else:
+# no server hello, no session key, not one encrypted byte.
 
-# %% [markdown] lang=ru id=serve-one en=74d66a20
+# %% [markdown] lang=ru id=serve-one en=8c241c01
 # ### Упражнение: проверка внутри рукопожатия
 #
 # `is_allowed` отвечает на вопрос, а сервер должен задать его в нужный момент. Напишите `serve_one(sock, server_key, allowlist_path)` — серверную сторону одного соединения `sock` (подключённого TCP-сокета), так, как это делает `ChatServer`, с объектами рукопожатия из раздела 4:
@@ -772,8 +723,8 @@ checks.hidden_is_allowed(is_allowed, allow_path, people)
 # 3. Если рукопожатие не удалось (`LabCryptoError`: ключа нет в списке или клиент не может доказать, что владеет своим ключом), отправьте клиенту простой отказ `ServerHandshake.error_message(exc)` и снова выбросьте эту ошибку.
 # 4. Когда рукопожатие завершено, и только тогда: создайте `SecureChannel(sock, handshake.session)`, отправьте через него `"welcome"` и верните его.
 #
-# Проверка играет роль настоящих клиентов по TCP на 127.0.0.1, каждого на отдельном соединении: alice (она в списке); посторонний; ключ, текст которого лишь начинается так же, как текст ключа из списка; bob до и после удаления его строки;
-# клиент, который выдаёт себя за владельца ключа alice, не имея её закрытого ключа; и снова alice, когда файл удалён. Клиент, которому отказано, должен получить один простой отказ и больше ничего: ни приветствия сервера, ни ключа сеанса, ни одного зашифрованного байта.
+# Проверка играет роль настоящих клиентов по TCP на 127.0.0.1 (их список — в её ячейке). Клиент, которому отказано, должен получить один простой отказ
+# и больше ничего: ни приветствия сервера, ни ключа сеанса, ни одного зашифрованного байта.
 
 # %% solution grade_id=serve_one
 from labcrypto.channel import SecureChannel, read_frame, write_frame
@@ -932,7 +883,7 @@ checks.hidden_join(join_as_new_student, key_dir, allow_path, room, server_key)
 #
 # * The allowlist is a CSV file of **public keys**; the server checks the client's key inside the handshake and drops an unknown client at its hello, before anything encrypted.
 # * Several clients connect at once, each in its own server thread; each is judged by its key, not by its address.
-# * Without authentication, Diffie-Hellman is a secret shared with whoever answered: a man in the middle reads everything, even in secure mode. Pinning (the client knows the server's key) and the allowlist (the server knows the clients' keys) stop him; validation stops 1 and p−1.
+# * Without authentication, Diffie-Hellman is a secret shared with whoever answered, even in secure mode. Pinning (the client knows the server's key) and the allowlist (the server knows the clients' keys) stop the man in the middle; validation stops 1 and p−1.
 # * A public key alone proves nothing: finishing the handshake needs the matching private key. Revoking a key is editing the file; the running server sees it at the next handshake.
 #
 # **Control question this prepares for: how does SSL work in practice?** A TLS server shows a **certificate**: its public key, its name, and the signature of a certificate authority
@@ -941,12 +892,12 @@ checks.hidden_join(join_as_new_student, key_dir, allow_path, room, server_key)
 #
 # **Clean up.** Close the clients and stop every server and tap this notebook started:
 
-# %% [markdown] lang=ru id=cell-060 en=bae71c83
+# %% [markdown] lang=ru id=cell-060 en=7a9becdf
 # ## Итоги
 #
 # * Список разрешённых ключей — это CSV-файл **открытых ключей**. Сервер проверяет ключ клиента внутри рукопожатия и отключает неизвестного клиента на его приветствии, до всякого шифрования.
 # * Несколько клиентов подключаются одновременно, каждого обслуживает свой поток сервера; о каждом судят по ключу, а не по адресу.
-# * Без аутентификации обмен Диффи — Хеллмана даёт секрет, общий с тем, кто ответил: «человек посередине» читает всё, даже в защищённом режиме. Его останавливают закрепление ключа (клиент знает ключ сервера) и список разрешённых ключей (сервер знает ключи клиентов); проверка значений останавливает 1 и p−1.
+# * Без аутентификации обмен Диффи — Хеллмана даёт секрет, общий с тем, кто ответил, даже в защищённом режиме. «Человека посередине» останавливают закрепление ключа (клиент знает ключ сервера) и список разрешённых ключей (сервер знает ключи клиентов); проверка значений останавливает 1 и p−1.
 # * Один лишь открытый ключ ничего не доказывает: чтобы завершить рукопожатие, нужен парный закрытый ключ. Отозвать ключ — значит отредактировать файл; работающий сервер увидит это при следующем рукопожатии.
 #
 # **К какому контрольному вопросу это готовит: как работает SSL на практике?** TLS-сервер предъявляет **сертификат**: свой открытый ключ, своё имя и подпись удостоверяющего центра,
@@ -970,3 +921,70 @@ running_servers()
 # %% [markdown] lang=ru id=cell-062 en=34f8284c
 # **Дальше:** [04 · Два порта](04_two_ports.ipynb) — рукопожатие на одном порту, разговор на другом, порты из пула.
 
+# %% [markdown] id=further
+# ## Going further (optional): all four combinations
+#
+# Nothing above depends on this section, and nothing in it is graded. Section 3 ran the man in the middle with both defences off, then with both on.
+# Here are all four combinations, each a fresh attempt with a fresh room and a fresh Mallory:
+
+# %% [markdown] lang=ru id=further en=99c2ea36
+# ## Для желающих: все четыре сочетания
+#
+# От этого раздела ничего выше не зависит, и в нём ничего не оценивается. В разделе 3 «человек посередине» работал сначала при выключенных защитах, потом при обеих включённых.
+# Здесь все четыре сочетания, каждое — новая попытка с новой комнатой и новой Мэллори:
+
+# %% id=cell-035
+def attack(pin, with_allowlist):
+    """Alice talks to the server through Mallory; return a row: who noticed what."""
+    target = ChatServer(server_key, allowlist if with_allowlist else None, name="03-target").start()
+    eve = wiretap.ManInTheMiddle(people["mallory"])
+    middle = wiretap.Wiretap(target.address, policy=eve, name="03-mitm-tap").start()
+    try:
+        client = ChatClient.connect(*middle.address, people["alice"], known_servers=False, timeout=5,
+                                    server_key=server_key.public_key if pin else None)
+    except LabCryptoError as exc:
+        alice_saw = type(exc).__name__
+    else:
+        client.send("my password is hunter2")
+        list(client.iter_messages(timeout=0.3))
+        client.close()
+        alice_saw = "nothing wrong"
+    time.sleep(0.1)
+    return {"pinning": pin, "allowlist": with_allowlist, "alice sees": alice_saw,
+            "server logs": next((e.kind for e in target.events if e.kind in ("rejected", "handshake-failed")), "a normal join"),
+            "mallory read": eve.stolen_text(wiretap.C2S) or "nothing"}
+
+widgets.table([attack(pin, listed) for pin in (False, True) for listed in (False, True)])
+
+# %% lang=ru id=cell-035 en=52696949
+def attack(pin, with_allowlist):
+    """Клиент alice говорит с сервером через Мэллори; вернуть строку таблицы: кто что заметил."""
+    target = ChatServer(server_key, allowlist if with_allowlist else None, name="03-target").start()
+    eve = wiretap.ManInTheMiddle(people["mallory"])
+    middle = wiretap.Wiretap(target.address, policy=eve, name="03-mitm-tap").start()
+    try:
+        client = ChatClient.connect(*middle.address, people["alice"], known_servers=False, timeout=5,
+                                    server_key=server_key.public_key if pin else None)
+    except LabCryptoError as exc:
+        alice_saw = type(exc).__name__
+    else:
+        client.send("my password is hunter2")
+        list(client.iter_messages(timeout=0.3))
+        client.close()
+        alice_saw = "nothing wrong"
+    time.sleep(0.1)
+    return {"pinning": pin, "allowlist": with_allowlist, "alice sees": alice_saw,
+            "server logs": next((e.kind for e in target.events if e.kind in ("rejected", "handshake-failed")), "a normal join"),
+            "mallory read": eve.stolen_text(wiretap.C2S) or "nothing"}
+
+widgets.table([attack(pin, listed) for pin in (False, True) for listed in (False, True)])
+
+# %% [markdown] id=further-end
+# Pinning alone protects alice, the allowlist alone protects the server. Stop the rooms these attempts started:
+
+# %% [markdown] lang=ru id=further-end en=706704ee
+# Одно закрепление ключа защищает alice, один список разрешённых ключей — сервер. Остановите комнаты, которые запустили эти попытки:
+
+# %% id=further-stop
+stop_all()
+running_servers()
