@@ -117,6 +117,30 @@ def test_missing_russian_text_is_listed() -> None:
     assert build_notebooks.missing_translations(TWINS) == ["09_twins.py:70 outro"]
 
 
+def test_a_code_cell_a_student_reads_needs_its_twin_too(tmp_path: Path) -> None:
+    """A check cell's docstring or a demo's comment is prose: listed until translated;
+    nbgrader's region lines and a ``noqa`` are not."""
+    source = _write(
+        tmp_path,
+        '# %% solution grade_id=quiet\n'
+        'x = 1  # noqa: F401\n'
+        '### BEGIN SOLUTION\n'
+        'y = 2\n'
+        '### END SOLUTION\n'
+        '\n'
+        '# %% id=commented\n'
+        'z = 3  # the third value\n'
+        '\n'
+        '# %% tests grade_id=check points=1\n'
+        '"""Check the values."""\n'
+        'assert x == 1\n',
+    )
+    assert build_notebooks.missing_translations(source) == [
+        "01_case.py:7 commented",
+        "01_case.py:10 check",
+    ]
+
+
 def test_build_all_writes_and_checks_the_russian_edition(tmp_path: Path) -> None:
     sources, notebooks = tmp_path / "src", tmp_path / "notebooks"
     sources.mkdir()

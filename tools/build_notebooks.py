@@ -48,9 +48,9 @@ but the translator and the reviewer would no longer see the two texts side
 by side, and an English cell that changes would not show its twin in the
 same diff. Twins keep one place per cell; the id (checked against the cell
 above) makes a misplaced twin an error rather than a silent mix-up, and
-:func:`missing_translations` lists the English markdown cells that have no
-twin yet (issue 16 turns that list into a failing test once the translation
-exists). Roles, grade ids and points are written once, on the English
+:func:`missing_translations` lists the English cells that hold prose (markdown,
+or a code cell's comments and docstrings) and have no twin yet; a test
+fails on any in the lab's sources. Roles, grade ids and points are written once, on the English
 marker, so they are the same in both editions by construction. A code cell
 may have a twin too, for the comments and docstrings a student reads; the
 build refuses a code twin whose code differs from the English cell in
@@ -123,8 +123,10 @@ from __future__ import annotations
 import argparse
 import ast
 import hashlib
+import io
 import re
 import sys
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,6 +161,7 @@ LANGUAGE_INFO = {"name": "python", "version": "3.11"}
 MARKER = re.compile(r"^# %%(?P<header>(?: .*)?)$")
 CELL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 POINTS = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
+WORD = re.compile(r"[^\W\d_]{3,}")  # a word of three letters or more: prose, not a symbol
 MARK = re.compile(r"^[0-9a-f]{8}$")  # a twin's en=: the English text's hash
 ROLES = ("solution", "tests", "answer", "locked")
 KEYS = ("id", "grade_id", "points", "lang", "en")
@@ -505,12 +508,33 @@ def editions(source: Path) -> dict[str, nbformat.NotebookNode]:
     return {lang: _notebook(cells, lang) for lang in langs}
 
 
+def _has_prose(cell: Cell) -> bool:
+    """Does ``cell`` hold text a student reads: markdown, or a code cell's comment or
+    docstring with a word in it (nbgrader's ``###`` region lines and ``noqa`` are not prose)?"""
+    if cell.kind == "markdown":
+        return True
+    for token in tokenize.generate_tokens(io.StringIO(cell.text).readline):
+        if token.type != tokenize.COMMENT or token.string.startswith("###"):
+            continue
+        comment = token.string.lstrip("#").strip()
+        if WORD.search(comment) and not comment.startswith("noqa"):
+            return True
+    tree = _parse_code(cell.text, cell.where)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            docstring = ast.get_docstring(node)
+            if docstring and WORD.search(docstring):
+                return True
+    return False
+
+
 def missing_translations(source: Path, lang: str = "ru") -> list[str]:
-    """``file:line id`` of each markdown cell of ``source`` with no ``lang`` twin yet."""
+    """``file:line id`` of each cell of ``source`` that holds prose (:func:`_has_prose`)
+    and has no ``lang`` twin yet."""
     return [
         f"{cell.where} {cell.id}"
         for cell in parse(source)
-        if cell.kind == "markdown" and lang not in cell.translations
+        if lang not in cell.translations and _has_prose(cell)
     ]
 
 
@@ -603,11 +627,11 @@ def _mark(names: list[str]) -> int:
 
 
 def _report_missing(lang: str) -> int:
-    """Print ``file:line id`` of every markdown cell with no ``lang`` text; 1 if any."""
+    """Print ``file:line id`` of every cell with prose and no ``lang`` text; 1 if any."""
     sources = sorted(SOURCES.glob("*.py"))
     missing = [m for source in sources for m in missing_translations(source, lang)]
     sys.stdout.write("".join(f"{m}\n" for m in missing))
-    sys.stderr.write(f"{len(missing)} markdown cells have no {lang} text\n")
+    sys.stderr.write(f"{len(missing)} cells with prose have no {lang} text\n")
     return 1 if missing else 0
 
 

@@ -515,6 +515,13 @@ checks.check_dh_server(dh_server)
 checks.hidden_dh_server(dh_server)
 ### END HIDDEN TESTS
 
+# %% lang=ru grade_id=check_dh_server en=ffc01963
+"""Проверка dh_server клиентом на 127.0.0.1: разрезанные и склеенные сегменты, новое b при каждом обмене, K не отправляется, враждебные клиенты отвергаются."""
+checks.check_dh_server(dh_server)
+### BEGIN HIDDEN TESTS
+checks.hidden_dh_server(dh_server)
+### END HIDDEN TESTS
+
 # %% [markdown] id=cell-040
 # ## 4 · Knowing a public key is not enough
 #

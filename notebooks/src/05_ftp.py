@@ -278,6 +278,13 @@ checks.check_my_cipher(MyCipher)
 checks.hidden_my_cipher(MyCipher)
 ### END HIDDEN TESTS
 
+# %% lang=ru grade_id=check_my_cipher en=6892dc02
+"""Проверка MyCipher честной второй стороной: ключи из HKDF, свой ключ для каждого направления, новые nonce, подделка и повтор отвергаются."""
+checks.check_my_cipher(MyCipher)
+### BEGIN HIDDEN TESTS
+checks.hidden_my_cipher(MyCipher)
+### END HIDDEN TESTS
+
 # %% [markdown] id=cell-018
 # ## 2 · Fresh keys for every request
 #
