@@ -265,6 +265,7 @@ class SecureChannel:
         self._send_lock = threading.Lock()
         self._recv_lock = threading.Lock()
         self.closed = False
+        self._said_goodbye = False
         #: The error that broke this channel; raised again by every later call.
         self.failure: LabCryptoError | None = None
         self.peer_closed = False
@@ -576,15 +577,29 @@ class SecureChannel:
             except ChannelClosed:
                 return
 
-    def close(self) -> None:
-        """Say goodbye (an encrypted empty message) and close the stream. Idempotent."""
-        if self.closed:
+    def goodbye(self) -> None:
+        """Tell the peer we are done: an encrypted empty message, sent once.
+
+        The stream stays open, so another thread may still read what is on its
+        way; ``close`` says goodbye too, if this was not called first. The
+        goodbye is sealed like any message, so a stranger on the wire cannot
+        fake one: a connection cut without it is reported as ``ConnectionLost``.
+        """
+        if self.closed or self._said_goodbye:
             return
+        self._said_goodbye = True
         try:
             set_timeout(self.stream, 1.0)
             self._send_sealed(b"")
         except (OSError, LabCryptoError):
             pass  # the peer is gone already: closing is all that is left
+
+    def close(self) -> None:
+        """Say goodbye (an encrypted empty message) and close the stream. Idempotent."""
+        if self.closed:
+            return
+        try:
+            self.goodbye()
         finally:
             self.closed = True
             close_stream(self.stream)

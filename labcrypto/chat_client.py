@@ -257,7 +257,10 @@ class ChatClient:
         if self._closing.is_set():
             return
         self._closing.set()
-        # Wake the reader first and wait for it, *then* close the socket: closing
+        # The goodbye first, while the channel is whole: once reading is shut
+        # down below, the reader sees the stream end and breaks the channel.
+        self.channel.goodbye()
+        # Wake the reader next and wait for it, *then* close the socket: closing
         # a socket that another thread is about to read lets the OS give its
         # number to the next socket opened, and the reader would wait on that one.
         shutdown = getattr(self.channel.stream, "shutdown", None)

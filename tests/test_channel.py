@@ -158,6 +158,22 @@ def test_a_cut_connection_is_not_a_clean_close(secure_keys):
     talk.close()
 
 
+def test_goodbye_is_sent_once_and_leaves_the_stream_open_for_reading(secure_keys):
+    """``goodbye`` before ``close`` (what a client with a reader thread does): the peer
+    sees one clean goodbye, never a cut, and our side can still read its reply."""
+    talk = Conversation(secure_keys("alice"), secure_keys("server"))
+    talk.client.goodbye()
+    talk.client.goodbye()  # a second call sends nothing
+    with pytest.raises(ChannelClosed, match="closed the conversation"):
+        talk.server.recv(timeout=2)
+    talk.server.send(b"bye to you too")
+    assert talk.client.recv(timeout=2) == b"bye to you too"
+    talk.client.close()  # no second goodbye: the server's stream holds nothing more
+    talk.server_sock.settimeout(2)
+    assert talk.server_sock.recv(100) == b""
+    talk.close()
+
+
 def test_a_timeout_mid_frame_keeps_the_stream_in_step(secure_keys):
     talk = Conversation(secure_keys("alice"), secure_keys("server"))
     frame = channel.encode_frame(talk.client._sealer.seal(b"slow message"))

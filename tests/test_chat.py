@@ -189,6 +189,9 @@ def test_joins_and_leaves_are_announced_and_logged(server, keyring, known):
     kinds = [event.kind for event in server.events]
     assert kinds.count("join") == 2
     assert wait_until(lambda: [e.kind for e in server.events].count("leave") == 2)
+    # Both closed cleanly: each said goodbye, so the log gives no reason (no "cut").
+    leaves = [event.text for event in server.events if event.kind == "leave"]
+    assert sorted(leaves) == ["alice left", "bob left"]
 
 
 def test_members_and_iteration_end_after_the_timeout(server, keyring, known):
