@@ -14,6 +14,7 @@ while it runs: the replacement must touch only the student's thread and always g
 from __future__ import annotations
 
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +26,13 @@ from test_notebook_helpers import _enrol, _join
 
 from labcrypto import groups, keys
 from labcrypto.known_servers import KnownServers
-from labcrypto.lab import checks_01_keys, checks_02b_chat, checks_03_allowlist
+from labcrypto.lab import (
+    checks_01_keys,
+    checks_02b_chat,
+    checks_03_allowlist,
+    checks_04_two_ports,
+    harness,
+)
 from labcrypto.lab.feedback import JOIN_WAIT, PURE_WAIT, CheckFailed
 
 #: How much longer than its bound a check may take in all: its own set-up (keys, a
@@ -236,3 +243,158 @@ def test_a_join_that_catches_the_refusal_is_still_unpinned(real_check, no_leaks)
         checks_03_allowlist.check_join_as_new_student(swallows)
     assert "without pinning the server's key" in str(info.value)
     assert not (keys.default_dir() / "known_servers.csv").exists()
+
+
+# --- notebook 04: a busy port that never races, a join that is waited for, one deadline ------
+
+
+def _bindable(port: int) -> bool:
+    """Can anyone bind ``port`` on 127.0.0.1 right now?"""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def test_the_busy_first_port_is_never_free_for_a_moment(monkeypatch) -> None:
+    """The port pool's check keeps the first port of its range busy ("another program
+    holds it"). It used to find a free range, let every port go, then bind the first one
+    again: under load something else bound it in between (EADDRINUSE, once). Forced here:
+    a thief tries to bind the first port each time the reservation lets any port go."""
+    from labcrypto import ports
+
+    stolen: list[socket.socket] = []
+    first_of: list[int] = []
+
+    def thief() -> None:
+        if not first_of:
+            return
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind(("127.0.0.1", first_of[0]))
+            stolen.append(sock)
+        except OSError:
+            sock.close()
+
+    real_reserve, real_release, real_close = (
+        ports.PortPool.reserve.__func__, ports.Lease.release, ports.PortPool.close,
+    )  # fmt: skip
+
+    def reserve(cls, size, *args, **kwargs):
+        pool = real_reserve(cls, size, *args, **kwargs)
+        first_of.append(pool.first)
+        return pool
+
+    def release(self):
+        real_release(self)
+        thief()
+
+    def close(self):
+        real_close(self)
+        thief()
+
+    monkeypatch.setattr(ports.PortPool, "reserve", classmethod(reserve))
+    monkeypatch.setattr(ports.Lease, "release", release)
+    monkeypatch.setattr(ports.PortPool, "close", close)
+    try:
+        with harness.range_for_a_pool(4, first_busy=True) as first:
+            assert not stolen, "the busy port was free for a moment"
+            assert not _bindable(first)
+            with socket.create_connection(("127.0.0.1", first), timeout=2):
+                pass  # it listens, as another program's server would
+            assert all(_bindable(port) for port in range(first + 1, first + 4))
+        for sock in stolen:
+            sock.close()
+        stolen.clear()
+        assert _bindable(first), "let go when the block ends"
+    finally:
+        for sock in stolen:
+            sock.close()
+
+
+def test_a_late_join_event_is_waited_for(monkeypatch, no_leaks) -> None:
+    """The room logs a join just after it queues the welcome; on a loaded machine the
+    log came after the check's 1 s look and a right answer failed. Forced: 1.5 s late."""
+    from test_notebook_helpers import _reference_follow_handoff
+
+    from labcrypto.chat import ChatServer
+
+    real_emit = ChatServer.emit
+
+    def late_join(self, kind, text, *args, **kwargs):
+        if kind == "join":
+            time.sleep(1.5)
+        return real_emit(self, kind, text, *args, **kwargs)
+
+    monkeypatch.setattr(ChatServer, "emit", late_join)
+    checks_04_two_ports.check_follow_handoff(_reference_follow_handoff)
+
+
+def test_a_join_never_logged_is_a_clear_verdict_in_bounded_time(monkeypatch, no_leaks) -> None:
+    from test_notebook_helpers import _reference_follow_handoff
+
+    from labcrypto.chat import ChatServer
+
+    real_emit = ChatServer.emit
+
+    def no_join(self, kind, text, *args, **kwargs):
+        if kind != "join":
+            return real_emit(self, kind, text, *args, **kwargs)
+        return None
+
+    monkeypatch.setattr(ChatServer, "emit", no_join)
+    monkeypatch.setattr(checks_04_two_ports, "HANDOFF_WAIT", 2.0)
+    start = time.monotonic()
+    with pytest.raises(CheckFailed) as info:
+        checks_04_two_ports.check_follow_handoff(_reference_follow_handoff)
+    assert "within 2 s the room did not log it joining" in str(info.value)
+    assert time.monotonic() - start < 2.0 + 2 * SLACK
+
+
+class _StuckPool:
+    """A pool whose every lease gets stuck (spinning in Python, or waiting inside C)."""
+
+    def __init__(self, how: str) -> None:
+        self.endless = Endless(how)
+
+    def lease(self) -> Any:
+        return self.endless()
+
+    def release(self, port: int, sock: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("how", ["spin", "wait"])
+def test_the_hammer_has_one_deadline_for_its_16_threads(how, monkeypatch, no_leaks) -> None:
+    """16 stuck threads used to be waited for one after the other, each for the whole
+    bound (160 s for "10 s"): one deadline for all, as the message says."""
+    monkeypatch.setattr(checks_04_two_ports, "HAMMER_WAIT", 1.0)
+    pool = _StuckPool(how)
+    start = time.monotonic()
+    try:
+        with pytest.raises(CheckFailed) as info:
+            checks_04_two_ports._hammer(pool)
+        spent = time.monotonic() - start
+    finally:
+        pool.endless.stop()
+    assert "16 threads leasing and releasing did not finish within 1 s" in str(info.value)
+    assert 1.0 <= spent < 1.0 + SLACK, spent
+
+
+def test_the_hammer_reports_what_a_thread_found(no_leaks) -> None:
+    from test_notebook_helpers import _pool_class
+
+    class RefusesToTakeBack(_pool_class()):
+        def release(self, port, sock):
+            sock.close()
+            raise ValueError("not mine")
+
+    size = checks_04_two_ports.POOL_SIZE
+    with harness.range_for_a_pool(size) as first:
+        pool = RefusesToTakeBack(first, first + size - 1)
+    with pytest.raises(CheckFailed, match=r"16 threads at once: release\(\) raised ValueError"):
+        checks_04_two_ports._hammer(pool)

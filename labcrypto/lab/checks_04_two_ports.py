@@ -38,9 +38,9 @@ from ..streams import close_stream
 from .feedback import (
     HAMMER_WAIT,
     HANDOFF_WAIT,
+    HIDDEN_WAIT,
     WAIT,
     CheckFailed,
-    call,
     expect,
     explained_in,
     fail,
@@ -53,7 +53,10 @@ from .harness import (
     STOP_GRACE,
     Lockstep,
     Outcome,
+    call_bounded,
+    in_background,
     range_for_a_pool,
+    returned_within,
     run_bounded,
     tcp_pair,
     wait_for_event,
@@ -95,7 +98,11 @@ HANDOFF = Messages({
     "not moved": N_(
         "The channel still uses the handshake socket: call channel.rebind(new_socket)."
     ),
-    "no join": N_("The room did not see you join on a data port (events: {joined})."),
+    "no join": N_(
+        "Your client got the welcome, yet within {wait:.0f} s the room did not log it joining "
+        "on a data port of its pool (its events: {joined}). Did it connect to the port it "
+        "was offered?"
+    ),
     "second": N_(
         "The first handoff worked. A second session was offered a different port and a new "
         "ticket, and follow_handoff {got}.\n{hint}"
@@ -192,6 +199,15 @@ def _check_welcome(outcome: Outcome, room: Any) -> None:
         raise fail(HANDOFF["not welcome"], shown=shown, hint=hint)
 
 
+def _joined_on(pool: PortPool) -> Callable[[str], bool]:
+    """Does a "join" event's text name a port of ``pool`` ("… on port 41237")?"""
+
+    def on_a_data_port(text: str) -> bool:
+        return any(pool.first <= int(p) <= pool.last for p in re.findall(r"port (\d+)", text))
+
+    return on_a_data_port
+
+
 def _first_handoff(follow_handoff: Callable[..., Any], room: Any, pool: PortPool,
                    alice: KeyPair, server_key: KeyPair) -> list[str]:  # fmt: skip
     """The first session: welcome, data port, join seen. The room's join events."""
@@ -201,10 +217,12 @@ def _first_handoff(follow_handoff: Callable[..., Any], room: Any, pool: PortPool
         _check_welcome(outcome, room)
         if channel.stream is control:
             raise fail(HANDOFF["not moved"])
-        wait_for_event(room, "join")  # logged just after the welcome is queued
-        joined = [e.text for e in room.events if e.kind == "join"]
-        if not any(f"port {p}" in " ".join(joined) for p in range(pool.first, pool.last + 1)):
-            raise fail(HANDOFF["no join"], joined=joined)
+        # The room logs the join just after it queues the welcome, so a client that got
+        # the welcome sees its join logged at once; the wait is for a busy machine only.
+        on_a_data_port = wait_for_event(room, "join", HANDOFF_WAIT, where=_joined_on(pool))
+        joined = [e.text for e in list(room.events) if e.kind == "join"]
+        if not on_a_data_port:
+            raise fail(HANDOFF["no join"], wait=HANDOFF_WAIT, joined=joined)
         return joined
     finally:
         channel.close()
@@ -698,6 +716,10 @@ PORT_POOL = Messages({
     "leased twice": N_("port {port} was leased to two threads at once"),
     "lease raised": N_("lease() raised {error}"),
     "release raised": N_("release() raised {error}"),
+    "slow init": N_(
+        "Making the pool only remembers a range of ports: is there a loop that never ends "
+        "(say, one that binds every port of the range, or waits for one)?"
+    ),
     "lost": N_(
         "After the threads released everything, only {count} of {size} "
         "ports could be leased again: a port got lost (released twice, or "
@@ -872,10 +894,16 @@ def _check_full(pool: Any) -> None:
         raise fail(PORT_POOL["full"], got=got)
 
 
-def _release_all(pool: Any, leased: list[tuple[int, socket.socket]]) -> None:
+def _release_each(pool: Any, leased: list[tuple[int, socket.socket]]) -> None:
     for port, sock in leased:
         with contextlib.suppress(Exception):
             pool.release(port, sock)
+
+
+def _release_all(pool: Any, leased: list[tuple[int, socket.socket]]) -> None:
+    """Give back what the check leased (a clean-up: a release that hangs is left
+    behind after ``WAIT``)."""
+    run_bounded(_release_each, pool, leased)
 
 
 def _check_leases(pool: Any, first: int) -> None:
@@ -917,11 +945,11 @@ def _race(pool_class: Callable[..., Any]) -> None:
     deadline (a very busy machine, a pool with a lock that made the threads
     wait) counts for nothing either way: the hammer after it still runs.
     """
-    first = range_for_a_pool(2)
-    try:
-        pool = pool_class(first, first + 1, "127.0.0.1")
-    except Exception:
-        return  # not written yet, or broken: the checks after this one say how
+    with range_for_a_pool(2) as first:
+        made = run_bounded(pool_class, first, first + 1, "127.0.0.1")
+    if made.status != "ok":
+        return  # not written yet, broken or slow: the checks after this one say how
+    pool = made.value
     held = run_bounded(pool.lease)
     if held.status != "ok" or not (isinstance(held.value, tuple) and len(held.value) == 2):
         return  # the lease itself goes wrong: _check_leases says how
@@ -955,8 +983,7 @@ def _race(pool_class: Callable[..., Any]) -> None:
         _release_all(pool, [held.value] + [lease for lease in got if lease is not None])
 
 
-def _lease_and_release(pool: Any, holding: set[int], lock: threading.Lock,
-                       problems: list[str]) -> None:  # fmt: skip
+def _rounds(pool: Any, holding: set[int], lock: threading.Lock, problems: list[str]) -> None:
     """One thread of the hammer: lease, hold a moment, release; note anything wrong."""
     for _ in range(ROUNDS):
         try:
@@ -981,65 +1008,87 @@ def _lease_and_release(pool: Any, holding: set[int], lock: threading.Lock,
             return
 
 
+def _lease_and_release(pool: Any, holding: set[int], lock: threading.Lock,
+                       problems: list[str], finished: list[bool]) -> None:  # fmt: skip
+    """``_rounds``, then a mark in ``finished`` (none if its deadline stopped it)."""
+    _rounds(pool, holding, lock, problems)
+    finished.append(True)
+
+
 def _hammer(pool: Any) -> None:
-    """16 threads lease and release at once; no double lease, and every port comes back."""
+    """16 threads lease and release at once; no double lease, and every port comes back.
+
+    One deadline for all of them (``HAMMER_WAIT``, as the message says): each thread
+    runs as ``run_bounded`` runs the student's code, stopped at its next line of
+    Python when the time is up, and the verdict is taken once, at the deadline.
+    """
     holding: set[int] = set()
     problems: list[str] = []
-    args = (pool, holding, threading.Lock(), problems)
+    finished: list[bool] = []
+    args = (pool, holding, threading.Lock(), problems, finished)
+    deadline = time.monotonic() + HAMMER_WAIT
     threads = [
-        threading.Thread(target=_lease_and_release, args=args, daemon=True) for _ in range(THREADS)
+        in_background(_lease_and_release, *args, timeout=HAMMER_WAIT) for _ in range(THREADS)
     ]
     for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(HAMMER_WAIT)
-    if any(thread.is_alive() for thread in threads):
+        thread.join(max(0.0, deadline - time.monotonic()) + STOP_GRACE)
+    ended, found = len(finished), list(problems)  # one look, once the time is up
+    if found:
+        raise fail(PORT_POOL["threads"], problem=found[0])
+    if ended < THREADS:
         raise fail(PORT_POOL["threads stuck"], wait=HAMMER_WAIT)
-    if problems:
-        raise fail(PORT_POOL["threads"], problem=problems[0])
+
+
+def _lease_all(pool: Any, again: list[tuple[int, socket.socket]]) -> None:
+    """Lease every port of the pool into ``again`` (PoolExhausted once one is lost)."""
+    for _ in range(POOL_SIZE):
+        again.append(pool.lease())
 
 
 def _check_none_lost(pool: Any) -> None:
     again: list[tuple[int, socket.socket]] = []
     try:
-        for _ in range(POOL_SIZE):
-            try:
-                again.append(pool.lease())
-            except PoolExhausted:
-                raise fail(PORT_POOL["lost"], count=len(again), size=POOL_SIZE) from None
+        outcome = run_bounded(_lease_all, pool, again)
+        if outcome.raised(PoolExhausted):
+            raise fail(PORT_POOL["lost"], count=len(again), size=POOL_SIZE)
+        if outcome.status == "stuck":
+            raise fail(PORT_POOL["waits when full"])
+        if outcome.status == "error":
+            raise fail(PORT_POOL["lease raised"], error=refused_as(outcome.value))
     finally:
-        _release_all(pool, again)
+        _release_all(pool, list(again))
 
 
 @explained_in("04_two_ports", N_("5 · Exercise: a port pool"))
 def check_port_pool(pool_class: Callable[..., Any]) -> None:
     """A pool class with ``lease() -> (port, sock)`` and ``release(port, sock)``, hammered."""
     _race(pool_class)
-    first = range_for_a_pool(POOL_SIZE + 1)
-    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        blocker.bind(("127.0.0.1", first))  # another program holds the first port
-        blocker.listen(1)
-        pool = call(pool_class, first, first + POOL_SIZE, "127.0.0.1")
+    # The first port of the range stays busy (another program holds it): leases skip it.
+    with range_for_a_pool(POOL_SIZE + 1, first_busy=True) as first:
+        pool = call_bounded(
+            pool_class, first, first + POOL_SIZE, "127.0.0.1",
+            what=f"{getattr(pool_class, '__name__', 'MyPortPool')}({first}, {first + POOL_SIZE})",
+            why=PORT_POOL["slow init"],
+            deadline=time.monotonic() + WAIT,
+            bound=WAIT,
+        )  # fmt: skip
         _check_leases(pool, first)
         _hammer(pool)
         _check_none_lost(pool)
-    finally:
-        blocker.close()
     passed(PORT_POOL["passed"])
 
 
 @check_port_pool.hidden
 def hidden_port_pool(pool_class: Callable[..., Any]) -> None:
     """A two-port pool: both ports, and a released port comes back."""
-    first = range_for_a_pool(2)
-    pool = pool_class(first, first + 1, "127.0.0.1")
-    leases = [pool.lease(), pool.lease()]
+    with range_for_a_pool(2) as first:
+        pool = returned_within(pool_class, first, first + 1, "127.0.0.1", timeout=HIDDEN_WAIT)
+    leases = [returned_within(pool.lease, timeout=HIDDEN_WAIT) for _ in range(2)]
     try:
         expect({port for port, _ in leases} == {first, first + 1})
         port, sock = leases.pop(0)
-        pool.release(port, sock)
-        leases.append(pool.lease())
+        returned_within(pool.release, port, sock, timeout=HIDDEN_WAIT)
+        leases.append(returned_within(pool.lease, timeout=HIDDEN_WAIT))
         expect(leases[-1][0] == port)
     finally:
         _release_all(pool, leases)

@@ -518,27 +518,48 @@ class ReplyingChannel:
         return self.recv_text(timeout).encode()
 
 
-def range_for_a_pool(size: int) -> int:
-    """The first of ``size`` consecutive free ports, for a pool the student wrote.
+@contextlib.contextmanager
+def range_for_a_pool(size: int, *, first_busy: bool = False) -> Iterator[int]:
+    """``with range_for_a_pool(size) as first:`` ``size`` consecutive free ports, for a
+    pool the student wrote, from ``first`` on.
 
-    ``PortPool.reserve`` finds them and holds them; they are let go only
-    here, as they are handed over, because the student's pool binds its
-    ports itself. The range lies below the ephemeral ports, so the system
-    never gives one to a connection meanwhile; only a program that binds
-    ports on purpose could take one, and the check would then say so.
+    ``PortPool.reserve`` finds them and holds them; they are let go only here, as
+    they are handed over, because the student's pool binds its ports itself. The
+    range lies below the ephemeral ports, so the system never gives one to a
+    connection meanwhile; only a program that binds ports on purpose could take one.
+
+    ``first_busy=True`` keeps the first port taken until the block ends, listening,
+    as another program's port would be: the pool must skip it. Its socket is the
+    very one the reservation bound, never let go in between (a port closed and bound
+    again can be taken by anyone in that moment: course mistake 10, which the check
+    of the port pool made itself until it failed once under load).
     """
     reserved = PortPool.reserve(size)
-    reserved.close()
-    return reserved.first
+    reserved.hold = False  # a port given back from now on is let go, not held again
+    try:
+        if first_busy:
+            for lease in [reserved.lease() for _ in range(size)]:
+                if lease.port != reserved.first:
+                    lease.release()  # free for the student's pool
+        else:
+            reserved.close()
+        yield reserved.first
+    finally:
+        reserved.close()  # lets go of the busy first port too
 
 
-def wait_for_event(server: Any, kind: str, seconds: float = 1.0) -> bool:
-    """Has ``server`` logged an event of ``kind`` (waiting up to ``seconds`` for it)?"""
-    for _ in range(int(seconds / POLL)):
-        if any(e.kind == kind for e in list(server.events)):
+def wait_for_event(
+    server: Any, kind: str, seconds: float = 1.0, where: Callable[[str], bool] | None = None
+) -> bool:
+    """Has ``server`` logged an event of ``kind`` (whose text satisfies ``where``, if
+    given), waiting up to ``seconds`` for it?"""
+    deadline = time.monotonic() + seconds
+    while True:
+        if any(e.kind == kind and (where is None or where(e.text)) for e in list(server.events)):
             return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(POLL)
-    return False
 
 
 # --- the server of the course's exchange ------------------------------------------------
