@@ -375,4 +375,8 @@ def test_student_version_fails_only_in_exercises(
             f"got {output['ename']}: {output['evalue']}"
         )
         assert _says_not_written(output["evalue"], _language(path)), output["evalue"]
+        # What the student sees is the message, not a traceback through the check's code.
+        shown = "\n".join(output["traceback"])
+        assert "Traceback" not in shown and "feedback.py" not in shown, shown
+        assert output["evalue"].strip().splitlines()[0] in shown, shown
     print(f"{path.name}: student version ran in {seconds:.1f} s")

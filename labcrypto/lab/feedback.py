@@ -72,6 +72,9 @@ HIDDEN_WAIT = 10.0
 
 # --- the words several checks share ------------------------------------------------
 
+FAILED_HEADLINE = N_("The check did not pass:")
+_RED, _RESET = "\x1b[31m", "\x1b[0m"  # ANSI colours: IPython shows them in a traceback
+
 NOT_WRITTEN = N_(
     "{name} is not written yet: replace `raise NotImplementedError()` with your code, "
     "run that cell, then run this one again."
@@ -116,6 +119,19 @@ class CheckFailed(LabCryptoError, AssertionError):
     #: Does the message already end with its section pointer? (A check that calls
     #: another check must not point twice.)
     explained: bool = False
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for a failed check: a marked headline and the message.
+
+        IPython asks an exception for this before it formats a traceback. The
+        traceback of a check runs through the check's own code, which tells the
+        student nothing and buries the message under English boilerplate, so it
+        is left out. The cell still ends in an error (nbgrader counts the check
+        as failed); a mistake in the student's own code, outside a check, keeps
+        its full traceback.
+        """
+        headline = f"{_RED}✘ {_(FAILED_HEADLINE)}{_RESET}"
+        return [headline, *str(self).strip().splitlines()]
 
 
 def fail(template: str, **values: Any) -> CheckFailed:
