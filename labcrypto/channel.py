@@ -53,6 +53,7 @@ from .errors import (
     ProtocolError,
 )
 from .handshake import MAX_HANDSHAKE_MESSAGE, ClientHandshake, ServerHandshake, Session
+from .i18n import N_
 from .key_pool import EphemeralPool
 from .keys import KeyPair, PublicKey, RandomSource
 from .streams import close_stream, set_timeout
@@ -87,8 +88,10 @@ class ByteStream(Protocol):
 def _check_length(length: int, max_size: int) -> None:
     if length > max_size:
         raise FrameTooLarge(
-            f"the peer announced a frame of {length} bytes; the limit is {max_size}. "
-            "Refused before reading it."
+            N_("the peer announced a frame of {length} bytes; the limit is {limit}. "
+               "Refused before reading it."),
+            length=length,
+            limit=max_size,
         )
 
 
@@ -96,7 +99,9 @@ def encode_frame(payload: bytes, max_size: int = DEFAULT_MAX_FRAME) -> bytes:
     """Length prefix + payload, as one ``bytes`` (send it with one ``sendall``)."""
     if len(payload) > max_size:
         raise FrameTooLarge(
-            f"a {len(payload)}-byte frame is over the {max_size}-byte limit: split the data"
+            N_("a {size}-byte frame is over the {limit}-byte limit: split the data"),
+            size=len(payload),
+            limit=max_size,
         )
     return HEADER.pack(len(payload)) + payload
 
@@ -174,8 +179,9 @@ class FrameReader:
         begun = buffer is not self._header or self._filled > 0
         if begun and self.frame_timeout is not None and now - self._started > self.frame_timeout:
             raise PeerTooSlow(
-                f"a frame took over {self.frame_timeout} s to arrive: the peer stalled "
-                "(or sends a byte now and then to hold the connection); dropped"
+                N_("a frame took over {seconds} s to arrive: the peer stalled (or sends a byte "
+                   "now and then to hold the connection); dropped"),
+                seconds=self.frame_timeout,
             )
 
     def _fill(
@@ -189,10 +195,12 @@ class FrameReader:
             n = stream.recv_into(view[self._filled :])
             if n == 0:
                 if buffer is self._header and self._filled == 0:
-                    raise ChannelClosed("end of stream")
+                    raise ChannelClosed(N_("end of stream"))
                 raise ConnectionLost(
-                    f"the connection closed in the middle of a frame ({self._filled} of "
-                    f"{len(buffer)} bytes read)"
+                    N_("the connection closed in the middle of a frame ({got} of {size} "
+                       "bytes read)"),
+                    got=self._filled,
+                    size=len(buffer),
                 )
             if self._filled == 0 and buffer is self._header:
                 self._started = time.monotonic()
@@ -234,9 +242,13 @@ def _handshake_frame(
     try:
         return bytes(reader.read(stream, deadline))
     except ChannelClosed:
-        raise ConnectionLost(f"the {peer} closed the connection during the handshake") from None
+        raise ConnectionLost(
+            N_("the server closed the connection during the handshake")
+            if peer == "server"
+            else N_("the client closed the connection during the handshake")
+        ) from None
     except FrameTooLarge as exc:  # refused before reading it
-        raise MalformedMessage(f"handshake frame refused: {exc}") from None
+        raise MalformedMessage(N_("handshake frame refused: {error}"), error=exc) from None
 
 
 class SecureChannel:
@@ -400,8 +412,10 @@ class SecureChannel:
             raise ValueError("cannot send an empty message (empty means 'goodbye' on the wire)")
         if len(data) > self.max_message:
             raise FrameTooLarge(
-                f"a {len(data)}-byte message is over the {self.max_message}-byte limit: "
-                "split it into several messages"
+                N_("a {size}-byte message is over the {limit}-byte limit: split it into "
+                   "several messages"),
+                size=len(data),
+                limit=self.max_message,
             )
         self._send_sealed(data)
 
@@ -417,7 +431,12 @@ class SecureChannel:
         if not data:
             raise ValueError("cannot seal an empty message (empty means 'goodbye' on the wire)")
         if len(data) > self.max_message:
-            raise FrameTooLarge(f"a {len(data)}-byte message is over the {self.max_message} limit")
+            raise FrameTooLarge(
+                N_("a {size}-byte message is over the {limit}-byte limit: split it into "
+                   "several messages"),
+                size=len(data),
+                limit=self.max_message,
+            )
         with self._send_lock:
             self._check_open()
             frame = encode_frame(self._guarded(self._sealer.seal, data), self.max_frame)
@@ -430,7 +449,7 @@ class SecureChannel:
         if self.failure is not None:
             raise copy.copy(self.failure).with_traceback(None)
         if self.closed:
-            raise ChannelClosed("this channel is closed; open a new connection")
+            raise ChannelClosed(N_("this channel is closed; open a new connection"))
 
     def _fail(self, exc: LabCryptoError) -> None:
         """Break the channel for good: remember why, close the stream (no goodbye)."""
@@ -474,7 +493,7 @@ class SecureChannel:
             message = self._guarded(self._opener.open, payload)
             if not message:
                 self.peer_closed = True
-                raise ChannelClosed("the peer has closed the conversation")
+                raise ChannelClosed(N_("the peer has closed the conversation"))
             return message
 
     def recv_into(self, buffer: bytearray, timeout: float | None = None) -> memoryview:
@@ -496,7 +515,7 @@ class SecureChannel:
             length = self._guarded(self._opener.open_into, payload, out)
             if not length:
                 self.peer_closed = True
-                raise ChannelClosed("the peer has closed the conversation")
+                raise ChannelClosed(N_("the peer has closed the conversation"))
             return out[:length]
 
     def _read_payload(
@@ -506,7 +525,7 @@ class SecureChannel:
         if self.failure is not None:
             self._check_open()  # raises the error that broke the channel
         if self.peer_closed:
-            raise ChannelClosed("the peer has closed the conversation")
+            raise ChannelClosed(N_("the peer has closed the conversation"))
         if timeout is not None:
             set_timeout(self.stream, timeout)
         try:
@@ -565,7 +584,7 @@ class SecureChannel:
         """
         with self._send_lock, self._recv_lock:
             if self.closed:
-                raise ChannelClosed("this channel is closed; open a new connection")
+                raise ChannelClosed(N_("this channel is closed; open a new connection"))
             self.stream = stream
             self._reader = FrameReader(self.max_frame, self._reader.frame_timeout)
 

@@ -24,7 +24,7 @@ from .channel import SecureChannel
 from .chat_messages import ChatMessage, decode_line, notice_text, refusal_text, say_message
 from .client import Known, ServerKey, open_channel
 from .errors import ChannelClosed, ConnectionLost, LabCryptoError, LineRefused, MalformedMessage
-from .i18n import gettext
+from .i18n import N_, gettext
 from .keys import KeyPair
 from .streams import set_timeout
 
@@ -84,7 +84,9 @@ class ChatClient:
     ) -> None:
         name, members = welcome.get("name"), welcome.get("members")
         if welcome.get("type") != "welcome" or not isinstance(name, str):
-            raise MalformedMessage("the server did not welcome us to a chat: is it a chat server?")
+            raise MalformedMessage(
+                N_("the server did not welcome us to a chat: is it a chat server?")
+            )
         self.channel = channel
         #: Our name in the room, as the server's allowlist has it.
         self.name = name
@@ -155,12 +157,12 @@ class ChatClient:
         """Send one line to the room (it comes back to us too, as confirmation)."""
         message = say_message(text)  # LineRefused (a ValueError) says what is wrong
         if self._closing.is_set() or self._error is not None:
-            raise ChannelClosed("this chat connection is closed; connect again")
+            raise ChannelClosed(N_("this chat connection is closed; connect again"))
         try:
             self.channel.send(message)
         except OSError as exc:
             raise ConnectionLost(
-                f"could not send to the chat server ({exc}); connect again"
+                N_("could not send to the chat server ({error}); connect again"), error=exc
             ) from None
 
     def recv(self, timeout: float | None = 5.0) -> ChatMessage:
@@ -204,12 +206,14 @@ class ChatClient:
             except TimeoutError:
                 continue
             except ChannelClosed:
-                self._finish(ChannelClosed("the server ended the chat (stopped, or dropped us)"))
+                ended = N_("the server ended the chat (stopped, or dropped us)")
+                self._finish(ChannelClosed(ended))
                 return
             except (LabCryptoError, OSError) as exc:
                 if self._closing.is_set():
                     break
-                self._finish(ConnectionLost(f"lost the chat connection: {exc}; connect again"))
+                lost = N_("lost the chat connection: {error}; connect again")
+                self._finish(ConnectionLost(lost, error=exc))
                 return
             self._put(message)
             if self.on_message is not None:
@@ -217,7 +221,7 @@ class ChatClient:
                     self.on_message(message)
                 except Exception:  # a broken widget must not stop the reader
                     log.debug("on_message callback failed", exc_info=True)
-        self._finish(ChannelClosed("this chat connection is closed; connect again"))
+        self._finish(ChannelClosed(N_("this chat connection is closed; connect again")))
 
     def _finish(self, error: LabCryptoError) -> None:
         if self._error is None:

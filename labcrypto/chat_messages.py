@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import jsonwire
-from .errors import LineRefused, MalformedMessage
+from .errors import LineRefused, MalformedJSON, MalformedMessage, in_english
 from .i18n import N_
 from .untrusted import quote, unsafe_characters
 
@@ -102,6 +102,9 @@ REFUSALS = {
     "not say": N_('expected a message of type "say", got type {got}'),
     "text not str": N_('a "say" message needs "text" as a string, got {got}'),
     "malformed": N_("not a JSON chat message: {detail}"),
+    # {json} is the parser's reason (a code of ``jsonwire.REASONS``), filled in with
+    # the numbers beside it in the reader's language: see ``refusal_text``.
+    "malformed json": N_("not a JSON chat message: {json}"),
 }
 
 #: The server's notices, by code (``refused``: its ``reason`` is a code of ``REFUSALS``).
@@ -172,12 +175,24 @@ def notice_text(
 def refusal_text(
     code: str, params: Mapping[str, Param], translate: Callable[[str], str] = _as_written
 ) -> str:
-    """Why a line was refused (``REFUSALS[code]``), filled in as ``notice_text`` does."""
+    """Why a line was refused (``REFUSALS[code]``), filled in as ``notice_text`` does.
+
+    A ``malformed json`` refusal carries the parser's own reason as a code
+    (``params["json"]``, a key of ``jsonwire.REASONS``) and its numbers: that
+    sentence is filled in first, in the same language."""
+    if code == "malformed json":
+        others = {name: value for name, value in params.items() if name != "json"}
+        why = _fill(translate(jsonwire.REASONS[str(params["json"])]), others)
+        return translate(REFUSALS[code]).format(json=why)
     return _fill(translate(REFUSALS[code]), params)
 
 
 def _fill(template: str, params: Mapping[str, Param]) -> str:
-    return template.format(**{name: _shown_param(name, value) for name, value in params.items()})
+    return template.format(**_shown_params(params))
+
+
+def _shown_params(params: Mapping[str, Param]) -> dict[str, Param]:
+    return {name: _shown_param(name, value) for name, value in params.items()}
 
 
 def notice(code: str, time: float, **params: Param) -> ChatMessage:
@@ -188,15 +203,28 @@ def notice(code: str, time: float, **params: Param) -> ChatMessage:
 
 
 def _refused(code: str, **params: Param) -> LineRefused:
-    """The ``LineRefused`` for reason ``code`` (English text, code and parameters)."""
-    return LineRefused(_fill(REFUSALS[code], params), code, params)
+    """The ``LineRefused`` for reason ``code``: its template, code and parameters (its
+    ``str`` is in the reader's language, its ``args`` English)."""
+    return LineRefused(REFUSALS[code], code, params, **_shown_params(params))
 
 
 def refusal_of(error: Exception) -> dict[str, Param]:
-    """The parameters of a ``refused`` notice for ``error`` (what ``parse_say`` raised)."""
+    """The parameters of a ``refused`` notice for ``error`` (what ``parse_say`` raised).
+
+    A server sends these; each client fills in the reason in its own language.
+    ``detail`` is always the English text, for a client that does not know the code.
+    """
     if isinstance(error, LineRefused) and error.code in REFUSALS:
         return {**error.params, "reason": error.code}
-    return {"reason": "malformed", "detail": str(error)}
+    if isinstance(error, MalformedJSON) and error.code:
+        numbers = {
+            name: value
+            for name, value in error.fields.items()
+            if isinstance(value, str | int | float) and name not in ("reason", "json", "detail")
+        }
+        return {**numbers, "reason": "malformed json", "json": error.code,
+                "detail": in_english(error)}  # fmt: skip
+    return {"reason": "malformed", "detail": in_english(error)}
 
 
 def check_text(text: str) -> str:

@@ -59,6 +59,7 @@ from .errors import (
     LineRefused,
     PoolExhausted,
     ProtocolError,
+    in_english,
 )
 from .handoff import DEFAULT_TICKET_TIMEOUT, busy_message, offer_data_port
 from .handshake import MODES
@@ -155,7 +156,7 @@ class _Member:
             try:
                 self.stream.sendall(chunk)
             except OSError as exc:
-                self.drop(f"sending failed ({type(exc).__name__}: {exc})")
+                self.drop(f"sending failed ({type(exc).__name__}: {in_english(exc)})")
                 return
             finally:
                 with self._lock:
@@ -338,7 +339,9 @@ class ChatServer(ThreadedServer):
                 channel.send(
                     busy_message(
                         f"your key already has {limit} conversations open on this server "
-                        f"(the most one key may hold): close one first"
+                        f"(the most one key may hold): close one first",
+                        "sessions",
+                        limit=limit,
                     )
                 )
             channel.close()
@@ -355,10 +358,12 @@ class ChatServer(ThreadedServer):
                         on_event=self.emit,
                     )
                 except PoolExhausted as exc:
-                    self.emit("busy", f"{name} ({who}) turned away, pool busy: {exc}")
+                    why = in_english(exc)
+                    self.emit("busy", f"{name} ({who}) turned away, pool busy: {why}")
                     return
                 except HandoffFailed as exc:
-                    self.emit("handoff-failed", f"{name} ({who}): {quote(str(exc), 200)}")
+                    why = quote(in_english(exc), 200)
+                    self.emit("handoff-failed", f"{name} ({who}): {why}")
                     return
             self._chat(channel, stream, name, who, control=conn if lease else None)
         finally:
@@ -404,7 +409,8 @@ class ChatServer(ThreadedServer):
         except KeyNotAllowed as exc:
             self.handshake_finished(conn, False)
             key = f"key {offered[-1].fingerprint}" if offered else "a key"
-            self.emit("rejected", f"{who} refused: {key} is not allowed ({quote(str(exc), 200)})")
+            why = quote(in_english(exc), 200)
+            self.emit("rejected", f"{who} refused: {key} is not allowed ({why})")
         except (LabCryptoError, OSError) as exc:
             stopping = self._stopping.is_set()
             self.handshake_finished(conn, None if stopping else False)
@@ -420,7 +426,7 @@ class ChatServer(ThreadedServer):
         one step left, its proof (client_finished): so say whose key it presented and that
         it never proved holding the private half (a client that hangs up there found our
         proof wrong, or knows it cannot make its own)."""
-        text = f": {type(exc).__name__}: {quote(str(exc), 200)}"
+        text = f": {type(exc).__name__}: {quote(in_english(exc), 200)}"
         if not offered:
             return text
         key = offered[-1]
@@ -490,7 +496,7 @@ class ChatServer(ThreadedServer):
                 return  # a clean goodbye
             except (LabCryptoError, OSError) as exc:
                 if member.alive and not self._stopping.is_set():
-                    member.drop(f"{type(exc).__name__}: {exc}")
+                    member.drop(f"{type(exc).__name__}: {in_english(exc)}")
                 return
             last_heard = time.monotonic()
             if not self._throttle(member):  # every message counts, refused ones too

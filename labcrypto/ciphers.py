@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import DecryptionFailed, SessionExhausted
+from .i18n import N_
 
 __all__ = [
     "MAX_BYTES_PER_KEY",
@@ -152,8 +153,8 @@ class AeadCipher:
     def _next_nonce(self) -> bytes:
         if self.counter >= MAX_MESSAGES_PER_KEY:
             raise SessionExhausted(
-                "this session key has sealed its last message (the counter would repeat): "
-                "open a new connection for a new key"
+                N_("this session key has sealed its last message (the counter would repeat): "
+                   "open a new connection for a new key")
             )
         nonce = self.counter.to_bytes(12, "big")
         self.counter += 1
@@ -168,8 +169,10 @@ class AeadCipher:
         """Count ``size`` more bytes sealed under this key, or refuse past GCM's limit."""
         if self.sealed_bytes + size > MAX_BYTES_PER_KEY:
             raise SessionExhausted(
-                f"this session key has sealed {self.sealed_bytes} bytes; AES-GCM's limit for "
-                f"one key is {MAX_BYTES_PER_KEY}: open a new connection for a new key"
+                N_("this session key has sealed {sealed} bytes; AES-GCM's limit for one key "
+                   "is {limit}: open a new connection for a new key"),
+                sealed=self.sealed_bytes,
+                limit=MAX_BYTES_PER_KEY,
             )
         self.sealed_bytes += size
 
@@ -223,8 +226,9 @@ class AeadCipher:
 
     def _failure(self) -> DecryptionFailed:
         return DecryptionFailed(
-            f"message {self.counter - 1} failed authentication: it was tampered with, "
-            "replayed, reordered, or sealed with another key"
+            N_("message {number} failed authentication: it was tampered with, replayed, "
+               "reordered, or sealed with another key"),
+            number=self.counter - 1,
         )
 
     def __repr__(self) -> str:

@@ -34,14 +34,15 @@ from .errors import (
     ConnectionLost,
     HandoffFailed,
     KeyFileError,
-    PoolExhausted,
     ProtocolError,
 )
-from .handoff import present_ticket
+from .handoff import busy_error, present_ticket
+from .i18n import N_
 from .keys import KeyPair, PublicKey, load_public, parse_fingerprint
 from .known_servers import KnownServers
 from .server import connect
 from .streams import close_stream
+from .untrusted import quote
 
 __all__ = ["Opened", "open_channel", "resolve_server_key"]
 
@@ -80,7 +81,9 @@ def resolve_server_key(server_key: ServerKey) -> PublicKey | str | None:
     try:
         return parse_fingerprint(str(server_key))
     except ValueError as exc:
-        raise KeyFileError(f"server_key is neither a .pub file nor a fingerprint: {exc}") from None
+        raise KeyFileError(
+            N_("server_key is neither a .pub file nor a fingerprint: {error}"), error=exc
+        ) from None
 
 
 def _known_servers(known: Known) -> KnownServers | None:
@@ -121,8 +124,7 @@ def open_channel(
         new_server = known.check(host, port, peer) if known is not None else False
         first = _first_message(channel, timeout)
         if first["type"] == "busy":
-            text = first.get("text") if isinstance(first.get("text"), str) else "server busy"
-            raise PoolExhausted(f"{text[:300]}. Wait a moment and connect again.")
+            raise busy_error(first)
         if first["type"] != "port":
             return Opened(channel, first, peer, None, new_server)
         data_port, ticket = _port_fields(first)
@@ -131,8 +133,9 @@ def open_channel(
             first = _first_message(channel, timeout)
         except ProtocolError:
             raise HandoffFailed(
-                f"the server did not accept us on data port {data_port} (ticket refused "
-                "or expired); connect again"
+                N_("the server did not accept us on data port {port} (ticket refused or "
+                   "expired); connect again"),
+                port=data_port,
             ) from None
         return Opened(channel, first, peer, data_port, new_server)
     except BaseException:
@@ -162,9 +165,11 @@ def _handshake(
         ) from None
     except ConnectionLost as exc:
         raise ConnectionLost(
-            f"{host}:{port} hung up during the handshake ({exc}): is it a labcrypto "
-            f"server, and this its port? (A server that refuses your key or mode says "
-            f"so with an error; a silent hang-up is a server that stopped or is not ours.)"
+            N_("{address} hung up during the handshake ({error}): is it the lab's server "
+               "(labcrypto), and this its port? (A server that refuses your key or mode says "
+               "so with an error; a silent hang-up is a server that stopped or is not ours.)"),
+            address=f"{host}:{port}",
+            error=exc,
         ) from None
 
 
@@ -179,18 +184,22 @@ def _first_message(channel: SecureChannel, timeout: float) -> dict[str, Any]:
         ) from None
     except ChannelClosed:
         raise ConnectionLost(
-            "the server closed the conversation right after the handshake"
+            N_("the server closed the conversation right after the handshake")
         ) from None
     message = jsonwire.decode(data, channel.max_message)
     if not isinstance(message.get("type"), str):
-        raise ProtocolError('the server\'s first message has no "type": is it a labcrypto server?')
+        raise ProtocolError(
+            N_('the server\'s first message has no "type": is it the lab\'s server (labcrypto)?')
+        )
     return message
 
 
 def _port_fields(message: dict[str, Any]) -> tuple[int, str]:
     port, ticket = message.get("port"), message.get("ticket")
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-        raise HandoffFailed(f"the server's port message has no valid port: {port!r}")
+        raise HandoffFailed(
+            N_("the server's port message has no valid port: {port}"), port=quote(repr(port), 40)
+        )
     if not isinstance(ticket, str) or not ticket:
-        raise HandoffFailed("the server's port message has no ticket")
+        raise HandoffFailed(N_("the server's port message has no ticket"))
     return port, ticket

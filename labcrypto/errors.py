@@ -4,9 +4,34 @@ Catch ``LabCryptoError`` to handle anything the lab reports; catch a
 subclass to handle one cause. Each message says what went wrong and, where
 it can, what to do next. Only the CLI turns these into exit codes and only
 the widgets turn them into red text.
+
+An error speaks the reader's language. It is raised with an English
+*template*, marked for the catalog with ``N_``, and the values that fill it
+in::
+
+    raise KeyNotAllowed(
+        N_("the key with fingerprint {fingerprint} is not on the allowlist"),
+        fingerprint=key.fingerprint,
+    )
+
+``str(error)`` — the last line of a traceback in a notebook — fills in the
+template's translation in the language the process speaks now
+(``i18n.language()``): Russian in a Russian notebook. ``error.english()``
+fills in the template as written: that is what a server writes to its log
+and sends on the wire, whatever language its process is set to (the
+instructor's log and the protocol stay English), and what ``args`` holds,
+so ``repr``, pickling and nbgrader see one plain English sentence.
+``in_english(exc)`` does the same for any exception.
+
+Values someone else chose (a peer's field, a file name) go in already
+quoted with ``untrusted.quote``, exactly as they would into a log line.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+
+from .i18n import gettext
 
 __all__ = [
     "AllowlistError",
@@ -42,11 +67,66 @@ __all__ = [
     "UnknownGroup",
     "UploadTooLarge",
     "VersionMismatch",
+    "in_english",
 ]
 
 
+def _as_written(text: str) -> str:
+    return text
+
+
 class LabCryptoError(Exception):
-    """Root of every error raised by labcrypto."""
+    """Root of every error raised by labcrypto: a template and the values that fill it.
+
+    ``SomeError(N_("… {name} …"), name=value)``: ``str()`` is the template's
+    translation in the current language, filled in; ``english()`` the template as
+    written, filled in (also ``args[0]``). A template with no values is shown as
+    it is (braces and all), so an old-style ready-made sentence still works.
+    """
+
+    def __init__(self, template: str = "", /, **fields: object) -> None:
+        self.template = template
+        self.fields = fields
+        if template:
+            super().__init__(self.english())
+        else:
+            super().__init__()
+
+    def render(self, translate: Callable[[str], str]) -> str:
+        """The message with its template passed through ``translate``, then filled in.
+
+        A field that is itself a lab error is rendered the same way, so a cause
+        quoted inside another error speaks the same language. A translation that
+        cannot be filled in (a placeholder lost in the catalog) falls back to the
+        English template rather than hide the error behind another one.
+        """
+        if not self.template:
+            return ""
+        if not self.fields:
+            return translate(self.template)
+        values = {
+            name: value.render(translate) if isinstance(value, LabCryptoError) else value
+            for name, value in self.fields.items()
+        }
+        try:
+            return translate(self.template).format(**values)
+        except (KeyError, IndexError, ValueError):
+            return self.template.format(**values)
+
+    def english(self) -> str:
+        """The message as written in the code, in English: for logs and the wire."""
+        return self.render(_as_written)
+
+    def __str__(self) -> str:
+        return self.render(gettext)
+
+
+def in_english(exc: BaseException) -> str:
+    """``exc``'s message in English: a lab error's ``english()``, else ``str(exc)``.
+
+    Servers use it for their event log and for the text they send a peer, so
+    neither changes language with the process (``LABCRYPTO_LANG``)."""
+    return exc.english() if isinstance(exc, LabCryptoError) else str(exc)
 
 
 class KeyFileError(LabCryptoError):
@@ -67,7 +147,10 @@ class FrameTooLarge(ProtocolError):
 
 class MalformedJSON(ProtocolError):
     """A message that is not one well-formed JSON object: bad UTF-8, a duplicate key,
-    a lone surrogate, NaN, or too large. Raised by ``jsonwire.decode``."""
+    a lone surrogate, NaN, or too large. Raised by ``jsonwire.decode``; ``code`` names
+    the reason (a key of ``jsonwire.REASONS``, "" if raised elsewhere)."""
+
+    code: str = ""
 
 
 class HandshakeError(ProtocolError):
@@ -176,9 +259,14 @@ class LineRefused(LabCryptoError, ValueError):
     """
 
     def __init__(
-        self, message: str, code: str = "", params: dict[str, str | int | float] | None = None
+        self,
+        message: str,
+        code: str = "",
+        params: dict[str, str | int | float] | None = None,
+        /,
+        **shown: object,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, **shown)
         self.code = code
         self.params = dict(params or {})
 

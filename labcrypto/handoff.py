@@ -61,10 +61,12 @@ from dataclasses import dataclass
 
 from . import jsonwire
 from .channel import FrameDecoder, SecureChannel
-from .errors import HandoffFailed, LabCryptoError, PoolExhausted, ProtocolError
-from .ports import Lease, PairPool, PortPool
+from .errors import HandoffFailed, LabCryptoError, PoolExhausted, ProtocolError, in_english
+from .i18n import N_
+from .ports import EXHAUSTED, Lease, PairPool, PortPool
 from .server import connect
 from .streams import close_stream
+from .untrusted import quote, unsafe_characters
 
 __all__ = [
     "CANDIDATE_DEADLINE",
@@ -105,9 +107,46 @@ def port_message(port: int, ticket: str, expires_in: float) -> bytes:
     )
 
 
-def busy_message(text: str) -> bytes:
-    """The server's first encrypted message when its pool has no free port."""
-    return jsonwire.encode({"type": "busy", "text": text})
+#: Why a server turns a client away with ``busy``, by code: what the client shows, in
+#: its reader's language, filled in with the message's ``params``. A code the client
+#: does not know (or a ``busy`` without one) shows the server's ``text``, quoted.
+BUSY_REASONS = {
+    "no free port": N_(
+        "the server is busy: no free port in {range} ({size} ports: {leased} leased, {held} "
+        "held by other programs). Wait a moment and connect again."
+    ),
+    "sessions": N_(
+        "the server is busy for your key: it already has {limit} conversations open there "
+        "(the most one key may hold): close one first, then connect again."
+    ),
+}
+BUSY_UNKNOWN = N_("the server is busy ({words}). Wait a moment and connect again.")
+
+
+def busy_message(text: str, code: str = "", **params: object) -> bytes:
+    """The server's first encrypted message when it turns the client away.
+
+    ``text`` is the English reason; ``code`` (a key of ``BUSY_REASONS``) and its
+    ``params`` let the client say it in its own language (``busy_error``).
+    """
+    message: dict[str, object] = {"type": "busy", "text": text}
+    if code:
+        message["code"], message["params"] = code, params
+    return jsonwire.encode(message)
+
+
+def busy_error(message: dict[str, object]) -> PoolExhausted:
+    """The ``PoolExhausted`` a client raises for the server's ``busy`` message, said
+    from its code; the server's own text (quoted) only for a code it does not know."""
+    code, params = message.get("code"), message.get("params")
+    if isinstance(code, str) and code in BUSY_REASONS and isinstance(params, dict):
+        shown = {name: _shown(value) for name, value in params.items() if isinstance(name, str)}
+        try:
+            return PoolExhausted(BUSY_REASONS[code], **shown)
+        except (KeyError, IndexError, ValueError):
+            pass  # a parameter missing: fall through to the server's words
+    text = message.get("text")
+    return PoolExhausted(BUSY_UNKNOWN, words=quote(text if isinstance(text, str) else "", 300))
 
 
 def ticket_message(ticket: str) -> bytes:
@@ -130,6 +169,15 @@ def _ticket_checker(ticket: str) -> Callable[[bytes], bool]:
         return hmac.compare_digest(shown.encode("utf-8", "replace"), expected)
 
     return check
+
+
+def _shown(value: object) -> object:
+    """A ``busy`` parameter as shown: a number as it is, text quoted if it holds a
+    character a terminal acts on (a hostile server chooses it), cut at 80."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = value if isinstance(value, str) else repr(value)
+    return quote(text, 80) if unsafe_characters(text) or len(text) > 80 else text
 
 
 # --- the server's half -------------------------------------------------------------
@@ -162,7 +210,11 @@ def offer_data_port(
         lease = pool.lease(timeout=lease_wait)
     except PoolExhausted as exc:
         with contextlib.suppress(OSError, LabCryptoError):
-            channel.send(busy_message(f"server busy: {exc}"))
+            text = f"server busy: {in_english(exc)}"
+            if exc.template == EXHAUSTED:
+                channel.send(busy_message(text, "no free port", **exc.fields))
+            else:
+                channel.send(busy_message(text))
         raise
     try:
         # A deep backlog: a burst of strangers must not fill it, or the real
@@ -241,10 +293,11 @@ def _wait_for_ticket(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise HandoffFailed(
-                    f"nobody came to port {lease.port} with the ticket in time; port released"
+                    N_("nobody came to port {port} with the ticket in time; port released"),
+                    port=lease.port,
                 )
             if stopping is not None and stopping.is_set():
-                raise HandoffFailed("the server is stopping")
+                raise HandoffFailed(N_("the server is stopping"))
             for sock in [sock for sock, waiting in candidates.items() if waiting.late]:
                 drop(sock, f"silent for {CANDIDATE_DEADLINE:.0f} s")
             for key, _ in selector.select(min(remaining, _POLL_SECONDS)):
@@ -255,7 +308,7 @@ def _wait_for_ticket(
                         drop(_oldest_silent(candidates), "to make room for a newer one")
                     _accept_candidate(sock, selector, candidates)
                 elif sock is control:
-                    raise HandoffFailed("the client hung up before coming to the data port")
+                    raise HandoffFailed(N_("the client hung up before coming to the data port"))
                 elif sock in candidates:
                     verdict = _read_candidate(sock, candidates[sock].decoder, channel, check)
                     if verdict == "ticket":
@@ -346,8 +399,9 @@ def present_ticket(
         data = connect(host, port, timeout)
     except ConnectionRefusedError:
         raise HandoffFailed(
-            f"the server sent us to port {port}, but nothing listens there: the ticket "
-            "may have expired (connect again), or a firewall blocks the data ports"
+            N_("the server sent us to port {port}, but nothing listens there: the ticket may "
+               "have expired (connect again), or a firewall blocks the data ports"),
+            port=port,
         ) from None
     try:
         channel.rebind(data)

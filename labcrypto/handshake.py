@@ -125,8 +125,10 @@ from .errors import (
     UnexpectedMessage,
     UnknownGroup,
     VersionMismatch,
+    in_english,
 )
 from .groups import FFDHE2048, TOY, Group
+from .i18n import N_
 from .keys import (
     KeyPair,
     PublicKey,
@@ -227,36 +229,46 @@ _FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 #: Server error codes: the exception the client raises for each, and the fixed local
-#: text it shows. The server's own words travel too, but nothing has authenticated
-#: them yet, so the client only shows them quoted and labelled as such.
+#: text it shows, in the reader's language. The server's own words travel too, but
+#: nothing has authenticated them yet: the client shows them (quoted and labelled,
+#: ``UNKNOWN_ERROR``) only for a code it does not know.
 _ERRORS: dict[str, tuple[type[HandshakeError], str]] = {
     "not_allowed": (
         KeyNotAllowed,
-        "the server refused our key: it is not on the server's allowlist. Ask the "
-        "instructor to add your .pub file (labcrypto allow add NAME keys/NAME.pub), "
-        "then connect again",
+        N_("the server refused our key: it is not on the server's allowlist. Ask the "
+           "instructor to add your .pub file (labcrypto allow add NAME keys/NAME.pub), "
+           "then connect again."),
     ),
     "version": (
         VersionMismatch,
-        f"the server does not speak {PROTOCOL} version {PROTOCOL_VERSION}: update labcrypto "
-        "on one side",
+        N_("the server does not speak {protocol} version {version}: one side has an older "
+           "labcrypto."),
     ),
     "mode": (
         ModeMismatch,
-        "the server refused the mode this client asked for; the client never falls back "
-        "to a weaker one. Check the address and port with the instructor",
+        N_("the server refused the mode this client asked for; the client never falls back "
+           "to a weaker one. Check the address and port with the instructor."),
     ),
     "service": (
         ServiceMismatch,
-        "the server at this address offers another service (chat or files): "
-        "check the address and port",
+        N_("the server at this address offers another service (chat or files): "
+           "check the address and port."),
     ),
-    "group": (UnknownGroup, "the server refused the Diffie-Hellman group of our key"),
-    "invalid_value": (InvalidPublicValue, "the server refused one of our public values"),
-    "malformed": (MalformedMessage, "the server could not read our handshake message"),
-    "unexpected": (UnexpectedMessage, "the server got a handshake message out of order"),
-    "failed": (HandshakeError, "the server ended the handshake"),
+    "group": (UnknownGroup, N_("the server refused the Diffie-Hellman group of our key.")),
+    "invalid_value": (InvalidPublicValue, N_("the server refused one of our public values.")),
+    "malformed": (MalformedMessage, N_("the server could not read our handshake message.")),
+    "unexpected": (UnexpectedMessage, N_("the server got a handshake message out of order.")),
+    "busy": (
+        HandshakeError,
+        N_("the server is busy: it has as many connections as it takes right now. "
+           "Wait a moment and connect again."),
+    ),
+    "failed": (HandshakeError, N_("the server ended the handshake.")),
 }
+#: A code this client does not know: the server's words, quoted and labelled.
+UNKNOWN_ERROR = N_(
+    "the server ended the handshake with error {code} (its words, unauthenticated: {words})."
+)
 _CODE_OF: dict[type[HandshakeError], str] = {kind: code for code, (kind, _) in _ERRORS.items()}
 
 _HEX_NUMBER = re.compile(r"0x0|0x[1-9a-f][0-9a-f]*")
@@ -282,9 +294,9 @@ def decode_message(data: bytes) -> dict[str, Any]:
     try:
         message = jsonwire.decode(data, MAX_HANDSHAKE_MESSAGE)
     except MalformedJSON as exc:
-        raise MalformedMessage(f"handshake message: {exc}") from None
+        raise MalformedMessage(N_("handshake message: {error}"), error=exc) from None
     if not isinstance(message.get("type"), str):
-        raise MalformedMessage('a handshake message must be a JSON object with a "type"')
+        raise MalformedMessage(N_('a handshake message must be a JSON object with a "type"'))
     return message
 
 
@@ -299,15 +311,21 @@ def _parse(data: bytes, wanted: str, ephemeral: bool) -> dict[str, Any]:
     message = decode_message(data)
     kind = message["type"]
     if kind != wanted:
-        raise UnexpectedMessage(f"expected {wanted!r}, got {quote(kind, 40)}")
+        raise UnexpectedMessage(
+            N_("expected {wanted}, got {got}"), wanted=repr(wanted), got=quote(kind, 40)
+        )
     names = tuple(n for n in _FIELDS[wanted] if ephemeral or n != "ephemeral")
     if tuple(message) != names:
         raise MalformedMessage(
-            f"{wanted}: the fields must be exactly {', '.join(names)}, in that order; "
-            f"got {quote(', '.join(message), 200)}"
+            N_("{wanted}: the fields must be exactly {names}, in that order; got {got}"),
+            wanted=wanted,
+            names=", ".join(names),
+            got=quote(", ".join(message), 200),
         )
     if encode_message(message) != bytes(data):
-        raise MalformedMessage(f"{wanted}: not in its one canonical encoding (compact JSON)")
+        raise MalformedMessage(
+            N_("{wanted}: not in its one canonical encoding (compact JSON)"), wanted=wanted
+        )
     return message
 
 
@@ -316,8 +334,11 @@ def _field(message: dict[str, Any], name: str, kind: type) -> Any:
     value = message.get(name)
     if not isinstance(value, kind) or isinstance(value, bool):
         raise MalformedMessage(
-            f"{quote(message.get('type'), 40)}: field {name!r} must be a {kind.__name__}, "
-            f"got {type(value).__name__}"
+            N_("{message}: field {name} must be a {kind}, got {got}"),
+            message=quote(message.get("type"), 40),
+            name=repr(name),
+            kind=kind.__name__,
+            got=type(value).__name__,
         )
     return value
 
@@ -326,11 +347,16 @@ def _public_field(message: dict[str, Any], name: str, group: Group) -> PublicKey
     """A public value in its one spelling (``0x`` + lowercase hex), validated in ``group``."""
     text = _field(message, name, str)
     if len(text) > 2 + 2 * group.byte_length:
-        raise InvalidPublicValue(f"{name}: a {len(text)}-character number is out of range")
+        raise InvalidPublicValue(
+            N_("{name}: a {length}-character number is out of range"), name=name, length=len(text)
+        )
     if not _HEX_NUMBER.fullmatch(text):
         raise MalformedMessage(
-            f"{message['type']}: field {name!r} must be 0x and lowercase hex without leading "
-            f"zeros, got {quote(text, 20)}"
+            N_("{message}: field {name} must be 0x and lowercase hex without leading zeros, "
+               "got {got}"),
+            message=message["type"],
+            name=repr(name),
+            got=quote(text, 20),
         )
     return PublicKey(group, int(text, 16))  # PublicKey validates the value when it is made
 
@@ -340,7 +366,9 @@ def _hex32_field(message: dict[str, Any], name: str) -> str:
     text = _field(message, name, str)
     if not _HEX_BYTES_32.fullmatch(text):
         raise MalformedMessage(
-            f"{message['type']}: field {name!r} must be 64 lowercase hex digits"
+            N_("{message}: field {name} must be 64 lowercase hex digits"),
+            message=message["type"],
+            name=repr(name),
         )
     return str(text)
 
@@ -466,9 +494,14 @@ class _Handshake:
         """Take the transition ``event`` from the current state, as the table says."""
         key = (self.role, self.state, event)
         if key not in TRANSITIONS:
-            hint = " (it already failed: start a new one)" if self.state == FAILED else ""
+            template = (
+                N_("the {role} handshake cannot take {event} in state {state} (it already "
+                   "failed: start a new one)")
+                if self.state == FAILED
+                else N_("the {role} handshake cannot take {event} in state {state}")
+            )
             raise UnexpectedMessage(
-                f"the {self.role} handshake cannot take {event!r} in state {self.state!r}{hint}"
+                template, role=self.role, event=repr(event), state=repr(self.state)
             )
         self.state = TRANSITIONS[key]
 
@@ -652,11 +685,15 @@ class ClientHandshake(_Handshake):
     def _on_server_hello(self, data: bytes) -> None:
         message = _parse(data, "server_hello", self.ephemeral)
         if _field(message, "version", int) != PROTOCOL_VERSION:
-            raise VersionMismatch(f"the server speaks protocol version {message['version']}")
+            raise VersionMismatch(
+                N_("the server speaks protocol version {version}"), version=message["version"]
+            )
         server_key = _public_field(message, "static", self.group)
         self._check_pin(server_key)
         if server_key == self.static.public_key:
-            raise HandshakeError("the server presented our own public key (a reflection attack)")
+            raise HandshakeError(
+                N_("the server presented our own public key (a reflection attack)")
+            )
         if self.ephemeral:
             self._peer_eph = _public_field(message, "ephemeral", self.group)
         _hex32_field(message, "nonce")
@@ -677,9 +714,11 @@ class ClientHandshake(_Handshake):
             ok = hmac.compare_digest(wanted.encode(), server_key.fingerprint.encode())
         if not ok:
             raise ServerKeyChanged(
-                f"the server's key has fingerprint {server_key.fingerprint}, but we expected "
-                f"{wanted}. Someone may be in the middle — or the server got a new key. "
-                "Do not continue until you have checked the fingerprint with the instructor."
+                N_("the server's key has fingerprint {got}, but we expected {wanted}. Someone "
+                   "may be in the middle — or the server got a new key. Do not continue until "
+                   "you have checked the fingerprint with the instructor."),
+                got=server_key.fingerprint,
+                wanted=wanted,
             )
 
     def _on_server_finished(self, data: bytes) -> bytes:
@@ -687,8 +726,8 @@ class ClientHandshake(_Handshake):
         self._check_confirm(
             message,
             "server",
-            "the server could not prove it derived the same keys: someone changed the "
-            "handshake in flight, or the server does not hold the private key it claims",
+            N_("the server could not prove it derived the same keys: someone changed the "
+               "handshake in flight, or the server does not hold the private key it claims"),
         )
         self.transcript.append(("server", message))
         reply = {"type": "client_finished", "confirm": self._confirm("client")}
@@ -702,18 +741,25 @@ class ClientHandshake(_Handshake):
         """The server's ``error`` message as the matching exception, in our own words.
 
         Nothing has authenticated the server yet: anyone on the path can
-        send this message. So the text shown is fixed per error code, and
-        the server's own words follow only quoted and labelled.
+        send this message. So a known code is shown in our own words (in the
+        reader's language), and the server's text only for a code we do not
+        know, quoted and labelled. The server's words stay on the error
+        (``fields["words"]``, quoted) for whoever wants to look.
         """
         try:
             message = _parse(data, "error", False)
             code = _field(message, "code", str)
             text = _field(message, "message", str)
         except LabCryptoError:
-            return HandshakeError("the server ended the handshake with an unreadable error message")
+            return HandshakeError(
+                N_("the server ended the handshake with an unreadable error message")
+            )
         self.transcript.append(("server", message))
-        kind, local = _ERRORS.get(code, _ERRORS["failed"])
-        return kind(f"{local}. (The server's words, unauthenticated: {quote(text, 200)})")
+        if code in _ERRORS:
+            kind, local = _ERRORS[code]
+            words = quote(text, 200)
+            return kind(local, code=code, words=words, protocol=PROTOCOL, version=PROTOCOL_VERSION)
+        return HandshakeError(UNKNOWN_ERROR, code=quote(code, 40), words=quote(text, 200))
 
 
 def _check_ephemeral_option(mode: str, ephemeral: bool | None) -> None:
@@ -788,28 +834,37 @@ class ServerHandshake(_Handshake):
         version = message.get("version")
         if not isinstance(version, int) or isinstance(version, bool):
             raise MalformedMessage(
-                f"client_hello: the version must be a number, got {quote(version, 20)}"
+                N_("client_hello: the version must be a number, got {got}"), got=quote(version, 20)
             )
         if protocol != PROTOCOL or version != PROTOCOL_VERSION:
             raise VersionMismatch(
-                f"this server speaks {PROTOCOL} version {PROTOCOL_VERSION}, the client "
-                f"{quote(protocol, 40)} version {quote(version, 20)}"
+                N_("this server speaks {protocol} version {version}, the client {got_protocol} "
+                   "version {got_version}"),
+                protocol=PROTOCOL,
+                version=PROTOCOL_VERSION,
+                got_protocol=quote(protocol, 40),
+                got_version=quote(version, 20),
             )
         service = message.get("service")
         if service != self.service:
             raise ServiceMismatch(
-                f"this server offers the {self.service} service, the client asked for "
-                f"{quote(service, 40)}"
+                N_("this server offers the {service} service, the client asked for {got}"),
+                service=self.service,
+                got=quote(service, 40),
             )
         mode = message.get("mode")
         if mode != self.mode:
             raise ModeMismatch(
-                f"this server runs in {self.mode} mode, the client asked for {quote(mode, 40)}"
+                N_("this server runs in {mode} mode, the client asked for {got}"),
+                mode=self.mode,
+                got=quote(mode, 40),
             )
         group = message.get("group")
         if group != self.group.name:
             raise UnknownGroup(
-                f"this server uses group {self.group.name}, not {quote(group, 40)}"
+                N_("this server uses group {group}, not {got}"),
+                group=self.group.name,
+                got=quote(group, 40),
             )
 
     def _on_client_hello(self, data: bytes) -> list[bytes]:
@@ -821,15 +876,16 @@ class ServerHandshake(_Handshake):
         _hex32_field(message, "nonce")
         if client_key == self.static.public_key:
             raise KeyNotAllowed(
-                "the client presented the server's own public key (a reflection attack; "
-                "in the toy group, with only 20 possible keys, it also happens by chance: "
-                "make another key)"
+                N_("the client presented the server's own public key (a reflection attack; "
+                   "in the toy group, with only 20 possible keys, it also happens by chance: "
+                   "make another key)")
             )
         self.client_key = client_key
         self.transcript.append(("client", message))
         if self.allow is not None and not self.allow(client_key):
             raise KeyNotAllowed(
-                f"the key with fingerprint {client_key.fingerprint} is not on the allowlist"
+                N_("the key with fingerprint {fingerprint} is not on the allowlist"),
+                fingerprint=client_key.fingerprint,
             )
         # Only now, with an allowed client, do we do anything secret.
         self._make_ephemeral()
@@ -854,7 +910,7 @@ class ServerHandshake(_Handshake):
         self._check_confirm(
             message,
             "client",
-            "the client could not prove it holds the private key of the public key it sent",
+            N_("the client could not prove it holds the private key of the public key it sent"),
         )
         self.transcript.append(("client", message))
         assert self.client_key is not None
@@ -870,5 +926,5 @@ class ServerHandshake(_Handshake):
         failed confirmation is just "failed".
         """
         code = _CODE_OF.get(type(exc), "failed") if isinstance(exc, HandshakeError) else "failed"
-        text = str(exc) if code != "failed" else "the handshake failed"
+        text = in_english(exc) if code != "failed" else "the handshake failed"
         return encode_message({"type": "error", "code": code, "message": text[:300]})

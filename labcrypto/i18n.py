@@ -35,10 +35,11 @@ Three rules keep translations safe:
 - A message marked for later with ``N_("…")`` (a module-level constant) is
   translated where it is shown, with ``_(CONSTANT)``; a table of them is a
   ``Messages`` dict, whose lookups translate.
-- Errors raised by the protocol core stay English: they go to logs and
-  tracebacks that instructors and tests read, and a server thread must
-  not answer in whichever language the process happens to be set to. The
-  CLI and the teaching layer translate what they show to a student.
+- An error is raised with its English template and the values that fill
+  it: ``KeyNotAllowed(N_("… {fingerprint} …"), fingerprint=fp)``. Its
+  ``str`` is in the current language (the traceback a student reads);
+  ``in_english(exc)`` is what a server writes to its log and sends on the
+  wire, so neither changes language with the process (``labcrypto/errors.py``).
 
 A new message: write it in English with ``_()`` (or ``N_()`` in a table),
 run ``make catalog``, write its Russian in the ``.po``, run ``make catalog``

@@ -26,9 +26,71 @@ import re
 from typing import Any
 
 from .errors import MalformedJSON
+from .i18n import N_
 from .untrusted import quote
 
-__all__ = ["decode", "encode"]
+__all__ = ["REASONS", "decode", "encode", "malformed"]
+
+#: Why ``decode`` refuses a message, by code: each code's English template (the
+#: message id of its translation). ``MalformedJSON.code`` names one, and its
+#: ``fields`` fill it in, so a server can send the code and its numbers to a
+#: client that shows them in its reader's language (``chat_messages``).
+REASONS = {
+    "too large": N_("a message of {size} bytes is over the limit of {limit}"),
+    "not utf-8": N_("a message must be UTF-8 (bad byte at {position})"),
+    "too deep": N_("a message nests too deeply"),
+    "not an object": N_("a message must be one JSON object {...}"),  # no fields: as written
+    "surrogate": N_("a message holds a lone surrogate (not valid Unicode text)"),
+    "duplicate key": N_("a message must be one JSON object: the key {key} appears twice"),
+    "constant": N_("a message must be one JSON object: {name} is not a number JSON allows"),
+    # What Python's json parser says, in a few words of our own and its position.
+    "expecting value": N_(
+        "a message must be one JSON object: a value is missing at byte {position}"
+    ),
+    "expecting name": N_(
+        "a message must be one JSON object: a key in double quotes is missing at byte {position}"
+    ),
+    "expecting colon": N_('a message must be one JSON object: ":" is missing at byte {position}'),
+    "expecting comma": N_('a message must be one JSON object: "," is missing at byte {position}'),
+    "unterminated string": N_(
+        "a message must be one JSON object: the string at byte {position} is never closed"
+    ),
+    "control character": N_(
+        "a message must be one JSON object: a control character inside a string at byte "
+        "{position}"
+    ),
+    "bad escape": N_(
+        "a message must be one JSON object: a bad \\ escape at byte {position}"
+    ),
+    "extra data": N_(
+        "a message must be one JSON object: something follows it at byte {position}"
+    ),
+    "trailing comma": N_(
+        "a message must be one JSON object: a comma before the closing bracket at byte "
+        "{position}"
+    ),
+    "not json": N_("a message must be one JSON object: it is not JSON at byte {position}"),
+}
+
+#: The start of each message of Python's json parser, and our code for it.
+_PARSER_MESSAGES = (
+    ("Expecting value", "expecting value"),
+    ("Expecting property name", "expecting name"),
+    ("Expecting ':'", "expecting colon"),
+    ("Expecting ','", "expecting comma"),
+    ("Unterminated string", "unterminated string"),
+    ("Invalid control character", "control character"),
+    ("Invalid \\", "bad escape"),
+    ("Extra data", "extra data"),
+    ("Illegal trailing comma", "trailing comma"),
+)
+
+
+def malformed(code: str, **fields: object) -> MalformedJSON:
+    """The ``MalformedJSON`` for reason ``code`` (a key of ``REASONS``), filled with ``fields``."""
+    error = MalformedJSON(REASONS[code], **fields)
+    error.code = code
+    return error
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -39,18 +101,18 @@ def encode(message: dict[str, Any]) -> bytes:
 def decode(data: bytes, max_size: int) -> dict[str, Any]:
     """Parse one JSON object of at most ``max_size`` bytes, or raise ``MalformedJSON``."""
     if len(data) > max_size:
-        raise MalformedJSON(f"a message of {len(data)} bytes is over the limit of {max_size}")
+        raise malformed("too large", size=len(data), limit=max_size)
     try:
         text = bytes(data).decode("utf-8")
         message = json.loads(text, object_pairs_hook=_object, parse_constant=_no_constant)
     except UnicodeDecodeError as exc:
-        raise MalformedJSON(f"a message must be UTF-8 (bad byte at {exc.start})") from None
+        raise malformed("not utf-8", position=exc.start) from None
     except RecursionError:
-        raise MalformedJSON("a message nests too deeply") from None
-    except ValueError as exc:  # json.JSONDecodeError, or one of ours below
-        raise MalformedJSON(f"a message must be one JSON object: {_reason(exc)}") from None
+        raise malformed("too deep") from None
+    except json.JSONDecodeError as exc:
+        raise malformed(_parser_code(exc.msg), position=exc.pos) from None
     if not isinstance(message, dict):
-        raise MalformedJSON("a message must be one JSON object {...}")
+        raise malformed("not an object")
     if "\\u" in text:  # only a \u escape can make a surrogate: UTF-8 bytes never decode to one
         _check_strings(message)
     return message
@@ -61,7 +123,7 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"the key {quote(key)} appears twice")
+            raise malformed("duplicate key", key=quote(key))
         result[key] = value
     return result
 
@@ -87,15 +149,17 @@ def _check_strings(message: dict[str, Any]) -> None:
         elif isinstance(value, list):
             pending.extend(value)
         elif isinstance(value, str) and _SURROGATE.search(value):
-            raise MalformedJSON("a message holds a lone surrogate (not valid Unicode text)")
+            raise malformed("surrogate")
 
 
 def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
+    raise malformed("constant", name=name)
 
 
-def _reason(exc: ValueError) -> str:
-    """The parser's reason, without echoing the peer's bytes back."""
-    if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg} at byte {exc.pos}"
-    return str(exc)
+def _parser_code(parser_message: str) -> str:
+    """Our code for what Python's json parser said (its English words are not shown:
+    they would stay English in a Russian notebook; the position is kept)."""
+    for start, code in _PARSER_MESSAGES:
+        if parser_message.startswith(start):
+            return code
+    return "not json"

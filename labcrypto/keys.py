@@ -47,6 +47,7 @@ from typing import Protocol
 
 from .errors import InvalidPublicValue, KeyFileError, LabCryptoError
 from .groups import FFDHE2048, Group, get_group, power, validate_public
+from .i18n import N_
 
 __all__ = [
     "FINGERPRINT_PREFIX",
@@ -230,7 +231,9 @@ class KeyPair:
         if isinstance(peer, PublicKey):
             if peer.group != self.group:
                 raise InvalidPublicValue(
-                    f"the peer's key is in group {peer.group.name}, ours in {self.group.name}"
+                    N_("the peer's key is in group {theirs}, ours in {ours}"),
+                    theirs=peer.group.name,
+                    ours=self.group.name,
                 )
             value = peer.value
         else:

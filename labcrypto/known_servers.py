@@ -45,6 +45,7 @@ from pathlib import Path
 
 from .errors import KnownServersError, LabCryptoError, ServerKeyChanged
 from .groups import FFDHE2048, GROUPS, Group
+from .i18n import N_
 from .keys import PublicKey, default_dir
 
 __all__ = ["DEFAULT_KNOWN_SERVERS", "KnownServers"]
@@ -177,11 +178,14 @@ class KnownServers:
                 return True
         if recorded != key:
             raise ServerKeyChanged(
-                f"WARNING: the server at {address} now shows key {key.fingerprint}, but "
-                f"the first time it showed {recorded.fingerprint}. Someone may be in the "
-                "middle of your connection! Do not continue. If the instructor confirms "
-                f"the server really has a new key, delete the {address} line from "
-                f"{self.path} (or call forget()) and connect again."
+                N_("WARNING: the server at {address} now shows key {got}, but the first time "
+                   "it showed {recorded}. Someone may be in the middle of your connection! Do "
+                   "not continue. If the instructor confirms the server really has a new key, "
+                   "delete the {address} line from {path} (or call forget()) and connect again."),
+                address=address,
+                got=key.fingerprint,
+                recorded=recorded.fingerprint,
+                path=self.path,
             )
         return False
 

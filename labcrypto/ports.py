@@ -55,9 +55,17 @@ from types import TracebackType
 from typing import Any
 
 from .errors import PoolExhausted
+from .i18n import N_
 from .streams import close_stream
 
-__all__ = ["Lease", "PairPool", "PortPool", "as_port_pool", "free_port_range"]
+__all__ = ["EXHAUSTED", "Lease", "PairPool", "PortPool", "as_port_pool", "free_port_range"]
+
+#: Why ``lease`` found no port: the template of its ``PoolExhausted``. A server
+#: sends its fields to the client turned away (``handoff.busy_message``).
+EXHAUSTED = N_(
+    "no free port in {range} ({size} ports: {leased} leased, {held} held by other "
+    "programs); try again in a moment"
+)
 
 #: Where ``PortPool.reserve`` looks: below Linux's ephemeral ports (32768-60999),
 #: so the system does not give one of them to an outgoing connection.
@@ -261,7 +269,9 @@ class PortPool:
             pool.hold = True
             pool._held = dict(zip(range(first, first + size), held, strict=True))
             return pool
-        raise PoolExhausted(f"found no {size} consecutive free ports on {host}; try again")
+        raise PoolExhausted(
+            N_("found no {size} consecutive free ports on {host}; try again"), size=size, host=host
+        )
 
     @property
     def size(self) -> int:
@@ -295,8 +305,9 @@ class PortPool:
             while True:
                 if self._closed:
                     raise PoolExhausted(
-                        f"the port pool {self._range()} is closed; make a new PortPool "
-                        "(re-run the cell that creates it)"
+                        N_("the port pool {range} is closed; make a new PortPool (re-run the "
+                           "cell that creates it)"),
+                        range=self._range(),
                     )
                 self._reclaim_expired()
                 lease = self._take_one(ttl)
@@ -304,7 +315,7 @@ class PortPool:
                     return lease
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise PoolExhausted(self._exhausted_message())
+                    raise self._exhausted()
                 self._cond.wait(self._wait_slice(remaining))
 
     def _take_one(self, ttl: float | None) -> Lease | None:
@@ -356,11 +367,13 @@ class PortPool:
     def _range(self) -> str:
         return f"{self.host}:{self.first}-{self.last}"
 
-    def _exhausted_message(self) -> str:
-        busy = f", {self._busy} held by other programs" if self._busy else ""
-        return (
-            f"no free port in {self._range()} ({self.size} port(s): "
-            f"{len(self._leases)} leased{busy}); try again in a moment"
+    def _exhausted(self) -> PoolExhausted:
+        return PoolExhausted(
+            EXHAUSTED,
+            range=self._range(),
+            size=self.size,
+            leased=len(self._leases),
+            held=self._busy,
         )
 
     # --- giving back --------------------------------------------------------------

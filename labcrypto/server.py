@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .admission import Admission
-from .errors import LabCryptoError
+from .errors import LabCryptoError, in_english
 from .streams import close_stream
 from .untrusted import quote
 
@@ -352,10 +352,8 @@ class ThreadedServer:
             self.handle(conn, address)
         except Exception as exc:  # a handler bug must not kill the server
             if not self._stopping.is_set():
-                self.emit(
-                    "error",
-                    f"{address[0]}:{address[1]}: {type(exc).__name__}: {quote(str(exc), 200)}",
-                )
+                why = quote(in_english(exc), 200)
+                self.emit("error", f"{address[0]}:{address[1]}: {type(exc).__name__}: {why}")
                 log.debug("handler error", exc_info=True)
         finally:
             self.handshake_finished(conn, None)

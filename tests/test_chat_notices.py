@@ -116,7 +116,7 @@ def test_an_english_client_reads_what_the_server_wrote(room, secure_keys, monkey
         (say(""), "empty", "не может быть пустым"),
         (say("ж" * (MAX_TEXT + 1)), "too long", f"не больше {MAX_TEXT} символов"),
         (json.dumps({"type": "\x1b[2Jshout\u202e", "text": "x"}).encode(), "not say", "типа"),
-        (b"\x00not json", "malformed", "в формате JSON"),
+        (b"\x00not json", "malformed json", "в позиции 0 ожидалось значение"),
     ],
     ids=["empty", "over the limit", "control characters in the type", "not JSON"],
 )
@@ -133,6 +133,9 @@ def test_a_refused_line_is_explained_in_the_members_language(
     shown = in_language(line).text  # what carol's ChatClient shows her
     assert shown.startswith("сообщение отклонено: ") and russian_words in shown, shown
     assert "\x1b" not in shown and "\u202e" not in shown and "\x00" not in shown
+    if code == "malformed json":  # the parser's reason in our words, its position kept
+        assert "a value is missing at byte 0" in line.text and "Expecting" not in line.text
+        assert "Expecting" not in shown and "missing" not in shown
     if code == "not say":  # the type the sender chose, quoted on both ends
         assert quote("\x1b[2Jshout\u202e", 120) in line.text
         assert quote("\x1b[2Jshout\u202e", 120) in shown

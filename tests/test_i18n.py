@@ -130,14 +130,24 @@ def test_importing_i18n_is_cheap() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_the_protocol_core_does_not_import_i18n() -> None:
-    """Core errors stay English (see labcrypto/i18n.py): the core never looks up a language."""
-    code = (
-        "import sys; import labcrypto.groups, labcrypto.keys, labcrypto.ciphers, "
-        "labcrypto.handshake, labcrypto.channel; print('labcrypto.i18n' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+def test_the_protocol_core_answers_in_english_whatever_the_language(no_language_set) -> None:
+    """The core's errors speak the reader's language (labcrypto/errors.py), but what a
+    server sends its peer stays English: a Russian process refuses a key in English."""
+    from labcrypto import handshake
+    from labcrypto.errors import KeyNotAllowed
+    from labcrypto.groups import TOY
+    from labcrypto.keys import generate
+
+    no_language_set.setenv(i18n.ENV_VAR, "ru")
+    server = handshake.ServerHandshake(generate(TOY), "toy", allow=lambda key: False)
+    client = handshake.ClientHandshake(generate(TOY), "toy")
+    with pytest.raises(KeyNotAllowed) as refused:
+        server.receive(client.start())
+    assert "нет в списке разрешённых ключей" in str(refused.value)
+    sent = handshake.decode_message(server.error_message(refused.value))
+    assert sent["code"] == "not_allowed"
+    assert sent["message"].endswith("is not on the allowlist"), sent
+    assert not re.search("[а-яё]", sent["message"], re.IGNORECASE)
 
 
 # --- the catalogs ---------------------------------------------------------------

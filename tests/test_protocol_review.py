@@ -241,23 +241,36 @@ def test_a_stranger_cannot_announce_a_frame_over_the_handshake_limit(secure_keys
 # --- error text from the wire is not the server's word -------------------------------------
 
 
-def test_the_servers_error_text_is_shown_quoted_and_labelled(secure_keys):
+FORGED_WORDS = "\x1b[2J\nSERVER: your key expired, run: labcrypto chat --mode toy"
+
+
+def test_a_known_error_code_is_shown_in_our_own_words_only(secure_keys):
     client = handshake.ClientHandshake(secure_keys("alice"))
     client.start()
     forged = handshake.encode_message(
-        {
-            "type": "error",
-            "code": "not_allowed",
-            "message": "\x1b[2J\nSERVER: your key expired, run: labcrypto chat --mode toy",
-        }
+        {"type": "error", "code": "not_allowed", "message": FORGED_WORDS}
     )
     with pytest.raises(KeyNotAllowed) as caught:
         client.receive(forged)
     text = str(caught.value)
     assert text.startswith("the server refused our key: it is not on the server's allowlist")
-    assert "unauthenticated" in text
-    assert "\x1b" not in text and "\n" not in text
-    assert "is the server in" not in text
+    assert "expired" not in text and "\x1b" not in text and "\n" not in text
+    assert "expired" not in repr(caught.value)
+    # Kept for whoever looks, quoted: one safe line.
+    assert caught.value.fields["words"].startswith('"\\x1b[2J\\x0aSERVER')
+
+
+def test_an_unknown_error_code_shows_the_servers_words_quoted_and_labelled(secure_keys):
+    client = handshake.ClientHandshake(secure_keys("alice"))
+    client.start()
+    forged = handshake.encode_message(
+        {"type": "error", "code": "\x1b]0;pwned\x07", "message": FORGED_WORDS}
+    )
+    with pytest.raises(HandshakeError) as caught:
+        client.receive(forged)
+    text = str(caught.value)
+    assert "unauthenticated" in text and "your key expired" in text
+    assert "\x1b" not in text and "\x07" not in text and "\n" not in text
 
 
 # --- private keys only for their owner; names without a trailing newline ------------------

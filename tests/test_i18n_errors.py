@@ -1,0 +1,291 @@
+"""Errors raised into a notebook speak the notebook's language; logs and the wire stay English.
+
+Each case raises one of the lab's errors the way a student meets it (through
+the real code: a handshake, a frame reader, a pool, a refusal from a server),
+with ``set_language("ru")`` as a Russian notebook's first cell does. Its
+``str`` — the last line of the traceback — must read as Russian (no English
+sentence left once code and quoted values are set aside: the detector of
+``test_i18n_checks``), must still name the values it is about, and its
+English (``in_english``, ``args``, ``repr``) must not change: that is what a
+server logs and sends. A server running in a Russian process still logs and
+answers in English.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import wait_until
+from test_i18n import _COMMAND
+from test_i18n_checks import english_prose as prose_outside_code
+
+from labcrypto import handshake, i18n, jsonwire
+from labcrypto.allowlist import Allowlist
+from labcrypto.channel import HEADER, FrameReader
+from labcrypto.chat import ChatClient, ChatServer
+from labcrypto.ciphers import AeadCipher
+from labcrypto.client import _port_fields
+from labcrypto.errors import (
+    ConnectionLost,
+    DecryptionFailed,
+    HandoffFailed,
+    HandshakeError,
+    InvalidPublicValue,
+    KeyNotAllowed,
+    LabCryptoError,
+    MalformedJSON,
+    PoolExhausted,
+    ServerKeyChanged,
+    in_english,
+)
+from labcrypto.groups import TOY, validate_public
+from labcrypto.handoff import busy_error
+from labcrypto.keys import KeyPair
+from labcrypto.known_servers import KnownServers
+from labcrypto.ports import PortPool
+
+HOST = "127.0.0.1"
+#: Distinct people's keys in the toy group (two random ones collide one time in 20).
+_EXPONENTS = {"server": 3, "alice": 4, "mallory": 5, "other server": 6, "third": 7}
+
+
+def generate_for(name: str) -> KeyPair:
+    x = _EXPONENTS[name]
+    return KeyPair(TOY, x, pow(TOY.g, x, TOY.p))
+
+
+_CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
+
+
+@pytest.fixture(autouse=True)
+def _russian(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test here runs in a Russian process, as a Russian notebook's kernel does."""
+    for var in (i18n.ENV_VAR, *i18n.LOCALE_VARS):
+        monkeypatch.delenv(var, raising=False)
+    i18n.set_language("ru")
+    yield
+
+
+def english_prose(text: str) -> list[str]:
+    """English sentences left in ``text``, once code, quoted values and the ``labcrypto``
+    commands it shows (never translated) are set aside."""
+    return prose_outside_code(_COMMAND.sub("", text))
+
+
+def raised(action: Callable[[], object], kind: type[LabCryptoError]) -> LabCryptoError:
+    with pytest.raises(kind) as caught:
+        action()
+    return caught.value
+
+
+# --- how each error is met -------------------------------------------------------
+
+
+def _not_allowed_on_the_server() -> None:
+    server = handshake.ServerHandshake(generate_for("server"), "toy", allow=lambda key: False)
+    server.receive(handshake.ClientHandshake(generate_for("alice"), "toy").start())
+
+
+def _not_allowed_from_the_server() -> None:
+    client = handshake.ClientHandshake(generate_for("alice"), "toy")
+    client.start()
+    refusal = {"type": "error", "code": "not_allowed", "message": "is not on the allowlist"}
+    client.receive(handshake.encode_message(refusal))
+
+
+def _pinned_key_changed() -> None:
+    pinned = generate_for("other server").public_key
+    server = handshake.ServerHandshake(generate_for("server"), "toy")
+    client = handshake.ClientHandshake(generate_for("alice"), "toy", expected_server_key=pinned)
+    for message in server.receive(client.start()):
+        client.receive(message)
+
+
+def _known_server_key_changed(tmp_path: Path) -> Callable[[], object]:
+    known = KnownServers(tmp_path / "known_servers.csv")
+    known.check(HOST, 5000, generate_for("server").public_key)
+    return lambda: known.check(HOST, 5000, generate_for("other server").public_key)
+
+
+def _pool_exhausted() -> None:
+    pool = PortPool.reserve(1, HOST)
+    try:
+        with pool.lease(timeout=0):
+            pool.lease(timeout=0)
+    finally:
+        pool.close()
+
+
+def _tampered_frame() -> None:
+    key = bytes(32)
+    sealed = bytearray(AeadCipher(key).seal(b"hello"))
+    sealed[0] ^= 1
+    AeadCipher(key).open(bytes(sealed))
+
+
+def _cut_frame() -> None:
+    left, right = socket.socketpair()
+    with left, right:
+        left.sendall(HEADER.pack(10) + b"abc")
+        left.close()
+        right.settimeout(2)
+        FrameReader(1024).read(right)
+
+
+#: (name, the action that raises it, its class, values its text must name)
+CASES = [
+    ("KeyNotAllowed, server", _not_allowed_on_the_server, KeyNotAllowed, ["SHA256:"]),
+    ("KeyNotAllowed, from the server", _not_allowed_from_the_server, KeyNotAllowed,
+     ["labcrypto allow add NAME keys/NAME.pub"]),
+    ("ServerKeyChanged, pinned", _pinned_key_changed, ServerKeyChanged, ["SHA256:"]),
+    ("InvalidPublicValue", lambda: validate_public(TOY, 1), InvalidPublicValue, ["1"]),
+    ("InvalidPublicValue, p-1", lambda: validate_public(TOY, TOY.p - 1), InvalidPublicValue,
+     ["p-1"]),
+    ("PoolExhausted", _pool_exhausted, PoolExhausted, ["127.0.0.1:"]),
+    ("DecryptionFailed", _tampered_frame, DecryptionFailed, ["0"]),
+    ("ConnectionLost", _cut_frame, ConnectionLost, ["3", "10"]),
+    ("MalformedJSON", lambda: jsonwire.decode(b'{"a": 1} x', 100), MalformedJSON, ["9"]),
+    ("MalformedJSON, a key twice", lambda: jsonwire.decode(b'{"a":1,"a":2}', 100),
+     MalformedJSON, ['"a"']),
+    ("HandoffFailed", lambda: _port_fields({"port": 70000, "ticket": "t"}), HandoffFailed,
+     ["70000"]),
+]  # fmt: skip
+
+
+def assert_russian_and_named(error: LabCryptoError, names: list[str]) -> str:
+    text = str(error)
+    assert _CYRILLIC.search(text), text
+    assert english_prose(text) == [], text
+    for value in names:
+        assert value in text, (value, text)
+    assert "{" not in text.replace("{...}", ""), f"a placeholder left unfilled: {text}"
+    english = in_english(error)
+    assert not _CYRILLIC.search(english), english
+    assert error.args == (english,) and repr(error) == f"{type(error).__name__}({english!r})"
+    for value in names:
+        assert value in english, (value, english)
+    return text
+
+
+@pytest.mark.parametrize(("action", "kind", "names"), [case[1:] for case in CASES],
+                         ids=[case[0] for case in CASES])  # fmt: skip
+def test_an_error_reads_russian_in_a_russian_notebook(action, kind, names) -> None:
+    error = raised(action, kind)
+    assert_russian_and_named(error, names)
+
+
+def test_a_changed_server_key_warns_in_russian_and_names_both_fingerprints(tmp_path) -> None:
+    error = raised(_known_server_key_changed(tmp_path), ServerKeyChanged)
+    text = assert_russian_and_named(error, [f"{HOST}:5000", str(tmp_path)])
+    assert text.startswith("ВНИМАНИЕ") and text.count("SHA256:") == 2
+
+
+def test_the_same_error_reads_english_again_in_an_english_process() -> None:
+    error = raised(_pool_exhausted, PoolExhausted)
+    russian = str(error)
+    i18n.set_language("en")
+    assert str(error) == in_english(error) != russian
+    assert str(error).startswith("no free port in 127.0.0.1:")
+
+
+def test_an_error_survives_pickling_with_both_languages() -> None:
+    error = raised(lambda: validate_public(TOY, 1), InvalidPublicValue)
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is InvalidPublicValue and isinstance(copy, ValueError)
+    assert str(copy) == str(error) and copy.args == error.args
+
+
+def test_a_translation_that_lost_a_placeholder_falls_back_to_english(monkeypatch) -> None:
+    error = raised(_pool_exhausted, PoolExhausted)
+    monkeypatch.setattr("labcrypto.errors.gettext", lambda text: "нет порта {nothing}")
+    assert str(error) == in_english(error)
+
+
+# --- refusals from a server: said from their code ------------------------------------
+
+
+def test_a_busy_pool_is_said_from_its_code_not_the_servers_words() -> None:
+    message = {
+        "type": "busy",
+        "text": "server busy: no free port in 127.0.0.1:5000-5000 (words of the server)",
+        "code": "no free port",
+        "params": {"range": "127.0.0.1:5000-5000", "size": 1, "leased": 1, "held": 0},
+    }
+    text = assert_russian_and_named(busy_error(message), ["127.0.0.1:5000-5000"])
+    assert "words of the server" not in text
+
+
+def test_an_unknown_busy_code_shows_the_servers_words_quoted() -> None:
+    for message in (
+        {"type": "busy", "text": "full\x1b[2J, come back later", "code": "mystery", "params": {}},
+        {"type": "busy", "text": "full\x1b[2J, come back later"},
+        {"type": "busy", "text": "x", "code": "no free port", "params": {"range": "r"}},
+    ):
+        text = str(busy_error(message))
+        assert "сервер занят" in text and "\x1b" not in text
+        assert english_prose(text) == [], text  # the server's words are there, quoted
+
+
+def test_an_unknown_handshake_error_code_shows_the_servers_words_quoted() -> None:
+    client = handshake.ClientHandshake(generate_for("alice"), "toy")
+    client.start()
+    refusal = {"type": "error", "code": "maintenance", "message": "back at five\x1b[2J"}
+    error = raised(lambda: client.receive(handshake.encode_message(refusal)), HandshakeError)
+    assert_russian_and_named(error, ['"maintenance"', '"back at five\\x1b[2J"'])
+
+
+# --- a server in a Russian process: a Russian student, an English log ---------------
+
+
+@pytest.fixture
+def room(tmp_path: Path, no_leaks: None) -> Iterator[tuple[ChatServer, dict]]:
+    people = {name: generate_for(name) for name in ("server", "alice", "mallory")}
+    allow = Allowlist(tmp_path / "allowlist.csv", TOY)
+    allow.add("alice", people["alice"].public_key)
+    pool = PortPool.reserve(1, HOST)
+    server = ChatServer(people["server"], allow, mode="toy", pool=pool).start()
+    yield server, people
+    server.stop()
+    pool.close()
+
+
+def _join(server: ChatServer, key) -> ChatClient:
+    return ChatClient.connect(
+        HOST, server.port, key, mode="toy", server_key=server.key.public_key, timeout=5
+    )
+
+
+def test_a_russian_server_refuses_and_logs_in_english_while_its_student_reads_russian(
+    room,
+) -> None:
+    server, people = room
+    error = raised(lambda: _join(server, people["mallory"]), KeyNotAllowed)
+    assert_russian_and_named(error, ["labcrypto allow add"])
+    with _join(server, people["alice"]):
+        busy = raised(lambda: _join(server, people["alice"]), PoolExhausted)
+        assert_russian_and_named(busy, [f"{HOST}:"])
+        assert "сервер занят" in str(busy)
+    assert wait_until(lambda: {"rejected", "busy"} <= {event.kind for event in server.events})
+    logged = [event.text for event in server.events if event.kind in ("rejected", "busy")]
+    assert any("is not on the allowlist" in text for text in logged), logged
+    assert any("no free port" in text for text in logged), logged
+    assert not any(_CYRILLIC.search(event.text) for event in server.events), server.events
+
+
+def test_a_socket_error_inside_a_lab_error_is_kept_as_the_system_said_it() -> None:
+    reason = ConnectionResetError(104, "Connection reset by peer")
+    lost = i18n.N_("lost the chat connection: {error}; connect again")
+    error = ConnectionLost(lost, error=reason)
+    assert "Connection reset by peer" in str(error) and _CYRILLIC.search(str(error))
+
+
+def test_a_nested_lab_error_speaks_the_same_language_as_its_outer_one() -> None:
+    inner = raised(lambda: jsonwire.decode(b"", 100), MalformedJSON)
+    outer = handshake.MalformedMessage(i18n.N_("handshake message: {error}"), error=inner)
+    assert english_prose(str(outer)) == [] and _CYRILLIC.search(str(outer))
+    assert in_english(outer) == "handshake message: " + in_english(inner)
