@@ -222,8 +222,14 @@ def refusal_of(error: Exception) -> dict[str, Param]:
             for name, value in error.fields.items()
             if isinstance(value, str | int | float) and name not in ("reason", "json", "detail")
         }
-        return {**numbers, "reason": "malformed json", "json": error.code,
-                "detail": in_english(error)}  # fmt: skip
+        params = {**numbers, "reason": "malformed json", "json": error.code,
+                  "detail": in_english(error)}  # fmt: skip
+        try:
+            refusal_text("malformed json", params)  # does it fill in? (it always should)
+        except (KeyError, IndexError, ValueError):
+            pass
+        else:
+            return params
     return {"reason": "malformed", "detail": in_english(error)}
 
 

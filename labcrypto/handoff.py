@@ -142,9 +142,11 @@ def busy_error(message: dict[str, object]) -> PoolExhausted:
     if isinstance(code, str) and code in BUSY_REASONS and isinstance(params, dict):
         shown = {name: _shown(value) for name, value in params.items() if isinstance(name, str)}
         try:
-            return PoolExhausted(BUSY_REASONS[code], **shown)
+            BUSY_REASONS[code].format(**shown)  # do its values fill the template?
         except (KeyError, IndexError, ValueError):
-            pass  # a parameter missing: fall through to the server's words
+            pass  # no: show the server's words
+        else:
+            return PoolExhausted(BUSY_REASONS[code], **shown)
     text = message.get("text")
     return PoolExhausted(BUSY_UNKNOWN, words=quote(text if isinstance(text, str) else "", 300))
 

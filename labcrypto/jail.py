@@ -59,6 +59,7 @@ from typing import Any
 
 from .atomic_file import TEMP_PREFIX, AtomicFile, is_temporary
 from .errors import BadPathName, FileServiceError, PathOutsideHome
+from .i18n import N_
 
 __all__ = [
     "MAX_DEPTH",
@@ -119,39 +120,93 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 MAX_LISTING = 10_000
 
 
+#: Why the jail refuses a path, by code: the English template of each refusal (the
+#: message id of its translation). The file server sends the code and the values
+#: with its refusal (``ftp.wire.error_reply``), and the client says it in its
+#: reader's language. A path is shown as the user sees it (``show_path``), a name
+#: quoted (``repr``: the jail refuses control characters before it shows one).
+REFUSALS = {
+    "nul": N_("a path cannot contain a NUL byte"),
+    "backslash": N_(
+        "{name} contains a backslash: use '/' between folders, and no backslashes in names"
+    ),
+    "slash lookalike": N_(
+        "{name} contains {char} ({code}), which looks like a slash but is not one: rename it "
+        "with plain characters"
+    ),
+    "invisible": N_(
+        "{name} contains the invisible or control character {code}: use visible characters"
+    ),
+    "lookalikes": N_(
+        "{name} contains characters that Unicode treats as look-alikes of others (it "
+        "normalises to {normal}): use that spelling instead"
+    ),
+    "name too long": N_("a name of {size} bytes is too long: at most {limit} bytes per name"),
+    "not text": N_("a path must be text"),
+    "path too long": N_("the path is too long: at most {limit} bytes"),
+    "cwd too long": N_("the working folder is too long: at most {limit} bytes"),
+    "too deep": N_(
+        "{path}/... goes {depth} folders deep: at most {limit} levels, use a flatter tree"
+    ),
+    "together too long": N_(
+        "the working folder and the path together are over {limit} bytes: use shorter names"
+    ),
+    "above home": N_(
+        "{path} climbs above your home folder with '..': '/' is the top of your home, there "
+        "is nothing above it for you"
+    ),
+    "home nested": N_(
+        "this home has folders nested more than {depth} levels deep (the file service makes "
+        "at most {limit}): remove the deepest ones"
+    ),
+    "home itself": N_("cannot {command} your home folder itself"),
+    "is a folder, rm": N_("{path} is a folder: use rmdir"),
+    "exists, rename": N_("{path} already exists: choose another name, or overwrite"),
+    "link": N_(
+        "{path} is (or goes through) a symbolic link: the file service never follows links, "
+        "they could lead outside your home"
+    ),
+    "name too long for the system": N_(
+        "{path}... is longer than the system allows: use shorter names"
+    ),
+    "not found": N_("{path}: no such file or folder (try ls)"),
+    "exists": N_("{path} already exists"),
+    "not a folder on the way": N_("{path}: a part of this path is a file, not a folder"),
+    "is a folder": N_("{path} is a folder (use rmdir for folders)"),
+    "not empty": N_("{path}: the folder is not empty (remove what is inside first)"),
+    "permission": N_("{path}: permission denied on the server"),
+    "disk full": N_("the server's disk is full: ask the instructor"),
+    "disk quota": N_("the server's disk quota is full: ask the instructor"),
+    "into itself": N_("{path}: cannot move a folder inside itself"),
+    "system error": N_("{path}: {error}"),
+    "not a file": N_("{path} is not a regular file"),
+    "exists, not a file": N_("{path} exists and is not a file"),
+}
+
+
 # --- step 1: paths as words ------------------------------------------------------
 
 
 def check_name(name: str) -> None:
     """Refuse a single name (no ``/`` in it) that the jail will not use."""
     if "\x00" in name:
-        raise BadPathName("a path cannot contain a NUL byte")
+        raise BadPathName(REFUSALS["nul"])
+    shown = repr(name[:60])
     if "\\" in name:
-        raise BadPathName(
-            f"{name[:60]!r} contains a backslash: use '/' between folders, "
-            "and no backslashes in names"
-        )
+        raise BadPathName(REFUSALS["backslash"], name=shown)
     for char in name:
         if char in SLASH_LOOKALIKES:
             raise BadPathName(
-                f"{name[:60]!r} contains {char!r} (U+{ord(char):04X}), which looks like a "
-                "slash but is not one: rename it with plain characters"
+                REFUSALS["slash lookalike"], name=shown, char=repr(char), code=f"U+{ord(char):04X}"
             )
         if unicodedata.category(char).startswith(("C", "Z")) and char != " ":
-            raise BadPathName(
-                f"{name[:60]!r} contains the invisible or control character "
-                f"U+{ord(char):04X}: use visible characters"
-            )
+            raise BadPathName(REFUSALS["invisible"], name=shown, code=f"U+{ord(char):04X}")
     if unicodedata.normalize("NFKC", name) != name:
-        raise BadPathName(
-            f"{name[:60]!r} contains characters that Unicode treats as look-alikes of "
-            f"others (it normalises to {unicodedata.normalize('NFKC', name)[:60]!r}): "
-            "use that spelling instead"
-        )
+        normal = repr(unicodedata.normalize("NFKC", name)[:60])
+        raise BadPathName(REFUSALS["lookalikes"], name=shown, normal=normal)
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
         raise BadPathName(
-            f"a name of {len(name.encode('utf-8'))} bytes is too long: "
-            f"at most {MAX_NAME_BYTES} bytes per name"
+            REFUSALS["name too long"], size=len(name.encode("utf-8")), limit=MAX_NAME_BYTES
         )
 
 
@@ -164,24 +219,20 @@ def split_path(path: str, cwd: str = "/") -> tuple[str, ...]:
     Nothing on disk is looked at: this is only reading words.
     """
     if not isinstance(path, str) or not isinstance(cwd, str):
-        raise BadPathName("a path must be text")
+        raise BadPathName(REFUSALS["not text"])
     if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
-        raise BadPathName(f"the path is too long: at most {MAX_PATH_BYTES} bytes")
+        raise BadPathName(REFUSALS["path too long"], limit=MAX_PATH_BYTES)
     if len(cwd.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
-        raise BadPathName(f"the working folder is too long: at most {MAX_PATH_BYTES} bytes")
+        raise BadPathName(REFUSALS["cwd too long"], limit=MAX_PATH_BYTES)
     names: list[str] = [] if path.startswith("/") else list(_words(cwd, "/"))
     for word in path.split("/"):
         _step(names, word, path)
     if len(names) > MAX_DEPTH:
         raise BadPathName(
-            f"{show_path(names[:3])}/... goes {len(names)} folders deep: "
-            f"at most {MAX_DEPTH} levels, use a flatter tree"
+            REFUSALS["too deep"], path=show_path(names[:3]), depth=len(names), limit=MAX_DEPTH
         )
     if len(show_path(names).encode("utf-8")) > MAX_PATH_BYTES:
-        raise BadPathName(
-            f"the working folder and the path together are over {MAX_PATH_BYTES} bytes: "
-            "use shorter names"
-        )
+        raise BadPathName(REFUSALS["together too long"], limit=MAX_PATH_BYTES)
     return tuple(names)
 
 
@@ -198,10 +249,7 @@ def _step(names: list[str], word: str, shown: str) -> None:
         return
     if word == "..":
         if not names:
-            raise PathOutsideHome(
-                f"{shown[:80]!r} climbs above your home folder with '..': "
-                "'/' is the top of your home, there is nothing above it for you"
-            )
+            raise PathOutsideHome(REFUSALS["above home"], path=repr(shown[:80]))
         names.pop()
         return
     check_name(word)
@@ -255,25 +303,23 @@ def _refusal(exc: OSError, names: tuple[str, ...] | list[str]) -> FileServiceErr
     shown = show_path(names)
     code = exc.errno
     if code == errno.ELOOP:
-        return PathOutsideHome(
-            f"{shown} is (or goes through) a symbolic link: the file service never follows "
-            "links, they could lead outside your home"
-        )
+        return PathOutsideHome(REFUSALS["link"], path=shown)
     if code == errno.ENAMETOOLONG:
-        return BadPathName(f"{shown[:80]}... is longer than the system allows: use shorter names")
-    texts = {
-        errno.ENOENT: f"{shown}: no such file or folder (try ls)",
-        errno.EEXIST: f"{shown} already exists",
-        errno.ENOTDIR: f"{shown}: a part of this path is a file, not a folder",
-        errno.EISDIR: f"{shown} is a folder (use rmdir for folders)",
-        errno.ENOTEMPTY: f"{shown}: the folder is not empty (remove what is inside first)",
-        errno.EACCES: f"{shown}: permission denied on the server",
-        errno.EPERM: f"{shown}: permission denied on the server",
-        errno.ENOSPC: "the server's disk is full: ask the instructor",
-        errno.EDQUOT: "the server's disk quota is full: ask the instructor",
-        errno.EINVAL: f"{shown}: cannot move a folder inside itself",
+        return BadPathName(REFUSALS["name too long for the system"], path=shown[:80])
+    reasons = {
+        errno.ENOENT: "not found",
+        errno.EEXIST: "exists",
+        errno.ENOTDIR: "not a folder on the way",
+        errno.EISDIR: "is a folder",
+        errno.ENOTEMPTY: "not empty",
+        errno.EACCES: "permission",
+        errno.EPERM: "permission",
+        errno.ENOSPC: "disk full",
+        errno.EDQUOT: "disk quota",
+        errno.EINVAL: "into itself",
     }
-    return FileServiceError(texts.get(code, f"{shown}: {os.strerror(code or 0)}"))
+    reason = reasons.get(code or 0, "system error")
+    return FileServiceError(REFUSALS[reason], path=shown, error=os.strerror(code or 0))
 
 
 def _link_or(exc: OSError, dir_fd: int, name: str) -> OSError:
@@ -324,10 +370,7 @@ def walk_tree(top_fd: int, max_depth: int = MAX_WALK_DEPTH) -> Iterator[tuple[in
             if not entry.is_dir(follow_symlinks=False):
                 continue
             if len(stack) >= max_depth:
-                raise FileServiceError(
-                    f"this home has folders nested more than {max_depth} levels deep "
-                    f"(the file service makes at most {MAX_DEPTH}): remove the deepest ones"
-                )
+                raise FileServiceError(REFUSALS["home nested"], depth=max_depth, limit=MAX_DEPTH)
             try:
                 child = open_directory(entry.name, fd)
             except OSError:
@@ -462,7 +505,7 @@ class Jail:
     def parent(self, names: tuple[str, ...], what: str) -> Iterator[tuple[int, str]]:
         """``(folder descriptor, last name)`` for an operation on ``names`` itself."""
         if not names:
-            raise PathOutsideHome(f"cannot {what} your home folder itself")
+            raise PathOutsideHome(REFUSALS["home itself"], command=what)
         with self.directory(names[:-1]) as fd:
             yield fd, names[-1]
 
@@ -541,7 +584,7 @@ class Jail:
         """Remove the file ``names`` (a link is removed itself; its target is untouched)."""
         with self.parent(names, "remove") as (fd, name):
             if stat.S_ISDIR(self._lstat(fd, name, names).st_mode):
-                raise FileServiceError(f"{show_path(names)} is a folder: use rmdir")
+                raise FileServiceError(REFUSALS["is a folder, rm"], path=show_path(names))
             try:
                 os.unlink(name, dir_fd=fd)
             except OSError as exc:
@@ -555,9 +598,7 @@ class Jail:
         ):
             self._lstat(old_fd, old_name, old)
             if not overwrite and self.exists(new):
-                raise FileServiceError(
-                    f"{show_path(new)} already exists: choose another name, or overwrite"
-                )
+                raise FileServiceError(REFUSALS["exists, rename"], path=show_path(new))
             try:
                 if overwrite:
                     os.rename(old_name, new_name, src_dir_fd=old_fd, dst_dir_fd=new_fd)
@@ -579,7 +620,7 @@ class Jail:
                 raise _refusal(exc, names) from None
         if not stat.S_ISREG(os.fstat(file_fd).st_mode):
             os.close(file_fd)
-            raise FileServiceError(f"{show_path(names)} is not a regular file")
+            raise FileServiceError(REFUSALS["not a file"], path=show_path(names))
         os.set_blocking(file_fd, True)
         return file_fd
 
@@ -611,7 +652,7 @@ class Jail:
                     f"{show_path(names)} already exists: choose another name, or overwrite"
                 )
             if self.exists(names) and self.stat(names).kind != "file":
-                raise FileServiceError(f"{show_path(names)} exists and is not a file")
+                raise FileServiceError(REFUSALS["exists, not a file"], path=show_path(names))
             return AtomicFile(fd, name, overwrite=overwrite, shown=show_path(names))
 
     def __repr__(self) -> str:

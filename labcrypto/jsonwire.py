@@ -39,7 +39,7 @@ REASONS = {
     "too large": N_("a message of {size} bytes is over the limit of {limit}"),
     "not utf-8": N_("a message must be UTF-8 (bad byte at {position})"),
     "too deep": N_("a message nests too deeply"),
-    "not an object": N_("a message must be one JSON object {...}"),  # no fields: as written
+    "not an object": N_("a message must be one JSON object, in curly braces"),
     "surrogate": N_("a message holds a lone surrogate (not valid Unicode text)"),
     "duplicate key": N_("a message must be one JSON object: the key {key} appears twice"),
     "constant": N_("a message must be one JSON object: {name} is not a number JSON allows"),

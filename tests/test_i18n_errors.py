@@ -13,6 +13,7 @@ answers in English.
 
 from __future__ import annotations
 
+import ast
 import pickle
 import re
 import socket
@@ -33,21 +34,28 @@ from labcrypto.client import _port_fields
 from labcrypto.errors import (
     ConnectionLost,
     DecryptionFailed,
+    FileServiceError,
     HandoffFailed,
     HandshakeError,
     InvalidPublicValue,
     KeyNotAllowed,
     LabCryptoError,
     MalformedJSON,
+    PathOutsideHome,
     PoolExhausted,
     ServerKeyChanged,
+    UploadTooLarge,
     in_english,
 )
+from labcrypto.ftp import FileClient, FileServer
+from labcrypto.ftp.wire import raise_if_error
 from labcrypto.groups import TOY, validate_public
 from labcrypto.handoff import busy_error
 from labcrypto.keys import KeyPair
 from labcrypto.known_servers import KnownServers
+from labcrypto.lab import vocabulary
 from labcrypto.ports import PortPool
+from labcrypto.wiretap import ManInTheMiddle, Wiretap
 
 HOST = "127.0.0.1"
 #: Distinct people's keys in the toy group (two random ones collide one time in 20).
@@ -289,3 +297,124 @@ def test_a_nested_lab_error_speaks_the_same_language_as_its_outer_one() -> None:
     outer = handshake.MalformedMessage(i18n.N_("handshake message: {error}"), error=inner)
     assert english_prose(str(outer)) == [] and _CYRILLIC.search(str(outer))
     assert in_english(outer) == "handshake message: " + in_english(inner)
+
+
+# --- the file service: refusals said from their code ---------------------------------
+
+
+@pytest.fixture
+def files(
+    tmp_path: Path, secure_keys, no_leaks: None
+) -> Iterator[tuple[FileServer, FileClient]]:
+    allow = Allowlist(tmp_path / "allowlist.csv")
+    allow.add("alice", secure_keys("alice").public_key)
+    server = FileServer(secure_keys("server"), allow, tmp_path / "root", max_upload=100).start()
+    client = FileClient(
+        HOST, server.port, secure_keys("alice"), server_key=secure_keys("server").public_key
+    )
+    yield server, client
+    server.stop()
+
+
+def test_the_file_service_refuses_in_russian_and_logs_in_english(files, tmp_path) -> None:
+    server, client = files
+    client.mkdir("docs")
+    missing = raised(lambda: client.rm("/docs/nothing.txt"), FileServiceError)
+    assert_russian_and_named(missing, ["/docs/nothing.txt", "ls"])
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * 101)
+    too_large = raised(lambda: client.put(big, "big.bin"), UploadTooLarge)
+    assert_russian_and_named(too_large, ["101", "100"])
+    (tmp_path / "root" / "alice" / "docs" / "etc").symlink_to("/etc")
+    link = raised(lambda: client.cat("docs/etc/passwd"), PathOutsideHome)
+    assert_russian_and_named(link, ["/docs/etc"])
+    above = raised(lambda: client.cd("../.."), PathOutsideHome)
+    assert_russian_and_named(above, ["'../..'"])
+    assert wait_until(lambda: sum(event.kind == "denied" for event in server.events) >= 3)
+    denied = [event.text for event in server.events if event.kind == "denied"]
+    assert any("no such file or folder" in text for text in denied), denied
+    assert not any(_CYRILLIC.search(event.text) for event in server.events), server.events
+
+
+def test_a_file_refusal_with_an_unknown_code_shows_the_servers_words_quoted() -> None:
+    for reply in (
+        {"ok": False, "error": "PathOutsideHome", "message": "nope\x1b[2J", "code": "new"},
+        {"ok": False, "error": "QuotaExceeded", "message": "nope\x1b[2J"},
+        {"ok": False, "error": "FileServiceError", "message": "nope\x1b[2J",
+         "code": "not found", "params": {}},  # its values missing
+    ):  # fmt: skip
+        error = raised(lambda reply=reply: raise_if_error(reply), FileServiceError)
+        assert type(error).__name__ == reply["error"]
+        text = assert_russian_and_named(error, ['"nope\\x1b[2J"'])
+        assert "\x1b" not in text
+
+
+def test_a_file_refusal_from_a_hostile_server_is_quoted_where_it_could_act() -> None:
+    reply = {"ok": False, "error": "FileServiceError", "message": "x", "code": "not found",
+             "params": {"path": "/a\x1b]0;owned\x07"}}  # fmt: skip
+    error = raised(lambda: raise_if_error(reply), FileServiceError)
+    assert "\x1b" not in str(error) and "\x07" not in str(error)
+    assert '"/a\\x1b]0;owned\\x07"' in str(error)
+
+
+# --- the man in the middle writes his notes in the notebook's language -------------------
+
+
+def test_mallorys_notes_are_russian_when_the_allowlist_stops_him(room) -> None:
+    server, people = room
+    mallory = ManInTheMiddle(generate_for("third"))
+    with Wiretap(server.address, policy=mallory, name="i18n-mitm").start() as tap:
+        alice = people["alice"]
+        connect = lambda: ChatClient.connect(  # noqa: E731
+            *tap.address, alice, mode="toy", known_servers=False, timeout=5
+        )
+        raised(connect, KeyNotAllowed)
+        assert wait_until(lambda: bool(mallory.failures))
+    note = mallory.failures[0]
+    assert note.startswith("#") and "сервер ему отказал" in note, note
+    assert english_prose(note) == [], note
+
+
+# --- sentences the notebooks' code builds ------------------------------------------------
+
+NOTEBOOK_SOURCES = Path(__file__).resolve().parent.parent / "notebooks" / "src"
+
+
+def _sentence_templates() -> list[str]:
+    """The template of every ``vocabulary.sentence("...", ...)`` call in the notebooks' code."""
+    found = []
+    for source in sorted(NOTEBOOK_SOURCES.glob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "sentence"
+            ):
+                assert node.args and isinstance(node.args[0], ast.Constant), ast.unparse(node)
+                found.append(node.args[0].value)
+    return found
+
+
+def test_every_sentence_a_notebook_builds_has_its_russian() -> None:
+    templates = _sentence_templates()
+    assert len(set(templates)) >= 10, templates  # 01, 03, 04, 05 build sentences
+    assert set(templates) <= vocabulary.SENTENCES, set(templates) - vocabulary.SENTENCES
+    for template in templates:
+        assert _CYRILLIC.search(i18n.gettext(template)), template
+
+
+def test_a_sentence_reads_russian_and_keeps_its_values() -> None:
+    said = vocabulary.sentence("timed {first} to {last} bits in {seconds:.1f} s",
+                               first=8, last=23, seconds=2.54)  # fmt: skip
+    assert said == "замерено от 8 до 23 бит за 2.5 с"
+    pool = vocabulary.sentence(
+        "{visitors} visitors, {busy} busy answers, {leased} ports still leased",
+        visitors=16, busy=3, leased=0,
+    )
+    assert english_prose(pool) == [] and all(str(n) in pool for n in (16, 3, 0)), pool
+    error = raised(_tampered_frame, DecryptionFailed)
+    opened = vocabulary.sentence("cannot open it: {error}", error=error)
+    assert english_prose(opened) == [] and _CYRILLIC.search(opened), opened
+    i18n.set_language("en")
+    assert vocabulary.sentence("data port {port}", port=5001) == "data port 5001"
+    assert vocabulary.sentence("not listed {x}", x=1) == "not listed 1"  # shown as written

@@ -32,11 +32,13 @@ from ..errors import (
     ProtocolError,
     TransferFailed,
 )
+from ..i18n import N_
 from ..jail import AtomicFile, FileInfo, Listing, show_path, split_path
 from ..key_pool import EphemeralPool
 from ..keys import KeyPair, PublicKey
 from ..server import connect
 from ..streams import close_stream
+from ..untrusted import quote
 from . import wire
 from .transfer import receive_file, send_file
 from .wire import CHUNK_SIZE, Progress, argument
@@ -154,7 +156,9 @@ class FileClient:
         with self._request("ls", path=path) as (channel, reply):
             pages = reply.get("pages", 1)
             if not isinstance(pages, int) or not 1 <= pages <= wire.MAX_PAGES:
-                raise ProtocolError(f"the server announced {pages!r} pages of listing")
+                shown = quote(repr(pages), 40)
+                announced = N_("the server announced {pages} pages of listing")
+                raise ProtocolError(announced, pages=shown)
             items = list(_page(reply))
             for _ in range(pages - 1):
                 items.extend(_page(wire.decode(channel.recv())))
@@ -246,7 +250,7 @@ class FileClient:
             if reply is not None:
                 wire.raise_if_error(reply)  # the server said why it stopped listening
             raise TransferFailed(
-                "the server closed the connection during the upload; it kept nothing"
+                N_("the server closed the connection during the upload; it kept nothing")
             ) from None
 
     @staticmethod
@@ -256,8 +260,9 @@ class FileClient:
             return channel.recv()
         except (ConnectionLost, ChannelClosed) as exc:
             raise TransferFailed(
-                f"the connection ended before the server confirmed the upload ({exc}): "
-                "ls shows whether it arrived"
+                N_("the connection ended before the server confirmed the upload ({error}): "
+                   "ls shows whether it arrived"),
+                error=exc,
             ) from None
 
     def get(
@@ -278,7 +283,8 @@ class FileClient:
             local_path = local_path / remote.rstrip("/").split("/")[-1]
         if not overwrite and os.path.lexists(local_path):
             raise FileServiceError(
-                f"{local_path} already exists here: choose another name, or overwrite=True"
+                N_("{path} already exists here: choose another name, or overwrite=True"),
+                path=local_path,
             )
         started = time.perf_counter()
         # The local side is the user's own computer: links there are followed.
@@ -291,7 +297,8 @@ class FileClient:
                     receive_file(channel, target.write, size, progress, target.sha256)
                 except (ConnectionLost, ChannelClosed, OSError) as exc:
                     raise TransferFailed(
-                        f"the download stopped in the middle ({exc}); nothing was kept"
+                        N_("the download stopped in the middle ({error}); nothing was kept"),
+                        error=exc,
                     ) from None
                 target.commit()
         finally:
@@ -314,5 +321,5 @@ def _page(message: dict[str, Any]) -> list[Any]:
     """The entries of one page of a listing (checked to be a list)."""
     entries = message.get("result")
     if not isinstance(entries, list):
-        raise ProtocolError("the server sent a listing page that is not a list")
+        raise ProtocolError(N_("the server sent a listing page that is not a list"))
     return entries

@@ -37,6 +37,7 @@ from ..errors import (
     MalformedJSON,
     ProtocolError,
     UploadTooLarge,
+    in_english,
 )
 from ..jail import NOREPLACE_METHOD, Jail, show_path, split_path
 from ..key_pool import EphemeralPool
@@ -154,12 +155,12 @@ class FileServer(ThreadedServer):
                 ephemeral_pool=self.ephemeral_pool,
             )
         except (LabCryptoError, OSError) as exc:
-            self.emit("refused", f"{who}: {exc}")
+            self.emit("refused", f"{who}: {in_english(exc)}")
             return
         with channel:
             user = self.allowlist.name_of(channel.session.peer_key)
             if user is None:  # removed from the list during the handshake
-                self._refuse(channel, FileServiceError("your key is not allowed"))
+                self._refuse(channel, FileServiceError(wire.REFUSALS["not allowed"]))
                 return
             self._serve(channel, user)
 
@@ -169,14 +170,14 @@ class FileServer(ThreadedServer):
         try:
             frame = channel.recv()
         except (ProtocolError, ChannelClosed, OSError) as exc:
-            self.emit("error", f"{user}: no valid request ({exc})")
+            self.emit("error", f"{user}: no valid request ({in_english(exc)})")
             return
         try:
             request = wire.decode(frame)
         except MalformedJSON as exc:
-            self.emit("denied", f"{user}: a malformed request ({exc})")
+            self.emit("denied", f"{user}: a malformed request ({in_english(exc)})")
             if wire.meant_as_object(frame):  # a request with a flaw: say which
-                self._refuse(channel, FileServiceError(f"bad request: {exc}"))
+                self._refuse(channel, FileServiceError(wire.REFUSALS["bad request"], error=exc))
             return  # not even an object: not our protocol, hang up
         command = request.get("command")
         shown = quote(command, limit=40)
@@ -185,28 +186,26 @@ class FileServer(ThreadedServer):
             args = argument(request, "args", dict, {})
             handler = self._commands().get(command) if isinstance(command, str) else None
             if handler is None:
-                raise FileServiceError(f"unknown command {shown}: try help")
+                raise FileServiceError(wire.REFUSALS["unknown command"], command=shown)
             with Jail.open(self.root, user) as jail:
                 reply = handler(channel, jail, cwd, args)
             if reply is not None:
                 channel.send(wire.encode({"ok": True, **reply}))
             self.emit("request", f"{user}: {shown} ok (session {fingerprint})")
         except FileServiceError as exc:
-            self.emit("denied", f"{user}: {shown}: {type(exc).__name__}: {exc}")
+            self.emit("denied", f"{user}: {shown}: {type(exc).__name__}: {in_english(exc)}")
             self._refuse(channel, exc)
         except (ConnectionLost, ChannelClosed, OSError, _StreamBroken) as exc:
             # The client went away mid-transfer, or the disk failed: nothing kept.
-            self.emit("error", f"{user}: {shown}: {type(exc).__name__}: {exc}")
+            self.emit("error", f"{user}: {shown}: {type(exc).__name__}: {in_english(exc)}")
         except ProtocolError as exc:
             # A frame failed authentication (tampered, replayed) or broke the
             # framing in the middle of a transfer: nothing was kept. The channel
             # has closed itself (no second chances), so the refusal below is
             # dropped quietly unless the failure left the channel usable.
-            self.emit("error", f"{user}: {shown}: broken off: {type(exc).__name__}: {exc}")
-            self._refuse(
-                channel,
-                FileServiceError(f"the request was broken off ({exc}); nothing was kept"),
-            )
+            why = f"{type(exc).__name__}: {in_english(exc)}"
+            self.emit("error", f"{user}: {shown}: broken off: {why}")
+            self._refuse(channel, FileServiceError(wire.REFUSALS["broken off"], error=exc))
 
     @staticmethod
     def _refuse(channel: SecureChannel, exc: FileServiceError) -> None:
@@ -254,7 +253,7 @@ class FileServer(ThreadedServer):
         names = self._path(cwd, args)
         if not jail.is_dir(names):
             jail.stat(names)  # raises the precise reason if it is missing or a link
-            raise FileServiceError(f"{show_path(names)} is not a folder")
+            raise FileServiceError(wire.REFUSALS["not a folder"], path=show_path(names))
         return {"result": show_path(names)}
 
     def _mkdir(self, channel: SecureChannel, jail: Jail, cwd: str, args: dict) -> dict:
@@ -293,8 +292,7 @@ class FileServer(ThreadedServer):
             size = os.fstat(fd).st_size
             if limit is not None and size > limit:
                 raise FileServiceError(
-                    f"{show_path(names)} has {size} bytes, over the {limit}-byte limit "
-                    "of cat: use get to download it"
+                    wire.REFUSALS["too big for cat"], path=show_path(names), size=size, limit=limit
                 )
             channel.send(wire.encode({"ok": True, "path": show_path(names), "size": size}))
             try:
@@ -302,7 +300,7 @@ class FileServer(ThreadedServer):
             except FileServiceError as exc:
                 # Data frames are under way: a JSON error now would read as data.
                 # Saying goodbye before the end record is the signal; the client keeps nothing.
-                raise _StreamBroken(str(exc)) from None
+                raise _StreamBroken(in_english(exc)) from None
         finally:
             os.close(fd)
         return None
@@ -334,11 +332,10 @@ class FileServer(ThreadedServer):
 
     def _check_size(self, size: int) -> None:
         if size < 0:
-            raise FileServiceError("bad request: a negative size")
+            raise FileServiceError(wire.REFUSALS["negative size"])
         if size > self.max_upload:
-            raise UploadTooLarge(
-                f"{size} bytes is over this server's upload limit of {self.max_upload} bytes"
-            )
+            limit = self.max_upload
+            raise UploadTooLarge(wire.REFUSALS["upload too large"], size=size, limit=limit)
 
 
 class _Measure:
@@ -369,7 +366,4 @@ def _refuse_dot(path: str, what: str) -> None:
     words = [word for word in path.split("/") if word]
     last = words[-1] if words else ("/" if path.startswith("/") else ".")
     if last in (".", ".."):
-        raise FileServiceError(
-            f"cannot {what} {quote(path)}: a path ending in '.' or '..' names a folder "
-            f"by where you stand (POSIX refuses it too): cd .. and {what} it by its name"
-        )
+        raise FileServiceError(wire.REFUSALS["dot path"], command=what, path=quote(path))

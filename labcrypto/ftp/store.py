@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from ..errors import FileServiceError, QuotaExceeded
 from ..jail import AtomicFile, is_temporary, open_directory, walk_tree
+from .wire import REFUSALS
 
 __all__ = ["DISK_FULL", "Cleanup", "QuotaLedger", "UploadStore", "remove_unfinished_uploads"]
 
@@ -76,10 +77,7 @@ class UploadStore:
     def check(self) -> None:
         """Raise ``FileServiceError`` if the disk was full: nothing was kept."""
         if self.full is not None:
-            raise FileServiceError(
-                f"the server's disk is full ({os.strerror(self.full.errno or 0)}): the upload "
-                "was not kept and your previous version is untouched. Tell the instructor"
-            )
+            raise FileServiceError(REFUSALS["disk full"], error=os.strerror(self.full.errno or 0))
 
     def commit(self) -> None:
         """Put the file in place; a disk that fills up while flushing counts as full."""
@@ -150,10 +148,12 @@ class QuotaLedger:
     def _check(self, size: int, used: int, replaced: int, reserved: int) -> None:
         if self.quota is None or used - replaced + reserved + size <= self.quota:
             return
-        pending = f" and uploads still arriving hold {reserved} more" if reserved else ""
         raise QuotaExceeded(
-            f"your home uses {used} of its {self.quota} bytes{pending}; {size} more do not "
-            "fit. Remove some files (rm), or wait for your other uploads, and try again"
+            REFUSALS["quota, pending" if reserved else "quota"],
+            used=used,
+            quota=self.quota,
+            reserved=reserved,
+            size=size,
         )
 
 

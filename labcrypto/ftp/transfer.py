@@ -71,9 +71,7 @@ def send_file(
     while done < size:  # each pass sends >= 1 byte: at most `size` passes
         count = os.readv(fd, [buffer[: min(chunk, size - done)]])
         if not count:
-            raise TransferFailed(
-                f"the file shrank while it was being sent ({done} of {size} bytes)"
-            )
+            raise TransferFailed(wire.REFUSALS["shrank"], done=done, size=size)
         channel.send(buffer[:count])
         done += count
         if progress is not None:
@@ -100,9 +98,7 @@ def receive_file(
     while done < size:  # each record brings >= 1 byte (empty means goodbye)
         data = channel.recv_into(buffer)
         if len(data) > size - done:
-            raise TransferFailed(
-                f"the sender sent more than the {size} bytes it announced; nothing was kept"
-            )
+            raise TransferFailed(wire.REFUSALS["too much"], size=size)
         sink(data)
         done += len(data)
         if progress is not None:
@@ -118,18 +114,12 @@ def _check_end(record: bytes, size: int, stored_sha256: Callable[[], str] | None
         end = {}
     claimed, digest = end.get("end"), end.get("sha256")
     if claimed is None and digest is None:
-        raise TransferFailed(
-            "the data was followed by something other than the end record; nothing was kept"
-        )
+        raise TransferFailed(wire.REFUSALS["no end record"])
     if claimed is not None and (type(claimed) is not int or claimed != size):
-        raise TransferFailed(
-            f"the sender ended after {claimed!r} bytes, not the {size} announced; nothing was kept"
-        )
+        raise TransferFailed(wire.REFUSALS["wrong end"], claimed=repr(claimed)[:40], size=size)
     if digest is None:
         return None
     stored = stored_sha256() if stored_sha256 is not None else None
     if not isinstance(digest, str) or stored is None or not hmac.compare_digest(digest, stored):
-        raise TransferFailed(
-            "the file's SHA-256 does not match what the sender computed; nothing was kept"
-        )
+        raise TransferFailed(wire.REFUSALS["digest"])
     return stored

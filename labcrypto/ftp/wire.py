@@ -33,7 +33,11 @@ from ..errors import (
     QuotaExceeded,
     TransferFailed,
     UploadTooLarge,
+    in_english,
 )
+from ..i18n import N_
+from ..jail import REFUSALS as JAIL_REFUSALS
+from ..untrusted import quote, unsafe_characters
 
 __all__ = [
     "CHUNK_SIZE",
@@ -68,6 +72,56 @@ MAX_MESSAGE = DEFAULT_MAX_FRAME
 PAGE_BYTES = 256 * 1024
 #: The most pages a client accepts for one listing (MAX_LISTING long names fit in 16).
 MAX_PAGES = 64
+
+#: Why the file service refuses a request or a transfer, by code: the English template
+#: of each refusal (the message id of its translation). With the jail's own
+#: (``jail.REFUSALS``) these are ``ALL_REFUSALS``: a refusal that travels carries its
+#: code and values (``error_reply``), and the client says it in its reader's language
+#: (``raise_if_error``). A refusal with a code the client does not know shows the
+#: server's English text, quoted.
+REFUSALS = {
+    "bad argument": N_("bad request: {name} must be {kind}"),
+    "bad request": N_("bad request: {error}"),
+    "negative size": N_("bad request: a negative size"),
+    "not allowed": N_("your key is not allowed"),
+    "unknown command": N_("unknown command {command}: try help"),
+    "not a folder": N_("{path} is not a folder"),
+    "too big for cat": N_(
+        "{path} has {size} bytes, over the {limit}-byte limit of cat: use get to download it"
+    ),
+    "upload too large": N_("{size} bytes is over this server's upload limit of {limit} bytes"),
+    "dot path": N_(
+        "cannot {command} {path}: a path ending in '.' or '..' names a folder by where you "
+        "stand (POSIX refuses it too): cd .. and {command} it by its name"
+    ),
+    "broken off": N_("the request was broken off ({error}); nothing was kept"),
+    "disk full": N_(
+        "the server's disk is full ({error}): the upload was not kept and your previous "
+        "version is untouched. Tell the instructor"
+    ),
+    "quota": N_(
+        "your home uses {used} of its {quota} bytes; {size} more do not fit. Remove some "
+        "files (rm), or wait for your other uploads, and try again"
+    ),
+    "quota, pending": N_(
+        "your home uses {used} of its {quota} bytes and uploads still arriving hold "
+        "{reserved} more; {size} more do not fit. Remove some files (rm), or wait for your "
+        "other uploads, and try again"
+    ),
+    "shrank": N_("the file shrank while it was being sent ({done} of {size} bytes)"),
+    "too much": N_("the sender sent more than the {size} bytes it announced; nothing was kept"),
+    "no end record": N_(
+        "the data was followed by something other than the end record; nothing was kept"
+    ),
+    "wrong end": N_(
+        "the sender ended after {claimed} bytes, not the {size} announced; nothing was kept"
+    ),
+    "digest": N_("the file's SHA-256 does not match what the sender computed; nothing was kept"),
+}
+ALL_REFUSALS = {**JAIL_REFUSALS, **REFUSALS}
+_CODE_OF = {template: code for code, template in ALL_REFUSALS.items()}
+#: A refusal whose code this client does not know: the server's words, quoted.
+UNKNOWN_REFUSAL = N_("the server refused the request: {words}")
 
 #: ``progress(done_bytes, total_bytes)``, called after every frame of a transfer.
 Progress = Callable[[int, int], None]
@@ -112,25 +166,59 @@ def meant_as_object(data: bytes) -> bool:
 
 
 def error_reply(exc: FileServiceError) -> dict[str, Any]:
-    """The refusal that tells the client what went wrong (its message, cut at 1000 characters)."""
+    """The refusal that tells the client what went wrong: the error's class, its English
+    message (cut at 1000 characters) and, for a refusal of ``ALL_REFUSALS``, its code
+    and values, so that the client can say it in its reader's language."""
     name = type(exc).__name__ if type(exc).__name__ in WIRE_ERRORS else "FileServiceError"
-    return {"ok": False, "error": name, "message": str(exc)[:1000]}
+    reply: dict[str, Any] = {"ok": False, "error": name, "message": in_english(exc)[:1000]}
+    code = _CODE_OF.get(exc.template)
+    if code is not None:
+        values = {key: value for key, value in exc.fields.items() if _plain(value)}
+        if len(values) == len(exc.fields):
+            reply["code"], reply["params"] = code, values
+    return reply
 
 
 def raise_if_error(reply: dict[str, Any]) -> dict[str, Any]:
-    """Return a successful reply; raise the error an unsuccessful one carries."""
+    """Return a successful reply; raise the error an unsuccessful one carries.
+
+    A known code is said in the reader's language from its values; otherwise the
+    server's English message is shown quoted (nothing has checked those words).
+    """
     if reply.get("ok") is True:
         return reply
     kind = WIRE_ERRORS.get(str(reply.get("error")), FileServiceError)
+    code, params = reply.get("code"), reply.get("params")
+    if isinstance(code, str) and code in ALL_REFUSALS and isinstance(params, dict):
+        shown = {str(key): _shown(value) for key, value in params.items()}
+        try:
+            ALL_REFUSALS[code].format(**shown)  # do its values fill the template?
+        except (KeyError, IndexError, ValueError):
+            pass  # no: show the server's words
+        else:
+            raise kind(ALL_REFUSALS[code], **shown)
     message = reply.get("message")
-    raise kind(message[:1000] if isinstance(message, str) else "the server refused the request")
+    raise kind(UNKNOWN_REFUSAL, words=quote(message if isinstance(message, str) else "", 1000))
+
+
+def _plain(value: object) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
+def _shown(value: object) -> object:
+    """A refusal's value as shown: numbers as they are, text quoted if it holds a
+    character a terminal acts on (a hostile server chooses it), cut at 200."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    text = value if isinstance(value, str) else repr(value)
+    return quote(text, 200) if unsafe_characters(text) or len(text) > 200 else text
 
 
 def argument(args: dict[str, Any], name: str, kind: type, default: Any = None) -> Any:
     """One argument of a request, checked for type (a request is untrusted input)."""
     value = args.get(name, default)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise FileServiceError(f"bad request: {name!r} must be {kind.__name__}")
+        raise FileServiceError(REFUSALS["bad argument"], name=repr(name), kind=kind.__name__)
     return value
 
 
@@ -151,7 +239,7 @@ def listing_pages(entries: list[dict[str, Any]], page_bytes: int = PAGE_BYTES) -
 def listing_entry(item: Any) -> dict[str, Any]:
     """A listing entry from the server, checked before it becomes a ``FileInfo``."""
     if not isinstance(item, dict):
-        raise ProtocolError("the server sent a listing entry that is not an object")
+        raise ProtocolError(N_("the server sent a listing entry that is not an object"))
     try:
         return {
             "name": str(item["name"]),
@@ -160,4 +248,4 @@ def listing_entry(item: Any) -> dict[str, Any]:
             "mtime": float(item["mtime"]),
         }
     except (KeyError, TypeError, ValueError, OverflowError):
-        raise ProtocolError("the server sent a malformed listing entry") from None
+        raise ProtocolError(N_("the server sent a malformed listing entry")) from None

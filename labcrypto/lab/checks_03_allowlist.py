@@ -36,6 +36,7 @@ from ..errors import (
     HandshakeError,
     KeyNotAllowed,
     LabCryptoError,
+    in_english,
 )
 from ..groups import FFDHE2048, Group, small_safe_prime_group, validate_public
 from ..handshake import ClientHandshake, decode_message, encode_message
@@ -1092,7 +1093,7 @@ def _join_hint(exc: BaseException, attempt: str, path: Path) -> str:
         return JOIN["not allowed"]
     if isinstance(exc, AllowlistError) and attempt == "second":
         return JOIN["added twice"]
-    if isinstance(exc, AllowlistError | OSError) and "exists" in str(exc):
+    if isinstance(exc, AllowlistError | OSError) and "exists" in in_english(exc):
         return JOIN["key exists"]
     return JOIN["where"].format(name=path.name)
 

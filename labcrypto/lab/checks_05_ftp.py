@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..allowlist import Allowlist
 from ..channel import encode_frame, read_frame, write_frame
-from ..errors import ChannelClosed, LabCryptoError
+from ..errors import ChannelClosed, LabCryptoError, in_english
 from ..ftp import FileClient, FileServer
 from ..groups import FFDHE2048, power, validate_public
 from ..handshake import transcript_hash
@@ -974,7 +974,7 @@ def _fill_home(home: Path) -> None:
 
 def _du_hint(du: Callable[[Any, str], int], error: BaseException) -> str:
     """Why ``du`` raised: a link it tried to list, a cd, or a sub-path built from the name alone."""
-    if "link" in str(error):
+    if "link" in in_english(error):  # the English words, whatever the language
         return DU["link"]
     if ".cd(" in code_of(du):
         return DU["uses cd"]

@@ -20,15 +20,22 @@ below with ``N_``, run ``make catalog``, translate it in the ``.po``;
 ``tests/test_notebooks.py`` runs the Russian notebooks and fails on every
 English column name, plot title or progress label it sees.
 
-Words the code *builds* (``f"joined as {name}"``) cannot be looked up and
-stay English; the notebooks keep those to the data itself.
+A sentence the code *builds* (``f"joined as {name}"``) cannot be looked up
+once it is built, so the notebooks build it with ``sentence``: the English
+template and its values, ``sentence("joined as {name}", name=client.name)``.
+It fills in the template's translation if the template is one of
+``SENTENCES``, else the template as written. The same code then reads
+Russian in the Russian edition. A new sentence: add its template to
+``SENTENCES`` with ``N_``, ``make catalog``, translate it;
+``tests/test_i18n_errors.py`` fails on a ``sentence`` call in a notebook
+whose template is not listed.
 """
 
 from __future__ import annotations
 
 from ..i18n import N_, gettext
 
-__all__ = ["WORDS", "shown", "shown_value"]
+__all__ = ["SENTENCES", "WORDS", "sentence", "shown", "shown_value"]
 
 #: Column names of the notebooks' tables (and of the library rows they show:
 #: ``wiretap.eavesdropper_view``, ``server.status``, ``ftp`` directory entries).
@@ -79,10 +86,32 @@ CELLS = (
 #: Every word ``shown`` translates.
 WORDS = frozenset(COLUMNS + TITLES + CELLS)
 
+#: The sentences the notebooks' code builds with ``sentence``, as templates.
+SENTENCES = frozenset((
+    N_("timed {first} to {last} bits in {seconds:.1f} s"),  # 01: the brute-force timing
+    N_("joined as {name}"), N_("dropped: {error}"),  # 03: who got in
+    N_("data port {port}"),  # 04: Eve's view of both ports
+    N_("{visitors} visitors, {busy} busy answers, {leased} ports still leased"),  # 04: the pool
+    N_("cannot open it: {error}"), N_("opened: {text}"),  # 05: the recorded requests
+    N_("refused ({error})"), N_("logged in: {text}"),  # 05: the thief with the server's key
+    N_("allowed: {text}"),  # 05: the jail
+))  # fmt: skip
+
 
 def shown(text: str) -> str:
     """``text`` in the student's language if it is one of ``WORDS``, else exactly as given."""
     return gettext(text) if text in WORDS else text
+
+
+def sentence(template: str, **values: object) -> str:
+    """``template`` filled in with ``values``, in the student's language if it is one of
+    ``SENTENCES``: ``sentence("joined as {name}", name="alice")`` → ``"вошла как alice"``."""
+    if template in SENTENCES:
+        try:
+            return gettext(template).format(**values)
+        except (KeyError, IndexError, ValueError):
+            pass  # a translation that lost a placeholder: the English still says it
+    return template.format(**values)
 
 
 def shown_value(value: object) -> object:

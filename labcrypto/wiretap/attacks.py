@@ -25,6 +25,7 @@ from typing import Any
 from ..errors import LabCryptoError
 from ..groups import Group
 from ..handshake import MODES, ClientHandshake, ServerHandshake, encode_message
+from ..i18n import N_, gettext
 from ..keys import KeyPair, generate, parse_number
 from .capture import C2S, DIRECTIONS, S2C, TapFrame, handshake_message
 from .relay import PolicyResult
@@ -270,9 +271,12 @@ class ManInTheMiddle:
         self._keys[mode] = pair
         return pair
 
-    def _fail(self, state: _MitmState, frame: TapFrame, why: str) -> list[bytes]:
+    def _fail(self, state: _MitmState, frame: TapFrame, why: str, **values: object) -> list[bytes]:
+        """Give up on this connection and note why: ``why`` is an English template (``N_``),
+        written down in the language of the notebook that runs him (``failures`` is his
+        notebook, not a server's log)."""
         state.gave_up = True
-        self.failures.append(f"#{frame.connection}: {why}")
+        self.failures.append(f"#{frame.connection}: {gettext(why).format(**values)}")
         return []
 
     def __call__(self, frame: TapFrame) -> PolicyResult:
@@ -285,13 +289,13 @@ class ManInTheMiddle:
                 return self._from_client(state, frame)
             return self._from_server(state, frame)
         except LabCryptoError as exc:
-            return self._fail(state, frame, f"{type(exc).__name__}: {exc}")
+            return self._fail(state, frame, "{kind}: {error}", kind=type(exc).__name__, error=exc)
 
     def _from_client(self, state: _MitmState, frame: TapFrame) -> PolicyResult:
         message = frame.message
         if state.to_client is None:
             if not message or message["type"] != "client_hello" or message.get("mode") not in MODES:
-                return self._fail(state, frame, "the first frame was not a client hello")
+                return self._fail(state, frame, N_("the first frame was not a client hello"))
             mode = message["mode"]
             client_key = parse_number(str(message.get("static", "0")))
             key = self._key_for(mode, avoid=client_key)
@@ -312,11 +316,14 @@ class ManInTheMiddle:
 
     def _from_server(self, state: _MitmState, frame: TapFrame) -> PolicyResult:
         if state.to_server is None:
-            return self._fail(state, frame, "the server spoke first")
+            return self._fail(state, frame, N_("the server spoke first"))
         if not state.to_server.done:
             message = frame.message
             if message is not None and message["type"] == "error":
-                self._fail(state, frame, f"the server refused him: {message.get('message')}")
+                try:  # his side of the handshake reads the refusal as any client does
+                    state.to_server.receive(frame.payload)
+                except LabCryptoError as exc:
+                    self._fail(state, frame, N_("the server refused him: {error}"), error=exc)
                 return [frame.payload]  # pass the refusal on: the client sees it too
             for reply in state.to_server.receive(frame.payload):
                 frame.send_back(reply)  # his finished message, to the server

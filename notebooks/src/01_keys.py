@@ -52,7 +52,7 @@ from pathlib import Path
 
 from labcrypto import groups, keys
 from labcrypto.lab import checks_01_keys as checks
-from labcrypto.lab import plots, variants, widgets
+from labcrypto.lab import plots, variants, vocabulary, widgets
 
 # %% [markdown] id=cell-003
 # **Your student id.** Type it once between the quotes, exactly as your instructor knows you, and run the cell.
@@ -419,9 +419,10 @@ for bits in range(8, 41):
     seconds.append(time_attack(bits))
     sizes.append(bits)
     bar.value = min(40, int(10 * sum(seconds)))
-f"timed {sizes[0]} to {sizes[-1]} bits in {sum(seconds):.1f} s"
+vocabulary.sentence("timed {first} to {last} bits in {seconds:.1f} s",
+                    first=sizes[0], last=sizes[-1], seconds=sum(seconds))
 
-# %% lang=ru id=cell-033 en=40ab43ca
+# %% lang=ru id=cell-033 en=6fd67336
 budget = 4.0                                    # секунд на весь эксперимент
 bar = widgets.progress(total=40, description="4 s budget")
 display(bar)
@@ -432,7 +433,8 @@ for bits in range(8, 41):
     seconds.append(time_attack(bits))
     sizes.append(bits)
     bar.value = min(40, int(10 * sum(seconds)))
-f"timed {sizes[0]} to {sizes[-1]} bits in {sum(seconds):.1f} s"
+vocabulary.sentence("timed {first} to {last} bits in {seconds:.1f} s",
+                    first=sizes[0], last=sizes[-1], seconds=sum(seconds))
 
 # %% id=cell-034
 plots.brute_force_times(sizes, seconds, target_bits=2048);

@@ -58,7 +58,7 @@ from labcrypto.errors import HandshakeError, LabCryptoError
 from labcrypto.handshake import ClientHandshake, ServerHandshake, encode_message
 from labcrypto.keys import PublicKey
 from labcrypto.lab import checks_03_allowlist as checks
-from labcrypto.lab import plots, widgets
+from labcrypto.lab import plots, vocabulary, widgets
 
 # %% [markdown] id=cell-003
 # ## The cast
@@ -228,12 +228,13 @@ time.sleep(0.3)     # let the last frames of the joins pass the tap
 widgets.table([{
     "who": name,
     "on the list": allowlist.name_of(people[name].public_key) is not None,
-    "result": f"joined as {client.name}" if client else f"dropped: {type(error).__name__}",
+    "result": (vocabulary.sentence("joined as {name}", name=client.name) if client
+               else vocabulary.sentence("dropped: {error}", error=type(error).__name__)),
     "handshake on the wire": step_of(frames_of(name)),
     "encrypted frames sent to them": sum(f.kind == "data" and f.direction == wiretap.S2C for f in frames_of(name)),
 } for name, (client, error) in outcome.items()])
 
-# %% lang=ru id=cell-016 en=75cdf84f
+# %% lang=ru id=cell-016 en=6a51d2e9
 def frames_of(name):
     """Кадры того соединения прослушки, в приветствии клиента которого — открытый ключ `name`."""
     wanted = f"{people[name].public:#x}"
@@ -252,7 +253,8 @@ time.sleep(0.3)     # даём последним кадрам подключе�
 widgets.table([{
     "who": name,
     "on the list": allowlist.name_of(people[name].public_key) is not None,
-    "result": f"joined as {client.name}" if client else f"dropped: {type(error).__name__}",
+    "result": (vocabulary.sentence("joined as {name}", name=client.name) if client
+               else vocabulary.sentence("dropped: {error}", error=type(error).__name__)),
     "handshake on the wire": step_of(frames_of(name)),
     "encrypted frames sent to them": sum(f.kind == "data" and f.direction == wiretap.S2C for f in frames_of(name)),
 } for name, (client, error) in outcome.items()])

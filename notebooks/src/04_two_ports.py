@@ -61,7 +61,7 @@ from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.errors import HandoffFailed, LabCryptoError, PoolExhausted
 from labcrypto.handshake import decode_message, encode_message
 from labcrypto.lab import checks_04_two_ports as checks
-from labcrypto.lab import plots, widgets
+from labcrypto.lab import plots, vocabulary, widgets
 from labcrypto.ports import PortPool
 from labcrypto.server import connect
 
@@ -179,7 +179,8 @@ channel.send(encode_message({"type": "say", "text": "hello from the data port"})
 # %% id=cell-017
 time.sleep(0.2)
 view = [dict(row, port="handshake port") for row in wiretap.eavesdropper_view(hs_tap.frames())]
-view += [dict(row, port=f"data port {offer['port']}") for row in wiretap.eavesdropper_view(data_tap.frames())]
+view += [dict(row, port=vocabulary.sentence("data port {port}", port=offer["port"]))
+         for row in wiretap.eavesdropper_view(data_tap.frames())]
 widgets.table([{k: row[k] for k in ("port", "direction", "kind", "bytes", "eve sees")} for row in view], max_width=90)
 
 # %% [markdown] id=cell-018
@@ -710,9 +711,10 @@ with ThreadPoolExecutor(max_workers=16) as workers:
         time.sleep(0.05)
 retries = [v.result() for v in visits]
 gauge.value = len(crowd_pool.leased())
-f"{len(retries)} visitors, {sum(retries)} busy answers, {len(crowd_pool.leased())} ports still leased"
+vocabulary.sentence("{visitors} visitors, {busy} busy answers, {leased} ports still leased",
+                    visitors=len(retries), busy=sum(retries), leased=len(crowd_pool.leased()))
 
-# %% lang=ru id=cell-033 en=a6cd546b
+# %% lang=ru id=cell-033 en=cb83bce5
 gauge = widgets.progress(crowd_pool.size, "ports in use")
 display(gauge)
 started = time.time()
@@ -725,7 +727,8 @@ with ThreadPoolExecutor(max_workers=16) as workers:
         time.sleep(0.05)
 retries = [v.result() for v in visits]
 gauge.value = len(crowd_pool.leased())
-f"{len(retries)} visitors, {sum(retries)} busy answers, {len(crowd_pool.leased())} ports still leased"
+vocabulary.sentence("{visitors} visitors, {busy} busy answers, {leased} ports still leased",
+                    visitors=len(retries), busy=sum(retries), leased=len(crowd_pool.leased()))
 
 # %% [markdown] id=cell-034
 # The bar showed the ports in use, read from the pool while it happened. The same story from the server's own log (`crowd_room.events`):

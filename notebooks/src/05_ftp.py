@@ -62,7 +62,7 @@ from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.errors import DecryptionFailed, FileServiceError
 from labcrypto.ftp import FileClient, FileServer
 from labcrypto.lab import checks_05_ftp as checks
-from labcrypto.lab import plots, widgets
+from labcrypto.lab import plots, vocabulary, widgets
 
 # %% [markdown] id=cell-003
 # ## 1 · A file server in a folder of its own
@@ -499,8 +499,8 @@ def try_to_open(frames):
     try:
         said = decrypt_recording(frames, stolen)
     except DecryptionFailed as exc:
-        return f"cannot open it: {exc}"
-    return f"opened: {said[0][1][:60]!r}"
+        return vocabulary.sentence("cannot open it: {error}", error=exc)
+    return vocabulary.sentence("opened: {text}", text=repr(said[0][1][:60]))
 
 widgets.table([{"connection": conn.id, "ephemeral keys in the hellos": "ephemeral" in (conn.frames[0].message or {}),
                 "the thief, with the stolen server key": try_to_open(conn.frames)}
@@ -681,7 +681,7 @@ bob.ls("/")
 # %% id=cell-034
 def attempt(how, path):
     try:
-        result = f"allowed: {alice.cat(path)[:40]!r}"
+        result = vocabulary.sentence("allowed: {text}", text=repr(alice.cat(path)[:40]))
     except FileServiceError as exc:
         result = f"{type(exc).__name__}: {exc}"
     return {"the trick": how, "alice asks for": path, "result": result}
@@ -940,15 +940,15 @@ def log_in_as_alice(address, mode):
         try:
             welcome = ciphers.AeadCipher(session.server_to_client).open(channel.read_frame(sock))
         except Exception as exc:                             # the server refused: an error, or it hung up
-            return f"refused ({type(exc).__name__})"
-        return f"logged in: {welcome.decode()[:70]}"
+            return vocabulary.sentence("refused ({error})", error=type(exc).__name__)
+        return vocabulary.sentence("logged in: {text}", text=welcome.decode()[:70])
 
 
 widgets.table([{"mode": "static", "the thief, with the server's key b": log_in_as_alice(static_door.address, "static")},
                {"mode": "secure", "the thief, with the server's key b": log_in_as_alice(secure_door.address, "secure")}],
               max_width=110)
 
-# %% lang=ru id=cell-032b en=862e82d1
+# %% lang=ru id=cell-032b en=27c587fd
 def log_in_as_alice(address, mode):
     """Клиент вора: открытый ключ alice в приветствии, украденный ключ сервера b у него в руках."""
     A, p = people["alice"].public_key, stolen.group.p
@@ -976,8 +976,8 @@ def log_in_as_alice(address, mode):
         try:
             welcome = ciphers.AeadCipher(session.server_to_client).open(channel.read_frame(sock))
         except Exception as exc:                             # сервер отказал: ошибка или разрыв соединения
-            return f"refused ({type(exc).__name__})"
-        return f"logged in: {welcome.decode()[:70]}"
+            return vocabulary.sentence("refused ({error})", error=type(exc).__name__)
+        return vocabulary.sentence("logged in: {text}", text=welcome.decode()[:70])
 
 
 widgets.table([{"mode": "static", "the thief, with the server's key b": log_in_as_alice(static_door.address, "static")},
