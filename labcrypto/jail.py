@@ -52,6 +52,7 @@ import ctypes
 import errno
 import os
 import stat
+import time
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -271,7 +272,16 @@ class FileInfo:
     name: str
     kind: str  # "file", "dir", "link" or "other"
     size: int
-    mtime: float
+    mtime: float  # seconds since the epoch, as os.stat gives it
+
+    @property
+    def when(self) -> str:
+        """The modification time as people read it: ``2026-12-01 14:05``, local time."""
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(self.mtime))
+
+    def row(self) -> dict[str, Any]:
+        """The entry as a table row (what ``ls`` prints), the time readable."""
+        return {"name": self.name, "kind": self.kind, "size": self.size, "mtime": self.when}
 
     @classmethod
     def from_stat(cls, name: str, info: os.stat_result) -> FileInfo:

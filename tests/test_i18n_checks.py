@@ -126,8 +126,8 @@ def test_02_a_delimiter_instead_of_a_length(no_leaks) -> None:
     assert_named_in_russian(
         checks_02_exchange.check_framing,
         (send_line, lambda sock: sock.recv(1024)),
-        ["there is no length in front"],
-        ["перед сообщением нет длины", "получатель не может узнать, где оно кончается"],
+        ["There is no length in front"],
+        ["Перед сообщением нет длины", "получатель не может узнать, где оно кончается"],
         FRAMES,
     )
 

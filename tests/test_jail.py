@@ -5,12 +5,21 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from labcrypto.errors import BadPathName, FileServiceError, PathOutsideHome, PathRefused
-from labcrypto.jail import AtomicFile, Jail, check_name, open_directory, show_path, split_path
+from labcrypto.jail import (
+    AtomicFile,
+    FileInfo,
+    Jail,
+    check_name,
+    open_directory,
+    show_path,
+    split_path,
+)
 
 # --- paths as words ------------------------------------------------------------------
 
@@ -266,3 +275,12 @@ def test_atomic_file_lands_whole_or_not_at_all(tmp_path: Path) -> None:
         assert os.listdir(tmp_path) == ["f.txt"]
     finally:
         os.close(fd)
+
+
+def test_a_listing_row_shows_the_time_as_people_read_it():
+    """``ls`` in a notebook table: a date and a minute, not seconds since 1970."""
+    moment = datetime(2026, 12, 1, 14, 5, 59)
+    entry = FileInfo("notes.txt", "file", 42, moment.timestamp())
+    row = entry.row()
+    assert row == {"name": "notes.txt", "kind": "file", "size": 42, "mtime": "2026-12-01 14:05"}
+    assert entry.when == row["mtime"]

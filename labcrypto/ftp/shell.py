@@ -14,7 +14,6 @@ and for the interactive shell. What it says is in the user's language
 from __future__ import annotations
 
 import shlex
-import time
 
 from ..i18n import N_, _
 from ..jail import FileInfo, Listing
@@ -55,8 +54,7 @@ def _format_listing(entries: list[FileInfo]) -> str:
     for entry in entries:
         size = str(entry.size) if entry.kind == "file" else "-"
         suffix = {"dir": "/", "link": "@"}.get(entry.kind, "")
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.mtime))
-        lines.append(f"{entry.kind:<5} {size:>12}  {when}  {entry.name}{suffix}")
+        lines.append(f"{entry.kind:<5} {size:>12}  {entry.when}  {entry.name}{suffix}")
     if isinstance(entries, Listing) and entries.truncated:
         lines.append(
             _(

@@ -77,10 +77,10 @@ FRAMING = Messages({
         "Use struct.pack('!I', len(data)) + data, in one sendall."
     ),
     "no length": N_(
-        "there is no length in front: the receiver cannot know where the "
+        "There is no length in front: the receiver cannot know where the "
         "message ends (course mistake 6). "
     ),
-    "little-endian": N_("the length is little-endian; the network order is big-endian ('!I'). "),
+    "little-endian": N_("The length is little-endian; the network order is big-endian ('!I'). "),
     "payload": N_("When {what}, recv_msg returned {shown} instead of the {size} bytes sent.{hint}"),
     "newline": N_(
         " A delimiter such as '\\n' can occur inside the data: only a length "

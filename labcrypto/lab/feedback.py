@@ -177,10 +177,14 @@ def refused_as(exc: BaseException) -> str:
 
 
 def how_it_ended(status: str, value: Any, width: int = 60, stuck: str = NEVER_RETURNED) -> str:
-    """``returned …`` (its repr cut at ``width``), ``never returned`` or ``raised …``:
-    the end of a bounded run (status "ok", "stuck" or "error"), in a student's words."""
+    """``returned …`` (its repr cut at ``width``, the cut marked ``…``), ``never returned``
+    or ``raised …``: the end of a bounded run (status "ok", "stuck" or "error"), in a
+    student's words."""
     if status == "ok":
-        return _(RETURNED).format(value=repr(value)[:width])
+        shown = repr(value)
+        if len(shown) > width:
+            shown = shown[:width] + "…"
+        return _(RETURNED).format(value=shown)
     if status == "stuck":
         return _(stuck)
     return _(RAISED).format(error=refused_as(value))

@@ -51,7 +51,6 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 
 from IPython.display import display
@@ -106,7 +105,7 @@ server, alice
 alice.mkdir("docs")
 (laptop / "notes.txt").write_text("Lab 3 notes: DH, then HKDF, then AES-GCM.\n")
 alice.put(laptop / "notes.txt", "docs/notes.txt")
-widgets.table([asdict(entry) for entry in alice.ls("docs")])
+widgets.table([entry.row() for entry in alice.ls("docs")])
 
 # %% id=cell-008
 alice.cat("docs/notes.txt")
