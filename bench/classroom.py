@@ -32,6 +32,17 @@ file descriptors, leased ports and RSS: idle before, peak, after the
 clients left, after stop. Exit status 1 if a well-behaved client saw an
 error or anything leaked.
 
+It also shows where a chat round trip's time goes, so a slow figure can
+be pinned on the server or on the clients: each student line is timed
+where it is sent, when the server has read it, when the server has
+handed it to the last member's socket, when the student's reader thread
+has its echo, and when the waiting student thread runs again (one clock,
+``time.time()``, for every process of the machine). Beside it, each
+process (the chat server, each client process, the file service) runs a
+probe thread that sleeps 10 ms again and again: how late it wakes is how
+long any woken thread there waits for a core and the GIL. And the CPU
+each process used, against what the machine's cores had.
+
     python bench/classroom.py --mixed --duration 60 --chat 40 --files 10 --hostile 4
 
 Clients and server run in this one process (one GIL), as in a notebook
@@ -321,6 +332,81 @@ def _rss() -> int:
     return 0
 
 
+def _cpu_seconds() -> float:
+    """CPU time this process has used so far (user + system), in seconds."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _WakeProbe:
+    """A thread that sleeps ``interval`` again and again and records how late it wakes.
+
+    Any thread of this process that is woken (a reader with a line to read,
+    a student with its echo) waits the same way for a core and then for the
+    GIL: the probe's lateness measures that wait, apart from what the
+    threads themselves do. Run in each process, it shows which process's
+    threads wait, and how long.
+    """
+
+    def __init__(self, interval: float = 0.01) -> None:
+        self.interval = interval
+        self.late: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wake-probe", daemon=True)
+
+    def start(self) -> _WakeProbe:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        for _ in range(10_000_000):  # bounded; ends when stopped
+            if self._stop.is_set():
+                return
+            asked = time.perf_counter()
+            time.sleep(self.interval)
+            self.late.append(time.perf_counter() - asked - self.interval)
+
+    def stop(self) -> dict[str, float]:
+        """Stop; the lateness p50/p99/max in ms."""
+        self._stop.set()
+        self._thread.join(5)
+        late = self.late or [0.0]
+        return {
+            "p50": percentile(late, 0.5) * 1000,
+            "p99": percentile(late, 0.99) * 1000,
+            "max": max(late) * 1000,
+        }
+
+
+class _TimedChatServer(ChatServer):
+    """``ChatServer`` that notes, for each line a chat student says, when the room had
+    read it (``_deliver`` starts) and when it had been handed to the last member's
+    socket (after ``_send_to_room``): the server's own part of a round trip. It also
+    counts the lines said (bench only)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.read_at: dict[str, float] = {}
+        self.sent_at: dict[str, float] = {}
+        self.said: dict[str, int] = {"students": 0, "others": 0}
+
+    def _deliver(self, message: ChatMessage) -> None:
+        if message.kind == "message":
+            by_student = message.sender.startswith("chat")
+            if by_student:
+                self.read_at[message.text] = time.time()
+            self.said["students" if by_student else "others"] += 1
+        super()._deliver(message)
+
+    def _send_to_room(self, lines: list[bytes]) -> None:
+        super()._send_to_room(lines)
+        sent = time.time()
+        for line in lines:
+            fields = json.loads(line)
+            if fields.get("type") == "message" and fields.get("from", "").startswith("chat"):
+                self.sent_at[fields["text"]] = sent
+
+
 def _counts(servers: list, pool: PortPool | None) -> dict[str, int]:
     """What the servers' process holds now: threads, fds, leased ports, connections, RSS."""
     return {
@@ -347,6 +433,9 @@ class _Figures:
         self.hostile: dict[str, int] = {}
         self.bytes_moved = 0
         self.per_file_client: dict[int, int] = {}
+        #: Each timed chat line: (text, sent, heard by the client's reader, student woke),
+        #: as ``time.time()`` (one clock for every process of the machine).
+        self.lines: list[tuple[str, float, float, float]] = []
 
     def time(self, kind: str, seconds: float) -> None:
         with self.lock:
@@ -371,15 +460,17 @@ class _Figures:
             "hostile": self.hostile,
             "bytes": self.bytes_moved,
             "per file client": self.per_file_client,
+            "lines": self.lines,
         }
 
 
 def _chat_student(spec: dict, index: int, figures: _Figures, deadline: float) -> None:
     """Join (handshake + handoff), then say a line and wait for its echo, until the deadline."""
-    echoed, wanted = threading.Event(), [""]
+    echoed, wanted, heard = threading.Event(), [""], [0.0]
 
-    def watch(message: ChatMessage) -> None:
+    def watch(message: ChatMessage) -> None:  # runs in the client's reader thread
         if message.text == wanted[0]:
+            heard[0] = time.time()
             echoed.set()
 
     rng = random.Random(index)
@@ -398,11 +489,13 @@ def _chat_student(spec: dict, index: int, figures: _Figures, deadline: float) ->
                 break
             wanted[0] = f"{index}:{line}"
             echoed.clear()
-            sent = time.perf_counter()
+            sent_at, sent = time.time(), time.perf_counter()
             client.send(wanted[0])
             if not echoed.wait(spec["timeout"]):
                 raise TimeoutError(_late_or_lost(client, echoed, wanted[0], spec["timeout"]))
             figures.time("chat round trip", time.perf_counter() - sent)
+            with figures.lock:
+                figures.lines.append((wanted[0], sent_at, heard[0], time.time()))
             time.sleep(rng.uniform(0.5, 1.5) * spec["think"])
     except Exception as exc:
         figures.error(f"chat student {index}", exc)
@@ -706,6 +799,7 @@ def _mixed_clients(spec: dict, roles: dict[str, list[int]], out: multiprocessing
     # lines (ChatClient.messages), which fills and drops its oldest: expected here.
     logging.getLogger("labcrypto.chat").setLevel(logging.ERROR)
     figures = _Figures()
+    probe, cpu = _WakeProbe().start(), _cpu_seconds()
     deadline = spec["start"] + spec["duration"]  # time.time(): the same in every process
     deadline = time.monotonic() + max(0.0, deadline - time.time())
     with tempfile.TemporaryDirectory() as folder:
@@ -728,6 +822,8 @@ def _mixed_clients(spec: dict, roles: dict[str, list[int]], out: multiprocessing
         stuck = sum(worker.is_alive() for worker in workers)
     result = figures.plain()
     result["stuck threads"] = stuck
+    result["wake"] = [probe.stop()]
+    result["cpu"] = _cpu_seconds() - cpu
     out.put(json.dumps(result))
 
 
@@ -748,7 +844,7 @@ def _merged(parts: list[dict]) -> dict:
     """The figures of several client processes as one."""
     result: dict = {
         "latency": {}, "errors": {}, "error_lines": [], "hostile": {}, "bytes": 0,
-        "per file client": {}, "stuck threads": 0,
+        "per file client": {}, "stuck threads": 0, "lines": [], "wake": [], "cpu": 0.0,
     }  # fmt: skip
     for part in parts:
         for kind, values in part["latency"].items():
@@ -759,6 +855,9 @@ def _merged(parts: list[dict]) -> dict:
         result["error_lines"] += part["error_lines"]
         result["bytes"] += part["bytes"]
         result["stuck threads"] += part["stuck threads"]
+        result["lines"] += part["lines"]
+        result["wake"] += part["wake"]
+        result["cpu"] += part["cpu"]
     return result
 
 
@@ -793,7 +892,7 @@ def run_mixed(args: argparse.Namespace) -> int:
         out = context.Queue()  # its pipe is the bench's, not the servers': made before counting
         threads_at_start = threading.active_count()
         fds_at_start = len(os.listdir("/proc/self/fd"))
-        chat = ChatServer(
+        chat = _TimedChatServer(
             server_key, allowlist, pool=pool, settings=settings, name="mixed-chat",
             max_connections=args.chat + (per_source + 10) * args.hostile + 20,
         ).start()  # fmt: skip
@@ -808,8 +907,6 @@ def run_mixed(args: argparse.Namespace) -> int:
         else:  # both in this process, as in one notebook kernel
             file_service, files = None, _file_server(file_spec).start()
             file_port, servers = files.port, [chat, files]
-        said = [0]
-        chat.on_message = lambda message: said.__setitem__(0, said[0] + 1)
         dropped: dict[str, int] = {}  # why the server closed a well-behaved member
         chat.listeners.append(lambda event: _count_drop(event, dropped))
         idle = _counts(servers, pool)
@@ -832,6 +929,7 @@ def run_mixed(args: argparse.Namespace) -> int:
             context.Process(target=_mixed_clients, args=(spec, roles, out))
             for roles in _client_roles(args)
         ]
+        probe, cpu = _WakeProbe().start(), _cpu_seconds()
         started = time.perf_counter()
         for process in processes:
             process.start()
@@ -847,11 +945,20 @@ def run_mixed(args: argparse.Namespace) -> int:
                         process.kill()
                     raise SystemExit("a client process did not finish") from None
         wall = time.perf_counter() - started
+        result_server = {"wake": probe.stop(), "cpu": _cpu_seconds() - cpu}
+        said = dict(chat.said)  # during the class (floods still drain while it settles)
         for process in processes:
             process.join(30)
             process.close()
         result = _merged(parts)
         result["dropped"] = dropped
+        result["server"] = result_server
+        result["line times"] = {
+            text: (read, chat.sent_at[text])
+            for text, read in chat.read_at.items()
+            if text in chat.sent_at
+        }
+        result["said"] = said
         # The clients are gone: everything must come back to idle (bounded wait).
         # A flooder that hung up still has its last lines delivered, at its share of
         # the room's rate (nothing it said is lost): allow that time, and report it.
@@ -879,9 +986,10 @@ def run_mixed(args: argparse.Namespace) -> int:
     leaks += [f"{k} after stop" for k in ("threads", "fds", "ports leased") if stopped[k] > 0]
     if file_figures is not None:
         leaks += [f"file service: {leak}" for leak in file_figures["leaks"]]
-    _report_mixed(args, result, wall, said[0], idle, peak, left, stopped, stop_time, leaks)
+    _report_mixed(args, result, wall, idle, peak, left, stopped, stop_time, leaks)
     if file_figures is not None:
         _report_file_process(file_figures)
+    _report_where_time_goes(args, result, wall, file_figures)
     ok = not result["errors"] and not leaks and not result["stuck threads"]
     return 0 if ok else 1
 
@@ -903,13 +1011,16 @@ def _serve_files(spec: dict, pipe: multiprocessing.connection.Connection) -> Non
     threads_at_start = threading.active_count()
     fds_at_start = len(os.listdir("/proc/self/fd"))
     server = _file_server(spec).start()
+    probe, cpu = _WakeProbe(), _cpu_seconds()
     idle = _counts([server], None)
     peak = dict(idle)
     pipe.send(server.port)
+    probe.start()
     while not pipe.poll(0.5):  # sample the peaks until the bench says the class is over
         for name, value in _counts([server], None).items():
             peak[name] = max(peak[name], value)
     pipe.recv()
+    wake, cpu = probe.stop(), _cpu_seconds() - cpu
     settle_deadline = time.monotonic() + 20
     while time.monotonic() < settle_deadline:
         after = _counts([server], None)
@@ -922,7 +1033,12 @@ def _serve_files(spec: dict, pipe: multiprocessing.connection.Connection) -> Non
     stopped["fds"] -= fds_at_start
     leaks = [k for k in ("threads", "fds", "connections") if after[k] > idle[k]]
     leaks += [f"{k} after stop" for k in ("threads", "fds") if stopped[k] > 0]
-    pipe.send({"idle": idle, "peak": peak, "after": after, "stopped": stopped, "leaks": leaks})
+    pipe.send(
+        {
+            "idle": idle, "peak": peak, "after": after, "stopped": stopped, "leaks": leaks,
+            "wake": wake, "cpu": cpu,
+        }
+    )  # fmt: skip
 
 
 class _FileServiceProcess:
@@ -948,6 +1064,63 @@ class _FileServiceProcess:
         return figures
 
 
+def _report_where_time_goes(
+    args: argparse.Namespace, result: dict, wall: float, file_figures: dict | None
+) -> None:
+    """Split each timed round trip at the server's clock readings, and show how long a
+    woken thread waits for a core and the GIL in each process (the wake probes)."""
+    server_times = result["line times"]
+    legs: dict[str, list[float]] = {"up": [], "fan": [], "down": [], "wake": [], "total": []}
+    for text, sent, heard, woke in result["lines"]:
+        if text not in server_times:
+            continue
+        read, fanned = server_times[text]
+        for leg, seconds in (
+            ("up", read - sent), ("fan", fanned - read), ("down", heard - read),
+            ("wake", woke - heard), ("total", woke - sent),
+        ):  # fmt: skip
+            legs[leg].append(seconds * 1000)
+    print("  where a chat round trip's time goes (ms; clocks read in the client and the server):")
+    if not legs["total"]:
+        print("    no line was timed on both sides")
+        return
+    names = {
+        "up": "sent -> the server has read it (client send, server reader woken)",
+        "fan": "server: read -> handed to the last member's socket (server only)",
+        "down": "server read -> the client's reader has its echo",
+        "wake": "client's reader -> the waiting student thread runs",
+        "total": "round trip",
+    }
+    cut = percentile(legs["total"], 0.99)
+    tail = [i for i, total in enumerate(legs["total"]) if total >= cut]
+    print(f"    {'':66s}{'p50':>7}{'p99':>8}  mean in the slowest 1 %")
+    for leg, label in names.items():
+        values = legs[leg]
+        in_tail = statistics.fmean(values[i] for i in tail)
+        print(
+            f"    {label:66s}{percentile(values, 0.5):7.1f}{percentile(values, 0.99):8.1f}"
+            f"  {in_tail:7.1f}"
+        )
+    print(
+        "  a woken thread's wait for a core and the GIL (a 10 ms sleep's lateness, ms "
+        "p50 / p99 / max):"
+    )
+    rows = [("chat server process", result["server"]["wake"])]
+    rows += [(f"client process {n}", w) for n, w in enumerate(result["wake"], 1)]
+    if file_figures is not None and "wake" in file_figures:
+        rows.append(("file service process", file_figures["wake"]))
+    for name, wake in rows:
+        print(f"    {name:28s}{wake['p50']:7.1f}{wake['p99']:8.1f}{wake['max']:8.1f}")
+    cpus = [("chat server", result["server"]["cpu"]), ("clients", result["cpu"])]
+    if file_figures is not None and "cpu" in file_figures:
+        cpus.insert(1, ("file service", file_figures["cpu"]))
+    available = wall * (os.cpu_count() or 1)
+    print(
+        f"  CPU used during the class ({available:.0f} core-seconds on {os.cpu_count()} cores): "
+        + ", ".join(f"{name} {seconds:.0f} s ({seconds / available:.0%})" for name, seconds in cpus)
+    )
+
+
 def _report_file_process(figures: dict) -> None:
     if "idle" not in figures:
         print(f"  file service process: {figures['leaks']}")
@@ -964,7 +1137,6 @@ def _report_mixed(
     args: argparse.Namespace,
     result: dict,
     wall: float,
-    said: int,
     idle: dict[str, int],
     peak: dict[str, int],
     left: dict[str, int],
@@ -986,8 +1158,10 @@ def _report_mixed(
         + f" on {os.cpu_count()} cores (absolute figures inflate with it)"
     )
     lines = len(result["latency"].get("chat round trip", []))
+    said, by_students = sum(result["said"].values()), result["said"]["students"]
     print(
-        f"  throughput: chat {said / wall:,.0f} lines said/s (each to every member: "
+        f"  throughput: chat {said / wall:,.0f} lines said/s ({by_students / wall:,.0f} by the "
+        f"students, the rest by floods; each to every member: "
         f"~{said * (args.chat + 1) / wall:,.0f} deliveries/s; {lines} timed round trips), "
         f"files {result['bytes'] / 1e6 / wall:.1f} MB/s, "
         f"{sum(len(result['latency'].get(k, [])) for k in ('file put', 'file get', 'file ls')) / wall:.1f} requests/s"  # noqa: E501

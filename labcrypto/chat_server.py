@@ -1,9 +1,10 @@
 """The chat room's server: ``ChatServer`` and the settings it runs with (notebooks 02-05).
 
 The story of the room is in ``labcrypto.chat``; this module is the
-server's half: one thread per member reading what it says, a writer
-thread per member for what its socket cannot take at once, and the
-room's limits (``ChatSettings``):
+server's half: one thread per member reading what it says, one thread
+at a time sending the room's lines to everyone (``ChatServer._deliver``),
+a writer thread per member for what its socket cannot take at once, and
+the room's limits (``ChatSettings``):
 
 * the door: at most ``max_handshakes_per_source`` connections from one
   address in their handshake at once, and a pause for an address whose
@@ -115,23 +116,26 @@ class _Member:
             target=self._write_loop, name=f"chat-out-{name}", daemon=True
         )
 
-    def offer(self, message: bytes) -> bool:
-        """Seal ``message`` for this member and send it, or queue it; False if too slow."""
+    def offer(self, *messages: bytes) -> bool:
+        """Seal ``messages`` for this member and send them, or queue them; False if too slow.
+
+        Several messages go out in one ``send``: one system call (and one
+        wake-up of the member's client) for a batch of the room's lines.
+        """
         with self._lock:
             if not self.alive:
                 return True
             try:
-                frame = self.channel.seal_frame(message)
+                frames = b"".join(self.channel.seal_frame(message) for message in messages)
                 sent = 0
                 if not self._pending and not self._writing:
-                    sent = self._now.send(frame)
+                    sent = self._now.send(frames)
             except (BlockingIOError, InterruptedError):
                 sent = 0  # the socket's buffer is full: the writer will wait for it
             except (OSError, LabCryptoError):
                 return True  # the connection is gone; its reader notices and cleans up
-            frame = frame[sent:]
-            if frame:
-                self._pending += frame
+            if sent < len(frames):
+                self._pending += memoryview(frames)[sent:]
                 self._wake.notify()
             return len(self._pending) <= self.max_pending
 
@@ -293,6 +297,11 @@ class ChatServer(ThreadedServer):
         self.history: deque[ChatMessage] = deque(maxlen=1000)
         self._room: list[_Member] = []
         self._room_lock = threading.Lock()
+        # Lines waiting for the room's sender, and whether a thread is that sender now
+        # (both under _outbox_lock; see _deliver).
+        self._outbox: list[bytes] = []
+        self._sending = False
+        self._outbox_lock = threading.Lock()
 
     # --- what the operator does -----------------------------------------------------
 
@@ -538,7 +547,19 @@ class ChatServer(ThreadedServer):
     # --- delivering -------------------------------------------------------------------
 
     def _deliver(self, message: ChatMessage) -> None:
-        """Give ``message`` to every member (and to ``history``, ``on_message``, events)."""
+        """Give ``message`` to every member (and to ``history``, ``on_message``, events).
+
+        One thread at a time sends the room's lines; the first one with a line
+        to deliver becomes that sender. A line that comes while another
+        thread sends waits in ``_outbox``, and the sender takes it with
+        everything else waiting on its next round: each member then gets all
+        of them in one ``send``. So under load the room makes one system call
+        per member for a batch of lines instead of one per line, every member
+        gets the lines in the same order, and no thread waits for another's
+        member lock (when every reader sent its own line, member by member,
+        they queued behind each other at each lock: a wake-up per member and
+        line, tens of milliseconds per line on a busy machine).
+        """
         if message.kind == "message":
             self.history.append(message)
             self.emit("message", f"{message.sender}: {quote(message.text, 200)}")
@@ -547,11 +568,30 @@ class ChatServer(ThreadedServer):
                     self.on_message(message)
                 except Exception:  # a broken widget must not break the room
                     log.debug("on_message callback failed", exc_info=True)
-        payload = encode_line(message)
+        with self._outbox_lock:
+            self._outbox.append(encode_line(message))
+            if self._sending:
+                return  # the thread sending now takes it on its next round
+            self._sending = True
+        try:
+            while True:  # ends when the outbox is empty (the room's rate limit bounds it)
+                with self._outbox_lock:
+                    lines, self._outbox = self._outbox, []
+                    if not lines:
+                        self._sending = False
+                        return
+                self._send_to_room(lines)
+        except BaseException:
+            with self._outbox_lock:
+                self._sending = False
+            raise
+
+    def _send_to_room(self, lines: list[bytes]) -> None:
+        """Hand ``lines`` to every member (one ``send`` each); drop a member too slow for them."""
         with self._room_lock:
             room = list(self._room)
         for member in room:
-            if member.alive and not member.offer(payload):
+            if member.alive and not member.offer(*lines):
                 member.drop(f"too slow: over {self.settings.max_pending} bytes waiting")
 
     def _notice(self, code: str, **params: str | int | float) -> None:

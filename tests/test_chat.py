@@ -635,6 +635,44 @@ def test_settings_are_one_object_and_old_keywords_still_work(keyring, allowlist,
         ChatServer(keyring("server"), allowlist, mode=mode, idle_timout=5)
 
 
+def test_members_talking_at_once_all_hear_every_line_in_one_order(server, keyring, known):
+    """Four members say 40 lines each at the same moment. The room sends its lines
+    from one thread at a time (several lines to a member in one send under load), so
+    every member hears all 160, each sender's in the order said, and all members hear
+    them in the same order: nobody sees a different conversation."""
+    names = ["alice", "bob", "carol", "dave"]
+    heard: dict[str, list[str]] = {name: [] for name in names}
+    clients = [
+        join(server, name, keyring, known, on_message=lambda m, n=name: heard[n].append(m.text))
+        for name in names
+    ]
+    start = threading.Barrier(len(clients))
+
+    def talk(client: ChatClient) -> None:
+        start.wait(5)
+        for i in range(40):
+            client.send(f"{client.name} {i}")
+
+    talkers = [threading.Thread(target=talk, args=(c,)) for c in clients]
+    try:
+        for thread in talkers:
+            thread.start()
+        for thread in talkers:
+            thread.join(10)
+        said = {f"{name} {i}" for name in names for i in range(40)}
+        assert wait_until(lambda: all(said <= set(texts) for texts in heard.values()), 10)
+        orders = [[text for text in heard[name] if text in said] for name in names]
+        for order in orders:
+            assert len(order) == len(said)
+            for name in names:
+                in_order = [f"{name} {i}" for i in range(40)]
+                assert [text for text in order if text.startswith(name)] == in_order
+        assert all(order == orders[0] for order in orders)
+    finally:
+        for client in clients:
+            client.close()
+
+
 def test_unread_messages_past_the_queue_are_counted_not_dropped_silently(
     server, keyring, known
 ):
