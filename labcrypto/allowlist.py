@@ -64,6 +64,7 @@ from pathlib import Path
 
 from .errors import AllowlistError, LabCryptoError, NameNotOnAllowlist
 from .groups import FFDHE2048, Group
+from .i18n import N_
 from .keys import PublicKey, key_paths
 
 __all__ = ["HEADER", "Allowlist", "Entry"]
@@ -114,11 +115,13 @@ _EMPTY = _Parsed((), (), (), ())
 def _check_name(name: str) -> None:
     """Refuse names that could not also be a key name or a folder name."""
     if not isinstance(name, str):
-        raise AllowlistError(f"a name must be a string, got {type(name).__name__}")
+        raise AllowlistError(
+            N_("a name must be a string, got {kind}"), kind=type(name).__name__
+        )
     try:
         key_paths(name)  # the same rule as key files, so names are safe file names too
     except ValueError as exc:
-        raise AllowlistError(str(exc)) from exc
+        raise AllowlistError("{error}", error=exc) from exc
 
 
 def _cells(text: str) -> list[str]:
@@ -391,30 +394,39 @@ class Allowlist:
         _check_name(name)
         if not isinstance(key, PublicKey):
             raise AllowlistError(
-                f"add takes a PublicKey, got {type(key).__name__}; "
-                "read one with keys.load_public(path) or PublicKey.from_text(text)"
+                N_("add takes a PublicKey, got {kind}; read one with keys.load_public(path) or "
+                   "PublicKey.from_text(text)"),
+                kind=type(key).__name__,
             )
         if key.group != self.group:
             raise AllowlistError(
-                f"this allowlist takes {self.group.name} keys only, and this key is "
-                f"{key.group.name}: a server in secure mode never accepts a toy or "
-                "small-group key (anyone can compute its private half)"
+                N_("this allowlist takes {group} keys only, and this key is {got}: a server in "
+                   "secure mode never accepts a toy or small-group key (anyone can compute its "
+                   "private half)"),
+                group=self.group.name,
+                got=key.group.name,
             )
         comment = comment.strip()
         if "\n" in comment or "\r" in comment:
-            raise AllowlistError("a comment must fit on one line; remove the line breaks")
+            raise AllowlistError(N_("a comment must fit on one line; remove the line breaks"))
         with self._lock:
             parsed = self._fresh()
             for entry in parsed.entries:
                 if entry.name.casefold() == name.casefold():
                     raise AllowlistError(
-                        f"{name!r} is already on the allowlist ({self.path}, line {entry.line}); "
-                        "remove it first to give it a new key, or choose another name"
+                        N_("{name} is already on the allowlist ({path}, line {line}); remove "
+                           "it first to give it a new key, or choose another name"),
+                        name=repr(name),
+                        path=self.path,
+                        line=entry.line,
                     )
                 if entry.key == key:
                     raise AllowlistError(
-                        f"this key is already on the allowlist as {entry.name!r} "
-                        f"({self.path}, line {entry.line}); one key is one person"
+                        N_("this key is already on the allowlist as {name} ({path}, line "
+                           "{line}); one key is one person"),
+                        name=repr(entry.name),
+                        path=self.path,
+                        line=entry.line,
                     )
             lines = list(parsed.lines)
             if not any(line.strip() for line in lines):
@@ -427,7 +439,9 @@ class Allowlist:
                 if entry.key == key:
                     return entry
         raise AllowlistError(  # only if someone rewrote the file at the same instant
-            f"{self.path} changed while {name!r} was being added; check the file and try again"
+            N_("{path} changed while {name} was being added; check the file and try again"),
+            path=self.path,
+            name=repr(name),
         )
 
     def remove(self, name: str) -> Entry | None:
@@ -440,7 +454,9 @@ class Allowlist:
         Raises ``NameNotOnAllowlist`` if no row has that name.
         """
         if not isinstance(name, str):
-            raise AllowlistError(f"remove takes a name (str), got {type(name).__name__}")
+            raise AllowlistError(
+                N_("remove takes a name (str), got {kind}"), kind=type(name).__name__
+            )
         with self._lock:
             parsed = self._fresh()
             wanted = name.casefold()
@@ -449,10 +465,16 @@ class Allowlist:
             if removed is not None:
                 drop |= {row.line for row in parsed.rows if row.key == removed.key}
             if not drop:
-                known = ", ".join(e.name for e in parsed.entries[:10]) or "the list is empty"
+                known = ", ".join(e.name for e in parsed.entries[:10])
                 raise NameNotOnAllowlist(
-                    f"{name!r} is not on the allowlist {self.path} (names: {known}); "
-                    "check the spelling"
+                    N_("{name} is not on the allowlist {path} (names: {known}); check the "
+                       "spelling")
+                    if known
+                    else N_("{name} is not on the allowlist {path} (the list is empty); check "
+                            "the spelling"),
+                    name=repr(name),
+                    path=self.path,
+                    known=known,
                 )
             lines = [line for number, line in enumerate(parsed.lines, 1) if number not in drop]
             self._save(lines)

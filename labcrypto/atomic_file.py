@@ -20,6 +20,18 @@ import os
 import secrets
 
 from .errors import FileServiceError
+from .i18n import N_
+
+#: Why a file could not be put in place, by code (the file service sends the code with
+#: its refusal: ``ftp.wire.ALL_REFUSALS``).
+REFUSALS = {
+    "no temporary file": N_("could not create a temporary file: try again"),
+    "appeared": N_(
+        "{path} already exists (it appeared during the transfer): choose another name, or "
+        "overwrite"
+    ),
+    "not in place": N_("{path}: could not put the file in place ({error})"),
+}
 
 __all__ = ["TEMP_PREFIX", "AtomicFile", "is_temporary"]
 
@@ -67,7 +79,7 @@ class AtomicFile:
                 self.temp_name = candidate
                 break
             else:
-                raise FileServiceError("could not create a temporary file: try again")
+                raise FileServiceError(REFUSALS["no temporary file"])
         except BaseException:
             os.close(self.dir_fd)
             raise
@@ -120,13 +132,10 @@ class AtomicFile:
                 )
                 os.unlink(self.temp_name, dir_fd=self.dir_fd)
         except FileExistsError:
-            raise FileServiceError(
-                f"{self.shown} already exists (it appeared during the transfer): "
-                "choose another name, or overwrite"
-            ) from None
+            raise FileServiceError(REFUSALS["appeared"], path=self.shown) from None
         except OSError as exc:
             raise FileServiceError(
-                f"{self.shown}: could not put the file in place ({os.strerror(exc.errno or 0)})"
+                REFUSALS["not in place"], path=self.shown, error=os.strerror(exc.errno or 0)
             ) from None
         self.temp_name = ""
         os.fsync(self.dir_fd)  # the rename itself survives a crash too

@@ -310,5 +310,5 @@ def decode_line(data: bytes) -> ChatMessage:
         or len(params) > MAX_PARAMS
         or not all(_is_param(value) for value in params.values())
     ):
-        raise MalformedMessage(f"not a chat line: {quote(data, 80)}")
+        raise MalformedMessage(N_("not a chat line: {data}"), data=quote(data, 80))
     return ChatMessage(sender, text, float(when), kind, code, tuple(params.items()))

@@ -35,6 +35,7 @@ from .i18n import gettext
 
 __all__ = [
     "AllowlistError",
+    "BadKeyText",
     "BadPathName",
     "ChannelClosed",
     "ConnectionLost",
@@ -131,6 +132,11 @@ def in_english(exc: BaseException) -> str:
 
 class KeyFileError(LabCryptoError):
     """A key file that is missing, corrupt, truncated or does not match its partner."""
+
+
+class BadKeyText(KeyFileError, ValueError):
+    """Text that is not a key, a fingerprint or a number in the lab's one spelling
+    (a ``.pub`` line, an allowlist cell, a pin typed by hand)."""
 
 
 class KnownServersError(KeyFileError):

@@ -377,4 +377,8 @@ def get_group(name: str) -> Group:
         if bits_text.isdigit() and seed_text.isdigit():
             return small_safe_prime_group(int(bits_text), int(seed_text))
     known = ", ".join(sorted(GROUPS))
-    raise UnknownGroup(f"unknown group {name!r}; known groups: {known} (or safeBITS-SEED)")
+    raise UnknownGroup(
+        N_("unknown group {name}; known groups: {known} (or safeBITS-SEED)"),
+        name=repr(name),
+        known=known,
+    )

@@ -658,9 +658,7 @@ class Jail:
         """An ``AtomicFile`` that will become ``names`` (see ``AtomicFile``)."""
         with self.parent(names, "replace") as (fd, name):
             if not overwrite and self.exists(names):
-                raise FileServiceError(
-                    f"{show_path(names)} already exists: choose another name, or overwrite"
-                )
+                raise FileServiceError(REFUSALS["exists, rename"], path=show_path(names))
             if self.exists(names) and self.stat(names).kind != "file":
                 raise FileServiceError(REFUSALS["exists, not a file"], path=show_path(names))
             return AtomicFile(fd, name, overwrite=overwrite, shown=show_path(names))

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .errors import InvalidPublicValue, KeyFileError, LabCryptoError
+from .errors import BadKeyText, InvalidPublicValue, KeyFileError, LabCryptoError
 from .groups import FFDHE2048, Group, get_group, power, validate_public
 from .i18n import N_
 
@@ -103,9 +103,11 @@ def parse_fingerprint(text: str) -> str:
     """
     cleaned = text.strip()
     if not _FINGERPRINT_RE.fullmatch(cleaned):
-        raise ValueError(
-            f"{text[:60]!r} is not a whole key fingerprint: expected SHA256: and 43 base64 "
-            "characters, as labcrypto keygen prints it (short fingerprints are not accepted)"
+        raise BadKeyText(
+            N_("{text} is not a whole key fingerprint: expected SHA256: and 43 base64 "
+               "characters, as `labcrypto keygen` prints it (short fingerprints are not "
+               "accepted)"),
+            text=repr(text[:60]),
         )
     return cleaned
 
@@ -124,9 +126,13 @@ def parse_number(text: str) -> int:
         digits, base = cleaned, 10
         ok = re.fullmatch(r"[0-9]+", digits)
         if not ok and re.fullmatch(r"[0-9a-f]+", digits):
-            raise ValueError(f"{text!r} looks like hex: write hex numbers with a 0x prefix")
+            raise BadKeyText(
+                N_("{text} looks like hex: write hex numbers with a 0x prefix"), text=repr(text)
+            )
     if not ok:
-        raise ValueError(f"{text!r} is not a number (expected 0x-prefixed hex or decimal)")
+        raise BadKeyText(
+            N_("{text} is not a number (expected 0x-prefixed hex or decimal)"), text=repr(text)
+        )
     return int(digits, base)
 
 
@@ -159,9 +165,10 @@ class PublicKey:
         """Parse the one-line text form (a trailing comment is ignored)."""
         words = text.split()
         if len(words) < 3 or words[0].lower() != PUBLIC_TAG:
-            raise ValueError(
-                f"not a labcrypto public key: expected '{PUBLIC_TAG} GROUP 0xHEX', "
-                f"got {text.strip()[:40]!r}"
+            raise BadKeyText(
+                N_("not a public key in labcrypto's format: expected {form}, got {got}"),
+                form=repr(f"{PUBLIC_TAG} GROUP 0xHEX"),
+                got=repr(text.strip()[:40]),
             )
         group = get_group(words[1])
         return cls(group, parse_number(words[2]))
@@ -179,20 +186,24 @@ class PublicKey:
         """
         words = text.split()
         if len(words) < 3 or words[0] != PUBLIC_TAG:
-            raise ValueError(
-                f"not a labcrypto public key: expected '{PUBLIC_TAG} {group.name} 0xHEX', "
-                f"got {text.strip()[:40]!r}"
+            raise BadKeyText(
+                N_("not a public key in labcrypto's format: expected {form}, got {got}"),
+                form=repr(f"{PUBLIC_TAG} {group.name} 0xHEX"),
+                got=repr(text.strip()[:40]),
             )
         if words[1] != group.name:
-            raise ValueError(
-                f"a {words[1][:20]!r} key where only {group.name} keys are accepted "
-                "(a toy or small-group key would be a key anyone can break)"
+            raise BadKeyText(
+                N_("a {got} key where only {group} keys are accepted (a toy or small-group key "
+                   "would be a key anyone can break)"),
+                got=repr(words[1][:20]),
+                group=group.name,
             )
         value = parse_number(words[2])
         if words[2] != f"{value:#x}":
-            raise ValueError(
-                f"the key is not written in its one spelling: write {value:#x} "
-                "(0x, lowercase hex, no leading zeros), as labcrypto writes it"
+            raise BadKeyText(
+                N_("the key is not written in its one spelling: write {value} (0x, lowercase "
+                   "hex, no leading zeros), as in labcrypto's own files"),
+                value=f"{value:#x}",
             )
         return cls(group, value)
 
@@ -377,14 +388,17 @@ def save(
         for path in (key_path, pub_path):
             if path.exists():
                 raise KeyFileError(
-                    f"{path} already exists; refusing to overwrite a key "
-                    "(pass overwrite=True, or --force on the command line, if you mean it)"
+                    N_("{path} already exists; refusing to overwrite a key (pass overwrite=True, "
+                       "or --force on the command line, if you mean it)"),
+                    path=path,
                 )
     try:
         _write_text(key_path, _private_text(name, pair), 0o600, overwrite)
         _write_text(pub_path, pair.public_key.to_text(name) + "\n", 0o644, overwrite)
     except FileExistsError as exc:
-        raise KeyFileError(f"{exc.filename} appeared while saving; refusing to overwrite") from exc
+        raise KeyFileError(
+            N_("{path} appeared while saving; refusing to overwrite"), path=exc.filename
+        ) from exc
     return key_path, pub_path
 
 
@@ -397,8 +411,10 @@ def _check_private(path: Path, fd: int) -> None:
     mode = stat.S_IMODE(os.fstat(fd).st_mode)
     if mode & 0o077:
         raise KeyFileError(
-            f"{path} is readable by others (permissions {mode:04o}): a private key must be "
-            f"yours alone. Run: chmod 600 {path}"
+            N_("{path} is readable by others (permissions {mode}): a private key must be "
+               "yours alone. Run: chmod 600 {path}"),
+            path=path,
+            mode=f"{mode:04o}",
         )
 
 
@@ -410,9 +426,11 @@ def _read_fields(path: Path) -> dict[str, str]:
             _check_private(path, handle.fileno())
             text = handle.read()
     except FileNotFoundError as exc:
-        raise KeyFileError(f"{path}: no such key file") from exc
+        raise KeyFileError(N_("{path}: no such key file"), path=path) from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"{path}: cannot read the key file ({exc})") from exc
+        raise KeyFileError(
+            N_("{path}: cannot read the key file ({error})"), path=path, error=exc
+        ) from exc
     fields: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
@@ -420,7 +438,12 @@ def _read_fields(path: Path) -> dict[str, str]:
             continue
         name, sep, value = line.partition(":")
         if not sep:
-            raise KeyFileError(f"{path}, line {number}: expected 'field: value', got {line[:40]!r}")
+            raise KeyFileError(
+                N_("{path}, line {number}: expected 'field: value', got {got}"),
+                path=path,
+                number=number,
+                got=repr(line[:40]),
+            )
         fields[name.strip().lower()] = value.strip()
     return fields
 
@@ -431,16 +454,22 @@ def load_public(path: str | os.PathLike[str]) -> PublicKey:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError as exc:
-        raise KeyFileError(f"{path}: no such public key file") from exc
+        raise KeyFileError(N_("{path}: no such public key file"), path=path) from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"{path}: cannot read the public key file ({exc})") from exc
+        raise KeyFileError(
+            N_("{path}: cannot read the public key file ({error})"), path=path, error=exc
+        ) from exc
     for line in lines:
         if line.strip() and not line.lstrip().startswith("#"):
             try:
                 return PublicKey.from_text(line)
             except (ValueError, LabCryptoError) as exc:
-                raise KeyFileError(f"{path}: {exc}") from exc
-    raise KeyFileError(f"{path}: the file is empty; expected '{PUBLIC_TAG} GROUP 0xHEX'")
+                raise KeyFileError(N_("{path}: {error}"), path=path, error=exc) from exc
+    raise KeyFileError(
+        N_("{path}: the file is empty; expected {form}"),
+        path=path,
+        form=repr(f"{PUBLIC_TAG} GROUP 0xHEX"),
+    )
 
 
 def load(name: str, folder: str | os.PathLike[str] = "keys") -> KeyPair:
@@ -454,27 +483,42 @@ def load(name: str, folder: str | os.PathLike[str] = "keys") -> KeyPair:
     fields = _read_fields(key_path)
     missing = [f for f in ("version", "group", "private", "public") if f not in fields]
     if missing:
-        raise KeyFileError(f"{key_path}: missing field(s) {', '.join(missing)} (truncated file?)")
+        raise KeyFileError(
+            N_("{path}: missing field(s) {fields} (truncated file?)"),
+            path=key_path,
+            fields=", ".join(missing),
+        )
     if fields["version"] != _PRIVATE_VERSION:
-        raise KeyFileError(f"{key_path}: unsupported key file version {fields['version']!r}")
+        raise KeyFileError(
+            N_("{path}: unsupported key file version {version}"),
+            path=key_path,
+            version=repr(fields["version"]),
+        )
     try:
         group = get_group(fields["group"])
         private = parse_number(fields["private"])
         public = parse_number(fields["public"])
     except (ValueError, LabCryptoError) as exc:
-        raise KeyFileError(f"{key_path}: {exc}") from exc
+        raise KeyFileError(N_("{path}: {error}"), path=key_path, error=exc) from exc
     if not 1 < private < group.q:
-        raise KeyFileError(f"{key_path}: the private number is out of range for {group.name}")
+        raise KeyFileError(
+            N_("{path}: the private number is out of range for {group}"),
+            path=key_path,
+            group=group.name,
+        )
     if power(group.g, private, group) != public:
         raise KeyFileError(
-            f"{key_path}: the public value does not match the private one "
-            "(the file is corrupt or was edited by hand)"
+            N_("{path}: the public value does not match the private one (the file is corrupt "
+               "or was edited by hand)"),
+            path=key_path,
         )
     pair = KeyPair(group, private, public)
     if pub_path.exists() and load_public(pub_path) != pair.public_key:
         raise KeyFileError(
-            f"{pub_path} does not belong to {key_path} (different public value): "
-            "the two files were mixed up"
+            N_("{pub_path} does not belong to {key_path} (different public value): the two "
+               "files were mixed up"),
+            pub_path=pub_path,
+            key_path=key_path,
         )
     return pair
 
@@ -494,16 +538,21 @@ def load_or_create(
         pair = load(name, folder)
         if pair.group != group:
             raise KeyFileError(
-                f"{key_path} holds a {pair.group.name} key, not {group.name}: "
-                "choose another name, or delete the old files if you mean to replace them"
+                N_("{path} holds a {got} key, not {group}: choose another name, or delete the "
+                   "old files if you mean to replace them"),
+                path=key_path,
+                got=pair.group.name,
+                group=group.name,
             )
         if not pub_path.exists():
             _write_text(pub_path, pair.public_key.to_text(name) + "\n", 0o644, overwrite=False)
         return pair
     if pub_path.exists():
         raise KeyFileError(
-            f"{pub_path} exists but {key_path} does not: the private key is lost or elsewhere. "
-            "Refusing to make a new key under the same name"
+            N_("{pub_path} exists but {key_path} does not: the private key is lost or "
+               "elsewhere. Refusing to make a new key under the same name"),
+            pub_path=pub_path,
+            key_path=key_path,
         )
     pair = generate(group)
     save(pair, name, folder)

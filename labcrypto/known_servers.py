@@ -104,7 +104,9 @@ class KnownServers:
         except FileNotFoundError:
             return {}
         except (OSError, UnicodeDecodeError) as exc:
-            raise KnownServersError(f"{self.path}: cannot read the file ({exc})") from None
+            raise KnownServersError(
+                N_("{path}: cannot read the file ({error})"), path=self.path, error=exc
+            ) from None
         known: dict[str, PublicKey] = {}
         lines = text.splitlines()
         for number, line in enumerate(lines, start=1):
@@ -113,22 +115,34 @@ class KnownServers:
             row = next(csv.reader([line]), [])
             if tuple(row) == _HEADER:
                 continue
-            where = f"{self.path}, line {number}"
             if len(row) != 2:
                 raise KnownServersError(
-                    f"{where}: expected 'address,public_key', got {len(row)} column(s). "
-                    "Fix the line, or delete it and connect again to record the server's key"
+                    N_("{path}, line {line}: expected 'address,public_key', got {columns} "
+                       "column(s). Fix the line, or delete it and connect again to record the "
+                       "server's key"),
+                    path=self.path,
+                    line=number,
+                    columns=len(row),
                 )
             address = row[0].strip().lower()
             if address in known:
-                raise KnownServersError(f"{where}: {address} appears twice; keep one line")
+                raise KnownServersError(
+                    N_("{path}, line {line}: {address} appears twice; keep one line"),
+                    path=self.path,
+                    line=number,
+                    address=address,
+                )
             try:
                 known[address] = PublicKey.from_canonical_text(row[1], self._group_of(row[1]))
             except (ValueError, LabCryptoError) as exc:
                 raise KnownServersError(
-                    f"{where}: the key of {address} cannot be read ({exc}). A damaged row is "
-                    "never skipped: fix the line, or delete it and check the server's "
-                    "fingerprint with the instructor when you connect again"
+                    N_("{path}, line {line}: the key of {address} cannot be read ({error}). A "
+                       "damaged row is never skipped: fix the line, or delete it and check the "
+                       "server's fingerprint with the instructor when you connect again"),
+                    path=self.path,
+                    line=number,
+                    address=address,
+                    error=exc,
                 ) from None
         return known
 

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 from .admission import Admission
 from .errors import LabCryptoError, in_english
+from .i18n import N_
 from .streams import close_stream
 from .untrusted import quote
 
@@ -216,9 +217,10 @@ class ThreadedServer:
             listener.close()
             if exc.errno == errno.EADDRINUSE:
                 raise PortInUse(
-                    f"port {self.requested_port} on {self.host} is used by another program "
-                    "(not by a server of this notebook). Choose another port, or port=0 "
-                    "for a free one."
+                    N_("port {port} on {host} is used by another program (not by a server of "
+                       "this notebook). Choose another port, or port=0 for a free one."),
+                    port=self.requested_port,
+                    host=self.host,
                 ) from None
             raise
         listener.listen(64)

@@ -14,6 +14,7 @@ answers in English.
 from __future__ import annotations
 
 import ast
+import os
 import pickle
 import re
 import socket
@@ -25,31 +26,37 @@ from conftest import wait_until
 from test_i18n import _COMMAND
 from test_i18n_checks import english_prose as prose_outside_code
 
-from labcrypto import handshake, i18n, jsonwire
+from labcrypto import atomic_file, handshake, i18n, jail, jsonwire, keys
 from labcrypto.allowlist import Allowlist
 from labcrypto.channel import HEADER, FrameReader
 from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.ciphers import AeadCipher
-from labcrypto.client import _port_fields
+from labcrypto.client import _port_fields, resolve_server_key
 from labcrypto.errors import (
+    AllowlistError,
+    BadKeyText,
     ConnectionLost,
     DecryptionFailed,
     FileServiceError,
     HandoffFailed,
     HandshakeError,
     InvalidPublicValue,
+    KeyFileError,
     KeyNotAllowed,
+    KnownServersError,
     LabCryptoError,
     MalformedJSON,
+    NameNotOnAllowlist,
     PathOutsideHome,
     PoolExhausted,
     ServerKeyChanged,
+    UnknownGroup,
     UploadTooLarge,
     in_english,
 )
-from labcrypto.ftp import FileClient, FileServer
+from labcrypto.ftp import FileClient, FileServer, wire
 from labcrypto.ftp.wire import raise_if_error
-from labcrypto.groups import TOY, validate_public
+from labcrypto.groups import TOY, get_group, validate_public
 from labcrypto.handoff import busy_error
 from labcrypto.keys import KeyPair
 from labcrypto.known_servers import KnownServers
@@ -418,3 +425,41 @@ def test_a_sentence_reads_russian_and_keeps_its_values() -> None:
     i18n.set_language("en")
     assert vocabulary.sentence("data port {port}", port=5001) == "data port 5001"
     assert vocabulary.sentence("not listed {x}", x=1) == "not listed 1"  # shown as written
+
+
+# --- key files, the allowlist, known servers: what notebooks 01 and 03 meet ----------------
+
+
+def test_key_file_and_allowlist_errors_read_russian(tmp_path: Path) -> None:
+    alice = generate_for("alice")
+    key_path, _ = keys.save(alice, "alice", tmp_path)
+    os.chmod(key_path, 0o644)
+    readable = raised(lambda: keys.load("alice", tmp_path), KeyFileError)
+    assert_russian_and_named(readable, [f"chmod 600 {key_path}", "0644"])
+    pin = raised(lambda: keys.parse_fingerprint("SHA256:short"), BadKeyText)
+    assert isinstance(pin, ValueError)  # `except ValueError` still catches it
+    assert_russian_and_named(pin, ["'SHA256:short'", "`labcrypto keygen`"])
+    wrapped = raised(lambda: resolve_server_key("SHA256:short"), KeyFileError)
+    assert_russian_and_named(wrapped, ["server_key", "'SHA256:short'"])
+    allow = Allowlist(tmp_path / "allowlist.csv", TOY)
+    allow.add("alice", alice.public_key)
+    twice = raised(lambda: allow.add("Alice", generate_for("third").public_key), AllowlistError)
+    assert_russian_and_named(twice, ["'Alice'", str(tmp_path / "allowlist.csv")])
+    missing = raised(lambda: allow.remove("bob"), NameNotOnAllowlist)
+    assert_russian_and_named(missing, ["'bob'", "alice"])
+    (tmp_path / "known_servers.csv").write_text("127.0.0.1:5000,not a key\n")
+    damaged = raised(
+        lambda: KnownServers(tmp_path / "known_servers.csv").check(HOST, 5000, alice.public_key),
+        KnownServersError,
+    )
+    assert_russian_and_named(damaged, ["127.0.0.1:5000"])
+    unknown = raised(lambda: get_group("ffdhe1024"), UnknownGroup)
+    assert_russian_and_named(unknown, ["'ffdhe1024'", "ffdhe2048"])
+
+
+def test_each_file_refusal_code_means_one_thing() -> None:
+    tables = (atomic_file.REFUSALS, jail.REFUSALS, wire.REFUSALS)
+    codes = [code for table in tables for code in table]
+    assert len(codes) == len(set(codes)) == len(wire.ALL_REFUSALS)
+    templates = list(wire.ALL_REFUSALS.values())
+    assert len(templates) == len(set(templates)), "one template, one code (error_reply finds it)"

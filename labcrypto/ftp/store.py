@@ -77,7 +77,8 @@ class UploadStore:
     def check(self) -> None:
         """Raise ``FileServiceError`` if the disk was full: nothing was kept."""
         if self.full is not None:
-            raise FileServiceError(REFUSALS["disk full"], error=os.strerror(self.full.errno or 0))
+            reason = os.strerror(self.full.errno or 0)
+            raise FileServiceError(REFUSALS["disk full, upload"], error=reason)
 
     def commit(self) -> None:
         """Put the file in place; a disk that fills up while flushing counts as full."""

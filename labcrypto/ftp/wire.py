@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import jsonwire
+from ..atomic_file import REFUSALS as FILE_REFUSALS
 from ..channel import DEFAULT_MAX_FRAME
 from ..errors import (
     BadPathName,
@@ -74,8 +75,8 @@ PAGE_BYTES = 256 * 1024
 MAX_PAGES = 64
 
 #: Why the file service refuses a request or a transfer, by code: the English template
-#: of each refusal (the message id of its translation). With the jail's own
-#: (``jail.REFUSALS``) these are ``ALL_REFUSALS``: a refusal that travels carries its
+#: of each refusal (the message id of its translation). With the jail's own and those
+#: of ``atomic_file`` these are ``ALL_REFUSALS``: a refusal that travels carries its
 #: code and values (``error_reply``), and the client says it in its reader's language
 #: (``raise_if_error``). A refusal with a code the client does not know shows the
 #: server's English text, quoted.
@@ -95,7 +96,7 @@ REFUSALS = {
         "stand (POSIX refuses it too): cd .. and {command} it by its name"
     ),
     "broken off": N_("the request was broken off ({error}); nothing was kept"),
-    "disk full": N_(
+    "disk full, upload": N_(
         "the server's disk is full ({error}): the upload was not kept and your previous "
         "version is untouched. Tell the instructor"
     ),
@@ -118,7 +119,7 @@ REFUSALS = {
     ),
     "digest": N_("the file's SHA-256 does not match what the sender computed; nothing was kept"),
 }
-ALL_REFUSALS = {**JAIL_REFUSALS, **REFUSALS}
+ALL_REFUSALS = {**FILE_REFUSALS, **JAIL_REFUSALS, **REFUSALS}
 _CODE_OF = {template: code for code, template in ALL_REFUSALS.items()}
 #: A refusal whose code this client does not know: the server's words, quoted.
 UNKNOWN_REFUSAL = N_("the server refused the request: {words}")
