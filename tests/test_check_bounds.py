@@ -28,12 +28,14 @@ from labcrypto import groups, keys
 from labcrypto.known_servers import KnownServers
 from labcrypto.lab import (
     checks_01_keys,
+    checks_02_exchange,
     checks_02b_chat,
     checks_03_allowlist,
     checks_04_two_ports,
+    checks_05_ftp,
     harness,
 )
-from labcrypto.lab.feedback import JOIN_WAIT, PURE_WAIT, CheckFailed
+from labcrypto.lab.feedback import JOIN_WAIT, PURE_WAIT, WAIT, CheckFailed
 
 #: How much longer than its bound a check may take in all: its own set-up (keys, a
 #: chat room), the grace a stopped thread gets, and a loaded machine's delays.
@@ -67,9 +69,20 @@ class Endless:
         raise TimeoutError("stopped by the test")
 
 
-#: Each check that calls the student's code, its bound, and the call its message names.
+def _never_called(*args: Any) -> Any:
+    raise AssertionError("the check stops at the endless function before this one")
+
+
+#: Each check that calls the student's code (given the endless function), its bound, and
+#: the call its message names.
 CHECKS: dict[str, tuple[Callable[[Any], None], float, str]] = {
+    "send_msg": (
+        lambda send_msg: checks_02_exchange.check_framing(send_msg, _never_called),
+        WAIT,
+        "send_msg(sock, b'hello')",
+    ),
     "break_caesar": (checks_02b_chat.check_break_caesar, PURE_WAIT, "break_caesar(<"),
+    "chat_loop": (checks_02b_chat.check_chat_loop, PURE_WAIT, "chat_loop(channel, ['hello'"),
     "is_allowed": (checks_03_allowlist.check_is_allowed, PURE_WAIT, "is_allowed('allowlist.csv'"),
     "load_or_create_key": (
         checks_01_keys.check_load_or_create_key,
@@ -81,6 +94,7 @@ CHECKS: dict[str, tuple[Callable[[Any], None], float, str]] = {
         JOIN_WAIT,
         "join_as_new_student('dave'",
     ),
+    "safe_path": (checks_05_ftp.check_safe_path, PURE_WAIT, "safe_path(home, '/')"),
 }
 
 #: "took too long", in the words of ``feedback.TOO_SLOW``, for each bound.
@@ -149,6 +163,7 @@ def _hidden(name: str, tmp_path: Path) -> Callable[[Callable[..., Any]], None]:
         "is_allowed": lambda f: checks_03_allowlist.hidden_is_allowed(f, path, people),
         "key_file": checks_01_keys.hidden_key_file,
         "join": lambda f: checks_03_allowlist.hidden_join(f, tmp_path, path, _Room(), alice),
+        "safe_path": lambda f: checks_05_ftp.hidden_safe_path(f, tmp_path),
     }[name]
 
 
@@ -158,6 +173,7 @@ def _hidden(name: str, tmp_path: Path) -> Callable[[Callable[..., Any]], None]:
         ("is_allowed", checks_03_allowlist),
         ("key_file", checks_01_keys),
         ("join", checks_03_allowlist),
+        ("safe_path", checks_05_ftp),
     ],
 )
 def test_a_hidden_test_stops_code_that_never_returns(name, module, tmp_path, monkeypatch) -> None:

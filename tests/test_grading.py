@@ -457,9 +457,20 @@ def _wrong_ids(nb: Any, student: str) -> set[str]:
 #: The five hand-ins of one submission graded in the five-runs test (issue 18 §2).
 AGAIN = [f"again-{n}" for n in range(1, 6)]
 #: The answers that used to pass by luck (some runs, not others): the instructor's
-#: answer with one check or the lock left out. Each must lose its points on every run.
+#: answer with one check or the lock left out, or a secret drawn from a small range
+#: (two draws were equal only now and then). Each must lose its points on every run.
 LUCKY = {
+    "load_or_create_key": (
+        "pair = keys.generate(group)",
+        "import random\n"
+        "    private = random.randint(1000, 1999)  # course mistake 2\n"
+        "    pair = keys.KeyPair(group, private, pow(group.g, private, group.p))",
+    ),
     "dh_client": (" or not groups.is_probable_prime((p - 1) // 2)", ""),
+    "dh_server": (
+        "b = group.random_exponent(secrets.randbelow)",
+        "b = 10 + secrets.randbelow(90)  # course mistake 2",
+    ),
     "port_pool": ("with self.lock:", "if True:"),
 }
 
@@ -554,12 +565,13 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def graded_five_times(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The notebooks of the ``LUCKY`` exercises, one submission handed in five times."""
+    """Every notebook, one submission handed in five times: every exercise answered, the
+    ``LUCKY`` ones with the mistake that used to pass by luck, the others right."""
     base = tmp_path_factory.mktemp("five-runs")
     folder = base / "notebooks"
     folder.mkdir()
-    for name in ("02_exchange", "04_two_ports"):
-        (folder / f"{name}.ipynb").write_bytes((NOTEBOOK_DIR / f"{name}.ipynb").read_bytes())
+    for path in sorted(NOTEBOOK_DIR.glob("0*.ipynb")):
+        (folder / path.name).write_bytes(path.read_bytes())
     return _grade_course(base, folder, AGAIN)
 
 
@@ -777,10 +789,15 @@ def test_autograde_time_per_notebook(graded: dict[str, Any]) -> None:
 # --- per-student numbers and hidden tests, without nbgrader --------------------------------
 
 
+@pytest.mark.timeout(1800)  # thirty autogrades (every notebook, five times): 4 min at load 10
 def test_one_submission_gets_the_same_score_on_five_runs(graded_five_times: dict[str, Any]) -> None:
     """Issue 18 §2: the same submission, autograded five times, gets the same score in
-    every cell; the answers that used to pass by luck lose their points every time."""
+    every cell of every notebook: each right answer its full points, and each answer
+    that used to pass by luck none, every time."""
     course = graded_five_times["course"]
+    graded = {path.stem for path in NOTEBOOK_DIR.glob("0*.ipynb")}
+    assert set(graded_five_times["ids"]) == graded, "every notebook is graded five times"
+    exercises: set[str] = set()
     for assignment in graded_five_times["ids"]:
         runs = {student: _cell_scores(course, assignment, student) for student in AGAIN}
         first = runs[AGAIN[0]]
@@ -789,6 +806,8 @@ def test_one_submission_gets_the_same_score_on_five_runs(graded_five_times: dict
         for solution_id in _exercises(nb):
             auto, most = first[_meta(_check_of(nb, solution_id))["grade_id"]]
             assert auto == (0 if solution_id in LUCKY else most), (assignment, solution_id)
+            exercises.add(solution_id)
+    assert set(LUCKY) <= exercises, "each LUCKY answer was handed in"
     totals = [float(r["score"]) for r in graded_five_times["rows"] if r["student_id"] in AGAIN]
     assert len(totals) == 5 * len(graded_five_times["ids"])
 

@@ -10,6 +10,7 @@ a 4 GB length, a hostile group — each bounded by a timeout.
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,6 @@ from ..streams import set_timeout
 from .feedback import (
     RECV_AS_MESSAGE,
     WAIT,
-    call,
     expect,
     explained_in,
     fail,
@@ -33,6 +33,7 @@ from .harness import (
     HEADER,
     DhOutcome,
     Pair,
+    call_bounded,
     composite,
     dribble,
     in_background,
@@ -132,6 +133,10 @@ FRAMING = Messages({
         "The peer closed after 3 of 10 bytes; recv_msg raised {error}. "
         "Raise ConnectionError."
     ),
+    "slow send": N_(
+        "Sending 9 bytes to a peer that reads them takes a moment: is there a loop that "
+        "never ends (say, one around send that never counts all the bytes as sent)?"
+    ),
     "passed": N_(
         "send_msg/recv_msg keep every message whole: split into single bytes, two in one "
         "piece, newlines and binary data, 100 kB; a 4 GB length and a cut connection "
@@ -164,7 +169,13 @@ def _wait_past_the_verdict(pair: Pair) -> None:
 
 def _check_wire_format(send_msg: Callable[[socket.socket, bytes], None], pair: Pair) -> None:
     left, right = pair
-    call(send_msg, left, b"hello")
+    call_bounded(
+        send_msg, left, b"hello",
+        what="send_msg(sock, b'hello')",
+        why=FRAMING["slow send"],
+        deadline=time.monotonic() + WAIT,
+        bound=WAIT,
+    )  # fmt: skip
     raw = read_available(right)
     want = HEADER.pack(5) + b"hello"
     if raw == want:

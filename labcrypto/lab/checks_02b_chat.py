@@ -19,7 +19,6 @@ from .feedback import (
     HIDDEN_WAIT,
     LOOP_WAIT,
     PURE_WAIT,
-    call,
     code_of,
     expect,
     explained_in,
@@ -157,6 +156,10 @@ CHAT_LOOP = Messages({
     "sent": N_("The loop sent {sent!r}; send each line once, in order."),
     "real channel": N_("Over a real SecureChannel the loop {ended}."),
     "did not finish": N_("did not finish"),
+    "slow": N_(
+        "Three lines, each answered at once by a stand-in channel, take no time: is there "
+        "a loop that never ends (a `while True` with no `break`)?"
+    ),
     "passed": N_(
         "chat_loop talks through channel.send/recv only, and works over a real encrypted channel."
     ),
@@ -183,7 +186,12 @@ def _check_loop_code(chat_loop: Callable[..., Any]) -> None:
 def _check_loop_with_stand_in(chat_loop: Callable[..., Any]) -> None:
     lines = ["hello", "how are you?", "bye"]
     fake = SendRecvOnly(CHAT_LOOP["recv first"], CHAT_LOOP["other method"])
-    replies = call(chat_loop, fake, list(lines))
+    replies = call_bounded(
+        chat_loop, fake, list(lines),
+        what="chat_loop(channel, ['hello', 'how are you?', 'bye'])",
+        why=CHAT_LOOP["slow"],
+        deadline=time.monotonic() + PURE_WAIT,
+    )  # fmt: skip
     want = [f"echo: {line}" for line in lines]
     if replies != want:
         if isinstance(replies, list) and replies and isinstance(replies[0], bytes | bytearray):

@@ -44,10 +44,10 @@ from ..keys import KeyPair, PublicKey, generate
 from ..streams import set_timeout
 from .feedback import (
     HIDDEN_WAIT,
+    PURE_WAIT,
     SERVICE_WAIT,
     WAIT,
     CheckFailed,
-    call,
     code_of,
     expect,
     explained_in,
@@ -57,7 +57,7 @@ from .feedback import (
     passed,
     refused_as,
 )
-from .harness import Outcome, returned_within, run_bounded, tcp_connection
+from .harness import Outcome, call_bounded, returned_within, run_bounded, tcp_connection
 
 __all__ = [
     "check_du",
@@ -812,6 +812,10 @@ SAFE_PATH = Messages({
         "Resolve links first (Path.resolve() / os.path.realpath), then check."
     ),
     "dots": N_("Resolve '..' first (Path.resolve()), then check it is under the home."),
+    "slow": N_(
+        "Mapping one path takes microseconds: is there a loop that never ends (say, one "
+        "that removes '../' until no '..' is left: '..' alone never goes)?"
+    ),
     "passed": N_(
         "safe_path keeps every path in the home ('/' is its top) and refuses '..', the "
         "sibling alice2, and links that lead out."
@@ -839,7 +843,20 @@ def _homes(root: Path) -> Path:
     return home
 
 
-def _check_inside(safe_path: Callable[[Path, str], Any], root: Path, home: Path) -> None:
+def _mapped(safe_path: Callable[[Path, str], Any], home: Path, requested: str,
+            deadline: float) -> Any:  # fmt: skip
+    """One bounded call ``safe_path(home, requested)``: its result, or what it raised."""
+    return call_bounded(
+        safe_path, home, requested,
+        what=f"safe_path(home, {requested!r})",
+        why=SAFE_PATH["slow"],
+        deadline=deadline,
+    )  # fmt: skip
+
+
+def _check_inside(
+    safe_path: Callable[[Path, str], Any], root: Path, home: Path, deadline: float
+) -> None:
     """Paths inside the home map to their place under it ('/' is the home's top)."""
     inside = [
         ("/", home, ""),
@@ -856,7 +873,7 @@ def _check_inside(safe_path: Callable[[Path, str], Any], root: Path, home: Path)
             relative = str(want.relative_to(home))
             shown = SAFE_PATH["under the home"].format(relative=relative)
         try:
-            got = call(safe_path, home, requested)
+            got = _mapped(safe_path, home, requested, deadline)
         except CheckFailed:
             raise
         except Exception as exc:
@@ -875,7 +892,7 @@ def _check_inside(safe_path: Callable[[Path, str], Any], root: Path, home: Path)
             )
 
 
-def _check_outside(safe_path: Callable[[Path, str], Any], home: Path) -> None:
+def _check_outside(safe_path: Callable[[Path, str], Any], home: Path, deadline: float) -> None:
     """Paths that lead out of the home — by '..', a look-alike sibling, a link — are refused."""
     outside = [
         ("..", SAFE_PATH["dots"]),
@@ -887,7 +904,7 @@ def _check_outside(safe_path: Callable[[Path, str], Any], home: Path) -> None:
     ]
     for requested, hint in outside:
         try:
-            got = call(safe_path, home, requested)
+            got = _mapped(safe_path, home, requested, deadline)
         except CheckFailed:
             raise
         except (PermissionError, ValueError, LabCryptoError):
@@ -904,18 +921,20 @@ def check_safe_path(safe_path: Callable[[Path, str], Any]) -> None:
     """``safe_path(home, requested)`` maps a client's path into the home or refuses it."""
     with tempfile.TemporaryDirectory(prefix="labcrypto-check-") as tmp:
         home = _homes(Path(tmp))
-        _check_inside(safe_path, Path(tmp), home)
-        _check_outside(safe_path, home)
+        deadline = time.monotonic() + PURE_WAIT  # one bound for all the paths
+        _check_inside(safe_path, Path(tmp), home, deadline)
+        _check_outside(safe_path, home, deadline)
     passed(SAFE_PATH["passed"])
 
 
 @check_safe_path.hidden
 def hidden_safe_path(safe_path: Callable[[Path, str], Any], home: Path) -> None:
     """The notebook's own home folder: its top, and three ways out."""
-    expect(Path(safe_path(home, "/")).resolve() == home.resolve())
+    top = returned_within(safe_path, home, "/", timeout=HIDDEN_WAIT)
+    expect(Path(top).resolve() == home.resolve())
     for escape in ("../bob/private.txt", "system/passwd", "docs/../../bob"):
         try:
-            safe_path(home, escape)
+            returned_within(safe_path, home, escape, timeout=HIDDEN_WAIT)
         except (PermissionError, ValueError):
             continue
         expect(False)

@@ -42,7 +42,6 @@ __all__ = [
     "Check",
     "CheckFailed",
     "Section",
-    "call",
     "code_of",
     "expect",
     "explained_in",
@@ -149,14 +148,6 @@ def passed(template: str, **values: Any) -> None:
 def not_written(name: str) -> CheckFailed:
     """The failure for an exercise that still raises ``NotImplementedError``."""
     return fail(_(NOT_WRITTEN), name=name)
-
-
-def call(func: Callable[..., Any], *args: Any) -> Any:
-    """Call the student's function; turn "not written yet" into a friendly failure."""
-    try:
-        return func(*args)
-    except NotImplementedError:
-        raise not_written(getattr(func, "__name__", "your code")) from None
 
 
 def too_slow(what: str, wait: float, why: str = "") -> CheckFailed:
