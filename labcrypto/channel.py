@@ -49,6 +49,7 @@ from .errors import (
     FrameTooLarge,
     LabCryptoError,
     MalformedMessage,
+    NoAnswer,
     PeerTooSlow,
     ProtocolError,
 )
@@ -174,7 +175,7 @@ class FrameReader:
         now = time.monotonic()
         if deadline is not None:
             if now >= deadline:
-                raise TimeoutError("the peer did not send what it had to in time")
+                raise NoAnswer(N_("the peer did not send what it had to in time"))
             set_timeout(stream, deadline - now)  # the last recv may not overshoot
         begun = buffer is not self._header or self._filled > 0
         if begun and self.frame_timeout is not None and now - self._started > self.frame_timeout:

@@ -23,7 +23,14 @@ from typing import Any
 from .channel import SecureChannel
 from .chat_messages import ChatMessage, decode_line, notice_text, refusal_text, say_message
 from .client import Known, ServerKey, open_channel
-from .errors import ChannelClosed, ConnectionLost, LabCryptoError, LineRefused, MalformedMessage
+from .errors import (
+    ChannelClosed,
+    ConnectionLost,
+    LabCryptoError,
+    LineRefused,
+    MalformedMessage,
+    NoAnswer,
+)
 from .i18n import N_, gettext
 from .keys import KeyPair
 from .streams import set_timeout
@@ -174,7 +181,8 @@ class ChatClient:
         try:
             item = self.messages.get(timeout=timeout)
         except queue.Empty:
-            raise TimeoutError(f"no chat message arrived within {timeout} s") from None
+            arrived = N_("no chat message arrived within {seconds} s")
+            raise NoAnswer(arrived, seconds=timeout) from None
         if item is _END:
             self._put(_END)  # keep telling later callers, too
             assert self._error is not None

@@ -34,6 +34,7 @@ from .errors import (
     ConnectionLost,
     HandoffFailed,
     KeyFileError,
+    NoAnswer,
     ProtocolError,
 )
 from .handoff import busy_error, present_ticket
@@ -159,9 +160,11 @@ def _handshake(
     try:
         return SecureChannel.client(control, key, mode, expected_server_key=pinned, timeout=timeout)
     except TimeoutError:
-        raise TimeoutError(
-            f"{host}:{port} accepted the connection but did not answer the handshake "
-            f"within {timeout} s: is it a labcrypto server, and this its port?"
+        raise NoAnswer(
+            N_("{address} accepted the connection but did not answer the handshake within "
+               "{seconds} s: is it the lab's server (labcrypto), and this its port?"),
+            address=f"{host}:{port}",
+            seconds=timeout,
         ) from None
     except ConnectionLost as exc:
         raise ConnectionLost(
@@ -178,9 +181,10 @@ def _first_message(channel: SecureChannel, timeout: float) -> dict[str, Any]:
     try:
         data = channel.recv(timeout)
     except TimeoutError:
-        raise TimeoutError(
-            f"the server finished the handshake but said nothing for {timeout} s; "
-            "try again, or ask whether the server is overloaded"
+        raise NoAnswer(
+            N_("the server finished the handshake but said nothing for {seconds} s; try "
+               "again, or ask whether the server is overloaded"),
+            seconds=timeout,
         ) from None
     except ChannelClosed:
         raise ConnectionLost(

@@ -54,6 +54,8 @@ __all__ = [
     "MalformedMessage",
     "ModeMismatch",
     "NameNotOnAllowlist",
+    "NoAnswer",
+    "NotListening",
     "PathOutsideHome",
     "PathRefused",
     "PeerTooSlow",
@@ -64,6 +66,7 @@ __all__ = [
     "ServiceMismatch",
     "SessionExhausted",
     "TransferFailed",
+    "Translated",
     "UnexpectedMessage",
     "UnknownGroup",
     "UploadTooLarge",
@@ -76,13 +79,16 @@ def _as_written(text: str) -> str:
     return text
 
 
-class LabCryptoError(Exception):
-    """Root of every error raised by labcrypto: a template and the values that fill it.
+class Translated(Exception):
+    """An exception whose message is a template and the values that fill it.
 
     ``SomeError(N_("… {name} …"), name=value)``: ``str()`` is the template's
     translation in the current language, filled in; ``english()`` the template as
     written, filled in (also ``args[0]``). A template with no values is shown as
     it is (braces and all), so an old-style ready-made sentence still works.
+    ``LabCryptoError`` is one; so are the two below that stay what Python calls
+    them (``TimeoutError``, ``ConnectionRefusedError``), so that no ``except``
+    changes what it catches.
     """
 
     def __init__(self, template: str = "", /, **fields: object) -> None:
@@ -106,7 +112,7 @@ class LabCryptoError(Exception):
         if not self.fields:
             return translate(self.template)
         values = {
-            name: value.render(translate) if isinstance(value, LabCryptoError) else value
+            name: value.render(translate) if isinstance(value, Translated) else value
             for name, value in self.fields.items()
         }
         try:
@@ -122,12 +128,26 @@ class LabCryptoError(Exception):
         return self.render(gettext)
 
 
+class LabCryptoError(Translated):
+    """Root of every error raised by labcrypto (its message: see ``Translated``)."""
+
+
+class NoAnswer(Translated, TimeoutError):
+    """The peer did not answer in time; the message says what to check. A ``TimeoutError``,
+    as Python's own, and not a ``LabCryptoError`` (a wait that ran out is not a refusal)."""
+
+
+class NotListening(Translated, ConnectionRefusedError):
+    """Nothing listens at the address (is the server cell running?). A
+    ``ConnectionRefusedError``, as Python's own."""
+
+
 def in_english(exc: BaseException) -> str:
     """``exc``'s message in English: a lab error's ``english()``, else ``str(exc)``.
 
     Servers use it for their event log and for the text they send a peer, so
     neither changes language with the process (``LABCRYPTO_LANG``)."""
-    return exc.english() if isinstance(exc, LabCryptoError) else str(exc)
+    return exc.english() if isinstance(exc, Translated) else str(exc)
 
 
 class KeyFileError(LabCryptoError):

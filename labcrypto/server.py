@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .admission import Admission
-from .errors import LabCryptoError, in_english
+from .errors import LabCryptoError, NoAnswer, NotListening, in_english
 from .i18n import N_
 from .streams import close_stream
 from .untrusted import quote
@@ -128,13 +128,16 @@ def connect(host: str, port: int, timeout: float = 5.0) -> socket.socket:
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except ConnectionRefusedError:
-        raise ConnectionRefusedError(
-            f"nothing is listening on {host}:{port}. Is the server cell running, "
-            "and is this the port it printed?"
+        raise NotListening(
+            N_("nothing is listening on {address}. Is the server cell running, and is this "
+               "the port it printed?"),
+            address=f"{host}:{port}",
         ) from None
     except TimeoutError:
-        raise TimeoutError(
-            f"no answer from {host}:{port} within {timeout} s: check the host and port"
+        raise NoAnswer(
+            N_("no answer from {address} within {seconds} s: check the host and port"),
+            address=f"{host}:{port}",
+            seconds=timeout,
         ) from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock

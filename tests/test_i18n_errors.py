@@ -47,6 +47,8 @@ from labcrypto.errors import (
     LabCryptoError,
     MalformedJSON,
     NameNotOnAllowlist,
+    NoAnswer,
+    NotListening,
     PathOutsideHome,
     PoolExhausted,
     ServerKeyChanged,
@@ -62,6 +64,7 @@ from labcrypto.keys import KeyPair
 from labcrypto.known_servers import KnownServers
 from labcrypto.lab import vocabulary
 from labcrypto.ports import PortPool
+from labcrypto.server import connect
 from labcrypto.wiretap import ManInTheMiddle, Wiretap
 
 HOST = "127.0.0.1"
@@ -463,3 +466,31 @@ def test_each_file_refusal_code_means_one_thing() -> None:
     assert len(codes) == len(set(codes)) == len(wire.ALL_REFUSALS)
     templates = list(wire.ALL_REFUSALS.values())
     assert len(templates) == len(set(templates)), "one template, one code (error_reply finds it)"
+
+
+# --- waits that ran out, and nobody listening: still Python's own kinds -------------------
+
+
+def test_nobody_listening_and_no_answer_read_russian_and_stay_what_python_calls_them() -> None:
+    with socket.socket() as probe:  # a port that nothing listens on: bound, never listening
+        probe.bind((HOST, 0))
+        port = probe.getsockname()[1]
+        refused = raised(lambda: connect(HOST, port, timeout=2), NotListening)
+    assert isinstance(refused, ConnectionRefusedError) and not isinstance(refused, LabCryptoError)
+    assert_russian_and_named(refused, [f"{HOST}:{port}"])
+    with socket.socket() as silent:  # listens, accepts (the kernel does), never answers
+        silent.bind((HOST, 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        with connect(HOST, port, timeout=2) as sock:
+            late = raised(lambda: _handshake_of(sock, port), NoAnswer)
+    assert isinstance(late, TimeoutError) and not isinstance(late, LabCryptoError)
+    assert_russian_and_named(late, [f"{HOST}:{port}", "0.3"])
+    copy = pickle.loads(pickle.dumps(late))
+    assert type(copy) is NoAnswer and str(copy) == str(late)
+
+
+def _handshake_of(sock: socket.socket, port: int) -> object:
+    from labcrypto.client import _handshake
+
+    return _handshake(sock, generate_for("alice"), "toy", None, 0.3, HOST, port)
