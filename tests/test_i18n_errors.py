@@ -494,3 +494,8 @@ def _handshake_of(sock: socket.socket, port: int) -> object:
     from labcrypto.client import _handshake
 
     return _handshake(sock, generate_for("alice"), "toy", None, 0.3, HOST, port)
+
+
+def test_a_labelled_dict_shows_its_keys_in_russian_and_its_values_as_they_are() -> None:
+    shown = vocabulary.labelled({"the server logged": "refused: key", "nobody's key": 1})
+    assert shown == {"сервер записал в журнал": "refused: key", "nobody's key": 1}

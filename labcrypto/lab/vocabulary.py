@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from ..i18n import N_, gettext
 
-__all__ = ["SENTENCES", "WORDS", "sentence", "shown", "shown_value"]
+__all__ = ["SENTENCES", "WORDS", "labelled", "sentence", "shown", "shown_value"]
 
 #: Column names of the notebooks' tables (and of the library rows they show:
 #: ``wiretap.eavesdropper_view``, ``server.status``, ``ftp`` directory entries).
@@ -48,7 +48,7 @@ COLUMNS = (
     N_("who"), N_("on the list"), N_("result"), N_("handshake on the wire"),
     N_("encrypted frames sent to them"), N_("text"), N_("pinning"), N_("allowlist"),
     N_("alice sees"), N_("server logs"), N_("mallory read"), N_("value"), N_("in the hello of"),
-    N_("refused by"), N_("error"),
+    N_("refused by"), N_("error"), N_("the server logged"), N_("mallory's notes"),
     # 05: directory entries, sessions, the thief, the jail
     N_("name"), N_("size"), N_("mtime"), N_("request"), N_("session keys"),
     N_("A (alice, static)"), N_("X (alice, this request)"), N_("Y (server, this request)"),
@@ -112,6 +112,12 @@ def sentence(template: str, **values: object) -> str:
         except (KeyError, IndexError, ValueError):
             pass  # a translation that lost a placeholder: the English still says it
     return template.format(**values)
+
+
+def labelled(values: dict[str, object]) -> dict[str, object]:
+    """A dict that a cell shows as its result, its keys (those of ``WORDS``) in the
+    student's language; the values exactly as they are."""
+    return {shown(key): value for key, value in values.items()}
 
 
 def shown_value(value: object) -> object:

@@ -370,9 +370,9 @@ alice_error
 
 # %% id=cell-033
 time.sleep(0.2)
-{"the server logged": [e.text for e in room.events if e.kind == "rejected"][-1],
- "mallory's notes": mallory.failures,
- "mallory read": mallory.stolen_text()}
+vocabulary.labelled({"the server logged": [e.text for e in room.events if e.kind == "rejected"][-1],
+                     "mallory's notes": mallory.failures,
+                     "mallory read": mallory.stolen_text()})
 
 # %% [markdown] id=cell-034
 # Look at the fingerprint in both messages: it is **Mallory's**, not alice's. To talk to the server at all, Mallory must run a handshake
