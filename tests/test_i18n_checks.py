@@ -22,9 +22,15 @@ import pytest
 from test_i18n import _ENGLISH_PROSE
 from test_notebook_helpers import (
     _cipher_class,
+    _dh_2048_written_in,
     _dh_server,
     _dh_variant,
+    _dh_with_secret,
+    _dh_without,
+    _handler_naming_its_keys_keys,
     _pool_class,
+    _random_secret,
+    _request_handler,
     _serve_one,
 )
 
@@ -183,6 +189,46 @@ def test_02b_a_loop_that_reaches_into_the_channel(no_leaks) -> None:
     )
 
 
+def test_02_a_secret_from_random(no_leaks) -> None:
+    assert_named_in_russian(
+        checks_02_exchange.check_dh_client,
+        (_dh_with_secret(_random_secret),),
+        ["comes from the `random` module", "course mistake 2"],
+        ["ваш секрет a берётся из модуля `random`", "Его числа предсказуемы"],
+        EXCHANGE,
+    )
+
+
+def test_02_a_constant_secret(no_leaks) -> None:
+    assert_named_in_russian(
+        checks_02_exchange.check_dh_client,
+        (_dh_with_secret(lambda p: 63),),
+        ["for an a below 65536", "course mistake 2"],
+        ["A вашего клиента равно g^a mod p при a меньше 65536"],
+        EXCHANGE,
+    )
+
+
+def test_02_b_checked_only_against_0_1_and_p_1(no_leaks) -> None:
+    assert_named_in_russian(
+        checks_02_exchange.check_dh_client,
+        (_dh_without("B subgroup"),),
+        ["This B is not in the subgroup"],
+        ["Это B не лежит в подгруппе", "Сравнить B с 0, 1 и p-1 недостаточно"],
+        EXCHANGE,
+    )
+
+
+def test_02_min_bits_written_into_the_code(no_leaks) -> None:
+    assert_named_in_russian(
+        checks_02_exchange.check_dh_client,
+        (_dh_2048_written_in,),
+        ["its code never reads min_bits"],
+        ["её код ни разу не читает min_bits", "предел, вписанный в код"],
+        EXCHANGE,
+    )
+
+
 # --- notebook 03 -------------------------------------------------------------------------
 
 DH_SERVER = "Упражнение: серверная половина обмена"
@@ -205,6 +251,29 @@ def test_03_one_secret_b_for_every_client(no_leaks) -> None:
         (_dh_server(fixed_b=True),),
         ["Two connections got the same B"],
         ["получили одно и то же B", "один секрет b для всех клиентов"],
+        DH_SERVER,
+    )
+
+
+def test_03_an_a_made_a_number_whatever_came(no_leaks) -> None:
+    assert_named_in_russian(
+        checks_03_allowlist.check_dh_server,
+        (_dh_server(coerce=True),),
+        ["sent A as a string of digits", "(int(...))"],
+        ["отправил A строкой из цифр", "A должно быть целым"],
+        DH_SERVER,
+    )
+
+
+def test_03_a_server_that_raises_before_its_hello(no_leaks) -> None:
+    def typo(sock, group):
+        return grup.p  # noqa: F821 - the typo under test
+
+    assert_named_in_russian(
+        checks_03_allowlist.check_dh_server,
+        (typo,),
+        ["raised NameError(", "before it sent its hello"],
+        ["выбросил NameError(", "раньше, чем отправил приветствие", "опечатка или импорт"],
         DH_SERVER,
     )
 
@@ -474,6 +543,62 @@ def test_05_one_nonce_for_every_message(no_leaks) -> None:
         ["nonce reuse"],
         ["повторное использование nonce"],
         "Упражнение: свои seal и open",
+    )
+
+
+def test_05_a_cipher_that_xors_with_k(no_leaks) -> None:
+    assert_named_in_russian(
+        checks_05_ftp.check_my_cipher,
+        (_cipher_class(xor_k=True),),
+        ["no authentication tag", "XORed with the bytes of K", "course mistake 5"],
+        ["нет тега аутентификации", "сложенное по XOR с байтами K"],
+        "Упражнение: свои seal и open",
+    )
+
+
+def test_05_a_refused_message_counted_as_opened(no_leaks) -> None:
+    assert_named_in_russian(
+        checks_05_ftp.check_my_cipher,
+        (_cipher_class(counts_refusals=True),),
+        ["a refused one was not opened"],
+        ["отвергнутое открыто не было"],
+        "Упражнение: свои seal и open",
+    )
+
+
+def test_05_a_hello_hashed_as_json_dumps_writes_it(no_leaks) -> None:
+    assert_named_in_russian(
+        checks_05_ftp.check_request_handler,
+        (_request_handler("re-encoded"),),
+        ["as your code wrote it again"],
+        ["в каком ваш код записал его заново"],
+        "Упражнение: новая пара ключей для каждого запроса",
+    )
+
+
+def test_05_a_variable_named_like_a_module(no_leaks) -> None:
+    assert_named_in_russian(
+        checks_05_ftp.check_request_handler,
+        (_handler_naming_its_keys_keys,),
+        ["the name of the module keys"],
+        ["так же называется модуль keys", "Дайте переменной собственное имя"],
+        "Упражнение: новая пара ключей для каждого запроса",
+    )
+
+
+def test_05_a_jail_that_refuses_with_value_error() -> None:
+    def value_error(home, requested):
+        place = Path(home).resolve() / requested.lstrip("/")
+        if not place.resolve().is_relative_to(Path(home).resolve()):
+            raise ValueError(requested)
+        return place.resolve()
+
+    assert_named_in_russian(
+        checks_05_ftp.check_safe_path,
+        (value_error,),
+        ["the task asks for PermissionError"],
+        ["задание требует PermissionError"],
+        SAFE_PATH,
     )
 
 

@@ -394,7 +394,11 @@ def _dh_without(skipped: str):
         group = groups.Group("offered", p, g, (p - 1) // 2)
         if skipped != "g":
             groups.validate_public(group, g)
-        if skipped != "B":
+        if skipped == "B subgroup" and big_b in (0, 1, p - 1):  # the finding's partial check
+            raise ValueError("B is 0, 1 or p-1")
+        if skipped == "B range" and (big_b in (0, 1, p - 1) or pow(big_b, group.q, p) != 1):
+            raise ValueError("B is 0, 1, p-1 or outside the subgroup")
+        if skipped not in ("B", "B subgroup", "B range"):
             groups.validate_public(group, big_b)
         a = group.random_exponent(secrets.randbelow)
         write_frame(sock, json.dumps({"A": pow(g, a, p)}).encode())
@@ -409,6 +413,8 @@ def _dh_without(skipped: str):
         ("safe", "(p-1)/2 = "),
         ("g", "is not in the subgroup of prime order q"),
         ("B", "B = 1 makes K = 1"),
+        ("B subgroup", "This B is not in the subgroup of prime order q"),
+        ("B range", "This B is larger than p"),
     ],
 )
 def test_dh_client_check_catches_each_missing_check_on_every_run(skipped, named, no_leaks) -> None:
@@ -420,6 +426,94 @@ def test_dh_client_check_catches_each_missing_check_on_every_run(skipped, named,
         with pytest.raises(CheckFailed, match="A hidden test of this exercise failed"):
             checks_02_exchange.hidden_dh_client(client)
     checks_02_exchange.hidden_dh_client(_dh_reference)  # the hidden test passes the reference
+
+
+def _dh_with_secret(draw):
+    """The reference client with its secret a drawn by ``draw(p)``."""
+    import json
+
+    from labcrypto.channel import read_frame, write_frame
+
+    def client(sock, min_bits=2048):
+        hello = json.loads(read_frame(sock))
+        p, g, big_b = hello["p"], hello["g"], hello["B"]
+        if p.bit_length() < min_bits or not groups.is_probable_prime(p):
+            raise ValueError("bad p")
+        if not groups.is_probable_prime((p - 1) // 2):
+            raise ValueError("p is not safe")
+        group = groups.Group("offered", p, g, (p - 1) // 2)
+        groups.validate_public(group, g)
+        groups.validate_public(group, big_b)
+        a = draw(p)
+        write_frame(sock, json.dumps({"A": pow(g, a, p)}).encode())
+        return pow(big_b, a, p)
+
+    return client
+
+
+def _random_secret(p):
+    import random
+
+    return random.randint(2, p - 2)
+
+
+def _small_secret(p):
+    import secrets
+
+    return secrets.randbelow(1000) + 2
+
+
+@pytest.mark.parametrize(
+    ("draw", "named"),
+    [
+        (lambda p: 63, "for an a below 65536"),
+        (_small_secret, "for an a below 65536"),
+        (_random_secret, "comes from the `random` module"),
+        (lambda p: 0x1234_5678_9ABC_DEF1 % (p - 3) + 2, "same A on every run"),
+    ],
+)
+def test_dh_client_check_catches_a_secret_that_is_not_secret(draw, named, no_leaks) -> None:
+    """Course mistake 2, on every run, visible and hidden: a constant, a small a and an a
+    from ``random`` (each fair run seeds ``random``, so its draws repeat)."""
+    client = _dh_with_secret(draw)
+    for _ in range(3):
+        _fails(checks_02_exchange.check_dh_client, client, named, "course mistake 2")
+        with pytest.raises(CheckFailed, match="A hidden test of this exercise failed"):
+            checks_02_exchange.hidden_dh_client(client)
+
+
+def test_dh_client_check_leaves_the_random_module_as_it_was(no_leaks) -> None:
+    import random
+
+    random.seed(99)
+    expected = random.random()
+    random.seed(99)
+    checks_02_exchange.check_dh_client(_dh_reference)
+    assert random.random() == expected
+
+
+def _dh_2048_written_in(sock, min_bits=2048):
+    """The reference client with the limit written into its code: min_bits never read."""
+    import json
+    import secrets
+
+    from labcrypto.channel import read_frame, write_frame
+
+    hello = json.loads(read_frame(sock))
+    p, g, big_b = hello["p"], hello["g"], hello["B"]
+    if p.bit_length() < 2048:
+        raise ValueError("p too small")
+    group = groups.Group("offered", p, g, (p - 1) // 2)
+    a = group.random_exponent(secrets.randbelow)
+    write_frame(sock, json.dumps({"A": pow(g, a, p)}).encode())
+    return pow(big_b, a, p)
+
+
+def test_dh_client_check_says_min_bits_is_ignored(no_leaks) -> None:
+    message = _fails(
+        checks_02_exchange.check_dh_client, _dh_2048_written_in, "its code never reads min_bits"
+    )
+    assert "recv(1024)" not in message
 
 
 def test_each_hostile_server_is_refused_by_its_own_check_only() -> None:
@@ -438,6 +532,19 @@ def test_each_hostile_server_is_refused_by_its_own_check_only() -> None:
     bad_g = harness.outside_subgroup(fair)
     with pytest.raises(ValueError):
         groups.validate_public(fair, bad_g)
+    hostile_b = {
+        str(how["B"]): why
+        for how, why in checks_02_exchange._hostile_servers(fair)
+        if set(how) == {"B"}
+    }
+    assert len(hostile_b) == 3
+    for big_b in map(int, hostile_b):  # each refused, and only by its own test
+        with pytest.raises(ValueError):
+            groups.validate_public(fair, big_b)
+        below_p = big_b < fair.p
+        in_subgroup = pow(big_b, fair.q, fair.p) == 1
+        forbidden = big_b % fair.p in (0, 1, fair.p - 1)
+        assert [below_p, in_subgroup, not forbidden].count(False) == 1, big_b
     for _ in range(20):
         _, big_b = harness._server_secret(fair, fair.p, bad_g)
         groups.validate_public(fair, big_b)
@@ -571,6 +678,8 @@ def _cipher_class(
     swallow_bad_tag=False,
     no_tag_check=False,
     nonce_on_wire=False,
+    xor_k=False,
+    counts_refusals=False,
 ):
     """A MyCipher as the notebook describes it, or with one known mistake."""
     from cryptography.exceptions import InvalidTag
@@ -590,8 +699,12 @@ def _cipher_class(
                 ]
             self.send_key, self.recv_key = found if i_am_client else found[::-1]
             self.sealed = self.opened = 0
+            self.k = k
 
         def seal(self, plaintext):
+            if xor_k:  # the course's own cipher: the message XORed with the bytes of K
+                stream = self.k * len(plaintext)
+                return bytes(m ^ k for m, k in zip(plaintext, stream, strict=False))
             nonce = bytes(12) if fixed_nonce else self.sealed.to_bytes(12, "big")
             if nonce_on_wire:
                 nonce = os.urandom(12)
@@ -603,16 +716,20 @@ def _cipher_class(
             nonce = bytes(12) if fixed_nonce else self.opened.to_bytes(12, "big")
             if nonce_on_wire:
                 nonce, data = data[:12], data[12:]
-            self.opened += 1
+            if counts_refusals or no_tag_check:  # the count moves on before decrypt says yes
+                self.opened += 1
             if no_tag_check:  # decrypts GCM without ever checking the 16-byte tag
                 decryptor = Cipher(algorithms.AES(self.recv_key), modes.GCM(nonce)).decryptor()
                 return decryptor.update(data[:-16])
             try:
-                return AESGCM(self.recv_key).decrypt(nonce, data, None)
+                plaintext = AESGCM(self.recv_key).decrypt(nonce, data, None)
             except InvalidTag:
                 if swallow_bad_tag:
                     return b""
                 raise
+            if not counts_refusals:
+                self.opened += 1  # only once decrypt has said yes
+            return plaintext
 
     return MyCipher
 
@@ -636,6 +753,8 @@ def test_my_cipher_check_passes_the_reference(no_leaks) -> None:
         ({"swallow_bad_tag": True}, "was not refused"),
         ({"no_tag_check": True}, "do not decrypt without checking the tag"),
         ({"nonce_on_wire": True}, "the nonce travels with the message"),
+        ({"xor_k": True}, "XORed with the bytes of K"),
+        ({"counts_refusals": True}, "a refused one was not opened"),
     ],
 )
 def test_my_cipher_check_names_each_mistake(no_leaks, mistake, phrase) -> None:
@@ -729,6 +848,8 @@ def _request_handler(mistake: str = ""):
         transcript = transcript_hash(client_hello, server_hello)
         if mistake == "client hello only":
             transcript = hashlib.sha256(client_hello).digest()
+        if mistake == "re-encoded":  # the hello as json.dumps writes it, not as it came
+            transcript = transcript_hash(json.dumps(hello).encode(), server_hello)
         derived = HKDF(
             algorithm=hashes.SHA256(), length=64, salt=None,
             info=b"labcrypto 05 request" + transcript,
@@ -762,7 +883,8 @@ def test_request_handler_check_passes_the_reference_quickly(no_leaks) -> None:
         ("swapped", ["K' first"]),
         ("client hello only", ["covers only the client's hello", "not bound"]),
         ("y from the request", ["sent again byte for byte, was carried out again"]),
-        ("one key", ["could not open your answer", "keys[32:]"]),
+        ("one key", ["could not open your answer", "request_keys[32:]"]),
+        ("re-encoded", ["as your code wrote it again", "exactly as they were sent"]),
     ],
 )
 def test_request_handler_check_names_each_mistake(no_leaks, mistake, phrases) -> None:
@@ -773,6 +895,58 @@ def test_request_handler_check_names_each_mistake(no_leaks, mistake, phrases) ->
         assert "section «Exercise: a fresh key pair for every request»" in message
     with pytest.raises(CheckFailed):
         checks_05_ftp.hidden_request_handler(wrong)
+
+
+def _handler_naming_its_keys_keys(sock, server_key, answer):
+    """The reference handler with its derived bytes named ``keys``, as the task text once
+    called them: the variable shadows the module ``keys`` in the whole function."""
+    import json
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from labcrypto.channel import read_frame, write_frame
+    from labcrypto.handshake import transcript_hash
+
+    client_hello = read_frame(sock)
+    hello = json.loads(client_hello)
+    A, X = int(hello["static"], 16), int(hello["ephemeral"], 16)
+    mine = keys.generate(server_key.group)  # noqa: F823 - UnboundLocalError, the case under test
+    server_hello = json.dumps({"ephemeral": hex(mine.public)}).encode()
+    write_frame(sock, server_hello)
+    info = b"labcrypto 05 request" + transcript_hash(client_hello, server_hello)
+    secret = mine.shared_secret(X).to_bytes(256, "big")
+    secret += server_key.shared_secret(A).to_bytes(256, "big")
+    keys = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=info).derive(secret)
+    command = AESGCM(keys[:32]).decrypt(bytes(12), read_frame(sock), None)
+    write_frame(sock, AESGCM(keys[32:]).encrypt(bytes(12), answer(command), None))
+
+
+def test_request_handler_check_names_a_variable_that_shadows_a_module(no_leaks) -> None:
+    _fails(checks_05_ftp.check_request_handler, _handler_naming_its_keys_keys,
+           "raised UnboundLocalError(", "the name of the module keys")  # fmt: skip
+
+    def forgot_an_import(sock, server_key, answer):
+        return hashlib_.sha256(b"")  # noqa: F821 - the missing import under test
+
+    _fails(checks_05_ftp.check_request_handler, forgot_an_import,
+           "raised NameError(", "does not know the name hashlib_")  # fmt: skip
+
+
+def test_request_handler_check_sends_a_hello_that_json_dumps_would_change(no_leaks) -> None:
+    """The check's client hello is not what json.dumps(json.loads(hello)) gives back: a
+    handler that hashes it re-encoded fails on every run, and the reference passes."""
+    import json
+
+    from labcrypto.groups import FFDHE2048
+
+    server_key, client = keys.generate(FFDHE2048), keys.generate(FFDHE2048)
+    request = checks_05_ftp._run_request(_request_handler(), server_key, client)
+    assert request.answer == checks_05_ftp._ANSWER
+    hello = request.client_hello
+    assert json.dumps(json.loads(hello)).encode() != hello
+    assert json.dumps(json.loads(hello), sort_keys=True).encode() != hello
 
 
 def test_request_handler_thief_opens_only_what_static_keys_open(no_leaks) -> None:
@@ -878,7 +1052,8 @@ def _reference_is_allowed(path, key):
 # --- the server's half of the exchange (03) ------------------------------------------------
 
 
-def _dh_server(validate="full", fixed_b=False, pickled=False, read=None, send_k=False):
+def _dh_server(validate="full", fixed_b=False, pickled=False, read=None, send_k=False,
+               coerce=False):  # fmt: skip
     """A dh_server as notebook 03 describes it, or with one known mistake."""
     import json
     import pickle
@@ -895,7 +1070,9 @@ def _dh_server(validate="full", fixed_b=False, pickled=False, read=None, send_k=
         hello = {"p": group.p, "g": group.g, "B": pow(group.g, b, group.p)}
         write_frame(sock, json.dumps(hello).encode())
         data = read(sock) if read else read_frame(sock)
-        public = (pickle.loads(data) if pickled else json.loads(data))["A"]
+        public = (pickle.loads(data) if pickled else json.loads(data)).get("A")
+        if coerce:  # whatever came, made a number: "123" and 9.0 pass as A
+            public = int(public)
         if validate == "full":
             groups.validate_public(group, public)
         elif validate == "small values":  # 0, 1 and p-1 refused by value, no range
@@ -906,6 +1083,10 @@ def _dh_server(validate="full", fixed_b=False, pickled=False, read=None, send_k=
                 raise ValueError("bad A")
         elif validate == "below 2" and public < 2:
             raise ValueError("bad A")
+        elif validate == "by hand" and (  # range and subgroup, but no look at the type
+            not 2 <= public <= group.p - 2 or pow(public, group.q, group.p) != 1
+        ):
+            raise ValueError("A out of range or outside the subgroup")
         shared = pow(public, b, group.p)
         if send_k:
             write_frame(sock, json.dumps({"K": shared}).encode())
@@ -973,6 +1154,8 @@ class _RecvIgnoringClose:
         ({"pickled": True}, ["pickle", "mistake 7"]),
         ({"read": lambda sock: sock.recv(1024)[4:]}, ["TCP does not keep message boundaries"]),
         ({"read": _RecvIgnoringClose}, ["closed the connection without sending A", "waiting"]),
+        ({"coerce": True}, ["sent A as a string of digits", "returned a K", "(int(...))"]),
+        ({"validate": "by hand"}, ["sent A as a string", "raised TypeError(", "instead of"]),
     ],
 )
 def test_dh_server_check_names_each_mistake(no_leaks, mistake, phrases) -> None:
@@ -986,6 +1169,42 @@ def test_dh_server_check_names_each_mistake(no_leaks, mistake, phrases) -> None:
             if spinner is not None:
                 spinner.stop()
         assert "section «Exercise: the server's half of the exchange»" in message
+
+
+def test_dh_server_check_refuses_a_frame_without_a_as_the_task_says(no_leaks) -> None:
+    """Step 3 of the task: a frame without A is refused with ValueError, not a KeyError."""
+    import json
+    import secrets
+
+    from labcrypto.channel import read_frame, write_frame
+
+    def looks_up_a(sock, group):
+        b = group.random_exponent(secrets.randbelow)
+        write_frame(sock, json.dumps({"p": group.p, "g": group.g,
+                                      "B": pow(group.g, b, group.p)}).encode())  # fmt: skip
+        public = json.loads(read_frame(sock))["A"]
+        groups.validate_public(group, public)
+        return pow(public, b, group.p)
+
+    _fails(checks_03_allowlist.check_dh_server, looks_up_a, "without A", "KeyError(")
+
+
+@pytest.mark.parametrize("missing", ["typo", "import"])
+def test_dh_server_check_shows_the_error_raised_before_the_hello(missing, no_leaks) -> None:
+    """A server that raises before its hello is told what it raised, not "no hello"."""
+
+    def typo(sock, group):
+        return grup.p  # noqa: F821 - the typo under test
+
+    def no_import(sock, group):
+        return secrets_.randbelow(group.q)  # noqa: F821 - `import secrets_` deleted
+
+    server = typo if missing == "typo" else no_import
+    message = _fails(checks_03_allowlist.check_dh_server, server, "raised NameError(",
+                     "before it sent its hello", "an import")  # fmt: skip
+    assert "within" not in message
+    with pytest.raises(CheckFailed, match="A hidden test"):
+        checks_03_allowlist.hidden_dh_server(server)
 
 
 def test_dh_server_check_ends_a_stuck_server_and_says_so(no_leaks) -> None:
@@ -1811,6 +2030,19 @@ def test_safe_path_check() -> None:
         return target
 
     checks_05_ftp.check_safe_path(good)
+    # "Return the real path": a str names it as well as a Path does (the task asks no type).
+    checks_05_ftp.check_safe_path(lambda home, requested: str(good(home, requested)))
+
+    def value_error(home, requested):  # the task asks for PermissionError
+        try:
+            return good(home, requested)
+        except PermissionError:
+            raise ValueError(requested) from None
+
+    _fails(checks_05_ftp.check_safe_path, value_error, "raised ValueError(",
+           "the task asks for PermissionError")  # fmt: skip
+    with pytest.raises(CheckFailed, match="A hidden test"):
+        checks_05_ftp.hidden_safe_path(value_error, Path(__file__).parent)
 
     def prefix(home, requested):
         target = os.path.realpath(os.path.join(home, requested.lstrip("/")))

@@ -21,6 +21,7 @@ from ..streams import set_timeout
 from .feedback import (
     RECV_AS_MESSAGE,
     WAIT,
+    code_of,
     expect,
     explained_in,
     fail,
@@ -31,17 +32,20 @@ from .feedback import (
 )
 from .harness import (
     HEADER,
+    SMALL_EXPONENT,
     DhOutcome,
     Pair,
     call_bounded,
     composite,
     dribble,
+    has_small_exponent,
     in_background,
     outside_subgroup,
     prime_not_safe,
     read_available,
     run_bounded,
     run_dh_server,
+    seeded_random,
     tcp_connection,
 )
 
@@ -327,6 +331,28 @@ DH_CLIENT = Messages({
         "your recv_msg), which returns exactly one message however it arrives."
     ),
     "raised": N_("When {what}, dh_client raised {error} on a fair server."),
+    "min_bits ignored": N_(
+        "When {what}, in a {bits}-bit group with min_bits = {bits}, dh_client raised "
+        "{error}, and its code never reads min_bits: a limit written into the code "
+        "(2048?) refuses this fair group. Compare p.bit_length() with the min_bits it is "
+        "given: the caller decides how small a group it accepts."
+    ),
+    "small a": N_(
+        "Your client's A is g^a mod p for an a below {limit}: whoever tries every a up to "
+        "there finds yours in a moment and computes K (course mistake 2). Draw a with "
+        "group.random_exponent(secrets.randbelow), never from a small range."
+    ),
+    "random a": N_(
+        "With random.seed set to the same number, two runs of your client sent the same A, "
+        "and another seed gave another A: your secret a comes from the `random` module "
+        "(course mistake 2). Its numbers are predictable: anyone who sees a few of them, "
+        "or guesses the seed, computes the rest. Draw a with `secrets`."
+    ),
+    "constant a": N_(
+        "Your client sent the same A on every run: its secret a is a constant (or drawn "
+        "once, outside dh_client), so whoever learns it once reads every conversation "
+        "(course mistake 2). Draw a fresh a with `secrets` in every call."
+    ),
     "unreadable": N_(
         "The server could not read your public value: send one frame holding "
         '{{"A": A}} as JSON, with A = g^a mod p (an int between 2 and p-2).'
@@ -360,6 +386,17 @@ DH_CLIENT = Messages({
         "B = 1 makes K = 1 whatever your secret: validate the server's B with "
         "groups.validate_public(group, B) before using it."
     ),
+    "B outside": N_(
+        "This B is not in the subgroup of prime order q = (p-1)/2 (B^q mod p = p-1), while "
+        "g is: K = B^a then tells the server whether your secret a is even. Comparing B "
+        "with 0, 1 and p-1 is not enough: B must pass every test of "
+        "groups.validate_public(group, B)."
+    ),
+    "B too large": N_(
+        "This B is larger than p: a public value lies between 2 and p-2. Above p, a "
+        "forbidden value (1, p-1) comes back under another name, and a check of 0, 1 "
+        "and p-1 lets it through: B must pass every test of groups.validate_public(group, B)."
+    ),
     "4 GB": N_(
         "The server announced a message of 4 GB: check the length against a limit before "
         "reading (read_frame does), or four bytes from anyone make you allocate 4 GB."
@@ -371,9 +408,10 @@ DH_CLIENT = Messages({
     "kept waiting": N_("kept waiting"),
     "answered": N_("answered with its public value"),
     "passed": N_(
-        "dh_client agrees on K with the server whatever the TCP segments, never sends K, and "
-        "refuses a composite p, an unsafe p, a toy p, a g outside the subgroup, B = 1 and "
-        "a 4 GB length."
+        "dh_client agrees on K with the server whatever the TCP segments, never sends K, "
+        "draws a secret nobody can guess, and refuses a composite p, an unsafe p, a toy p, a "
+        "g outside the subgroup, B = 1, a B outside the subgroup, a B above p and a 4 GB "
+        "length."
     ),
 })
 
@@ -403,21 +441,72 @@ def _dh_case_failed(outcome: DhOutcome, what: str) -> Exception:
     return fail(DH_CLIENT["other K"], got=outcome.value, hint=hint)
 
 
-def _check_fair_servers(dh_client: Callable[..., int], group: Group) -> None:
-    """The fair server, its hello whole, cut into single bytes, glued to a second message."""
+def _ignores_min_bits(dh_client: Callable[..., int]) -> bool:
+    """Does the code of ``dh_client`` never read its ``min_bits`` (only names it in its
+    ``def`` line)? Asked of a client that refused a fair group of ``min_bits`` bits.
+
+    Its source, not a run, decides: a run in a group large enough for a limit written
+    into the code (2048 bits) costs two primality tests of a 2048-bit number, seconds
+    each on a loaded machine.
+    """
+    code = code_of(dh_client)
+    body = code.split(":\n", 1)[1] if ":\n" in code else ""
+    return bool(code) and "min_bits" not in body
+
+
+#: The seeds of the ``random`` module for the three fair runs: the same twice, then another.
+FAIR_SEEDS = (1, 1, 2)
+
+
+def _check_fair_servers(dh_client: Callable[..., int], group: Group) -> list[int]:
+    """The fair server, its hello whole, cut into single bytes, glued to a second message:
+    the client's three public values A (the runs as ``FAIR_SEEDS`` seed ``random``)."""
     fair: list[tuple[str, dict[str, Any]]] = [
         (DH_CLIENT["whole"], {}),
         (DH_CLIENT["split"], {"split": True}),
         (DH_CLIENT["glued"], {"glued": True}),
     ]
-    for what, how in fair:
-        outcome = run_dh_server(dh_client, group, **how)
+    publics: list[int] = []
+    for (what, how), seed in zip(fair, FAIR_SEEDS, strict=True):
+        with seeded_random(seed):
+            outcome = run_dh_server(dh_client, group, **how)
         if outcome.status == "error" and isinstance(outcome.value, NotImplementedError):
             raise not_written("dh_client")
         if outcome.secret_on_wire:
             raise fail(DH_CLIENT["secret sent"])
-        if outcome.status != "ok" or outcome.value != outcome.shared:
+        if (
+            not how
+            and outcome.status == "error"
+            and isinstance(outcome.value, ValueError | LabCryptoError)
+            and not outcome.sent
+            and _ignores_min_bits(dh_client)
+        ):
+            raise fail(
+                DH_CLIENT["min_bits ignored"],
+                what=what,
+                bits=group.bits,
+                error=refused_as(outcome.value),
+            )
+        if outcome.status != "ok" or outcome.A is None or outcome.value != outcome.shared:
             raise _dh_case_failed(outcome, what)
+        publics.append(outcome.A)
+    return publics
+
+
+def _secret_problem(group: Group, publics: list[int]) -> str | None:
+    """Why the client's secret is not secret (course mistake 2), from its three A's: the
+    first two from runs with ``random`` seeded alike, the third with another seed.
+
+    ``secrets`` draws from the operating system, which no seed touches: two of its
+    draws from [2, q) coincide with a chance of about 2^-62. Each wrong answer is
+    caught on every run: a small a by its size, ``random`` by the seed, a constant by
+    all three A's alike.
+    """
+    if has_small_exponent(group, set(publics)):
+        return DH_CLIENT["small a"].format(limit=SMALL_EXPONENT)
+    if publics[0] != publics[1]:
+        return None
+    return DH_CLIENT["constant a"] if publics[2] == publics[0] else DH_CLIENT["random a"]
 
 
 def _hostile_servers(group: Group) -> list[tuple[dict[str, Any], str]]:
@@ -426,7 +515,9 @@ def _hostile_servers(group: Group) -> list[tuple[dict[str, Any], str]]:
     The same cases on every run, and each one is refused by one check only: the
     unsafe p is a prime with 2 a square mod p (g = 2 and B pass their checks),
     the hostile g lies outside the subgroup while B is a square (the B check
-    passes), B = 1 comes with a fair p and g.
+    passes), B = 1 comes with a fair p and g, the B outside the subgroup is
+    in range (only the subgroup test refuses it), the B above p is g^2 + p (in
+    the subgroup, and not 0, 1 or p-1 even mod p: only the range test refuses it).
     """
     (product, (low, high)), not_safe = composite(64), prime_not_safe(64)
     bad_g = outside_subgroup(group)
@@ -436,6 +527,8 @@ def _hostile_servers(group: Group) -> list[tuple[dict[str, Any], str]]:
         ({"p": 23, "g": 2}, DH_CLIENT["toy"]),
         ({"g": bad_g}, DH_CLIENT["g outside"].format(g=bad_g)),
         ({"B": 1}, DH_CLIENT["B = 1"]),
+        ({"B": outside_subgroup(group)}, DH_CLIENT["B outside"]),
+        ({"B": group.p + pow(group.g, 2, group.p)}, DH_CLIENT["B too large"]),
         ({"header": HEADER.pack(0xFFFF_FFF0)}, DH_CLIENT["4 GB"]),
     ]
 
@@ -462,11 +555,15 @@ def check_dh_client(dh_client: Callable[..., int]) -> None:
 
     The check is the server, over TCP on 127.0.0.1: first fair (the hello whole,
     cut into single-byte segments, glued to a second message), then hostile
-    (p not prime, p not safe, p too small, g outside the subgroup, B = 1, a 4 GB
-    length), every case on every run.
+    (p not prime, p not safe, p too small, g outside the subgroup, B = 1, B outside
+    the subgroup, B above p, a 4 GB length), every case on every run. The fair runs
+    seed ``random`` (``FAIR_SEEDS``): a secret from ``random``, a constant or a small
+    one is caught on every run.
     """
     group = small_safe_prime_group(64, seed=DH_CLIENT_SEED)
-    _check_fair_servers(dh_client, group)
+    secret_problem = _secret_problem(group, _check_fair_servers(dh_client, group))
+    if secret_problem:
+        raise fail(secret_problem)
     for how, why in _hostile_servers(group):
         _check_hostile_server(dh_client, group, how, why)
     passed(DH_CLIENT["passed"])
@@ -478,9 +575,14 @@ def hidden_dh_client(dh_client: Callable[..., int]) -> None:
     each in a connection of its own: a client that skips one check loses the points
     on every run."""
     group = small_safe_prime_group(64, seed=7)
-    outcome = run_dh_server(dh_client, group)
-    expect(outcome.status == "ok" and outcome.value == outcome.shared)
-    expect(not outcome.secret_on_wire)
+    publics = []
+    for seed in FAIR_SEEDS:
+        with seeded_random(seed):
+            outcome = run_dh_server(dh_client, group)
+        expect(outcome.status == "ok" and outcome.value == outcome.shared)
+        expect(outcome.A is not None and not outcome.secret_on_wire)
+        publics.append(outcome.A or 0)
+    expect(_secret_problem(group, publics) is None)
     for how, _why in _hostile_servers(group):
         bad = run_dh_server(dh_client, group, **how)
         expect(bad.status == "error" and not bad.sent)

@@ -64,10 +64,12 @@ from .feedback import (
 from .harness import (
     HEADER,
     POLL,
+    SMALL_EXPONENT,
     Outcome,
     call_bounded,
     dribble,
     frame_json,
+    has_small_exponent,
     read_available,
     returned_within,
     run_bounded,
@@ -93,6 +95,14 @@ DH_SERVER = Messages(
             "Your server sent no hello within {wait:.0f} s of a client connecting: the "
             "server speaks first, with one JSON frame holding p, g and B; then it reads "
             "the client's frame."
+        ),
+        "crashed": N_(
+            "Your server raised {error} before it sent its hello, so the client got "
+            "nothing to read.{hint}"
+        ),
+        "name hint": N_(
+            " Python does not know a name your code uses here: a typo, or an import the "
+            "cell no longer has (the template's cell starts with the imports it needs)."
         ),
         "bad hello": N_(
             "The client could not read your server's hello ({error}): send one frame "
@@ -147,6 +157,7 @@ DH_SERVER = Messages(
             "ValueError, or let read_frame's error through) and never return a K.\n{why}"
         ),
         "returned K": N_("returned a K"),
+        "raised instead": N_("raised {error} instead of ValueError"),
         "kept waiting": N_("kept waiting"),
         "A = 0": N_("sent A = 0"),
         "A = 1": N_("sent A = 1"),
@@ -156,6 +167,10 @@ DH_SERVER = Messages(
         "pickle": N_("sent its A as a pickle"),
         "garbage": N_("sent a frame of bytes that are not JSON"),
         "closed": N_("closed the connection without sending A"),
+        "no A": N_("sent a JSON object without A"),
+        "A string": N_("sent A as a string of digits"),
+        "A float": N_("sent A as a float"),
+        "A bool": N_("sent A as true"),
         "4 GB": N_("announced a message of 4 GB"),
         "why 0": N_(
             "A = 0 makes K = 0 whatever your b: anyone can send it and know K. Validate the "
@@ -182,6 +197,17 @@ DH_SERVER = Messages(
             "Bytes from the network are not always what the protocol says: refuse a frame "
             "that is not JSON holding an integer A, with an error."
         ),
+        "why no A": N_(
+            "A frame without A is one the protocol does not allow: refuse it with "
+            "ValueError, as the task asks, not with whatever error a lookup happens to raise."
+        ),
+        "why not int": N_(
+            "JSON has strings, floats and booleans as well as integers, and A must be an "
+            "integer: converting what came (int(...)) trusts whatever the client sent, and "
+            "arithmetic on a string fails by accident, not as a refusal. Refuse any A that "
+            "is not an integer with ValueError, before using it (true is not a number here "
+            "either)."
+        ),
         "why closed": N_(
             "recv() returning b'' means the connection is closed: raise ConnectionError "
             "(read_frame does), do not loop or go on without A."
@@ -193,8 +219,8 @@ DH_SERVER = Messages(
         "passed": N_(
             "dh_server agrees on K with fair clients whatever the TCP segments, draws a new "
             "b for each, never sends K, and refuses A = 0, 1, p-1, p+1, an A outside the "
-            "subgroup, a pickle, bytes that are not JSON, a 4 GB length and a client that "
-            "hangs up."
+            "subgroup, a missing A, an A that is not an integer, a pickle, bytes that are not "
+            "JSON, a 4 GB length and a client that hangs up."
         ),
     }
 )
@@ -203,7 +229,6 @@ DH_SERVER = Messages(
 #: The seed of the group of ``check_dh_server``: the same group on every run, and one whose
 #: g is 3, not 2 (a hello that sends g = 2 whatever the group fails every run, not half).
 DH_SERVER_SEED = 5
-SMALL_EXPONENT = 1 << 16  #: a b below this is found by trying them all (a few ms)
 
 
 @dataclass
@@ -216,16 +241,6 @@ class _ServerRun:
     hello_error: str = ""  #: why the client could not read it ("" if it could)
     client_k: int | None = None  #: the K the fair client computed
     sent: bytes = b""  #: every byte the server sent
-
-
-def _has_small_exponent(group: Group, values: set[int]) -> bool:
-    """Is one of ``values`` equal to g^b mod p for some b below ``SMALL_EXPONENT``?"""
-    power = 1
-    for _ in range(SMALL_EXPONENT):
-        power = power * group.g % group.p
-        if power in values:
-            return True
-    return False
 
 
 def _non_residue(group: Group) -> int:
@@ -274,6 +289,11 @@ def _play_client(
         "A outside": frame_json({"A": _non_residue(group)}),
         "pickle": HEADER.pack(len(pickle.dumps({"A": public}))) + pickle.dumps({"A": public}),
         "garbage": HEADER.pack(12) + b"\xff\xfenot JSON!!",
+        "no A": frame_json({"a": public}),
+        "A string": frame_json({"A": str(public)}),
+        # A small square of g: exactly a float, and a fair A once int() has turned it back.
+        "A float": frame_json({"A": float(pow(g, 2, p))}),
+        "A bool": frame_json({"A": True}),
         "4 GB": HEADER.pack(0xFFFF_FFF0),
     }
     if how == "closed":
@@ -329,6 +349,9 @@ def _run_server(dh_server: Callable[..., int], group: Group, how: str) -> _Serve
 def _hello_problem(run: _ServerRun, group: Group) -> CheckFailed | None:
     if run.status == "error" and isinstance(run.value, NotImplementedError):
         return not_written("dh_server")
+    if run.hello is None and not run.hello_error and run.status == "error":
+        hint = DH_SERVER["name hint"] if isinstance(run.value, NameError) else ""
+        return fail(DH_SERVER["crashed"], error=refused_as(run.value), hint=hint)
     if run.hello is None and not run.hello_error:
         return fail(DH_SERVER["no hello"], wait=WAIT)
     if run.hello is None:
@@ -365,7 +388,7 @@ def _check_fair_clients(dh_server: Callable[..., int], group: Group) -> None:
         seen_b.add(run.hello["B"])
     # A b from a small range is refused by its size first: three draws from it may or may
     # not repeat, and a verdict that hangs on that would change from run to run.
-    if _has_small_exponent(group, seen_b):
+    if has_small_exponent(group, seen_b):
         raise fail(DH_SERVER["small b"], limit=SMALL_EXPONENT)
     if len(seen_b) < 3:
         raise fail(DH_SERVER["same b"])
@@ -379,18 +402,38 @@ _HOSTILE_CLIENTS = [
     ("A outside", "why outside"),
     ("pickle", "why pickle"),
     ("garbage", "why garbage"),
+    ("A string", "why not int"),
+    ("A float", "why not int"),
+    ("A bool", "why not int"),
+    ("no A", "why no A"),
     ("4 GB", "why 4 GB"),
     ("closed", "why closed"),
 ]
 
 
+#: The hostile frames the task says to refuse with ValueError: a valid frame of JSON
+#: without an integer A. (The others may end in any error: read_frame's, say.)
+_REFUSED_WITH_VALUE_ERROR = {"no A", "A string", "A float", "A bool"}
+
+
+def _refused(run: _ServerRun, how: str) -> bool:
+    """Did the server refuse the hostile frame ``how`` as the task asks?"""
+    if run.status != "error":
+        return False
+    if how in _REFUSED_WITH_VALUE_ERROR:
+        return isinstance(run.value, ValueError | LabCryptoError)
+    # Not a MemoryError: whether allocating 4 GB fails at once depends on the
+    # machine (its memory, its overcommit policy), and a verdict must not.
+    return not isinstance(run.value, MemoryError)
+
+
 def _check_hostile_client(dh_server: Callable[..., int], group: Group, how: str, why: str) -> None:
     run = _run_server(dh_server, group, how)
-    # Refused. Not a MemoryError: whether allocating 4 GB fails at once depends on the
-    # machine (its memory, its overcommit policy), and a verdict must not.
-    if run.status == "error" and not isinstance(run.value, MemoryError):
+    if _refused(run, how):
         return
-    if run.status == "error":
+    if run.status == "error" and how in _REFUSED_WITH_VALUE_ERROR:
+        done = DH_SERVER["raised instead"].format(error=refused_as(run.value))
+    elif run.status == "error":
         done = how_it_ended(run.status, run.value, 40)
     else:
         done = DH_SERVER["returned K"] if run.status == "ok" else DH_SERVER["kept waiting"]
@@ -404,8 +447,9 @@ def check_dh_server(dh_server: Callable[..., int]) -> None:
     The check is the client, over TCP on 127.0.0.1: fair first (its frame whole,
     one byte per segment, glued to a second message), then hostile, one case
     per connection and every case on every run: A = 0, 1, p-1, p+1, an A outside
-    the subgroup, a pickle, bytes that are not JSON, a 4 GB length, a client
-    that hangs up.
+    the subgroup, a pickle, bytes that are not JSON, a frame without A, A as a
+    string, a float and true (each refused with ValueError), a 4 GB length, a
+    client that hangs up.
     """
     group = small_safe_prime_group(64, seed=DH_SERVER_SEED)
     _check_fair_clients(dh_server, group)
@@ -416,12 +460,12 @@ def check_dh_server(dh_server: Callable[..., int]) -> None:
 
 @check_dh_server.hidden
 def hidden_dh_server(dh_server: Callable[..., int]) -> None:
-    """Another group; a fair client, and p-1 and p+1 refused."""
+    """Another group; a fair client, and p-1, p+1 and an A that is not an integer refused."""
     group = small_safe_prime_group(64, seed=11)
     run = _run_server(dh_server, group, "whole")
     expect(run.status == "ok" and run.value == run.client_k)
-    for how in ("A = p-1", "A = p+1"):
-        expect(_run_server(dh_server, group, how).status == "error")
+    for how in ("A = p-1", "A = p+1", "A string", "A float"):
+        expect(_refused(_run_server(dh_server, group, how), how))
 
 
 # --- the allowlist check ----------------------------------------------------------

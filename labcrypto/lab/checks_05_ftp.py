@@ -18,11 +18,13 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import secrets
 import socket
 import tempfile
 import threading
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +90,18 @@ MY_CIPHER = Messages(
             "32-byte key from K with HKDF-SHA256."
         ),
         "not bytes": N_("{call} returned {got}; seal and open take and return bytes."),
+        "no tag": N_(
+            "Your sealed message is exactly as long as the message itself: there is no "
+            "authentication tag, so nothing can tell a changed message from the one you "
+            "sent, and the receiver opens whatever arrives.{how} That is the course's weak "
+            "encryption (course mistake 5), not AES-GCM: seal with "
+            "AESGCM(key).encrypt(nonce, plaintext, None), which adds a 16-byte tag."
+        ),
+        "xor K": N_(
+            " It is the message XORed with the bytes of K: K is used as the key itself, the "
+            "same key stream for every message, and two messages XORed together give away "
+            "both."
+        ),
         "nonce reuse": N_(
             "Sealing the same message twice gave the same bytes: every message was sealed "
             "with the same nonce (nonce reuse). With AES-GCM, two messages under one key and "
@@ -136,6 +150,12 @@ MY_CIPHER = Messages(
         ),
         "in the ciphertext": N_("in the ciphertext"),
         "in the tag": N_("in the tag"),
+        "counted a refusal": N_(
+            "After refusing a message with a flipped bit, your open could not open the "
+            "genuine message that came next: it {outcome}. The receiver counts the messages "
+            "it has opened, and a refused one was not opened: move the count on only once "
+            "decrypt has succeeded, or a single forged message cuts the conversation."
+        ),
         "replayed": N_(
             "The same message, delivered twice, opened twice: open {outcome} on the "
             "replay. A receiver that takes the nonce from the message accepts an old "
@@ -195,11 +215,25 @@ def _raw_k_candidates(k_bytes: bytes) -> list[bytes]:
     return [k_bytes[:n] for n in (16, 24, 32)] + [k_bytes[-n:] for n in (16, 24, 32)]
 
 
+def _xored_with_k(sealed: bytes, plaintext: bytes, k_bytes: bytes) -> bool:
+    """Is ``sealed`` the plaintext XORed with the bytes of K (from the front or the back,
+    repeated as needed), or with one byte of K?"""
+    stream = bytes(a ^ b for a, b in zip(sealed, plaintext, strict=True))
+    repeated = [(k_bytes * (len(stream) // len(k_bytes) + 1))[: len(stream)]]
+    repeated.append((k_bytes[::-1] * (len(stream) // len(k_bytes) + 1))[: len(stream)])
+    one_byte = len(set(stream)) == 1 and stream[:1] in (k_bytes[:1], k_bytes[-1:])
+    return one_byte or stream in repeated
+
+
 def _check_sealing(make: Callable[..., Any], k_bytes: bytes) -> None:
     """The client's sealed messages: fresh nonces, derived keys, one per direction."""
     client = _student_call("MyCipher(K, i_am_client=True)", make, k_bytes, True)
     server = _student_call("MyCipher(K, i_am_client=False)", make, k_bytes, False)
     sealed = [_sealed(client, _SAME, "client") for _ in range(3)]
+    # No room for a tag: a Caesar or XOR "cipher" (course mistake 5), whatever its nonces.
+    if len(sealed[0]) == len(_SAME):
+        how = MY_CIPHER["xor K"] if _xored_with_k(sealed[0], _SAME, k_bytes) else ""
+        raise fail(MY_CIPHER["no tag"], how=how)
     if len(set(sealed)) < len(sealed):
         raise fail(MY_CIPHER["nonce reuse"])
     first = sealed[0]
@@ -246,6 +280,10 @@ def _check_opening(make: Callable[..., Any], k_bytes: bytes) -> None:
         if status == "ok":
             outcome = how_it_ended(status, value, 40)
             raise fail(MY_CIPHER["tampered"], where=MY_CIPHER[where], outcome=outcome)
+        status, value = _open_outcome(fresh, sealed)  # the genuine one, after the refusal
+        if status != "ok" or value != b"pay 10 euros to bob":
+            outcome = how_it_ended(status, value, 40)
+            raise fail(MY_CIPHER["counted a refusal"], outcome=outcome)
     fresh = _student_call("MyCipher(K, i_am_client=True)", make, k_bytes, True)
     _open_outcome(fresh, sealed)
     status, value = _open_outcome(fresh, sealed)
@@ -259,7 +297,8 @@ def check_my_cipher(make: Callable[..., Any]) -> None:
 
     The check is the other side: it derives the keys as described, opens
     what your client sealed and seals what your client must open; then it
-    flips one bit of a message and delivers another one twice.
+    flips one bit of a message (refused, and the genuine one still opens after
+    it) and delivers another one twice.
     """
     k_bytes = secrets.token_bytes(256)  # the size of K from a 2048-bit group
     _check_sealing(make, k_bytes)
@@ -282,7 +321,8 @@ def _both_directions(make: Callable[..., Any], k_bytes: bytes) -> None:
             text = f"message {count}".encode()
             expect(_opens(sends, _nonce(count), mine.seal(text)) == text)
             expect(mine.open(AESGCM(receives).encrypt(_nonce(count), text, None)) == text)
-        bad = bytearray(AESGCM(receives).encrypt(_nonce(20), b"tampered", None))
+        genuine = AESGCM(receives).encrypt(_nonce(20), b"tampered", None)
+        bad = bytearray(genuine)
         bad[0] ^= 0x80
         refused = False
         try:
@@ -290,6 +330,7 @@ def _both_directions(make: Callable[..., Any], k_bytes: bytes) -> None:
         except Exception:
             refused = True
         expect(refused)
+        expect(mine.open(genuine) == b"tampered")  # a refused message was not counted
 
 
 # --- a fresh key pair for every request ----------------------------------------------
@@ -334,14 +375,24 @@ REQUEST_HANDLER = Messages(
             "waiting for bytes that never come. The client sends exactly two frames: its "
             "hello, then (after your hello) its sealed command."
         ),
-        "raised": N_("With a fair client, your handler raised {error}."),
+        "raised": N_("With a fair client, your handler raised {error}.{hint}"),
+        "shadowed": N_(
+            " Your function assigns a variable named {name}, the name of the module {name} "
+            "the notebook imported: Python then takes {name} as that variable in the whole "
+            "function, even in the lines before the assignment, where it has no value yet. "
+            "Give your variable a name of its own."
+        ),
+        "unknown name": N_(
+            " Python does not know the name {name} here: a typo, or an import the cell no "
+            "longer has (the template's cell starts with the imports it needs)."
+        ),
         "no answer": N_(
             "With a fair client, your handler opened the command but sent no sealed answer: "
-            "send AESGCM(keys[32:]).encrypt(bytes(12), answer(command), None) in one frame."
+            "send AESGCM(request_keys[32:]).encrypt(bytes(12), answer(command), None) in one frame."
         ),
         "answer unreadable": N_(
             "Your handler opened the client's command, but the client could not open your "
-            "answer: seal it with the server-to-client key keys[32:] (not the key the "
+            "answer: seal it with the server-to-client key request_keys[32:] (not the key the "
             "client sealed with) and the nonce bytes(12)."
         ),
         "cannot open": N_(
@@ -385,6 +436,12 @@ REQUEST_HANDLER = Messages(
             "Your transcript hash covers only the client's hello: your own hello, with Y in "
             "it, is not bound to the keys. Hash both hellos exactly as they were sent: "
             "transcript_hash(client_hello, server_hello)."
+        ),
+        "re-encoded": N_(
+            "Your transcript hash covers the client's hello as your code wrote it again "
+            "(json.dumps of what json.loads read), not the bytes that came: JSON can write "
+            "one object in many ways (spacing, order, escapes), and the client hashed the "
+            "bytes it sent. Hash both hellos exactly as they were sent and received."
         ),
         "plain hash": N_(
             "Your transcript hash is sha256(client_hello + server_hello): without the "
@@ -455,6 +512,7 @@ _MISTAKES: list[tuple[str, _Schedule]] = [
     ("client hello only", _Schedule(("ee", "ss"), "client hello")),
     ("not bound", _Schedule(("ee", "ss"), "none")),
     ("plain hash", _Schedule(("ee", "ss"), "plain")),
+    ("re-encoded", _Schedule(("ee", "ss"), "re-encoded")),
     ("four terms", _Schedule(("ee", "es", "se", "ss"))),
     ("only K", _Schedule(("ss",), "none")),
     ("es", _Schedule(("es",))),
@@ -468,6 +526,9 @@ def _info(binding: str, client_hello: bytes, server_hello: bytes) -> bytes:
         return REQUEST_INFO + hashlib.sha256(client_hello).digest()
     if binding == "plain":
         return REQUEST_INFO + hashlib.sha256(client_hello + server_hello).digest()
+    if binding == "re-encoded":  # the client's hello parsed, then written again by json.dumps
+        return REQUEST_INFO + transcript_hash(json.dumps(json.loads(client_hello)).encode(),
+                                              server_hello)  # fmt: skip
     return REQUEST_INFO
 
 
@@ -538,8 +599,10 @@ def _play_client(
     """The check's client: its hello, the handler's hello, the sealed command."""
     x = generate(server.group)
     request.X = x.public
-    hello = {"static": f"{client.public:#x}", "ephemeral": f"{x.public:#x}"}
-    request.client_hello = json.dumps(hello).encode()
+    hello = {"ephemeral": f"{x.public:#x}", "static": f"{client.public:#x}"}
+    # Compact JSON, not json.dumps's default spacing: a handler that hashes the hello as
+    # json.dumps(json.loads(...)) writes it again, hashes other bytes, and fails every run.
+    request.client_hello = json.dumps(hello, separators=(",", ":")).encode()
     try:
         write_frame(sock, request.client_hello)
         request.server_hello = read_frame(sock, max_size=1 << 16)
@@ -667,12 +730,39 @@ def _thief_reads(recorded: _Request, stolen_b: KeyPair, stolen_a: KeyPair) -> by
     return None
 
 
-def _hello_problem(request: _Request, server_key: KeyPair) -> CheckFailed | None:
+def _name_hint(handle: Callable[..., Any], error: BaseException) -> str:
+    """What a NameError of the handler means: a variable that shadows a module the
+    notebook imported (``keys = ...`` in a function that also calls ``keys.generate``,
+    an ``UnboundLocalError``), or a name Python does not know at all."""
+    if not isinstance(error, NameError):
+        return ""
+    name = getattr(error, "name", None)
+    if not name:
+        found = re.search(r"'(\w+)'", str(error))
+        name = found.group(1) if found else None
+    if not name:
+        return ""
+    if isinstance(error, UnboundLocalError):
+        module = getattr(handle, "__globals__", {}).get(name)
+        if isinstance(module, types.ModuleType):
+            return REQUEST_HANDLER["shadowed"].format(name=name)
+        return ""
+    return REQUEST_HANDLER["unknown name"].format(name=name)
+
+
+def _raised(handle: Callable[..., Any], error: BaseException) -> CheckFailed:
+    """The failure for a handler that raised on a fair client."""
+    return fail(REQUEST_HANDLER["raised"], error=refused_as(error), hint=_name_hint(handle, error))
+
+
+def _hello_problem(
+    request: _Request, server_key: KeyPair, handle: Callable[..., Any]
+) -> CheckFailed | None:
     """What is wrong with the handler's hello, if anything."""
     if request.status == "error" and isinstance(request.value, NotImplementedError):
         return not_written("handle_request")
     if request.server_hello is None and request.status == "error":
-        return fail(REQUEST_HANDLER["raised"], error=refused_as(request.value))
+        return _raised(handle, request.value)
     if request.server_hello is None and request.status == "ok":
         return fail(REQUEST_HANDLER["returned early"])
     if request.server_hello is None and request.hello_error:
@@ -722,7 +812,7 @@ def _which_mistake(
 def _fair_request(handle: Callable[..., Any], server_key: KeyPair, client: KeyPair) -> _Request:
     """One request as the exercise describes it, answered right; else the failure."""
     request = _run_request(handle, server_key, client)
-    problem = _hello_problem(request, server_key)
+    problem = _hello_problem(request, server_key, handle)
     if problem is not None:
         raise problem
     if request.answer == _ANSWER and request.carried_out == [_COMMAND]:
@@ -734,7 +824,7 @@ def _fair_request(handle: Callable[..., Any], server_key: KeyPair, client: KeyPa
             raise fail(REQUEST_HANDLER["no answer"])
         raise fail(REQUEST_HANDLER["answer unreadable"])
     if request.status == "error" and not isinstance(request.value, InvalidTag):
-        raise fail(REQUEST_HANDLER["raised"], error=refused_as(request.value))
+        raise _raised(handle, request.value)
     raise _which_mistake(handle, server_key, client, request)
 
 
@@ -795,8 +885,9 @@ SAFE_PATH = Messages({
         "strip it (requested.lstrip('/')) before joining it under the home."
     ),
     "wrong refusal": N_(
-        "safe_path(home, {requested!r}) raised {error}; refuse a path "
-        "outside the home with PermissionError (or ValueError)."
+        "safe_path(home, {requested!r}) raised {error}; the task asks for PermissionError "
+        "for a path outside the home: the server answers a refusal of access with its own "
+        "reply, and any other error means a bug."
     ),
     "let out": N_(
         "safe_path(home, {requested!r}) returned {got!r:.100} instead of refusing: it "
@@ -907,8 +998,8 @@ def _check_outside(safe_path: Callable[[Path, str], Any], home: Path, deadline: 
             got = _mapped(safe_path, home, requested, deadline)
         except CheckFailed:
             raise
-        except (PermissionError, ValueError, LabCryptoError):
-            continue  # refused, as it should
+        except (PermissionError, LabCryptoError):
+            continue  # refused, as the task asks (or with the package's own PathRefused)
         except Exception as exc:
             raise fail(
                 SAFE_PATH["wrong refusal"], requested=requested, error=refused_as(exc)
@@ -935,7 +1026,7 @@ def hidden_safe_path(safe_path: Callable[[Path, str], Any], home: Path) -> None:
     for escape in ("../bob/private.txt", "system/passwd", "docs/../../bob"):
         try:
             returned_within(safe_path, home, escape, timeout=HIDDEN_WAIT)
-        except (PermissionError, ValueError):
+        except (PermissionError, LabCryptoError):
             continue
         expect(False)
 

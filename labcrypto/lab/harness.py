@@ -61,6 +61,7 @@ __all__ = [
     "dribble",
     "echo_channel",
     "frame_json",
+    "has_small_exponent",
     "in_background",
     "outside_subgroup",
     "prime_not_safe",
@@ -69,6 +70,7 @@ __all__ = [
     "returned_within",
     "run_bounded",
     "run_dh_server",
+    "seeded_random",
     "socket_pair",
     "tcp_connection",
     "tcp_pair",
@@ -708,3 +710,40 @@ def outside_subgroup(group: Group) -> int:
     == 1``, as ``groups.validate_public`` does) refuses it.
     """
     return next(y for y in range(2, group.p) if pow(y, group.q, group.p) != 1)
+
+
+# --- secrets that are not secret (course mistake 2) ------------------------------------
+
+SMALL_EXPONENT = 1 << 16  #: a secret exponent below this is found by trying them all (a few ms)
+
+
+def has_small_exponent(group: Group, values: set[int], limit: int = SMALL_EXPONENT) -> bool:
+    """Is one of ``values`` equal to ``g^x mod p`` for some ``x`` below ``limit``?
+
+    What an eavesdropper does with a public value made from a small secret: try every
+    exponent up to ``limit`` (65536 multiplications, a few milliseconds).
+    """
+    power = 1
+    for _ in range(limit):
+        power = power * group.g % group.p
+        if power in values:
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def seeded_random(seed: int) -> Iterator[None]:
+    """Inside the block, the ``random`` module's shared generator starts from ``seed``;
+    after it, its state is what it was before.
+
+    Two runs of a student's code, each in ``seeded_random(1)``, draw the same numbers
+    from ``random`` (``random.randint``, ``random.getrandbits``, …): a secret that comes
+    out the same in both comes from ``random`` or is a constant, on every run of the
+    check. ``secrets`` reads the operating system's generator, which no seed touches.
+    """
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(state)

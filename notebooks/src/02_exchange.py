@@ -297,10 +297,10 @@ checks.hidden_framing(send_msg, recv_msg)
 # 4. returns `K = B^a mod p`. Never send `K`: each side computes it.
 #
 # The check is the server, over TCP on 127.0.0.1: fair first (its hello whole, then one byte per TCP segment, then glued to a second message in one segment),
-# then hostile (a `p` that is not prime, a prime `p` whose `(p-1)/2` is not prime, a toy `p`, a `g` outside the subgroup of order `q`, `B = 1`, a 4 GB length).
+# then hostile (a `p` that is not prime, a prime `p` whose `(p-1)/2` is not prime, a toy `p`, a `g` outside the subgroup of order `q`, `B = 1`, a `B` outside it, a `B` above `p`, a 4 GB length).
 # Every hostile case runs on every run, and each is refused by one of your checks only: leave one out and the check fails every time.
 
-# %% [markdown] lang=ru id=cell-019 en=0c9b4076
+# %% [markdown] lang=ru id=cell-019 en=98db8924
 # ### Упражнение: обмен из курса по TCP, но правильно
 #
 # Стартовый код курса отправляет `(p, g, A)` через `pickle`, читает ответ одним `recv(1024)`, а `p = 7`.
@@ -313,7 +313,7 @@ checks.hidden_framing(send_msg, recv_msg)
 # 4. возвращает `K = B^a mod p`. Никогда не отправляйте `K`: каждая сторона вычисляет его сама.
 #
 # Проверка играет роль сервера, по TCP на 127.0.0.1. Сначала честно: приветствие целиком, затем по одному байту в TCP-сегменте, затем склеенное со вторым сообщением в одном сегменте.
-# Потом враждебно: `p`, который не является простым, простое `p`, у которого `(p-1)/2` не простое, учебный `p`, `g` вне подгруппы порядка `q`, `B = 1`, длина в 4 ГБ.
+# Потом враждебно: `p`, который не является простым, простое `p`, у которого `(p-1)/2` не простое, учебный `p`, `g` вне подгруппы порядка `q`, `B = 1`, `B` вне её, `B` больше `p`, длина в 4 ГБ.
 # Каждый враждебный случай проверяется при каждом запуске, и каждый отвергает только одна из ваших проверок: пропустите одну — и проверка не пройдёт ни разу.
 
 # %% solution grade_id=dh_client

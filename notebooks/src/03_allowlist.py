@@ -454,9 +454,9 @@ widgets.table([inject(v, d) for v in (1, "p-1") for d in (wiretap.C2S, wiretap.S
 # 4. returns `K = A^b mod p`, and sends nothing more: `K` never travels.
 #
 # The check is the client over TCP on 127.0.0.1, every case on every run: fair (its frame whole, one byte per segment, glued to a second message),
-# then hostile (`A` = 0, 1, `p-1`, `p+1`, outside `g`'s subgroup, a pickle, not JSON, a 4 GB length, a client that hangs up early).
+# then hostile (`A` = 0, 1, `p-1`, `p+1`, outside `g`'s subgroup, a pickle, not JSON, no integer `A`, a 4 GB length, a client that hangs up early).
 
-# %% [markdown] lang=ru id=dh-server en=5b7d01c8
+# %% [markdown] lang=ru id=dh-server en=7d117684
 # ### Упражнение: серверная половина обмена
 #
 # В блокноте 02 вы написали клиента обмена из курса, который проверяет всё, что присылает сервер. Теперь напишите сервер, который должен проверять всё, что присылает клиент: клиентом может оказаться кто угодно.
@@ -468,7 +468,7 @@ widgets.table([inject(v, d) for v in (1, "p-1") for d in (wiretap.C2S, wiretap.S
 # 4. возвращает `K = A^b mod p` и больше ничего не отправляет: `K` никогда не передаётся.
 #
 # Проверка играет роль клиента по TCP на 127.0.0.1, и каждый случай проверяется при каждом запуске. Сначала честно: кадр целиком, по одному байту в сегменте, склеенный со вторым сообщением.
-# Потом враждебно: `A` = 0, 1, `p-1`, `p+1`, вне подгруппы `g`, pickle, не JSON, длина в 4 ГБ, клиент, который отключается раньше времени.
+# Потом враждебно: `A` = 0, 1, `p-1`, `p+1`, вне подгруппы `g`, pickle, не JSON, нет целого `A`, длина в 4 ГБ, клиент, который отключается раньше времени.
 
 # %% solution grade_id=dh_server
 import json

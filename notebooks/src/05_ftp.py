@@ -534,22 +534,22 @@ widgets.table([{"connection": conn.id, "ephemeral keys in the hellos": "ephemera
 # ```
 # client → server   {"static": hex(A), "ephemeral": hex(X)}    its hello: one frame of JSON
 # server → client   {"ephemeral": hex(Y)}                      your hello: the Y of a key pair made for this request
-# client → server   the command, sealed with keys[:32]
-# server → client   answer(command), sealed with keys[32:]
+# client → server   the command, sealed with request_keys[:32]
+# server → client   answer(command), sealed with request_keys[32:]
 # ```
 #
 # 1. Read the client's hello with `read_frame(sock)` and keep its bytes exactly as they came; take `A` and `X` from it (`int(text, 16)`).
 # 2. Make a **fresh** key pair for this request, `mine = keys.generate(server_key.group)`, and send your hello with its public value `Y` (`write_frame`).
 # 3. `K = A^b` is `server_key.shared_secret(A)`, and `K' = X^y` is `mine.shared_secret(X)` (both check the client's value first).
 # 4. The keys: 64 bytes of HKDF-SHA256, no salt, `info = b"labcrypto 05 request" + transcript_hash(client_hello, server_hello)` (both hellos exactly as sent),
-#    from `K'.to_bytes(256, "big") + K.to_bytes(256, "big")`. The first 32 bytes are the client-to-server key, the last 32 the server-to-client key.
-# 5. Open the command with `AESGCM(keys[:32]).decrypt(bytes(12), data, None)` and send `AESGCM(keys[32:]).encrypt(bytes(12), answer(command), None)`.
+#    from `K'.to_bytes(256, "big") + K.to_bytes(256, "big")`: call them `request_keys` (`keys` is the module). The first 32 bytes are the client-to-server key, the last 32 the server-to-client key.
+# 5. Open the command with `AESGCM(request_keys[:32]).decrypt(bytes(12), data, None)` and send `AESGCM(request_keys[32:]).encrypt(bytes(12), answer(command), None)`.
 #    A nonce of zeros is safe here only because each key seals exactly one message, and the keys are new for every request.
 #
 # The check is the client, over TCP: two requests (each must get a Y and keys of its own), then the first one replayed byte for byte.
 # Then comes the thief of section 3, with the recording of a request and **both** static private keys: he tries every way to derive its keys from what he can compute.
 
-# %% [markdown] lang=ru id=request-handler en=36a0ccf3
+# %% [markdown] lang=ru id=request-handler en=6674bed7
 # ### Упражнение: новая пара ключей для каждого запроса
 #
 # Задание 5 курса: «обмен ключами и генерация происходят при каждом запросе и каждый раз разные». Напишите сторону сервера для одного запроса,
@@ -558,16 +558,16 @@ widgets.table([{"connection": conn.id, "ephemeral keys in the hellos": "ephemera
 # ```
 # клиент → сервер   {"static": hex(A), "ephemeral": hex(X)}    его приветствие: один кадр JSON
 # сервер → клиент   {"ephemeral": hex(Y)}                      ваше приветствие: Y пары ключей, созданной для этого запроса
-# клиент → сервер   команда, запечатанная ключом keys[:32]
-# сервер → клиент   answer(command), запечатанный ключом keys[32:]
+# клиент → сервер   команда, запечатанная ключом request_keys[:32]
+# сервер → клиент   answer(command), запечатанный ключом request_keys[32:]
 # ```
 #
 # 1. Прочитайте приветствие клиента через `read_frame(sock)` и сохраните его байты ровно такими, какими они пришли; возьмите из него `A` и `X` (`int(text, 16)`).
 # 2. Создайте **новую** пару ключей для этого запроса, `mine = keys.generate(server_key.group)`, и отправьте своё приветствие с её открытым значением `Y` (`write_frame`).
 # 3. `K = A^b` — это `server_key.shared_secret(A)`, а `K' = X^y` — это `mine.shared_secret(X)` (оба сначала проверяют значение клиента).
 # 4. Ключи: 64 байта HKDF-SHA256, без соли, `info = b"labcrypto 05 request" + transcript_hash(client_hello, server_hello)` (оба приветствия ровно в том виде, в каком отправлены),
-#    из `K'.to_bytes(256, "big") + K.to_bytes(256, "big")`. Первые 32 байта — ключ от клиента к серверу, последние 32 — ключ от сервера к клиенту.
-# 5. Откройте команду через `AESGCM(keys[:32]).decrypt(bytes(12), data, None)` и отправьте `AESGCM(keys[32:]).encrypt(bytes(12), answer(command), None)`.
+#    из `K'.to_bytes(256, "big") + K.to_bytes(256, "big")`: назовите их `request_keys` (`keys` — это модуль). Первые 32 байта — ключ от клиента к серверу, последние 32 — ключ от сервера к клиенту.
+# 5. Откройте команду через `AESGCM(request_keys[:32]).decrypt(bytes(12), data, None)` и отправьте `AESGCM(request_keys[32:]).encrypt(bytes(12), answer(command), None)`.
 #    Нулевой nonce здесь безопасен только потому, что каждый ключ запечатывает ровно одно сообщение, а ключи новые для каждого запроса.
 #
 # Проверка играет роль клиента, по TCP: два запроса (у каждого должны быть свои Y и свои ключи), затем первый запрос, повторённый байт в байт.
