@@ -148,6 +148,39 @@ def test_a_check_says_in_russian_what_took_too_long(name, monkeypatch, no_leaks)
     assert re.search("[а-я]{5}", why) and "never" not in why, message  # its reason, in Russian
 
 
+def _checked_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "exercise-check"]
+
+
+def test_code_that_catches_the_stop_is_stopped_too(no_leaks) -> None:
+    """The deadline raises ``Overtime`` in the student's thread once, and Python stops
+    tracing it then: a loop with a bare ``except:`` (course mistake 11) swallowed it and
+    spun on for ever in the kernel, slowing every cell after it. It is stopped again and
+    again from outside until it ends."""
+    released = threading.Event()
+
+    def break_caesar(ciphertext: bytes) -> bytes:
+        deadline, tries = time.monotonic() + 60, 0
+        while True:
+            try:  # nearly every line of the loop is inside the try
+                tries += 1
+                tries %= 1000
+                if released.is_set() or time.monotonic() > deadline:
+                    return b""
+            except:  # noqa: E722 - the mistake under test
+                pass
+
+    try:
+        with pytest.raises(CheckFailed, match="did not finish within 2 s"):
+            checks_02b_chat.check_break_caesar(break_caesar)
+        gone = time.monotonic() + 3
+        while _checked_threads() and time.monotonic() < gone:
+            time.sleep(0.05)
+        assert not _checked_threads(), "the student's loop still runs after the check"
+    finally:
+        released.set()
+
+
 # --- the hidden tests of the same exercises -----------------------------------------------
 
 

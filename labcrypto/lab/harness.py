@@ -26,6 +26,7 @@ Used by the checks modules of this package; nothing here is for students.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import random
 import secrets
@@ -89,6 +90,8 @@ DRIBBLE_GAP = 0.002  #: seconds between two one-byte segments, where nothing pac
 DRIBBLE_POLL = 0.0005  #: seconds between two looks at whether the reader took its byte
 POLL = 0.05  #: seconds between two looks at a server's events
 STOP_GRACE = 0.2  #: seconds a stopped run gets to unwind after its deadline
+#: Seconds a run that outlived its deadline keeps being told to stop (``_stop_later``).
+STOP_TRYING = 30.0
 
 
 class Outcome(NamedTuple):
@@ -125,31 +128,68 @@ def _stopper(deadline: float) -> Callable[..., Any]:
     return trace
 
 
+def _stop_later(worker: threading.Thread, done: threading.Event) -> None:
+    """Keep raising ``Overtime`` in ``worker`` until it ends (``STOP_TRYING`` s at most).
+
+    The trace function of ``_stopper`` raises ``Overtime`` once, and Python then
+    switches tracing off in that thread. Code that catches everything (a bare
+    ``except:`` inside a ``while True``, course mistake 11) swallows that one
+    ``Overtime`` and would loop on untraced, holding a core and slowing every cell
+    after it. So a thread still running after its deadline is sent ``Overtime``
+    again every ``POLL`` seconds, from outside, with CPython's
+    ``PyThreadState_SetAsyncExc`` (the exception appears in the thread between two
+    of its bytecodes): one of them lands outside the ``try`` and ends the loop.
+    ``done`` is set once the student's code has returned, so the check's own
+    clean-up in that thread is never interrupted. A thread waiting inside C (a
+    ``recv`` with no timeout) only sees it when the wait ends: there the check
+    closes the socket.
+    """
+
+    def keep_stopping() -> None:
+        give_up = time.monotonic() + STOP_TRYING
+        while worker.is_alive() and not done.is_set() and time.monotonic() < give_up:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(worker.ident or 0), ctypes.py_object(Overtime)
+            )
+            done.wait(POLL)
+
+    threading.Thread(target=keep_stopping, name="exercise-check-stopper", daemon=True).start()
+
+
 def run_bounded(func: Callable[..., Any], *args: Any, timeout: float = WAIT) -> Outcome:
     """Run ``func(*args)`` in a helper thread and wait at most ``timeout`` seconds for it.
 
     Past the deadline the helper thread is stopped at its next line of Python
-    (see ``_stopper``): a student's endless loop does not keep a core busy
-    after the check has given up on it.
+    (see ``_stopper``, and ``_stop_later`` for code that catches the stop): a
+    student's endless loop does not keep a core busy after the check has given
+    up on it. The verdict is taken once, at the deadline.
     """
     outcome: list[Outcome] = []
     deadline = time.monotonic() + timeout
+    returned = threading.Event()  #: the student's code is over: do not interrupt
 
     def run() -> None:
-        sys.settrace(_stopper(deadline))
         try:
-            outcome.append(Outcome("ok", func(*args)))
+            sys.settrace(_stopper(deadline))
+            try:
+                outcome.append(Outcome("ok", func(*args)))
+            except Overtime:
+                outcome.append(Outcome("stuck", None))
+            except BaseException as exc:  # handed to the main thread, which explains it
+                outcome.append(Outcome("error", exc))
+            finally:
+                returned.set()
+                sys.settrace(None)
         except Overtime:
-            outcome.append(Outcome("stuck", None))
-        except BaseException as exc:  # handed to the main thread, which explains it
-            outcome.append(Outcome("error", exc))
-        finally:
-            sys.settrace(None)
+            pass  # a late stop, after the student's code was over: nothing to do
 
     worker = threading.Thread(target=run, name="exercise-check", daemon=True)
     worker.start()
     worker.join(timeout + STOP_GRACE)
-    return outcome[0] if outcome else Outcome("stuck", None)
+    verdict = outcome[0] if outcome else Outcome("stuck", None)
+    if worker.is_alive():
+        _stop_later(worker, returned)
+    return verdict
 
 
 class Lockstep:
