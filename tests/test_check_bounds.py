@@ -197,6 +197,7 @@ def _hidden(name: str, tmp_path: Path) -> Callable[[Callable[..., Any]], None]:
         "key_file": checks_01_keys.hidden_key_file,
         "join": lambda f: checks_03_allowlist.hidden_join(f, tmp_path, path, _Room(), alice),
         "safe_path": lambda f: checks_05_ftp.hidden_safe_path(f, tmp_path),
+        "framing": lambda f: checks_02_exchange.hidden_framing(f, _never_called),
     }[name]
 
 
@@ -207,6 +208,7 @@ def _hidden(name: str, tmp_path: Path) -> Callable[[Callable[..., Any]], None]:
         ("key_file", checks_01_keys),
         ("join", checks_03_allowlist),
         ("safe_path", checks_05_ftp),
+        ("framing", checks_02_exchange),
     ],
 )
 def test_a_hidden_test_stops_code_that_never_returns(name, module, tmp_path, monkeypatch) -> None:
@@ -222,6 +224,21 @@ def test_a_hidden_test_stops_code_that_never_returns(name, module, tmp_path, mon
         endless.stop()
     assert "hidden test" in str(info.value)
     assert spent < 0.5 + SLACK, spent
+
+
+def test_the_hidden_handoff_stops_code_that_never_returns(monkeypatch, no_leaks) -> None:
+    monkeypatch.setattr(checks_04_two_ports, "HIDDEN_WAIT", 0.5)
+    room, pool, alice, server_key = checks_04_two_ports._handoff_room(1)
+    endless = Endless("spin")
+    start = time.monotonic()
+    try:
+        with pytest.raises(CheckFailed, match="hidden test"):
+            checks_04_two_ports.hidden_follow_handoff(endless, room, alice, server_key)
+        assert time.monotonic() - start < 0.5 + SLACK
+    finally:
+        endless.stop()
+        room.stop()
+        pool.close()
 
 
 # --- the join check's stand-in for KnownServers.check ---------------------------------------

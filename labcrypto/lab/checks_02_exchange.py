@@ -19,6 +19,7 @@ from ..groups import Group, small_safe_prime_group
 from ..i18n import N_, Messages, _, ngettext
 from ..streams import set_timeout
 from .feedback import (
+    HIDDEN_WAIT,
     RECV_AS_MESSAGE,
     WAIT,
     code_of,
@@ -43,6 +44,7 @@ from .harness import (
     outside_subgroup,
     prime_not_safe,
     read_available,
+    returned_within,
     run_bounded,
     run_dh_server,
     seeded_random,
@@ -293,11 +295,10 @@ def hidden_framing(
     with tcp_connection() as (left, right):
         payloads = [b"\x00\x00\x00\x05 looks like a header", b"\x00" * 4]
         for payload in payloads:
-            send_msg(left, payload)
+            returned_within(send_msg, left, payload, timeout=HIDDEN_WAIT)
         left.sendall(HEADER.pack(3) + b"abc")
-        expect(recv_msg(right) == payloads[0])
-        expect(recv_msg(right) == payloads[1])
-        expect(recv_msg(right) == b"abc")
+        for want in (*payloads, b"abc"):
+            expect(returned_within(recv_msg, right, timeout=HIDDEN_WAIT) == want)
 
 
 # --- the course's exchange over TCP ------------------------------------------------------

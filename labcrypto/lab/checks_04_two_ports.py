@@ -293,7 +293,7 @@ def hidden_follow_handoff(
     """A handoff into the notebook's own room, as another student."""
     channel, control = _handshake_with(room, key, server_key.public_key, timeout=5)
     try:
-        welcome = follow_handoff(channel, "127.0.0.1")
+        welcome = returned_within(follow_handoff, channel, "127.0.0.1", timeout=HIDDEN_WAIT)
         expect(isinstance(welcome, dict) and welcome.get("type") == "welcome")
         expect(channel.stream is not control)
     finally:
