@@ -265,6 +265,20 @@ _ERRORS: dict[str, tuple[type[HandshakeError], str]] = {
     ),
     "failed": (HandshakeError, N_("the server ended the handshake.")),
 }
+#: A handshake asked to take an event its table has no row for: by role, and whether
+#: it had already failed.
+_CANNOT_TAKE = {
+    ("client", False): N_("the client's handshake cannot take {event} in state {state}"),
+    ("server", False): N_("the server's handshake cannot take {event} in state {state}"),
+    ("client", True): N_(
+        "the client's handshake cannot take {event} in state {state} (it already failed: "
+        "start a new one)"
+    ),
+    ("server", True): N_(
+        "the server's handshake cannot take {event} in state {state} (it already failed: "
+        "start a new one)"
+    ),
+}
 #: A code this client does not know: the server's words, quoted and labelled.
 UNKNOWN_ERROR = N_(
     "the server ended the handshake with error {code} (its words, unauthenticated: {words})."
@@ -494,15 +508,8 @@ class _Handshake:
         """Take the transition ``event`` from the current state, as the table says."""
         key = (self.role, self.state, event)
         if key not in TRANSITIONS:
-            template = (
-                N_("the {role} handshake cannot take {event} in state {state} (it already "
-                   "failed: start a new one)")
-                if self.state == FAILED
-                else N_("the {role} handshake cannot take {event} in state {state}")
-            )
-            raise UnexpectedMessage(
-                template, role=self.role, event=repr(event), state=repr(self.state)
-            )
+            template = _CANNOT_TAKE[self.role, self.state == FAILED]
+            raise UnexpectedMessage(template, event=repr(event), state=repr(self.state))
         self.state = TRANSITIONS[key]
 
     def _can(self, event: str) -> bool:

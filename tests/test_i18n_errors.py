@@ -499,3 +499,12 @@ def _handshake_of(sock: socket.socket, port: int) -> object:
 def test_a_labelled_dict_shows_its_keys_in_russian_and_its_values_as_they_are() -> None:
     shown = vocabulary.labelled({"the server logged": "refused: key", "nobody's key": 1})
     assert shown == {"сервер записал в журнал": "refused: key", "nobody's key": 1}
+
+
+def test_a_handshake_fed_out_of_order_says_so_in_russian() -> None:
+    server = handshake.ServerHandshake(generate_for("server"), "toy")
+    finished = handshake.encode_message({"type": "client_finished", "confirm": "0" * 64})
+    error = raised(lambda: server.receive(finished), handshake.UnexpectedMessage)
+    assert_russian_and_named(error, ["'client_finished'"])
+    again = raised(lambda: server.receive(finished), handshake.UnexpectedMessage)
+    assert "начните новое" in assert_russian_and_named(again, ["'failed'"])
