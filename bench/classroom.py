@@ -389,6 +389,9 @@ class _TimedChatServer(ChatServer):
         self.read_at: dict[str, float] = {}
         self.sent_at: dict[str, float] = {}
         self.said: dict[str, int] = {"students": 0, "others": 0}
+        #: Each round of the room's sender while the class runs: (wall s, its CPU s, lines).
+        self.rounds: list[tuple[float, float, int]] = []
+        self.timing_rounds = True
 
     def _deliver(self, message: ChatMessage) -> None:
         if message.kind == "message":
@@ -399,8 +402,11 @@ class _TimedChatServer(ChatServer):
         super()._deliver(message)
 
     def _send_to_room(self, lines: list[bytes]) -> None:
+        started, cpu = time.time(), time.thread_time()
         super()._send_to_room(lines)
         sent = time.time()
+        if self.timing_rounds:
+            self.rounds.append((sent - started, time.thread_time() - cpu, len(lines)))
         for line in lines:
             fields = json.loads(line)
             if fields.get("type") == "message" and fields.get("from", "").startswith("chat"):
@@ -798,6 +804,8 @@ def _mixed_clients(spec: dict, roles: dict[str, list[int]], out: multiprocessing
     # The students watch for their echo with on_message and never read their queue of
     # lines (ChatClient.messages), which fills and drops its oldest: expected here.
     logging.getLogger("labcrypto.chat").setLevel(logging.ERROR)
+    if spec["client_nice"]:
+        os.nice(spec["client_nice"])  # --client-nice: clients as if on other machines
     figures = _Figures()
     probe, cpu = _WakeProbe().start(), _cpu_seconds()
     deadline = spec["start"] + spec["duration"]  # time.time(): the same in every process
@@ -865,7 +873,7 @@ def _count_drop(event: object, dropped: dict[str, int]) -> None:
     """Count a well-behaved member the server closed, by the reason it gave."""
     text = getattr(event, "text", "")
     if getattr(event, "kind", "") == "leave" and text.startswith("chat") and "(" in text:
-        reason = text.split("(", 1)[1].split(":")[0].rstrip(")")
+        reason = text.split("(", 1)[1].split(":")[0].rstrip(")").strip('"')
         dropped[reason] = dropped.get(reason, 0) + 1
 
 
@@ -922,7 +930,7 @@ def run_mixed(args: argparse.Namespace) -> int:
             "pool": (pool.first, pool.last), "hostile": args.hostile,
             "duration": args.duration, "timeout": args.timeout,
             "think": max(args.think, 200.0) / 1000, "ramp": max(args.ramp, 2.0),
-            "file_bytes": args.file_kib * 1024,
+            "file_bytes": args.file_kib * 1024, "client_nice": args.client_nice,
         }  # fmt: skip
         spec["start"] = time.time() + 1.0  # every client process starts its clock together
         processes = [
@@ -947,6 +955,7 @@ def run_mixed(args: argparse.Namespace) -> int:
         wall = time.perf_counter() - started
         result_server = {"wake": probe.stop(), "cpu": _cpu_seconds() - cpu}
         said = dict(chat.said)  # during the class (floods still drain while it settles)
+        chat.timing_rounds = False
         for process in processes:
             process.join(30)
             process.close()
@@ -959,6 +968,7 @@ def run_mixed(args: argparse.Namespace) -> int:
             if text in chat.sent_at
         }
         result["said"] = said
+        result["rounds"] = chat.rounds
         # The clients are gone: everything must come back to idle (bounded wait).
         # A flooder that hung up still has its last lines delivered, at its share of
         # the room's rate (nothing it said is lost): allow that time, and report it.
@@ -1101,6 +1111,19 @@ def _report_where_time_goes(
             f"    {label:66s}{percentile(values, 0.5):7.1f}{percentile(values, 0.99):8.1f}"
             f"  {in_tail:7.1f}"
         )
+    rounds = result["rounds"]
+    if rounds:
+        walls = [wall_s * 1000 for wall_s, _, _ in rounds]
+        slowest = sorted(rounds, reverse=True)[: max(1, len(rounds) // 100)]
+        print(
+            f"  the room's sender, {len(rounds)} rounds (each: its lines to every member): "
+            f"wall p50 {percentile(walls, 0.5):.1f} / p99 {percentile(walls, 0.99):.1f} ms, "
+            f"lines p50 {percentile([n for _, _, n in rounds], 0.5)} / max "
+            f"{max(n for _, _, n in rounds)}; in the slowest 1 % it ran "
+            f"{statistics.fmean(c for _, c, _ in slowest) * 1000:.1f} ms of "
+            f"{statistics.fmean(w for w, _, _ in slowest) * 1000:.1f} ms (the rest: waiting "
+            "for a core or the GIL)"
+        )
     print(
         "  a woken thread's wait for a core and the GIL (a 10 ms sleep's lateness, ms "
         "p50 / p99 / max):"
@@ -1151,6 +1174,7 @@ def _report_mixed(
         f"{max(1, args.client_processes)} other process(es); services in "
         f"{'separate processes' if args.separate_services else 'one process'}"
         + (f" (file service at niceness +{args.file_nice})" if args.separate_services else "")
+        + (f"; clients at niceness +{args.client_nice}" if args.client_nice else "")
     )
     print(
         "  load average now (1, 5, 15 min): "
@@ -1222,6 +1246,15 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_FTP_NICENESS,
         help="--separate-services: how much the file service lowers its CPU priority, as "
         f"`labcrypto ftp-serve --nice` does ({DEFAULT_FTP_NICENESS}; 0: not at all)",
+    )
+    parser.add_argument(
+        "--client-nice",
+        type=int,
+        default=0,
+        help="--mixed: how much the client processes lower their CPU priority (0). Clients "
+        "at 10 take only the CPU the servers leave, as if they ran on the students' own "
+        "machines: the difference to 0 is the part of the figures that is the clients' "
+        "own competition for this machine's cores",
     )
     parser.add_argument(
         "--file-kib", type=int, default=1024, help="--mixed: size of each upload (1024 KiB)"
