@@ -1030,8 +1030,8 @@ def _hammer(pool: Any) -> None:
     threads = [
         in_background(_lease_and_release, *args, timeout=HAMMER_WAIT) for _ in range(THREADS)
     ]
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()) + STOP_GRACE)
+    for thread in threads:  # the same moment for all: a join never adds to the one before
+        thread.join(max(0.0, deadline + STOP_GRACE - time.monotonic()))
     ended, found = len(finished), list(problems)  # one look, once the time is up
     if found:
         raise fail(PORT_POOL["threads"], problem=found[0])
