@@ -27,11 +27,15 @@ from test_notebook_helpers import (
     _dh_variant,
     _dh_with_secret,
     _dh_without,
+    _guess_from_the_most_common_byte,
     _handler_naming_its_keys_keys,
+    _handoff_to_the_handshake_port,
+    _loop_that_stops_on_any_error,
     _pool_class,
     _random_secret,
     _request_handler,
     _serve_one,
+    _ticket_before_rebind,
 )
 
 from labcrypto import i18n
@@ -176,6 +180,26 @@ def test_02b_a_caesar_never_broken() -> None:
         ["It returned the ciphertext unchanged."],
         ["Она вернула шифртекст без изменений."],
         "Упражнение: прочитать без ключа",
+    )
+
+
+def test_02b_a_key_guessed_from_the_most_common_byte() -> None:
+    assert_named_in_russian(
+        checks_02b_chat.check_break_caesar,
+        (_guess_from_the_most_common_byte,),
+        ["most common byte is not a space", "unreliable"],
+        ["самый частый байт — не пробел", "ненадёжно"],
+        "Упражнение: прочитать без ключа",
+    )
+
+
+def test_02b_a_loop_that_swallows_the_channel_s_errors(no_leaks) -> None:
+    assert_named_in_russian(
+        checks_02b_chat.check_chat_loop,
+        (_loop_that_stops_on_any_error,),
+        ["as if it had finished", "course mistake 11"],
+        ["будто закончил работу", "Пропускайте ошибку канала наружу"],
+        "4 · Упражнение: цикл сообщений, который ничего не знает о ключах (задание 2)",
     )
 
 
@@ -458,6 +482,26 @@ def test_04_a_pool_that_loses_ports() -> None:
 
 
 # --- notebook 05 -------------------------------------------------------------------------
+
+def test_04_a_client_that_goes_back_to_the_handshake_port(no_leaks) -> None:
+    assert_named_in_russian(
+        checks_04_two_ports.check_follow_handoff,
+        (_handoff_to_the_handshake_port,),
+        ["connected to the handshake port", "course mistake 10"],
+        ["снова подключился к порту рукопожатия"],
+        HANDOFF,
+    )
+
+
+def test_04_a_ticket_sent_before_the_move(no_leaks) -> None:
+    assert_named_in_russian(
+        checks_04_two_ports.check_follow_handoff,
+        (_ticket_before_rebind,),
+        ["sent the ticket before channel.rebind(new_socket)"],
+        ["отправил билет раньше, чем вызвал channel.rebind(new_socket)"],
+        HANDOFF,
+    )
+
 
 SAFE_PATH = "5 · Упражнение: проверка пути"
 DU = "6 · Упражнение: `du` поверх API"

@@ -258,6 +258,23 @@ def test_break_caesar_check() -> None:
         lambda ct: max((bytes(b - k for b in ct) for k in range(256)), key=lambda d: d.count(32)),
         "does not wrap around",
     )
+    message = _fails(checks_02b_chat.check_break_caesar, _guess_from_the_most_common_byte,
+                     "most common byte is not a space", "unreliable")  # fmt: skip
+    assert "wrong way" not in message
+
+    def wrong_way(ct):  # scores (b - k), then hands back (b + k)
+        best = max(range(256), key=lambda k: bytes((b - k) % 256 for b in ct).count(32))
+        return bytes((b + best) % 256 for b in ct)
+
+    _fails(checks_02b_chat.check_break_caesar, wrong_way, "shifted the wrong way")
+
+
+def _guess_from_the_most_common_byte(ciphertext):
+    """Frequency analysis by one letter: the most common byte is taken for a space."""
+    from collections import Counter
+
+    key = (Counter(ciphertext).most_common(1)[0][0] - ord(" ")) % 256
+    return bytes((b - key) % 256 for b in ciphertext)
 
 
 # --- notebook 02: the course's exchange, against the check's server --------------------
@@ -1021,11 +1038,31 @@ def test_message_loop_check(no_leaks) -> None:
         return replies
 
     checks_02b_chat.check_chat_loop(good)
+    checks_02b_chat.hidden_chat_loop(good)
     _fails(
         checks_02b_chat.check_chat_loop,
         lambda channel, lines: [channel.stream for _ in lines],
         "channel.stream",
     )
+    for _ in range(3):
+        _fails(checks_02b_chat.check_chat_loop, _loop_that_stops_on_any_error,
+               "as if it had finished", "course mistake 11")  # fmt: skip
+        with pytest.raises(CheckFailed, match="A hidden test"):
+            checks_02b_chat.hidden_chat_loop(_loop_that_stops_on_any_error)
+
+
+def _loop_that_stops_on_any_error(channel, lines):
+    """The student's ``while True`` whose ``except Exception: break`` ends it at the last
+    line (an IndexError), and at any error of the channel as well."""
+    replies, i = [], 0
+    while True:
+        try:
+            channel.send(lines[i])
+            replies.append(channel.recv_text(timeout=5))
+            i += 1
+        except Exception:
+            break
+    return replies
 
 
 # --- notebook 03 -----------------------------------------------------------------------
@@ -1557,6 +1594,30 @@ def _reference_follow_handoff(channel, host):
     return json.loads(channel.recv(timeout=5))
 
 
+def _handoff_to_the_handshake_port(channel, host):
+    """Course mistake 10: the client reconnects where it already is, not to the offer's port."""
+    import json
+
+    from labcrypto.server import connect
+
+    offer = json.loads(channel.recv(timeout=5))
+    channel.rebind(connect(host, channel.stream.getpeername()[1], timeout=5))
+    channel.send(json.dumps({"type": "ticket", "ticket": offer["ticket"]}))
+    return json.loads(channel.recv(timeout=5))
+
+
+def _ticket_before_rebind(channel, host):
+    """The ticket sent on the handshake connection, then the move to the data port."""
+    import json
+
+    from labcrypto.server import connect
+
+    offer = json.loads(channel.recv(timeout=5))
+    channel.send(json.dumps({"type": "ticket", "ticket": offer["ticket"]}))
+    channel.rebind(connect(host, offer["port"], timeout=5))
+    return json.loads(channel.recv(timeout=5))
+
+
 def test_follow_handoff_check(no_leaks) -> None:
     import json
 
@@ -1583,6 +1644,10 @@ def test_follow_handoff_check(no_leaks) -> None:
             return {"type": "busy"}
 
     _fails(checks_04_two_ports.check_follow_handoff, ignores_busy, "Raise PoolExhausted")
+    _fails(checks_04_two_ports.check_follow_handoff, _handoff_to_the_handshake_port,
+           "connected to the handshake port", "course mistake 10")  # fmt: skip
+    _fails(checks_04_two_ports.check_follow_handoff, _ticket_before_rebind,
+           "sent the ticket before channel.rebind(new_socket)")  # fmt: skip
 
     def remembering(what):
         first_offer = {}
@@ -1715,6 +1780,46 @@ def test_offer_port_check_names_a_plain_text_offer_and_a_wait_forever() -> None:
             conn.close()
 
     _fails(checks_04_two_ports.check_offer_port, forever, "did not return within", "timeout")
+
+
+class _BindDecides:
+    """A pool with no lock and no list: each lease binds the first port of the range it
+    can, so the operating system's bind() decides which thread gets a port (a sleep in the
+    window between trying a port and taking it changes nothing)."""
+
+    def __init__(self, first, last, host="127.0.0.1"):
+        self.host, self.ports = host, range(first, last + 1)
+
+    def lease(self):
+        import socket
+        import time
+
+        from labcrypto.errors import PoolExhausted
+
+        for port in self.ports:
+            time.sleep(0.001)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind((self.host, port))
+                sock.listen()
+            except OSError:
+                sock.close()
+                continue
+            return port, sock
+        raise PoolExhausted("no free port in the pool")
+
+    def release(self, port, sock):
+        sock.close()
+
+
+def test_a_pool_that_lets_bind_decide_needs_no_lock() -> None:
+    """Finding 5 of the student trial: a pool without a lock passed every run. This one is
+    right (bind() gives a port to one socket only, and a closed port is free again: none
+    leased twice, none lost), so the check passes it on every run, and notebook 04 says a
+    lock guards a list of free ports, which this pool does not keep."""
+    for _ in range(3):
+        checks_04_two_ports.check_port_pool(_BindDecides)
+        checks_04_two_ports.hidden_port_pool(_BindDecides)
 
 
 def _pool_class(*, lock: bool = True, close_on_release: bool = True):

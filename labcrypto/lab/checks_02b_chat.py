@@ -10,10 +10,12 @@ then over a real encrypted channel with a server thread, bounded by a timeout.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from ..ciphers import CaesarCipher
+from ..errors import DecryptionFailed
 from ..i18n import N_, Messages
 from .feedback import (
     HIDDEN_WAIT,
@@ -28,6 +30,7 @@ from .feedback import (
     refused_as,
 )
 from .harness import (
+    Outcome,
     ReplyingChannel,
     SendRecvOnly,
     call_bounded,
@@ -62,6 +65,12 @@ BREAK_CAESAR = Messages({
     ),
     "unchanged": N_("It returned the ciphertext unchanged."),
     "wrong way": N_("It shifted the wrong way: undo the shift with (b - k) % 256."),
+    "guessed": N_(
+        "It undid a shift of {guess}, the one that makes this message's most common byte a "
+        "space; but in this message the most common byte is not a space ({common!r} is). "
+        "A guess of the key from one byte's frequency is unreliable on a short text: "
+        "judge each candidate plaintext as a whole."
+    ),
     "slow": N_(
         "Trying all 256 shifts of a message this short takes a few milliseconds: is there a "
         "loop that never ends (a `while` whose condition never changes)?"
@@ -80,6 +89,33 @@ _PLAINTEXTS = [
 
 #: The shift of each message: the same on every run, small and large, some that wrap past 255.
 _SHIFTS = [13, 200, 255, 1, 128]
+
+
+def _undone_shift(ciphertext: bytes, got: Any) -> int | None:
+    """The shift ``k`` for which ``got`` is ``(b - k) % 256`` of every byte of
+    ``ciphertext`` (None: ``got`` is no Caesar decryption of it)."""
+    if not isinstance(got, bytes | bytearray) or len(got) != len(ciphertext) or not got:
+        return None
+    guess = (ciphertext[0] - got[0]) % 256
+    return guess if got == bytes((b - guess) % 256 for b in ciphertext) else None
+
+
+def _wrong_shift_hint(plaintext: bytes, ciphertext: bytes, got: Any, shift: int) -> str:
+    """Why ``got`` is not ``plaintext``: which wrong shift was undone, if one was."""
+    guess = _undone_shift(ciphertext, got)
+    if guess == 0:
+        return BREAK_CAESAR["unchanged"]
+    if guess is None:
+        return ""
+    common = Counter(plaintext).most_common(1)[0][0]
+    if guess == (Counter(ciphertext).most_common(1)[0][0] - ord(" ")) % 256 and common != 32:
+        # A key guessed from "the most common byte is a space" (it is not, here): the
+        # direction may be right. Asked before "wrong way", which a guess can match by
+        # chance (a shift of 255 guessed as 1).
+        return BREAK_CAESAR["guessed"].format(guess=guess, common=bytes([common]))
+    if guess == (-shift) % 256:
+        return BREAK_CAESAR["wrong way"]
+    return ""
 
 
 def _break_one(
@@ -102,11 +138,7 @@ def _break_one(
         return
     if isinstance(got, str):
         raise fail(BREAK_CAESAR["str"])
-    hint = ""
-    if got == ciphertext:
-        hint = BREAK_CAESAR["unchanged"]
-    elif isinstance(got, bytes | bytearray) and got == bytes((b + shift) % 256 for b in ciphertext):
-        hint = BREAK_CAESAR["wrong way"]
+    hint = _wrong_shift_hint(plaintext, ciphertext, got, shift)
     raise fail(BREAK_CAESAR["wrong"], shift=shift, got=bytes(got)[:24], hint=hint)
 
 
@@ -155,6 +187,15 @@ CHAT_LOOP = Messages({
     ),
     "sent": N_("The loop sent {sent!r}; send each line once, in order."),
     "real channel": N_("Over a real SecureChannel the loop {ended}."),
+    "swallowed": N_(
+        "The channel failed on the second reply (a message that fails authentication, as "
+        "a tampered one does: {error}), and the loop {ended} as if it had finished. An "
+        "except that swallows the channel's errors hides a broken or attacked connection: "
+        "the caller never learns that a reply is missing (a catch-all except: course "
+        "mistake 11). Let the channel's error through."
+    ),
+    "returned": N_("returned {replies!r:.80}"),
+    "kept going": N_("kept going"),
     "did not finish": N_("did not finish"),
     "slow": N_(
         "Three lines, each answered at once by a stand-in channel, take no time: is there "
@@ -208,6 +249,37 @@ def _check_loop_with_stand_in(chat_loop: Callable[..., Any]) -> None:
         raise fail(CHAT_LOOP["sent"], sent=sent)
 
 
+#: The error of the stand-in channel whose second reply fails (see ``_FailsOnSecondReply``).
+TAMPERED_REPLY = N_("the check's reply number 2 failed authentication (on purpose)")
+
+
+class _FailsOnSecondReply(ReplyingChannel):
+    """A stand-in channel, no network: it answers the first line, and fails on the second
+    reply as a channel does on a message that was tampered with (``DecryptionFailed``)."""
+
+    def recv_text(self, timeout: float | None = None) -> str:
+        if len(self.sent) >= 2:
+            raise DecryptionFailed(TAMPERED_REPLY)
+        return super().recv_text(timeout)
+
+
+def _swallows_errors(chat_loop: Callable[..., Any], timeout: float) -> Outcome | None:
+    """How the loop ended on a channel whose second reply fails, if it did not raise."""
+    outcome = run_bounded(chat_loop, _FailsOnSecondReply(), ["a", "b", "c"], timeout=timeout)
+    return None if outcome.status == "error" else outcome
+
+
+def _check_loop_lets_errors_through(chat_loop: Callable[..., Any]) -> None:
+    outcome = _swallows_errors(chat_loop, PURE_WAIT)
+    if outcome is not None:
+        if outcome.status == "ok":
+            ended = CHAT_LOOP["returned"].format(replies=outcome.value)
+        else:
+            ended = CHAT_LOOP["kept going"]
+        error = refused_as(DecryptionFailed(TAMPERED_REPLY))
+        raise fail(CHAT_LOOP["swallowed"], error=error, ended=ended)
+
+
 def _check_loop_over_real_channel(chat_loop: Callable[..., Any]) -> None:
     """The same loop over a real encrypted channel, with a real server thread."""
     with echo_channel() as channel:
@@ -225,13 +297,16 @@ def check_chat_loop(chat_loop: Callable[[Any, list[str]], list[str]]) -> None:
     """``chat_loop(channel, lines)`` sends each line, collects each reply, uses only send/recv."""
     _check_loop_code(chat_loop)
     _check_loop_with_stand_in(chat_loop)
+    _check_loop_lets_errors_through(chat_loop)
     _check_loop_over_real_channel(chat_loop)
     passed(CHAT_LOOP["passed"])
 
 
 @check_chat_loop.hidden
 def hidden_chat_loop(chat_loop: Callable[[Any, list[str]], list[str]]) -> None:
-    """A loop with no lines, and replies that differ from the lines."""
+    """A loop with no lines, replies that differ from the lines, and a failing reply that
+    must get through."""
     two_lines = returned_within(chat_loop, ReplyingChannel(), ["a", "b"], timeout=HIDDEN_WAIT)
     expect(two_lines == ["re: a", "re: b"])
     expect(returned_within(chat_loop, ReplyingChannel(), [], timeout=HIDDEN_WAIT) == [])
+    expect(_swallows_errors(chat_loop, HIDDEN_WAIT) is None)

@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,17 @@ HANDOFF = Messages({
     "refused": N_(
         "Nothing listened where you connected: use the port from the server's "
         "message (course mistake 10: a client that ignores the port it was sent)."
+    ),
+    "handshake port": N_(
+        "Your client connected to the handshake port ({port}) again, not to the port the "
+        "server offered: there the server waits for a new handshake, reads your ticket as a "
+        "broken hello and drops it, and your channel cannot open what comes back (course "
+        "mistake 10: a client that ignores the port it was sent). Connect to the offer's port."
+    ),
+    "ticket first": N_(
+        "Your client sent the ticket before channel.rebind(new_socket): it went out on the "
+        "handshake connection, where nobody waits for it, while the data port waited for a "
+        "ticket that never came. Move the channel first (rebind), then send the ticket."
     ),
     "bytes": N_("follow_handoff returned bytes; return the decoded message (a dict)."),
     "not welcome": N_(
@@ -174,7 +186,44 @@ def _one_handoff(
         control.close()
 
 
-def _raised_hint(room: Any, error: BaseException) -> str:
+@dataclass
+class _Moves:
+    """What the student's code did with the channel: its ``send`` and ``rebind`` calls in
+    order, and the port of the socket each ``rebind`` got."""
+
+    calls: list[str] = field(default_factory=list)
+    rebound_to: list[int] = field(default_factory=list)
+
+    def watch(self, channel: SecureChannel) -> None:
+        """Record ``channel``'s ``send`` and ``rebind`` calls (the channel stays itself)."""
+        send, rebind = channel.send, channel.rebind
+
+        def recorded_send(*args: Any, **kwargs: Any) -> None:
+            self.calls.append("send")
+            send(*args, **kwargs)
+
+        def recorded_rebind(stream: Any) -> None:
+            self.calls.append("rebind")
+            with contextlib.suppress(OSError, AttributeError, IndexError):
+                self.rebound_to.append(stream.getpeername()[1])
+            rebind(stream)
+
+        channel.send = recorded_send  # type: ignore[method-assign]
+        channel.rebind = recorded_rebind  # type: ignore[method-assign]
+
+    def ticket_first(self) -> bool:
+        """Was the ticket sent before the channel moved (or did it never move)?"""
+        return "send" in self.calls and self.calls[: self.calls.index("send")].count(
+            "rebind"
+        ) == 0
+
+
+def _raised_hint(room: Any, error: BaseException, moves: _Moves | None = None) -> str:
+    handshake_port = room.address[1]
+    if moves is not None and handshake_port in moves.rebound_to:
+        return HANDOFF["handshake port"].format(port=handshake_port)
+    if moves is not None and moves.ticket_first():
+        return HANDOFF["ticket first"]
     if wait_for_event(room, "stranger"):
         return HANDOFF["stranger"]
     if isinstance(error, ConnectionRefusedError):
@@ -182,7 +231,7 @@ def _raised_hint(room: Any, error: BaseException) -> str:
     return ""
 
 
-def _check_welcome(outcome: Outcome, room: Any) -> None:
+def _check_welcome(outcome: Outcome, room: Any, moves: _Moves | None = None) -> None:
     """The first handoff ended with the room's welcome on the data port."""
     status, value = outcome
     if outcome.raised(NotImplementedError):
@@ -190,7 +239,8 @@ def _check_welcome(outcome: Outcome, room: Any) -> None:
     if status == "stuck":
         raise fail(HANDOFF["stuck"], wait=HANDOFF_WAIT)
     if status == "error":
-        raise fail(HANDOFF["raised"], error=refused_as(value), hint=_raised_hint(room, value))
+        hint = _raised_hint(room, value, moves)
+        raise fail(HANDOFF["raised"], error=refused_as(value), hint=hint)
     if isinstance(value, bytes | bytearray):
         raise fail(HANDOFF["bytes"])
     if not isinstance(value, dict) or value.get("type") != "welcome":
@@ -212,9 +262,11 @@ def _first_handoff(follow_handoff: Callable[..., Any], room: Any, pool: PortPool
                    alice: KeyPair, server_key: KeyPair) -> list[str]:  # fmt: skip
     """The first session: welcome, data port, join seen. The room's join events."""
     channel, control = _handshake_with(room, alice, server_key.public_key)
+    moves = _Moves()
+    moves.watch(channel)
     try:
         outcome = run_bounded(follow_handoff, channel, "127.0.0.1", timeout=HANDOFF_WAIT)
-        _check_welcome(outcome, room)
+        _check_welcome(outcome, room, moves)
         if channel.stream is control:
             raise fail(HANDOFF["not moved"])
         # The room logs the join just after it queues the welcome, so a client that got

@@ -458,9 +458,10 @@ turned_away
 # * `release(port, sock)` closes the socket and puts the port back.
 #
 # Return the bound socket, not only its number: "bind, close, and bind again later" lets another program take the port in between (course mistake 10).
-# Keep the free ports in a list guarded by a `threading.Lock`: the check hammers your pool from 16 threads at once.
+# Two threads may call `lease()` at once: keep the free ports in a list guarded by a `threading.Lock` (a pool that keeps no list and lets `bind` alone decide needs none).
+# The check hammers your pool from 16 threads at once.
 
-# %% [markdown] lang=ru id=cell-040 en=a3d6eaf5
+# %% [markdown] lang=ru id=cell-040 en=e39c6fc9
 # ## 5 · Упражнение: пул портов
 #
 # Напишите класс `MyPortPool(first, last, host)` с двумя методами:
@@ -470,7 +471,8 @@ turned_away
 # * `release(port, sock)` закрывает сокет и возвращает порт в пул.
 #
 # Возвращайте привязанный сокет, а не только номер порта: если «привязать, закрыть и потом привязать снова», в промежутке порт может занять другая программа (типичная ошибка № 10).
-# Храните свободные порты в списке под защитой `threading.Lock`: проверка атакует ваш пул из 16 потоков одновременно.
+# `lease()` могут вызвать два потока сразу: храните свободные порты в списке под защитой `threading.Lock` (пулу, который не ведёт списка и доверяет решение одному `bind`, блокировка не нужна).
+# Проверка атакует ваш пул из 16 потоков одновременно.
 
 # %% solution grade_id=port_pool
 class MyPortPool:
