@@ -412,3 +412,24 @@ def test_a_dh_server_with_b_from_a_small_range_fails_on_every_run(no_leaks) -> N
 
     for _ in range(2):
         _fails(checks_03_allowlist.check_dh_server, dh_server, "for a b below 65536", "mistake 2")
+
+
+def test_a_secret_from_random_is_caught_on_every_run_and_secrets_never(no_leaks) -> None:
+    """The check tells ``random`` from ``secrets`` by seeding ``random`` alike for two fair
+    runs: a client drawing from ``random`` sends the same A twice on every run, whatever
+    ``random`` held before (the test draws from it in between, as a notebook does), and
+    the reference, whose two draws from ``secrets`` coincide with a chance of 2^-62, never
+    does."""
+    import random
+
+    from test_notebook_helpers import _dh_reference, _dh_with_secret, _random_secret
+
+    client = _dh_with_secret(_random_secret)
+    for run in range(5):
+        random.seed(run)
+        random.random()
+        _fails(checks_02_exchange.check_dh_client, client, "comes from the `random` module")
+        checks_02_exchange.check_dh_client(_dh_reference)
+        checks_02_exchange.hidden_dh_client(_dh_reference)
+        with pytest.raises(CheckFailed):
+            checks_02_exchange.hidden_dh_client(client)

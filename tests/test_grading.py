@@ -312,6 +312,46 @@ def _serve_one(allow: str, before: str = "") -> str:
 #: phrase each one's feedback must contain. Student ``more-N`` hands in the N-th of every
 #: list, every other exercise answered right: each loses exactly that exercise's points.
 MORE_WRONG: dict[str, list[tuple[str, str]]] = {
+    "dh_server": [
+        (  # A made a number whatever came: "123" and 9.0 pass as A (step 3 of the task)
+            "import json\n"
+            "import secrets\n"
+            "from labcrypto.channel import read_frame, write_frame\n"
+            "def dh_server(sock, group):\n"
+            "    b = group.random_exponent(secrets.randbelow)\n"
+            "    B = pow(group.g, b, group.p)\n"
+            "    write_frame(sock, json.dumps({'p': group.p, 'g': group.g, 'B': B}).encode())\n"
+            "    A = int(json.loads(read_frame(sock))['A'])\n"
+            "    groups.validate_public(group, A)\n"
+            "    return pow(A, b, group.p)\n",
+            "sent A as a string of digits",
+        ),
+    ],
+    "my_cipher": [
+        (  # the course's own cipher: XOR with the bytes of K (course mistake 5)
+            "class MyCipher:\n"
+            "    def __init__(self, K, i_am_client):\n"
+            "        self.K = K\n"
+            "    def seal(self, plaintext):\n"
+            "        return bytes(m ^ k for m, k in zip(plaintext, self.K * len(plaintext)))\n"
+            "    def open(self, data):\n"
+            "        return self.seal(data)\n",
+            "XORed with the bytes of K",
+        ),
+    ],
+    "follow_handoff": [
+        (  # back to the handshake port, not the offered one (course mistake 10)
+            "def follow_handoff(channel, host):\n"
+            "    offer = json.loads(channel.recv(timeout=5))\n"
+            "    if offer.get('type') == 'busy':\n"
+            "        raise PoolExhausted(offer.get('text', 'busy'))\n"
+            "    port = channel.stream.getpeername()[1]\n"
+            "    channel.rebind(connect(host, port, timeout=5))\n"
+            "    channel.send(json.dumps({'type': 'ticket', 'ticket': offer['ticket']}))\n"
+            "    return json.loads(channel.recv(timeout=5))\n",
+            "connected to the handshake port",
+        ),
+    ],
     "serve_one": [
         (  # the list read once and kept: a student removed later still gets in
             _serve_one(
