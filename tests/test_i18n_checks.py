@@ -594,8 +594,8 @@ def test_05_a_cipher_that_xors_with_k(no_leaks) -> None:
     assert_named_in_russian(
         checks_05_ftp.check_my_cipher,
         (_cipher_class(xor_k=True),),
-        ["no authentication tag", "XORed with the bytes of K", "course mistake 5"],
-        ["нет тега аутентификации", "сложенное по XOR с байтами K"],
+        ["no room for the 16-byte authentication tag", "XORed with the bytes of K", "mistake 5"],
+        ["тега аутентификации AES-GCM места нет", "сложенное по XOR с байтами K"],
         "Упражнение: свои seal и open",
     )
 

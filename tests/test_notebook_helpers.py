@@ -697,6 +697,7 @@ def _cipher_class(
     nonce_on_wire=False,
     xor_k=False,
     counts_refusals=False,
+    ecb=False,
 ):
     """A MyCipher as the notebook describes it, or with one known mistake."""
     from cryptography.exceptions import InvalidTag
@@ -719,6 +720,10 @@ def _cipher_class(
             self.k = k
 
         def seal(self, plaintext):
+            if ecb:  # AES-ECB keyed by the raw K, padded with zeros: no nonce, no tag
+                padded = plaintext + bytes(-len(plaintext) % 16)
+                encryptor = Cipher(algorithms.AES(self.k[:32]), modes.ECB()).encryptor()
+                return encryptor.update(padded) + encryptor.finalize()
             if xor_k:  # the course's own cipher: the message XORed with the bytes of K
                 stream = self.k * len(plaintext)
                 return bytes(m ^ k for m, k in zip(plaintext, stream, strict=False))
@@ -772,6 +777,7 @@ def test_my_cipher_check_passes_the_reference(no_leaks) -> None:
         ({"nonce_on_wire": True}, "the nonce travels with the message"),
         ({"xor_k": True}, "XORed with the bytes of K"),
         ({"counts_refusals": True}, "a refused one was not opened"),
+        ({"ecb": True}, "no room for the 16-byte authentication tag"),
     ],
 )
 def test_my_cipher_check_names_each_mistake(no_leaks, mistake, phrase) -> None:

@@ -91,11 +91,11 @@ MY_CIPHER = Messages(
         ),
         "not bytes": N_("{call} returned {got}; seal and open take and return bytes."),
         "no tag": N_(
-            "Your sealed message is exactly as long as the message itself: there is no "
-            "authentication tag, so nothing can tell a changed message from the one you "
-            "sent, and the receiver opens whatever arrives.{how} That is the course's weak "
-            "encryption (course mistake 5), not AES-GCM: seal with "
-            "AESGCM(key).encrypt(nonce, plaintext, None), which adds a 16-byte tag."
+            "Your client sealed a {size}-byte message into {got} bytes: no room for the "
+            "16-byte authentication tag of AES-GCM, so nothing can tell a changed message "
+            "from the one you sent, and the receiver opens whatever arrives.{how} That is "
+            "the course's weak encryption (course mistake 5: Caesar, XOR, AES-ECB), not "
+            "AES-GCM: seal with AESGCM(key).encrypt(nonce, plaintext, None)."
         ),
         "xor K": N_(
             " It is the message XORed with the bytes of K: K is used as the key itself, the "
@@ -230,10 +230,11 @@ def _check_sealing(make: Callable[..., Any], k_bytes: bytes) -> None:
     client = _student_call("MyCipher(K, i_am_client=True)", make, k_bytes, True)
     server = _student_call("MyCipher(K, i_am_client=False)", make, k_bytes, False)
     sealed = [_sealed(client, _SAME, "client") for _ in range(3)]
-    # No room for a tag: a Caesar or XOR "cipher" (course mistake 5), whatever its nonces.
-    if len(sealed[0]) == len(_SAME):
-        how = MY_CIPHER["xor K"] if _xored_with_k(sealed[0], _SAME, k_bytes) else ""
-        raise fail(MY_CIPHER["no tag"], how=how)
+    # No room for a tag: Caesar, XOR or AES-ECB (course mistake 5), whatever its nonces.
+    if len(sealed[0]) < len(_SAME) + 16:
+        xored = len(sealed[0]) == len(_SAME) and _xored_with_k(sealed[0], _SAME, k_bytes)
+        how = MY_CIPHER["xor K"] if xored else ""
+        raise fail(MY_CIPHER["no tag"], size=len(_SAME), got=len(sealed[0]), how=how)
     if len(set(sealed)) < len(sealed):
         raise fail(MY_CIPHER["nonce reuse"])
     first = sealed[0]
