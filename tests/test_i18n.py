@@ -139,8 +139,14 @@ def test_the_protocol_core_answers_in_english_whatever_the_language(no_language_
     from labcrypto.keys import generate
 
     no_language_set.setenv(i18n.ENV_VAR, "ru")
-    server = handshake.ServerHandshake(generate(TOY), "toy", allow=lambda key: False)
-    client = handshake.ClientHandshake(generate(TOY), "toy")
+    server_key = generate(TOY)
+    # The toy group has few keys: a client holding the server's own key would be
+    # refused for that instead. Draw until it differs (1 in 20 each time; bounded).
+    client_key = next(
+        key for key in (generate(TOY) for _ in range(200)) if key.public != server_key.public
+    )
+    server = handshake.ServerHandshake(server_key, "toy", allow=lambda key: False)
+    client = handshake.ClientHandshake(client_key, "toy")
     with pytest.raises(KeyNotAllowed) as refused:
         server.receive(client.start())
     assert "нет в списке разрешённых ключей" in str(refused.value)
