@@ -132,7 +132,8 @@ class FileServer(ThreadedServer):
         try:
             removed = remove_unfinished_uploads(self.root)
         except (OSError, FileServiceError) as exc:
-            self.emit("error", f"could not look for unfinished uploads under {self.root}: {exc}")
+            why = in_english(exc)
+            self.emit("error", f"could not look for unfinished uploads under {self.root}: {why}")
             return
         if removed.files:
             self.emit(

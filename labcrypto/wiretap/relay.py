@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from ..channel import DEFAULT_MAX_FRAME, encode_frame
-from ..errors import LabCryptoError
+from ..errors import LabCryptoError, in_english
 from ..server import ThreadedServer, connect
 from ..streams import close_stream, set_timeout
 from .capture import C2S, S2C, FrameCutter, TapConnection, TapFrame, TapRecord
@@ -135,7 +135,8 @@ class Wiretap(ThreadedServer):
         try:
             upstream = connect(*self.target, timeout=self.connect_timeout)
         except OSError as exc:
-            tap_conn.error = f"cannot reach the server {self.target[0]}:{self.target[1]}: {exc}"
+            where = f"{self.target[0]}:{self.target[1]}"
+            tap_conn.error = f"cannot reach the server {where}: {in_english(exc)}"
             tap_conn.ended = time.time()
             self.emit("error", f"#{tap_conn.id}: {tap_conn.error}")
             return
@@ -144,7 +145,7 @@ class Wiretap(ThreadedServer):
             set_timeout(upstream, self.connection_timeout)
             self._relay(tap_conn, conn, upstream)
         except (OSError, LabCryptoError) as exc:
-            tap_conn.error = f"{type(exc).__name__}: {exc}"
+            tap_conn.error = f"{type(exc).__name__}: {in_english(exc)}"
             self.emit("error", f"#{tap_conn.id}: {tap_conn.error}")
         finally:
             tap_conn.ended = time.time()
