@@ -534,8 +534,10 @@ class SecureChannel:
         except ChannelClosed:
             self._fail(
                 ConnectionLost(
-                    "the connection ended without a goodbye: the peer crashed, "
-                    "or someone cut the connection"
+                    N_(
+                        "the connection ended without a goodbye: the peer crashed, "
+                        "or someone cut the connection"
+                    )
                 )
             )
             self._check_open()  # raises the failure (the first one, if another came first)

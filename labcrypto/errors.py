@@ -20,8 +20,9 @@ template's translation in the language the process speaks now
 fills in the template as written: that is what a server writes to its log
 and sends on the wire, whatever language its process is set to (the
 instructor's log and the protocol stay English), and what ``args`` holds,
-so ``repr``, pickling and nbgrader see one plain English sentence.
-``in_english(exc)`` does the same for any exception.
+so pickling and nbgrader see one plain English sentence; ``in_english(exc)``
+does the same for any exception. ``repr`` is written like Python's own but with
+``str``'s text: a cell whose value is an error shows it in the reader's language.
 
 Values someone else chose (a peer's field, a file name) go in already
 quoted with ``untrusted.quote``, exactly as they would into a log line.
@@ -126,6 +127,11 @@ class Translated(Exception):
 
     def __str__(self) -> str:
         return self.render(gettext)
+
+    def __repr__(self) -> str:
+        """Like Python's own (``KeyNotAllowed('…')``), with the message as ``str`` gives
+        it: a notebook cell whose value is an error shows it in the reader's language."""
+        return f"{type(self).__name__}({str(self)!r})"
 
 
 class LabCryptoError(Translated):

@@ -81,6 +81,9 @@ CELLS = (
     N_("climb out with .."), N_("climb from the top"), N_("down, then up twice"),
     N_("an absolute path"), N_("through a symbolic link"), N_("Windows separators"),
     N_("a look-alike slash (U+2215)"),
+    # kinds: of a wiretap's frames (02b, 04, 05), of a server's events (03), of ls entries (05)
+    N_("handshake"), N_("data"), N_("file"), N_("dir"), N_("link"),
+    N_("join"), N_("leave"), N_("rejected"), N_("handshake-failed"),
 )  # fmt: skip
 
 #: Every word ``shown`` translates.

@@ -323,7 +323,8 @@ class ManInTheMiddle:
                 try:  # his side of the handshake reads the refusal as any client does
                     state.to_server.receive(frame.payload)
                 except LabCryptoError as exc:
-                    self._fail(state, frame, N_("the server refused him: {error}"), error=exc)
+                    refused = N_("the server refused the man in the middle: {error}")
+                    self._fail(state, frame, refused, error=exc)
                 return [frame.payload]  # pass the refusal on: the client sees it too
             for reply in state.to_server.receive(frame.payload):
                 frame.send_back(reply)  # his finished message, to the server
