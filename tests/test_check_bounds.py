@@ -5,8 +5,8 @@ for input that never comes) must not hang the notebook, nor nbgrader's grading u
 its 30 s cell timeout ends it with a bare ``KeyboardInterrupt``: each check runs the
 student's code in a helper thread with a deadline (``harness.call_bounded``) and fails
 at that deadline, naming the call. Each wrong answer here is far on the wrong side of
-the bound: it spins (stopped at its next line of Python at the deadline) or waits
-inside C, where nothing can stop it (then the test lets it go once the verdict is in),
+the bound: it spins (stopped between two bytecodes at the deadline) or waits inside
+C, where nothing can stop it (then the test lets it go once the verdict is in),
 for a minute at most. The notebook 03 join check also replaces ``KnownServers.check``
 while it runs: the replacement must touch only the student's thread and always go away.
 """
@@ -47,7 +47,7 @@ class Endless:
     so that no thread outlives a broken test).
 
     ``how="spin"`` loops in Python; ``how="wait"`` blocks inside C (an event's wait,
-    as a ``recv`` with no timeout would), which no trace function can interrupt.
+    as a ``recv`` with no timeout would), which no exception can interrupt.
     """
 
     def __init__(self, how: str) -> None:
@@ -153,10 +153,10 @@ def _checked_threads() -> list[threading.Thread]:
 
 
 def test_code_that_catches_the_stop_is_stopped_too(no_leaks) -> None:
-    """The deadline raises ``Overtime`` in the student's thread once, and Python stops
-    tracing it then: a loop with a bare ``except:`` (course mistake 11) swallowed it and
-    spun on for ever in the kernel, slowing every cell after it. It is stopped again and
-    again from outside until it ends."""
+    """A loop with a bare ``except:`` (course mistake 11) swallows the ``Overtime`` raised
+    in it at the deadline: once stopped by a trace function, which Python then switched
+    off, it spun on for ever in the kernel, slowing every cell after it. It is stopped
+    again and again until it ends."""
     released = threading.Event()
 
     def break_caesar(ciphertext: bytes) -> bytes:

@@ -1075,7 +1075,7 @@ class _NoTrustOnFirstUse:
     The replacement is put in by ``installed()`` and taken out when the last check
     inside it is done, whatever happened (a lock and a count). A student's thread
     that outlives the check cannot use the real method afterwards either: past its
-    deadline it stops at its next line of Python (``harness.run_bounded``), and the
+    deadline it is stopped (``harness.run_bounded``), and the
     check's chat room, the only server it could reach, is stopped by then.
     """
 

@@ -848,7 +848,7 @@ class _PortThief:
 
     def lease(self, pool: Any) -> tuple[int, socket.socket]:
         """``pool.lease()``, with the thief watching between its lines (keeps the caller's
-        trace function, which stops the code at its deadline)."""
+        trace function, if it has one)."""
         outer = sys.gettrace()
 
         def on_event(frame: Any, event: str, arg: Any) -> Any:

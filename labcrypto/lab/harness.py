@@ -4,9 +4,9 @@ A check runs the student's code against a real peer and must never hang a
 graded cell, so everything here is bounded in time:
 
 * ``run_bounded(func, *args)`` runs the student's function in a helper thread
-  and gives up after a timeout (the caller then closes the sockets, which
-  ends any loop still reading them); ``in_background`` does the same without
-  waiting;
+  and gives up after a timeout: a Python loop is stopped there, and the caller
+  closes the sockets, which ends any wait still reading them; ``in_background``
+  does the same without waiting;
 * ``tcp_pair()`` / ``tcp_connection()`` / ``socket_pair()`` — two ends of one
   connection, with timeouts;
 * ``dribble(sock, data)`` sends bytes one TCP segment at a time, as a slow
@@ -110,48 +110,39 @@ class Overtime(BaseException):
     ``except Exception`` in that code cannot swallow it)."""
 
 
-def _stopper(deadline: float) -> Callable[..., Any]:
-    """A trace function that raises ``Overtime`` in the traced thread after ``deadline``.
+def _stop(worker: threading.Thread, over: threading.Event, lock: threading.Lock) -> None:
+    """Raise ``Overtime`` in ``worker`` now, and again every ``POLL`` seconds until it
+    ends (``STOP_TRYING`` seconds at most), from a thread of its own.
 
-    Python calls it at each new line of code run in the thread it is set in,
-    so a loop written in Python (say, ``a`` multiplications instead of
-    ``pow(g, a, p)``) stops at the deadline instead of running on in the
-    background. Code that waits inside C (a ``recv`` with no timeout) is not
-    stopped by it: there the caller closes the socket.
+    CPython's ``PyThreadState_SetAsyncExc`` makes the exception appear in that
+    thread between two of its bytecodes, so a loop written in Python (say, ``a``
+    multiplications instead of ``pow(g, a, p)``) stops at the deadline instead of
+    running on in the background. It is sent again and again because code that
+    catches everything (a bare ``except:`` inside a ``while True``, course mistake
+    11) swallows one; a later one lands outside the ``try`` and ends the loop.
+    Code that waits inside C (a ``recv`` with no timeout) only sees it when the
+    wait ends: there the check closes the socket.
+
+    ``over`` is set (under ``lock``) once the student's code is done: from then on
+    nothing is sent, and the check's own clean-up in that thread is never cut.
+    Nothing here slows the student's code while it runs (a trace function, which
+    this replaced, made pure-Python answers about ten times slower, and so their
+    verdicts depend on the machine's load).
     """
 
-    def trace(frame: Any, event: str, arg: Any) -> Any:
-        if time.monotonic() > deadline:
-            raise Overtime
-        return trace
-
-    return trace
-
-
-def _stop_later(worker: threading.Thread, done: threading.Event) -> None:
-    """Keep raising ``Overtime`` in ``worker`` until it ends (``STOP_TRYING`` s at most).
-
-    The trace function of ``_stopper`` raises ``Overtime`` once, and Python then
-    switches tracing off in that thread. Code that catches everything (a bare
-    ``except:`` inside a ``while True``, course mistake 11) swallows that one
-    ``Overtime`` and would loop on untraced, holding a core and slowing every cell
-    after it. So a thread still running after its deadline is sent ``Overtime``
-    again every ``POLL`` seconds, from outside, with CPython's
-    ``PyThreadState_SetAsyncExc`` (the exception appears in the thread between two
-    of its bytecodes): one of them lands outside the ``try`` and ends the loop.
-    ``done`` is set once the student's code has returned, so the check's own
-    clean-up in that thread is never interrupted. A thread waiting inside C (a
-    ``recv`` with no timeout) only sees it when the wait ends: there the check
-    closes the socket.
-    """
-
-    def keep_stopping() -> None:
-        give_up = time.monotonic() + STOP_TRYING
-        while worker.is_alive() and not done.is_set() and time.monotonic() < give_up:
+    def shoot() -> bool:
+        with lock:
+            if over.is_set() or not worker.is_alive():
+                return False
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
                 ctypes.c_ulong(worker.ident or 0), ctypes.py_object(Overtime)
             )
-            done.wait(POLL)
+            return True
+
+    def keep_stopping() -> None:
+        give_up = time.monotonic() + STOP_TRYING
+        while shoot() and time.monotonic() < give_up:
+            over.wait(POLL)
 
     threading.Thread(target=keep_stopping, name="exercise-check-stopper", daemon=True).start()
 
@@ -159,18 +150,18 @@ def _stop_later(worker: threading.Thread, done: threading.Event) -> None:
 def run_bounded(func: Callable[..., Any], *args: Any, timeout: float = WAIT) -> Outcome:
     """Run ``func(*args)`` in a helper thread and wait at most ``timeout`` seconds for it.
 
-    Past the deadline the helper thread is stopped at its next line of Python
-    (see ``_stopper``, and ``_stop_later`` for code that catches the stop): a
-    student's endless loop does not keep a core busy after the check has given
-    up on it. The verdict is taken once, at the deadline.
+    The verdict is taken once, at the deadline: what the code returned or raised
+    by then, else "stuck". A run still going is then stopped (``_stop``): a
+    student's endless loop does not keep a core busy after the check has given up
+    on it; it gets ``STOP_GRACE`` seconds to unwind (its ``with`` blocks close what
+    they opened) before this returns.
     """
     outcome: list[Outcome] = []
-    deadline = time.monotonic() + timeout
-    returned = threading.Event()  #: the student's code is over: do not interrupt
+    over = threading.Event()  #: the student's code is done: do not interrupt it any more
+    lock = threading.Lock()  #: ``over`` is set under it, so a stop never hits a later thread
 
     def run() -> None:
         try:
-            sys.settrace(_stopper(deadline))
             try:
                 outcome.append(Outcome("ok", func(*args)))
             except Overtime:
@@ -178,17 +169,18 @@ def run_bounded(func: Callable[..., Any], *args: Any, timeout: float = WAIT) -> 
             except BaseException as exc:  # handed to the main thread, which explains it
                 outcome.append(Outcome("error", exc))
             finally:
-                returned.set()
-                sys.settrace(None)
+                with lock:
+                    over.set()
         except Overtime:
-            pass  # a late stop, after the student's code was over: nothing to do
+            pass  # a stop that came as the student's code ended: nothing to undo
 
     worker = threading.Thread(target=run, name="exercise-check", daemon=True)
     worker.start()
-    worker.join(timeout + STOP_GRACE)
+    worker.join(timeout)
     verdict = outcome[0] if outcome else Outcome("stuck", None)
-    if worker.is_alive():
-        _stop_later(worker, returned)
+    if worker.is_alive() and not over.is_set():
+        _stop(worker, over, lock)
+        worker.join(STOP_GRACE)
     return verdict
 
 
