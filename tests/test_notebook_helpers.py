@@ -1096,10 +1096,11 @@ def _reference_is_allowed(path, key):
 
 
 def _dh_server(validate="full", fixed_b=False, pickled=False, read=None, send_k=False,
-               coerce=False):  # fmt: skip
+               coerce=False, random_b=False):  # fmt: skip
     """A dh_server as notebook 03 describes it, or with one known mistake."""
     import json
     import pickle
+    import random
     import secrets
 
     from labcrypto.channel import read_frame, write_frame
@@ -1110,6 +1111,8 @@ def _dh_server(validate="full", fixed_b=False, pickled=False, read=None, send_k=
         b = group.random_exponent(secrets.randbelow)
         if fixed_b:
             b = fixed.setdefault(group.p, b)
+        if random_b:  # course mistake 2: the `random` module, not `secrets`
+            b = random.randrange(2, group.q)
         hello = {"p": group.p, "g": group.g, "B": pow(group.g, b, group.p)}
         write_frame(sock, json.dumps(hello).encode())
         data = read(sock) if read else read_frame(sock)
@@ -1145,6 +1148,14 @@ def test_dh_server_check_passes_the_reference_quickly(no_leaks) -> None:
     checks_03_allowlist.check_dh_server(_dh_server())
     checks_03_allowlist.hidden_dh_server(_dh_server())
     assert time.perf_counter() - start < 5
+
+
+def test_dh_server_hidden_test_catches_a_b_from_random_on_every_run(no_leaks) -> None:
+    for _ in range(3):
+        with pytest.raises(CheckFailed):
+            checks_03_allowlist.hidden_dh_server(_dh_server(random_b=True))
+        with pytest.raises(CheckFailed):
+            checks_03_allowlist.hidden_dh_server(_dh_server(fixed_b=True))
 
 
 class _RecvIgnoringClose:
@@ -1193,6 +1204,7 @@ class _RecvIgnoringClose:
         ({"validate": "small values"}, ["sent A = p+1", "1 in disguise"]),
         ({"validate": "range"}, ["outside g's subgroup", "A^q mod p"]),
         ({"fixed_b": True}, ["same B", "fresh b"]),
+        ({"random_b": True}, ["comes from the `random` module", "mistake 2"]),
         ({"send_k": True}, ["The shared secret was sent on the wire", "mistake 3"]),
         ({"pickled": True}, ["pickle", "mistake 7"]),
         ({"read": lambda sock: sock.recv(1024)[4:]}, ["TCP does not keep message boundaries"]),

@@ -32,6 +32,7 @@ from .feedback import (
     refused_as,
 )
 from .harness import (
+    FAIR_SEEDS,
     HEADER,
     SMALL_EXPONENT,
     DhOutcome,
@@ -453,10 +454,6 @@ def _ignores_min_bits(dh_client: Callable[..., int]) -> bool:
     code = code_of(dh_client)
     body = code.split(":\n", 1)[1] if ":\n" in code else ""
     return bool(code) and "min_bits" not in body
-
-
-#: The seeds of the ``random`` module for the three fair runs: the same twice, then another.
-FAIR_SEEDS = (1, 1, 2)
 
 
 def _check_fair_servers(dh_client: Callable[..., int], group: Group) -> list[int]:

@@ -62,6 +62,7 @@ from .feedback import (
     refused_as,
 )
 from .harness import (
+    FAIR_SEEDS,
     HEADER,
     POLL,
     SMALL_EXPONENT,
@@ -73,6 +74,7 @@ from .harness import (
     read_available,
     returned_within,
     run_bounded,
+    seeded_random,
     tcp_connection,
 )
 
@@ -115,6 +117,12 @@ DH_SERVER = Messages(
         "bad B": N_(
             "Your hello's B is not a valid public value of the group: B = g^b mod p, with "
             "b drawn by group.random_exponent(secrets.randbelow)."
+        ),
+        "random b": N_(
+            "With random.seed set to the same number, two connections got the same B, and "
+            "another seed gave another B: your secret b comes from the `random` module "
+            "(course mistake 2). Its numbers are predictable: anyone who sees a few of them, "
+            "or guesses the seed, computes the rest. Draw b with `secrets`."
         ),
         "same b": N_(
             "Two connections got the same B: your server uses one secret b for every "
@@ -365,9 +373,10 @@ def _hello_problem(run: _ServerRun, group: Group) -> CheckFailed | None:
 
 
 def _check_fair_clients(dh_server: Callable[..., int], group: Group) -> None:
-    seen_b: set[int] = set()
-    for how in ("whole", "split", "glued"):
-        run = _run_server(dh_server, group, how)
+    seen_b: list[int] = []
+    for how, seed in zip(("whole", "split", "glued"), FAIR_SEEDS, strict=True):
+        with seeded_random(seed):
+            run = _run_server(dh_server, group, how)
         problem = _hello_problem(run, group)
         if problem is not None:
             raise problem
@@ -385,13 +394,28 @@ def _check_fair_clients(dh_server: Callable[..., int], group: Group) -> None:
             raise fail(DH_SERVER["fair raised"], what=what, error=refused_as(run.value), hint=hint)
         if run.value != run.client_k:
             raise fail(DH_SERVER["other K"], outcome=how_it_ended("ok", run.value, 40))
-        seen_b.add(run.hello["B"])
-    # A b from a small range is refused by its size first: three draws from it may or may
-    # not repeat, and a verdict that hangs on that would change from run to run.
-    if has_small_exponent(group, seen_b):
-        raise fail(DH_SERVER["small b"], limit=SMALL_EXPONENT)
-    if len(seen_b) < 3:
-        raise fail(DH_SERVER["same b"])
+        seen_b.append(run.hello["B"])
+    secret_problem = _b_problem(group, seen_b)
+    if secret_problem is not None:
+        raise fail(secret_problem, limit=SMALL_EXPONENT)
+
+
+def _b_problem(group: Group, seen_b: list[int]) -> str | None:
+    """Why the server's secret b is not secret (course mistake 2), from its three B's: the
+    first two from runs with ``random`` seeded alike, the third with another seed.
+
+    A b from a small range is refused by its size first (three draws from it may or may
+    not repeat, and a verdict that hangs on that would change from run to run); then
+    ``random`` by the seeds, a constant by all three alike. ``secrets`` ignores seeds:
+    two of its draws coincide with a chance of about 2^-62.
+    """
+    if has_small_exponent(group, set(seen_b)):
+        return DH_SERVER["small b"]
+    if seen_b[0] == seen_b[1] != seen_b[2]:
+        return DH_SERVER["random b"]
+    if len(set(seen_b)) < len(seen_b):
+        return DH_SERVER["same b"]
+    return None
 
 
 _HOSTILE_CLIENTS = [
@@ -460,10 +484,16 @@ def check_dh_server(dh_server: Callable[..., int]) -> None:
 
 @check_dh_server.hidden
 def hidden_dh_server(dh_server: Callable[..., int]) -> None:
-    """Another group; a fair client, and p-1, p+1 and an A that is not an integer refused."""
+    """Another group; three fair clients (a fresh b each, ``random`` seeded as in the
+    check), and p-1, p+1 and an A that is not an integer refused."""
     group = small_safe_prime_group(64, seed=11)
-    run = _run_server(dh_server, group, "whole")
-    expect(run.status == "ok" and run.value == run.client_k)
+    seen_b = []
+    for seed in FAIR_SEEDS:
+        with seeded_random(seed):
+            run = _run_server(dh_server, group, "whole")
+        expect(run.status == "ok" and run.value == run.client_k and run.hello is not None)
+        seen_b.append(run.hello["B"] if run.hello else 0)
+    expect(_b_problem(group, seen_b) is None)
     for how in ("A = p-1", "A = p+1", "A string", "A float"):
         expect(_refused(_run_server(dh_server, group, how), how))
 
