@@ -547,16 +547,29 @@ def _submission(source: Any, released: Any, student: str) -> Any:
     return nb
 
 
+#: jupyter_client's own race, not ours: it picks a kernel's five TCP ports by binding
+#: port 0 and closing, and the kernel binds them a moment later; on a busy loopback
+#: another process can take one in between, and the kernel dies before it starts
+#: (hub/jupyter_server_config.py explains it; the hub avoids it with the ipc transport).
+#: nbgrader then drops that one submission. The kernel never ran a cell, so running the
+#: same command again grades the same notebook afresh.
+KERNEL_PORT_TAKEN = ("Address already in use", "Kernel died before replying to kernel_info")
+
+
 def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [*release.nbgrader_command(), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=800,
-        check=False,
-    )
+    for _attempt in range(3):
+        result = subprocess.run(
+            [*release.nbgrader_command(), *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=800,
+            check=False,
+        )
+        kernel_never_started = all(sign in result.stderr for sign in KERNEL_PORT_TAKEN)
+        if result.returncode == 0 or not kernel_never_started:
+            break
     assert result.returncode == 0, f"nbgrader {' '.join(args)}:\n{result.stdout}{result.stderr}"
     return result
 
