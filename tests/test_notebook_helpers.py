@@ -168,13 +168,20 @@ def test_shared_secret_check() -> None:
     )
 
 
-def _key_file(mode: int = 0o600, reuse: bool = True):
+def _key_file(mode: int = 0o600, reuse: bool = True, secret: str = "secrets"):
+    import random
+
+    fixed = keys.generate(groups.FFDHE2048).private
+
     def load_or_create_key(path, group=groups.FFDHE2048):
         path = Path(path)
         if reuse and path.exists():
             private = keys.parse_number(path.read_text().split(":", 1)[1])
             return keys.KeyPair(group, private, pow(group.g, private, group.p))
         pair = keys.generate(group)
+        if secret != "secrets":  # course mistake 2: `random`, or one number for every file
+            private = random.randrange(2, group.q) if secret == "random" else fixed
+            pair = keys.KeyPair(group, private, pow(group.g, private, group.p))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         os.fchmod(fd, mode)
         with open(fd, "w") as file:
@@ -186,6 +193,14 @@ def _key_file(mode: int = 0o600, reuse: bool = True):
 
 def test_key_file_check() -> None:
     checks_01_keys.check_load_or_create_key(_key_file())
+    checks_01_keys.hidden_key_file(_key_file())
+    for _ in range(3):  # the seeds decide, not luck: the same verdict on every run
+        for secret, named in [("random", "comes from the `random` module"),
+                              ("constant", "a constant")]:  # fmt: skip
+            wrong = _key_file(secret=secret)
+            _fails(checks_01_keys.check_load_or_create_key, wrong, named, "mistake 2")
+            with pytest.raises(CheckFailed, match="A hidden test of this exercise failed"):
+                checks_01_keys.hidden_key_file(wrong)
     _fails(checks_01_keys.check_load_or_create_key, _key_file(mode=0o644), "mistake 8", "0o644")
     _fails(
         checks_01_keys.check_load_or_create_key,

@@ -22,7 +22,7 @@ from ..groups import FFDHE2048, TOY, Group, small_safe_prime_group
 from ..i18n import N_, Messages, _
 from ..keys import generate
 from .feedback import HIDDEN_WAIT, PURE_WAIT, code_of, expect, explained_in, fail, passed
-from .harness import call_bounded, returned_within
+from .harness import FAIR_SEEDS, call_bounded, returned_within, seeded_random
 from .variants import derive, student_id, variant
 
 __all__ = [
@@ -477,6 +477,13 @@ KEY_FILE = Messages(
             "finds it, and a second key drawn from so few numbers may be the same one (course "
             "mistake 2). Use keys.generate(group): it draws 256 bits from `secrets`."
         ),
+        "random": N_(
+            "With random.seed set to the same number, two new key files got the same "
+            "private number, and another seed gave another: your secret comes from the "
+            "`random` module (course mistake 2). Its numbers are predictable: anyone who "
+            "sees a few of them, or guesses the seed, computes the rest. Use "
+            "keys.generate(group), which draws it from `secrets`."
+        ),
         "constant": N_(
             "Two different key files got the same private number: the secret is "
             "a constant (course mistake 2). Use keys.generate(group), which draws "
@@ -557,27 +564,54 @@ def check_load_or_create_key(load_or_create_key: Callable[[Path], Any]) -> None:
     """``load_or_create_key(path)`` must keep one private key in a private text file."""
     with tempfile.TemporaryDirectory(prefix="labcrypto-check-") as tmp:
         path = Path(tmp) / "student.key"
-        deadline = time.monotonic() + PURE_WAIT  # one bound for the three calls
-        first = _key_from(load_or_create_key, path, deadline)
+        deadline = time.monotonic() + PURE_WAIT  # one bound for the four calls
+        seed, *other_seeds = FAIR_SEEDS
+        with seeded_random(seed):
+            first = _key_from(load_or_create_key, path, deadline)
         _check_pair(first)
         _check_saved_privately(path, first)
         _check_reused(load_or_create_key, path, first, deadline)
-        other = _key_from(load_or_create_key, Path(tmp) / "other.key", deadline)
+        privates = [first.private]
+        for number, other_seed in enumerate(other_seeds):
+            with seeded_random(other_seed):
+                other = _key_from(load_or_create_key, Path(tmp) / f"other-{number}.key", deadline)
+            privates.append(other.private)
         # A secret from a small range is refused by its size: two draws from it may or may
         # not be equal, and a verdict that hangs on that would change from run to run.
         if first.private.bit_length() < SMALL_SECRET_BITS:
             raise fail(KEY_FILE["small secret"], bits=first.private.bit_length())
-        if other.private == first.private:
-            raise fail(KEY_FILE["constant"])
+        problem = _secret_problem(privates)
+        if problem is not None:
+            raise fail(problem)
         if first.group.bits < 2048:
             raise fail(KEY_FILE["small group"], group=first.group.name, bits=first.group.bits)
     passed(KEY_FILE["passed"])
 
 
+def _secret_problem(privates: list[int]) -> str | None:
+    """Why the secret is not secret (course mistake 2), from three new key files' private
+    numbers: the first two made with ``random`` seeded alike, the third with another seed.
+    ``secrets`` ignores seeds: two of its draws coincide with a chance below 2^-2000."""
+    if privates[0] == privates[1] != privates[2]:
+        return KEY_FILE["random"]
+    if len(set(privates)) < len(privates):
+        return KEY_FILE["constant"]
+    return None
+
+
 @check_load_or_create_key.hidden
 def hidden_key_file(load_or_create_key: Callable[[Path], Any]) -> None:
-    """One more key file, in a fresh folder: private, reused, consistent."""
+    """One more key file, in a fresh folder: private, reused, consistent; and new files
+    with ``random`` seeded as in the check: a fresh secret each."""
     with tempfile.TemporaryDirectory() as tmp:
+        privates = []
+        for number, seed in enumerate(FAIR_SEEDS):
+            with seeded_random(seed):
+                pair = returned_within(
+                    load_or_create_key, Path(tmp) / f"seeded-{number}.key", timeout=HIDDEN_WAIT
+                )
+            privates.append(pair.private)
+        expect(_secret_problem(privates) is None)
         path = Path(tmp) / "nested name.key"
         first = returned_within(load_or_create_key, path, timeout=HIDDEN_WAIT)
         text = path.read_text(encoding="utf-8", errors="replace")
