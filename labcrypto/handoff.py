@@ -66,7 +66,7 @@ from .i18n import N_
 from .ports import EXHAUSTED, Lease, PairPool, PortPool
 from .server import connect
 from .streams import close_stream
-from .untrusted import quote, unsafe_characters
+from .untrusted import quote, said_by_code
 
 __all__ = [
     "CANDIDATE_DEADLINE",
@@ -138,15 +138,10 @@ def busy_message(text: str, code: str = "", **params: object) -> bytes:
 def busy_error(message: dict[str, object]) -> PoolExhausted:
     """The ``PoolExhausted`` a client raises for the server's ``busy`` message, said
     from its code; the server's own text (quoted) only for a code it does not know."""
-    code, params = message.get("code"), message.get("params")
-    if isinstance(code, str) and code in BUSY_REASONS and isinstance(params, dict):
-        shown = {name: _shown(value) for name, value in params.items() if isinstance(name, str)}
-        try:
-            BUSY_REASONS[code].format(**shown)  # do its values fill the template?
-        except (KeyError, IndexError, ValueError):
-            pass  # no: show the server's words
-        else:
-            return PoolExhausted(BUSY_REASONS[code], **shown)
+    said = said_by_code(BUSY_REASONS, message.get("code"), message.get("params"), limit=80)
+    if said is not None:
+        template, values = said
+        return PoolExhausted(template, **values)
     text = message.get("text")
     return PoolExhausted(BUSY_UNKNOWN, words=quote(text if isinstance(text, str) else "", 300))
 
@@ -171,15 +166,6 @@ def _ticket_checker(ticket: str) -> Callable[[bytes], bool]:
         return hmac.compare_digest(shown.encode("utf-8", "replace"), expected)
 
     return check
-
-
-def _shown(value: object) -> object:
-    """A ``busy`` parameter as shown: a number as it is, text quoted if it holds a
-    character a terminal acts on (a hostile server chooses it), cut at 80."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    text = value if isinstance(value, str) else repr(value)
-    return quote(text, 80) if unsafe_characters(text) or len(text) > 80 else text
 
 
 # --- the server's half -------------------------------------------------------------

@@ -18,8 +18,9 @@ text that follows (bidi overrides such as U+202E). So:
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 
-__all__ = ["quote", "unsafe_characters"]
+__all__ = ["quote", "said_by_code", "unsafe_characters"]
 
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 """Control, format (bidi marks, zero-width), surrogate, private-use, unassigned,
@@ -74,3 +75,30 @@ def _show(char: str) -> str:
     if 0xDC80 <= ord(char) <= 0xDCFF:  # an undecodable byte (surrogateescape)
         return f"\\x{ord(char) - 0xDC00:02x}"
     return _escape(char) if _is_unsafe(char) else char
+
+
+def said_by_code(
+    templates: Mapping[str, str], code: object, params: object, limit: int = 200
+) -> tuple[str, dict[str, object]] | None:
+    """A refusal a peer sent as a code and its values, ready to say in our own words.
+
+    ``(templates[code], values)`` when ``code`` is one we know and ``params`` fill its
+    template; ``None`` otherwise, and the caller shows the peer's own words, quoted.
+    The peer chose every value: numbers stay numbers, and text is quoted when it
+    holds a character a terminal acts on or is longer than ``limit``.
+    """
+    if not (isinstance(code, str) and code in templates and isinstance(params, dict)):
+        return None
+    values = {str(name): _peer_value(value, limit) for name, value in params.items()}
+    try:
+        templates[code].format(**values)
+    except (KeyError, IndexError, ValueError):
+        return None
+    return templates[code], values
+
+
+def _peer_value(value: object, limit: int) -> object:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    text = value if isinstance(value, str) else repr(value)
+    return quote(text, limit) if unsafe_characters(text) or len(text) > limit else text

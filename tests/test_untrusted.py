@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from labcrypto.streams import close_stream, set_timeout
-from labcrypto.untrusted import quote, unsafe_characters
+from labcrypto.untrusted import quote, said_by_code, unsafe_characters
 
 HOSTILE = [
     "toy\x1b[2J",  # clear the screen
@@ -122,3 +122,23 @@ def test_decode_never_echoes_control_characters() -> None:
     with pytest.raises(MalformedJSON) as caught:
         jsonwire.decode(b'{"\x1b[2J":1,"\x1b[2J":2}', 100)
     assert str(caught.value).isprintable()
+
+
+def test_a_refusal_by_code_is_said_in_our_words_or_not_at_all():
+    """A peer's code and values fill our template only if the code is ours and the
+    values fit it; the values are the peer's, so a terminal escape comes out quoted."""
+    templates = {"busy": "no free port in {first}..{last}", "named": "no such file {name}"}
+    assert said_by_code(templates, "busy", {"first": 20000, "last": 20009}) == (
+        templates["busy"], {"first": 20000, "last": 20009}
+    )
+    template, values = said_by_code(templates, "named", {"name": "a\x1b[2Jb"})
+    assert template == templates["named"]
+    assert values["name"] == quote("a\x1b[2Jb") and "\x1b" not in values["name"]
+    long_name = "x" * 300
+    assert said_by_code(templates, "named", {"name": long_name}, limit=80)[1]["name"] == quote(
+        long_name, 80
+    )
+    assert said_by_code(templates, "unknown", {}) is None
+    assert said_by_code(templates, "busy", {"first": 1}) is None  # {last} missing
+    assert said_by_code(templates, "busy", "not a dict") is None
+    assert said_by_code(templates, ["busy"], {}) is None

@@ -38,7 +38,7 @@ from ..errors import (
 )
 from ..i18n import N_
 from ..jail import REFUSALS as JAIL_REFUSALS
-from ..untrusted import quote, unsafe_characters
+from ..untrusted import quote, said_by_code
 
 __all__ = [
     "CHUNK_SIZE",
@@ -189,30 +189,16 @@ def raise_if_error(reply: dict[str, Any]) -> dict[str, Any]:
     if reply.get("ok") is True:
         return reply
     kind = WIRE_ERRORS.get(str(reply.get("error")), FileServiceError)
-    code, params = reply.get("code"), reply.get("params")
-    if isinstance(code, str) and code in ALL_REFUSALS and isinstance(params, dict):
-        shown = {str(key): _shown(value) for key, value in params.items()}
-        try:
-            ALL_REFUSALS[code].format(**shown)  # do its values fill the template?
-        except (KeyError, IndexError, ValueError):
-            pass  # no: show the server's words
-        else:
-            raise kind(ALL_REFUSALS[code], **shown)
+    said = said_by_code(ALL_REFUSALS, reply.get("code"), reply.get("params"))
+    if said is not None:
+        template, values = said
+        raise kind(template, **values)
     message = reply.get("message")
     raise kind(UNKNOWN_REFUSAL, words=quote(message if isinstance(message, str) else "", 1000))
 
 
 def _plain(value: object) -> bool:
     return isinstance(value, str | int | float) and not isinstance(value, bool)
-
-
-def _shown(value: object) -> object:
-    """A refusal's value as shown: numbers as they are, text quoted if it holds a
-    character a terminal acts on (a hostile server chooses it), cut at 200."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return value
-    text = value if isinstance(value, str) else repr(value)
-    return quote(text, 200) if unsafe_characters(text) or len(text) > 200 else text
 
 
 def argument(args: dict[str, Any], name: str, kind: type, default: Any = None) -> Any:
