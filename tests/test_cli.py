@@ -420,6 +420,57 @@ def test_ftp_serve_lowers_its_own_cpu_priority(
         _stop(serve)
 
 
+# A script that delivers SIGTERM at every point of the server's waiting loop in turn:
+# a tracer counts the steps of the main thread (lines, calls, returns, in the loop and
+# in everything it calls) and raises the signal at step k, for k = 1, 2, ... The handler
+# then runs right there, so a handler that takes a lock the loop holds for a moment
+# (threading.Event.set() inside Event.wait()) hangs for good at some k.
+_SIGTERM_AT_EVERY_STEP = """
+import faulthandler, signal, sys
+from labcrypto import cli
+
+faulthandler.dump_traceback_later(30, exit=True)  # a hang ends with the stack that hung
+
+def stop_at_step(k):
+    steps = 0
+
+    def tracer(frame, event, arg):
+        nonlocal steps
+        steps += 1
+        if steps == k:
+            signal.raise_signal(signal.SIGTERM)
+        return tracer
+
+    with cli._stop_on_signals() as stop:
+        sys.settrace(tracer)
+        try:
+            cli._wait_until_stopped(stop, lambda: True, poll=0.001)
+        finally:
+            sys.settrace(None)
+    return steps
+
+for k in range(1, 80):
+    steps = stop_at_step(k)
+    assert steps >= k, (k, steps)
+print("stopped at each of 79 steps")
+"""
+
+
+def test_sigterm_at_any_moment_stops_the_server_loop() -> None:
+    """The CI once saw ``ftp-serve`` ignore a SIGTERM sent right after it started: the
+    handler waited for a lock its own thread held. Here the signal lands at each step of
+    the waiting loop in turn; every one of them must end the loop."""
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGTERM_AT_EVERY_STEP],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 0, f"the loop hung on a signal:\n{done.stderr[-3000:]}"
+    assert "stopped at each of 79 steps" in done.stdout
+
+
 def test_ftp_serve_refuses_to_raise_its_priority(tmp_path) -> None:
     done = cli("ftp-serve", "--port", "0", "--nice", "-1", cwd=tmp_path)
     assert done.returncode != 0
