@@ -12,7 +12,8 @@ on what a well-formed message is:
   not guess about: bytes over ``max_size`` (checked before parsing), invalid
   UTF-8, a duplicate key (``{"a":1,"a":2}`` — which value wins differs
   between parsers, so an attacker could show a checker one value and a user
-  another), ``NaN``/``Infinity``, and lone surrogates (``"\\ud800"``, which
+  another), ``NaN``/``Infinity``, a number too large to use (see
+  ``MAX_NUMBER_CHARACTERS``), and lone surrogates (``"\\ud800"``, which
   cannot be encoded back to UTF-8 and crash whoever forwards them).
 
 Never ``pickle``: unpickling bytes from the network runs the sender's code
@@ -22,6 +23,7 @@ Never ``pickle``: unpickling bytes from the network runs the sender's code
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -29,7 +31,15 @@ from .errors import MalformedJSON
 from .i18n import N_
 from .untrusted import quote
 
-__all__ = ["REASONS", "decode", "encode", "malformed"]
+__all__ = ["MAX_NUMBER_CHARACTERS", "REASONS", "decode", "encode", "malformed"]
+
+#: The longest number a message may hold, in characters. Python itself refuses to
+#: turn more than 4,300 digits into an ``int`` (the work grows with the square of
+#: the length), but with a plain ``ValueError`` that no caller of ``decode``
+#: expects: a chat member who sent ``{"n": 111…1}`` (5,000 ones) was dropped
+#: without a word, and a file request or a hello got no reply at all. No message
+#: of the lab needs more than the 19 digits of a file size.
+MAX_NUMBER_CHARACTERS = 100
 
 #: Why ``decode`` refuses a message, by code: each code's English template (the
 #: message id of its translation). ``MalformedJSON.code`` names one, and its
@@ -43,6 +53,7 @@ REASONS = {
     "surrogate": N_("a message holds a lone surrogate (not valid Unicode text)"),
     "duplicate key": N_("a message must be one JSON object: the key {key} appears twice"),
     "constant": N_("a message must be one JSON object: {name} is not a number JSON allows"),
+    "big number": N_("a message holds a number too large to use: {number}"),
     # What Python's json parser says, in a few words of our own and its position.
     "expecting value": N_(
         "a message must be one JSON object: a value is missing at byte {position}"
@@ -104,7 +115,13 @@ def decode(data: bytes, max_size: int) -> dict[str, Any]:
         raise malformed("too large", size=len(data), limit=max_size)
     try:
         text = bytes(data).decode("utf-8")
-        message = json.loads(text, object_pairs_hook=_object, parse_constant=_no_constant)
+        message = json.loads(
+            text,
+            object_pairs_hook=_object,
+            parse_constant=_no_constant,
+            parse_int=_int,
+            parse_float=_float,
+        )
     except UnicodeDecodeError as exc:
         raise malformed("not utf-8", position=exc.start) from None
     except RecursionError:
@@ -154,6 +171,25 @@ def _check_strings(message: dict[str, Any]) -> None:
 
 def _no_constant(name: str) -> Any:
     raise malformed("constant", name=name)
+
+
+def _int(text: str) -> int:
+    """A JSON integer, refused when longer than ``MAX_NUMBER_CHARACTERS``."""
+    if len(text) > MAX_NUMBER_CHARACTERS:
+        raise malformed("big number", number=quote(text, 20))
+    return int(text)
+
+
+def _float(text: str) -> float:
+    """A JSON number with a fraction or exponent, refused when too long or not finite.
+
+    ``1e400`` is valid JSON, but as a ``float`` it becomes infinity: the very
+    value ``NaN``/``Infinity`` are refused for, reached by another spelling.
+    """
+    value = float(text)
+    if len(text) > MAX_NUMBER_CHARACTERS or not math.isfinite(value):
+        raise malformed("big number", number=quote(text, 20))
+    return value
 
 
 def _parser_code(parser_message: str) -> str:

@@ -127,6 +127,9 @@ BAD_HELLOS: list[tuple[str, Callable[[Lab], bytes], str]] = [
     ("json string", lambda lab: b'"client_hello"', "malformed"),
     ("no type", lambda lab: b'{"version": 1}', "malformed"),
     ("deep nesting", lambda lab: b"[" * 5_000 + b"]" * 5_000, "malformed"),
+    ("a 5,000-digit number", lambda lab: b'{"type":"client_hello","version":' + b"1" * 5_000 + b"}",
+     "malformed"),
+    ("1e400", lambda lab: hello(lab.keyring("bob"))[:-1] + b',"n":1e400}', "malformed"),
     ("oversized message", lambda lab: hello(lab.keyring("bob"), pad="x" * 20_000), "malformed"),
     ("version as text", lambda lab: hello(lab.keyring("bob"), version="1"), "malformed"),
     ("version true", lambda lab: hello(lab.keyring("bob"), version=True), "malformed"),
@@ -328,6 +331,9 @@ BAD_MESSAGES = [
     ("invalid UTF-8", b'{"type":"say","text":"evil \xc3\x28"}', "UTF-8"),
     ("a list, not an object", b'["say","evil 10"]', "object"),
     ("NaN", b'{"type":"say","text":"evil 11","n":NaN}', "NaN"),
+    ("a 5,000-digit number", b'{"type":"say","text":"evil 12","n":' + b"1" * 5_000 + b"}",
+     "too large"),
+    ("1e400", b'{"type":"say","text":"evil 13","n":1e400}', "too large"),
 ]  # fmt: skip
 
 
@@ -708,6 +714,17 @@ def test_odd_requests_get_a_refusal_and_touch_nothing(lab: Lab, request_: object
         assert reply is None  # not even an object: the server says nothing and hangs up
     after = sorted(p for p in lab.files_root.parent.rglob("*") if "files/alice" not in str(p))
     assert after == outside
+
+
+@pytest.mark.parametrize("number", [b"1" * 5_000, b"1e400"], ids=["5,000 digits", "1e400"])
+def test_a_number_too_large_to_use_gets_a_refusal_not_a_hang_up(lab: Lab, number: bytes) -> None:
+    """Python refuses over 4,300 digits with a bare ValueError: the request was dropped."""
+    with raw_connect(lab.files.port) as sock:
+        channel = SecureChannel.client(sock, lab.keyring("alice"), service="files", timeout=5.0)
+        channel.send(b'{"command":"ls","args":{"path":"/","n":' + number + b"}}")
+        reply = json.loads(channel.recv(5.0))
+        channel.close()
+    assert reply["ok"] is False and "too large" in reply["message"], reply
 
 
 def _leftovers(folder: Path) -> list[str]:

@@ -103,12 +103,23 @@ def test_decode_round_trips() -> None:
         (b"[1,2]", "object"),
         (b'{"a":', "JSON"),
         (b"[" * 100_000, "deeply"),
+        (b'{"a":' + b"1" * 5000 + b"}", "too large to use"),  # Python's own limit is 4,300
+        (b'{"a":-' + b"9" * 101 + b"}", "too large to use"),  # just over ours
+        (b'{"a":1e400}', "too large to use"),  # infinity by another spelling
+        (b'{"a":-1e400}', "too large to use"),
+        (b'{"a":1' + b"0" * 400 + b'.0}', "too large to use"),
     ],
 )
 def test_decode_refuses(data: bytes, reason: str) -> None:
     with pytest.raises(MalformedJSON, match=reason) as caught:
         jsonwire.decode(data, len(data))
     assert isinstance(caught.value, ProtocolError)
+
+
+def test_a_number_of_up_to_the_limit_is_read() -> None:
+    longest = "9" * jsonwire.MAX_NUMBER_CHARACTERS
+    assert jsonwire.decode(f'{{"a":{longest}}}'.encode(), 1000) == {"a": int(longest)}
+    assert jsonwire.decode(b'{"a":1.5e308}', 1000) == {"a": 1.5e308}
 
 
 def test_decode_checks_size_before_parsing() -> None:
