@@ -1,0 +1,339 @@
+"""An attacker's code against the protocol core's remaining claims (crypto review, stop 15).
+
+Each test plays someone on the wire (or a student on the allowlist) who
+tries one thing the handshake or the channel says cannot be done: bounce a
+message back to its sender, fake a goodbye, rewrite the mode or the service
+in flight, pass another student's handshake off as one's own, feed the
+client values from a small subgroup, replay a recorded server, or lean on a
+random source that repeats itself. The last tests show the limits the text
+admits: toy mode protects nothing, and they say exactly what falls.
+
+Everything here is sans-IO or runs over ``socket.socketpair()``: no ports.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+
+import pytest
+from test_channel import Conversation
+from test_handshake_attacks import PinnedRandom
+
+from labcrypto import handshake, keys
+from labcrypto.channel import HEADER
+from labcrypto.ciphers import confirmation_tag
+from labcrypto.errors import (
+    ChannelClosed,
+    DecryptionFailed,
+    HandshakeError,
+    InvalidPublicValue,
+)
+from labcrypto.groups import FFDHE2048, TOY
+from labcrypto.handshake import ClientHandshake, ServerHandshake, encode_message, key_schedule
+
+P = FFDHE2048.p
+#: The smallest value outside ffdhe2048's prime-order subgroup (a non-square mod p).
+NON_SQUARE = next(v for v in range(2, 100) if pow(v, FFDHE2048.q, P) != 1)
+
+
+def run(client: ClientHandshake, server: ServerHandshake) -> None:
+    """Carry messages between the two until neither has more to say."""
+    to_server = [client.start()]
+    while to_server:
+        to_client = [reply for message in to_server for reply in server.receive(message)]
+        to_server = [reply for message in to_client for reply in client.receive(message)]
+
+
+def reordered_server_hello(fields: dict[str, object]) -> bytes:
+    """A server_hello with ``fields``, in the one field order the client accepts."""
+    order = ("type", "version", "static", "ephemeral", "nonce")
+    return encode_message({name: fields[name] for name in order if name in fields})
+
+
+# --- reflection: a message bounced back to the side that sent it ------------------------
+
+
+def test_a_frame_reflected_back_to_its_sender_is_refused(secure_keys):
+    """One key per direction: the client's own frame, sent back to it, does not open,
+    and the same counter (nonce 0) in both directions never meets the same key."""
+    talk = Conversation(secure_keys("alice"), secure_keys("server"))
+    try:
+        session_keys = talk.client.session.keys
+        four = (
+            session_keys.client_to_server,
+            session_keys.server_to_client,
+            session_keys.client_confirm,
+            session_keys.server_confirm,
+        )
+        assert len(set(four)) == 4
+        frame = talk.client.seal_frame("pay mallory 10 euros")
+        talk.client_sock.sendall(frame)  # the server, for whom it is meant, reads it
+        assert talk.server.recv(timeout=5) == b"pay mallory 10 euros"
+        talk.server_sock.sendall(frame)  # the attacker writes it back toward the client
+        with pytest.raises(DecryptionFailed):
+            talk.client.recv(timeout=5)
+    finally:
+        talk.close()
+
+
+def test_a_server_frame_reflected_to_the_server_is_refused(secure_keys):
+    talk = Conversation(secure_keys("alice"), secure_keys("server"))
+    try:
+        frame = talk.server.seal_frame("welcome, alice")
+        talk.client_sock.sendall(frame)  # bounced back toward the server that sealed it
+        with pytest.raises(DecryptionFailed):
+            talk.server.recv(timeout=5)
+    finally:
+        talk.close()
+
+
+# --- truncation: a goodbye made up on the wire ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [b"", bytes(16), os.urandom(16), os.urandom(17)],
+    ids=["empty", "zero tag", "random tag", "random byte and tag"],
+)
+def test_a_goodbye_made_up_on_the_wire_is_not_a_clean_close(forged, secure_keys):
+    """The goodbye is an *encrypted* empty message: an attacker who cuts the
+    conversation short cannot make the cut look like the peer's own goodbye."""
+    talk = Conversation(secure_keys("alice"), secure_keys("server"))
+    try:
+        talk.client_sock.sendall(HEADER.pack(len(forged)) + forged)
+        with pytest.raises(DecryptionFailed):
+            talk.server.recv(timeout=5)
+        assert not talk.server.peer_closed
+    finally:
+        talk.close()
+
+
+# --- downgrade and redirection by a man in the middle --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "server_mode", "service"),
+    [
+        ({"mode": "static", "ephemeral": None}, "static", "chat"),  # drop the ephemeral key
+        ({"service": "files"}, "secure", "files"),  # a chat session sent to the file service
+    ],
+    ids=["secure to static", "chat to files"],
+)
+def test_a_man_in_the_middle_cannot_downgrade_or_redirect_the_handshake(
+    rewrite, server_mode, service, secure_keys
+):
+    """He rewrites alice's hello for a server (the real key) that accepts the weaker
+    mode or the other service; the server answers, he patches its hello for alice's
+    parser, and alice's check of the server's proof fails: the hello is in the transcript."""
+    alice, server_key = secure_keys("alice"), secure_keys("server")
+    client = ClientHandshake(alice, expected_server_key=server_key.public_key)
+    hello = json.loads(client.start())
+    for name, value in rewrite.items():
+        if value is None:
+            del hello[name]
+        else:
+            hello[name] = value
+    server = ServerHandshake(server_key, server_mode, service=service)
+    server_hello, finished = server.receive(encode_message(hello))  # accepted as it came
+    reply = json.loads(server_hello)
+    reply.setdefault("ephemeral", f"{keys.generate(FFDHE2048).public:#x}")  # his own Y
+    client.receive(reordered_server_hello(reply))
+    with pytest.raises(HandshakeError, match="could not prove"):
+        client.receive(finished)
+    assert client.session is None and client.state == "failed"
+
+
+def test_a_downgrade_to_the_toy_group_cannot_even_start(secure_keys, toy_keys):
+    """Rewritten to toy mode, alice's hello still carries her 2048-bit keys, which no toy
+    server can take; to get further he must send a toy key of his own, which is his own
+    handshake, not alice's (and her secure client reads no mode from the server at all)."""
+    hello = json.loads(ClientHandshake(secure_keys("alice")).start())
+    del hello["ephemeral"]
+    hello.update(mode="toy", group=TOY.name)
+    server = ServerHandshake(toy_keys("server"), "toy")
+    with pytest.raises(InvalidPublicValue):
+        server.receive(encode_message(hello))
+    assert server.state == "failed" and server._keys is None
+
+
+# --- identity misbinding (unknown key share) ------------------------------------------------
+
+
+def test_an_allowed_student_cannot_pass_alices_handshake_off_as_her_own(secure_keys):
+    """Eve is on the allowlist too. She puts her static key into alice's hello (keeping
+    alice's ephemeral X), hoping the server binds alice's session to Eve's name or
+    alice's words to Eve. Alice sees the server's proof fail; the server never finishes
+    with Eve, whatever Eve computes with her own key."""
+    alice, eve, server_key = secure_keys("alice"), secure_keys("eve"), secure_keys("server")
+    allowed = {alice.public_key, eve.public_key}
+    client = ClientHandshake(alice, expected_server_key=server_key.public_key)
+    original = client.start()
+    swapped = json.loads(original)
+    swapped["static"] = f"{eve.public:#x}"
+    swapped_hello = encode_message(swapped)
+
+    server = ServerHandshake(server_key, allow=allowed.__contains__)
+    server_hello, finished = server.receive(swapped_hello)
+    client.receive(server_hello)
+    with pytest.raises(HandshakeError, match="could not prove"):
+        client.receive(finished)  # alice's transcript has her own hello
+
+    X = int(swapped["ephemeral"], 16)
+    publics = [alice.public, server_key.public, X]
+    for guess in range(4 * 4):
+        server = ServerHandshake(server_key, allow=allowed.__contains__)
+        server_hello, _ = server.receive(swapped_hello)
+        Y = int(json.loads(server_hello)["ephemeral"], 16)
+        known = [pow(y, eve.private, P) for y in [*publics, Y]]
+        terms = {
+            "ss": pow(server_key.public, eve.private, P),  # E^b = B^e
+            "se": pow(Y, eve.private, P),  # E^y = Y^e
+            "ee": known[guess % 4],  # X^y: needs alice's x or the server's y
+            "es": known[guess // 4],  # X^b: needs alice's x or the server's b
+        }
+        session_keys, th = key_schedule("secure", terms, swapped_hello, server_hello)
+        confirm = confirmation_tag(session_keys.client_confirm, th).hex()
+        with pytest.raises(HandshakeError, match="could not prove"):
+            server.receive(encode_message({"type": "client_finished", "confirm": confirm}))
+        assert server.session is None
+
+
+# --- invalid and small-subgroup values sent to the client -----------------------------------
+
+
+@pytest.mark.parametrize("field", ["static", "ephemeral"])
+@pytest.mark.parametrize(
+    "value",
+    [1, P - 1, NON_SQUARE, P + 1],
+    ids=["1", "p-1", "outside the subgroup", "above p"],
+)
+def test_the_client_refuses_a_bad_value_from_the_server(field, value, secure_keys):
+    """Unpinned, so only the value check can stop it: 1 and p-1 make K predictable, a
+    non-square leaks the client's secret modulo 2, a number above p is out of range."""
+    client = ClientHandshake(secure_keys("alice"))
+    server = ServerHandshake(secure_keys("server"))
+    server_hello, _ = server.receive(client.start())
+    fields = json.loads(server_hello)
+    fields[field] = f"{value:#x}"
+    with pytest.raises(InvalidPublicValue):
+        client.receive(reordered_server_hello(fields))
+    assert client.state == "failed" and client._keys is None
+
+
+def test_a_server_that_shows_the_clients_own_key_is_refused(secure_keys):
+    """Reflection in the handshake: alice's own public key comes back as the server's."""
+    alice = secure_keys("alice")
+    client = ClientHandshake(alice)
+    server_hello, _ = ServerHandshake(secure_keys("server")).receive(client.start())
+    fields = json.loads(server_hello)
+    fields["static"] = f"{alice.public:#x}"
+    with pytest.raises(HandshakeError, match="reflection"):
+        client.receive(reordered_server_hello(fields))
+
+
+# --- replay of a recorded server, and randomness that repeats -------------------------------
+
+
+def test_a_recorded_server_replayed_to_a_new_client_gets_nowhere(secure_keys):
+    """Eve recorded the server's two messages; alice connects again and Eve answers with
+    the recording (the right, pinned key in it). Alice's fresh nonce and ephemeral key
+    make the old proof wrong."""
+    alice, server_key = secure_keys("alice"), secure_keys("server")
+    first = ClientHandshake(alice, expected_server_key=server_key.public_key)
+    recorded = ServerHandshake(server_key).receive(first.start())
+    again = ClientHandshake(alice, expected_server_key=server_key.public_key)
+    again.start()
+    again.receive(recorded[0])
+    with pytest.raises(HandshakeError, match="could not prove"):
+        again.receive(recorded[1])
+
+
+@pytest.mark.parametrize("stuck", ["client", "server"])
+def test_one_side_whose_randomness_repeats_still_never_reuses_a_key(stuck, secure_keys):
+    """A broken random source on one side repeats its nonce and ephemeral key exactly;
+    the other side's fresh ones still give new keys, so the message counter (nonce 0,
+    1, ...) never runs twice under one AES-GCM key."""
+    alice, server_key = secure_keys("alice"), secure_keys("server")
+    seen = []
+    for _ in range(2):
+        rng = PinnedRandom(b"stuck")  # the same answers every time
+        client = ClientHandshake(alice, rng=rng if stuck == "client" else None)
+        server = ServerHandshake(server_key, rng=rng if stuck == "server" else None)
+        run(client, server)
+        assert client.session is not None
+        sender = 0 if stuck == "client" else 1
+        seen.append((client.transcript[sender][1], client.session.keys))
+    (first_hello, first_keys), (second_hello, second_keys) = seen
+    assert first_hello == second_hello  # the stuck side really repeated itself
+    assert first_keys.client_to_server != second_keys.client_to_server
+    assert first_keys.server_to_client != second_keys.server_to_client
+
+
+# --- comparisons of secrets ------------------------------------------------------------------
+
+
+def test_the_proofs_and_fingerprint_pins_are_compared_in_constant_time(secure_keys, monkeypatch):
+    """Both Finished values and a fingerprint pin go through ``hmac.compare_digest``,
+    not ``==`` (which stops at the first differing byte and tells the timing)."""
+    compared: list[bytes] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.extend((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(handshake.hmac, "compare_digest", spy)
+    server_key = secure_keys("server")
+    client = ClientHandshake(secure_keys("alice"), expected_server_key=server_key.fingerprint)
+    server = ServerHandshake(server_key)
+    run(client, server)
+    assert client.done and server.done
+    proofs = {m["confirm"].encode() for _, m in client.transcript if "confirm" in m}
+    assert len(proofs) == 2 and proofs <= set(compared)
+    assert server_key.fingerprint.encode() in compared
+
+
+# --- the limits the text admits: toy mode protects nothing -----------------------------------
+
+
+def _toy_private(public: int) -> int:
+    """Eve's whole attack on a toy key: try the 22 exponents (notebook 01)."""
+    return next(x for x in range(1, TOY.q + 1) if pow(TOY.g, x, TOY.p) == public)
+
+
+def test_toy_mode_lets_a_listener_pose_as_either_side(toy_keys):
+    """From the public keys alone Eve finds both private keys, so pinning and the
+    allowlist check nothing in toy mode: she finishes as the pinned server and as alice."""
+    alice, server_key = toy_keys("alice"), toy_keys("server")
+    fake_server = keys.KeyPair(TOY, _toy_private(server_key.public), server_key.public)
+    client = ClientHandshake(alice, "toy", expected_server_key=server_key.public_key)
+    run(client, ServerHandshake(fake_server, "toy"))
+    assert client.done and client.session.peer_key == server_key.public_key
+
+    fake_alice = keys.KeyPair(TOY, _toy_private(alice.public), alice.public)
+    server = ServerHandshake(server_key, "toy", allow=lambda key: key == alice.public_key)
+    run(ClientHandshake(fake_alice, "toy"), server)
+    assert server.done and server.session.peer_key == alice.public_key
+
+
+def test_toy_mode_takes_reflected_changed_and_made_up_frames(toy_keys):
+    """One shift for both directions and no tag: a frame bounced back opens, a changed
+    one opens to something else, and an empty frame from anyone is a clean goodbye."""
+    talk = Conversation(toy_keys("alice"), toy_keys("server"), "toy")
+    try:
+        frame = talk.client.seal_frame("hello")
+        talk.server_sock.sendall(frame)  # reflected back to alice
+        assert talk.client.recv(timeout=5) == b"hello"
+        changed = bytearray(talk.client.seal_frame("pay 10"))
+        changed[-1] = (changed[-1] + 1) % 256
+        talk.client_sock.sendall(bytes(changed))
+        assert talk.server.recv(timeout=5) == b"pay 11"
+        talk.client_sock.sendall(HEADER.pack(0))  # Eve's goodbye
+        with pytest.raises(ChannelClosed):
+            talk.server.recv(timeout=5)
+        assert talk.server.peer_closed and talk.server.failure is None
+    finally:
+        talk.close()
+
