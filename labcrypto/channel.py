@@ -24,7 +24,9 @@ either end of ``socket.socketpair()``); this module opens no sockets itself.
 
 Closing: ``close()`` first sends an encrypted empty message ("close
 notify", as in TLS), so the peer can tell a clean goodbye from a
-connection cut by an attacker or a crash (``ConnectionLost``).
+connection cut by an attacker or a crash (``ConnectionLost``). That
+holds in the secure and static modes, where the goodbye is sealed; in toy
+mode an empty frame from anyone is a goodbye (toy mode protects nothing).
 
 Failing: a frame that fails authentication, a cut or an oversized frame,
 or a session key that has sealed all it may (``SessionExhausted``) closes
@@ -605,7 +607,8 @@ class SecureChannel:
         The stream stays open, so another thread may still read what is on its
         way; ``close`` says goodbye too, if this was not called first. The
         goodbye is sealed like any message, so a stranger on the wire cannot
-        fake one: a connection cut without it is reported as ``ConnectionLost``.
+        fake one (except in toy mode, whose Caesar shift seals nothing): a
+        connection cut without it is reported as ``ConnectionLost``.
         """
         if self.closed or self._said_goodbye:
             return

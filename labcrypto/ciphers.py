@@ -8,9 +8,10 @@ can switch between them with one parameter (``mode="toy"`` or
 
 ``CaesarCipher`` — the course's cipher, insecure on purpose. Every byte is
 shifted by ``K mod 256``. There are only 256 keys, an eavesdropper tries
-them all in a blink (notebook 02 does), and nothing stops a tampered
-message. ``caesar_text`` shifts Unicode characters instead, for the
-notebook's by-hand demos.
+them all in a blink (notebook 02b does), and nothing stops a tampered,
+replayed or made-up message; the same shift serves both directions, so a
+message bounced back to its sender reads as the peer's. ``caesar_text``
+shifts Unicode characters instead, for the notebook's by-hand demos.
 
 ``AeadCipher`` — what real protocols (TLS 1.3, SSH, WireGuard) do:
 
@@ -24,8 +25,13 @@ notebook's by-hand demos.
 2. **Authenticated encryption (AES-256-GCM).** Each message is encrypted
    and given a 16-byte tag; a single flipped bit makes ``open`` fail.
 3. **Counter nonces.** Message *n* in a direction is sealed with nonce
-   *n*; the receiver expects exactly *n*. A replayed, dropped or
-   reordered message is opened with the wrong nonce and fails too.
+   *n*; the receiver expects exactly *n*. A replayed or reordered
+   message is opened with the wrong nonce and fails too, and so does the
+   message after a dropped one. (Dropping the *last* messages is caught
+   one layer up: the channel's goodbye is sealed too, so a conversation
+   cut short ends without it.) Each direction has its own key, so a
+   message bounced back to its sender fails as well, although both
+   directions count from 0.
 4. **Limits of one key.** The counter must never repeat (2^64 - 1
    messages), but that is not the limit that bites first: AES-GCM's
    guarantees weaken with the *amount of data* sealed under one key.

@@ -21,7 +21,9 @@ handshake. It *continues the session*: the client's first frame there is
 sealed as the session's next client-to-server message (AES-GCM with the
 next counter nonce), so only the client that did the handshake can make a
 frame that even decrypts. The ticket inside adds a check that also works
-in toy mode (a Caesar cipher cannot tell a stranger from the client).
+in toy mode (a Caesar cipher cannot tell a stranger from the client), but
+only against a stranger who did not see the offer: whoever listens reads
+toy-mode traffic, the ticket included, at a glance.
 Tickets are compared with ``hmac.compare_digest`` (no timing hints).
 
 A stranger who connects first is dropped and does not use up the session:

@@ -60,7 +60,13 @@ Three modes, one code path:
 
 ``"toy"``
     p = 23, g = 5, static keys only, and a Caesar shift by K: for seeing the
-    numbers and breaking them in class.
+    numbers and breaking them in class. It protects *nothing*: a listener
+    finds every private key from its public value in 22 tries, so pinning,
+    the allowlist and the confirm HMACs stop no one (he finishes the
+    handshake as the pinned server or as any listed student), and the one
+    shift for both directions, with no tag, lets him read, change, bounce
+    back or make up any message, the goodbye included
+    (``tests/test_attack_core.py`` does each).
 
 How the keys come out (``ciphers.derive_session_keys``)::
 

@@ -21,9 +21,9 @@ import pytest
 from test_channel import Conversation
 from test_handshake_attacks import PinnedRandom
 
-from labcrypto import handshake, keys
+from labcrypto import handoff, handshake, keys
 from labcrypto.channel import HEADER
-from labcrypto.ciphers import confirmation_tag
+from labcrypto.ciphers import CaesarCipher, confirmation_tag
 from labcrypto.errors import (
     ChannelClosed,
     DecryptionFailed,
@@ -337,3 +337,22 @@ def test_toy_mode_takes_reflected_changed_and_made_up_frames(toy_keys):
     finally:
         talk.close()
 
+
+
+def test_toy_mode_lets_a_listener_take_the_data_port_with_the_ticket(toy_keys):
+    """Task 4's ticket stops a stranger only if the stranger cannot read the offer: in toy
+    mode Eve reads it from the wire (K from the two public keys) and shows the ticket as
+    the session's next message before alice does."""
+    talk = Conversation(toy_keys("alice"), toy_keys("server"), "toy")
+    try:
+        offer = talk.server.seal_frame(handoff.port_message(9107, "ab" * 32, 10))
+        hellos = [message for _, message in talk.client.session.transcript[:2]]
+        a = _toy_private(int(hellos[0]["static"], 16))
+        shared = pow(int(hellos[1]["static"], 16), a, TOY.p)
+        eve = CaesarCipher(shared)
+        ticket = json.loads(eve.open(offer[HEADER.size :]))["ticket"]
+        forged = eve.seal(handoff.ticket_message(ticket))
+        taken = talk.server.open_candidate(forged, lambda m: json.loads(m)["ticket"] == ticket)
+        assert taken is not None
+    finally:
+        talk.close()

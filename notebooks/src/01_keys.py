@@ -617,13 +617,14 @@ checks.hidden_key_file(load_or_create_key)
 # * A long-term key is a private file (mode 0600) that holds `a`, is reused on every run, and is never shared or committed.
 #
 # **Control questions this prepares for.** *How does SSL work in practice?* — the key-exchange half:
-# TLS 1.3 runs exactly this exchange (in `ffdhe2048` or, more often, on an elliptic curve) to agree on a key nobody sent.
+# TLS 1.3 runs this exchange (in `ffdhe2048` or, more often, on an elliptic curve) to agree on a key nobody sent,
+# with a fresh key pair on both sides for every connection: a TLS server's long-term key is not a Diffie-Hellman key but a signing key, in its certificate.
 # Also: which numbers of Diffie-Hellman are secret, and why a 23 or a 7 is no protection.
 #
 # **Clean up.** This notebook started no servers; the cell below stops any that a re-run left behind (it is the same in every notebook).
 # Your key stays in your keys folder (`keys.default_dir()`) for the next notebooks.
 
-# %% [markdown] lang=ru id=cell-051 en=bf43f591
+# %% [markdown] lang=ru id=cell-051 en=f452490d
 # ## Итоги
 #
 # * `p` и `g` открыты; секрет каждой стороны — её показатель степени (`a`, `b`). По сети передаются только `A = g^a mod p` и `B = g^b mod p`.
@@ -632,7 +633,8 @@ checks.hidden_key_file(load_or_create_key)
 # * Долговременный ключ — это закрытый файл (режим 0600), в котором лежит `a`. Он переиспользуется при каждом запуске, его никому не передают и не коммитят в репозиторий.
 #
 # **К каким контрольным вопросам это готовит.** *Как работает SSL на практике?* — та половина, что про обмен ключами:
-# TLS 1.3 выполняет ровно этот обмен (в `ffdhe2048` или, чаще, на эллиптической кривой), чтобы договориться о ключе, который никто не отправлял.
+# TLS 1.3 выполняет этот же обмен (в `ffdhe2048` или, чаще, на эллиптической кривой), чтобы договориться о ключе, который никто не отправлял,
+# причём обе стороны заводят новую пару ключей для каждого соединения: долговременный ключ TLS-сервера — не ключ Диффи — Хеллмана, а ключ подписи из его сертификата.
 # А ещё: какие числа в протоколе Диффи — Хеллмана секретны и почему 23 или 7 ни от чего не защищают.
 #
 # **Уборка.** Этот блокнот не запускал серверов; ячейка ниже останавливает те, что мог оставить повторный запуск (она одинакова во всех блокнотах).

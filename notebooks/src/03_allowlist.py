@@ -897,11 +897,13 @@ checks.hidden_join(join_as_new_student, key_dir, allow_path, room, server_key)
 #
 # **Control question this prepares for: how does SSL work in practice?** A TLS server shows a **certificate**: its public key, its name, and the signature of a certificate authority
 # that the client already trusts, so the client can check the key without having pinned it in advance. Our allowlist and pinning skip that step: each side knows the other's raw key beforehand.
+# The server then proves that it holds the certificate's private key by *signing* the handshake transcript (CertificateVerify); ours proves it
+# by mixing its static key into the Diffie-Hellman terms, as Noise and WireGuard do, so that only the key's holder can compute the Finished HMAC.
 # Client certificates (mutual TLS) are the certified version of this notebook's allowlist.
 #
 # **Clean up.** Close the clients and stop every server and tap this notebook started:
 
-# %% [markdown] lang=ru id=cell-060 en=7a9becdf
+# %% [markdown] lang=ru id=cell-060 en=0828c477
 # ## Итоги
 #
 # * Список разрешённых ключей — это CSV-файл **открытых ключей**. Сервер проверяет ключ клиента внутри рукопожатия и отключает неизвестного клиента на его приветствии, до всякого шифрования.
@@ -911,6 +913,8 @@ checks.hidden_join(join_as_new_student, key_dir, allow_path, room, server_key)
 #
 # **К какому контрольному вопросу это готовит: как работает SSL на практике?** TLS-сервер предъявляет **сертификат**: свой открытый ключ, своё имя и подпись удостоверяющего центра,
 # которому клиент уже доверяет. Так клиент может проверить ключ, не закрепляя его заранее. Наш список и закрепление ключа пропускают этот шаг: каждая сторона заранее знает «голый» ключ другой.
+# Затем сервер доказывает, что владеет закрытым ключом сертификата: он *подписывает* хеш переписки рукопожатия (CertificateVerify). Наш сервер доказывает это иначе:
+# его статический ключ входит в слагаемые Диффи — Хеллмана, как в Noise и WireGuard, поэтому HMAC сообщения Finished может вычислить только владелец ключа.
 # Клиентские сертификаты (взаимный TLS, mutual TLS) — это заверенная версия списка разрешённых ключей из этого блокнота.
 #
 # **Уборка.** Закройте клиентов и остановите все серверы и прослушки, запущенные этим блокнотом:

@@ -612,11 +612,12 @@ type(my_room.pool).__name__, moved_to, leased_now
 # **Control question: how does SSL work in practice?** TLS keeps one connection, but it too has a session that outlives its connection:
 # *session resumption* gives the client a ticket to continue the session on a new connection without a full handshake. A TLS ticket is the
 # session's state, encrypted under a key only the server knows, so the server remembers nothing. Ours is a random token that the server looks
-# up in its own table; it travels only inside the encrypted channel and is good for one connection.
+# up in its own table; it travels only inside the encrypted channel and is good for one connection. And a resumed TLS connection still runs a
+# short handshake and gets keys of its own (from the ticket's secret, usually with a fresh Diffie-Hellman too); ours carries on with the same keys and counters.
 #
 # **Clean up.** Close the clients, stop the servers and taps, and close the pools:
 
-# %% [markdown] lang=ru id=cell-043 en=2f9c98f5
+# %% [markdown] lang=ru id=cell-043 en=11daa174
 # ## Итоги
 #
 # * Рукопожатие идёт на открытом порту. **Первое зашифрованное сообщение** несёт порт данных и билет, поэтому узнаёт их только клиент, который прошёл рукопожатие.
@@ -627,6 +628,8 @@ type(my_room.pool).__name__, moved_to, leased_now
 # *возобновление сеанса* (session resumption) выдаёт клиенту билет, по которому он продолжает сеанс в новом соединении без полного рукопожатия.
 # Билет TLS — это состояние сеанса, зашифрованное на ключе, который знает только сервер, поэтому серверу ничего не нужно помнить. Наш билет —
 # случайная строка, которую сервер ищет в своей таблице; она передаётся только внутри зашифрованного канала и годится для одного соединения.
+# И ещё: возобновлённое соединение TLS всё же проходит короткое рукопожатие и получает собственные ключи (из секрета билета, обычно ещё и со свежим
+# обменом Диффи — Хеллмана), а наш сеанс продолжается с теми же ключами и счётчиками.
 #
 # **Уборка.** Закройте клиентов, остановите серверы и прослушки и закройте пулы:
 
