@@ -5,12 +5,16 @@ in front of a class::
 
     labcrypto keygen server                      # the server's key pair (task 1)
     labcrypto keygen alice                       # a student's key pair
-    labcrypto allow add alice keys/alice.pub     # let alice in (task 3)
+    labcrypto allow add alice ~/.labcrypto/keys/alice.pub   # let alice in (task 3)
     labcrypto serve                              # the chat room, until Ctrl-C (tasks 2-4)
     labcrypto chat --key alice --message "hi"    # say hi, print what comes back, exit
     labcrypto ftp-serve                          # the encrypted file service (task 5)
     labcrypto ftp --key alice ls                 # one command, then exit
     labcrypto ftp --key alice -c "ls" -c "put notes.txt"
+
+(``labcrypto keygen`` writes the key files into ``~/.labcrypto/keys``; in class,
+each student hands in their ``NAME.pub`` and ``allow add`` takes it from wherever
+the instructor saved it.)
 
 Every command has ``--help`` with an example. This module is the only
 place that turns the lab's errors into exit codes: a ``LabCryptoError``
@@ -357,7 +361,7 @@ def _describe_server(
     keys_text = ngettext("{count} key", "{count} keys", count).format(count=count)
     _out(_("allowlist: {path} ({keys})").format(path=allowlist.path, keys=keys_text))
     if not count:
-        _err(_("warning: nobody is allowed yet: labcrypto allow add NAME keys/NAME.pub"))
+        _err(_("warning: nobody is allowed yet: labcrypto allow add NAME NAME.pub"))
 
 
 def _start_operator_console(server: ChatServer) -> None:
@@ -644,7 +648,7 @@ def _add_allow(sub: argparse._SubParsersAction) -> None:
         sub,
         "allow",
         _("edit the allowlist of client keys (a CSV file)"),
-        "  labcrypto allow add alice keys/alice.pub\n"
+        "  labcrypto allow add alice class/alice.pub\n"
         "  labcrypto allow list\n"
         "  labcrypto allow remove alice",
         None,
@@ -655,7 +659,7 @@ def _add_allow(sub: argparse._SubParsersAction) -> None:
         actions,
         "add",
         _("put a public key on the allowlist under a name"),
-        _("  labcrypto allow add alice keys/alice.pub --comment 'group A'"),
+        _("  labcrypto allow add alice class/alice.pub --comment 'group A'"),
         cmd_allow_add,
     )
     add.add_argument("name", help=_("the name the server will know this key by"))
@@ -673,7 +677,7 @@ def _add_allow(sub: argparse._SubParsersAction) -> None:
         "  labcrypto allow remove alice",
         cmd_allow_remove,
     )
-    remove.add_argument("name")
+    remove.add_argument("name", help=_("the name as 'labcrypto allow list' shows it"))
     _add_allowlist(remove, _("allowlist.csv in the keys folder"), inherited=True)
 
 
@@ -689,8 +693,17 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         ),
         cmd_serve,
     )
-    p.add_argument("--host", default="127.0.0.1", help=_("address to listen on"))
-    p.add_argument("--port", type=int, default=DEFAULT_CHAT_PORT, help=_("handshake port (0: any)"))
+    p.add_argument(
+        "--host", default="127.0.0.1", help=_("address to listen on (default: 127.0.0.1)")
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_CHAT_PORT,
+        help=_("handshake port (0: any free port; default: {default})").format(
+            default=DEFAULT_CHAT_PORT
+        ),
+    )
     p.add_argument(
         "--pool",
         default=DEFAULT_POOL,
@@ -733,7 +746,7 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:
         "chat",
         _("join the chat room: interactive, or send --message lines and exit"),
         "  labcrypto chat --key alice\n"
-        "  labcrypto chat --key alice --server-key keys/server.pub --message hi --message bye",
+        "  labcrypto chat --key alice --server-key server.pub --message hi --message bye",
         cmd_chat,
     )
     p.add_argument("--host", default="127.0.0.1", help=_("the server (default: 127.0.0.1)"))
@@ -764,7 +777,9 @@ def _add_ftp(sub: argparse._SubParsersAction) -> None:
         _("  labcrypto ftp-serve --root ftp-homes     # 127.0.0.1:9091, a home per allowed name"),
         cmd_ftp_serve,
     )
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument(
+        "--host", default="127.0.0.1", help=_("address to listen on (default: 127.0.0.1)")
+    )
     p.add_argument("--port", type=int, default=DEFAULT_FTP_PORT, help=_("default: 9091 (0: any)"))
     p.add_argument(
         "--root", default="ftp-homes", help=_("folder of the homes (default: ftp-homes)")
@@ -799,8 +814,8 @@ def _add_ftp(sub: argparse._SubParsersAction) -> None:
         ),
         cmd_ftp,
     )
-    c.add_argument("--host", default="127.0.0.1")
-    c.add_argument("--port", type=int, default=DEFAULT_FTP_PORT)
+    c.add_argument("--host", default="127.0.0.1", help=_("the server (default: 127.0.0.1)"))
+    c.add_argument("--port", type=int, default=DEFAULT_FTP_PORT, help=_("default: 9091"))
     c.add_argument("--key", required=True, metavar="NAME", help=_("your key (KEYS_DIR/NAME.key)"))
     _add_keys_dir(c)
     c.add_argument("--server-key", metavar="FILE", help=_("pin the server's .pub file"))
@@ -820,12 +835,12 @@ def _add_ftp(sub: argparse._SubParsersAction) -> None:
 
 
 _OVERVIEW = N_("""\
-a class in five commands:
-  labcrypto keygen server                      # the server's key pair (task 1)
-  labcrypto keygen alice                       # a student's key pair
-  labcrypto allow add alice keys/alice.pub     # let alice in (task 3)
-  labcrypto serve                              # the chat room, until Ctrl-C
-  labcrypto chat --key alice --message hi      # say hi, print what comes back
+a class in five commands (here on one machine, in one account):
+  labcrypto keygen server                                # the server's key pair (task 1)
+  labcrypto keygen alice                                 # a student's key pair
+  labcrypto allow add alice ~/.labcrypto/keys/alice.pub  # let alice in (task 3)
+  labcrypto serve                                        # the chat room, until Ctrl-C
+  labcrypto chat --key alice --message hi                # in a second terminal: say hi
 
 'labcrypto COMMAND --help' shows each command's options and an example.""")
 

@@ -242,7 +242,7 @@ _ERRORS: dict[str, tuple[type[HandshakeError], str]] = {
     "not_allowed": (
         KeyNotAllowed,
         N_("the server refused our key: it is not on the server's allowlist. Ask the "
-           "instructor to add your .pub file (labcrypto allow add NAME keys/NAME.pub), "
+           "instructor to add your .pub file (labcrypto allow add NAME NAME.pub), "
            "then connect again."),
     ),
     "version": (

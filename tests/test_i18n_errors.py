@@ -159,7 +159,7 @@ def _cut_frame() -> None:
 CASES = [
     ("KeyNotAllowed, server", _not_allowed_on_the_server, KeyNotAllowed, ["SHA256:"]),
     ("KeyNotAllowed, from the server", _not_allowed_from_the_server, KeyNotAllowed,
-     ["labcrypto allow add NAME keys/NAME.pub"]),
+     ["labcrypto allow add NAME NAME.pub"]),
     ("ServerKeyChanged, pinned", _pinned_key_changed, ServerKeyChanged, ["SHA256:"]),
     ("InvalidPublicValue", lambda: validate_public(TOY, 1), InvalidPublicValue, ["1"]),
     ("InvalidPublicValue, p-1", lambda: validate_public(TOY, TOY.p - 1), InvalidPublicValue,

@@ -43,6 +43,9 @@ from . import wire
 from .transfer import receive_file, send_file
 from .wire import CHUNK_SIZE, Progress, argument
 
+#: What ``get`` says when the local file is already there (the shell says it its own way).
+LOCAL_FILE_EXISTS = N_("{path} already exists here: choose another name, or overwrite=True")
+
 __all__ = ["FileClient", "Transfer"]
 
 
@@ -283,7 +286,7 @@ class FileClient:
             local_path = local_path / remote.rstrip("/").split("/")[-1]
         if not overwrite and os.path.lexists(local_path):
             raise FileServiceError(
-                N_("{path} already exists here: choose another name, or overwrite=True"),
+                LOCAL_FILE_EXISTS,
                 path=local_path,
             )
         started = time.perf_counter()

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import shlex
 
+from ..errors import FileServiceError
 from ..i18n import N_, _
-from ..jail import FileInfo, Listing
-from .client import FileClient
+from ..jail import REFUSALS, FileInfo, Listing
+from .client import LOCAL_FILE_EXISTS, FileClient
 from .wire import Progress
 
 __all__ = ["ALIASES", "COMMANDS", "help_text", "run_command", "run_words"]
@@ -37,6 +38,17 @@ COMMANDS: dict[str, tuple[str, str, int, int]] = {
     "put": ("put [-f] LOCAL [REMOTE]", N_("upload a file (-f: replace REMOTE)"), 1, 2),
     "get": ("get [-f] REMOTE [LOCAL]", N_("download a file (-f: replace LOCAL)"), 1, 2),
     "help": ("help", N_("this list"), 0, 0),
+}
+
+#: "Already exists" as the library says it (naming its ``overwrite=True`` argument) →
+#: as this shell says it: here the answer is ``-f``.
+_EXISTS_USE_F = {
+    REFUSALS["exists, rename"]: N_(
+        "{path} already exists: choose another name, or add -f to replace it"
+    ),
+    LOCAL_FILE_EXISTS: N_(
+        "{path} already exists here: choose another name, or add -f to replace it"
+    ),
 }
 
 #: Other names students type for the same commands.
@@ -120,22 +132,31 @@ def run_words(client: FileClient, words: list[str], progress: Progress | None = 
         return _format_listing(client.ls(*args))
     if command == "cat":
         return client.cat(args[0])
-    if command == "rename":
-        return _("renamed to {path}").format(path=client.rename(args[0], args[1], overwrite=force))
-    if command in ("put", "get"):
-        method = client.put if command == "put" else client.get
-        done = method(*args, overwrite=force, progress=progress)
-        arrow = (
-            f"{done.local} -> {done.remote}"
-            if command == "put"
-            else f"{done.remote} -> {done.local}"
-        )
-        return _("{arrow}: {size} in {seconds} s ({speed} MB/s), sha256 {digest}...").format(
-            arrow=arrow,
-            size=_human(done.size),
-            seconds=f"{done.seconds:.2f}",
-            speed=f"{done.mb_per_s:.0f}",
-            digest=done.sha256[:16],
-        )
+    if command in ("rename", "put", "get"):
+        try:
+            return _replace(client, command, args, force, progress)
+        except FileServiceError as exc:
+            if exc.template not in _EXISTS_USE_F:
+                raise
+            raise type(exc)(_EXISTS_USE_F[exc.template], **exc.fields) from None
     result = getattr(client, command)(args[0])
     return _(_DONE[command]).format(path=result)
+
+
+def _replace(
+    client: FileClient, command: str, args: list[str], force: bool, progress: Progress | None
+) -> str:
+    """``rename``, ``put`` or ``get``: the commands that ``-f`` lets replace a file."""
+    if command == "rename":
+        return _("renamed to {path}").format(path=client.rename(args[0], args[1], overwrite=force))
+    method = client.put if command == "put" else client.get
+    done = method(*args, overwrite=force, progress=progress)
+    source, target = (done.local, done.remote) if command == "put" else (done.remote, done.local)
+    arrow = f"{source} -> {target}"
+    return _("{arrow}: {size} in {seconds} s ({speed} MB/s), sha256 {digest}...").format(
+        arrow=arrow,
+        size=_human(done.size),
+        seconds=f"{done.seconds:.2f}",
+        speed=f"{done.mb_per_s:.0f}",
+        digest=done.sha256[:16],
+    )
