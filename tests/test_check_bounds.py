@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -464,3 +465,85 @@ def test_the_hammer_reports_what_a_thread_found(no_leaks) -> None:
         pool = RefusesToTakeBack(first, first + size - 1)
     with pytest.raises(CheckFailed, match=r"16 threads at once: release\(\) raised ValueError"):
         checks_04_two_ports._hammer(pool)
+
+
+def test_a_stop_that_code_waiting_in_c_never_takes_leaves_traced_threads_alone(
+    no_leaks,
+) -> None:
+    """A stop sent to code that waits inside C for good (a lock its own code never
+    released) used to stay pending, and CPython 3.11 then makes every traced thread spin
+    at its next call until it is taken: the port pool's race and thief (both traced)
+    never returned, so every later check of the pool in that kernel failed."""
+    lock = threading.Lock()
+    lock.acquire()
+    try:
+        outcome = harness.run_bounded(lock.acquire, timeout=0.1)  # never returns
+        assert outcome.status == "stuck"
+        time.sleep(5 * harness.POLL)  # several stops sent meanwhile
+        done = threading.Event()
+
+        def traced() -> None:
+            sys.settrace(lambda *args: None)
+            try:
+                for number in range(100):
+                    _named(len, "a Python function").__name__.upper()  # a traced call
+                    str(number)
+            finally:
+                sys.settrace(None)
+            done.set()
+
+        thread = threading.Thread(target=traced, daemon=True)
+        thread.start()
+        assert done.wait(3), "a traced thread froze while the stuck run was being stopped"
+    finally:
+        lock.release()  # the stuck run ends now (and so does a frozen traced thread)
+
+
+def test_a_pool_that_keeps_its_lock_leaves_the_next_check_of_the_pool_working(
+    no_leaks,
+) -> None:
+    """A student's pool that raises PoolExhausted with its lock held (lock.acquire()
+    without a release on that path) deadlocks the check's release; the right pool
+    written next, in the same kernel, passed no more ("lease() never returned")."""
+    from test_notebook_helpers import _pool_class
+
+    from labcrypto.errors import PoolExhausted
+
+    kept: list[threading.Lock] = []
+
+    class KeepsItsLock:
+        def __init__(self, first: int, last: int, host: str = "127.0.0.1") -> None:
+            self.host, self.free = host, list(range(first, last + 1))
+            self.lock = threading.Lock()
+            kept.append(self.lock)
+
+        def lease(self) -> Any:
+            self.lock.acquire()
+            for port in list(self.free):
+                sock = socket.socket()
+                try:
+                    sock.bind((self.host, port))
+                except OSError:
+                    sock.close()
+                    continue
+                sock.listen()
+                self.free.remove(port)
+                self.lock.release()
+                return port, sock
+            raise PoolExhausted("no free port")  # the mistake: the lock stays held
+
+        def release(self, port: int, sock: socket.socket) -> None:
+            sock.close()
+            with self.lock:
+                self.free.append(port)
+
+    try:
+        with pytest.raises(CheckFailed):
+            checks_04_two_ports.check_port_pool(KeepsItsLock)
+        start = time.monotonic()
+        checks_04_two_ports.check_port_pool(_pool_class())
+        assert time.monotonic() - start < 5
+    finally:
+        for lock in kept:
+            if lock.locked():
+                lock.release()  # lets the stuck clean-up of the wrong pool end

@@ -91,8 +91,11 @@ DRIBBLE_GAP = 0.002  #: seconds between two one-byte segments, where nothing pac
 DRIBBLE_POLL = 0.0005  #: seconds between two looks at whether the reader took its byte
 POLL = 0.05  #: seconds between two looks at a server's events
 STOP_GRACE = 0.2  #: seconds a stopped run gets to unwind after its deadline
-#: Seconds a run that outlived its deadline keeps being told to stop (``_stop_later``).
+#: Seconds a run that outlived its deadline keeps being told to stop (``_stop``).
 STOP_TRYING = 30.0
+#: Seconds a stop waits to be taken (a thread running Python takes it at its next
+#: bytecode, once it holds the GIL: within a switch interval, 5 ms) before ``_withdraw``.
+PICKUP = 0.02
 
 
 class Outcome(NamedTuple):
@@ -122,7 +125,8 @@ def _stop(worker: threading.Thread, over: threading.Event, lock: threading.Lock)
     catches everything (a bare ``except:`` inside a ``while True``, course mistake
     11) swallows one; a later one lands outside the ``try`` and ends the loop.
     Code that waits inside C (a ``recv`` with no timeout) only sees it when the
-    wait ends: there the check closes the socket.
+    wait ends: there the check closes the socket. A stop not taken within
+    ``PICKUP`` is taken back (``_withdraw``) until the next one.
 
     ``over`` is set (under ``lock``) once the student's code is done: from then on
     nothing is sent, and the check's own clean-up in that thread is never cut.
@@ -143,9 +147,40 @@ def _stop(worker: threading.Thread, over: threading.Event, lock: threading.Lock)
     def keep_stopping() -> None:
         give_up = time.monotonic() + STOP_TRYING
         while shoot() and time.monotonic() < give_up:
+            over.wait(PICKUP)
+            if worker.is_alive():
+                _withdraw(worker.ident or 0)  # not taken: it waits inside C
             over.wait(POLL)
 
     threading.Thread(target=keep_stopping, name="exercise-check-stopper", daemon=True).start()
+
+
+class _Absorbed(BaseException):
+    """A stop this module raises in its own stopper thread, and takes there (``_withdraw``)."""
+
+
+def _withdraw(ident: int) -> None:
+    """Take back a stop (``Overtime``) that thread ``ident`` has not taken yet.
+
+    Why it matters: while an exception sent with ``PyThreadState_SetAsyncExc``
+    waits to be taken, CPython 3.11 keeps a flag set for the whole interpreter,
+    and only the thread it is meant for clears it, by taking it. A thread that
+    waits inside C for good (a lock its own code never released, course mistake
+    of the port pool) never does, and every *traced* thread (``Lockstep``, the
+    port thief of checks_04, a debugger) then spins at its next call for as
+    long as the flag stays: a student's pool that kept its lock made every later
+    check of the pool in that kernel fail with "lease() never returned", the
+    right answer too. Here the stop is cleared (``NULL``), and this thread sends
+    one to itself and takes it, which clears the flag.
+    """
+    set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+    set_async_exc(ctypes.c_ulong(ident), None)
+    try:
+        set_async_exc(ctypes.c_ulong(threading.get_ident()), ctypes.py_object(_Absorbed))
+        for _ in range(1000):  # taken at the first backward jump
+            pass
+    except _Absorbed:
+        pass
 
 
 def run_bounded(func: Callable[..., Any], *args: Any, timeout: float = WAIT) -> Outcome:
