@@ -18,6 +18,9 @@ import json
 import os
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from test_channel import Conversation
 from test_handshake_attacks import PinnedRandom
 
@@ -356,3 +359,31 @@ def test_toy_mode_lets_a_listener_take_the_data_port_with_the_ticket(toy_keys):
         assert taken is not None
     finally:
         talk.close()
+
+
+# --- nonce reuse across sessions: why the key schedule takes the hellos' nonces -----------------
+
+
+def test_a_counter_under_keys_from_a_static_k_alone_repeats_across_connections(secure_keys):
+    """Keys made from the static ``K = A^b`` alone (notebook 05's exercise scheme, fine there
+    only because its K is fresh) are the same on every connection, and a counter that starts
+    at 0 again reuses nonces: Eve XORs two recorded first messages and reads the second from
+    the first. The lab's static mode, with the same K, still makes new keys every time."""
+    alice, server_key = secure_keys("alice"), secure_keys("server")
+    shared = alice.shared_secret(server_key.public_key).to_bytes(256, "big")
+
+    def first_message(plaintext: bytes) -> bytes:
+        key = HKDF(hashes.SHA256(), 32, None, b"client to server").derive(shared)
+        return AESGCM(key).encrypt((0).to_bytes(12, "big"), plaintext, None)
+
+    known, secret = b'{"command": "ls", "cwd": "/"}', b'{"command": "cat", "args": 1}'
+    one, two = first_message(known), first_message(secret)
+    assert bytes(a ^ b ^ c for a, b, c in zip(one, two, known, strict=False)) == secret
+
+    session_keys = []
+    for _ in range(2):
+        client = ClientHandshake(alice, "static")
+        run(client, ServerHandshake(server_key, "static"))
+        assert client.session is not None
+        session_keys.append(client.session.keys.client_to_server)
+    assert session_keys[0] != session_keys[1]

@@ -175,11 +175,13 @@ down.sha256 == local_digest, hashlib.sha256((laptop / "dataset-again.bin").read_
 #    The client seals with the first and opens with the second; the server the other way round. `K` itself is never a key.
 # 2. a nonce that never repeats under one key: the number of messages this side has sealed before, as 12 big-endian bytes (`count.to_bytes(12, "big")`).
 #    The receiver counts the messages it has opened the same way, so the nonce is not sent.
+#    That holds only while `K` is new for every conversation, as here (fresh ephemeral keys for each request): with the course's static `K = A^b`
+#    every connection would derive the same two keys and count from 0 again, reusing nonces. That is why the lab's own key schedule also mixes in both hellos' random nonces.
 # 3. `seal` returns `AESGCM(key).encrypt(nonce, plaintext, None)`; `open` returns `AESGCM(key).decrypt(nonce, data, None)`, which raises `InvalidTag` when a single bit was changed: let it raise.
 #
 # The check is the other side: it derives the keys as described, opens what your client seals and seals what it must open. Then it flips one bit of a message and delivers another one twice.
 
-# %% [markdown] lang=ru id=my-cipher en=528b086c
+# %% [markdown] lang=ru id=my-cipher en=c6e60078
 # ### Упражнение: свои seal и open
 #
 # Каждый запрос выше шифровал и расшифровывал канал из пакета; теперь напишите эту часть сами. После обмена у обеих сторон один и тот же `K` (здесь в виде байтов: `K.to_bytes(256, "big")` для 2048-битной группы).
@@ -189,6 +191,8 @@ down.sha256 == local_digest, hashlib.sha256((laptop / "dataset-again.bin").read_
 #    Клиент шифрует первым и расшифровывает вторым, сервер — наоборот. Сам `K` ключом не бывает никогда.
 # 2. Nonce, который под одним ключом никогда не повторяется: число сообщений, которые эта сторона зашифровала раньше, в виде 12 байтов big-endian (`count.to_bytes(12, "big")`).
 #    Получатель так же считает сообщения, которые он расшифровал, поэтому nonce не передаётся.
+#    Это верно, только пока `K` новый в каждом разговоре, как здесь (свежие эфемерные ключи на каждый запрос): со статическим `K = A^b` из курса
+#    каждое соединение выводило бы те же два ключа и снова считало бы с 0, то есть повторяло бы nonce. Поэтому схема выработки ключей в самой лабораторной подмешивает ещё и случайные nonce из обоих приветствий.
 # 3. `seal` возвращает `AESGCM(key).encrypt(nonce, plaintext, None)`; `open` возвращает `AESGCM(key).decrypt(nonce, data, None)`. Если изменён хотя бы один бит, `decrypt` выбрасывает `InvalidTag`: не перехватывайте это исключение.
 #
 # Проверка играет роль другой стороны: она выводит ключи так, как описано выше, расшифровывает то, что зашифровал ваш клиент, и шифрует то, что он должен расшифровать.
