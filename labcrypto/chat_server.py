@@ -40,7 +40,7 @@ from typing import Any
 
 from .admission import Admission, AdmissionRules
 from .allowlist import Allowlist
-from .channel import SecureChannel, encode_frame
+from .channel import SecureChannel
 from .chat_messages import (
     SERVER_NAME,
     ChatMessage,
@@ -66,7 +66,7 @@ from .handoff import DEFAULT_TICKET_TIMEOUT, busy_message, offer_data_port
 from .handshake import MODES
 from .keys import KeyPair, PublicKey
 from .ports import PairPool, PortPool, as_port_pool
-from .server import ThreadedServer
+from .server import ThreadedServer, handshake_busy_reply
 from .streams import close_stream
 from .untrusted import quote
 
@@ -327,7 +327,7 @@ class ChatServer(ThreadedServer):
 
     def busy_reply(self, text: str) -> bytes:
         """A plain handshake ``error`` frame, code ``busy``: the client shows ``text``."""
-        return encode_frame(encode({"type": "error", "code": "busy", "message": text[:300]}))
+        return handshake_busy_reply(text)
 
     def handle(self, conn: socket.socket, address: tuple[str, int]) -> None:
         """Handshake, (handoff), then chat until the client leaves."""

@@ -24,7 +24,11 @@ for each connection, with a socket that already has a timeout. A server
 that authenticates its clients can also set ``admission``
 (``labcrypto.admission``): then each source address gets a fair share of
 the door, and a connection turned away is told why in ``busy_reply``'s
-words before it is closed.
+words before it is closed (``handshake_busy_reply`` says it in the
+handshake's words). Such a server also keeps a stranger from holding the
+door shut: when it is full, a newcomer takes the place of the connection
+that has been in its handshake longest, once that one has had
+``handshake_grace`` seconds (``_make_room``).
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import jsonwire
 from .admission import Admission
+from .channel import encode_frame
 from .errors import LabCryptoError, NoAnswer, NotListening, in_english
 from .i18n import N_
 from .streams import close_stream
@@ -52,6 +58,7 @@ __all__ = [
     "PortInUse",
     "ThreadedServer",
     "connect",
+    "handshake_busy_reply",
     "running_servers",
     "status",
     "stop_all",
@@ -143,6 +150,12 @@ def connect(host: str, port: int, timeout: float = 5.0) -> socket.socket:
     return sock
 
 
+def handshake_busy_reply(text: str) -> bytes:
+    """A plain handshake ``error`` frame with code ``busy``: a turned-away client shows
+    "the server is busy" in its own language (``text`` is the English reason)."""
+    return encode_frame(jsonwire.encode({"type": "error", "code": "busy", "message": text[:300]}))
+
+
 class ThreadedServer:
     """Listens on ``(host, port)`` and runs ``handle`` in a thread per connection.
 
@@ -158,6 +171,13 @@ class ThreadedServer:
     linger_seconds = 1.0
     #: At most this many turned-away connections wait to be closed at once.
     max_lingering = 256
+    #: With ``admission``: a connection still in its handshake after this many seconds
+    #: may be closed to make room for a newcomer when the server is full. A real
+    #: client's handshake takes milliseconds; a stranger's silent one, the whole timeout.
+    handshake_grace = 1.0
+    #: At most this many connections closed to make room may still be ending at once
+    #: (so threads stay under ``max_connections`` plus this).
+    max_making_room = 32
 
     def __init__(
         self,
@@ -184,9 +204,12 @@ class ThreadedServer:
         self._conn_ids = itertools.count(1)
         #: Per-source limits on handshakes (None: every connection is let in).
         self.admission: Admission | None = None
-        self._in_handshake: dict[socket.socket, str] = {}  # admitted, no verdict yet
+        # Admitted, no verdict yet: the source address and when the connection came.
+        self._in_handshake: dict[socket.socket, tuple[str, float]] = {}
+        self._made_room: set[socket.socket] = set()  # closed by _make_room, still ending
         self._lingering: deque[tuple[float, socket.socket]] = deque()
         self._turned_away = 0
+        self._rooms_made = 0
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -333,23 +356,27 @@ class ThreadedServer:
             if refusal is not None:
                 self._turn_away(conn, address, refusal)
                 return
+        # Decide under the lock, tell (emit) after it: a listener may ask connection_count.
         with self._lock:
-            if len(self._connections) >= self.max_connections:
+            full = len(self._connections) - len(self._made_room) >= self.max_connections
+            closed = self._make_room() if full else None
+            if not full or closed is not None:
                 if self.admission is not None:
-                    self.admission.finished(address[0], None)
-                self._turn_away(
-                    conn, address, f"server full: {self.max_connections} clients connected"
+                    self._in_handshake[conn] = (address[0], time.monotonic())
+                thread = threading.Thread(
+                    target=self._run_handler,
+                    args=(conn, address),
+                    name=f"{self.name}-conn-{next(self._conn_ids)}",
+                    daemon=True,
                 )
-                return
+                self._connections[conn] = thread
+        if full and closed is None:
             if self.admission is not None:
-                self._in_handshake[conn] = address[0]
-            thread = threading.Thread(
-                target=self._run_handler,
-                args=(conn, address),
-                name=f"{self.name}-conn-{next(self._conn_ids)}",
-                daemon=True,
-            )
-            self._connections[conn] = thread
+                self.admission.finished(address[0], None)
+            self._turn_away(conn, address, f"server full: {self.max_connections} clients connected")
+            return
+        if closed is not None:
+            self._tell_room_made(*closed)
         thread.start()
 
     def _run_handler(self, conn: socket.socket, address: tuple[str, int]) -> None:
@@ -365,6 +392,7 @@ class ThreadedServer:
             close_stream(conn)
             with self._lock:
                 self._connections.pop(conn, None)
+                self._made_room.discard(conn)
 
     def handshake_finished(self, conn: socket.socket, ok: bool | None) -> None:
         """Tell ``admission`` how the handshake on ``conn`` ended (later calls do nothing).
@@ -373,9 +401,47 @@ class ThreadedServer:
         False (failed: counts as a failure of its source), None (no verdict).
         """
         with self._lock:
-            source = self._in_handshake.pop(conn, None)
+            source, _ = self._in_handshake.pop(conn, (None, 0.0))
         if source is not None and self.admission is not None:
             self.admission.finished(source, ok)
+
+    def _make_room(self) -> tuple[str, float] | None:
+        """Close the connection longest in its handshake to let a newcomer in (lock held).
+
+        Without this, a stranger holds the door shut with connections that
+        never finish their handshake: 200 silent sockets from seven
+        addresses (32 each, the per-source cap) filled the chat room, and
+        every student was turned away until the handshake timeout, again
+        and again. A real client's handshake takes milliseconds, so one
+        still in it after ``handshake_grace`` seconds is the likely
+        stranger: it is shut down (its thread ends the handshake and cleans
+        up) and counts as a failed handshake of its source. Returns its
+        source and seconds in the handshake; None if no connection is that
+        old, or ``max_making_room`` closed ones are still ending.
+        """
+        if self.admission is None or len(self._made_room) >= self.max_making_room:
+            return None
+        oldest = min(self._in_handshake.items(), key=lambda item: item[1][1], default=None)
+        now = time.monotonic()
+        if oldest is None or now - oldest[1][1] < self.handshake_grace:
+            return None
+        conn, (source, since) = oldest
+        del self._in_handshake[conn]
+        self._made_room.add(conn)
+        self.admission.finished(source, False)
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RDWR)  # wakes its handler; that thread closes it
+        return source, now - since
+
+    def _tell_room_made(self, source: str, waited: float) -> None:
+        """Log that ``_make_room`` closed a connection (the first, then every 100th)."""
+        self._rooms_made += 1
+        if self._rooms_made == 1 or self._rooms_made % 100 == 0:
+            self.emit(
+                "busy",
+                f"server full: closed a connection from {quote(source)} after {waited:.1f} s "
+                f"in its handshake, to let a newcomer in ({self._rooms_made} so far)",
+            )
 
     # --- turning connections away ---------------------------------------------------
 

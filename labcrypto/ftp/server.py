@@ -28,6 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..admission import Admission, AdmissionRules
 from ..channel import SecureChannel
 from ..errors import (
     ChannelClosed,
@@ -42,14 +43,23 @@ from ..errors import (
 from ..jail import NOREPLACE_METHOD, Jail, show_path, split_path
 from ..key_pool import EphemeralPool
 from ..keys import KeyPair, PublicKey
-from ..server import ThreadedServer
+from ..server import ThreadedServer, handshake_busy_reply
 from ..untrusted import quote
 from . import wire
 from .store import QuotaLedger, UploadStore, remove_unfinished_uploads
 from .transfer import receive_file, send_file
 from .wire import CHUNK_SIZE, DEFAULT_MAX_CAT, DEFAULT_MAX_UPLOAD, argument, listing_pages
 
-__all__ = ["FileServer"]
+__all__ = ["DOOR", "FileServer"]
+
+#: The file service's door (``labcrypto.admission``): at most 32 connections from one
+#: address in their handshake at once, the rest told "busy" in words; with it, a
+#: stranger's silent connections make room for a newcomer once the server is full
+#: (``ThreadedServer._make_room``). Without it, 64 silent connections from anyone
+#: turned every student away with a bare close for the whole handshake timeout.
+#: Failed handshakes do not slow an address down here: every request is a handshake,
+#: and notebook 05 and its checks try refused keys on purpose.
+DOOR = AdmissionRules(max_per_source=32, free_failures=None)
 
 
 class _Allowlist(Protocol):
@@ -71,7 +81,9 @@ class FileServer(ThreadedServer):
     ``max_upload`` bytes per file, ``quota`` bytes per home (``None``: no
     quota), ``max_cat`` bytes for ``cat``. ``connection_timeout`` bounds
     each wait, the whole handshake, and each frame from its first byte to
-    its last (a client that trickles a byte a second is dropped). Start it like any
+    its last (a client that trickles a byte a second is dropped). ``door``:
+    who may start a handshake (``DOOR``; None: everyone, up to
+    ``max_connections``). Start it like any
     ``ThreadedServer``: ``with FileServer(...) as server: server.port``.
     """
 
@@ -90,6 +102,7 @@ class FileServer(ThreadedServer):
         name: str | None = None,
         connection_timeout: float = 30.0,
         max_connections: int = 64,
+        door: AdmissionRules | None = DOOR,
     ) -> None:
         super().__init__(
             host,
@@ -109,6 +122,7 @@ class FileServer(ThreadedServer):
         #: Each request's ephemeral key pair is made while the previous client
         #: worked out its half of the handshake (``key_pool``); each is used once.
         self.ephemeral_pool = EphemeralPool(key.group)
+        self.admission = Admission(door) if door is not None else None
 
     @property
     def quota(self) -> int | None:
@@ -127,6 +141,10 @@ class FileServer(ThreadedServer):
         """Drop the ephemeral key pairs made ahead: they protected nothing yet."""
         self.ephemeral_pool.clear()
         super().on_stop()
+
+    def busy_reply(self, text: str) -> bytes:
+        """A plain handshake ``error`` frame, code ``busy``: the client shows ``text``."""
+        return handshake_busy_reply(text)
 
     def _remove_unfinished_uploads(self) -> None:
         try:
@@ -156,8 +174,11 @@ class FileServer(ThreadedServer):
                 ephemeral_pool=self.ephemeral_pool,
             )
         except (LabCryptoError, OSError) as exc:
+            stopping = self._stopping.is_set()
+            self.handshake_finished(conn, None if stopping else False)
             self.emit("refused", f"{who}: {in_english(exc)}")
             return
+        self.handshake_finished(conn, True)
         with channel:
             user = self.allowlist.name_of(channel.session.peer_key)
             if user is None:  # removed from the list during the handshake

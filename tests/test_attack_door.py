@@ -1,0 +1,199 @@
+"""A stranger holding the door shut: silent connections that never finish a handshake.
+
+Connections that only connect cost a stranger nothing and cost the server a
+thread and a slot until the handshake timeout. Two attacks that worked:
+
+* the chat room takes 200 connections and 32 per address in their
+  handshake: 200 silent sockets from seven addresses turned every student
+  away ("server busy") for the handshake timeout, again and again;
+* the file service had no per-address limit at all: 64 silent sockets
+  from anyone turned everyone away, with a bare close.
+
+Now a full server lets a newcomer take the place of the connection longest
+in its handshake, once that one has had ``handshake_grace`` seconds (a real
+handshake takes milliseconds), and the file service has the chat's door
+(``ftp.server.DOOR``). Each server here is small (a few slots) so the
+attack is a dozen sockets; the handshake timeouts are long (30 s), so only
+making room, never a timeout, can let the student in within the test.
+Loopback only; every socket closed and every server stopped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+from conftest import wait_until
+from hostile_clients import HOST, error_code, frame, hello, raw_connect, read_frames
+
+from labcrypto.admission import AdmissionRules
+from labcrypto.allowlist import Allowlist
+from labcrypto.chat import ChatClient, ChatServer
+from labcrypto.errors import HandshakeError
+from labcrypto.ftp import FileClient, FileServer
+
+pytestmark = pytest.mark.timeout(60)
+
+#: Long enough that no silent connection times out during a test.
+NEVER = 30.0
+#: A student must get in within this (a handshake is milliseconds; this is load's slack).
+PROMPTLY = 5.0
+
+
+@pytest.fixture
+def allowlist(tmp_path: Path, secure_keys) -> Allowlist:
+    allow = Allowlist(tmp_path / "allowlist.csv")
+    allow.add("alice", secure_keys("alice").public_key)
+    return allow
+
+
+@contextmanager
+def silent(port: int, sources: list[str], count: int) -> Iterator[list]:
+    """``count`` connections from each of ``sources`` that never say a word."""
+    with ExitStack() as stack:
+        yield [
+            stack.enter_context(raw_connect(port, source=source))
+            for source in sources
+            for _ in range(count)
+        ]
+
+
+def _past_grace(server) -> None:
+    """Wait until every connection in its handshake is older than the server's grace.
+
+    (It peeks at the server's own clock of each: on a loaded machine a
+    connection may be accepted a while after the client connected.)
+    """
+    assert wait_until(lambda: _all_past_grace(server), server.handshake_grace + 10)
+
+
+def _all_past_grace(server) -> bool:
+    now = time.monotonic()
+    with server._lock:
+        ages = [now - since for _, since in server._in_handshake.values()]
+    return bool(ages) and min(ages) > server.handshake_grace
+
+
+def test_silent_strangers_from_many_addresses_cannot_fill_the_chat_room(
+    secure_keys, allowlist, no_leaks
+) -> None:
+    server = ChatServer(
+        secure_keys("server"), allowlist, max_connections=12, max_handshakes_per_source=4,
+        handshake_timeout=NEVER, frame_timeout=NEVER,
+    ).start()  # fmt: skip
+    sources = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    try:
+        with silent(server.port, sources, 4):
+            assert wait_until(lambda: server.connection_count == 12)
+            _past_grace(server)
+            started = time.monotonic()
+            with ChatClient.connect(
+                HOST, server.port, secure_keys("alice"),
+                server_key=secure_keys("server").public_key, timeout=PROMPTLY,
+            ) as alice:  # fmt: skip
+                assert alice.name == "alice"
+                assert time.monotonic() - started < PROMPTLY
+                assert server.members() == ["alice"]
+            assert any("to let a newcomer in" in e.text for e in server.events)
+    finally:
+        server.stop()
+
+
+def test_silent_strangers_cannot_fill_the_file_service(secure_keys, allowlist, tmp_path) -> None:
+    server = FileServer(
+        secure_keys("server"), allowlist, tmp_path / "homes", max_connections=8,
+        connection_timeout=NEVER,
+    ).start()  # fmt: skip
+    try:
+        with silent(server.port, ["127.0.0.5"], 8):
+            assert wait_until(lambda: server.connection_count == 8)
+            _past_grace(server)
+            client = FileClient(
+                HOST, server.port, secure_keys("alice"), secure_keys("server").public_key,
+                timeout=PROMPTLY,
+            )  # fmt: skip
+            for _ in range(3):  # each request is a connection of its own: each makes room
+                assert client.ls("/") == []
+    finally:
+        server.stop()
+
+
+def test_the_file_service_tells_one_address_over_its_share_it_is_busy(
+    secure_keys, allowlist, tmp_path
+) -> None:
+    door = AdmissionRules(max_per_source=3, free_failures=None)
+    server = FileServer(
+        secure_keys("server"), allowlist, tmp_path / "homes", door=door, connection_timeout=NEVER
+    ).start()
+    try:
+        with silent(server.port, ["127.0.0.6"], 3):
+            assert wait_until(lambda: server.admission.waiting("127.0.0.6") == 3)
+            with raw_connect(server.port, source="127.0.0.6") as late:
+                late.sendall(frame(hello(secure_keys("alice"), service="files")))
+                assert error_code(read_frames(late, timeout=PROMPTLY)) == "busy"
+            client = FileClient(  # another address is not held up
+                HOST, server.port, secure_keys("alice"), secure_keys("server").public_key,
+                timeout=PROMPTLY,
+            )  # fmt: skip
+            assert client.ls("/") == []
+    finally:
+        server.stop()
+
+
+def test_a_full_server_never_closes_a_handshake_younger_than_its_grace(
+    secure_keys, allowlist
+) -> None:
+    """A student still in a (slow) handshake keeps its place: the newcomer is told busy."""
+    server = ChatServer(
+        secure_keys("server"), allowlist, max_connections=4, handshake_timeout=NEVER
+    )
+    server.handshake_grace = NEVER
+    server.start()
+    try:
+        with silent(server.port, ["127.0.0.7"], 4) as held:
+            assert wait_until(lambda: server.connection_count == 4)
+            with pytest.raises(HandshakeError, match="busy"):
+                ChatClient.connect(
+                    HOST, server.port, secure_keys("alice"),
+                    server_key=secure_keys("server").public_key, timeout=PROMPTLY,
+                )  # fmt: skip
+            for sock in held:  # none of them was closed
+                sock.setblocking(False)
+                with pytest.raises(BlockingIOError):
+                    sock.recv(1)
+    finally:
+        server.stop()
+
+
+def test_threads_stay_bounded_while_strangers_keep_coming(secure_keys, allowlist, no_leaks) -> None:
+    """Waves of silent connections, each past the grace: the room makes room, within bounds."""
+    server = ChatServer(
+        secure_keys("server"), allowlist, max_connections=10, max_handshakes_per_source=None,
+        handshake_timeout=NEVER, frame_timeout=NEVER,
+    ).start()  # fmt: skip
+    before = threading.active_count()
+    bound = server.max_connections + server.max_making_room + 2  # + accept thread, slack
+    most = 0
+    try:
+        with ExitStack() as stack:
+            for _ in range(3):  # three waves of 15: each finds the room full of older ones
+                for _ in range(15):
+                    stack.enter_context(raw_connect(server.port, source="127.0.0.8"))
+                deadline = time.monotonic() + server.handshake_grace + 10
+                while time.monotonic() < deadline:  # until the wave is past the grace
+                    most = max(most, threading.active_count() - before)
+                    time.sleep(0.05)
+                    if _all_past_grace(server):
+                        break
+            assert most <= bound, (most, bound)
+            with ChatClient.connect(
+                HOST, server.port, secure_keys("alice"),
+                server_key=secure_keys("server").public_key, timeout=PROMPTLY,
+            ) as alice:  # fmt: skip
+                assert alice.name == "alice"
+    finally:
+        server.stop()
