@@ -451,16 +451,16 @@ plots.brute_force_times(sizes, seconds, target_bits=2048);
 plots.format_log10_seconds(plots.extrapolate_log10_seconds(sizes, seconds, 2048))
 
 # %% [markdown] id=cell-037
-# To be fair to Eve: real 2048-bit groups use 256-bit secrets (about 2^255 tries on average,
+# To be fair to Eve: real 2048-bit groups use 256-bit secrets (2^255 possible ones, about 2^254 tries on average,
 # still around 10^60 years), and there are smarter attacks than trying everything.
-# The best known one (the number field sieve) needs about 2^112 steps for 2048 bits,
+# The best known one (the number field sieve) needs roughly 2^103 to 2^112 steps for 2048 bits (the estimates differ),
 # which is why 2048 bits is today's minimum.
 # Toy primes like 23 fall to any of them in microseconds.
 
-# %% [markdown] lang=ru id=cell-037 en=e35c967a
-# Справедливости ради: в настоящих 2048-битных группах секреты 256-битные (в среднем около 2^255 попыток,
+# %% [markdown] lang=ru id=cell-037 en=6de2eccf
+# Справедливости ради: в настоящих 2048-битных группах секреты 256-битные (всего их 2^255, в среднем около 2^254 попыток,
 # это всё равно порядка 10^60 лет), и существуют атаки умнее полного перебора.
-# Лучшая из известных (решето числового поля) требует для 2048 битов около 2^112 шагов,
+# Лучшая из известных (решето числового поля) требует для 2048 битов примерно от 2^103 до 2^112 шагов (оценки расходятся),
 # поэтому 2048 битов — сегодняшний минимум.
 # Учебные простые числа вроде 23 любая из них ломает за микросекунды.
 
