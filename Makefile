@@ -1,7 +1,8 @@
 # The two commands of the README. Both build the virtual environment first.
 #   make lab    install everything and open JupyterLab on the students' edition
-#               (release/, made from notebooks/ by tools/release.py; git-ignored)
-#   make test   install everything and run the whole test suite
+#               (release/ and release/ru/, made from notebooks/ by tools/release.py;
+#               git-ignored)
+#   make test   install everything, then ruff, mypy and the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -35,8 +36,11 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The students' edition: nbgrader's generate_assignment on each notebook (solutions
 # and hidden tests out), with the mistakes list; remade when a notebook changes.
-release/.made: $(VENV)/.installed notebooks/*.ipynb notebooks/MISTAKES.md tools/release.py
+# English in release/, Russian (from notebooks/ru/) in release/ru/: one JupyterLab shows both.
+release/.made: $(VENV)/.installed notebooks/*.ipynb notebooks/MISTAKES.md \
+               notebooks/ru/*.ipynb notebooks/ru/MISTAKES.md tools/release.py
 	$(PY) tools/release.py --out release
+	$(PY) tools/release.py --lang ru --out release/ru
 	touch $@
 
 lab: install release/.made

@@ -191,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         "--lang", choices=sorted(EDITIONS), default="en", help="which edition (default: en)"
     )
     args = parser.parse_args(argv)
+    if args.exchange is not None and args.course is None:
+        # Without a course there is no nbgrader_config.py to write it into: say so
+        # rather than make a release that silently knows nothing of the exchange.
+        parser.error("--exchange goes with --course (it is written into DIR/nbgrader_config.py)")
     notebook_dir = notebooks_of(args.lang)
     if args.course is not None:
         ids = write_course(args.course, notebook_dir, exchange=args.exchange)
