@@ -445,6 +445,9 @@ class Session:
     toy_secret: int | None = field(default=None, repr=False)
     numbers: dict[str, Any] = field(default_factory=dict, repr=False)
     transcript: list[tuple[str, dict[str, Any]]] = field(default_factory=list, repr=False)
+    _ciphers: tuple[AeadCipher | CaesarCipher, AeadCipher | CaesarCipher] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def fingerprint(self) -> str:
@@ -452,12 +455,25 @@ class Session:
         return self.keys.fingerprint
 
     def ciphers(self) -> tuple[AeadCipher | CaesarCipher, AeadCipher | CaesarCipher]:
-        """``(send_cipher, receive_cipher)`` for this side, fresh (counters at 0)."""
-        if self.mode == "toy":
-            assert self.toy_secret is not None
-            return CaesarCipher(self.toy_secret), CaesarCipher(self.toy_secret)
-        c2s, s2c = AeadCipher(self.keys.client_to_server), AeadCipher(self.keys.server_to_client)
-        return (c2s, s2c) if self.role == "client" else (s2c, c2s)
+        """``(send_cipher, receive_cipher)`` for this side: made on the first call (counters
+        at 0), the same two objects on every later call.
+
+        Why not a fresh pair each time: a second sealer would count from 0 again
+        under the same key, and two messages sealed with one nonce break AES-GCM
+        (their XOR shows, and the tag can be forged). One pair per session, so a
+        re-run notebook cell or a second channel carries on the count instead.
+        """
+        if self._ciphers is None:
+            pair: tuple[AeadCipher | CaesarCipher, AeadCipher | CaesarCipher]
+            if self.mode == "toy":
+                assert self.toy_secret is not None
+                pair = CaesarCipher(self.toy_secret), CaesarCipher(self.toy_secret)
+            else:
+                c2s = AeadCipher(self.keys.client_to_server)
+                s2c = AeadCipher(self.keys.server_to_client)
+                pair = (c2s, s2c) if self.role == "client" else (s2c, c2s)
+            self._ciphers = pair
+        return self._ciphers
 
 
 # --- what both sides share -------------------------------------------------------------

@@ -26,7 +26,7 @@ from test_handshake_attacks import PinnedRandom
 
 from labcrypto import handoff, handshake, keys
 from labcrypto.channel import HEADER
-from labcrypto.ciphers import CaesarCipher, confirmation_tag
+from labcrypto.ciphers import AeadCipher, CaesarCipher, confirmation_tag
 from labcrypto.errors import (
     ChannelClosed,
     DecryptionFailed,
@@ -387,3 +387,16 @@ def test_a_counter_under_keys_from_a_static_k_alone_repeats_across_connections(s
         assert client.session is not None
         session_keys.append(client.session.keys.client_to_server)
     assert session_keys[0] != session_keys[1]
+
+
+def test_a_session_never_hands_out_a_second_sealer_that_counts_from_zero(secure_keys):
+    """A re-run notebook cell, or a second channel on one session, asks ``ciphers()``
+    again: it must carry on the count, never seal a second message with nonce 0."""
+    client, server = ClientHandshake(secure_keys("alice")), ServerHandshake(secure_keys("server"))
+    run(client, server)
+    assert client.session is not None
+    first = client.session.ciphers()[0].seal(b"first")
+    second = client.session.ciphers()[0].seal(b"second")
+    reader = AeadCipher(client.session.keys.client_to_server)
+    assert reader.open(first) == b"first"
+    assert reader.open(second) == b"second"
