@@ -7,12 +7,15 @@ thread and a slot until the handshake timeout. Two attacks that worked:
   handshake: 200 silent sockets from seven addresses turned every student
   away ("server busy") for the handshake timeout, again and again;
 * the file service had no per-address limit at all: 64 silent sockets
-  from anyone turned everyone away, with a bare close.
+  from anyone turned everyone away, with a bare close; and 64 connections
+  of one student's buggy loop that shook hands and never sent a request
+  did the same for 30 s each.
 
 Now a full server lets a newcomer take the place of the connection longest
 in its handshake, once that one has had ``handshake_grace`` seconds (a real
 handshake takes milliseconds), and the file service has the chat's door
-(``ftp.server.DOOR``). Each server here is small (a few slots) so the
+(``ftp.server.DOOR``), whose connections stay at the door until their
+request has arrived. Each server here is small (a few slots) so the
 attack is a dozen sockets; the handshake timeouts are long (30 s), so only
 making room, never a timeout, can let the student in within the test.
 Loopback only; every socket closed and every server stopped.
@@ -32,6 +35,7 @@ from hostile_clients import HOST, error_code, frame, hello, raw_connect, read_fr
 
 from labcrypto.admission import AdmissionRules
 from labcrypto.allowlist import Allowlist
+from labcrypto.channel import SecureChannel
 from labcrypto.chat import ChatClient, ChatServer
 from labcrypto.errors import HandshakeError
 from labcrypto.ftp import FileClient, FileServer
@@ -117,6 +121,32 @@ def test_silent_strangers_cannot_fill_the_file_service(secure_keys, allowlist, t
                 timeout=PROMPTLY,
             )  # fmt: skip
             for _ in range(3):  # each request is a connection of its own: each makes room
+                assert client.ls("/") == []
+    finally:
+        server.stop()
+
+
+def test_a_students_connections_that_never_send_a_request_cannot_fill_the_file_service(
+    secure_keys, allowlist, tmp_path
+) -> None:
+    """A buggy loop that shakes hands and never asks: a request is part of the door."""
+    allowlist.add("bob", secure_keys("bob").public_key)
+    server = FileServer(
+        secure_keys("server"), allowlist, tmp_path / "homes", max_connections=8,
+        connection_timeout=NEVER,
+    ).start()  # fmt: skip
+    try:
+        with ExitStack() as stack:
+            for _ in range(8):
+                sock = stack.enter_context(raw_connect(server.port))
+                SecureChannel.client(sock, secure_keys("bob"), service="files", timeout=PROMPTLY)
+            assert server.connection_count == 8
+            _past_grace(server)
+            client = FileClient(
+                HOST, server.port, secure_keys("alice"), secure_keys("server").public_key,
+                timeout=PROMPTLY,
+            )  # fmt: skip
+            for _ in range(3):
                 assert client.ls("/") == []
     finally:
         server.stop()

@@ -178,22 +178,32 @@ class FileServer(ThreadedServer):
             self.handshake_finished(conn, None if stopping else False)
             self.emit("refused", f"{who}: {in_english(exc)}")
             return
-        self.handshake_finished(conn, True)
         with channel:
             user = self.allowlist.name_of(channel.session.peer_key)
             if user is None:  # removed from the list during the handshake
                 self._refuse(channel, FileServiceError(wire.REFUSALS["not allowed"]))
                 return
-            self._serve(channel, user)
+            self._serve(channel, user, conn)
 
-    def _serve(self, channel: SecureChannel, user: str) -> None:
-        """Read the request, run it inside the user's jail, send the reply."""
+    def _serve(self, channel: SecureChannel, user: str, conn: Any = None) -> None:
+        """Read the request, run it inside the user's jail, send the reply.
+
+        The connection leaves the door (``handshake_finished``) only once its
+        request has arrived, not when the handshake ends. A client sends its
+        request at once; one that holds a connection open without a request
+        is a stuck or broken client, and a full server may close it to let
+        someone else in (``ThreadedServer._make_room``). Before, one student's
+        buggy loop that opened 64 connections and sent nothing turned the
+        whole class away for the 30 s the server waits for a request.
+        """
         fingerprint = channel.session.fingerprint
         try:
             frame = channel.recv()
         except (ProtocolError, ChannelClosed, OSError) as exc:
             self.emit("error", f"{user}: no valid request ({in_english(exc)})")
             return
+        if conn is not None:
+            self.handshake_finished(conn, True)
         try:
             request = wire.decode(frame)
         except MalformedJSON as exc:
