@@ -26,6 +26,20 @@ holds the server's key can compute ``A^b`` and finish as any listed
 student. Notebook 05 shows it.) The ``name`` is only a label for people
 (and the name of the student's home folder in task 5).
 
+What it does not do:
+
+* It protects the server, not the client: a client that wants to know it
+  reached the real server pins the server's key (``known_servers`` for
+  trust on first use). Notebook 03 runs the man in the middle both ways.
+* The check runs at the handshake: a row removed while its student is
+  connected ends no conversation already open; it refuses the next one.
+* It is no secret who is listed: anyone may present a public key (they
+  are public) and see whether the server answers with its hello or with
+  ``not_allowed``, before any proof of the private key. That tells them
+  only that the holder of that key is enrolled.
+* Whoever can write the file can enrol a key: keep it writable by the
+  instructor only.
+
 Rules, so that a key is one identity however it is written:
 
 * One group, one spelling: an allowlist takes keys of the server's group

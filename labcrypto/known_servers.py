@@ -19,6 +19,12 @@ The file, one row per server, readable in any editor::
 If the server really got a new key (the instructor re-ran ``keygen``),
 delete its row (or call ``forget``) and connect again.
 
+What it cannot do: the *first* connection trusts whatever key answers, so
+a man in the middle on that one connection is written down as the server
+(and the real server is refused afterwards, loudly). A row belongs to
+``host:port``, so the same server reached by another name or port is met
+for the first time again. Pinning the key you were given has neither gap.
+
 The file fails closed: a row that cannot be read is an error naming the
 file and the line (``KnownServersError``), never quietly dropped — a
 dropped row would let the next connection trust whatever key it sees.

@@ -5,8 +5,11 @@ tries one thing the handshake or the channel says cannot be done: bounce a
 message back to its sender, fake a goodbye, rewrite the mode or the service
 in flight, pass another student's handshake off as one's own, feed the
 client values from a small subgroup, replay a recorded server, or lean on a
-random source that repeats itself. The last tests show the limits the text
-admits: toy mode protects nothing, and they say exactly what falls.
+random source that repeats itself, or seal twice with nonce 0. The other
+tests show the limits the text admits, each by doing what it says falls:
+toy mode protects nothing (its ticket included), keys from a static K
+alone repeat across connections, trust on first use trusts the first
+answer, and the allowlist tells anyone who is enrolled.
 
 Everything here is sans-IO or runs over ``socket.socketpair()``: no ports.
 """
@@ -25,6 +28,7 @@ from test_channel import Conversation
 from test_handshake_attacks import PinnedRandom
 
 from labcrypto import handoff, handshake, keys
+from labcrypto.allowlist import Allowlist
 from labcrypto.channel import HEADER
 from labcrypto.ciphers import AeadCipher, CaesarCipher, confirmation_tag
 from labcrypto.errors import (
@@ -32,9 +36,12 @@ from labcrypto.errors import (
     DecryptionFailed,
     HandshakeError,
     InvalidPublicValue,
+    KeyNotAllowed,
+    ServerKeyChanged,
 )
 from labcrypto.groups import FFDHE2048, TOY
 from labcrypto.handshake import ClientHandshake, ServerHandshake, encode_message, key_schedule
+from labcrypto.known_servers import KnownServers
 
 P = FFDHE2048.p
 #: The smallest value outside ffdhe2048's prime-order subgroup (a non-square mod p).
@@ -400,3 +407,37 @@ def test_a_session_never_hands_out_a_second_sealer_that_counts_from_zero(secure_
     reader = AeadCipher(client.session.keys.client_to_server)
     assert reader.open(first) == b"first"
     assert reader.open(second) == b"second"
+
+
+# --- what the allowlist and trust on first use do not protect ---------------------------------
+
+
+def test_trust_on_first_use_writes_down_a_man_in_the_middle_met_first(tmp_path, secure_keys):
+    """The first connection trusts whatever key answers: Mallory, in the middle that once,
+    is recorded, and the real server is refused afterwards; another port starts over."""
+    known = KnownServers(tmp_path / "known_servers.csv")
+    mallory, server = secure_keys("mallory").public_key, secure_keys("server").public_key
+    assert known.check("127.0.0.1", 9090, mallory) is True  # first contact: recorded
+    with pytest.raises(ServerKeyChanged):
+        known.check("127.0.0.1", 9090, server)
+    assert known.check("127.0.0.1", 9091, mallory) is True  # another port: first contact again
+
+
+def test_anyone_can_ask_whether_a_public_key_is_on_the_allowlist(tmp_path, secure_keys):
+    """No proof of the private key is needed to learn who is enrolled: a listed public key
+    gets the server's hello, an unlisted one ``not_allowed``. (Finishing needs the key.)"""
+    allowlist = Allowlist(tmp_path / "allowlist.csv")
+    allowlist.add("alice", secure_keys("alice").public_key)
+    probe = keys.generate(FFDHE2048)  # the prober's own private number, anyone's public key
+
+    def answer(public: int) -> str:
+        posing = keys.KeyPair(FFDHE2048, probe.private, public)
+        server = ServerHandshake(secure_keys("server"), allow=allowlist.is_allowed)
+        try:
+            replies = server.receive(ClientHandshake(posing).start())
+        except KeyNotAllowed:
+            return "not_allowed"
+        return json.loads(replies[0])["type"]
+
+    assert answer(secure_keys("alice").public) == "server_hello"
+    assert answer(secure_keys("carol").public) == "not_allowed"
