@@ -11,7 +11,8 @@ toy mode protects nothing (its ticket included), keys from a static K
 alone repeat across connections, trust on first use trusts the first
 answer, and the allowlist tells anyone who is enrolled.
 
-Everything here is sans-IO or runs over ``socket.socketpair()``: no ports.
+Everything here is sans-IO or runs over ``socket.socketpair()``, except one
+fake server on 127.0.0.1; every wait is bounded.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import socket
+import threading
+import time
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -29,7 +33,8 @@ from test_handshake_attacks import PinnedRandom
 
 from labcrypto import handoff, handshake, keys
 from labcrypto.allowlist import Allowlist
-from labcrypto.channel import HEADER
+from labcrypto.channel import HEADER, read_frame, write_frame
+from labcrypto.chat_client import ChatClient
 from labcrypto.ciphers import AeadCipher, CaesarCipher, confirmation_tag
 from labcrypto.errors import (
     ChannelClosed,
@@ -37,6 +42,7 @@ from labcrypto.errors import (
     HandshakeError,
     InvalidPublicValue,
     KeyNotAllowed,
+    ModeMismatch,
     ServerKeyChanged,
 )
 from labcrypto.groups import FFDHE2048, TOY
@@ -441,3 +447,47 @@ def test_anyone_can_ask_whether_a_public_key_is_on_the_allowlist(tmp_path, secur
 
     assert answer(secure_keys("alice").public) == "server_hello"
     assert answer(secure_keys("carol").public) == "not_allowed"
+
+
+# --- no fallback: a refusal is never answered with a weaker mode --------------------------------
+
+
+def test_a_client_told_mode_refused_never_tries_a_weaker_mode(tmp_path, secure_keys):
+    """A man in the middle answers every hello with the server's ``mode`` refusal, hoping
+    the client will come back in static or toy mode. One hello arrives, in secure mode,
+    and the client stops with ``ModeMismatch``."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    hellos: list[dict[str, object]] = []
+    stop = threading.Event()
+
+    def refuse_every_mode() -> None:
+        deadline = time.monotonic() + 10
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                hellos.append(json.loads(read_frame(conn)))
+                write_frame(conn, ServerHandshake.error_message(ModeMismatch("refused")))
+
+    thread = threading.Thread(target=refuse_every_mode)
+    thread.start()
+    try:
+        with pytest.raises(ModeMismatch):
+            ChatClient.connect(
+                "127.0.0.1",
+                listener.getsockname()[1],
+                secure_keys("alice"),
+                known_servers=KnownServers(tmp_path / "known.csv"),
+                timeout=5,
+            )
+        time.sleep(0.5)  # room for a second try, if the client made one
+    finally:
+        stop.set()
+        thread.join(15)
+        listener.close()
+    assert not thread.is_alive()
+    assert [hello["mode"] for hello in hellos] == ["secure"]
