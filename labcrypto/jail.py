@@ -143,6 +143,10 @@ REFUSALS = {
         "normalises to {normal}): use that spelling instead"
     ),
     "name too long": N_("a name of {size} bytes is too long: at most {limit} bytes per name"),
+    "upload name": N_(
+        "{name} is how the server names an upload still arriving (it hides such files and "
+        "deletes them when it restarts): choose another name"
+    ),
     "not text": N_("a path must be text"),
     "path too long": N_("the path is too long: at most {limit} bytes"),
     "cwd too long": N_("the working folder is too long: at most {limit} bytes"),
@@ -209,6 +213,10 @@ def check_name(name: str) -> None:
         raise BadPathName(
             REFUSALS["name too long"], size=len(name.encode("utf-8")), limit=MAX_NAME_BYTES
         )
+    if is_temporary(name):
+        # ``ls`` hides these names and a restarting server deletes every file
+        # so named: a student's "notes" uploaded or renamed to one vanished.
+        raise BadPathName(REFUSALS["upload name"], name=shown)
 
 
 def split_path(path: str, cwd: str = "/") -> tuple[str, ...]:

@@ -1,0 +1,81 @@
+"""The file service against a student who means harm or makes mistakes: nothing lost.
+
+Each case is an attack of the second attack run (attack2) that found a
+weakness; the fix is named in each test's docstring. Loopback only, every
+server stopped (``no_leaks``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from labcrypto.allowlist import Allowlist
+from labcrypto.atomic_file import TEMP_PREFIX
+from labcrypto.errors import BadPathName
+from labcrypto.ftp import FileClient, FileServer
+from labcrypto.keys import KeyPair
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def allowlist(tmp_path: Path, secure_keys: Callable[[str], KeyPair]) -> Allowlist:
+    allowed = Allowlist(tmp_path / "allowlist.csv")
+    allowed.add("alice", secure_keys("alice").public_key)
+    return allowed
+
+
+@pytest.fixture
+def serve(
+    tmp_path: Path, secure_keys: Callable[[str], KeyPair], allowlist: Allowlist, no_leaks: None
+) -> Iterator[Callable[[], FileServer]]:
+    """``serve()``: a file server on ``tmp_path/root`` (a new one on each call), stopped after."""
+    started: list[FileServer] = []
+
+    def start() -> FileServer:
+        server = FileServer(secure_keys("server"), allowlist, tmp_path / "root")
+        started.append(server.start())
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def _client(server: FileServer, secure_keys: Callable[[str], KeyPair]) -> FileClient:
+    server_key = secure_keys("server").public_key
+    return FileClient("127.0.0.1", server.port, secure_keys("alice"), server_key)
+
+
+UPLOAD_NAME = f"{TEMP_PREFIX}notes.part"
+
+
+@pytest.mark.parametrize("how", ["put", "rename", "mkdir", "put into"])
+def test_a_file_cannot_take_the_name_of_an_upload_still_arriving(
+    serve, secure_keys, tmp_path: Path, how: str
+) -> None:
+    """The server hides ``.labcrypto-upload-*.part`` files and deletes them when it starts
+    (what a crash left behind). A student's notes uploaded or renamed to such a name
+    vanished from ``ls`` and were gone after the next restart. ``jail.check_name``
+    refuses the name now, and says why."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a term of notes")
+    first = serve()
+    alice = _client(first, secure_keys)
+    alice.put(notes, "notes.txt")
+    with pytest.raises(BadPathName, match="upload still arriving"):
+        if how == "put":
+            alice.put(notes, UPLOAD_NAME)
+        elif how == "rename":
+            alice.rename("notes.txt", UPLOAD_NAME)
+        elif how == "mkdir":
+            alice.mkdir(UPLOAD_NAME)
+        else:
+            alice.put(notes, f"{UPLOAD_NAME}/notes.txt")
+    first.stop()
+    again = _client(serve(), secure_keys)  # a restart cleans up what crashes left
+    assert [entry.name for entry in again.ls("/")] == ["notes.txt"]
+    assert (tmp_path / "root" / "alice" / "notes.txt").read_text() == "a term of notes"
