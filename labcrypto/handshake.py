@@ -76,9 +76,40 @@ How the keys come out (``ciphers.derive_session_keys``)::
 
 The transcript hash covers both hello messages byte for byte, and the
 client's hello names the protocol, its version, the service (``"chat"``,
-``"files"``) and the mode: a man in the middle who changes any byte, or a
-key meant for the file service that is replayed at the chat, makes the two
-sides derive different keys, and the ``confirm`` HMACs fail.
+``"files"``), the mode and the group: a man in the middle who changes any
+byte, or a handshake meant for the file service that he sends on to the
+chat, makes the two sides derive different keys, and the ``confirm`` HMACs
+fail.
+
+Beside TLS 1.3 and Noise (what a reviewer compares):
+
+* **Negotiation.** There is none to tamper with: the client offers exactly
+  one mode (one group, one cipher), the server takes it or refuses, and a
+  refused client never tries a weaker one. Everything named is in the
+  transcript. TLS 1.3's Finished covers every message so far; here both
+  cover the two hellos, each under its own key: nothing else was said.
+* **Keys.** One HKDF extract (salt: both nonces; input: the DH results at
+  fixed length) and one expand (info: ``"labcrypto v2 session keys"`` and
+  the transcript hash) cut by position into four 32-byte keys: client to
+  server, server to client, and the two confirm keys. TLS 1.3 expands each
+  secret with a label of its own (``"c ap traffic"``, ``"s ap traffic"``,
+  ``"finished"``); Noise mixes one DH result at a time into a chaining key
+  and splits it at the end. Different bookkeeping, the same guarantee:
+  every key depends on every DH result and the whole transcript, and
+  knowing one key tells nothing about the others.
+* **Authentication.** Implicit, as in Noise KK and WireGuard: only the
+  holder of a static private key can compute the terms that use it. The
+  Finished HMACs make it explicit and early: the client knows the server
+  at ``server_finished``, before it sends any data; the server knows the
+  client at ``client_finished``, before it reads any. TLS 1.3 instead
+  *signs* the transcript with the certificate's key (CertificateVerify).
+* **Records.** AES-256-GCM with the message counter as the nonce, under a
+  key new for each session and direction. TLS 1.3 XORs the counter with a
+  per-key secret IV as well, a hardening for attacks on many keys at once.
+* **What TLS 1.3 has and this has not:** certificates (keys are pinned or
+  listed instead); identity hiding (both static keys cross in the clear,
+  so a listener learns who talks); a key update inside one connection
+  (a key stops at 2^38 bytes and the connection ends); resumption.
 
 Every field has exactly one encoding: compact JSON with the fields in a
 fixed order, numbers as lowercase ``0x`` hex without leading zeros,
