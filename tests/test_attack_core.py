@@ -17,12 +17,14 @@ fake server on 127.0.0.1; every wait is bounded.
 
 from __future__ import annotations
 
+import gc
 import hmac
 import json
 import os
 import socket
 import threading
 import time
+import types
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -491,3 +493,42 @@ def test_a_client_told_mode_refused_never_tries_a_weaker_mode(tmp_path, secure_k
         listener.close()
     assert not thread.is_alive()
     assert [hello["mode"] for hello in hellos] == ["secure"]
+
+
+# --- forward secrecy needs the ephemeral exponents forgotten -------------------------------------
+
+
+def _reachable_numbers(*roots: object) -> set[int]:
+    """Every int a thief finds by following references from ``roots`` (not into modules,
+    classes or functions: those lead to the whole interpreter, not to this session)."""
+    seen: set[int] = set()
+    numbers: set[int] = set()
+    todo = list(roots)
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, (type, types.ModuleType, types.FunctionType)):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, int) and not isinstance(obj, bool):
+            numbers.add(obj)
+        todo.extend(gc.get_referents(obj))
+    return numbers
+
+
+def test_a_finished_handshake_keeps_no_ephemeral_exponent(secure_keys):
+    """What forward secrecy rests on: once the keys are made, neither side's handshake nor
+    its session holds ``x`` or ``y`` any more (a thief who reads them later finds the
+    static keys and the session keys, never a way back to a recorded session's ``ee``)."""
+    client = ClientHandshake(secure_keys("alice"), rng=PinnedRandom(b"client"))
+    server = ServerHandshake(secure_keys("server"), rng=PinnedRandom(b"server"))
+    run(client, server)
+    exponents = []
+    for seed in (b"client", b"server"):
+        rng = PinnedRandom(seed)
+        rng.token_bytes(32)  # the nonce comes first, then the ephemeral exponent
+        exponents.append(FFDHE2048.random_exponent(rng.randbelow))
+    x, y = exponents
+    assert pow(FFDHE2048.g, x, P) == int(client.transcript[0][1]["ephemeral"], 16)
+    found = _reachable_numbers(client, server, client.session, server.session)
+    assert secure_keys("alice").private in found  # the search does find private numbers
+    assert x not in found and y not in found
