@@ -315,16 +315,7 @@ def test_a_join_that_catches_the_refusal_is_still_unpinned(real_check, no_leaks)
 # --- notebook 04: a busy port that never races, a join that is waited for, one deadline ------
 
 
-def _bindable(port: int) -> bool:
-    """Can anyone bind ``port`` on 127.0.0.1 right now?"""
-    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        probe.bind(("127.0.0.1", port))
-    except OSError:
-        return False
-    finally:
-        probe.close()
-    return True
+_bindable = harness.plainly_bindable
 
 
 def test_the_busy_first_port_is_never_free_for_a_moment(monkeypatch) -> None:
@@ -381,6 +372,90 @@ def test_the_busy_first_port_is_never_free_for_a_moment(monkeypatch) -> None:
     finally:
         for sock in stolen:
             sock.close()
+
+
+def _time_wait_on(port: int) -> None:
+    """Leave a TIME_WAIT on ``port``, as one of the package's servers (``SO_REUSEADDR``)
+    leaves one after a connection it closed first: for about a minute, ``PortPool.reserve``
+    binds the port but a plain ``bind`` does not."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(1)
+    client = socket.create_connection(("127.0.0.1", port), timeout=5)
+    served, _ = listener.accept()
+    served.close()  # the server's end closes first: it is the one left in TIME_WAIT
+    client.close()
+    listener.close()
+
+
+@pytest.fixture
+def a_range_after_a_server(monkeypatch) -> Iterator[int]:
+    """The first port of a range with a TIME_WAIT on its second port, which the next
+    ``PortPool.reserve`` of two or more ports draws first (then at random again)."""
+    from labcrypto import ports
+
+    with ports.PortPool.reserve(3) as found:
+        first = found.first
+    _time_wait_on(first + 1)
+    assert not harness.plainly_bindable(first + 1)
+    drawn = [first - ports._RESERVE_FIRST]
+    real = ports.secrets
+
+    class Draws:
+        @staticmethod
+        def randbelow(limit: int) -> int:
+            return drawn.pop() if drawn else real.randbelow(limit)
+
+    monkeypatch.setattr(ports, "secrets", Draws)
+    yield first
+
+
+def test_a_range_a_plain_bind_cannot_take_is_not_given_to_a_pool(a_range_after_a_server) -> None:
+    """A right pool (no ``SO_REUSEADDR``, as students write it) lost a port, and its
+    points, when ``range_for_a_pool`` handed over a port with a TIME_WAIT on it ("neither
+    thread got the free port", once under load): such a range is passed over."""
+    with harness.range_for_a_pool(2) as first:
+        assert first != a_range_after_a_server
+        assert all(_bindable(port) for port in (first, first + 1))
+
+
+def test_a_right_pool_keeps_its_points_after_a_server_used_its_range(
+    a_range_after_a_server,
+) -> None:
+    """The same, through the check: the reference pool passes the forced race and the
+    hidden test (each lost the port on this range before)."""
+    from test_notebook_helpers import _pool_class
+
+    checks_04_two_ports._race(_pool_class())
+    checks_04_two_ports.hidden_port_pool(_pool_class())
+
+
+def test_neither_thread_getting_a_port_another_program_took_is_undecided() -> None:
+    """If the race's free port is bound by someone else when neither thread got it, no
+    pool could have handed it out: no failure (the check's other parts still run)."""
+    from test_notebook_helpers import _pool_class
+
+    taken: list[socket.socket] = []
+    leases: list[int] = []
+
+    class AnotherProgramTakesTheLast(_pool_class()):
+        def __init__(self, first, last, host="127.0.0.1"):
+            super().__init__(first, last, host)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((host, last))
+            taken.append(sock)
+
+        def lease(self):
+            leases.append(1)
+            return super().lease()
+
+    try:
+        checks_04_two_ports._race(AnotherProgramTakesTheLast)
+    finally:
+        for sock in taken:
+            sock.close()
+    assert len(leases) == 3, "the first lease, then two racing for the last port"
 
 
 def test_a_late_join_event_is_waited_for(monkeypatch, no_leaks) -> None:

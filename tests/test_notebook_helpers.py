@@ -1900,6 +1900,43 @@ def test_port_pool_check_catches_a_missing_lock_on_every_run() -> None:
     checks_04_two_ports.check_port_pool(_pool_class())
 
 
+def _copy_then_remove_pool():
+    """A pool without a lock as a student wrote it: it walks a copy of the free list and
+    takes its port with list.remove (caught in 2 of 3 runs before the race was forced
+    from the first line on: the second thread, slow to start, found the port gone)."""
+    import socket
+
+    from labcrypto.errors import PoolExhausted
+
+    class CopyThenRemove(_pool_class(lock=False)):
+        def lease(self):
+            for port in list(self.free):
+                self.free.remove(port)
+                sock = socket.socket()
+                try:
+                    sock.bind((self.host, port))
+                    sock.listen()
+                except OSError:
+                    sock.close()
+                    self.free.append(port)
+                    continue
+                return port, sock
+            raise PoolExhausted("none free")
+
+    return CopyThenRemove
+
+
+def test_port_pool_check_catches_copy_then_remove_on_every_run() -> None:
+    """A grading check gives the same score on every run: this pool loses the forced race
+    (ValueError from list.remove) every time, in the check and in its race alone."""
+    for _ in range(3):
+        _fails(checks_04_two_ports.check_port_pool, _copy_then_remove_pool(), "take turns",
+               "list.remove")  # fmt: skip
+    for _ in range(10):
+        with pytest.raises(CheckFailed, match="take turns"):
+            checks_04_two_ports._race(_copy_then_remove_pool())
+
+
 def _bind_close_bind_pool(*, swallow: bool = False):
     """Course mistake 10 as students write it: test each port with a throwaway socket
     (bind, close), then bind it again for the lease (``swallow``: ignore the second
@@ -2027,7 +2064,7 @@ def test_port_pool_race_gives_a_correct_pool_its_points_when_undecided() -> None
 def test_port_pool_race_under_load() -> None:
     """The race decides the same under load: four busy-loop processes (bounded by
     ``timeout``, killed at the end) on this 2-core machine; the reference pool passes
-    the race, the pool without a lock fails it, every run."""
+    the race, the two pools without a lock fail it, every run."""
     import subprocess
     import sys
 
@@ -2040,6 +2077,8 @@ def test_port_pool_race_under_load() -> None:
             checks_04_two_ports._race(_pool_class())
             with pytest.raises(CheckFailed, match="take turns"):
                 checks_04_two_ports._race(_pool_class(lock=False))
+            with pytest.raises(CheckFailed, match="take turns"):
+                checks_04_two_ports._race(_copy_then_remove_pool())
     finally:
         for process in busy:
             # timeout passes SIGTERM on to its busy loop; kill() would end timeout alone and

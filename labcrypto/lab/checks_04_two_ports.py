@@ -56,6 +56,7 @@ from .harness import (
     Outcome,
     call_bounded,
     in_background,
+    plainly_bindable,
     range_for_a_pool,
     returned_within,
     run_bounded,
@@ -988,6 +989,13 @@ def _lease_in_a_race(pool: Any, got: list[Any], problems: list[str]) -> None:
         problems.append(PORT_POOL["race raised"].format(error=refused_as(exc)))
 
 
+def _still_free(first: int, held: Any) -> bool:
+    """Is the race's free port (of ``first`` and ``first + 1``, the one not ``held``)
+    one that anyone may bind now? If another program took it meanwhile, no pool
+    could have handed it out: "neither thread got it" would be no fault of the pool's."""
+    return all(plainly_bindable(port) for port in (first, first + 1) if port != held)
+
+
 def _race(pool_class: Callable[..., Any]) -> None:
     """Two threads inside ``lease()`` at once, taking turns at every line, for the last port.
 
@@ -995,7 +1003,8 @@ def _race(pool_class: Callable[..., Any]) -> None:
     interleaving on every run (``Lockstep``): a pool without a lock loses the
     race every time, not one run in five. A race still undecided at its
     deadline (a very busy machine, a pool with a lock that made the threads
-    wait) counts for nothing either way: the hammer after it still runs.
+    wait) counts for nothing either way: the hammer after it still runs; so does
+    a port that neither thread got because another program holds it.
     """
     with range_for_a_pool(2) as first:
         made = run_bounded(pool_class, first, first + 1, "127.0.0.1")
@@ -1027,7 +1036,7 @@ def _race(pool_class: Callable[..., Any]) -> None:
         ports = [port for port, _ in leases]
         if not problems and len(set(ports)) != len(ports):
             problems.append(PORT_POOL["race twice"].format(port=ports[0]))
-        if not problems and not leases and decided:
+        if not problems and not leases and decided and _still_free(first, held.value[0]):
             problems.append(PORT_POOL["race none"])
         if problems:
             raise fail(PORT_POOL["race"], problem=problems[0])

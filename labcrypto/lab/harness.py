@@ -40,8 +40,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..channel import SecureChannel
-from ..errors import LabCryptoError
+from ..errors import LabCryptoError, PoolExhausted
 from ..groups import TOY, Group, is_probable_prime, small_safe_prime_group
+from ..i18n import N_
 from ..keys import KeyPair, generate
 from ..ports import PortPool
 from ..streams import close_stream, set_timeout
@@ -66,6 +67,7 @@ __all__ = [
     "has_small_exponent",
     "in_background",
     "outside_subgroup",
+    "plainly_bindable",
     "prime_not_safe",
     "range_for_a_pool",
     "read_available",
@@ -220,6 +222,20 @@ def run_bounded(func: Callable[..., Any], *args: Any, timeout: float = WAIT) -> 
     return verdict
 
 
+def _runnable(native_id: int | None) -> bool:
+    """Is this thread of ours running, or ready to run and waiting only for a processor?
+
+    Linux tells (state ``R`` in ``/proc/self/task/<id>/stat``); a thread blocked on a
+    lock, a socket or a sleep is ``S``. Elsewhere this says False, and ``Lockstep``
+    falls back on its patience alone.
+    """
+    try:
+        with open(f"/proc/self/task/{native_id}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rpartition(")")[2].split()[0] == "R"
+    except (OSError, IndexError):
+        return False
+
+
 class Lockstep:
     """Threads that take turns at every line of the student's code: a race made certain.
 
@@ -230,14 +246,17 @@ class Lockstep:
     on: the threads run the student's lines alternately, so both are inside
     ``lease()`` at once, every time.
 
+    Nobody runs a line before every thread has reached its first one (or ended
+    without any): a thread slow to start on a loaded machine does not let the
+    other run ``lease()`` alone.
+
     A thread whose turn it is but that does not take it within ``patience``
-    seconds is waiting on something else (a lock the other thread holds, say):
-    it counts as *away*, and the others run on without waiting for it until it
-    reaches its next line. So a pool with a lock costs one ``patience``, not
-    one per line, and a thread that has finished is never waited for. Only a
-    thread that is ready to run but gets no processor for ``patience`` seconds
-    could lose its turn, so ``patience`` is long next to a loaded machine's
-    scheduling delays (tens of milliseconds).
+    seconds, and that is not on its way (inside this class, or running or ready to
+    run by the operating system's account, ``_runnable``), is waiting on something
+    else (a lock the other thread holds, say): it counts as *away*, and the others
+    run on without waiting for it until it reaches its next line. So a pool with a
+    lock costs one ``patience``, not one per line, and a thread that has finished
+    is never waited for; a thread that is only short of a processor keeps its turn.
 
     After ``deadline`` (a ``time.monotonic()`` value) the student's code stops
     at its next line (``Overtime``) and ``overtime`` is set: the race was not
@@ -248,17 +267,16 @@ class Lockstep:
         self.count, self.filename = count, filename
         self.deadline, self.patience = deadline, patience
         self.turn = 0
+        self.arrived: set[int] = set()  #: threads that reached the student's code
         self.away: set[int] = set()  #: threads not to wait for (blocked elsewhere, or done)
+        self.inside: set[int] = set()  #: threads in the tracer now: on their way to a turn
+        self.native_ids: dict[int, int] = {}  #: each thread's id for the operating system
         self.overtime = False  #: did the deadline stop a thread?
         self.changed = threading.Condition()
-        self.all_started = threading.Barrier(count)
 
     def run(self, index: int, func: Callable[[], None]) -> None:
         """Run ``func()`` as thread number ``index`` (0 … count-1) of the lockstep."""
-        try:
-            self.all_started.wait(max(0.0, self.deadline - time.monotonic()))
-        except threading.BrokenBarrierError:
-            return  # another thread never started: nothing to race with
+        self.native_ids[index] = threading.get_native_id()
         sys.settrace(self._tracer(index))
         try:
             func()
@@ -279,24 +297,43 @@ class Lockstep:
                 break
         self.changed.notify_all()
 
+    def _mine(self, index: int) -> bool:
+        """May ``index`` run its line now (lock held)?"""
+        everyone = len(self.arrived | self.away) == self.count
+        return everyone and (self.turn == index or self.turn in self.away)
+
+    def _on_its_way(self, index: int) -> bool:
+        """Will ``index`` take its turn without anyone's help (lock held)?"""
+        return index in self.inside or _runnable(self.native_ids.get(index))
+
     def _take_turn(self, index: int) -> None:
         """Wait for ``index``'s turn (lock held); mark a thread that keeps it as away."""
+        self.arrived.add(index)
         self.away.discard(index)
-
-        def mine() -> bool:
-            return self.turn == index or self.turn in self.away
-
-        if not self.changed.wait_for(mine, self.patience):
-            self.away.add(self.turn)  # it did not come: blocked (on a lock we hold?)
+        self.changed.notify_all()  # an arrival may be what the others wait for
+        while not self._mine(index):
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                self.overtime = True
+                raise Overtime
+            if self.changed.wait(min(self.patience, left)) or self._mine(index):
+                continue
+            if len(self.arrived | self.away) == self.count and not self._on_its_way(self.turn):
+                self.away.add(self.turn)  # it did not come: blocked (on a lock we hold?)
         self._pass_turn(index)
 
     def _tracer(self, index: int) -> Callable[..., Any]:
         def on_line(frame: Any, event: str, arg: Any) -> Any:
             if time.monotonic() > self.deadline:
+                self.overtime = True
                 raise Overtime
             if event == "line":
-                with self.changed:
-                    self._take_turn(index)
+                self.inside.add(index)
+                try:
+                    with self.changed:
+                        self._take_turn(index)
+                finally:
+                    self.inside.discard(index)
             return on_line
 
         def on_call(frame: Any, event: str, arg: Any) -> Any:
@@ -588,6 +625,51 @@ class ReplyingChannel:
         return self.recv_text(timeout).encode()
 
 
+PLAIN_TRIES = 20  #: reserved ranges ``range_for_a_pool`` tries before it gives up
+
+
+def plainly_bindable(port: int, host: str = "127.0.0.1") -> bool:
+    """Can a socket *without* ``SO_REUSEADDR`` bind ``port`` right now, as most
+    students' pools bind their ports?
+
+    Not the same as "free": a connection that ended on a port whose listener set
+    ``SO_REUSEADDR`` (the package's servers do) leaves a TIME_WAIT for a minute, which
+    ``PortPool.reserve`` binds through and a plain ``bind`` does not. The probe is
+    bound and closed, never listening, so it leaves nothing behind.
+    """
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind((host, port))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def _reserve_for_a_student(size: int, first_busy: bool) -> PortPool:
+    """``PortPool.reserve(size)``, its ports let go (but the first, if ``first_busy``),
+    each of them one that a plain ``bind`` takes: else another range."""
+    for _ in range(PLAIN_TRIES):
+        reserved = PortPool.reserve(size)
+        reserved.hold = False  # a port given back from now on is let go, not held again
+        if first_busy:
+            for lease in [reserved.lease() for _ in range(size)]:
+                if lease.port != reserved.first:
+                    lease.release()  # free for the student's pool
+        else:
+            reserved.close()
+        let_go = range(reserved.first + int(first_busy), reserved.first + size)
+        if all(plainly_bindable(port) for port in let_go):
+            return reserved
+        reserved.close()
+    raise PoolExhausted(
+        N_("found no {size} consecutive free ports on {host}; try again"),
+        size=size,
+        host="127.0.0.1",
+    )
+
+
 @contextlib.contextmanager
 def range_for_a_pool(size: int, *, first_busy: bool = False) -> Iterator[int]:
     """``with range_for_a_pool(size) as first:`` ``size`` consecutive free ports, for a
@@ -597,6 +679,10 @@ def range_for_a_pool(size: int, *, first_busy: bool = False) -> Iterator[int]:
     they are handed over, because the student's pool binds its ports itself. The
     range lies below the ephemeral ports, so the system never gives one to a
     connection meanwhile; only a program that binds ports on purpose could take one.
+    Each port let go is one a plain ``bind`` takes (``plainly_bindable``): a range
+    with a TIME_WAIT that only ``SO_REUSEADDR`` gets through is passed over, or a
+    right pool without that option would lose a port and its points (it did, one
+    run in a hundred or so, where earlier tests had left such TIME_WAITs).
 
     ``first_busy=True`` keeps the first port taken until the block ends, listening,
     as another program's port would be: the pool must skip it. Its socket is the
@@ -604,15 +690,8 @@ def range_for_a_pool(size: int, *, first_busy: bool = False) -> Iterator[int]:
     again can be taken by anyone in that moment: course mistake 10, which the check
     of the port pool made itself until it failed once under load).
     """
-    reserved = PortPool.reserve(size)
-    reserved.hold = False  # a port given back from now on is let go, not held again
+    reserved = _reserve_for_a_student(size, first_busy)
     try:
-        if first_busy:
-            for lease in [reserved.lease() for _ in range(size)]:
-                if lease.port != reserved.first:
-                    lease.release()  # free for the student's pool
-        else:
-            reserved.close()
         yield reserved.first
     finally:
         reserved.close()  # lets go of the busy first port too
