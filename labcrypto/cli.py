@@ -124,7 +124,17 @@ def _server_key_arg(value: str | None) -> Path | str | None:
     if value is None:
         return None
     path = Path(value)
-    return path if path.exists() else value
+    if path.exists():
+        return path
+    try:
+        return keys.parse_fingerprint(value)
+    except ValueError:
+        raise UsageError(
+            _(
+                "--server-key {value}: there is no such file, and it is not a whole "
+                "fingerprint either (SHA256: and 43 characters, as printed by labcrypto serve)"
+            ).format(value=quote(value, 80))
+        ) from None
 
 
 def _parse_pool(text: str) -> tuple[int, int] | None:

@@ -630,3 +630,20 @@ def test_the_class_in_five_commands_runs_as_printed(tmp_path, monkeypatch) -> No
     finally:
         _stop(serve)
     assert (tmp_path / "home" / ".labcrypto" / "keys" / "alice.key").exists()
+
+
+def test_a_server_key_that_is_neither_a_file_nor_a_fingerprint_names_the_option(
+    classroom, capsys
+) -> None:
+    """A typo in ``--server-key`` (a missing file, a shortened fingerprint) is said in the
+    option's own name, before any connection: it used to say "server_key", the name of a
+    Python argument the person at the terminal never saw."""
+    short = keys.load("server", classroom).public_key.fingerprint[:20]
+    for value in ("no-such-server.pub", short):
+        code, out, err = run(
+            capsys, "chat", "--port", "1", "--key", "alice", "--keys-dir", str(classroom),
+            "--server-key", value, "--message", "hi",
+        )  # fmt: skip
+        assert code == 1 and out == ""
+        assert err.startswith(f'error: --server-key "{value}": there is no such file'), err
+        assert "server_key" not in err and "nothing is listening" not in err
