@@ -686,3 +686,40 @@ def test_a_hidden_test_fails_with_russian_generic_words(no_leaks) -> None:
     with pytest.raises(CheckFailed) as failure:
         checks_02b_chat.hidden_break_caesar(crashes)
     assert "(на одном из них ваш код выбросил KeyError)" in str(failure.value)
+
+
+def test_05_one_counter_for_both_directions(no_leaks) -> None:
+    assert_named_in_russian(
+        checks_05_ftp.check_my_cipher,
+        (_cipher_class(one_counter=True),),
+        ["one counter for both directions"],
+        ["один счётчик на оба направления"],
+        "Упражнение: свои seal и open",
+    )
+
+
+def test_05_a_handler_that_reads_with_recv(no_leaks) -> None:
+    assert_named_in_russian(
+        checks_05_ftp.check_request_handler,
+        (_request_handler("recv"),),
+        ["one recv is not one message", "mistake 6"],
+        ["один recv — это не одно сообщение", "read_frame(sock)"],
+        "Упражнение: новая пара ключей для каждого запроса",
+    )
+
+
+def test_05_the_top_of_the_home_refused() -> None:
+    def joins_the_slash(home, requested):
+        home = Path(home).resolve()
+        target = (home / requested).resolve()
+        if not target.is_relative_to(home):
+            raise PermissionError(requested)
+        return target
+
+    assert_named_in_russian(
+        checks_05_ftp.check_safe_path,
+        (joins_the_slash,),
+        ["it leads to the home folder itself", "A leading '/'"],
+        ["не выходит из домашней папки: он ведёт в саму домашнюю папку", "Ведущий '/'"],
+        SAFE_PATH,
+    )

@@ -713,6 +713,7 @@ def _cipher_class(
     xor_k=False,
     counts_refusals=False,
     ecb=False,
+    one_counter=False,
 ):
     """A MyCipher as the notebook describes it, or with one known mistake."""
     from cryptography.exceptions import InvalidTag
@@ -750,6 +751,11 @@ def _cipher_class(
             return nonce + sealed if nonce_on_wire else sealed
 
         def open(self, data):
+            if one_counter:  # one count for what it seals and what it opens
+                nonce = self.sealed.to_bytes(12, "big")
+                plaintext = AESGCM(self.recv_key).decrypt(nonce, data, None)
+                self.sealed += 1
+                return plaintext
             nonce = bytes(12) if fixed_nonce else self.opened.to_bytes(12, "big")
             if nonce_on_wire:
                 nonce, data = data[:12], data[12:]
@@ -793,6 +799,7 @@ def test_my_cipher_check_passes_the_reference(no_leaks) -> None:
         ({"xor_k": True}, "XORed with the bytes of K"),
         ({"counts_refusals": True}, "a refused one was not opened"),
         ({"ecb": True}, "no room for the 16-byte authentication tag"),
+        ({"one_counter": True}, "one counter for both directions"),
     ],
 )
 def test_my_cipher_check_names_each_mistake(no_leaks, mistake, phrase) -> None:
@@ -865,9 +872,10 @@ def _request_handler(mistake: str = ""):
         group = server_key.group
         if mistake == "reads two frames first":
             read_frame(sock)
-        client_hello = read_frame(sock)
+        client_hello = sock.recv(4096) if mistake == "recv" else read_frame(sock)
         hello = json.loads(client_hello)
-        A, X = int(hello["static"], 16), int(hello["ephemeral"], 16)
+        base = 10 if mistake == "base 10" else 16
+        A, X = int(hello["static"], base), int(hello["ephemeral"], base)
         if mistake == "once per server":
             mine = once.setdefault("y", keys.generate(group))
         elif mistake == "y from the request":
@@ -923,6 +931,8 @@ def test_request_handler_check_passes_the_reference_quickly(no_leaks) -> None:
         ("y from the request", ["sent again byte for byte, was carried out again"]),
         ("one key", ["could not open your answer", "request_keys[32:]"]),
         ("re-encoded", ["as your code wrote it again", "exactly as they were sent"]),
+        ("recv", ["reads with recv", "one recv is not one message", "read_frame(sock)"]),
+        ("base 10", ["hexadecimal text", "int(text, 16)"]),
     ],
 )
 def test_request_handler_check_names_each_mistake(no_leaks, mistake, phrases) -> None:
@@ -2252,6 +2262,17 @@ def test_safe_path_check() -> None:
     message = _fails(checks_05_ftp.check_safe_path, keeps_the_slash_deeper, "leading '/'")
     assert "it should be home / 'docs/a.txt'." in message
 
+    def joins_the_slash_then_checks(home, requested):  # home / "/" is "/": refused
+        home = Path(home).resolve()
+        target = (home / requested).resolve()
+        if not target.is_relative_to(home):
+            raise PermissionError(requested)
+        return target
+
+    message = _fails(checks_05_ftp.check_safe_path, joins_the_slash_then_checks,
+                     "safe_path(home, '/') raised PermissionError", "leading '/'")  # fmt: skip
+    assert "it leads to the home folder itself." in message, message
+
 
 def test_du_check(no_leaks) -> None:
     def good(client, path="/"):
@@ -2308,6 +2329,32 @@ def test_du_check(no_leaks) -> None:
         return total
 
     _fails(checks_05_ftp.check_du, recurses_on_the_name, "only its last part", "rstrip('/')")
+
+
+def test_du_check_wants_a_number_and_names_the_local_disk(no_leaks) -> None:
+    """A du that returns the sizes as a nested list is told to return a number (its message
+    once ended in a stray line about sub-paths); one that walks this machine's disk with
+    os.walk is told the files are on the server."""
+
+    def as_a_list(client, path="/"):
+        found = []
+        for entry in client.ls(path):
+            if entry.kind == "file":
+                found.append(entry.size)
+            elif entry.kind == "dir":
+                found.append(as_a_list(client, path.rstrip("/") + "/" + entry.name))
+        return found
+
+    message = _fails(checks_05_ftp.check_du, as_a_list, "return the total, a number of bytes")
+    assert "\n " not in message, message
+
+    def local_disk(client, path="/"):
+        return sum(len(files) for _, _, files in os.walk(Path(__file__).parent))
+
+    _fails(checks_05_ftp.check_du, local_disk, "the disk of this machine (os.walk(…))",
+           "client.ls(path)")  # fmt: skip
+    message = _fails(checks_05_ftp.check_du, lambda client, path="/": 7, "hold 8482 bytes")
+    assert "kind 'file'" in message and "this machine" not in message, message
 
 
 # --- the shape of the teaching layer ------------------------------------------------------

@@ -150,6 +150,13 @@ MY_CIPHER = Messages(
         ),
         "in the ciphertext": N_("in the ciphertext"),
         "in the tag": N_("in the tag"),
+        "one counter": N_(
+            "Your client opened the server's first message, sealed a reply, and then could "
+            "not open the server's second message: its open {outcome}. The reply moved the "
+            "count that open uses (one counter for both directions). Each direction is a "
+            "conversation of its own: count the messages this side has sealed and, "
+            "separately, the messages it has opened."
+        ),
         "counted a refusal": N_(
             "After refusing a message with a flipped bit, your open could not open the "
             "genuine message that came next: it {outcome}. The receiver counts the messages "
@@ -267,11 +274,17 @@ def _check_opening(make: Callable[..., Any], k_bytes: bytes) -> None:
     to_client = AESGCM(_direction_key(k_bytes, _LABELS[1]))
     texts = [b"welcome", b"", b"x" * 5000]
     client = _student_call("MyCipher(K, i_am_client=True)", make, k_bytes, True)
+    reply: bytes | None = None  #: what the client sealed between two messages it opened
     for index, text in enumerate(texts):
         status, value = _open_outcome(client, to_client.encrypt(_nonce(index), text, None))
         if status != "ok" or value != text:
             outcome = how_it_ended(status, value, 40)
+            to_server = _direction_key(k_bytes, _LABELS[0])
+            if reply is not None and _opens(to_server, _nonce(1), reply):
+                raise fail(MY_CIPHER["one counter"], outcome=outcome)  # the reply took nonce 1
             raise fail(MY_CIPHER["cannot read"], index=index + 1, outcome=outcome)
+        if index == 0:  # a conversation: the client answers between the server's messages
+            reply = _sealed(client, b"thanks", "client")
     sealed = to_client.encrypt(_nonce(0), b"pay 10 euros to bob", None)
     for position, where in ((4, "in the ciphertext"), (-1, "in the tag")):
         tampered = bytearray(sealed)
@@ -382,6 +395,15 @@ REQUEST_HANDLER = Messages(
             "the notebook imported: Python then takes {name} as that variable in the whole "
             "function, even in the lines before the assignment, where it has no value yet. "
             "Give your variable a name of its own."
+        ),
+        "recv": N_(
+            " Your handler reads with recv: TCP keeps no message boundaries, and every frame "
+            "starts with its 4-byte length, so one recv is not one message (course mistake "
+            "6). Read each frame with read_frame(sock)."
+        ),
+        "hex": N_(
+            " The numbers in the hello are hexadecimal text ('0x…'): read them with "
+            "int(text, 16)."
         ),
         "unknown name": N_(
             " Python does not know the name {name} here: a typo, or an import the cell no "
@@ -753,7 +775,12 @@ def _name_hint(handle: Callable[..., Any], error: BaseException) -> str:
 
 def _raised(handle: Callable[..., Any], error: BaseException) -> CheckFailed:
     """The failure for a handler that raised on a fair client."""
-    return fail(REQUEST_HANDLER["raised"], error=refused_as(error), hint=_name_hint(handle, error))
+    hint = _name_hint(handle, error)
+    if not hint and isinstance(error, ValueError) and "with base 10: '0x" in str(error):
+        hint = REQUEST_HANDLER["hex"]
+    elif not hint and isinstance(error, ValueError) and ".recv(" in code_of(handle):
+        hint = REQUEST_HANDLER["recv"]  # a frame's length read as JSON (or as text)
+    return fail(REQUEST_HANDLER["raised"], error=refused_as(error), hint=hint)
 
 
 def _hello_problem(
@@ -872,8 +899,8 @@ def hidden_request_handler(handle: Callable[..., Any]) -> None:
 
 SAFE_PATH = Messages({
     "refused inside": N_(
-        "safe_path(home, {requested!r}) raised {error}, but that path leads to {want}, "
-        "inside the home. {hint}"
+        "safe_path(home, {requested!r}) raised {error}, but that path stays in the home: "
+        "it leads to {want}. {hint}"
     ),
     "elsewhere": N_(
         "safe_path(home, {requested!r}) returned {got!r:.100}; it should be {want}. {hint}"
@@ -969,6 +996,8 @@ def _check_inside(
         except CheckFailed:
             raise
         except Exception as exc:
+            if requested.startswith("/"):
+                hint = SAFE_PATH["leading slash"]  # home / "/" is "/", outside the home
             raise fail(
                 SAFE_PATH["refused inside"],
                 requested=requested,
@@ -1035,7 +1064,7 @@ def hidden_safe_path(safe_path: Callable[[Path, str], Any], home: Path) -> None:
 # --- a recursive du -----------------------------------------------------------------------
 
 DU = Messages({
-    "stuck": N_("du did not finish within {wait:.0f} s: does it recurse forever?"),
+    "stuck": N_("du did not finish within {wait:.0f} s: does it recurse forever?{hint}"),
     "raised": N_("du(client, {path!r}) raised {error}.{hint}"),
     "link": N_(
         " ls on a link is refused (the jail never follows links): count only "
@@ -1043,9 +1072,24 @@ DU = Messages({
     ),
     "wrong": N_(
         "du(client, {path!r}) returned {got!r}; the files under {path} hold {want} "
-        "bytes.\n{hint} Build each sub-path as path.rstrip('/') + '/' + entry.name."
+        "bytes.\n{hint}"
     ),
-    "top only": N_("Only the files at the top were counted: recurse into every folder."),
+    "top only": N_(
+        "Only the files at the top were counted: recurse into every folder, building each "
+        "sub-path as path.rstrip('/') + '/' + entry.name."
+    ),
+    "how to count": N_(
+        "Add up the sizes of the entries of kind 'file', recurse into those of kind 'dir' "
+        "(path.rstrip('/') + '/' + entry.name), skip the rest."
+    ),
+    "not a number": N_(
+        "du(client, {path!r}) returned {got!r:.80}; return the total, a number of bytes "
+        "(an int): add the sizes of the files and what each recursive call returns."
+    ),
+    "local disk": N_(
+        " Your du reads the disk of this machine ({call}): the files are on the server. "
+        "List them with client.ls(path)."
+    ),
     "uses cd": N_(
         " Your du calls cd: the client's working folder then moves under your recursion, and "
         "names are looked up in the wrong place. Do not cd: pass full paths to ls."
@@ -1083,6 +1127,17 @@ def _fill_home(home: Path) -> None:
     (home / "docs" / "etc").symlink_to("/etc")  # ls shows it as a "link"
 
 
+#: What a du that walks the local disk calls instead of ``client.ls``.
+_LOCAL_CALLS = ("os.walk(", "os.listdir(", "os.scandir(", ".iterdir(", ".rglob(", ".glob(")
+
+
+def _local_disk_hint(du: Callable[[Any, str], int]) -> str:
+    """" Your du reads the disk of this machine …", if its code walks the local disk."""
+    code = code_of(du)
+    called = [call for call in _LOCAL_CALLS if call in code]
+    return DU["local disk"].format(call=called[0] + "…)") if called else ""
+
+
 def _du_hint(du: Callable[[Any, str], int], error: BaseException) -> str:
     """Why ``du`` raised: a link it tried to list, a cd, or a sub-path built from the name alone."""
     if "link" in in_english(error):  # the English words, whatever the language
@@ -1099,13 +1154,16 @@ def _check_total(du: Callable[[Any, str], int], client: FileClient, path: str, w
     if status == "error" and isinstance(got, NotImplementedError):
         raise not_written("du")
     if status == "stuck":
-        raise fail(DU["stuck"], wait=SERVICE_WAIT)
+        raise fail(DU["stuck"], wait=SERVICE_WAIT, hint=_local_disk_hint(du))
     if status == "error":
         raise fail(DU["raised"], path=path, error=refused_as(got), hint=_du_hint(du, got))
     if got == want:
         return
+    if not isinstance(got, int) or isinstance(got, bool):
+        raise fail(DU["not a number"], path=path, got=got)
     top_level = sum(s for n, s in _SIZES.items() if "/" not in n)
-    hint = DU["top only"] if path == "/" and got == top_level else ""
+    hint = DU["top only"] if path == "/" and got == top_level else DU["how to count"]
+    hint += _local_disk_hint(du)
     raise fail(DU["wrong"], path=path, got=got, want=want, hint=hint)
 
 
