@@ -21,7 +21,18 @@ from typing import Any
 from ..groups import FFDHE2048, TOY, Group, small_safe_prime_group
 from ..i18n import N_, Messages, _
 from ..keys import generate
-from .feedback import HIDDEN_WAIT, PURE_WAIT, code_of, expect, explained_in, fail, passed
+from .feedback import (
+    HIDDEN_WAIT,
+    PURE_WAIT,
+    CheckFailed,
+    code_of,
+    expect,
+    explained_in,
+    fail,
+    passed,
+    refuse_whole_power,
+    refused_as,
+)
 from .harness import FAIR_SEEDS, call_bounded, returned_within, seeded_random
 from .variants import derive, student_id, variant
 
@@ -79,10 +90,21 @@ PUBLIC_VALUE = Messages(
         "not reduced": N_(
             "It looks like the result is not reduced mod p: forgot `% p` (or pow's 3rd argument)?"
         ),
+        "globals": N_(
+            "It looks like you used the p = 23 or g = 5 of the cells above, not this group's: "
+            "inside the function take them from `group` (group.p, group.g), or the function "
+            "works only for the course's group."
+        ),
         "no hint": N_("Check: A = pow(group.g, a, group.p)."),
         "passed": N_("public_value is right on {count} cases, from p = 23 up to 2048 bits."),
     }
 )
+
+
+def _with_toy_numbers(base: int, exponent: int, p: int) -> list[int]:
+    """What a function gets that uses the notebook's global p = 23 (or g = 5) instead of
+    its group's: with base g that is also g = 5."""
+    return [pow(base, exponent, TOY.p), pow(TOY.g, exponent, TOY.p), pow(TOY.g, exponent, p)]
 
 
 def _public_value_cases() -> list[tuple[Group, int]]:
@@ -107,6 +129,8 @@ def _public_value_failure(group: Group, a: int, got: Any) -> Exception:
     ]
     if a < 200:
         hints.append((g**a, PUBLIC_VALUE["not reduced"]))
+    if group.p != TOY.p:
+        hints += [(toy, PUBLIC_VALUE["globals"]) for toy in _with_toy_numbers(g, a, p)]
     return fail(
         PUBLIC_VALUE["wrong"],
         where=where,
@@ -120,6 +144,7 @@ def check_public_value(public_value: Callable[[Group, int], int]) -> None:
     """``public_value(group, a)`` must return ``g^a mod p``, fast, for any group."""
     if re.search(r"\*\*", code_of(public_value)):
         raise fail(PUBLIC_VALUE["power operator"])
+    refuse_whole_power(public_value)
     cases = _public_value_cases()
     deadline = time.monotonic() + PURE_WAIT
     for group, a in cases:
@@ -171,6 +196,20 @@ SHARED_SECRET = Messages(
         "product": N_("It looks like you multiplied B·a; K is a power: B^a mod p."),
         "peer": N_("It looks like you returned the peer's public value itself."),
         "not reduced": N_("It looks like K is not reduced mod p (forgot `% p`?)."),
+        "globals": N_(
+            "It looks like you used the p = 23 of the cells above, not this group's: inside "
+            "the function take it from `group` (group.p)."
+        ),
+        "other exception": N_(
+            "shared_secret({group}, a, {value}) refused the value, as it should, but with "
+            "{error}: whoever calls it catches ValueError, the error of a value that must "
+            "not be used (groups.validate_public raises InvalidPublicValue, a ValueError), "
+            "and lets any other error through as a bug.{assertion}"
+        ),
+        "assertion": N_(
+            " An assert is not a way to refuse input either: `python -O` removes every "
+            "assert, and the value would then be used."
+        ),
         "accepted": N_(
             "shared_secret({group}, a, {value}) returned {result} instead of refusing it: "
             "{why}. An attacker who sends this value knows K without any private key "
@@ -259,8 +298,19 @@ def _check_one_exchange(
     ]
     if small:
         hints.append((peer**mine, SHARED_SECRET["not reduced"]))
+    else:
+        hints.append((pow(peer, mine, TOY.p), SHARED_SECRET["globals"]))
     shown = got if small else _shown(got)
     raise fail(SHARED_SECRET["wrong"], got=shown, where=where, hint=_hint(got, hints))
+
+
+def _result_shown(result: Any) -> str:
+    """What shared_secret returned for a value it should have refused, as the student
+    reads it: a small number as it is, a big one by its size, anything else as code."""
+    if isinstance(result, int) and not isinstance(result, bool):
+        return str(result) if result < 10**6 else _("a number")
+    shown = repr(result)
+    return shown if len(shown) <= 40 else shown[:40] + "…"
 
 
 def _check_refusals(
@@ -271,17 +321,28 @@ def _check_refusals(
 ) -> None:
     """``shared_secret`` refuses each of the ``invalid`` values (from ``_invalid_values``)."""
     for value, why in invalid:
+        shown: Any = "p-1" if value == group.p - 1 else ("p" if value == group.p else value)
+        shown = shown if not isinstance(shown, int) or shown < 10**6 else _("a big number")
         try:
             result = _secret_of(shared_secret, group, 6, value, deadline)
         except ValueError:
             continue  # refused, as it should (InvalidPublicValue is a ValueError)
-        shown: Any = "p-1" if value == group.p - 1 else ("p" if value == group.p else value)
-        shown = shown if not isinstance(shown, int) or shown < 10**6 else _("a big number")
+        except CheckFailed:
+            raise  # not written yet, or too slow: the check's own words
+        except Exception as exc:  # refused, but not as a ValueError
+            assertion = SHARED_SECRET["assertion"] if isinstance(exc, AssertionError) else ""
+            raise fail(
+                SHARED_SECRET["other exception"],
+                group=group.name,
+                value=shown,
+                error=refused_as(exc),
+                assertion=assertion,
+            ) from None
         raise fail(
             SHARED_SECRET["accepted"],
             group=group.name,
             value=shown,
-            result=result if isinstance(result, int) and result < 10**6 else _("a number"),
+            result=_result_shown(result),
             why=why,
         )
 
@@ -290,6 +351,7 @@ def _check_refusals(
 def check_shared_secret(shared_secret: Callable[[Group, int, int], int]) -> None:
     """``shared_secret(group, my_secret, peer_public)`` must return ``peer^my mod p``,
     the same number on both sides, and refuse public values that must not be used."""
+    refuse_whole_power(shared_secret)
     trials = _exchanges()
     # The check's own work comes before the student's time starts: finding the value
     # outside the 2048-bit subgroup takes six 2048-bit powers, which on a loaded 2-core
@@ -447,6 +509,10 @@ KEY_FILE = Messages(
             "Nothing was saved at the path you were given ({name}); "
             "the folder holds {files}. Write the key to `path`."
         ),
+        "not saved, empty": N_(
+            "Nothing was saved at the path you were given ({name}), and nothing anywhere "
+            "else in its folder either. Write the key to `path`."
+        ),
         "readable": N_(
             "The key file has mode {mode:#o} ({shown}): other "
             "users of the machine can read your private key (course mistake 8).\n"
@@ -466,6 +532,12 @@ KEY_FILE = Messages(
             "run makes you a new person (course mistake 8). Reuse the key that is there; "
             "a key overwritten on every run means the server's allowlist no longer knows "
             "you tomorrow."
+        ),
+        "reloaded does not fit": N_(
+            "The pair your function rebuilt from the file does not fit together: its public "
+            "value is not `g^private mod p`, so on every run after the first you would show "
+            "the server a key nobody holds. After loading the private number, the public one "
+            "is `pow(group.g, private, group.p)`."
         ),
         "another key": N_(
             "The second call returned a different key than the first, although "
@@ -526,7 +598,9 @@ def _check_saved_privately(path: Path, pair: Any) -> str:
     """The key file exists, only its owner can read it, and it holds ``a``: its text."""
     if not path.exists():
         files = sorted(f.name for f in path.parent.iterdir())
-        raise fail(KEY_FILE["not saved"], name=path.name, files=files or _("nothing"))
+        if not files:
+            raise fail(KEY_FILE["not saved, empty"], name=path.name)
+        raise fail(KEY_FILE["not saved"], name=path.name, files=", ".join(files))
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise fail(KEY_FILE["readable"], mode=mode, shown=stat.filemode(path.stat().st_mode))
@@ -557,11 +631,14 @@ def _check_reused(
         raise fail(KEY_FILE["rewritten"])
     if getattr(second, "private", None) != first.private:
         raise fail(KEY_FILE["another key"])
+    if getattr(second, "public", None) != first.public:
+        raise fail(KEY_FILE["reloaded does not fit"])
 
 
 @explained_in("01_keys", N_("6 · Exercise: a key file of your own"))
 def check_load_or_create_key(load_or_create_key: Callable[[Path], Any]) -> None:
     """``load_or_create_key(path)`` must keep one private key in a private text file."""
+    refuse_whole_power(load_or_create_key)
     with tempfile.TemporaryDirectory(prefix="labcrypto-check-") as tmp:
         path = Path(tmp) / "student.key"
         deadline = time.monotonic() + PURE_WAIT  # one bound for the four calls
@@ -576,6 +653,9 @@ def check_load_or_create_key(load_or_create_key: Callable[[Path], Any]) -> None:
             with seeded_random(other_seed):
                 other = _key_from(load_or_create_key, Path(tmp) / f"other-{number}.key", deadline)
             privates.append(other.private)
+        # A toy group's secrets are small whatever draws them: name the group first.
+        if first.group.bits < 2048:
+            raise fail(KEY_FILE["small group"], group=first.group.name, bits=first.group.bits)
         # A secret from a small range is refused by its size: two draws from it may or may
         # not be equal, and a verdict that hangs on that would change from run to run.
         if first.private.bit_length() < SMALL_SECRET_BITS:
@@ -583,8 +663,6 @@ def check_load_or_create_key(load_or_create_key: Callable[[Path], Any]) -> None:
         problem = _secret_problem(privates)
         if problem is not None:
             raise fail(problem)
-        if first.group.bits < 2048:
-            raise fail(KEY_FILE["small group"], group=first.group.name, bits=first.group.bits)
     passed(KEY_FILE["passed"])
 
 
@@ -616,7 +694,7 @@ def hidden_key_file(load_or_create_key: Callable[[Path], Any]) -> None:
         first = returned_within(load_or_create_key, path, timeout=HIDDEN_WAIT)
         text = path.read_text(encoding="utf-8", errors="replace")
         again = returned_within(load_or_create_key, path, timeout=HIDDEN_WAIT)
-        expect(again.private == first.private)
+        expect(again.private == first.private and again.public == first.public)
         expect(path.read_text(encoding="utf-8", errors="replace") == text)
         expect(path.stat().st_mode & 0o077 == 0)
         expect(pow(first.group.g, first.private, first.group.p) == first.public)

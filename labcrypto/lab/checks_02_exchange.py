@@ -29,6 +29,7 @@ from .feedback import (
     how_it_ended,
     not_written,
     passed,
+    refuse_whole_power,
     refused_as,
 )
 from .harness import (
@@ -558,6 +559,7 @@ def check_dh_client(dh_client: Callable[..., int]) -> None:
     seed ``random`` (``FAIR_SEEDS``): a secret from ``random``, a constant or a small
     one is caught on every run.
     """
+    refuse_whole_power(dh_client)
     group = small_safe_prime_group(64, seed=DH_CLIENT_SEED)
     secret_problem = _secret_problem(group, _check_fair_servers(dh_client, group))
     if secret_problem:

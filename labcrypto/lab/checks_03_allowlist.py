@@ -59,6 +59,7 @@ from .feedback import (
     how_it_ended,
     not_written,
     passed,
+    refuse_whole_power,
     refused_as,
 )
 from .harness import (
@@ -475,6 +476,7 @@ def check_dh_server(dh_server: Callable[..., int]) -> None:
     string, a float and true (each refused with ValueError), a 4 GB length, a
     client that hangs up.
     """
+    refuse_whole_power(dh_server)
     group = small_safe_prime_group(64, seed=DH_SERVER_SEED)
     _check_fair_clients(dh_server, group)
     for how, why in _HOSTILE_CLIENTS:

@@ -19,9 +19,11 @@ are one generic text that gives nothing of the test away.
 
 from __future__ import annotations
 
+import ast
 import functools
 import inspect
 import re
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec
@@ -49,6 +51,7 @@ __all__ = [
     "how_it_ended",
     "not_written",
     "passed",
+    "refuse_whole_power",
     "refused_as",
     "too_slow",
 ]
@@ -93,6 +96,16 @@ RAISED = N_("raised {error}")
 
 #: A run of the student's code that the check stopped at its deadline.
 TOO_SLOW = N_("{what} did not finish within {wait:g} s, so the check stopped it. {why}")
+
+#: A power computed whole before it is reduced: the check refuses it before it runs the code.
+WHOLE_POWER = N_(
+    "{name} computes a power without a modulus: `{expression}`. Python then builds the "
+    "whole power first and reduces it only at the end: with a 256-bit secret exponent that "
+    "number has more than 10^76 digits, no computer can hold it, and one pow cannot be "
+    "stopped halfway, so the kernel would hang until you restart it (the check did not "
+    "run your code for that reason). Give pow the modulus as its third argument: it "
+    "reduces at every step."
+)
 
 #: Where the exercise is explained: the heading is translated too (the Russian
 #: edition's own heading), so each ``explained_in`` heading is marked ``N_``.
@@ -189,6 +202,96 @@ def code_of(func: Callable[..., Any]) -> str:
         return ""
     source = re.sub(r'("""|\'\'\')(.|\n)*?\1', "", source)
     return "\n".join(line.split("#", 1)[0] for line in source.splitlines())
+
+
+def _is_number(node: ast.AST) -> bool:
+    """Is ``node`` a number written in the code (``2``, ``-1``, ``0.5``)?"""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        node = node.operand
+    return isinstance(node, ast.Constant) and type(node.value) in (int, float)
+
+
+def _whole_power(node: ast.AST) -> bool:
+    """Is ``node`` a power of a variable base to a variable exponent with no modulus:
+    ``pow(b, e)``, ``b ** e`` or ``b **= e``? (``2 ** bits`` and ``x ** 2`` are harmless.)"""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "pow":
+        if len(node.args) != 2 or any(k.arg == "mod" for k in node.keywords):
+            return False
+        base, exponent = node.args
+    elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+        base, exponent = node.left, node.right
+    elif isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Pow):
+        base, exponent = node.target, node.value
+    else:
+        return False
+    return not _is_number(base) and not _is_number(exponent)
+
+
+def _parsed(func: Callable[..., Any]) -> tuple[ast.AST, str] | None:
+    """The syntax tree of ``func``'s own source and that source (None if unavailable).
+
+    A lambda's source is the whole line around it: the lambda is only looked at when
+    it is the one lambda there."""
+    try:
+        source = textwrap.dedent(inspect.getsource(func))
+        tree: ast.AST = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, ValueError):
+        return None
+    if getattr(func, "__name__", "") == "<lambda>":
+        lambdas = [node for node in ast.walk(tree) if isinstance(node, ast.Lambda)]
+        if len(lambdas) != 1:
+            return None
+        tree = lambdas[0]
+    return tree, source
+
+
+def _names_seen_by(func: Callable[..., Any]) -> dict[str, Any]:
+    """The global and enclosing names ``func`` refers to, with their values."""
+    try:
+        seen = inspect.getclosurevars(func)
+    except (TypeError, ValueError):
+        return {}
+    return {**seen.globals, **seen.nonlocals}
+
+
+def whole_power_in(func: Callable[..., Any]) -> str | None:
+    """The first power in ``func`` (or in a function of its own module it calls, one
+    level down) computed whole before any modulus, as written; None if there is none.
+
+    Why read the code instead of running it: such a power never ends, and it runs in
+    C holding the interpreter's lock, so no deadline of a check and no interrupt can
+    stop it; the student's kernel would hang for good.
+    """
+    seen: set[int] = set()
+    todo: list[Callable[..., Any]] = [func]
+    for depth in range(2):
+        calls: list[Callable[..., Any]] = []
+        for each in todo:
+            if id(each) in seen:
+                continue
+            seen.add(id(each))
+            parsed = _parsed(each)
+            if parsed is None:
+                continue
+            tree, source = parsed
+            names = _names_seen_by(each)
+            for node in ast.walk(tree):
+                if _whole_power(node):
+                    written = ast.get_source_segment(source, node) or "pow(…)"
+                    return written if len(written) <= 60 else written[:60] + "…"
+                if depth == 0 and isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                    helper = names.get(node.func.id)
+                    if inspect.isfunction(helper) and helper.__module__ == each.__module__:
+                        calls.append(helper)
+        todo = calls
+    return None
+
+
+def refuse_whole_power(func: Callable[..., Any]) -> None:
+    """Fail, naming the expression, if ``func`` computes a power with no modulus."""
+    written = whole_power_in(func)
+    if written is not None:
+        raise fail(_(WHOLE_POWER), name=getattr(func, "__name__", "your code"), expression=written)
 
 
 # --- checks that name their section, and their hidden tests -------------------------
