@@ -32,7 +32,7 @@ from .errors import (
     NoAnswer,
 )
 from .i18n import N_, gettext
-from .keys import KeyPair
+from .keys import KeyPair, PublicKey
 from .streams import set_timeout
 
 __all__ = ["ChatClient", "in_language", "refusal_in_language"]
@@ -105,6 +105,10 @@ class ChatClient:
         self.missed = 0
         self.timeout = timeout
         self.data_port: int | None = None
+        #: The server's public key, and whether trust on first use just wrote it down
+        #: (no pin and no earlier visit): the moment to compare its fingerprint by hand.
+        self.server_key: PublicKey | None = None
+        self.new_server = False
         self._error: LabCryptoError | None = None
         self._closing = threading.Event()
         set_timeout(channel.stream, timeout)
@@ -156,6 +160,7 @@ class ChatClient:
             opened.channel.close()
             raise
         client.data_port = opened.data_port
+        client.server_key, client.new_server = opened.server_key, opened.new_server
         return client
 
     # --- talking ----------------------------------------------------------------------

@@ -432,6 +432,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
             )
         )
         _err(_("mode: {mode}").format(mode=mode))
+        if client.new_server and client.server_key is not None:
+            _say_first_visit(args.host, args.port, client.server_key, known)
         if mode == "toy":
             _err(_("toy mode is NOT secret (p = 23, a Caesar shift): anyone on the path reads it"))
         if args.message:
@@ -439,6 +441,18 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 _send_and_wait_for_echo(client, text, args.timeout)
             return 0
         return _interactive_chat(client)
+
+
+def _say_first_visit(host: str, port: int, server_key: keys.PublicKey, known: str | Path) -> None:
+    """Trust on first use just wrote the server's key down: show it, as ssh does, so the
+    person can compare it with the fingerprint the instructor published."""
+    _err(
+        _(
+            "first visit to {host}:{port}: its key {fingerprint} is now trusted and kept in "
+            "{path}. Compare it with the fingerprint your instructor published; "
+            "--server-key pins it"
+        ).format(host=host, port=port, fingerprint=server_key.fingerprint, path=known)
+    )
 
 
 def _send_and_wait_for_echo(client: ChatClient, text: str, timeout: float) -> None:
@@ -559,8 +573,8 @@ def _show_ftp_result(
     client: FileClient, text: str, known: KnownServers, args: argparse.Namespace
 ) -> None:
     """Check the server's key against (or add it to) known servers, then print ``text``."""
-    if client.server_key is not None:
-        known.check(args.host, args.port, client.server_key)
+    if client.server_key is not None and known.check(args.host, args.port, client.server_key):
+        _say_first_visit(args.host, args.port, client.server_key, known.path)
     if text:
         _out(text)
 

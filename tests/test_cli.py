@@ -200,9 +200,33 @@ def test_chat_trusts_on_first_use_and_records_the_server(
         code, _, err = run(capsys, *argv, "--keys-dir", str(classroom), "--message", "hi")
         assert code == 0, err
         assert "mode: secure" in err  # the mode is said on connect (issue 14)
+        # As ssh does, the first visit shows the key it now trusts, to compare by hand;
+        # a second visit, or a pinned key, says nothing of the kind.
+        fingerprint = secure_keys("server").public_key.fingerprint
+        assert f"first visit to 127.0.0.1:{port}: its key {fingerprint} is now trusted" in err
+        assert "known_servers.csv" in err and "--server-key" in err
+        code, _, err = run(capsys, *argv, "--keys-dir", str(classroom), "--message", "again")
+        assert code == 0 and "first visit" not in err, err
+        pinned = ["--server-key", str(classroom / "server.pub")]
+        code, _, err = run(capsys, *argv, "--keys-dir", str(classroom), *pinned, "--message", "x")
+        assert code == 0 and "first visit" not in err, err
     known = (classroom / "known_servers.csv").read_text()
     assert f"127.0.0.1:{port}" in known
     assert secure_keys("server").public_key.to_text() in known
+
+
+def test_ftp_says_which_key_it_trusts_on_the_first_visit(
+    classroom, secure_keys, tmp_path, capsys, no_leaks
+) -> None:
+    allowlist = Allowlist(classroom / "allowlist.csv")
+    with FileServer(secure_keys("server"), allowlist, tmp_path / "homes") as server:
+        argv = ["ftp", "--port", str(server.port), "--keys-dir", str(classroom), "--key", "alice"]
+        code, _, err = run(capsys, *argv, "-c", "pwd", "-c", "ls")
+        assert code == 0, err
+        fingerprint = secure_keys("server").public_key.fingerprint
+        assert err.count("first visit") == 1 and fingerprint in err, err
+        code, _, err = run(capsys, *argv, "pwd")
+        assert code == 0 and "first visit" not in err, err
 
 
 def test_ftp_commands(classroom, secure_keys, tmp_path, capsys, no_leaks) -> None:
