@@ -332,8 +332,7 @@ class ChatServer(ThreadedServer):
     def handle(self, conn: socket.socket, address: tuple[str, int]) -> None:
         """Handshake, (handoff), then chat until the client leaves."""
         who = f"{address[0]}:{address[1]}"
-        pause = self.admission.pause_for(address[0]) if self.admission is not None else 0.0
-        if pause and self._stopping.wait(pause):  # its handshakes keep failing: slow it down
+        if self.wait_at_the_door(conn, address[0]):  # its handshakes keep failing: slow it down
             return
         channel = self._handshake(conn, who)
         if channel is None:

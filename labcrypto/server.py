@@ -26,9 +26,9 @@ that authenticates its clients can also set ``admission``
 the door, and a connection turned away is told why in ``busy_reply``'s
 words before it is closed (``handshake_busy_reply`` says it in the
 handshake's words). Such a server also keeps a stranger from holding the
-door shut: when it is full, a newcomer takes the place of the connection
-that has been in its handshake longest, once that one has had
-``handshake_grace`` seconds (``_make_room``).
+door shut: when it is full, a newcomer takes the place of a connection
+still in its handshake (``_make_room`` says which), and ``wait_at_the_door``
+holds back an address whose handshakes keep failing.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import logging
 import socket
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -176,7 +176,8 @@ class ThreadedServer:
     #: client's handshake takes milliseconds; a stranger's silent one, the whole timeout.
     handshake_grace = 1.0
     #: At most this many connections closed to make room may still be ending at once
-    #: (so threads stay under ``max_connections`` plus this).
+    #: (so threads stay under ``max_connections`` plus this). Only half of them may be
+    #: closed for their age: the rest stay for a newcomer from a smaller address.
     max_making_room = 32
 
     def __init__(
@@ -359,7 +360,7 @@ class ThreadedServer:
         # Decide under the lock, tell (emit) after it: a listener may ask connection_count.
         with self._lock:
             full = len(self._connections) - len(self._made_room) >= self.max_connections
-            closed = self._make_room() if full else None
+            closed = self._make_room(address[0]) if full else None
             if not full or closed is not None:
                 if self.admission is not None:
                     self._in_handshake[conn] = (address[0], time.monotonic())
@@ -405,33 +406,74 @@ class ThreadedServer:
         if source is not None and self.admission is not None:
             self.admission.finished(source, ok)
 
-    def _make_room(self) -> tuple[str, float] | None:
-        """Close the connection longest in its handshake to let a newcomer in (lock held).
+    def _make_room(self, newcomer: str) -> tuple[str, float] | None:
+        """Close a connection still in its handshake to let a newcomer in (lock held).
 
         Without this, a stranger holds the door shut with connections that
         never finish their handshake: 200 silent sockets from seven
         addresses (32 each, the per-source cap) filled the chat room, and
         every student was turned away until the handshake timeout, again
-        and again. A real client's handshake takes milliseconds, so one
-        still in it after ``handshake_grace`` seconds is the likely
-        stranger: it is shut down (its thread ends the handshake and cleans
-        up) and counts as a failed handshake of its source. Returns its
-        source and seconds in the handshake; None if no connection is that
-        old, or ``max_making_room`` closed ones are still ending.
+        and again. The one closed (``_victim``) is shut down (its thread
+        ends the handshake and cleans up) and counts as a failed handshake
+        of its source. Returns its source and seconds in the handshake;
+        None if no connection may be closed, or too many closed ones are
+        still ending (``max_making_room``; half of it for closing by age:
+        a flood replacing its own connections, which age together, must not
+        use up what a newcomer from elsewhere needs).
         """
         if self.admission is None or len(self._made_room) >= self.max_making_room:
             return None
-        oldest = min(self._in_handshake.items(), key=lambda item: item[1][1], default=None)
-        now = time.monotonic()
-        if oldest is None or now - oldest[1][1] < self.handshake_grace:
+        conn, by_age = self._victim(newcomer)
+        if conn is None or (by_age and len(self._made_room) >= self.max_making_room // 2):
             return None
-        conn, (source, since) = oldest
-        del self._in_handshake[conn]
+        source, since = self._in_handshake.pop(conn)
         self._made_room.add(conn)
         self.admission.finished(source, False)
         with contextlib.suppress(OSError):
             conn.shutdown(socket.SHUT_RDWR)  # wakes its handler; that thread closes it
-        return source, now - since
+        return source, time.monotonic() - since
+
+    def _victim(self, newcomer: str) -> tuple[socket.socket | None, bool]:
+        """The connection a newcomer from address ``newcomer`` may replace (lock held),
+        and whether it is chosen for its age.
+
+        First choice: the oldest connection of the address with the most
+        connections in their handshake, if that address holds more of them
+        than the newcomer's would. However fast a flood from a few
+        addresses reconnects, anyone else gets in at once (with age alone,
+        a flood of 8,000 connections a second from 12 addresses kept the
+        room full of young ones and turned 9 students in 10 away). Else the
+        oldest connection of all, once it has had ``handshake_grace``
+        seconds: a real client's handshake takes milliseconds, and one of a
+        crowd of equals is never cut short.
+        """
+        if not self._in_handshake:
+            return None, False
+        held = Counter(source for source, _ in self._in_handshake.values())
+        largest, count = held.most_common(1)[0]
+        if largest != newcomer and count > held[newcomer] + 1:
+            # Oldest first: the dict keeps the order in which connections came.
+            oldest = (c for c, (source, _) in self._in_handshake.items() if source == largest)
+            return next(oldest), False
+        conn, (_, since) = next(iter(self._in_handshake.items()))
+        return (conn if time.monotonic() - since >= self.handshake_grace else None), True
+
+    def wait_at_the_door(self, conn: socket.socket, source: str) -> bool:
+        """Wait the pause ``admission`` asks of ``source`` (its handshakes keep failing).
+
+        True if ``conn`` should not be served after all: the server is
+        stopping, or it closed ``conn`` meanwhile to make room (a pause
+        must not keep a closed connection's thread, and its place, waiting).
+        """
+        pause = self.admission.pause_for(source) if self.admission is not None else 0.0
+        deadline = time.monotonic() + pause
+        while (left := deadline - time.monotonic()) > 0:  # ends at the deadline
+            if self._stopping.wait(min(left, self.poll_interval)):
+                return True
+            with self._lock:
+                if conn in self._made_room:
+                    return True
+        return False
 
     def _tell_room_made(self, source: str, waited: float) -> None:
         """Log that ``_make_room`` closed a connection (the first, then every 100th)."""

@@ -11,9 +11,12 @@ thread and a slot until the handshake timeout. Two attacks that worked:
   of one student's buggy loop that shook hands and never sent a request
   did the same for 30 s each.
 
-Now a full server lets a newcomer take the place of the connection longest
-in its handshake, once that one has had ``handshake_grace`` seconds (a real
-handshake takes milliseconds), and the file service has the chat's door
+Now a full server lets a newcomer take the place of a connection still in
+its handshake: the oldest of the address holding the most of them, if it
+holds more than the newcomer's (a flood from a few addresses gives way to
+anyone else at once, however fast it reconnects), else the oldest of all
+once it has had ``handshake_grace`` seconds (a real handshake takes
+milliseconds). The file service has the chat's door
 (``ftp.server.DOOR``), whose connections stay at the door until their
 request has arrived. Each server here is small (a few slots) so the
 attack is a dozen sockets; the handshake timeouts are long (30 s), so only
@@ -23,6 +26,7 @@ Loopback only; every socket closed and every server stopped.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -174,17 +178,17 @@ def test_the_file_service_tells_one_address_over_its_share_it_is_busy(
         server.stop()
 
 
-def test_a_full_server_never_closes_a_handshake_younger_than_its_grace(
-    secure_keys, allowlist
-) -> None:
-    """A student still in a (slow) handshake keeps its place: the newcomer is told busy."""
+def test_a_full_server_never_cuts_short_a_handshake_among_equals(secure_keys, allowlist) -> None:
+    """Connections from as many addresses as there are (a class joining at once) keep
+    their places while younger than the grace: the newcomer is told busy instead."""
     server = ChatServer(
         secure_keys("server"), allowlist, max_connections=4, handshake_timeout=NEVER
     )
     server.handshake_grace = NEVER
     server.start()
     try:
-        with silent(server.port, ["127.0.0.7"], 4) as held:
+        sources = ["127.0.0.7", "127.0.0.8", "127.0.0.9", "127.0.0.10"]
+        with silent(server.port, sources, 1) as held:
             assert wait_until(lambda: server.connection_count == 4)
             with pytest.raises(HandshakeError, match="busy"):
                 ChatClient.connect(
@@ -196,6 +200,58 @@ def test_a_full_server_never_closes_a_handshake_younger_than_its_grace(
                 with pytest.raises(BlockingIOError):
                     sock.recv(1)
     finally:
+        server.stop()
+
+
+def test_a_fast_flood_from_a_few_addresses_gives_way_to_anyone_else(
+    secure_keys, allowlist, no_leaks
+) -> None:
+    """Connections as fast as the flood can make them, from six addresses: the room is
+    always full of young ones, and closing only the old ones let almost nobody in (with
+    a 200-place room, 9 joins in 10 were refused). The address holding the most
+    places gives one up to a newcomer from an address holding fewer, at once."""
+    server = ChatServer(
+        secure_keys("server"), allowlist, max_connections=20, max_handshakes_per_source=8,
+        handshake_timeout=NEVER, frame_timeout=NEVER,
+    ).start()  # fmt: skip
+    stop = threading.Event()
+    made = [0]
+
+    def flood() -> None:
+        held: list[socket.socket] = []
+        try:
+            for i in range(200_000):  # bounded; stops at `stop`
+                if stop.is_set():
+                    return
+                sock = socket.socket()
+                sock.setblocking(False)
+                sock.bind((f"127.0.0.{11 + i % 6}", 0))
+                sock.connect_ex((HOST, server.port))  # loopback: done at once, no wait
+                held.append(sock)
+                made[0] += 1
+                if len(held) > 300:  # a few hundred descriptors at most
+                    held.pop(0).close()
+                if i % 20 == 0:
+                    time.sleep(0.001)
+        finally:
+            for sock in held:
+                sock.close()
+
+    flooder = threading.Thread(target=flood, name="flood", daemon=True)
+    flooder.start()
+    try:
+        assert wait_until(lambda: server.connection_count >= 20 and made[0] > 1000, 10)
+        joined = 0
+        for _ in range(5):
+            with ChatClient.connect(
+                HOST, server.port, secure_keys("alice"),
+                server_key=secure_keys("server").public_key, timeout=PROMPTLY,
+            ) as alice:  # fmt: skip
+                joined += alice.name == "alice"
+        assert joined == 5
+    finally:
+        stop.set()
+        flooder.join(10)
         server.stop()
 
 

@@ -163,6 +163,8 @@ class FileServer(ThreadedServer):
     def handle(self, conn: Any, address: tuple[str, int]) -> None:
         """One request: handshake (fresh keys), one command, one reply, close."""
         who = f"{address[0]}:{address[1]}"
+        if self.wait_at_the_door(conn, address[0]):  # only with a door that slows failures
+            return
         try:
             channel = SecureChannel.server(
                 conn,
