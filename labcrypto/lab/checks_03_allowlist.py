@@ -72,7 +72,7 @@ from .harness import (
     dribble,
     frame_json,
     has_small_exponent,
-    read_available,
+    read_sent,
     returned_within,
     run_bounded,
     seeded_random,
@@ -349,7 +349,7 @@ def _run_server(dh_server: Callable[..., int], group: Group, how: str) -> _Serve
         # hello" whatever the server does next: it gets no second WAIT.
         got_hello = run.hello is not None or bool(run.hello_error)
         finished = done.wait(WAIT if got_hello else 0)
-        run.sent = read_available(client_sock, wait=0.05)
+        run.sent = read_sent(client_sock, server_sock)  # every byte, however late
         if finished:
             run.status, run.value = ended[0]
     return run

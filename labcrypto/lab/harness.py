@@ -71,6 +71,7 @@ __all__ = [
     "prime_not_safe",
     "range_for_a_pool",
     "read_available",
+    "read_sent",
     "returned_within",
     "run_bounded",
     "run_dh_server",
@@ -458,10 +459,24 @@ def read_available(sock: socket.socket, limit: int = 1 << 16, wait: float = 0.3)
             if not chunk:
                 break
             data += chunk
-    except TimeoutError:
-        pass
+    except OSError:
+        pass  # the wait is over (TimeoutError), or the peer reset the connection after its bytes
     set_timeout(sock, before)
     return data
+
+
+def read_sent(reader: socket.socket, writer: socket.socket, wait: float = WAIT) -> bytes:
+    """Every byte ``writer`` has sent to ``reader``, its end of the same connection.
+
+    ``writer`` is shut for writing first (if the student's code has not closed it), and
+    ``reader`` reads until the end of the stream, which comes after every byte sent
+    before it: the bytes are all there however late a loaded machine delivers them (a
+    read for a fixed moment, say 50 ms, may find a right answer's bytes not yet arrived
+    and fail it). ``wait`` bounds each read, in case the end never comes.
+    """
+    with contextlib.suppress(OSError):
+        writer.shutdown(socket.SHUT_WR)
+    return read_available(reader, wait=wait)
 
 
 def _unread(sock: socket.socket) -> int | None:
@@ -809,7 +824,7 @@ def run_dh_server(
         else:
             server.sendall(wire)
         status, value = run_bounded(dh_client, client, min_bits or group.bits, timeout=timeout)
-        sent = read_available(server, wait=0.05)  # the client has returned: its bytes are here
+        sent = read_sent(server, client)  # the client has returned or is stuck
     finally:
         close_stream(server)
         close_stream(client)
