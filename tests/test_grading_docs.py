@@ -69,3 +69,19 @@ def test_the_answers_graded_by_hand_are_named_where_max_score_is_explained(doc: 
         assert f"`{grade_id}`" in paragraph and number in paragraph, (doc, grade_id)
     named = set(re.findall(r"\b0\d\b", paragraph))
     assert named == {number for number, _points in by_hand.values()}, (doc, named)
+
+
+@pytest.mark.parametrize("doc", sorted(DOCS))
+def test_the_student_id_cell_shown_is_the_one_after_the_imports(doc: str) -> None:
+    """"In notebooks 01 and 02b, the code cell right after the imports reads …": the
+    lines shown (comments aside) are that cell's, in both editions."""
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    shown = re.search(r"\n```python\n(STUDENT_ID.*?)```", text, re.DOTALL)
+    assert shown, doc
+    wanted = [line.split("#")[0].rstrip() for line in shown.group(1).splitlines()]
+    for name in ("01_keys", "02b_chat"):
+        cells = json.loads((DOCS[doc] / f"{name}.ipynb").read_text(encoding="utf-8"))["cells"]
+        code = ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
+        assert "set_language" in code[0] and "import " in code[1], name  # language, imports
+        lines = [line.split("#")[0].rstrip() for line in code[2].splitlines()]
+        assert lines[: len(wanted)] == wanted, (doc, name, code[2])
