@@ -7,18 +7,25 @@ server stopped (``no_leaks``).
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
+from hostile_clients import raw_connect
 
 from labcrypto.allowlist import Allowlist
 from labcrypto.atomic_file import TEMP_PREFIX
-from labcrypto.errors import BadPathName
-from labcrypto.ftp import FileClient, FileServer
+from labcrypto.channel import SecureChannel
+from labcrypto.errors import BadPathName, FileServiceError
+from labcrypto.ftp import FileClient, FileServer, store
 from labcrypto.keys import KeyPair
 
 pytestmark = pytest.mark.timeout(60)
+
+MIB = 1 << 20
 
 
 @pytest.fixture
@@ -79,3 +86,37 @@ def test_a_file_cannot_take_the_name_of_an_upload_still_arriving(
     again = _client(serve(), secure_keys)  # a restart cleans up what crashes left
     assert [entry.name for entry in again.ls("/")] == ["notes.txt"]
     assert (tmp_path / "root" / "alice" / "notes.txt").read_text() == "a term of notes"
+
+
+def test_uploads_leave_part_of_the_disk_free_for_everyone(
+    secure_keys, allowlist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_leaks
+) -> None:
+    """Without a quota (ftp-serve's default) one student's loop of uploads could fill the
+    disk that the whole class and the instructor's server live on. ``keep_free`` bytes
+    stay free, counting the uploads still arriving; the disk is a stand-in here with
+    10 MiB free, so the figures do not depend on what else this machine writes."""
+    real = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(store.shutil, "disk_usage", lambda path: real._replace(free=10 * MIB))
+    server = FileServer(
+        secure_keys("server"), allowlist, tmp_path / "root", keep_free=8 * MIB
+    ).start()
+    try:
+        alice = _client(server, secure_keys)
+        small, big = tmp_path / "small.bin", tmp_path / "big.bin"
+        small.write_bytes(b"s" * (3 * MIB // 2))
+        big.write_bytes(b"b" * (3 * MIB))
+        alice.put(small, "doc.bin")  # 10 - 1.5 >= 8
+        with pytest.raises(FileServiceError, match="keeps 8388608 bytes of its disk free"):
+            alice.put(big, "doc.bin", overwrite=True)  # 10 - 3 < 8
+        assert (tmp_path / "root" / "alice" / "doc.bin").read_bytes() == small.read_bytes()
+        with raw_connect(server.port) as sock:  # an upload still arriving holds its share
+            channel = SecureChannel.client(sock, secure_keys("alice"), service="files", timeout=5.0)
+            args = {"path": "slow.bin", "size": 3 * MIB // 2}
+            channel.send(json.dumps({"command": "put", "args": args}).encode())
+            assert json.loads(channel.recv(5.0))["ok"]
+            with pytest.raises(FileServiceError, match="disk free"):
+                alice.put(small, "other.bin")  # 10 - 1.5 - 1.5 < 8
+        home = tmp_path / "root" / "alice"
+        assert wait_until(lambda: sorted(p.name for p in home.iterdir()) == ["doc.bin"])
+    finally:
+        server.stop()

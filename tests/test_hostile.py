@@ -847,7 +847,9 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
 def test_a_really_full_disk_keeps_the_previous_version(
     lab: Lab, tmp_path: Path, small_tmpfs: Path
 ) -> None:
-    with FileServer(lab.server_key, lab.allowlist, small_tmpfs, connection_timeout=TIMEOUT) as srv:
+    with FileServer(
+        lab.server_key, lab.allowlist, small_tmpfs, connection_timeout=TIMEOUT, keep_free=0
+    ) as srv:  # keep_free=0: the disk itself must fill up
         client = FileClient(HOST, srv.port, lab.keyring("alice"), lab.server_key.public_key)
         _full_disk_story(client, small_tmpfs / "alice", tmp_path, big=3 << 20)
         assert shutil.disk_usage(small_tmpfs).used < 1 << 20  # the failed upload gave it back

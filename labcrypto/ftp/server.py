@@ -46,7 +46,7 @@ from ..keys import KeyPair, PublicKey
 from ..server import ThreadedServer, handshake_busy_reply
 from ..untrusted import quote
 from . import wire
-from .store import QuotaLedger, UploadStore, remove_unfinished_uploads
+from .store import QuotaLedger, UploadStore, default_keep_free, remove_unfinished_uploads
 from .transfer import receive_file, send_file
 from .wire import CHUNK_SIZE, DEFAULT_MAX_CAT, DEFAULT_MAX_UPLOAD, argument, listing_pages
 
@@ -79,7 +79,9 @@ class FileServer(ThreadedServer):
     ``key`` is the server's long-term key pair, ``allowlist`` decides who may
     connect (and names their home), ``root`` holds the homes. Limits:
     ``max_upload`` bytes per file, ``quota`` bytes per home (``None``: no
-    quota), ``max_cat`` bytes for ``cat``. ``connection_timeout`` bounds
+    quota), ``max_cat`` bytes for ``cat``, and ``keep_free`` bytes of the
+    disk that uploads never use (None: 5 % of the disk, at most 1 GiB; 0:
+    the whole disk may fill up). ``connection_timeout`` bounds
     each wait, the whole handshake, and each frame from its first byte to
     its last (a client that trickles a byte a second is dropped). ``door``:
     who may start a handshake (``DOOR``; None: everyone, up to
@@ -103,6 +105,7 @@ class FileServer(ThreadedServer):
         connection_timeout: float = 30.0,
         max_connections: int = 64,
         door: AdmissionRules | None = DOOR,
+        keep_free: int | None = None,
     ) -> None:
         super().__init__(
             host,
@@ -116,7 +119,9 @@ class FileServer(ThreadedServer):
         self.root = Path(root).absolute()
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.max_upload = max_upload
-        self.ledger = QuotaLedger(quota)
+        if keep_free is None:
+            keep_free = default_keep_free(self.root)
+        self.ledger = QuotaLedger(quota, self.root, keep_free)
         self.max_cat = max_cat
         self.chunk_size = chunk_size
         #: Each request's ephemeral key pair is made while the previous client

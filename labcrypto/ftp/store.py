@@ -19,7 +19,10 @@ Two more jobs belong to uploads and live here:
   *reserves* its announced size under a lock before its first byte (the
   receiver then refuses a byte more than announced), the check counts the
   reservations of uploads still arriving, and the check runs again at
-  commit, under the same lock, against what is on disk by then.
+  commit, under the same lock, against what is on disk by then. It also
+  keeps part of the server's disk free (``keep_free``): without a quota
+  (``ftp-serve``'s default), one student's loop of uploads could fill the
+  disk that every classmate's notebook and the instructor's server live on.
 * ``remove_unfinished_uploads`` deletes the temporary files a crash (or
   ``kill -9``) left behind; the server calls it when it starts.
 
@@ -31,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,7 +43,14 @@ from ..errors import FileServiceError, QuotaExceeded
 from ..jail import AtomicFile, is_temporary, open_directory, walk_tree
 from .wire import REFUSALS
 
-__all__ = ["DISK_FULL", "Cleanup", "QuotaLedger", "UploadStore", "remove_unfinished_uploads"]
+__all__ = [
+    "DISK_FULL",
+    "Cleanup",
+    "QuotaLedger",
+    "UploadStore",
+    "default_keep_free",
+    "remove_unfinished_uploads",
+]
 
 #: The errors of a full disk (or a full disk quota) on the server.
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -93,6 +104,11 @@ class UploadStore:
             self.check()
 
 
+def default_keep_free(root: str | os.PathLike[str]) -> int:
+    """What uploads leave free on the disk of ``root``: 5 % of it, at most 1 GiB."""
+    return min(1 << 30, shutil.disk_usage(root).total // 20)
+
+
 class QuotaLedger:
     """Each user's quota, with the bytes promised to uploads still arriving.
 
@@ -102,10 +118,18 @@ class QuotaLedger:
     ``commit`` re-checks against the disk as it is then, still under the
     lock, and puts the file in place only if it fits. ``used`` is a
     function so that each check measures the disk afresh.
+
+    ``keep_free`` bytes of the disk of ``root`` stay free whatever the
+    quotas: an upload that, with every upload still arriving, would leave
+    less is refused before its first byte (0: no such check).
     """
 
-    def __init__(self, quota: int | None) -> None:
+    def __init__(
+        self, quota: int | None, root: str | os.PathLike[str] = ".", keep_free: int = 0
+    ) -> None:
         self.quota = quota
+        self.root = root
+        self.keep_free = keep_free
         self._lock = threading.Lock()
         self._reserved: dict[str, int] = {}
 
@@ -121,6 +145,7 @@ class QuotaLedger:
         """Book ``size`` bytes for one upload of ``user`` while the ``with`` block runs."""
         with self._lock:
             self._check(size, used(), replaced(), self._reserved.get(user, 0))
+            self._check_disk(size)
             self._reserved[user] = self._reserved.get(user, 0) + size
         try:
             yield
@@ -145,6 +170,18 @@ class QuotaLedger:
             others = self._reserved.get(user, 0) - size
             self._check(size, used(), replaced(), others)
             put_in_place()
+
+    def _check_disk(self, size: int) -> None:
+        """Refuse ``size`` more bytes if they would eat into ``keep_free`` (lock held).
+
+        Uploads still arriving count whole, though part of each is on disk
+        already: the check errs on the side of the disk.
+        """
+        if not self.keep_free:
+            return
+        free = shutil.disk_usage(self.root).free - sum(self._reserved.values())
+        if free - size < self.keep_free:
+            raise FileServiceError(REFUSALS["disk reserve"], keep=self.keep_free, size=size)
 
     def _check(self, size: int, used: int, replaced: int, reserved: int) -> None:
         if self.quota is None or used - replaced + reserved + size <= self.quota:

@@ -100,6 +100,11 @@ REFUSALS = {
         "the server's disk is full ({error}): the upload was not kept and your previous "
         "version is untouched. Tell the instructor"
     ),
+    "disk reserve": N_(
+        "the server keeps {keep} bytes of its disk free for everyone, and {size} more bytes "
+        "would go below that: the upload was not kept and your previous version is "
+        "untouched. Tell the instructor"
+    ),
     "quota": N_(
         "your home uses {used} of its {quota} bytes; {size} more do not fit. Remove some "
         "files (rm), or wait for your other uploads, and try again"
