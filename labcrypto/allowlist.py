@@ -49,7 +49,7 @@ Rules, so that a key is one identity however it is written:
   (``0x00AB``, ``171``), is reported with the line to write instead. A
   key may appear once, a name may appear once (ignoring case: ``Alice``
   and ``alice`` would share a home folder on some systems).
-* Names follow the key-name rule of ``keys.key_paths``: letters, digits,
+* Names follow the key-name rule of ``keys.key_paths``: Latin letters, digits,
   ``_``, ``-``, ``.``, at most 64 characters.
 * A row that cannot be used (wrong number of columns, a bad key, a
   duplicate) is skipped and described in ``problems`` with its line

@@ -657,7 +657,7 @@ def _add_keygen(sub: argparse._SubParsersAction) -> None:
         ),
         cmd_keygen,
     )
-    p.add_argument("name", help=_("the key's name (letters, digits, _ - .)"))
+    p.add_argument("name", help=_("the key's name (Latin letters, digits, _ - .)"))
     p.add_argument(
         "--dir", help=_("where to write (default: {default})").format(default=_(DEFAULT_KEYS_DIR))
     )

@@ -36,6 +36,7 @@ from .i18n import gettext
 
 __all__ = [
     "AllowlistError",
+    "BadKeyName",
     "BadKeyText",
     "BadPathName",
     "ChannelClosed",
@@ -163,6 +164,11 @@ class KeyFileError(LabCryptoError):
 class BadKeyText(KeyFileError, ValueError):
     """Text that is not a key, a fingerprint or a number in the lab's one spelling
     (a ``.pub`` line, an allowlist cell, a pin typed by hand)."""
+
+
+class BadKeyName(KeyFileError, ValueError):
+    """A key name that could not safely be a file name: Latin letters, digits, ``_ - .``
+    only (a Cyrillic or e-mail-like name is refused too, with what to use instead)."""
 
 
 class KnownServersError(KeyFileError):

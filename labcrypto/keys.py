@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .errors import BadKeyText, InvalidPublicValue, KeyFileError, LabCryptoError
+from .errors import BadKeyName, BadKeyText, InvalidPublicValue, KeyFileError, LabCryptoError
 from .groups import FFDHE2048, Group, get_group, power, validate_public
 from .i18n import N_
 
@@ -329,9 +329,10 @@ def default_dir() -> Path:
 def key_paths(name: str, folder: str | os.PathLike[str] = "keys") -> tuple[Path, Path]:
     """The two files of key ``name``: ``(folder/NAME.key, folder/NAME.pub)``."""
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-        raise ValueError(
-            f"key name {name!r} is not allowed: use letters, digits, '_', '-' or '.', "
-            "at most 64 characters, not starting with '.' or '-'"
+        raise BadKeyName(
+            N_("key name {name} is not allowed: use Latin letters, digits, '_', '-' or '.', "
+               "at most 64 characters, not starting with '.' or '-'"),
+            name=repr(name[:70]) if isinstance(name, str) else type(name).__name__,
         )
     base = Path(folder)
     return base / f"{name}.key", base / f"{name}.pub"

@@ -56,6 +56,19 @@ def test_keygen_refuses_to_overwrite_without_force(tmp_path, capsys) -> None:
     assert after != before and after.fingerprint in out
 
 
+def test_a_key_name_in_cyrillic_is_refused_saying_latin_letters(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    """A Russian student's first try is often their name in Cyrillic: the rule says *Latin*
+    letters (Cyrillic ones are letters too), in the student's language, and nothing is made."""
+    code, _, err = run(capsys, "keygen", "Иван", "--dir", str(tmp_path))
+    assert code == 1 and "use Latin letters" in err, err
+    monkeypatch.setenv("LABCRYPTO_LANG", "ru")
+    code, _, err = run(capsys, "keygen", "Иван", "--dir", str(tmp_path))
+    assert code == 1 and "латинские буквы" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_keygen_toy_group_and_bad_arguments(tmp_path, capsys) -> None:
     assert run(capsys, "keygen", "eve", "--dir", str(tmp_path), "--group", "toy23")[0] == 0
     assert keys.load("eve", tmp_path).group.name == "toy23"

@@ -34,6 +34,7 @@ from labcrypto.ciphers import AeadCipher
 from labcrypto.client import _port_fields, resolve_server_key
 from labcrypto.errors import (
     AllowlistError,
+    BadKeyName,
     BadKeyText,
     ConnectionLost,
     DecryptionFailed,
@@ -444,8 +445,14 @@ def test_key_file_and_allowlist_errors_read_russian(tmp_path: Path) -> None:
     assert_russian_and_named(pin, ["'SHA256:short'", "`labcrypto keygen`"])
     wrapped = raised(lambda: resolve_server_key("SHA256:short"), KeyFileError)
     assert_russian_and_named(wrapped, ["server_key", "'SHA256:short'"])
+    name = raised(lambda: keys.key_paths("ivan@uni.ru", tmp_path), BadKeyName)
+    assert isinstance(name, ValueError)  # `except ValueError` still catches it
+    assert_russian_and_named(name, ["'ivan@uni.ru'", "'_', '-'"])
     allow = Allowlist(tmp_path / "allowlist.csv", TOY)
     allow.add("alice", alice.public_key)
+    wrong_name = raised(lambda: allow.add("ivan@uni.ru", generate_for("server").public_key),
+                        AllowlistError)  # fmt: skip
+    assert_russian_and_named(wrong_name, ["'ivan@uni.ru'"])
     twice = raised(lambda: allow.add("Alice", generate_for("third").public_key), AllowlistError)
     assert_russian_and_named(twice, ["'Alice'", str(tmp_path / "allowlist.csv")])
     missing = raised(lambda: allow.remove("bob"), NameNotOnAllowlist)
