@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -120,3 +122,47 @@ def test_uploads_leave_part_of_the_disk_free_for_everyone(
         assert wait_until(lambda: sorted(p.name for p in home.iterdir()) == ["doc.bin"])
     finally:
         server.stop()
+
+
+def test_a_put_cut_at_every_byte_keeps_the_old_version_and_leaves_nothing(
+    serve, secure_keys, tmp_path: Path
+) -> None:
+    """Found nothing, kept as a guard: the request, the data record and the end record
+    of a small upload, cut after each of their bytes in turn, by a close (FIN) and by a
+    reset (RST). Only the whole stream replaces the file; no cut leaves a part file, a
+    thread or a connection behind, and the server answers the next request."""
+    server = serve()
+    home = tmp_path / "root" / "alice"
+    old = tmp_path / "old.bin"
+    old.write_bytes(b"the old version " * 8)
+    alice = _client(server, secure_keys)
+    alice.put(old, "f.bin")
+    new = bytes(range(64))
+    args = {"path": "f.bin", "size": len(new), "overwrite": True}
+
+    def upload_cut_at(cut: int, reset: bool) -> int:
+        """Upload ``new`` by hand, stopping after ``cut`` bytes; how many bytes the whole is."""
+        with raw_connect(server.port) as sock:
+            channel = SecureChannel.client(sock, secure_keys("alice"), service="files", timeout=5.0)
+            request = channel.seal_frame(json.dumps({"command": "put", "args": args}).encode())
+            data = channel.seal_frame(new) + channel.seal_frame(json.dumps({"end": 64}).encode())
+            sock.sendall(request[:cut])
+            if cut > len(request):
+                assert json.loads(channel.recv(5.0))["ok"]  # the server's go-ahead
+                sock.sendall(data[: cut - len(request)])
+            if reset:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        return len(request) + len(data)
+
+    def settled() -> bool:
+        return server.connection_count == 0 and [p.name for p in home.iterdir()] == ["f.bin"]
+
+    whole = upload_cut_at(0, reset=False)
+    for cut in range(whole):  # ~200 bytes: a few seconds
+        for reset in (False, True):
+            upload_cut_at(cut, reset)
+            assert wait_until(settled), (cut, reset, sorted(p.name for p in home.iterdir()))
+            assert (home / "f.bin").read_bytes() == old.read_bytes(), (cut, reset)
+    assert [entry.name for entry in alice.ls("/")] == ["f.bin"]
+    upload_cut_at(whole, reset=False)  # the whole stream, then gone without reading
+    assert wait_until(lambda: (home / "f.bin").read_bytes() == new)
