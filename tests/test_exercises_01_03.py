@@ -269,3 +269,176 @@ def test_a_key_saved_elsewhere_reads_as_russian() -> None:
     message = failure_in("ru", checks_01_keys.check_load_or_create_key, elsewhere)
     assert "во всей его папке тоже ничего нет" in message, message
     assert "пусто" not in message and "[" not in message
+
+
+# --- notebook 02: framing ----------------------------------------------------------------
+
+FRAMES = "2 · Упражнение: кадры в потоке"
+EXCHANGE = "Упражнение: обмен из курса по TCP, но правильно"
+MAX_MESSAGE = 1 << 20
+
+
+def _send_msg(sock, data: bytes) -> None:
+    sock.sendall(len(data).to_bytes(4, "big") + data)
+
+
+def _recv_exactly(sock, count: int) -> bytes:
+    buffer = b""
+    while len(buffer) < count:
+        chunk = sock.recv(count - len(buffer))
+        if not chunk:
+            raise ConnectionError("closed")
+        buffer += chunk
+    return buffer
+
+
+def _recv_msg(sock, limit_refused=lambda length: length > MAX_MESSAGE) -> bytes:
+    length = int.from_bytes(_recv_exactly(sock, 4), "big")
+    if limit_refused(length):
+        raise ValueError("too big")
+    return _recv_exactly(sock, length)
+
+
+def test_a_message_of_exactly_the_limit_is_let_through(no_leaks) -> None:
+    """``length >= MAX_MESSAGE`` refused the largest message allowed and passed."""
+    assert_named_in_russian(
+        checks_02_exchange.check_framing,
+        (_send_msg, lambda sock: _recv_msg(sock, lambda length: length >= MAX_MESSAGE)),
+        ["exactly max_message = 1048576 bytes is allowed", "length > max_message"],
+        ["ровно в max_message = 1048576 байт разрешено", "length > max_message"],
+        FRAMES,
+    )
+    checks_02_exchange.check_framing(_send_msg, _recv_msg)
+
+
+def test_a_recv_msg_that_returns_str_is_told_to_return_bytes(no_leaks) -> None:
+    """It was told that a delimiter such as '\\n' can occur inside the data."""
+    message = assert_named_in_russian(
+        checks_02_exchange.check_framing,
+        (_send_msg, lambda sock: _recv_msg(sock).decode("utf-8", "replace")),
+        ["returned str 'two\\nlines'", "bytes, not str"],
+        ["вернула str 'two\\nlines'", "bytes, а не str"],
+        FRAMES,
+    )
+    assert "Разделитель" not in message
+
+
+def test_a_send_whose_result_is_ignored_fails(no_leaks) -> None:
+    """Two bare sock.send calls passed: on loopback they happen to send everything."""
+
+    def send_msg(sock, data):
+        sock.send(len(data).to_bytes(4, "big"))
+        sock.send(data)
+
+    def send_msg_counting(sock, data):
+        data = len(data).to_bytes(4, "big") + data
+        while data:
+            sent = sock.send(data)
+            data = data[sent:]
+
+    assert_named_in_russian(
+        checks_02_exchange.check_framing,
+        (send_msg, _recv_msg),
+        ["`sock.send(len(data).to_bytes(4, \"big\"))` and ignores what it returns", "sendall"],
+        ["не смотрит, что тот вернул", "sendall"],
+        FRAMES,
+    )
+    checks_02_exchange.check_framing(send_msg_counting, _recv_msg)
+
+
+# --- notebook 02: dh_client ---------------------------------------------------------------
+
+
+def _dh_client(*, bits_refused=None, returned=None, waits=False, sends=True):
+    import json
+    import secrets
+
+    from labcrypto.channel import read_frame, write_frame
+
+    def dh_client(sock, min_bits=2048):
+        hello = json.loads(read_frame(sock))
+        p, g, big_b = hello["p"], hello["g"], hello["B"]
+        if (bits_refused or (lambda bits: bits < min_bits))(p.bit_length()):
+            raise ValueError("p too small")
+        if not groups.is_probable_prime(p) or not groups.is_probable_prime((p - 1) // 2):
+            raise ValueError("p is not a safe prime")
+        group = groups.Group("offered", p, g, (p - 1) // 2)
+        groups.validate_public(group, g)
+        groups.validate_public(group, big_b)
+        a = group.random_exponent(secrets.randbelow)
+        if sends:
+            write_frame(sock, json.dumps({"A": pow(g, a, p)}).encode())
+        if waits:
+            read_frame(sock)
+        shared = pow(big_b, a, p)
+        return returned(shared) if returned else shared
+
+    return dh_client
+
+
+def test_a_p_of_exactly_min_bits_refused_is_an_off_by_one(no_leaks) -> None:
+    """``<= min_bits`` was told it read one recv(1024) as one message (the hello had
+    arrived whole)."""
+    min_bits = {}
+
+    def at_most(bits):
+        return bits <= min_bits["value"]
+
+    def dh_client(sock, min_bits_given=2048):
+        min_bits["value"] = min_bits_given
+        return _dh_client(bits_refused=at_most)(sock, min_bits_given)
+
+    message = assert_named_in_russian(
+        checks_02_exchange.check_dh_client,
+        (dh_client,),
+        ["with min_bits = 63 it accepted the same group", "p.bit_length() < min_bits"],
+        ["при min_bits = 63 приняла ту же группу", "p.bit_length() < min_bits"],
+        EXCHANGE,
+    )
+    assert "recv(1024)" not in message
+
+
+def test_a_fair_group_refused_is_not_blamed_on_framing(no_leaks) -> None:
+    message = assert_named_in_russian(
+        checks_02_exchange.check_dh_client,
+        (_dh_client(bits_refused=lambda bits: bits < 100),),
+        ["on a fair server: p is a 64-bit safe prime", "refuses a group it must accept"],
+        ["хотя сервер был честным: p — 64-битное безопасное простое", "должна принимать"],
+        EXCHANGE,
+    )
+    assert "recv(1024)" not in message
+
+
+def test_k_returned_as_bytes_is_told_to_be_an_int(no_leaks) -> None:
+    """It was told the server computed another K, with the repr cut inside an escape."""
+    message = assert_named_in_russian(
+        checks_02_exchange.check_dh_client,
+        (_dh_client(returned=lambda k: k.to_bytes(256, "big")),),
+        ["dh_client returned bytes b'\\x00", "…: return K itself, the int"],
+        ["dh_client вернула bytes b'\\x00", "должна вернуть сам K — целое число"],
+        EXCHANGE,
+    )
+    assert "другое K" not in message
+
+
+def test_a_client_waiting_after_its_a_is_told_so(no_leaks) -> None:
+    """It was asked whether it read one recv(1024) as one message."""
+    message = assert_named_in_russian(
+        checks_02_exchange.check_dh_client,
+        (_dh_client(waits=True),),
+        ["sent its A and then kept waiting", "Return K once A is sent"],
+        ["отправила своё A и потом ещё", "Отправив A, верните K"],
+        EXCHANGE,
+    )
+    assert "recv(1024)" not in message
+
+
+def test_a_client_that_sends_nothing_is_told_so(no_leaks) -> None:
+    assert_named_in_russian(
+        checks_02_exchange.check_dh_client,
+        (_dh_client(sends=False),),
+        ["returned without sending anything"],
+        ["ничего не отправив"],
+        EXCHANGE,
+    )
+    checks_02_exchange.check_dh_client(_dh_client())

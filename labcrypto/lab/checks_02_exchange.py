@@ -9,6 +9,7 @@ a 4 GB length, a hostile group — each bounded by a timeout.
 
 from __future__ import annotations
 
+import ast
 import socket
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from .feedback import (
     RECV_AS_MESSAGE,
     WAIT,
     code_of,
+    cut_repr,
     expect,
     explained_in,
     fail,
@@ -31,6 +33,7 @@ from .feedback import (
     passed,
     refuse_whole_power,
     refused_as,
+    syntax_of,
 )
 from .harness import (
     FAIR_SEEDS,
@@ -141,6 +144,21 @@ FRAMING = Messages({
         "The peer closed after 3 of 10 bytes; recv_msg raised {error}. "
         "Raise ConnectionError."
     ),
+    "str": N_(
+        "When {what}, recv_msg returned str {shown}: return the bytes as they arrived "
+        "(bytes, not str). A message can hold any bytes, not only text; whoever expects "
+        "text decodes it."
+    ),
+    "send ignored": N_(
+        "send_msg calls `{call}` and ignores what it returns: send() may send only part "
+        "of the bytes (it returns how many it sent), and the rest is silently lost once "
+        "the socket's buffer is full. Use sendall, which sends them all."
+    ),
+    "largest refused": N_(
+        "A message of exactly max_message = {limit} bytes is allowed, and recv_msg "
+        "refused its length with {error}: the limit is the largest size allowed, so "
+        "refuse only length > max_message."
+    ),
     "slow send": N_(
         "Sending 9 bytes to a peer that reads them takes a moment: is there a loop that "
         "never ends (say, one around send that never counts all the bytes as sent)?"
@@ -211,6 +229,8 @@ def _check_payloads(
         sender.join(WAIT)
         if got == payload:
             continue
+        if isinstance(got, str):
+            raise fail(FRAMING["str"], what=what, shown=cut_repr(got, 40))
         if isinstance(got, bytes | bytearray):
             shown = ngettext("{count} byte", "{count} bytes", len(got)).format(count=len(got))
         else:
@@ -269,6 +289,37 @@ def _check_cut_connection(recv_msg: Callable[..., Any], pair: Pair) -> None:
         raise fail(FRAMING["cut raised"], error=refused_as(value))
 
 
+def _check_largest_allowed(recv_msg: Callable[..., Any], pair: Pair, max_message: int) -> None:
+    """A length of exactly ``max_message`` is allowed: recv_msg starts reading it (and
+    raises ConnectionError when the peer hangs up after 3 bytes) rather than refusing
+    it as too large. No megabyte needs to travel to tell ``>`` from ``>=``."""
+    left, right = pair
+    left.sendall(HEADER.pack(max_message) + b"abc")
+    left.close()
+    status, value = run_bounded(recv_msg, right)
+    if status == "error" and isinstance(value, ValueError) and not isinstance(
+        value, ConnectionError | EOFError | ConnectionLost | ChannelClosed
+    ):
+        raise fail(FRAMING["largest refused"], limit=max_message, error=refused_as(value))
+
+
+def _ignored_send(send_msg: Callable[..., Any]) -> str | None:
+    """A ``sock.send(...)`` call in ``send_msg`` whose result is thrown away, as written."""
+    tree = syntax_of(send_msg)
+    if tree is None:
+        return None
+    node, source = tree
+    for each in ast.walk(node):
+        if (
+            isinstance(each, ast.Expr)
+            and isinstance(each.value, ast.Call)
+            and isinstance(each.value.func, ast.Attribute)
+            and each.value.func.attr == "send"
+        ):
+            return ast.get_source_segment(source, each.value) or "sock.send(…)"
+    return None
+
+
 @explained_in("02_exchange", N_("2 · Exercise: frames on a stream"))
 def check_framing(
     send_msg: Callable[[socket.socket, bytes], None],
@@ -276,6 +327,9 @@ def check_framing(
     max_message: int = 1 << 20,
 ) -> None:
     """``send_msg``/``recv_msg`` must keep message boundaries on a real TCP connection."""
+    ignored = _ignored_send(send_msg)
+    if ignored is not None:
+        raise fail(FRAMING["send ignored"], call=ignored)
     with tcp_connection() as pair:
         _wait_past_the_verdict(pair)
         _check_wire_format(send_msg, pair)
@@ -286,6 +340,9 @@ def check_framing(
     with tcp_connection() as pair:
         _wait_past_the_verdict(pair)
         _check_cut_connection(recv_msg, pair)
+    with tcp_connection() as pair:
+        _wait_past_the_verdict(pair)
+        _check_largest_allowed(recv_msg, pair, max_message)
     passed(FRAMING["passed"])
 
 
@@ -334,6 +391,27 @@ DH_CLIENT = Messages({
         "your recv_msg), which returns exactly one message however it arrives."
     ),
     "raised": N_("When {what}, dh_client raised {error} on a fair server."),
+    "refused fair": N_(
+        "When {what}, dh_client raised {error} on a fair server: p is a {bits}-bit safe "
+        "prime (min_bits = {bits}), and g and B lie in the subgroup of order q. One of "
+        "your checks refuses a group it must accept."
+    ),
+    "min_bits off by one": N_(
+        "When {what}, in a {bits}-bit group with min_bits = {bits}, dh_client raised "
+        "{error}, and with min_bits = {less} it accepted the same group: a p of exactly "
+        "min_bits bits is long enough. Refuse only p.bit_length() < min_bits."
+    ),
+    "not an int": N_(
+        "dh_client returned {kind} {shown}: return K itself, the int B^a mod p."
+    ),
+    "waited after A": N_(
+        "dh_client sent its A and then kept waiting for {wait:.0f} s when {what}: the "
+        "server sends nothing after its hello. Return K once A is sent."
+    ),
+    "sent nothing": N_(
+        "dh_client returned without sending anything: the server is still waiting for "
+        'your public value. Send {{"A": A}} as JSON in one frame (write_frame).'
+    ),
     "min_bits ignored": N_(
         "When {what}, in a {bits}-bit group with min_bits = {bits}, dh_client raised "
         "{error}, and its code never reads min_bits: a limit written into the code "
@@ -421,6 +499,8 @@ DH_CLIENT = Messages({
 
 def _dh_case_failed(outcome: DhOutcome, what: str) -> Exception:
     """The failure for a run of the fair server that did not give the same K on both sides."""
+    if outcome.status == "stuck" and outcome.A is not None:
+        return fail(DH_CLIENT["waited after A"], wait=WAIT, what=what)
     if outcome.status == "stuck":
         return fail(DH_CLIENT["stuck"], wait=WAIT, what=what, recv_as_message=_(RECV_AS_MESSAGE))
     sent = outcome.sent
@@ -438,8 +518,16 @@ def _dh_case_failed(outcome: DhOutcome, what: str) -> Exception:
                 recv_as_message=_(RECV_AS_MESSAGE),
             )
         return fail(DH_CLIENT["raised"], what=what, error=refused_as(exc))
+    if not sent:
+        return fail(DH_CLIENT["sent nothing"])
     if outcome.problems or outcome.A is None:
         return fail(DH_CLIENT["unreadable"])
+    if not isinstance(outcome.value, int) or isinstance(outcome.value, bool):
+        return fail(
+            DH_CLIENT["not an int"],
+            kind=type(outcome.value).__name__,
+            shown=cut_repr(outcome.value, 40),
+        )
     hint = DH_CLIENT["returned A"] if outcome.value == outcome.A else ""
     return fail(DH_CLIENT["other K"], got=outcome.value, hint=hint)
 
@@ -455,6 +543,33 @@ def _ignores_min_bits(dh_client: Callable[..., int]) -> bool:
     code = code_of(dh_client)
     body = code.split(":\n", 1)[1] if ":\n" in code else ""
     return bool(code) and "min_bits" not in body
+
+
+def _refused_fairly(outcome: DhOutcome) -> bool:
+    """Did the client refuse the fair hello with ValueError before sending anything?"""
+    return (
+        outcome.status == "error"
+        and isinstance(outcome.value, ValueError | LabCryptoError)
+        and not outcome.sent
+    )
+
+
+def _fair_group_refused(
+    dh_client: Callable[..., int], group: Group, outcome: DhOutcome, what: str
+) -> Exception:
+    """The failure for a client that refused the fair hello when it arrived whole (so
+    not a framing mistake): a ``<=`` on min_bits when one bit less lets it through."""
+    error = refused_as(outcome.value)
+    again = run_dh_server(dh_client, group, min_bits=group.bits - 1)
+    if again.status == "ok" and again.A is not None:
+        return fail(
+            DH_CLIENT["min_bits off by one"],
+            what=what,
+            bits=group.bits,
+            less=group.bits - 1,
+            error=error,
+        )
+    return fail(DH_CLIENT["refused fair"], what=what, error=error, bits=group.bits)
 
 
 def _check_fair_servers(dh_client: Callable[..., int], group: Group) -> list[int]:
@@ -486,6 +601,8 @@ def _check_fair_servers(dh_client: Callable[..., int], group: Group) -> list[int
                 bits=group.bits,
                 error=refused_as(outcome.value),
             )
+        if not how and _refused_fairly(outcome):
+            raise _fair_group_refused(dh_client, group, outcome, what)
         if outcome.status != "ok" or outcome.A is None or outcome.value != outcome.shared:
             raise _dh_case_failed(outcome, what)
         publics.append(outcome.A)

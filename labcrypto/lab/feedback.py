@@ -45,6 +45,7 @@ __all__ = [
     "CheckFailed",
     "Section",
     "code_of",
+    "cut_repr",
     "expect",
     "explained_in",
     "fail",
@@ -53,6 +54,7 @@ __all__ = [
     "passed",
     "refuse_whole_power",
     "refused_as",
+    "syntax_of",
     "too_slow",
 ]
 
@@ -185,13 +187,16 @@ def how_it_ended(status: str, value: Any, width: int = 60, stuck: str = NEVER_RE
     or ``raised …``: the end of a bounded run (status "ok", "stuck" or "error"), in a
     student's words."""
     if status == "ok":
-        shown = repr(value)
-        if len(shown) > width:
-            shown = shown[:width] + "…"
-        return _(RETURNED).format(value=shown)
+        return _(RETURNED).format(value=cut_repr(value, width))
     if status == "stuck":
         return _(stuck)
     return _(RAISED).format(error=refused_as(value))
+
+
+def cut_repr(value: Any, width: int = 60) -> str:
+    """``repr(value)``, cut at ``width`` characters with the cut marked ``…``."""
+    shown = repr(value)
+    return shown if len(shown) <= width else shown[:width] + "…"
 
 
 def code_of(func: Callable[..., Any]) -> str:
@@ -227,7 +232,7 @@ def _whole_power(node: ast.AST) -> bool:
     return not _is_number(base) and not _is_number(exponent)
 
 
-def _parsed(func: Callable[..., Any]) -> tuple[ast.AST, str] | None:
+def syntax_of(func: Callable[..., Any]) -> tuple[ast.AST, str] | None:
     """The syntax tree of ``func``'s own source and that source (None if unavailable).
 
     A lambda's source is the whole line around it: the lambda is only looked at when
@@ -270,7 +275,7 @@ def whole_power_in(func: Callable[..., Any]) -> str | None:
             if id(each) in seen:
                 continue
             seen.add(id(each))
-            parsed = _parsed(each)
+            parsed = syntax_of(each)
             if parsed is None:
                 continue
             tree, source = parsed
