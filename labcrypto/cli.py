@@ -250,8 +250,20 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_allow_add(args: argparse.Namespace) -> int:
+    """Add NAME with the key in PUBFILE. Already there, under that name with that key:
+    nothing to do, and no error, so a loop over the class's .pub files can run again
+    when a late student's file arrives."""
     allowlist = Allowlist(_allowlist_path(args))
-    entry = allowlist.add(args.name, keys.load_public(args.pubfile), args.comment)
+    key = keys.load_public(args.pubfile)
+    for entry in allowlist.entries():
+        if entry.name == args.name and entry.key == key:
+            _out(
+                _("{name} is already on {path} with this key (line {line}): nothing to do").format(
+                    name=entry.name, path=allowlist.path, line=entry.line
+                )
+            )
+            return 0
+    entry = allowlist.add(args.name, key, args.comment)
     _out(
         _("added {name} ({fingerprint}) to {path}, line {line}").format(
             name=entry.name, fingerprint=entry.key.fingerprint, path=allowlist.path, line=entry.line

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -684,3 +685,48 @@ def test_a_server_key_that_is_neither_a_file_nor_a_fingerprint_names_the_option(
         assert code == 1 and out == ""
         assert err.startswith(f'error: --server-key "{value}": there is no such file'), err
         assert "server_key" not in err and "nothing is listening" not in err
+
+
+def _documented_line(doc: str, start: str) -> str:
+    """The one line of ``doc``'s shell blocks that starts with ``start``, as printed."""
+    text = (REPO / doc).read_text(encoding="utf-8")
+    found = [line.split("  #")[0].strip() for line in text.splitlines() if line.startswith(start)]
+    assert len(found) == 1, (doc, start, found)
+    return found[0]
+
+
+@pytest.mark.parametrize("doc", ["GRADING.md", "GRADING.ru.md"])
+def test_the_allowlist_loop_of_grading_runs_again_for_a_late_student(tmp_path, doc) -> None:
+    """GRADING's `for pub in class/*.pub; do labcrypto allow add …; done`, typed into bash in
+    the course folder: then again after a late student's .pub arrives. The second run adds
+    the late student and says the others are already there, with no error for them."""
+    loop = _documented_line(doc, "for pub in class/*.pub")
+    env = {k: v for k, v in _env().items() if k != "LABCRYPTO_KEYS"}
+    env["HOME"] = str(tmp_path / "home")
+    (tmp_path / "class").mkdir()
+    students = tmp_path / "students"
+    for name in ("alice", "bob", "carol"):
+        assert cli("keygen", name, "--dir", str(students), cwd=tmp_path).returncode == 0
+
+    def hand_in(name: str, key_of: str) -> None:
+        shutil.copyfile(students / f"{key_of}.pub", tmp_path / "class" / f"{name}.pub")
+
+    hand_in("alice", "alice")
+    hand_in("bob", "bob")
+    script = f'labcrypto() {{ "{sys.executable}" -m labcrypto "$@"; }}\nset -e\n{loop}\n'
+
+    def run_loop() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    first = run_loop()
+    assert first.returncode == 0, first.stderr
+    hand_in("carol", "carol")  # late
+    again = run_loop()
+    assert again.returncode == 0 and again.stderr == "", again.stderr
+    assert again.stdout.count("already on") == 2 and "added carol" in again.stdout, again.stdout
+    allowlist = Allowlist(tmp_path / "home" / ".labcrypto" / "keys" / "allowlist.csv")
+    assert [entry.name for entry in allowlist.entries()] == ["alice", "bob", "carol"]
+    # The same name with another key is still refused: that is a different person's key.
+    hand_in("carol", "bob")
+    assert run_loop().returncode != 0
