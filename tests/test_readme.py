@@ -117,6 +117,8 @@ def test_ci_runs_the_readmes_test_command(tmp_path: Path) -> None:
         stand_in.chmod(0o755)
     for name in ("bash", "dirname", "env"):  # what the script itself needs, nothing else
         (bin_dir / name).symlink_to(shutil.which(name) or f"/usr/bin/{name}")
+    (bin_dir / "python3").write_text("#!/bin/sh\nexit 1\n")  # a python3 without venv
+    (bin_dir / "python3").chmod(0o755)
     done = subprocess.run(
         [str(ROOT / ".ci" / "run")],
         env={"PATH": str(bin_dir), "HOME": str(tmp_path)},
@@ -130,6 +132,7 @@ def test_ci_runs_the_readmes_test_command(tmp_path: Path) -> None:
     installed = lines[-2].split(" (in ")[0].split() if len(lines) > 1 else []
     assert installed[:3] == ["apt-get", "install", "-y"], lines
     assert {"nodejs", "npm"} <= set(installed)  # no npm on this PATH: it must be installed
+    assert "python3-venv" in installed  # `make` makes a venv: Debian's python3 needs this
     if not Path("/usr/bin/chromium").exists():
         assert "chromium" in installed
     assert lines[-1] == f"make test (in {ROOT})"  # README.md's command, in the repository
