@@ -22,7 +22,7 @@ from labcrypto.allowlist import Allowlist
 from labcrypto.atomic_file import TEMP_PREFIX
 from labcrypto.channel import SecureChannel
 from labcrypto.errors import BadPathName, FileServiceError
-from labcrypto.ftp import FileClient, FileServer, store
+from labcrypto.ftp import FileClient, FileServer, run_command, store
 from labcrypto.keys import KeyPair
 
 pytestmark = pytest.mark.timeout(60)
@@ -166,3 +166,19 @@ def test_a_put_cut_at_every_byte_keeps_the_old_version_and_leaves_nothing(
     assert [entry.name for entry in alice.ls("/")] == ["f.bin"]
     upload_cut_at(whole, reset=False)  # the whole stream, then gone without reading
     assert wait_until(lambda: (home / "f.bin").read_bytes() == new)
+
+
+def test_a_name_a_terminal_would_obey_is_listed_quoted(serve, secure_keys, tmp_path: Path) -> None:
+    """The file service never stores such a name, but a file put into a home by other
+    means (or another server) could have one: ``labcrypto ftp ls`` printed it raw, and
+    the student's terminal cleared itself and took a new title."""
+    home = tmp_path / "root" / "alice"
+    home.mkdir(parents=True, mode=0o700)
+    (home / "a\x1b[2J\x1b]0;owned\x07b").write_text("x")
+    (home / "line\nbreak").write_text("y")
+    (home / "notes.txt").write_text("z")
+    shown = run_command(_client(serve(), secure_keys), "ls")
+    assert not any(char in shown for char in "\x1b\x07"), repr(shown)
+    assert len(shown.splitlines()) == 3, shown  # "line\nbreak" stays on one line
+    assert '"a\\x1b[2J\\x1b]0;owned\\x07b"' in shown and '"line\\x0abreak"' in shown
+    assert shown.splitlines()[-1].endswith("  notes.txt")  # a plain name stays plain

@@ -18,6 +18,7 @@ import shlex
 from ..errors import FileServiceError
 from ..i18n import N_, _
 from ..jail import REFUSALS, FileInfo, Listing
+from ..untrusted import quote, unsafe_characters
 from .client import LOCAL_FILE_EXISTS, FileClient
 from .wire import Progress
 
@@ -62,11 +63,18 @@ def help_text() -> str:
 
 
 def _format_listing(entries: list[FileInfo]) -> str:
+    """The listing as ``ls -l`` lines; a name or kind a terminal would act on is quoted.
+
+    The server chose every word of it. Ours never stores such a name, but a
+    file put into a home by other means, or another server, could send
+    ``ESC[2J`` as a name, and the terminal would clear itself.
+    """
     lines = []
     for entry in entries:
         size = str(entry.size) if entry.kind == "file" else "-"
         suffix = {"dir": "/", "link": "@"}.get(entry.kind, "")
-        lines.append(f"{entry.kind:<5} {size:>12}  {entry.when}  {entry.name}{suffix}")
+        kind, name = _terminal_safe(entry.kind), _terminal_safe(entry.name)
+        lines.append(f"{kind:<5} {size:>12}  {entry.when}  {name}{suffix}")
     if isinstance(entries, Listing) and entries.truncated:
         lines.append(
             _(
@@ -75,6 +83,11 @@ def _format_listing(entries: list[FileInfo]) -> str:
             ).format(count=len(entries))
         )
     return "\n".join(lines)
+
+
+def _terminal_safe(text: str) -> str:
+    """``text`` as it is if a terminal shows it faithfully, else ``quote``d whole."""
+    return quote(text, len(text)) if unsafe_characters(text) else text
 
 
 #: Sizes in decimal units, smallest first (``_human`` picks one).
