@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"released {assignment}: {released}\n")
         sys.stderr.write(
             f"course ready in {args.course.resolve()} (nbgrader_config.py, source/, release/, "
-            "gradebook.db); next: see GRADING.md\n"
+            "gradebook.db); next: see GRADING.md (in Russian: GRADING.ru.md)\n"
         )
         return 0
     out = args.out
