@@ -308,7 +308,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     pair = keys.load_or_create(key_name, args.keys_dir, MODES[args.mode])
     allowlist = None if args.no_allowlist else Allowlist(_allowlist_path(args), MODES[args.mode])
     pool_range = _parse_pool(args.pool)
-    pool = PortPool(*pool_range, host=args.host) if pool_range else None
+    # hold=True: the pool keeps its ports bound from now on, so no other program on
+    # the machine (a classmate's, on a hub) can take them all and shut the class out.
+    pool = PortPool(*pool_range, host=args.host, hold=True) if pool_range else None
     server = ChatServer(
         pair,
         allowlist,

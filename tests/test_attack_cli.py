@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -314,3 +315,39 @@ def test_the_cli_servers_keep_serving_a_student_through_every_attack(servers, tm
         assert not [line for line in log.splitlines() if any(c in line for c in RAW)]
         assert "\\x1b" in log  # the escapes did reach the log: shown, not obeyed
     assert not list((tmp_path / "homes").rglob(".labcrypto-upload-*"))
+
+
+def test_a_classmate_cannot_take_the_pool_of_labcrypto_serve(tmp_path) -> None:
+    """On a hub every student's programs share the machine with the class server. The
+    pool's ports were bound only when leased: a classmate who bound all of them first
+    shut the class out ("no free port ... held by other programs"). serve holds them."""
+    env = dict(os.environ, LABCRYPTO_KEYS=str(tmp_path / "keys"), PYTHONPATH=str(REPO))
+    for name in ("server", "alice"):
+        _cli(tmp_path, env, "keygen", name)
+    _cli(tmp_path, env, "allow", "add", "alice", "keys/alice.pub")
+    pool = PortPool.reserve(5)
+    first, last = pool.first, pool.last
+    pool.close()
+    serve = Served(
+        tmp_path, env, tmp_path / "serve.err", "serve", "--port", "0", "--pool", f"{first}-{last}"
+    )
+    squatted = []
+    try:
+        for port in range(first, last + 1):  # the classmate's program
+            sock = socket.socket()
+            try:
+                sock.bind(("127.0.0.1", port))
+                squatted.append(sock)
+            except OSError:
+                sock.close()
+        key = keys.load("alice", tmp_path / "keys")
+        server_key = keys.load("server", tmp_path / "keys").public_key
+        with ChatClient.connect(
+            "127.0.0.1", serve.port, key, server_key=server_key, timeout=10
+        ) as alice:
+            assert first <= alice.data_port <= last
+        assert squatted == []
+    finally:
+        for sock in squatted:
+            sock.close()
+        serve.kill()
