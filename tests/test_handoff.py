@@ -29,6 +29,7 @@ from labcrypto.groups import TOY
 from labcrypto.handoff import CANDIDATE_DEADLINE, MAX_CANDIDATES, present_ticket, ticket_message
 from labcrypto.handshake import decode_message, encode_message
 from labcrypto.known_servers import KnownServers
+from labcrypto.lab.harness import plainly_bindable, range_for_a_pool
 from labcrypto.ports import PortPool
 
 HOST = "127.0.0.1"
@@ -406,6 +407,10 @@ def test_many_clients_at_once_then_nothing_left(start, keyring, known):
                 results.append(exc)
 
     for _round in range(3):
+        # A round's four ports come back once the server has seen its clients hang up,
+        # a moment after they closed (on a loaded machine, after the next round began:
+        # one of its clients was told "busy"). Each round takes the whole pool again.
+        assert wait_until(lambda: server.pool.leased() == [])
         workers = [threading.Thread(target=one, args=(n,)) for n in NAMES[1:]]
         for worker in workers:
             worker.start()
@@ -460,24 +465,28 @@ def test_the_chat_server_runs_on_a_pool_the_student_wrote(keyring, mode, tmp_pat
     allow = Allowlist(tmp_path / "allowlist.csv", keyring("alice").group)
     for name in NAMES[1:]:
         allow.add(name, keyring(name).public_key)
-    spare = PortPool.reserve(1, HOST)
-    spare.close()  # the student's pool binds its ports itself
-    mine = ExercisePool(spare.first, spare.last)
+    with range_for_a_pool(1) as first:  # a port the student's pool can bind (no SO_REUSEADDR)
+        mine = ExercisePool(first, first)
     server = ChatServer(keyring("server"), allow, mode=mode, pool=mine).start()
     try:
         with join(server, "alice", keyring, known) as alice:
-            assert alice.data_port == spare.first
-            assert server.pool.leased() == [spare.first]
+            assert alice.data_port == first
+            assert server.pool.leased() == [first]
             echo(alice, "hello through my own pool")
             with pytest.raises(PoolExhausted, match="busy"):
                 join(server, "bob", keyring, known)
-        assert wait_until(lambda: mine.released == [spare.first])
+        assert wait_until(lambda: mine.released == [first])
+        # The room answers alice's goodbye by closing the connection, often before alice
+        # closes her end: the data port then keeps a TIME_WAIT for a minute, and a pool
+        # without SO_REUSEADDR (the notebook's) cannot bind it again until it ends (bob
+        # was told "busy" in about one run in three under load). Waited for, not hidden.
+        assert wait_until(lambda: plainly_bindable(first), timeout=70, step=0.5)
         with join(server, "bob", keyring, known) as bob:
             echo(bob, "the port came back")
-        assert wait_until(lambda: mine.released == [spare.first] * 2)
+        assert wait_until(lambda: mine.released == [first] * 2)
         assert wait_until(lambda: server.pool.leased() == [])
     finally:
         server.stop()
-    assert mine.free == [spare.first]
+    assert mine.free == [first]
     # The student's pool does not say its size: the event says what it knows.
-    assert any(e.text == f"port {spare.first} leased (1 in use)" for e in server.events)
+    assert any(e.text == f"port {first} leased (1 in use)" for e in server.events)
