@@ -442,3 +442,203 @@ def test_a_client_that_sends_nothing_is_told_so(no_leaks) -> None:
         EXCHANGE,
     )
     checks_02_exchange.check_dh_client(_dh_client())
+
+
+# --- notebook 03 ----------------------------------------------------------------------------
+
+DH_SERVER = "Упражнение: серверная половина обмена"
+ALLOWED = "6 · Упражнение: проверка по списку"
+SERVE_ONE = "Упражнение: проверка внутри рукопожатия"
+JOIN = "7 · Упражнение: новый студент"
+
+
+def test_k_returned_as_str_by_dh_server_is_told_to_be_an_int(no_leaks) -> None:
+    """It was told the client computed another K and to use the b of its B."""
+    import json
+    import secrets
+
+    from labcrypto.channel import read_frame, write_frame
+
+    def dh_server(sock, group):
+        b = group.random_exponent(secrets.randbelow)
+        write_frame(sock, json.dumps({"p": group.p, "g": group.g, "B": pow(group.g, b, group.p)})
+                    .encode())  # fmt: skip
+        public = json.loads(read_frame(sock)).get("A")
+        if not isinstance(public, int):
+            raise ValueError("no integer A")
+        groups.validate_public(group, public)
+        return str(pow(public, b, group.p))
+
+    message = assert_named_in_russian(
+        checks_03_allowlist.check_dh_server,
+        (dh_server,),
+        ["dh_server returned str '", "return K itself, the int"],
+        ["dh_server вернула str '", "должна вернуть сам K — целое число"],
+        DH_SERVER,
+    )
+    assert "другой K" not in message
+
+
+def test_an_allowlist_row_returned_is_shown_cut() -> None:
+    """The whole row was shown: a 2048-bit key in hex, 500 characters of it."""
+    import csv
+
+    from labcrypto.errors import LabCryptoError
+    from labcrypto.keys import PublicKey
+
+    def is_allowed(path, key):
+        with open(path, newline="", encoding="utf-8") as handle:
+            for row in csv.reader(handle):
+                try:
+                    if len(row) > 1 and PublicKey.from_text(row[1]) == key:
+                        return row
+                except (ValueError, LabCryptoError):
+                    continue
+        return None
+
+    message = assert_named_in_russian(
+        checks_03_allowlist.check_is_allowed,
+        (is_allowed,),
+        ["is_allowed returned ['alice'", "…; return True or False"],
+        ["is_allowed вернула ['alice'", "…; возвращайте True или False"],
+        ALLOWED,
+    )
+    assert len(message.splitlines()[1]) < 160, message
+
+
+def test_a_name_python_does_not_know_in_is_allowed_is_named() -> None:
+    """A NameError was blamed on the file's unreadable rows."""
+
+    def is_allowed(path, key):
+        return Path(path).exists() and keys_that_are_listed(path, key)  # noqa: F821
+
+    message = assert_named_in_russian(
+        checks_03_allowlist.check_is_allowed,
+        (is_allowed,),
+        ["NameError(", "Python does not know a name"],
+        ["NameError(", "Python не знает имени"],
+        ALLOWED,
+    )
+    assert "try/except" not in message
+
+
+def _handshake(sock, handshake) -> None:
+    from labcrypto.channel import read_frame, write_frame
+
+    while not handshake.done:
+        for reply in handshake.receive(read_frame(sock)):
+            write_frame(sock, reply)
+
+
+def test_a_refusal_swallowed_by_serve_one_fails(no_leaks) -> None:
+    """A serve_one that sent the refusal and then returned None passed."""
+    from labcrypto.allowlist import Allowlist
+    from labcrypto.channel import SecureChannel, write_frame
+    from labcrypto.errors import LabCryptoError
+    from labcrypto.handshake import ServerHandshake
+
+    def serve_one(sock, server_key, allowlist_path):
+        handshake = ServerHandshake(server_key, allow=Allowlist(allowlist_path).is_allowed)
+        try:
+            _handshake(sock, handshake)
+        except LabCryptoError as exc:
+            write_frame(sock, ServerHandshake.error_message(exc))
+            return None
+        channel = SecureChannel(sock, handshake.session)
+        channel.send("welcome")
+        return channel
+
+    assert_named_in_russian(
+        checks_03_allowlist.check_serve_one,
+        (serve_one,),
+        ["returned None instead of raising the error again", "course mistake 11"],
+        ["вернула None, а не выбросила ошибку снова", "типичная ошибка № 11"],
+        SERVE_ONE,
+    )
+
+
+def test_a_welcome_sent_in_plain_bytes_is_named(no_leaks) -> None:
+    from labcrypto.allowlist import Allowlist
+    from labcrypto.channel import SecureChannel, write_frame
+    from labcrypto.handshake import ServerHandshake
+
+    def serve_one(sock, server_key, allowlist_path):
+        handshake = ServerHandshake(server_key, allow=Allowlist(allowlist_path).is_allowed)
+        _handshake(sock, handshake)
+        write_frame(sock, b"welcome")
+        return SecureChannel(sock, handshake.session)
+
+    assert_named_in_russian(
+        checks_03_allowlist.check_serve_one,
+        (serve_one,),
+        ["sent 'welcome' as plain bytes", "anyone on the line reads it"],
+        ["отправил 'welcome' открытыми байтами", "прочтёт любой на линии"],
+        SERVE_ONE,
+    )
+
+
+def test_a_serve_one_that_reads_on_after_the_handshake_reads_as_a_sentence(no_leaks) -> None:
+    """«ни одного зашифрованного сообщения не пришло, прежде чем serve_one так и не вернул
+    управление»: the words for "never returned" do not fit that sentence."""
+    from labcrypto.allowlist import Allowlist
+    from labcrypto.channel import read_frame, write_frame
+    from labcrypto.handshake import ServerHandshake
+
+    def serve_one(sock, server_key, allowlist_path):
+        handshake = ServerHandshake(server_key, allow=Allowlist(allowlist_path).is_allowed)
+        while True:
+            for reply in handshake.receive(read_frame(sock)):
+                write_frame(sock, reply)
+
+    message = assert_named_in_russian(
+        checks_03_allowlist.check_serve_one,
+        (serve_one,),
+        ["sent no encrypted message and did not end", "stop reading"],
+        ["не отправила ни одного зашифрованного сообщения и не закончила работу"],
+        SERVE_ONE,
+    )
+    assert "прежде чем serve_one так и не" not in message
+
+
+def test_a_join_that_connects_to_another_room_is_told_so(no_leaks) -> None:
+    """Dave connected to the notebook's own room: he was told to add his key to the list,
+    which he had done."""
+    from labcrypto.allowlist import Allowlist
+    from labcrypto.chat import ChatClient, ChatServer
+
+    with tempfile_dir() as tmp:
+        other_key = keys.generate(groups.FFDHE2048)
+        other_room = ChatServer(other_key, Allowlist(tmp / "other.csv"), name="other").start()
+        try:
+
+            def join(name, key_dir, allowlist_path, address, server_key):
+                key = keys.load_or_create(name, key_dir)
+                listed = Allowlist(allowlist_path)
+                if not listed.is_allowed(key.public_key):
+                    listed.add(name, key.public_key)
+                return ChatClient.connect(
+                    *other_room.address, key, server_key=other_key.public_key, timeout=5
+                )
+
+            message = assert_named_in_russian(
+                checks_03_allowlist.check_join_as_new_student,
+                (join,),
+                ["not the server at the address your function was given", "`address`"],
+                ["не тот, что по выданному вашей функции адресу", "`address`"],
+                JOIN,
+            )
+        finally:
+            other_room.stop()
+    assert "Добавьте *открытый* ключ" not in message
+
+
+def tempfile_dir():
+    import contextlib
+    import tempfile
+
+    @contextlib.contextmanager
+    def made() -> Path:
+        with tempfile.TemporaryDirectory(prefix="labcrypto-test-") as tmp:
+            yield Path(tmp)
+
+    return made()

@@ -53,6 +53,7 @@ from .feedback import (
     WAIT,
     CheckFailed,
     code_of,
+    cut_repr,
     expect,
     explained_in,
     fail,
@@ -157,6 +158,10 @@ DH_SERVER = Messages(
         "other K": N_(
             "With a fair client, dh_server {outcome}, but the client computed another K: "
             "both sides must get the same number. Use the b of your B for K = A^b mod p."
+        ),
+        "not an int": N_(
+            "With a fair client, dh_server returned {kind} {shown}: return K itself, the "
+            "int A^b mod p."
         ),
         "whole": N_("its frame in one piece"),
         "split": N_("its frame one byte per TCP segment"),
@@ -393,6 +398,9 @@ def _check_fair_clients(dh_server: Callable[..., int], group: Group) -> None:
             raise fail(DH_SERVER["fair pickle"], error=refused_as(run.value))
         if run.status == "error":
             raise fail(DH_SERVER["fair raised"], what=what, error=refused_as(run.value), hint=hint)
+        if not isinstance(run.value, int) or isinstance(run.value, bool):
+            kind = type(run.value).__name__
+            raise fail(DH_SERVER["not an int"], kind=kind, shown=cut_repr(run.value, 40))
         if run.value != run.client_k:
             raise fail(DH_SERVER["other K"], outcome=how_it_ended("ok", run.value, 40))
         seen_b.append(run.hello["B"])
@@ -509,7 +517,11 @@ IS_ALLOWED = Messages({
         "what cannot be read (try/except around PublicKey.from_text): one bad row "
         "must not lock the whole class out."
     ),
-    "not a bool": N_("is_allowed returned {got!r}; return True or False."),
+    "not a bool": N_("is_allowed returned {got}; return True or False."),
+    "name error": N_(
+        "is_allowed raised {error}: Python does not know a name your code uses, a typo or "
+        "an import that is missing (import it in the cell that defines is_allowed)."
+    ),
     "wrong": N_(
         "is_allowed(path, key) returned {got} for a key where {why}; expected {want}.\n{hint}"
     ),
@@ -616,6 +628,8 @@ def _ask(
         )  # fmt: skip
     except CheckFailed:
         raise
+    except NameError as exc:
+        raise fail(IS_ALLOWED["name error"], error=refused_as(exc)) from None
     except Exception as exc:
         failure = fail(IS_ALLOWED["raised"], error=refused_as(exc))
         if _splits_on_commas(is_allowed):
@@ -636,7 +650,7 @@ def check_is_allowed(is_allowed: Callable[[Path, Any], bool]) -> None:
             if got is want:
                 continue
             if got not in (True, False):
-                raise fail(IS_ALLOWED["not a bool"], got=got)
+                raise fail(IS_ALLOWED["not a bool"], got=cut_repr(got, 60))
             if _splits_on_commas(is_allowed):
                 hint = IS_ALLOWED["split"]
             raise fail(IS_ALLOWED["wrong"], got=got, why=why, want=want, hint=hint)
@@ -711,6 +725,12 @@ SERVE_ONE = Messages(
             "{who}: the client was refused, but serve_one then returned {value} as if it had "
             "been served. After the refusal, raise the error again."
         ),
+        "swallowed": N_(
+            "{who}: the client was refused, but serve_one then returned None instead of "
+            "raising the error again: the server that calls it cannot tell a refused "
+            "connection from a served one, nor log why it failed (an error swallowed, "
+            "course mistake 11). After sending the refusal, raise the error again (`raise`)."
+        ),
         "stuck": N_(
             "{who}: serve_one did not end within {wait:.0f} s. It is waiting for bytes that "
             "never come: after a refusal, or a failed handshake, it must end."
@@ -729,6 +749,16 @@ SERVE_ONE = Messages(
         "no welcome": N_(
             "{who}: the handshake finished, but no encrypted message came before serve_one "
             "{ended}. Send 'welcome' through SecureChannel(sock, handshake.session)."
+        ),
+        "no welcome, stuck": N_(
+            "{who}: the handshake finished, but serve_one sent no encrypted message and did "
+            "not end: once handshake.done, stop reading and send 'welcome' through "
+            "SecureChannel(sock, handshake.session)."
+        ),
+        "plain welcome": N_(
+            "{who}: your server sent 'welcome' as plain bytes, outside the channel: anyone on "
+            "the line reads it, and the client cannot open it with the session key. Send it "
+            "through SecureChannel(sock, handshake.session)."
         ),
         "other welcome": N_("{who}: the first encrypted message was {text}, not 'welcome'."),
         "after welcome": N_(
@@ -806,6 +836,7 @@ class _Visit:
     value: Any = None  #: what it returned or raised
     offered: set[int] = field(default_factory=set)  #: the client's public values (its hello)
     computed: bool = False  #: did the server compute a DH result with any of them?
+    unopened: list[bytes] = field(default_factory=list)  #: frames neither JSON nor sealed
 
     def kinds(self) -> list[str]:
         return [kind for kind, _ in self.frames]
@@ -856,6 +887,8 @@ def _play_visitor(sock: socket.socket, visitor: KeyPair, server: PublicKey, visi
                 visit.frames.append(("data", {}))
                 if visit.welcome is None:
                     visit.welcome = opened
+                if opened is None:
+                    visit.unopened.append(payload[:64])
                 continue
             visit.frames.append((message["type"], message))
             if message["type"] == "error" or lying:
@@ -926,6 +959,10 @@ def _served_problem(visit: _Visit, who: str) -> CheckFailed | None:
     if "server_finished" not in visit.kinds():
         sent = ", ".join(visit.kinds()) or SERVE_ONE["nothing"]
         return fail(SERVE_ONE["unfinished"], who=who, sent=sent, ended=_ended(visit))
+    if visit.welcome is None and b"welcome" in visit.unopened:
+        return fail(SERVE_ONE["plain welcome"], who=who)
+    if visit.welcome is None and visit.status == "stuck":
+        return fail(SERVE_ONE["no welcome, stuck"], who=who)
     if visit.welcome is None:
         return fail(SERVE_ONE["no welcome"], who=who, ended=_ended(visit))
     if visit.welcome != b"welcome":
@@ -957,6 +994,8 @@ def _refusal_problem(visit: _Visit, who: str, why: str, why_quiet: str = "") -> 
         return fail(SERVE_ONE["stuck"], who=who, wait=3 * WAIT)
     if visit.status == "ok" and visit.value is not None:
         return fail(SERVE_ONE["returned"], who=who, value=quote(visit.value, 60))
+    if visit.status == "ok":
+        return fail(SERVE_ONE["swallowed"], who=who)
     return None
 
 
@@ -1055,6 +1094,11 @@ JOIN = Messages({
     "no row": N_("The allowlist has no row 'dave' with the key in dave.key."),
     "readable": N_("dave.key can be read by others: use keys.load_or_create / keys.save."),
     "raised": N_("{attempt}, the function raised {error}.\n{hint}"),
+    "elsewhere": N_(
+        "The server refused dave's key, but it was not the server at the address your "
+        "function was given: that one was never asked about any key. Connect to `address` "
+        "(ChatClient.connect(*address, ...)), not to a room of the notebook."
+    ),
     "not allowed": N_(
         "The server does not know the key dave connected with. Add dave's *public* key to "
         "the allowlist file you were given (allowlist_path), and connect with the same key "
@@ -1164,9 +1208,25 @@ class _NoTrustOnFirstUse:
 _NO_TRUST_ON_FIRST_USE = _NoTrustOnFirstUse()
 
 
-def _join_hint(exc: BaseException, attempt: str, path: Path) -> str:
+class _AskedAllowlist(Allowlist):
+    """The check room's allowlist, noting each key the room asks about. The room asks
+    before it answers the client, so a refusal that comes with nothing noted here came
+    from another server."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.asked: list[PublicKey] = []
+
+    def is_allowed(self, key: PublicKey) -> bool:
+        self.asked.append(key)
+        return super().is_allowed(key)
+
+
+def _join_hint(exc: BaseException, attempt: str, path: Path, asked: bool) -> str:
+    """What to try after the student's function raised ``exc``; ``asked``: did the check's
+    room ever look a key up (so the function reached it)?"""
     if isinstance(exc, KeyNotAllowed):
-        return JOIN["not allowed"]
+        return JOIN["not allowed"] if asked else JOIN["elsewhere"]
     if isinstance(exc, AllowlistError) and attempt == "second":
         return JOIN["added twice"]
     if isinstance(exc, AllowlistError | OSError) and "exists" in in_english(exc):
@@ -1194,7 +1254,7 @@ def _join_once(join: Callable[..., Any], attempt: str, key_dir: Path, path: Path
     except Exception as exc:
         if refused:
             raise fail(JOIN["not pinned"], attempt=JOIN[attempt]) from None
-        hint = _join_hint(exc, attempt, path)
+        hint = _join_hint(exc, attempt, path, bool(room.allowlist.asked))
         error = refused_as(exc)
         raise fail(JOIN["raised"], attempt=JOIN[attempt], error=error, hint=hint) from None
     if refused or getattr(client, "name", None) != "dave":
@@ -1228,7 +1288,7 @@ def check_join_as_new_student(join: Callable[..., Any]) -> None:
         server_key, alice = generate(FFDHE2048), generate(FFDHE2048)
         Allowlist(path).add("alice", alice.public_key, "already here")
         room = ChatServer(
-            server_key, Allowlist(path), name="check-join-room", connection_timeout=5.0
+            server_key, _AskedAllowlist(path), name="check-join-room", connection_timeout=5.0
         ).start()
         clients: list[Any] = []
         deadline = time.monotonic() + JOIN_WAIT  # one bound for both calls
