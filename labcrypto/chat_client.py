@@ -210,6 +210,12 @@ class ChatClient:
         """True until we close or the server ends the conversation."""
         return self._error is None and not self._closing.is_set()
 
+    @property
+    def ended_because(self) -> LabCryptoError | None:
+        """Why the conversation ended (the server stopped or dropped us, the connection
+        broke), or None while it goes on."""
+        return self._error
+
     # --- the background reader ----------------------------------------------------------
 
     def _read_loop(self) -> None:

@@ -34,6 +34,7 @@ import argparse
 import contextlib
 import logging
 import os
+import select
 import signal
 import sys
 import threading
@@ -491,18 +492,50 @@ def _send_and_wait_for_echo(client: ChatClient, text: str, timeout: float) -> No
 
 
 def _interactive_chat(client: ChatClient) -> int:
-    """Read lines from the keyboard and send them; incoming lines are printed by the reader."""
+    """Read lines from the keyboard and send them; incoming lines are printed by the reader.
+
+    Ends with 0 at Ctrl-D, ``/quit`` or Ctrl-C; with 1, saying why, as soon as the server
+    ends the chat (stopped, or dropped us), without waiting for the next line typed.
+    """
     _err(_("type a line and press Enter to send it; Ctrl-D or /quit to leave"))
     try:
-        for line in sys.stdin:
+        for line in _typed_lines(lambda: client.connected):
             text = line.strip()
             if text == "/quit":
-                break
+                return 0
             if text:
                 client.send(text)
     except KeyboardInterrupt:
-        pass
-    return 0
+        return 0
+    reason = client.ended_because
+    if reason is None:
+        return 0  # Ctrl-D
+    _err(_("error: {message}").format(message=reason))
+    return 1
+
+
+def _typed_lines(go_on: Callable[[], bool], poll: float = 0.2) -> Iterator[str]:
+    """The lines of stdin as they are typed, until Ctrl-D or until ``go_on()`` is False.
+
+    ``select`` waits for input at most ``poll`` seconds at a time, so the loop notices
+    the end of a chat while nobody types; the bytes are read from the file descriptor
+    (not through ``sys.stdin``'s buffer, which could hold a line ``select`` does not see).
+    """
+    fd = sys.stdin.fileno()
+    pending = b""
+    while go_on():
+        ready, _, _ = select.select([fd], [], [], poll)
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:  # Ctrl-D
+            if pending:
+                yield pending.decode("utf-8", "replace")
+            return
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line.decode("utf-8", "replace")
 
 
 # --- ftp -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -730,3 +731,63 @@ def test_the_allowlist_loop_of_grading_runs_again_for_a_late_student(tmp_path, d
     # The same name with another key is still refused: that is a different person's key.
     hand_in("carol", "bob")
     assert run_loop().returncode != 0
+
+
+def _interactive_chat(classroom: Path, port: int) -> subprocess.Popen[str]:
+    """``labcrypto chat`` with no --message, its keyboard a pipe the test types into."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "labcrypto", "chat", "--port", str(port), "--key", "alice",
+         "--keys-dir", str(classroom), "--server-key", str(classroom / "server.pub")],
+        env=_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def _wait_for(condition, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not within the time limit"
+        time.sleep(0.05)
+
+
+def test_interactive_chat_says_why_it_ends_when_the_server_stops(classroom, secure_keys) -> None:
+    """Typed lines go out (two typed at once too); when the instructor stops the server the
+    chat ends at once with exit 1 and the reason, not at the student's next line."""
+    server = ChatServer(secure_keys("server"), Allowlist(classroom / "allowlist.csv"))
+    server.start()
+    chat = _interactive_chat(classroom, server.port)
+    try:
+        assert chat.stdin is not None
+        chat.stdin.write("hello\n")
+        chat.stdin.flush()
+        chat.stdin.write("one\ntwo\n")  # one write: both lines, neither held back
+        chat.stdin.flush()
+        _wait_for(lambda: [m.text for m in server.history] == ["hello", "one", "two"])
+        server.stop()
+        assert chat.wait(timeout=30) == 1  # the keyboard (stdin) is still open
+        err = chat.stderr.read() if chat.stderr else ""
+        last = err.strip().splitlines()[-1]
+        # The reader's words for the end (a stopped ChatServer closes without a goodbye
+        # today, so the client cannot tell it from a cut connection).
+        assert last.startswith(("error: the server ended the chat",
+                                "error: lost the chat connection")), err  # fmt: skip
+    finally:
+        server.stop()
+        if chat.poll() is None:
+            chat.kill()
+        chat.communicate(timeout=30)
+
+
+def test_interactive_chat_ends_with_ctrl_d_or_quit(classroom, secure_keys, no_leaks) -> None:
+    with ChatServer(secure_keys("server"), Allowlist(classroom / "allowlist.csv")) as server:
+        for typed in ("bye\n", "/quit\n"):  # Ctrl-D: the end of the input
+            chat = _interactive_chat(classroom, server.port)
+            try:
+                _out, err = chat.communicate(typed, timeout=30)
+            finally:
+                if chat.poll() is None:
+                    chat.kill()
+                    chat.communicate(timeout=30)
+            assert chat.returncode == 0, err
+            assert "error" not in err, err
+        assert [m.text for m in server.history] == ["bye"]
