@@ -7,6 +7,7 @@ server stopped (``no_leaks``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -182,3 +183,35 @@ def test_a_name_a_terminal_would_obey_is_listed_quoted(serve, secure_keys, tmp_p
     assert len(shown.splitlines()) == 3, shown  # "line\nbreak" stays on one line
     assert '"a\\x1b[2J\\x1b]0;owned\\x07b"' in shown and '"line\\x0abreak"' in shown
     assert shown.splitlines()[-1].endswith("  notes.txt")  # a plain name stays plain
+
+
+def test_one_students_stuck_transfers_cannot_hold_every_connection(
+    secure_keys, allowlist, tmp_path: Path, no_leaks
+) -> None:
+    """A transfer holds its connection while data flows, and a stuck one (a progress
+    callback waiting for input, a loop that never sends) for the whole timeout: one
+    student's stuck uploads held all 64 connections and the class was turned away.
+    One key may have ``max_requests_per_key`` requests under way; the next is told so."""
+    allowlist.add("bob", secure_keys("bob").public_key)
+    server = FileServer(
+        secure_keys("server"), allowlist, tmp_path / "root", max_connections=8,
+        max_requests_per_key=4, connection_timeout=30.0,
+    ).start()  # fmt: skip
+    try:
+        with contextlib.ExitStack() as stack:
+            for i in range(4):  # announced, never sent
+                sock = stack.enter_context(raw_connect(server.port))
+                channel = SecureChannel.client(sock, secure_keys("bob"), service="files")
+                args = {"path": f"stuck{i}.bin", "size": 1000}
+                channel.send(json.dumps({"command": "put", "args": args}).encode())
+                assert json.loads(channel.recv(5.0))["ok"]
+            bob = FileClient(
+                "127.0.0.1", server.port, secure_keys("bob"), secure_keys("server").public_key
+            )
+            with pytest.raises(FileServiceError, match="4 requests under way"):
+                bob.ls("/")
+            assert _client(server, secure_keys).ls("/") == []  # alice is served
+        assert wait_until(lambda: server.connection_count == 0)
+        assert bob.ls("/") == []  # bob's stuck ones are gone: he is served again
+    finally:
+        server.stop()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -85,7 +86,8 @@ class FileServer(ThreadedServer):
     each wait, the whole handshake, and each frame from its first byte to
     its last (a client that trickles a byte a second is dropped). ``door``:
     who may start a handshake (``DOOR``; None: everyone, up to
-    ``max_connections``). Start it like any
+    ``max_connections``). ``max_requests_per_key``: requests one key may
+    have under way at once (None: no limit). Start it like any
     ``ThreadedServer``: ``with FileServer(...) as server: server.port``.
     """
 
@@ -106,6 +108,7 @@ class FileServer(ThreadedServer):
         max_connections: int = 64,
         door: AdmissionRules | None = DOOR,
         keep_free: int | None = None,
+        max_requests_per_key: int | None = 16,
     ) -> None:
         super().__init__(
             host,
@@ -128,6 +131,9 @@ class FileServer(ThreadedServer):
         #: worked out its half of the handshake (``key_pool``); each is used once.
         self.ephemeral_pool = EphemeralPool(key.group)
         self.admission = Admission(door) if door is not None else None
+        self.max_requests_per_key = max_requests_per_key
+        self._requests: dict[str, int] = {}  # requests under way per user, under _requests_lock
+        self._requests_lock = threading.Lock()
 
     @property
     def quota(self) -> int | None:
@@ -190,7 +196,39 @@ class FileServer(ThreadedServer):
             if user is None:  # removed from the list during the handshake
                 self._refuse(channel, FileServiceError(wire.REFUSALS["not allowed"]))
                 return
-            self._serve(channel, user, conn)
+            if not self._open_request(user):
+                limit = self.max_requests_per_key
+                self.emit("busy", f"{user}: refused, already {limit} requests under way")
+                refusal = FileServiceError(wire.REFUSALS["requests per key"], limit=limit)
+                self._refuse(channel, refusal)
+                return
+            try:
+                self._serve(channel, user, conn)
+            finally:
+                self._close_request(user)
+
+    def _open_request(self, user: str) -> bool:
+        """Count one more request of ``user``; False if it has the most it may.
+
+        A transfer holds its connection for as long as the data flows, and a
+        stuck client (a progress callback that waits for input, a loop that
+        never reads) for the whole timeout. Without a limit, one student's
+        64 stuck downloads held every connection of the service and the
+        class was turned away; now they hold at most this many.
+        """
+        limit = self.max_requests_per_key
+        with self._requests_lock:
+            held = self._requests.get(user, 0)
+            if limit is not None and held >= limit:
+                return False
+            self._requests[user] = held + 1
+        return True
+
+    def _close_request(self, user: str) -> None:
+        with self._requests_lock:
+            self._requests[user] -= 1
+            if not self._requests[user]:
+                del self._requests[user]
 
     def _serve(self, channel: SecureChannel, user: str, conn: Any = None) -> None:
         """Read the request, run it inside the user's jail, send the reply.

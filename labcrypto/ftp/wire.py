@@ -85,6 +85,10 @@ REFUSALS = {
     "bad request": N_("bad request: {error}"),
     "negative size": N_("bad request: a negative size"),
     "not allowed": N_("your key is not allowed"),
+    "requests per key": N_(
+        "your key already has {limit} requests under way on this server (the most one key "
+        "may have): let them finish, then try again"
+    ),
     "unknown command": N_("unknown command {command}: try help"),
     "not a folder": N_("{path} is not a folder"),
     "too big for cat": N_(
