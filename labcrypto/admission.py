@@ -18,8 +18,12 @@ make the server do. So a class server bounds, per source address:
 
 A connection over the cap is refused *in words* (``Admission.admit``
 returns the reason; the server sends it before closing), never with a bare
-reset. Used by ``ChatServer`` (``ChatSettings``); no sockets here, only
-counting, so the rules are tested without a network.
+reset. Used by ``ChatServer`` (``ChatSettings``) and ``FileServer``; no
+sockets here, only counting, so the rules are tested without a network.
+
+Past the door, ``HeldPerKey`` counts what each *authenticated* key holds
+(the chat's conversations, the file service's requests under way), so one
+student's stuck loop cannot take what the whole class shares.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Hashable
 from dataclasses import dataclass
 
-__all__ = ["Admission", "AdmissionRules"]
+__all__ = ["Admission", "AdmissionRules", "HeldPerKey"]
 
 
 @dataclass(frozen=True)
@@ -114,3 +119,36 @@ class Admission:
         for source in [s for s, f in self._failures.items() if now - f[-1] > self.rules.window]:
             del self._failures[source]
             self._pause.pop(source, None)
+
+
+class HeldPerKey:
+    """How many of something (conversations, requests) each key holds at once.
+
+    ``take(key, limit)`` counts one more for ``key`` unless it holds
+    ``limit`` already (None: no limit); each successful ``take`` is matched
+    by one ``give_back(key)`` when that thing ends. Safe from several threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: Counter[Hashable] = Counter()
+
+    def take(self, key: Hashable, limit: int | None) -> bool:
+        """One more for ``key``; False (and nothing counted) if it holds ``limit``."""
+        with self._lock:
+            if limit is not None and self._held[key] >= limit:
+                return False
+            self._held[key] += 1
+            return True
+
+    def give_back(self, key: Hashable) -> None:
+        """One fewer for ``key``."""
+        with self._lock:
+            self._held[key] -= 1
+            if self._held[key] <= 0:
+                del self._held[key]
+
+    def held(self, key: Hashable) -> int:
+        """How many ``key`` holds now."""
+        with self._lock:
+            return self._held[key]

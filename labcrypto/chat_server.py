@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from .admission import Admission, AdmissionRules
+from .admission import Admission, AdmissionRules, HeldPerKey
 from .allowlist import Allowlist
 from .channel import SecureChannel
 from .chat_messages import (
@@ -290,7 +290,7 @@ class ChatServer(ThreadedServer):
                 first_pause=settings.failure_pause,
             )
         )
-        self._sessions: dict[PublicKey, int] = {}  # conversations per key, under _room_lock
+        self._sessions = HeldPerKey()  # the conversations each key holds
         #: Called with every ``ChatMessage`` the room delivers (from a server thread).
         self.on_message: Callable[[ChatMessage], None] | None = None
         #: The last 1000 messages of the room, oldest first.
@@ -340,7 +340,7 @@ class ChatServer(ThreadedServer):
         key = channel.session.peer_key
         name = self._name_of(key)
         stream, lease = conn, None
-        if not self._open_session(key):
+        if not self._sessions.take(key, self.settings.max_sessions_per_key):
             limit = self.settings.max_sessions_per_key
             self.emit("busy", f"{name} ({who}) turned away: already {limit} sessions")
             with contextlib.suppress(OSError, LabCryptoError):
@@ -376,26 +376,10 @@ class ChatServer(ThreadedServer):
             self._chat(channel, stream, name, who, control=conn if lease else None)
         finally:
             channel.close()
-            self._close_session(key)
+            self._sessions.give_back(key)
             if lease is not None:
                 lease.release()
                 self.emit("pool", f"port {lease.port} returned to the pool")
-
-    def _open_session(self, key: PublicKey) -> bool:
-        """Count one more conversation for ``key``; False if it holds the most it may."""
-        limit = self.settings.max_sessions_per_key
-        with self._room_lock:
-            held = self._sessions.get(key, 0)
-            if limit is not None and held >= limit:
-                return False
-            self._sessions[key] = held + 1
-        return True
-
-    def _close_session(self, key: PublicKey) -> None:
-        with self._room_lock:
-            self._sessions[key] -= 1
-            if not self._sessions[key]:
-                del self._sessions[key]
 
     def _handshake(self, conn: socket.socket, who: str) -> SecureChannel | None:
         """Run the handshake; None (and an event saying why) if the client is refused."""

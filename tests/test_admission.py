@@ -50,3 +50,17 @@ def test_none_turns_each_rule_off(rules: AdmissionRules) -> None:
     for _ in range(100):
         door.finished("10.0.0.4", False)
     assert door.pause_for("10.0.0.4") == 0.0
+
+
+def test_held_per_key_counts_up_to_the_limit_and_gives_back() -> None:
+    from labcrypto.admission import HeldPerKey
+
+    held = HeldPerKey()
+    assert [held.take("bob", 2) for _ in range(3)] == [True, True, False]
+    assert held.take("alice", 2) and held.held("bob") == 2  # each key its own count
+    held.give_back("bob")
+    assert held.take("bob", 2) and not held.take("bob", 2)
+    assert held.take("bob", None)  # None: no limit
+    for _ in range(3):
+        held.give_back("bob")
+    assert held.held("bob") == 0

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..admission import Admission, AdmissionRules
+from ..admission import Admission, AdmissionRules, HeldPerKey
 from ..channel import SecureChannel
 from ..errors import (
     ChannelClosed,
@@ -132,8 +131,11 @@ class FileServer(ThreadedServer):
         self.ephemeral_pool = EphemeralPool(key.group)
         self.admission = Admission(door) if door is not None else None
         self.max_requests_per_key = max_requests_per_key
-        self._requests: dict[str, int] = {}  # requests under way per user, under _requests_lock
-        self._requests_lock = threading.Lock()
+        #: Requests under way per user. A transfer holds its connection while data
+        #: flows, and a stuck one (a progress callback waiting for input, a loop that
+        #: never reads) for the whole timeout: without a limit, one student's 64 stuck
+        #: uploads held every connection of the service and the class was turned away.
+        self._requests = HeldPerKey()
 
     @property
     def quota(self) -> int | None:
@@ -196,7 +198,7 @@ class FileServer(ThreadedServer):
             if user is None:  # removed from the list during the handshake
                 self._refuse(channel, FileServiceError(wire.REFUSALS["not allowed"]))
                 return
-            if not self._open_request(user):
+            if not self._requests.take(user, self.max_requests_per_key):
                 limit = self.max_requests_per_key
                 self.emit("busy", f"{user}: refused, already {limit} requests under way")
                 refusal = FileServiceError(wire.REFUSALS["requests per key"], limit=limit)
@@ -205,30 +207,7 @@ class FileServer(ThreadedServer):
             try:
                 self._serve(channel, user, conn)
             finally:
-                self._close_request(user)
-
-    def _open_request(self, user: str) -> bool:
-        """Count one more request of ``user``; False if it has the most it may.
-
-        A transfer holds its connection for as long as the data flows, and a
-        stuck client (a progress callback that waits for input, a loop that
-        never reads) for the whole timeout. Without a limit, one student's
-        64 stuck downloads held every connection of the service and the
-        class was turned away; now they hold at most this many.
-        """
-        limit = self.max_requests_per_key
-        with self._requests_lock:
-            held = self._requests.get(user, 0)
-            if limit is not None and held >= limit:
-                return False
-            self._requests[user] = held + 1
-        return True
-
-    def _close_request(self, user: str) -> None:
-        with self._requests_lock:
-            self._requests[user] -= 1
-            if not self._requests[user]:
-                del self._requests[user]
+                self._requests.give_back(user)
 
     def _serve(self, channel: SecureChannel, user: str, conn: Any = None) -> None:
         """Read the request, run it inside the user's jail, send the reply.
