@@ -642,3 +642,17 @@ def tempfile_dir():
             yield Path(tmp)
 
     return made()
+
+
+def test_notebook_02_says_how_many_keys_the_toy_group_has() -> None:
+    """It said 20: twenty exponents, but keys.generate refuses the one whose public
+    value is p-1, so there are 19 keys."""
+    import re
+
+    source = (Path(__file__).parent.parent / "notebooks/src/02_exchange.py").read_text("utf-8")
+    stated = re.findall(r"toy group has only (\d+) keys|всего (\d+) ключей", source)
+    toy = groups.TOY
+    exponents = range(2, toy.q)  # what toy.random_exponent draws from
+    publics = {pow(toy.g, x, toy.p) for x in exponents} - {1, toy.p - 1}  # as keys.generate
+    assert len(stated) == 2, stated
+    assert {int(en or ru) for en, ru in stated} == {len(publics)}

@@ -92,17 +92,17 @@ from labcrypto.lab import checks_02_exchange as checks
 # %% id=cell-007
 alice_toy = keys.generate(groups.TOY)
 bob_toy = keys.generate(groups.TOY)
-for _ in range(100):                 # the toy group has only 20 keys: draw again if they match
+for _ in range(100):                 # the toy group has only 19 keys: draw again if they match
     if bob_toy.public != alice_toy.public:
         break
     bob_toy = keys.generate(groups.TOY)
 client = ClientHandshake(alice_toy, mode="toy")
 server = ServerHandshake(bob_toy, mode="toy")
 
-# %% lang=ru id=cell-007 en=d102463e
+# %% lang=ru id=cell-007 en=26759339
 alice_toy = keys.generate(groups.TOY)
 bob_toy = keys.generate(groups.TOY)
-for _ in range(100):                 # в учебной группе всего 20 ключей: если совпали, выбираем заново
+for _ in range(100):                 # в учебной группе всего 19 ключей: если совпали, выбираем заново
     if bob_toy.public != alice_toy.public:
         break
     bob_toy = keys.generate(groups.TOY)
