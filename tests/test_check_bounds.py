@@ -13,6 +13,7 @@ while it runs: the replacement must touch only the student's thread and always g
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import sys
@@ -542,22 +543,13 @@ def test_the_hammer_reports_what_a_thread_found(no_leaks) -> None:
         checks_04_two_ports._hammer(pool)
 
 
-def test_a_stop_that_code_waiting_in_c_never_takes_leaves_traced_threads_alone(
-    no_leaks,
-) -> None:
-    """A stop sent to code that waits inside C for good (a lock its own code never
-    released) used to stay pending, and CPython 3.11 then makes every traced thread spin
-    at its next call until it is taken: the port pool's race and thief (both traced)
-    never returned, so every later check of the pool in that kernel failed."""
-    lock = threading.Lock()
-    lock.acquire()
-    try:
-        outcome = harness.run_bounded(lock.acquire, timeout=0.1)  # never returns
-        assert outcome.status == "stuck"
-        time.sleep(5 * harness.POLL)  # several stops sent meanwhile
-        done = threading.Event()
+def _traced_run(paused: bool) -> bool:
+    """Did a thread running traced Python calls (as ``Lockstep`` and the port thief do)
+    finish within 3 s? ``paused``: inside ``harness.stops_paused()``."""
+    done = threading.Event()
 
-        def traced() -> None:
+    def traced() -> None:
+        with harness.stops_paused() if paused else contextlib.nullcontext():
             sys.settrace(lambda *args: None)
             try:
                 for number in range(100):
@@ -565,11 +557,30 @@ def test_a_stop_that_code_waiting_in_c_never_takes_leaves_traced_threads_alone(
                     str(number)
             finally:
                 sys.settrace(None)
-            done.set()
+        done.set()
 
-        thread = threading.Thread(target=traced, daemon=True)
-        thread.start()
-        assert done.wait(3), "a traced thread froze while the stuck run was being stopped"
+    threading.Thread(target=traced, daemon=True).start()
+    return done.wait(3)
+
+
+def test_a_stop_that_code_waiting_in_c_never_takes_leaves_traced_threads_alone(
+    monkeypatch, no_leaks
+) -> None:
+    """A stop sent to code that waits inside C for good (a lock its own code never
+    released) stayed pending, and CPython 3.11 then makes every traced thread spin at its
+    next call until it is taken: the port pool's race and thief (both traced) never
+    returned, so every later check of the pool in that kernel failed. A traced check
+    pauses the stops; once the stops give up, none is left pending."""
+    monkeypatch.setattr(harness, "STOP_TRYING", 1.0)
+    lock = threading.Lock()
+    lock.acquire()
+    try:
+        outcome = harness.run_bounded(lock.acquire, timeout=0.1)  # never returns
+        assert outcome.status == "stuck"
+        time.sleep(5 * harness.POLL)  # several stops sent meanwhile
+        assert _traced_run(paused=True), "a traced check froze while a stuck run was stopped"
+        time.sleep(harness.STOP_TRYING)  # the stops have given up by now
+        assert _traced_run(paused=False), "a stop was left pending for a run stuck in C"
     finally:
         lock.release()  # the stuck run ends now (and so does a frozen traced thread)
 
@@ -613,7 +624,7 @@ def test_a_pool_that_keeps_its_lock_leaves_the_next_check_of_the_pool_working(
                 self.free.append(port)
 
     try:
-        with pytest.raises(CheckFailed):
+        with pytest.raises(CheckFailed, match=r"release\(port, sock\) did not return within 2 s"):
             checks_04_two_ports.check_port_pool(KeepsItsLock)
         start = time.monotonic()
         checks_04_two_ports.check_port_pool(_pool_class())

@@ -31,6 +31,7 @@ from test_notebook_helpers import (
     _handler_naming_its_keys_keys,
     _handoff_to_the_handshake_port,
     _loop_that_stops_on_any_error,
+    _offer_port,
     _pool_class,
     _random_secret,
     _request_handler,
@@ -722,4 +723,24 @@ def test_05_the_top_of_the_home_refused() -> None:
         ["it leads to the home folder itself", "A leading '/'"],
         ["не выходит из домашней папки: он ведёт в саму домашнюю папку", "Ведущий '/'"],
         SAFE_PATH,
+    )
+
+
+def test_04_a_stranger_who_sends_nothing_holds_the_port() -> None:
+    assert_named_in_russian(
+        checks_04_two_ports.check_offer_port,
+        (_offer_port(read_timeout=None),),
+        ["A stranger who connected and sent nothing", "conn.settimeout(1)"],
+        ["Посторонний, не отправивший ни байта, подключился", "offer_port всё ещё не впустила"],
+        "Упражнение: серверная половина передачи соединения",
+    )
+
+
+def test_04_a_pool_that_drops_a_busy_port() -> None:
+    assert_named_in_russian(
+        checks_04_two_ports.check_port_pool,
+        (_pool_class(keeps_busy=False),),
+        ["never leases it again"],
+        ["ваш пул больше его не выдаёт", "оставьте его в пуле"],
+        POOL,
     )

@@ -1676,9 +1676,20 @@ def test_follow_handoff_check(no_leaks) -> None:
         return json.loads(channel.recv(timeout=5))
 
     _fails(checks_04_two_ports.check_follow_handoff, plain_ticket, "inside the encrypted channel")
-    _fails(
-        checks_04_two_ports.check_follow_handoff, lambda ch, host: json.loads(ch.recv(5)), "'port'"
-    )
+    message = _fails(checks_04_two_ports.check_follow_handoff,
+                     lambda ch, host: json.loads(ch.recv(5)), "returned a message of type 'port'",
+                     "the server's offer itself")  # fmt: skip
+    assert "returned 'port'" not in message  # it returned a dict, not the word
+
+    def welcome_as_text(channel, host):  # the welcome left as text (shown as a repr of a repr)
+        offer = json.loads(channel.recv(timeout=5))
+        channel.rebind(connect(host, offer["port"], timeout=5))
+        channel.send(json.dumps({"type": "ticket", "ticket": offer["ticket"]}))
+        return channel.recv(timeout=5).decode()
+
+    message = _fails(checks_04_two_ports.check_follow_handoff, welcome_as_text,
+                     "returned '{\"type\":\"welcome\"", "decode it with json.loads")  # fmt: skip
+    assert "\\'" not in message, message
 
     def ignores_busy(channel, host):
         try:
@@ -1717,11 +1728,14 @@ def test_follow_handoff_check(no_leaks) -> None:
 
 
 def _offer_port(*, ticket_check: str = "open_candidate", fresh_ticket: bool = True,
-                after_stranger: str = "wait", release_on_timeout: bool = True):  # fmt: skip
+                after_stranger: str = "wait", release_on_timeout: bool = True,
+                read_timeout: float | None = 1, guards_read: bool = True):  # fmt: skip
     """The notebook's offer_port, or one of its typical mistakes: ``ticket_check``
     "open_candidate" (right), "none" (the first connection is the client), "decrypts"
     (any frame that decrypts) or "recv" (rebind, then channel.recv: a stranger breaks the
-    channel); ``after_stranger`` "wait" (right) or "give up"."""
+    channel); ``after_stranger`` "wait" (right), "give up" or "keep" (never hangs up on
+    it); ``read_timeout`` None: a newcomer's frame is read with no timeout;
+    ``guards_read`` False: what read_frame raises is not caught."""
     import hmac
     import secrets
     import time
@@ -1730,6 +1744,7 @@ def _offer_port(*, ticket_check: str = "open_candidate", fresh_ticket: bool = Tr
     from labcrypto.errors import HandoffFailed
 
     fixed = secrets.token_hex(32)
+    strangers: list[object] = []
 
     def offer_port(channel, pool, timeout=5.0):
         port, sock = pool.lease()
@@ -1752,7 +1767,7 @@ def _offer_port(*, ticket_check: str = "open_candidate", fresh_ticket: bool = Tr
                 conn, _ = sock.accept()
             except TimeoutError:
                 break
-            conn.settimeout(1)
+            conn.settimeout(read_timeout)
             if ticket_check == "none":
                 channel.rebind(conn)
                 return conn, port, sock
@@ -1765,8 +1780,13 @@ def _offer_port(*, ticket_check: str = "open_candidate", fresh_ticket: bool = Tr
             try:
                 frame = read_frame(conn)
             except (OSError, LabCryptoError):
+                if not guards_read:
+                    raise
                 frame = None
             if frame is None or channel.open_candidate(frame, shows_ticket) is None:
+                if after_stranger == "keep":
+                    strangers.append(conn)  # kept open: the stranger is never hung up on
+                    continue
                 conn.close()
                 if after_stranger == "give up":
                     pool.release(port, sock)
@@ -1795,6 +1815,18 @@ def test_offer_port_check_passes_the_reference() -> None:
         ({"after_stranger": "give up"}, ["used up the session", "keep waiting"]),
         ({"release_on_timeout": False}, ["never went back to the pool", "pool.release"]),
         ({"fresh_ticket": False}, ["the same ticket", "new for every offer"]),
+        (
+            {"read_timeout": None},
+            ["A stranger who connected and sent nothing", "4 s later", "conn.settimeout(1)"],
+        ),
+        (
+            {"after_stranger": "keep"},
+            ["A stranger who sent a frame of random bytes", "neither let it in nor hung up"],
+        ),
+        (
+            {"guards_read": False},
+            ["A stranger who announced a frame of 4 GB", "FrameTooLarge", "used up the session"],
+        ),
     ],
 )
 def test_offer_port_check_names_each_mistake(mistake, words) -> None:
@@ -1823,6 +1855,18 @@ def test_offer_port_check_names_a_plain_text_offer_and_a_wait_forever() -> None:
             conn.close()
 
     _fails(checks_04_two_ports.check_offer_port, forever, "did not return within", "timeout")
+
+    from labcrypto.errors import HandoffFailed
+
+    def returns_none_when_nobody_comes(channel, pool, timeout=5.0):
+        try:
+            return _offer_port()(channel, pool, timeout)
+        except HandoffFailed:
+            return None
+
+    message = _fails(checks_04_two_ports.check_offer_port, returns_none_when_nobody_comes,
+                     "offer_port returned None; give the port back")  # fmt: skip
+    assert "returned returned" not in message
 
 
 class _BindDecides:
@@ -1865,8 +1909,10 @@ def test_a_pool_that_lets_bind_decide_needs_no_lock() -> None:
         checks_04_two_ports.hidden_port_pool(_BindDecides)
 
 
-def _pool_class(*, lock: bool = True, close_on_release: bool = True):
-    """The notebook's MyPortPool, with its lock or its close() left out."""
+def _pool_class(*, lock: bool = True, close_on_release: bool = True, keeps_busy: bool = True):
+    """The notebook's MyPortPool, with its lock or its close() left out, or
+    (``keeps_busy=False``) dropping for good a port it could not bind ("skip it" read as
+    "throw it away")."""
     import contextlib
     import socket
     import threading
@@ -1888,7 +1934,8 @@ def _pool_class(*, lock: bool = True, close_on_release: bool = True):
                         sock.listen()
                     except OSError:
                         sock.close()
-                        self.free.append(port)
+                        if keeps_busy:
+                            self.free.append(port)  # held by another program: try it later
                         continue
                     return port, sock
             raise PoolExhausted("none free")
@@ -2188,6 +2235,10 @@ def test_port_pool_check() -> None:
 
     _fails(checks_04_two_ports.check_port_pool, LosesPorts, "lost")
 
+    for _ in range(3):
+        _fails(checks_04_two_ports.check_port_pool, _pool_class(keeps_busy=False),
+               "never leases it again", "keep it in the pool")  # fmt: skip
+
 
 # --- notebook 05 -----------------------------------------------------------------------
 
@@ -2408,3 +2459,33 @@ def test_checks_modules_export_only_checks_and_hidden_tests() -> None:
         checks = {n for n in names if n.startswith("check_")}
         assert all(isinstance(getattr(module, n), Check) for n in checks), module.__name__
         assert len(names) == 2 * len(checks), f"{module.__name__}: a hidden test per check"
+
+
+def test_the_my_pool_room_cell_names_the_students_own_pool(tmp_path, no_leaks) -> None:
+    """04 "Your pool in a real server" shows which pool the room used: it showed
+    'PairPool', the package's wrapper, where the student looks for 'MyPortPool'."""
+    import nbformat
+
+    from labcrypto.allowlist import Allowlist
+    from labcrypto.chat import ChatClient, ChatServer
+    from labcrypto.groups import FFDHE2048
+    from labcrypto.ports import PortPool
+
+    for edition in ("notebooks", "notebooks/ru"):
+        nb = nbformat.read(REPO / edition / "04_two_ports.ipynb", as_version=4)
+        (cell,) = [c for c in nb.cells if c.get("id") == "my-pool-room-run"]
+        *body, last = cell.source.rstrip().splitlines()
+        server_key, bob = keys.generate(FFDHE2048), keys.generate(FFDHE2048)
+        allowlist = Allowlist(tmp_path / f"{edition.replace('/', '-')}.csv")
+        allowlist.add("bob", bob.public_key)
+        space = {"PortPool": PortPool, "ChatServer": ChatServer, "ChatClient": ChatClient,
+                 "MyPortPool": _pool_class(), "server_key": server_key,
+                 "allowlist": allowlist, "people": {"bob": bob}}  # fmt: skip
+        try:
+            exec("\n".join(body), space)
+            shown, moved_to, _ = eval(last, space)
+        finally:
+            if "my_room" in space:
+                space["my_room"].stop()
+        assert shown == "Pool", shown  # the class _pool_class() makes: the student's own
+        assert space["spare"].first <= moved_to <= space["spare"].last

@@ -60,6 +60,7 @@ from .harness import (
     range_for_a_pool,
     returned_within,
     run_bounded,
+    stops_paused,
     tcp_pair,
     wait_for_event,
 )
@@ -104,10 +105,12 @@ HANDOFF = Messages({
     ),
     "bytes": N_("follow_handoff returned bytes; return the decoded message (a dict)."),
     "not welcome": N_(
-        "follow_handoff returned {shown!r}; expected the first message on the data "
+        "follow_handoff returned {shown}; expected the first message on the data "
         "port, the room's welcome (a dict with type 'welcome').{hint}"
     ),
+    "of type": N_("a message of type {type!r}"),
     "the offer": N_(" That is the server's offer itself: connect to its port and show its ticket."),
+    "as text": N_(" That is the message as text: decode it with json.loads."),
     "not moved": N_(
         "The channel still uses the handshake socket: call channel.rebind(new_socket)."
     ),
@@ -245,8 +248,12 @@ def _check_welcome(outcome: Outcome, room: Any, moves: _Moves | None = None) -> 
     if isinstance(value, bytes | bytearray):
         raise fail(HANDOFF["bytes"])
     if not isinstance(value, dict) or value.get("type") != "welcome":
-        shown = value.get("type") if isinstance(value, dict) else repr(value)[:60]
-        hint = HANDOFF["the offer"] if shown == "port" else ""
+        if isinstance(value, dict):
+            shown = HANDOFF["of type"].format(type=value.get("type"))
+            hint = HANDOFF["the offer"] if value.get("type") == "port" else ""
+        else:
+            shown = repr(value)[:60]
+            hint = HANDOFF["as text"] if isinstance(value, str) and "welcome" in value else ""
         raise fail(HANDOFF["not welcome"], shown=shown, hint=hint)
 
 
@@ -425,8 +432,14 @@ OFFER_PORT = Messages(
             "(sock.settimeout(what is left)) and stop when the time is up."
         ),
         "never came returned": N_(
-            "The client never came to the offered port, and offer_port returned {got}; "
+            "The client never came to the offered port, and offer_port {got}; "
             "give the port back (pool.release(port, sock)) and raise HandoffFailed."
+        ),
+        "kept": N_(
+            "{stranger} connected to the offered port before the real client, and {wait:.0f} s "
+            "later offer_port had neither let it in nor hung up on it, while the real client "
+            "waited. Read one frame from each newcomer with a timeout (conn.settimeout(1)), and "
+            "close the connection (conn.close()) of anyone whose frame does not show the ticket."
         ),
         "never came kept": N_(
             "The client never came, offer_port gave up, but the port never went back to the "
@@ -447,11 +460,18 @@ STRANGERS = Messages(
         "wrong ticket": N_("A connection that showed a wrong ticket"),
         "replay": N_("A stranger who replayed a frame recorded from an earlier session"),
         "old ticket": N_("A connection that showed the ticket of an earlier session"),
+        "silent": N_("A stranger who connected and sent nothing"),
+        "too long": N_("A stranger who announced a frame of 4 GB"),
     }
 )
 
-OFFER_TIMEOUT = 3.0  #: seconds offer_port is given to wait for the client in the check
+#: Seconds offer_port is given to wait for the client in the check: longer than a stranger
+#: may stay (``STRANGER_WAIT``), so a stranger held until then is not let go by the timeout.
+OFFER_TIMEOUT = 6.0
 NEVER_TIMEOUT = 1.0  #: its timeout when the client never comes
+#: Seconds a stranger on the data port may stay connected before offer_port must have hung
+#: up on it: one that sends nothing is read with a timeout (the notebook says 1 s).
+STRANGER_WAIT = 2 * WAIT
 
 
 class _CheckPool:
@@ -583,6 +603,8 @@ def _strangers_then_client(offer_port: Callable[..., Any], keys: tuple[KeyPair, 
         offer = _read_offer(session, pool, seen, box)
         port, ticket = offer["port"], offer["ticket"]
         frames: dict[str, Callable[[], bytes]] = {
+            "silent": lambda: b"",
+            "too long": lambda: struct.pack("!I", 0xFFFFFFFF),
             "garbage": lambda: encode_frame(secrets.token_bytes(48)),
             "wrong ticket": lambda: session.sealed_next({"type": "ticket", "ticket": "0" * 64}),
             "replay": lambda: earlier["frame"],
@@ -596,7 +618,10 @@ def _strangers_then_client(offer_port: Callable[..., Any], keys: tuple[KeyPair, 
                 sock = session.connect(port)
                 came[sock.getsockname()] = kind
                 sock.sendall(frames[kind]())
-                _hung_up(sock, WAIT)
+                if not _hung_up(sock, STRANGER_WAIT) and not box:
+                    raise fail(OFFER_PORT["kept"], stranger=STRANGERS[kind], wait=STRANGER_WAIT)
+            if box:
+                break  # offer_port has ended: this stranger is the one it met last
         frame = session.client.seal_frame(jsonwire.encode({"type": "ticket", "ticket": ticket}))
         data = None
         with contextlib.suppress(OSError):
@@ -619,7 +644,7 @@ def _judge(outcome: Outcome, session: _Session, data: socket.socket | None, pool
     """offer_port returned the ticket holder's connection, rebound the channel, kept the lease."""
     if outcome.raised(NotImplementedError):
         raise not_written("offer_port")
-    stranger = STRANGERS[next(iter(came.values()))] if came else ""
+    stranger = STRANGERS[list(came.values())[-1]] if came else ""  # the last one it met
     if outcome.status == "stuck":
         raise fail(OFFER_PORT["stuck"], wait=WAIT)
     if outcome.status == "error":
@@ -688,7 +713,8 @@ def check_offer_port(offer_port: Callable[..., Any]) -> None:
     try:
         _strangers_then_client(offer_port, keys, pool, seen, [], earlier)
         _strangers_then_client(offer_port, keys, pool, seen, ["garbage", "wrong ticket"], earlier)
-        _strangers_then_client(offer_port, keys, pool, seen, ["replay", "old ticket"], earlier)
+        _strangers_then_client(offer_port, keys, pool, seen,
+                               ["replay", "old ticket", "too long", "silent"], earlier)  # fmt: skip
         _never_comes(offer_port, keys, pool, seen)
     finally:
         pool.close()
@@ -773,6 +799,19 @@ PORT_POOL = Messages({
         "Making the pool only remembers a range of ports: is there a loop that never ends "
         "(say, one that binds every port of the range, or waits for one)?"
     ),
+    "release stuck": N_(
+        "release(port, sock) did not return within {wait:.0f} s once the pool had been full: "
+        "it waits for something that never comes, most likely the lock, still held by a "
+        "lease() that left without releasing it (lock.acquire(), then an exception such as "
+        "PoolExhausted before lock.release()). A with block releases a lock however the "
+        "block ends."
+    ),
+    "busy lost": N_(
+        "Port {first} was held by another program when your pool first tried it; that program "
+        "has let it go since, yet your pool never leases it again: a port whose bind failed "
+        "was dropped from the pool for good, and the pool shrinks each time that happens. "
+        "Skip such a port for this lease, but keep it in the pool, to be tried again later."
+    ),
     "lost": N_(
         "After the threads released everything, only {count} of {size} "
         "ports could be leased again: a port got lost (released twice, or "
@@ -793,8 +832,8 @@ PORT_POOL = Messages({
         "the socket in release(), then give the port back."
     ),
     "passed": N_(
-        "The pool skips a busy port, returns listening sockets, refuses when full, and "
-        "survived 16 threads: no port leased twice, none lost."
+        "The pool skips a busy port and leases it once it is free, returns listening "
+        "sockets, refuses when full, and survived 16 threads: no port leased twice, none lost."
     ),
 })
 
@@ -859,11 +898,12 @@ class _PortThief:
                 self._probe()
             return on_event
 
-        sys.settrace(on_event)
-        try:
-            return _lease_of(pool)
-        finally:
-            sys.settrace(outer)
+        with stops_paused():  # traced: no stop may be pending meanwhile
+            sys.settrace(on_event)
+            try:
+                return _lease_of(pool)
+            finally:
+                sys.settrace(outer)
 
     def close(self) -> None:
         for sock in self.stolen.values():
@@ -972,7 +1012,9 @@ def _check_leases(pool: Any, first: int) -> None:
             _check_socket(port, sock, leased_later=True)
         _check_full(pool)
     finally:
-        _release_all(pool, leased)
+        released = run_bounded(_release_each, pool, leased)
+    if released.status == "stuck":
+        raise fail(PORT_POOL["release stuck"], wait=WAIT)
     for port, sock in leased:
         if sock.fileno() != -1:
             sock.close()
@@ -1100,9 +1142,9 @@ def _hammer(pool: Any) -> None:
         raise fail(PORT_POOL["threads stuck"], wait=HAMMER_WAIT)
 
 
-def _lease_all(pool: Any, again: list[tuple[int, socket.socket]]) -> None:
-    """Lease every port of the pool into ``again`` (PoolExhausted once one is lost)."""
-    for _ in range(POOL_SIZE):
+def _lease_all(pool: Any, again: list[tuple[int, socket.socket]], count: int = POOL_SIZE) -> None:
+    """Lease ``count`` ports of the pool into ``again`` (PoolExhausted once one is lost)."""
+    for _ in range(count):
         again.append(pool.lease())
 
 
@@ -1116,6 +1158,21 @@ def _check_none_lost(pool: Any) -> None:
             raise fail(PORT_POOL["waits when full"])
         if outcome.status == "error":
             raise fail(PORT_POOL["lease raised"], error=refused_as(outcome.value))
+    finally:
+        _release_all(pool, list(again))
+
+
+def _check_busy_port_back(pool: Any, first: int) -> None:
+    """The other program has let go of the first port: the pool leases it too now."""
+    again: list[tuple[int, socket.socket]] = []
+    try:
+        outcome = run_bounded(_lease_all, pool, again, POOL_SIZE + 1)
+        if outcome.status == "stuck":
+            raise fail(PORT_POOL["waits when full"])
+        if first not in [port for port, _ in again]:
+            if outcome.status == "error" and not outcome.raised(PoolExhausted):
+                raise fail(PORT_POOL["lease raised"], error=refused_as(outcome.value))
+            raise fail(PORT_POOL["busy lost"], first=first)
     finally:
         _release_all(pool, list(again))
 
@@ -1136,6 +1193,7 @@ def check_port_pool(pool_class: Callable[..., Any]) -> None:
         _check_leases(pool, first)
         _hammer(pool)
         _check_none_lost(pool)
+    _check_busy_port_back(pool, first)  # the block let the busy port go
     passed(PORT_POOL["passed"])
 
 

@@ -77,6 +77,7 @@ __all__ = [
     "run_dh_server",
     "seeded_random",
     "socket_pair",
+    "stops_paused",
     "tcp_connection",
     "tcp_pair",
     "toy_key_pair",
@@ -96,9 +97,6 @@ POLL = 0.05  #: seconds between two looks at a server's events
 STOP_GRACE = 0.2  #: seconds a stopped run gets to unwind after its deadline
 #: Seconds a run that outlived its deadline keeps being told to stop (``_stop``).
 STOP_TRYING = 30.0
-#: Seconds a stop waits to be taken (a thread running Python takes it at its next
-#: bytecode, once it holds the GIL: within a switch interval, 5 ms) before ``_withdraw``.
-PICKUP = 0.02
 
 
 class Outcome(NamedTuple):
@@ -128,8 +126,8 @@ def _stop(worker: threading.Thread, over: threading.Event, lock: threading.Lock)
     catches everything (a bare ``except:`` inside a ``while True``, course mistake
     11) swallows one; a later one lands outside the ``try`` and ends the loop.
     Code that waits inside C (a ``recv`` with no timeout) only sees it when the
-    wait ends: there the check closes the socket. A stop not taken within
-    ``PICKUP`` is taken back (``_withdraw``) until the next one.
+    wait ends: there the check closes the socket. While a traced check runs
+    (``stops_paused``), and once this gives up, no stop is left pending.
 
     ``over`` is set (under ``lock``) once the student's code is done: from then on
     nothing is sent, and the check's own clean-up in that thread is never cut.
@@ -139,27 +137,47 @@ def _stop(worker: threading.Thread, over: threading.Event, lock: threading.Lock)
     """
 
     def shoot() -> bool:
-        with lock:
+        with lock, _STOPS.lock:
             if over.is_set() or not worker.is_alive():
                 return False
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(worker.ident or 0), ctypes.py_object(Overtime)
-            )
+            if not _STOPS.paused:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(worker.ident or 0), ctypes.py_object(Overtime)
+                )
             return True
 
     def keep_stopping() -> None:
         give_up = time.monotonic() + STOP_TRYING
-        while shoot() and time.monotonic() < give_up:
-            over.wait(PICKUP)
-            if worker.is_alive():
-                _withdraw(worker.ident or 0)  # not taken: it waits inside C
-            over.wait(POLL)
+        with _STOPS.lock:
+            _STOPS.workers.add(worker)
+        try:
+            while shoot() and time.monotonic() < give_up:
+                over.wait(POLL)
+        finally:
+            with _STOPS.lock:
+                _STOPS.workers.discard(worker)
+                if worker.is_alive():  # given up on: it waits inside C for good
+                    _withdraw(worker.ident or 0)
+            _absorb()
 
     threading.Thread(target=keep_stopping, name="exercise-check-stopper", daemon=True).start()
 
 
+class _Stops:
+    """The runs being stopped now (``_stop``), and whether stops are paused
+    (``stops_paused``): one lock for both, so no stop is sent once a pause began."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.workers: set[threading.Thread] = set()
+        self.paused = 0  #: how many ``stops_paused`` blocks run now
+
+
+_STOPS = _Stops()
+
+
 class _Absorbed(BaseException):
-    """A stop this module raises in its own stopper thread, and takes there (``_withdraw``)."""
+    """A stop this module raises in the thread that calls ``_absorb``, and takes there."""
 
 
 def _withdraw(ident: int) -> None:
@@ -168,22 +186,47 @@ def _withdraw(ident: int) -> None:
     Why it matters: while an exception sent with ``PyThreadState_SetAsyncExc``
     waits to be taken, CPython 3.11 keeps a flag set for the whole interpreter,
     and only the thread it is meant for clears it, by taking it. A thread that
-    waits inside C for good (a lock its own code never released, course mistake
-    of the port pool) never does, and every *traced* thread (``Lockstep``, the
-    port thief of checks_04, a debugger) then spins at its next call for as
-    long as the flag stays: a student's pool that kept its lock made every later
-    check of the pool in that kernel fail with "lease() never returned", the
-    right answer too. Here the stop is cleared (``NULL``), and this thread sends
-    one to itself and takes it, which clears the flag.
+    waits inside C for good (a port pool's lock its own code never released)
+    never does, and every *traced* thread (``Lockstep``, the port thief of
+    checks_04, a debugger) then spins at its next call for as long as the flag
+    stays: a student's pool that kept its lock made every later check of the
+    pool in that kernel fail with "lease() never returned", the right answer
+    too. Call ``_absorb`` after, to clear the flag.
     """
-    set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
-    set_async_exc(ctypes.c_ulong(ident), None)
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), None)
+
+
+def _absorb() -> None:
+    """Clear the interpreter's "a stop is pending" flag: this thread sends a stop to
+    itself and takes it (taking one is what clears the flag)."""
     try:
-        set_async_exc(ctypes.c_ulong(threading.get_ident()), ctypes.py_object(_Absorbed))
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(threading.get_ident()), ctypes.py_object(_Absorbed)
+        )
         for _ in range(1000):  # taken at the first backward jump
             pass
     except _Absorbed:
         pass
+
+
+@contextlib.contextmanager
+def stops_paused() -> Iterator[None]:
+    """``with stops_paused():`` no stop is pending in any thread, nor sent, inside the block.
+
+    For a check that traces the student's code (``sys.settrace``): a stop pending
+    for a run that waits inside C would make the traced threads spin (``_withdraw``
+    says why). The runs still being stopped get their next stop after the block.
+    """
+    with _STOPS.lock:
+        _STOPS.paused += 1
+        for worker in _STOPS.workers:
+            _withdraw(worker.ident or 0)
+    _absorb()
+    try:
+        yield
+    finally:
+        with _STOPS.lock:
+            _STOPS.paused -= 1
 
 
 def run_bounded(func: Callable[..., Any], *args: Any, timeout: float = WAIT) -> Outcome:
@@ -278,16 +321,17 @@ class Lockstep:
     def run(self, index: int, func: Callable[[], None]) -> None:
         """Run ``func()`` as thread number ``index`` (0 … count-1) of the lockstep."""
         self.native_ids[index] = threading.get_native_id()
-        sys.settrace(self._tracer(index))
-        try:
-            func()
-        except Overtime:
-            self.overtime = True
-        finally:
-            sys.settrace(None)
-            with self.changed:
-                self.away.add(index)  # finished: nobody waits for it any more
-                self._pass_turn(index)
+        with stops_paused():  # traced: no stop may be pending meanwhile
+            sys.settrace(self._tracer(index))
+            try:
+                func()
+            except Overtime:
+                self.overtime = True
+            finally:
+                sys.settrace(None)
+                with self.changed:
+                    self.away.add(index)  # finished: nobody waits for it any more
+                    self._pass_turn(index)
 
     def _pass_turn(self, index: int) -> None:
         """Give the turn to the next thread that is not away (lock held)."""

@@ -208,7 +208,7 @@ time.sleep(0.2)
 # ## 2 · Посторонний на порту данных
 #
 # Мэллори следит за линией. Когда alice получает предложение порта, Мэллори **первой** подключается к порту данных и отправляет кадр:
-# кадр с билетом, записанный из *предыдущего* сеанса alice (новый она сделать не может: для этого нужен ключ этого сеанса).
+# кадр с билетом, записанный в *предыдущем* сеансе alice (новый она сделать не может: для этого нужен ключ этого сеанса).
 
 # %% id=cell-022
 control = connect(*room.address, timeout=5)
@@ -454,20 +454,20 @@ turned_away
 # Write a class `MyPortPool(first, last, host)` with two methods:
 #
 # * `lease()` returns `(port, sock)`: a port of the range that is not leased, and **the socket you bound to it and listen on**.
-#   Skip a port whose `bind` fails (another program holds it). If no port is free, raise `PoolExhausted` at once — never wait forever.
+#   Skip a port whose `bind` fails (another program holds it), but keep it in the pool: it may be free at a later lease. If no port is free, raise `PoolExhausted` at once — never wait forever.
 # * `release(port, sock)` closes the socket and puts the port back.
 #
 # Return the bound socket, not only its number: "bind, close, and bind again later" lets another program take the port in between (course mistake 10).
 # Two threads may call `lease()` at once: keep the free ports in a list guarded by a `threading.Lock` (a pool that keeps no list and lets `bind` alone decide needs none).
 # The check hammers your pool from 16 threads at once.
 
-# %% [markdown] lang=ru id=cell-040 en=e39c6fc9
+# %% [markdown] lang=ru id=cell-040 en=6ecd5773
 # ## 5 · Упражнение: пул портов
 #
 # Напишите класс `MyPortPool(first, last, host)` с двумя методами:
 #
 # * `lease()` возвращает `(port, sock)`: ещё не выданный порт из диапазона и **сокет, который вы к нему привязали и который слушает**.
-#   Пропускайте порт, если `bind` не удался (его держит другая программа). Если свободных портов нет, сразу выбросьте `PoolExhausted` — никогда не ждите бесконечно.
+#   Пропускайте порт, если `bind` не удался (его держит другая программа), но не выбрасывайте его из пула: при следующей выдаче он может оказаться свободным. Если свободных портов нет, сразу выбросьте `PoolExhausted` — никогда не ждите бесконечно.
 # * `release(port, sock)` закрывает сокет и возвращает порт в пул.
 #
 # Возвращайте привязанный сокет, а не только номер порта: если «привязать, закрыть и потом привязать снова», в промежутке порт может занять другая программа (типичная ошибка № 10).
@@ -586,9 +586,9 @@ guest = ChatClient.connect(*my_room.address, people["bob"], server_key=server_ke
 guest.send("hello through my own pool")
 moved_to, leased_now = guest.data_port, my_room.pool.leased()
 guest.close()
-type(my_room.pool).__name__, moved_to, leased_now
+type(my_pool).__name__, moved_to, leased_now
 
-# %% lang=ru id=my-pool-room-run en=ba7b997e
+# %% lang=ru id=my-pool-room-run en=373a6605
 spare = PortPool.reserve(3)
 spare.close()                                     # ваш пул сам привязывает эти порты
 try:
@@ -600,7 +600,7 @@ guest = ChatClient.connect(*my_room.address, people["bob"], server_key=server_ke
 guest.send("hello through my own pool")
 moved_to, leased_now = guest.data_port, my_room.pool.leased()
 guest.close()
-type(my_room.pool).__name__, moved_to, leased_now
+type(my_pool).__name__, moved_to, leased_now
 
 # %% [markdown] id=cell-043
 # ## Summary
