@@ -656,3 +656,49 @@ def test_notebook_02_says_how_many_keys_the_toy_group_has() -> None:
     publics = {pow(toy.g, x, toy.p) for x in exponents} - {1, toy.p - 1}  # as keys.generate
     assert len(stated) == 2, stated
     assert {int(en or ru) for en, ru in stated} == {len(publics)}
+
+
+def test_a_russian_sentence_writes_a_decimal_comma() -> None:
+    """01's timing said «замерено от 8 до 24 бит за 3.3 с»: Russian writes 3,3."""
+    from labcrypto import i18n
+    from labcrypto.lab import vocabulary
+
+    template = "timed {first} to {last} bits in {seconds:.1f} s"
+    try:
+        i18n.set_language("ru")
+        assert vocabulary.sentence(template, first=8, last=24, seconds=3.3) == (
+            "замерено от 8 до 24 бит за 3,3 с"
+        )
+        i18n.set_language("en")
+        assert vocabulary.sentence(template, first=8, last=24, seconds=3.3) == (
+            "timed 8 to 24 bits in 3.3 s"
+        )
+    finally:
+        i18n.set_language("en")
+
+
+def test_a_key_file_made_private_only_after_writing_fails() -> None:
+    """write_text, then chmod(0o600): the check's own message said this leaves a moment
+    when others can read the key, and then let it pass."""
+
+    def load_or_create_key(path, group=groups.FFDHE2048):
+        path = Path(path)
+        if path.exists():
+            private = keys.parse_number(path.read_text().split(":", 1)[1])
+            return keys.KeyPair(group, private, pow(group.g, private, group.p))
+        pair = keys.generate(group)
+        path.write_text(f"private: {pair.private:#x}\n")
+        path.chmod(0o600)
+        return pair
+
+    assert_named_in_russian(
+        checks_01_keys.check_load_or_create_key,
+        (load_or_create_key,),
+        ["only then makes it private (`path.chmod(0o600)`)", "course mistake 8"],
+        ["только потом закрывает его от других (`path.chmod(0o600)`)"],
+        KEYS,
+    )
+    assert "A hidden test of this exercise failed" in failure_in(
+        "en", checks_01_keys.hidden_key_file, load_or_create_key
+    )
+    checks_01_keys.check_load_or_create_key(_key_file())  # os.open with 0o600: no chmod needed

@@ -417,7 +417,7 @@ def test_every_sentence_a_notebook_builds_has_its_russian() -> None:
 def test_a_sentence_reads_russian_and_keeps_its_values() -> None:
     said = vocabulary.sentence("timed {first} to {last} bits in {seconds:.1f} s",
                                first=8, last=23, seconds=2.54)  # fmt: skip
-    assert said == "замерено от 8 до 23 бит за 2.5 с"
+    assert said == "замерено от 8 до 23 бит за 2,5 с"  # a decimal comma in Russian
     pool = vocabulary.sentence(
         "{visitors} visitors, {busy} busy answers, {leased} ports still leased",
         visitors=16, busy=3, leased=0,

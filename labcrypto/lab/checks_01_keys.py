@@ -9,6 +9,7 @@ which section to re-read). None of them needs a network.
 
 from __future__ import annotations
 
+import ast
 import re
 import secrets
 import stat
@@ -32,6 +33,7 @@ from .feedback import (
     passed,
     refuse_whole_power,
     refused_as,
+    syntax_of,
 )
 from .harness import FAIR_SEEDS, call_bounded, returned_within, seeded_random
 from .variants import derive, student_id, variant
@@ -527,6 +529,13 @@ KEY_FILE = Messages(
             "course mistake 8). Write it as text, e.g. f'private: {{pair.private:#x}}'."
         ),
         "holds public": N_(" — it holds the public value A, which cannot be turned back into a"),
+        "chmod after": N_(
+            "Your function writes the key file and only then makes it private (`{call}`). "
+            "Until then the file has the usual mode (-rw-r--r--): anyone on the machine can "
+            "open it, and a file opened before the chmod stays readable through that handle "
+            "(course mistake 8). Create it private from the start: "
+            "os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), then open(fd, 'w')."
+        ),
         "rewritten": N_(
             "The second call rewrote the key file: the key file was overwritten, so every "
             "run makes you a new person (course mistake 8). Reuse the key that is there; "
@@ -612,6 +621,34 @@ def _check_saved_privately(path: Path, pair: Any) -> str:
     return text
 
 
+def _chmod_after_writing(load_or_create_key: Callable[..., Any]) -> str | None:
+    """A ``chmod`` in ``load_or_create_key`` when nothing there creates the file with a
+    mode of its own (``os.open`` with a mode, ``mode=``, ``os.umask``): the file was
+    made readable by others and made private afterwards. The call as written, or None.
+
+    The mode a file had for a moment cannot be seen afterwards, so the code decides."""
+    parsed = syntax_of(load_or_create_key)
+    if parsed is None:
+        return None
+    tree, source = parsed
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+
+    def name(call: ast.Call) -> str:
+        func = call.func
+        return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+
+    chmods = [call for call in calls if name(call) in ("chmod", "fchmod", "lchmod")]
+    own_mode = any(
+        (name(call) == "open" and isinstance(call.func, ast.Attribute) and len(call.args) >= 3)
+        or name(call) == "umask"
+        or any(keyword.arg == "mode" for keyword in call.keywords)
+        for call in calls
+    )
+    if not chmods or own_mode:
+        return None
+    return ast.get_source_segment(source, chmods[0]) or "chmod(…)"
+
+
 def _key_from(load_or_create_key: Callable[[Path], Any], path: Path, deadline: float) -> Any:
     """One bounded call ``load_or_create_key(path)``: its result, or what it raised."""
     return call_bounded(
@@ -647,6 +684,9 @@ def check_load_or_create_key(load_or_create_key: Callable[[Path], Any]) -> None:
             first = _key_from(load_or_create_key, path, deadline)
         _check_pair(first)
         _check_saved_privately(path, first)
+        chmod = _chmod_after_writing(load_or_create_key)
+        if chmod is not None:
+            raise fail(KEY_FILE["chmod after"], call=chmod)
         _check_reused(load_or_create_key, path, first, deadline)
         privates = [first.private]
         for number, other_seed in enumerate(other_seeds):
@@ -697,4 +737,5 @@ def hidden_key_file(load_or_create_key: Callable[[Path], Any]) -> None:
         expect(again.private == first.private and again.public == first.public)
         expect(path.read_text(encoding="utf-8", errors="replace") == text)
         expect(path.stat().st_mode & 0o077 == 0)
+        expect(_chmod_after_writing(load_or_create_key) is None)
         expect(pow(first.group.g, first.private, first.group.p) == first.public)

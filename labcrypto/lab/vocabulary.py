@@ -33,7 +33,9 @@ whose template is not listed.
 
 from __future__ import annotations
 
-from ..i18n import N_, gettext
+import string
+
+from ..i18n import N_, gettext, language
 
 __all__ = ["SENTENCES", "WORDS", "labelled", "sentence", "shown", "shown_value"]
 
@@ -111,10 +113,24 @@ def sentence(template: str, **values: object) -> str:
     ``SENTENCES``: ``sentence("joined as {name}", name="alice")`` → ``"вошла как alice"``."""
     if template in SENTENCES:
         try:
-            return gettext(template).format(**values)
+            return _LocalNumbers().format(gettext(template), **values)
         except (KeyError, IndexError, ValueError):
             pass  # a translation that lost a placeholder: the English still says it
     return template.format(**values)
+
+
+#: The languages that write a decimal comma: 3,3 с, not 3.3 с.
+DECIMAL_COMMA = frozenset({"ru"})
+
+
+class _LocalNumbers(string.Formatter):
+    """``str.format`` that writes a fractional number as the student's language does."""
+
+    def format_field(self, value: object, format_spec: str) -> str:
+        text = super().format_field(value, format_spec)
+        if isinstance(value, float) and language() in DECIMAL_COMMA:
+            return text.replace(".", ",")
+        return text
 
 
 def labelled(values: dict[str, object]) -> dict[str, object]:
