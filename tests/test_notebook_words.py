@@ -166,3 +166,24 @@ def test_numbers_in_figures_are_written_the_russian_way(language) -> None:
     language("en")
     assert plots.format_log10_seconds(math.log10(0.0032)) == "3.2 ms"
     assert plots.format_log10_seconds(math.log10(3000 * year)) == "3,000 years"
+
+
+def test_notebooks_04_and_05_show_no_bare_dict_of_english_keys() -> None:
+    """A cell whose value is a dict shows its keys as the code wrote them, in English in
+    the Russian edition too (05 showed {'our SHA-256': …, 'match': True, 'MB/s': …});
+    a table translates its column names. (01 and 03 still have such cells.)"""
+    import ast
+    from pathlib import Path
+
+    import nbformat
+
+    found = []
+    for name in ("04_two_ports", "05_ftp"):
+        nb = nbformat.read(Path(__file__).parent.parent / "notebooks" / "ru" / f"{name}.ipynb", 4)
+        for cell in nb.cells:
+            body = ast.parse(cell.source).body if cell.cell_type == "code" else []
+            shown = body[-1].value if body and isinstance(body[-1], ast.Expr) else None
+            values = shown.elts if isinstance(shown, ast.Tuple) else [shown]
+            if any(isinstance(value, ast.Dict) for value in values):
+                found.append(f"{name}:{cell.get('id')}")
+    assert not found, found

@@ -57,6 +57,7 @@ COLUMNS = (
     N_("nonce (public)"), N_("SHA-256 of K"), N_("connection"), N_("ephemeral keys in the hellos"),
     N_("the thief, with the stolen server key"), N_("mode"),
     N_("the thief, with the server's key b"), N_("the trick"), N_("alice asks for"), N_("path"),
+    N_("our SHA-256"), N_("SHA-256 of the server's copy"), N_("match"), N_("MB/s"),
 )  # fmt: skip
 
 #: Titles and labels the notebooks pass to plots and progress bars.

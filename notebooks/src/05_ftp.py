@@ -156,8 +156,8 @@ up
 # %% id=cell-016
 local_digest = hashlib.sha256(big.read_bytes()).hexdigest()
 stored = hashlib.sha256((lab / "homes" / "alice" / "dataset.bin").read_bytes()).hexdigest()
-{"our SHA-256": local_digest[:32] + "…", "SHA-256 of the server's copy": stored[:32] + "…",
- "match": local_digest == stored, "MB/s": round(up.mb_per_s)}
+widgets.table([{"our SHA-256": local_digest[:32] + "…", "SHA-256 of the server's copy": stored[:32] + "…",
+                "match": local_digest == stored, "MB/s": round(up.mb_per_s)}])
 
 # %% id=cell-017
 bar = widgets.progress(big.stat().st_size, "download")
