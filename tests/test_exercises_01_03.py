@@ -702,3 +702,28 @@ def test_a_key_file_made_private_only_after_writing_fails() -> None:
         "en", checks_01_keys.hidden_key_file, load_or_create_key
     )
     checks_01_keys.check_load_or_create_key(_key_file())  # os.open with 0o600: no chmod needed
+
+
+def test_a_key_file_that_cannot_be_read_back_says_which_call() -> None:
+    """Written as bare hex and read with int(text): a raw ValueError about a 64-digit
+    literal, with nothing saying it came from reading back the function's own file."""
+
+    def load_or_create_key(path, group=groups.FFDHE2048):
+        path = Path(path)
+        if path.exists():
+            private = int(path.read_text().strip())
+            return keys.KeyPair(group, private, pow(group.g, private, group.p))
+        pair = keys.generate(group)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(fd, "w") as file:
+            file.write(f"{pair.private:x}")
+        return pair
+
+    message = assert_named_in_russian(
+        checks_01_keys.check_load_or_create_key,
+        (load_or_create_key,),
+        ["the second call, reading that same file back, raised ValueError(", "int(text, 16)"],
+        ["второй, читая этот же файл обратно, выбросил ValueError(", "int(text, 16)"],
+        KEYS,
+    )
+    assert "private: 0x" not in message  # the key file's content is never shown

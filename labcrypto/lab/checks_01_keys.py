@@ -548,6 +548,12 @@ KEY_FILE = Messages(
             "the server a key nobody holds. After loading the private number, the public one "
             "is `pow(group.g, private, group.p)`."
         ),
+        "unreadable": N_(
+            "The first call wrote the key file; the second call, reading that same file back, "
+            "raised {error}. Read the file the way you wrote it: a number written in hex "
+            "is read back with int(text, 16) (or, with its 0x, f'{{private:#x}}', with "
+            "keys.parse_number(text)), not with int(text)."
+        ),
         "another key": N_(
             "The second call returned a different key than the first, although "
             "the file was there: load it instead of generating a new one "
@@ -663,7 +669,12 @@ def _check_reused(
     load_or_create_key: Callable[[Path], Any], path: Path, first: Any, deadline: float
 ) -> None:
     text = path.read_text(encoding="utf-8", errors="replace")
-    second = _key_from(load_or_create_key, path, deadline)
+    try:
+        second = _key_from(load_or_create_key, path, deadline)
+    except CheckFailed:
+        raise
+    except Exception as exc:  # its own file, read back: what it writes, it cannot read
+        raise fail(KEY_FILE["unreadable"], error=refused_as(exc)) from exc
     if path.read_text(encoding="utf-8", errors="replace") != text:
         raise fail(KEY_FILE["rewritten"])
     if getattr(second, "private", None) != first.private:
