@@ -547,6 +547,10 @@ def cmd_ftp_serve(args: argparse.Namespace) -> int:
     pair = keys.load_or_create(key_name, args.keys_dir, MODES["secure"])
     allowlist = Allowlist(_allowlist_path(args))
     options = {} if args.max_upload is None else {"max_upload": args.max_upload}
+    if args.keep_free is not None:
+        if args.keep_free < 0:
+            raise UsageError(_("--keep-free takes 0 or more bytes"))
+        options["keep_free"] = args.keep_free
     if args.nice < 0:
         raise UsageError(_("--nice takes 0 or more: raising a priority needs root"))
     if args.nice and hasattr(os, "nice"):  # POSIX only
@@ -862,6 +866,16 @@ def _add_ftp(sub: argparse._SubParsersAction) -> None:
         "--quota", type=int, default=None, metavar="BYTES", help=_("per home (no limit)")
     )
     p.add_argument("--max-upload", type=int, default=None, metavar="BYTES", help=_("per file"))
+    p.add_argument(
+        "--keep-free",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help=_(
+            "bytes of the disk that uploads leave free for everyone else "
+            "(default: 5%% of the disk, at most 1 GiB; 0: no such limit)"
+        ),
+    )
     p.add_argument(
         "--nice",
         type=int,

@@ -511,6 +511,42 @@ def test_sigterm_at_any_moment_stops_the_server_loop() -> None:
     assert "stopped at each of 79 steps" in done.stdout
 
 
+@pytest.mark.parametrize("keep_free", ["huge", "0"])
+def test_ftp_serve_keeps_the_disk_free_that_keep_free_asks(tmp_path, keep_free: str) -> None:
+    """--keep-free BYTES: an upload that would leave less free on the disk is refused in
+    words and leaves nothing; 0 turns the limit off. "huge" asks for more than the disk
+    has free, so any upload is refused whatever else this machine writes meanwhile."""
+    for name in ("alice", "server"):
+        assert cli("keygen", name, cwd=tmp_path).returncode == 0
+    assert cli("allow", "add", "alice", "keys/alice.pub", cwd=tmp_path).returncode == 0
+    (tmp_path / "notes.txt").write_text("bring coffee\n")
+    wanted = str(shutil.disk_usage(tmp_path).total) if keep_free == "huge" else keep_free
+    serve = _ftp_serve(tmp_path, "--root", "homes", "--keep-free", wanted)
+    try:
+        port = _first_line(serve, timeout=20).strip().rsplit(":", 1)[1]
+        done = cli(
+            "ftp", "--port", port, "--key", "alice", "--server-key", "keys/server.pub",
+            "put", "notes.txt", cwd=tmp_path,
+        )  # fmt: skip
+        uploaded = tmp_path / "homes" / "alice" / "notes.txt"
+        if keep_free == "huge":
+            assert done.returncode != 0
+            assert f"keeps {wanted} bytes of its disk free" in done.stderr
+            assert not uploaded.exists()
+            assert os.listdir(tmp_path / "homes" / "alice") == []
+        else:
+            assert done.returncode == 0, done.stderr
+            assert uploaded.read_text() == "bring coffee\n"
+    finally:
+        _stop(serve)
+
+
+def test_ftp_serve_refuses_a_negative_keep_free(tmp_path) -> None:
+    done = cli("ftp-serve", "--port", "0", "--keep-free", "-1", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "--keep-free" in done.stderr
+
+
 def test_ftp_serve_refuses_to_raise_its_priority(tmp_path) -> None:
     done = cli("ftp-serve", "--port", "0", "--nice", "-1", cwd=tmp_path)
     assert done.returncode != 0

@@ -128,7 +128,7 @@ class _LocalNumbers(string.Formatter):
     """``str.format`` that writes a fractional number as the student's language does."""
 
     def format_field(self, value: object, format_spec: str) -> str:
-        text = super().format_field(value, format_spec)
+        text: str = super().format_field(value, format_spec)
         if isinstance(value, float) and language() in DECIMAL_COMMA:
             return text.replace(".", ",")
         return text
