@@ -727,3 +727,36 @@ def test_a_key_file_that_cannot_be_read_back_says_which_call() -> None:
         KEYS,
     )
     assert "private: 0x" not in message  # the key file's content is never shown
+
+
+def test_a_float_answer_is_named_as_a_float() -> None:
+    """float(pow(...)) passed every small case (2.0 == 2) and ended in a bare
+    OverflowError; math.pow ended in 'math range error' with no word of floats."""
+    import math
+
+    assert_named_in_russian(
+        checks_01_keys.check_public_value,
+        (lambda group, a: float(pow(group.g, a, group.p)),),
+        ["returned float 2.0; expected an int"],
+        ["вернула float 2.0"],
+        PUBLIC,
+    )
+    assert_named_in_russian(
+        checks_01_keys.check_public_value,
+        (lambda group, a: int(math.pow(group.g, a)) % group.p,),
+        ["public_value raised OverflowError(", "a float (math.pow"],
+        ["public_value выбросила OverflowError(", "число с плавающей точкой"],
+        PUBLIC,
+    )
+
+    def shared_secret(group, my_secret, peer_public):
+        groups.validate_public(group, peer_public)
+        return float(pow(peer_public, my_secret, group.p))
+
+    assert_named_in_russian(
+        checks_01_keys.check_shared_secret,
+        (shared_secret,),
+        ["shared_secret returned float 2.0", "expected an int (K)"],
+        ["shared_secret вернула float 2.0"],
+        SECRET,
+    )

@@ -98,6 +98,11 @@ PUBLIC_VALUE = Messages(
             "works only for the course's group."
         ),
         "no hint": N_("Check: A = pow(group.g, a, group.p)."),
+        "float": N_(
+            "public_value raised {error} in a {bits}-bit group: a float (math.pow, float(), "
+            "the / operator) holds about 16 digits and nothing above 1.8·10^308, and a "
+            "2048-bit number has 617 digits. Keep to integers: pow(g, a, p) (and // to divide)."
+        ),
         "passed": N_("public_value is right on {count} cases, from p = 23 up to 2048 bits."),
     }
 )
@@ -107,6 +112,11 @@ def _with_toy_numbers(base: int, exponent: int, p: int) -> list[int]:
     """What a function gets that uses the notebook's global p = 23 (or g = 5) instead of
     its group's: with base g that is also g = 5."""
     return [pow(base, exponent, TOY.p), pow(TOY.g, exponent, TOY.p), pow(TOY.g, exponent, p)]
+
+
+def _is_int(value: Any) -> bool:
+    """An int, and not a bool (nor a float that equals one: 2.0 == 2 in Python)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _public_value_cases() -> list[tuple[Group, int]]:
@@ -121,7 +131,7 @@ def _public_value_failure(group: Group, a: int, got: Any) -> Exception:
     p, g = group.p, group.g
     shown_a = a if a < 10**6 else _("a big secret")
     where = f"public_value({group!r}, a={shown_a})"
-    if not isinstance(got, int):
+    if not _is_int(got):
         return fail(PUBLIC_VALUE["not an int"], where=where, kind=type(got).__name__, got=got)
     hints = [
         (pow(a, g, p), PUBLIC_VALUE["swapped"]),
@@ -150,13 +160,16 @@ def check_public_value(public_value: Callable[[Group, int], int]) -> None:
     cases = _public_value_cases()
     deadline = time.monotonic() + PURE_WAIT
     for group, a in cases:
-        got = call_bounded(
-            public_value, group, a,
-            what=f"public_value({group!r}, a = {_shown(a)})",
-            why=PUBLIC_VALUE["slow"].format(bits=a.bit_length()),
-            deadline=deadline,
-        )  # fmt: skip
-        if got != pow(group.g, a, group.p):
+        try:
+            got = call_bounded(
+                public_value, group, a,
+                what=f"public_value({group!r}, a = {_shown(a)})",
+                why=PUBLIC_VALUE["slow"].format(bits=a.bit_length()),
+                deadline=deadline,
+            )  # fmt: skip
+        except OverflowError as exc:
+            raise fail(PUBLIC_VALUE["float"], error=refused_as(exc), bits=group.bits) from exc
+        if not _is_int(got) or got != pow(group.g, a, group.p):
             raise _public_value_failure(group, a, got)
     passed(PUBLIC_VALUE["passed"], count=len(cases))
 
@@ -280,7 +293,7 @@ def _check_one_exchange(
     want = pow(public_b, a, p)
     got_alice = _secret_of(shared_secret, group, a, public_b, deadline)
     got_bob = _secret_of(shared_secret, group, b, public_a, deadline)
-    if got_alice == want and got_bob == want:
+    if _is_int(got_alice) and _is_int(got_bob) and got_alice == want and got_bob == want:
         return
     small = p < 1000
     where = (
@@ -288,9 +301,10 @@ def _check_one_exchange(
         if small
         else SHARED_SECRET["where big"]
     )
-    got = got_alice if got_alice != want else got_bob
-    mine, peer = (a, public_b) if got_alice != want else (b, public_a)
-    if not isinstance(got, int):
+    alice_wrong = not (_is_int(got_alice) and got_alice == want)
+    got = got_alice if alice_wrong else got_bob
+    mine, peer = (a, public_b) if alice_wrong else (b, public_a)
+    if not _is_int(got):
         raise fail(SHARED_SECRET["not an int"], kind=type(got).__name__, got=got, where=where)
     hints = [
         (pow(g, mine, p), SHARED_SECRET["own public"]),
