@@ -67,7 +67,7 @@ from .handshake import MODES
 from .keys import KeyPair, PublicKey
 from .ports import PairPool, PortPool, as_port_pool
 from .server import ThreadedServer, handshake_busy_reply
-from .streams import close_stream
+from .streams import close_after_peer, close_stream
 from .untrusted import quote
 
 __all__ = ["LINE_BURST", "ChatServer", "ChatSettings"]
@@ -76,6 +76,8 @@ log = logging.getLogger("labcrypto.chat")
 
 #: Lines a member may say at once before its share of the room's rate applies.
 LINE_BURST = 50
+#: After a member's goodbye, how long we wait for it to close its end first (seconds).
+GOODBYE_LINGER = 1.0
 
 
 class _Member:
@@ -373,7 +375,10 @@ class ChatServer(ThreadedServer):
                     why = quote(in_english(exc), 200)
                     self.emit("handoff-failed", f"{name} ({who}): {why}")
                     return
-            self._chat(channel, stream, name, who, control=conn if lease else None)
+            said_goodbye = self._chat(channel, stream, name, who, control=conn if lease else None)
+            if said_goodbye:  # answer it, and let the client close first: see close_after_peer
+                channel.goodbye()
+                close_after_peer(channel.stream, GOODBYE_LINGER)
         finally:
             channel.close()
             self._sessions.give_back(key)
@@ -440,13 +445,14 @@ class ChatServer(ThreadedServer):
         name: str,
         who: str,
         control: socket.socket | None,
-    ) -> None:
+    ) -> bool:
+        """Chat as ``name`` until it leaves; True if it left with a goodbye."""
         stream.settimeout(self.settings.send_timeout)
         member = _Member(name, channel, stream, who, self.settings.max_pending)
         with self._room_lock:  # welcome first, then every line said after it, none lost
             if self._stopping.is_set():
                 member.finish(0)
-                return
+                return False
             members = [m.name for m in self._room if m.alive]
             member.offer(encode({"type": "welcome", "name": name, "members": [*members, name]}))
             self._room.append(member)
@@ -457,7 +463,7 @@ class ChatServer(ThreadedServer):
         self.emit("join", f"{name} joined from {who}{where}")
         self._notice("joined", name=name)
         try:
-            self._read_loop(member)
+            return self._read_loop(member)
         finally:
             with self._room_lock:
                 self._room.remove(member)
@@ -467,11 +473,12 @@ class ChatServer(ThreadedServer):
             if not self._stopping.is_set():
                 self._notice("left", name=name)
 
-    def _read_loop(self, member: _Member) -> None:
+    def _read_loop(self, member: _Member) -> bool:
         """Deliver what ``member`` says until it leaves, breaks the channel, idles, or we stop.
 
         A message the room cannot carry gets a notice saying why, and the
-        loop goes on; a frame that breaks the *channel* ends it.
+        loop goes on; a frame that breaks the *channel* ends it. True if the
+        member left with a goodbye.
         """
         idle = self.settings.idle_timeout
         last_heard = time.monotonic()
@@ -482,23 +489,24 @@ class ChatServer(ThreadedServer):
                 if idle and time.monotonic() - last_heard > idle:
                     member.reason = f"silent for {idle:.0f} s"
                     self._tell(member, "idle", seconds=round(idle))
-                    return
+                    return False
                 continue
             except ChannelClosed:
-                return  # a clean goodbye
+                return True  # a clean goodbye
             except (LabCryptoError, OSError) as exc:
                 if member.alive and not self._stopping.is_set():
                     member.drop(f"{type(exc).__name__}: {in_english(exc)}")
-                return
+                return False
             last_heard = time.monotonic()
             if not self._throttle(member):  # every message counts, refused ones too
-                return
+                return False
             try:
                 text = parse_say(data)
             except (LineRefused, ProtocolError) as exc:
                 self._tell(member, "refused", **refusal_of(exc))
                 continue
             self._deliver(ChatMessage(member.name, text, time.time()))
+        return False
 
     def _throttle(self, member: _Member) -> bool:
         """Wait until ``member`` may say its next line; False if we are stopping meanwhile.
