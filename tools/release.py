@@ -52,6 +52,13 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 #: Where each language's edition of the notebooks is built (tools/build_notebooks.py).
 EDITIONS = {"en": NOTEBOOKS, "ru": NOTEBOOKS / "ru"}
+#: What nbgrader puts where a solution was, in each edition's language: a student of
+#: the Russian edition reads «ВАШ КОД ЗДЕСЬ», not nbgrader's English. The code stub
+#: keeps ``raise NotImplementedError()``: the checks say "not written yet" on it.
+STUBS = {
+    "en": {"code": "# YOUR CODE HERE\nraise NotImplementedError()", "text": "YOUR ANSWER HERE"},
+    "ru": {"code": "# ВАШ КОД ЗДЕСЬ\nraise NotImplementedError()", "text": "ВАШ ОТВЕТ ЗДЕСЬ"},
+}
 MISTAKES = "MISTAKES.md"  #: the course's mistakes list, next to the notebooks
 COURSE_ID = "labcrypto"
 
@@ -70,7 +77,18 @@ c.Execute.timeout = 30
 c.CourseDirectory.ignore = [
     ".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.key", "keys"
 ]
+# What replaces a solution, in the language of this course's edition.
+c.ClearSolutions.code_stub = {{"python": {code_stub!r}}}
+c.ClearSolutions.text_stub = {text_stub!r}
 {exchange}"""
+
+
+def edition_of(notebook_dir: Path) -> str:
+    """The language of the edition in ``notebook_dir`` (English for any other folder)."""
+    for lang, folder in EDITIONS.items():
+        if Path(notebook_dir).resolve() == folder.resolve():
+            return lang
+    return "en"
 
 
 def notebooks_of(lang: str) -> Path:
@@ -136,6 +154,8 @@ def write_course(
             root=str(course),
             course_id=COURSE_ID,
             assignments=", ".join(ids),
+            code_stub=STUBS[edition_of(notebook_dir)]["code"],
+            text_stub=STUBS[edition_of(notebook_dir)]["text"],
             exchange=exchange_line,
         ),
         encoding="utf-8",
