@@ -78,6 +78,8 @@ log = logging.getLogger("labcrypto.chat")
 LINE_BURST = 50
 #: After a member's goodbye, how long we wait for it to close its end first (seconds).
 GOODBYE_LINGER = 1.0
+#: When the server stops, how long it spends saying goodbye to its members (seconds).
+STOP_GOODBYE_WAIT = 1.0
 
 
 class _Member:
@@ -319,10 +321,22 @@ class ChatServer(ThreadedServer):
             return [member.name for member in self._room if member.alive]
 
     def on_stop(self) -> None:
-        """Wake every member's thread so ``stop()`` can join it quickly."""
+        """Say goodbye to every member, then wake its thread so ``stop()`` can join it.
+
+        A member told goodbye reads "the server ended the chat"; one whose
+        connection is only shut down reads "lost the connection", as after a
+        crash. Each member's writer first sends what is pending (``finish``),
+        so the goodbye is the last frame it gets. All of it within
+        ``STOP_GOODBYE_WAIT`` seconds: a member that does not read is only
+        shut down.
+        """
         with self._room_lock:
             room = list(self._room)
+        deadline = time.monotonic() + STOP_GOODBYE_WAIT
         for member in room:
+            member.finish(max(0.0, deadline - time.monotonic()))
+            if not member.writer.is_alive() and time.monotonic() < deadline:
+                member.channel.goodbye()  # the writer is done: nothing else sends now
             member.wake_reader()
 
     # --- one connection -------------------------------------------------------------

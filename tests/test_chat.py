@@ -51,6 +51,7 @@ from labcrypto.errors import (
 from labcrypto.groups import TOY
 from labcrypto.handshake import ClientHandshake, decode_message, encode_message
 from labcrypto.known_servers import KnownServers
+from labcrypto.ports import PortPool
 from labcrypto.server import running_servers
 
 HOST = "127.0.0.1"
@@ -759,3 +760,29 @@ def test_a_client_that_never_reads_is_dropped_not_waited_for(
             if thing is not None:
                 thing.close()
         srv.stop()
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["one port", "pool"])
+def test_a_stopped_server_says_goodbye_to_every_member(
+    mode, keyring, allowlist, known, pooled: bool, no_leaks
+):
+    """When the instructor stops the room, each member reads "the server ended the chat"
+    (a goodbye, sealed), not "lost the connection" as after a crash: stop() used to shut
+    the handshake port's connections down before their threads could say goodbye."""
+    pool = PortPool.reserve(2, HOST) if pooled else None
+    srv = ChatServer(keyring("server"), allowlist, mode=mode, pool=pool).start()
+    clients = [join(srv, name, keyring, known) for name in ("alice", "bob")]
+    try:
+        for client in clients:
+            client.send(f"{client.name} is here")
+        assert wait_until(lambda: len(srv.history) == 2)
+        srv.stop(timeout=5.0)
+        for client in clients:
+            assert wait_until(lambda client=client: client.ended_because is not None)
+            assert isinstance(client.ended_because, ChannelClosed), repr(client.ended_because)
+    finally:
+        for client in clients:
+            client.close()
+        srv.stop()
+        if pool is not None:
+            pool.close()
